@@ -1,0 +1,98 @@
+//! Where everything lives under `$BERTH_HOME`.
+//!
+//! ```text
+//! $BERTH_HOME/
+//!   run/               0700: runtime files of the current daemon run
+//!     berth.sock       control socket (0600)
+//!     daemon.lock      exclusive lock held by the one daemon of this home
+//!     daemon.pid       pid of the daemon
+//!     daemon.json      metadata: generation, phase, serve options, fingerprint
+//!     daemon.log       daemon log (rotated: daemon.log.1, daemon.log.2, ...)
+//!     last_failure.json, failure-<phase>.json
+//!   state/berth.db     SQLite store
+//!   logs/              agent and service logs
+//!   workspaces/        agent workspaces
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The layout of one berth home. Pure path arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Home { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir().join("berth.sock")
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.run_dir().join("daemon.lock")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.run_dir().join("daemon.pid")
+    }
+
+    pub fn metadata_file(&self) -> PathBuf {
+        self.run_dir().join("daemon.json")
+    }
+
+    pub fn daemon_log(&self) -> PathBuf {
+        self.run_dir().join("daemon.log")
+    }
+
+    /// The `n`th rotated daemon log (`n >= 1`); larger is older.
+    pub fn rotated_daemon_log(&self, n: u32) -> PathBuf {
+        self.run_dir().join(format!("daemon.log.{n}"))
+    }
+
+    pub fn last_failure(&self) -> PathBuf {
+        self.run_dir().join("last_failure.json")
+    }
+
+    pub fn phase_failure(&self, phase: &str) -> PathBuf {
+        self.run_dir().join(format!("failure-{phase}.json"))
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.root.join("state").join("berth.db")
+    }
+
+    /// Runtime files that only a live daemon run may leave behind: once no daemon holds the lock,
+    /// any of these that exist are stale. The daemon log and failure records are not among them;
+    /// they are history, kept on purpose.
+    pub fn runtime_files(&self) -> [PathBuf; 4] {
+        [self.socket(), self.pid_file(), self.metadata_file(), self.lock_file()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_files_live_in_run_and_exclude_history() {
+        let home = Home::new("/h");
+        for f in home.runtime_files() {
+            assert!(f.starts_with("/h/run"), "{f:?}");
+        }
+        assert!(!home.runtime_files().contains(&home.daemon_log()));
+        assert!(!home.runtime_files().contains(&home.last_failure()));
+        assert_eq!(home.rotated_daemon_log(2), Path::new("/h/run/daemon.log.2"));
+        assert_eq!(home.database(), Path::new("/h/state/berth.db"));
+    }
+}

@@ -1,0 +1,37 @@
+//! The pure domain of berth: no I/O, no clocks, no processes.
+//!
+//! Everything berth decides is decided here, from plain data, by functions that only compute —
+//! so every decision is unit-tested exhaustively and the crates at the edges (daemon, CLI) only
+//! gather observations and carry out the answers.
+//!
+//! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
+//! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
+//!   field-by-field diff shown when a running daemon's configuration differs.
+//! - [`daemon_state`]: the seven states `berth daemon status` reports, classified from what can be
+//!   observed from outside (lock holder, socket probe, leftover files).
+//! - [`lifecycle`]: the phases one daemon run goes through (`starting → running → stopping`).
+//! - [`stop`]: the escalation `berth daemon stop` follows (ask → SIGTERM → SIGKILL, each wait
+//!   bounded).
+//! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
+
+pub mod config;
+pub mod daemon_state;
+pub mod failpoint;
+pub mod home;
+pub mod lifecycle;
+pub mod stop;
+
+/// The transition asked for is not defined for the current state. Returned by every pure state
+/// machine in this crate; the edge that fed the input has a bug or observed something impossible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid transition: {input} while {state}")]
+pub struct InvalidTransition {
+    pub state: String,
+    pub input: String,
+}
+
+impl InvalidTransition {
+    pub(crate) fn new(state: impl std::fmt::Debug, input: impl std::fmt::Debug) -> Self {
+        InvalidTransition { state: format!("{state:?}"), input: format!("{input:?}") }
+    }
+}

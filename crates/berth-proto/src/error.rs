@@ -1,0 +1,98 @@
+//! Structured API errors: `{"error": {"code": "...", "message": "...", "hint": "..."}}`.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable error codes. The serialized names never change once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body is not valid JSON or does not match the expected shape.
+    MalformedJson,
+    /// The request body exceeds [`crate::MAX_BODY_BYTES`].
+    BodyTooLarge,
+    /// No such endpoint.
+    NotFound,
+    /// The endpoint exists but not with this method.
+    MethodNotAllowed,
+    /// A query parameter or header has an invalid value.
+    BadRequest,
+    /// Missing or wrong bearer token on the TCP listener.
+    Unauthorized,
+    /// The daemon is still preparing storage or recovering.
+    Starting,
+    /// The daemon is shutting down.
+    Stopping,
+    /// The request took longer than the daemon allows.
+    Timeout,
+    /// Something failed inside the daemon; the message says what.
+    Internal,
+    /// Any code this build does not know (sent by a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The stable wire name of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Starting => "starting",
+            ErrorCode::Stopping => "stopping",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// The error object itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The envelope every error response carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_to_their_stable_names() {
+        for code in [
+            ErrorCode::MalformedJson,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Starting,
+            ErrorCode::Stopping,
+            ErrorCode::Timeout,
+            ErrorCode::Internal,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_from_a_newer_daemon_still_parses() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"brand_new","message":"m"}}"#).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Unknown);
+        assert_eq!(body.error.hint, None);
+    }
+}
