@@ -1,0 +1,166 @@
+//! berth's store: one SQLite database (`state/berth.db`) holding the durable event log (and, as
+//! later capabilities land, agents, snapshots and pairing journals).
+//!
+//! # Theory of operation
+//!
+//! - **One writer.** A single read-write connection behind a mutex does every write, so writes
+//!   are serialised in the process and SQLite never sees two writers of ours. WAL mode lets
+//!   readers (another process, `berth doctor`) read while it writes. `synchronous=NORMAL` in WAL
+//!   is durable across process crashes (a power cut may lose the last transactions, never
+//!   corrupt the file).
+//! - **Versioned migrations.** `PRAGMA user_version` records the schema version; each pending
+//!   migration ([`migrations`]) runs in its own transaction together with the version bump. A
+//!   database newer than this build is refused untouched ([`StoreError::NewerSchema`]).
+//! - **The event log.** `events.seq` is `INTEGER PRIMARY KEY AUTOINCREMENT`: it increases by one
+//!   per append and is never reused, even after retention deletes old rows, so "everything after
+//!   N" always means the same thing. Retention keeps the newest `retain_events` rows.
+//! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
+//!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
+//!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
+//!   committed before it is broadcast, the store always holds whatever a receiver missed.
+//!
+//! A poisoned mutex (a panic while holding it) is recovered rather than propagated: SQLite
+//! transactions are atomic, so the connection is consistent whatever the panicking code did.
+
+mod error;
+mod events;
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use berth_proto::Event;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
+
+pub use error::StoreError;
+pub use migrations::SCHEMA_VERSION;
+
+/// How the store behaves.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Newest events kept by retention.
+    pub retain_events: u64,
+    /// Capacity of the live broadcast before receivers lag.
+    pub broadcast_capacity: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { retain_events: 100_000, broadcast_capacity: 1024 }
+    }
+}
+
+/// Schema version found in a database, and the newest this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaInfo {
+    pub version: u32,
+    pub supported: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    options: StoreOptions,
+    live: broadcast::Sender<Event>,
+    /// Appends since open, to pace retention.
+    appends: AtomicU64,
+}
+
+/// A handle to the store; clones share the one writer.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.into(), source })?;
+        }
+        let sql = |source| StoreError::sqlite(path, source);
+        let mut conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        let version = migrations::version(&conn).map_err(sql)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.into(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        migrations::apply(&mut conn).map_err(sql)?;
+        let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
+        let store = Store {
+            inner: Arc::new(Inner {
+                path: path.into(),
+                conn: Mutex::new(conn),
+                options,
+                live,
+                appends: AtomicU64::new(0),
+            }),
+        };
+        store.prune()?;
+        Ok(store)
+    }
+
+    /// Reads the schema version without creating, migrating or writing anything.
+    pub fn inspect(path: &Path) -> Result<SchemaInfo, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.into() });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| StoreError::sqlite(path, e))?;
+        let version = migrations::version(&conn).map_err(|e| StoreError::sqlite(path, e))?;
+        // Reading the schema proves the file is a database, not just that it opened.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| StoreError::sqlite(path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.into(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(SchemaInfo { version, supported: SCHEMA_VERSION })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.inner.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.inner.path, e)
+    }
+
+    /// Live events appended from now on; see the crate docs for what to do on `Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.live.subscribe()
+    }
+
+    /// Checkpoints the WAL into the main file (at shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.sql(e))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}

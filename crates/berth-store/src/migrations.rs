@@ -1,0 +1,34 @@
+//! Versioned schema migrations. Append to [`MIGRATIONS`]; never edit a released entry.
+
+use rusqlite::Connection;
+
+/// Migration `i` (0-based) brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the event log.
+    "CREATE TABLE events (
+         seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+         time_ms INTEGER NOT NULL,
+         kind    TEXT    NOT NULL,
+         subject TEXT,
+         data    TEXT    NOT NULL
+     );",
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Applies every pending migration, each in its own transaction with its version bump.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current = version(conn)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

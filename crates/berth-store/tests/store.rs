@@ -1,0 +1,163 @@
+//! The store against real SQLite files in temporary directories.
+
+use std::collections::BTreeSet;
+
+use berth_store::{SCHEMA_VERSION, Store, StoreError, StoreOptions};
+use serde_json::json;
+use tokio::sync::broadcast::error::TryRecvError;
+
+fn open(dir: &tempfile::TempDir, options: StoreOptions) -> Store {
+    Store::open(&dir.path().join("state/berth.db"), options).unwrap()
+}
+
+#[test]
+fn sequence_numbers_increase_by_one_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    assert_eq!(store.last_seq().unwrap(), 0);
+    assert_eq!(store.first_seq().unwrap(), None);
+    for i in 1..=5u64 {
+        let ev = store.append("test.tick", Some("a"), json!({ "i": i })).unwrap();
+        assert_eq!(ev.seq, i);
+    }
+    drop(store);
+    let store = open(&dir, StoreOptions::default());
+    assert_eq!(store.last_seq().unwrap(), 5);
+    assert_eq!(store.append("test.tick", None, json!(null)).unwrap().seq, 6);
+    let all = store.events_since(0, 100).unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(all[0].subject.as_deref(), Some("a"));
+    assert_eq!(all[0].data, json!({ "i": 1 }));
+    assert_eq!(all[5].subject, None);
+}
+
+#[test]
+fn events_since_pages_with_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    for _ in 0..10 {
+        store.append("k", None, json!({})).unwrap();
+    }
+    let page = store.events_since(3, 4).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    assert!(store.events_since(10, 4).unwrap().is_empty());
+}
+
+#[test]
+fn retention_deletes_old_rows_but_never_reuses_a_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { retain_events: 3, ..StoreOptions::default() };
+    let store = open(&dir, options.clone());
+    for _ in 0..10 {
+        store.append("k", None, json!({})).unwrap();
+    }
+    assert_eq!(store.prune().unwrap(), 7);
+    assert_eq!(store.first_seq().unwrap(), Some(8));
+    assert_eq!(store.last_seq().unwrap(), 10);
+    drop(store);
+    let store = open(&dir, options);
+    assert_eq!(store.last_seq().unwrap(), 10);
+    assert_eq!(store.append("k", None, json!({})).unwrap().seq, 11);
+    let seqs: Vec<u64> = store.events_since(0, 100).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [8, 9, 10, 11]);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/berth.db");
+    drop(Store::open(&path, StoreOptions::default()).unwrap());
+    let newer = SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", newer).unwrap();
+    match Store::open(&path, StoreOptions::default()) {
+        Err(StoreError::NewerSchema { found, supported, .. }) => {
+            assert_eq!((found, supported), (newer, SCHEMA_VERSION));
+        }
+        other => panic!("{other:?}"),
+    }
+    let version: u32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, newer);
+    assert!(matches!(Store::inspect(&path), Err(StoreError::NewerSchema { .. })));
+}
+
+#[test]
+fn inspect_tells_missing_garbage_and_good_files_apart_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.db");
+    assert!(matches!(Store::inspect(&missing), Err(StoreError::Missing { .. })));
+    assert!(!missing.exists(), "inspect never creates");
+
+    let garbage = dir.path().join("garbage.db");
+    let bytes = b"not a database at all, just some bytes that go on for a while...".repeat(100);
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = Store::inspect(&garbage).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("berth doctor"));
+    assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
+
+    let good = dir.path().join("state/berth.db");
+    drop(Store::open(&good, StoreOptions::default()).unwrap());
+    let info = Store::inspect(&good).unwrap();
+    assert_eq!((info.version, info.supported), (SCHEMA_VERSION, SCHEMA_VERSION));
+}
+
+#[test]
+fn the_broadcast_delivers_appends_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let mut rx = store.subscribe();
+    for _ in 0..5 {
+        store.append("k", None, json!({})).unwrap();
+    }
+    let seqs: Vec<u64> = (0..5).map(|_| rx.try_recv().unwrap().seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+}
+
+#[test]
+fn a_lagging_receiver_catches_up_from_the_store_with_nothing_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions { broadcast_capacity: 4, ..StoreOptions::default() });
+    let mut rx = store.subscribe();
+    for _ in 0..20 {
+        store.append("k", None, json!({})).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut last = 0;
+    loop {
+        match rx.try_recv() {
+            Ok(ev) if ev.seq == last + 1 => {
+                last = ev.seq;
+                seen.push(ev.seq);
+            }
+            Ok(_) => {}
+            Err(TryRecvError::Lagged(_)) => {
+                for ev in store.events_since(last, 100).unwrap() {
+                    last = ev.seq;
+                    seen.push(ev.seq);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn concurrent_appends_get_unique_contiguous_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..50).map(|_| store.append("k", None, json!({})).unwrap().seq).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let all: BTreeSet<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert_eq!(all, (1..=200).collect());
+}
