@@ -95,10 +95,19 @@ impl ServeConfig {
         put("home", self.home.display().to_string());
         put("socket", home.socket().display().to_string());
         put("store", home.database().display().to_string());
-        put("listen", self.listen.map_or_else(|| "none".to_string(), |a| a.to_string()));
+        put(
+            "listen",
+            self.listen
+                .map_or_else(|| "none".to_string(), |a| a.to_string()),
+        );
         put(
             "auth",
-            if self.listen.is_some() { "peer-uid+bearer-token" } else { "peer-uid" }.to_string(),
+            if self.listen.is_some() {
+                "peer-uid+bearer-token"
+            } else {
+                "peer-uid"
+            }
+            .to_string(),
         );
         put(
             "token",
@@ -147,7 +156,10 @@ impl EffectiveConfig {
 }
 
 /// Field-by-field difference, in field-name order. Empty when the configurations agree.
-pub fn diff(wanted: &BTreeMap<String, String>, running: &BTreeMap<String, String>) -> Vec<FieldDiff> {
+pub fn diff(
+    wanted: &BTreeMap<String, String>,
+    running: &BTreeMap<String, String>,
+) -> Vec<FieldDiff> {
     let names: std::collections::BTreeSet<&String> = wanted.keys().chain(running.keys()).collect();
     names
         .into_iter()
@@ -176,7 +188,9 @@ mod tests {
     fn listen_requires_a_token() {
         assert_eq!(
             listening(None).validate(),
-            Err(ConfigError::ListenWithoutToken("127.0.0.1:7878".parse().unwrap()))
+            Err(ConfigError::ListenWithoutToken(
+                "127.0.0.1:7878".parse().unwrap()
+            ))
         );
         assert_eq!(listening(Some(TokenSource::Env)).validate(), Ok(()));
         assert_eq!(ServeConfig::new("/h").validate(), Ok(()));
@@ -184,25 +198,47 @@ mod tests {
 
     #[test]
     fn tiny_log_cap_is_rejected() {
-        let c = ServeConfig { log_max_bytes: 100, ..ServeConfig::new("/h") };
+        let c = ServeConfig {
+            log_max_bytes: 100,
+            ..ServeConfig::new("/h")
+        };
         assert_eq!(c.validate(), Err(ConfigError::LogTooSmall(100)));
     }
 
     #[test]
     fn fingerprint_is_stable_and_sensitive_to_every_field() {
         let base = ServeConfig::new("/h");
-        assert_eq!(base.effective(1).fingerprint(), base.effective(1).fingerprint());
+        assert_eq!(
+            base.effective(1).fingerprint(),
+            base.effective(1).fingerprint()
+        );
         let variants = [
             ServeConfig::new("/other"),
             listening(Some(TokenSource::Env)),
-            ServeConfig { log_max_bytes: 5000, ..base.clone() },
-            ServeConfig { log_keep: 9, ..base.clone() },
-            ServeConfig { event_retention: 7, ..base.clone() },
+            ServeConfig {
+                log_max_bytes: 5000,
+                ..base.clone()
+            },
+            ServeConfig {
+                log_keep: 9,
+                ..base.clone()
+            },
+            ServeConfig {
+                event_retention: 7,
+                ..base.clone()
+            },
         ];
         for v in variants {
-            assert_ne!(v.effective(1).fingerprint(), base.effective(1).fingerprint(), "{v:?}");
+            assert_ne!(
+                v.effective(1).fingerprint(),
+                base.effective(1).fingerprint(),
+                "{v:?}"
+            );
         }
-        assert_ne!(base.effective(2).fingerprint(), base.effective(1).fingerprint());
+        assert_ne!(
+            base.effective(2).fingerprint(),
+            base.effective(1).fingerprint()
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl DaemonState {
 
     /// States in which a berth daemon process of this home is alive.
     pub fn is_alive(self) -> bool {
-        matches!(self, DaemonState::Running | DaemonState::Starting | DaemonState::Stopping)
+        matches!(
+            self,
+            DaemonState::Running | DaemonState::Starting | DaemonState::Stopping
+        )
     }
 }
 
@@ -130,7 +133,12 @@ mod tests {
     const P: u32 = 1;
 
     fn obs(lock: LockObservation, socket: SocketProbe, leftovers: bool) -> Observation {
-        Observation { lock, socket, leftover_files: leftovers, recorded_phase: None }
+        Observation {
+            lock,
+            socket,
+            leftover_files: leftovers,
+            recorded_phase: None,
+        }
     }
 
     fn all_probes() -> Vec<SocketProbe> {
@@ -152,7 +160,10 @@ mod tests {
     /// The full table: every lock observation × every probe × leftovers × recorded phase.
     #[test]
     fn classification_table_is_exhaustive() {
-        let locks = [LockObservation::Free, LockObservation::Held { pid: Some(42) }];
+        let locks = [
+            LockObservation::Free,
+            LockObservation::Held { pid: Some(42) },
+        ];
         let phases = [None, Some(LivePhase::Starting), Some(LivePhase::Stopping)];
         for lock in locks {
             for probe in all_probes() {
@@ -171,15 +182,18 @@ mod tests {
                             S::Starting
                         };
                         let expected = match &probe {
-                            SocketProbe::Berth { protocol: P, phase: LivePhase::Starting } => {
-                                S::Starting
-                            }
-                            SocketProbe::Berth { protocol: P, phase: LivePhase::Running } => {
-                                S::Running
-                            }
-                            SocketProbe::Berth { protocol: P, phase: LivePhase::Stopping } => {
-                                S::Stopping
-                            }
+                            SocketProbe::Berth {
+                                protocol: P,
+                                phase: LivePhase::Starting,
+                            } => S::Starting,
+                            SocketProbe::Berth {
+                                protocol: P,
+                                phase: LivePhase::Running,
+                            } => S::Running,
+                            SocketProbe::Berth {
+                                protocol: P,
+                                phase: LivePhase::Stopping,
+                            } => S::Stopping,
                             SocketProbe::Berth { .. } => S::Incompatible,
                             SocketProbe::Foreign | SocketProbe::NotASocket => S::Foreign,
                             SocketProbe::NoAnswer => {
@@ -213,12 +227,27 @@ mod tests {
     fn the_plain_cases_read_naturally() {
         let free = LockObservation::Free;
         let held = LockObservation::Held { pid: None };
-        assert_eq!(classify(&obs(free, SocketProbe::Absent, false), P), S::Stopped);
-        assert_eq!(classify(&obs(free, SocketProbe::Refused, false), P), S::Stale);
+        assert_eq!(
+            classify(&obs(free, SocketProbe::Absent, false), P),
+            S::Stopped
+        );
+        assert_eq!(
+            classify(&obs(free, SocketProbe::Refused, false), P),
+            S::Stale
+        );
         assert_eq!(classify(&obs(free, SocketProbe::Absent, true), P), S::Stale);
-        assert_eq!(classify(&obs(held, SocketProbe::Absent, true), P), S::Starting);
-        assert_eq!(classify(&obs(free, SocketProbe::NoAnswer, false), P), S::Foreign);
-        let other = SocketProbe::Berth { protocol: 99, phase: LivePhase::Running };
+        assert_eq!(
+            classify(&obs(held, SocketProbe::Absent, true), P),
+            S::Starting
+        );
+        assert_eq!(
+            classify(&obs(free, SocketProbe::NoAnswer, false), P),
+            S::Foreign
+        );
+        let other = SocketProbe::Berth {
+            protocol: 99,
+            phase: LivePhase::Running,
+        };
         assert_eq!(classify(&obs(held, other, true), P), S::Incompatible);
     }
 

@@ -25,14 +25,19 @@ pub struct FailpointError {
 pub fn parse(spec: &str) -> Result<BTreeMap<String, Action>, FailpointError> {
     let mut map = BTreeMap::new();
     for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-        let err = || FailpointError { entry: entry.to_string() };
+        let err = || FailpointError {
+            entry: entry.to_string(),
+        };
         let (name, action) = entry.split_once('=').ok_or_else(err)?;
         let (name, action) = (name.trim(), action.trim());
         if name.is_empty() {
             return Err(err());
         }
         let arg = |prefix: &str| {
-            action.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(')')).map(str::trim)
+            action
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(')'))
+                .map(str::trim)
         };
         let parsed = if action == "abort" {
             Action::Abort
@@ -66,7 +71,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_entries() {
-        for bad in ["a", "=abort", "a=sleep(x)", "a=exit()", "a=boom", "a=sleep(1"] {
+        for bad in [
+            "a",
+            "=abort",
+            "a=sleep(x)",
+            "a=exit()",
+            "a=boom",
+            "a=sleep(1",
+        ] {
             assert_eq!(parse(bad).unwrap_err().entry, bad, "{bad}");
         }
     }

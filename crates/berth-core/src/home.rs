@@ -76,7 +76,12 @@ impl Home {
     /// any of these that exist are stale. The daemon log and failure records are not among them;
     /// they are history, kept on purpose.
     pub fn runtime_files(&self) -> [PathBuf; 4] {
-        [self.socket(), self.pid_file(), self.metadata_file(), self.lock_file()]
+        [
+            self.socket(),
+            self.pid_file(),
+            self.metadata_file(),
+            self.lock_file(),
+        ]
     }
 }
 

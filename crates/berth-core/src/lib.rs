@@ -12,10 +12,12 @@
 //! - [`lifecycle`]: the phases one daemon run goes through (`starting → running → stopping`).
 //! - [`stop`]: the escalation `berth daemon stop` follows (ask → SIGTERM → SIGKILL, each wait
 //!   bounded).
+//! - [`duration`]: human durations (`250ms`, `10s`).
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
 
 pub mod config;
 pub mod daemon_state;
+pub mod duration;
 pub mod failpoint;
 pub mod home;
 pub mod lifecycle;
@@ -32,6 +34,9 @@ pub struct InvalidTransition {
 
 impl InvalidTransition {
     pub(crate) fn new(state: impl std::fmt::Debug, input: impl std::fmt::Debug) -> Self {
-        InvalidTransition { state: format!("{state:?}"), input: format!("{input:?}") }
+        InvalidTransition {
+            state: format!("{state:?}"),
+            input: format!("{input:?}"),
+        }
     }
 }

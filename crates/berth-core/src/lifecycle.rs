@@ -79,7 +79,11 @@ mod tests {
     #[test]
     fn a_normal_run_walks_all_phases() {
         let mut p = INITIAL;
-        for input in [Input::Prepared, Input::ShutdownRequested, Input::ShutdownComplete] {
+        for input in [
+            Input::Prepared,
+            Input::ShutdownRequested,
+            Input::ShutdownComplete,
+        ] {
             p = next(p, input).unwrap();
         }
         assert_eq!(p, Exited);

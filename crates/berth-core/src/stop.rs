@@ -99,8 +99,13 @@ mod tests {
         S::Done(StopOutcome::Killed),
         S::Unkillable,
     ];
-    const INPUTS: [StopInput; 5] =
-        [I::AskAccepted, I::AskFailed, I::SignalSent, I::Exited, I::TimedOut];
+    const INPUTS: [StopInput; 5] = [
+        I::AskAccepted,
+        I::AskFailed,
+        I::SignalSent,
+        I::Exited,
+        I::TimedOut,
+    ];
 
     #[test]
     fn transition_table_is_exhaustive() {
@@ -131,7 +136,13 @@ mod tests {
     fn a_daemon_that_ignores_everything_ends_unkillable_after_three_bounded_waits() {
         let mut s = INITIAL;
         let mut waits = 0;
-        for i in [I::AskAccepted, I::TimedOut, I::SignalSent, I::TimedOut, I::SignalSent] {
+        for i in [
+            I::AskAccepted,
+            I::TimedOut,
+            I::SignalSent,
+            I::TimedOut,
+            I::SignalSent,
+        ] {
             s = next(s, i).unwrap();
             if matches!(s, S::AwaitGraceful | S::AwaitTerm | S::AwaitKill) {
                 waits += 1;

@@ -10,25 +10,42 @@ pub enum StoreError {
         "the database at {path} has schema version {found}, newer than this berth supports \
          ({supported}); upgrade berth, or move the file aside to start with a new one"
     )]
-    NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("{path} is not a berth database (or is damaged): {message}; run `berth doctor`")]
     NotADatabase { path: PathBuf, message: String },
     #[error("cannot use the database at {path}: {source}; run `berth doctor`")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("stored event data in {path} is not valid JSON: {source}")]
-    BadData { path: PathBuf, source: serde_json::Error },
+    BadData {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl StoreError {
     pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> StoreError {
-        use rusqlite::ffi::ErrorCode::{NotADatabase, DatabaseCorrupt};
+        use rusqlite::ffi::ErrorCode::{DatabaseCorrupt, NotADatabase};
         match source.sqlite_error_code() {
-            Some(NotADatabase | DatabaseCorrupt) => {
-                StoreError::NotADatabase { path: path.into(), message: source.to_string() }
-            }
-            _ => StoreError::Sqlite { path: path.into(), source },
+            Some(NotADatabase | DatabaseCorrupt) => StoreError::NotADatabase {
+                path: path.into(),
+                message: source.to_string(),
+            },
+            _ => StoreError::Sqlite {
+                path: path.into(),
+                source,
+            },
         }
     }
 }

@@ -12,7 +12,9 @@ use crate::{Store, StoreError};
 const PRUNE_EVERY: u64 = 1000;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Store {
@@ -34,8 +36,13 @@ impl Store {
             .map_err(|e| self.sql(e))?;
             conn.last_insert_rowid() as u64
         };
-        let event =
-            Event { seq, time_ms, kind: kind.to_string(), subject: subject.map(str::to_string), data };
+        let event = Event {
+            seq,
+            time_ms,
+            kind: kind.to_string(),
+            subject: subject.map(str::to_string),
+            data,
+        };
         // No receivers is fine: nobody is listening right now.
         let _ = self.inner.live.send(event.clone());
         if self.inner.appends.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
@@ -67,9 +74,17 @@ impl Store {
         let mut events = Vec::new();
         for row in rows {
             let (seq, time_ms, kind, subject, data) = row.map_err(|e| self.sql(e))?;
-            let data = serde_json::from_str(&data)
-                .map_err(|source| StoreError::BadData { path: self.path().into(), source })?;
-            events.push(Event { seq: seq as u64, time_ms, kind, subject, data });
+            let data = serde_json::from_str(&data).map_err(|source| StoreError::BadData {
+                path: self.path().into(),
+                source,
+            })?;
+            events.push(Event {
+                seq: seq as u64,
+                time_ms,
+                kind,
+                subject,
+                data,
+            });
         }
         Ok(events)
     }
@@ -78,7 +93,11 @@ impl Store {
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         let seq: Option<i64> = self
             .conn()
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.sql(e))?;
         Ok(seq.unwrap_or(0) as u64)
@@ -102,7 +121,10 @@ impl Store {
         }
         let deleted = self
             .conn()
-            .execute("DELETE FROM events WHERE seq <= ?1", params![(last - keep) as i64])
+            .execute(
+                "DELETE FROM events WHERE seq <= ?1",
+                params![(last - keep) as i64],
+            )
             .map_err(|e| self.sql(e))?;
         Ok(deleted as u64)
     }

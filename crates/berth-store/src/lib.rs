@@ -49,7 +49,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { retain_events: 100_000, broadcast_capacity: 1024 }
+        StoreOptions {
+            retain_events: 100_000,
+            broadcast_capacity: 1024,
+        }
     }
 }
 
@@ -82,7 +85,10 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
-            create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.into(), source })?;
+            create_private_dir(dir).map_err(|source| StoreError::Io {
+                path: dir.into(),
+                source,
+            })?;
         }
         let sql = |source| StoreError::sqlite(path, source);
         let mut conn = Connection::open(path).map_err(sql)?;
@@ -95,9 +101,12 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
         migrations::apply(&mut conn).map_err(sql)?;
         let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let store = Store {
@@ -123,8 +132,10 @@ impl Store {
             Connection::open_with_flags(path, flags).map_err(|e| StoreError::sqlite(path, e))?;
         let version = migrations::version(&conn).map_err(|e| StoreError::sqlite(path, e))?;
         // Reading the schema proves the file is a database, not just that it opened.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| StoreError::sqlite(path, e))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| StoreError::sqlite(path, e))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path: path.into(),
@@ -132,7 +143,10 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        Ok(SchemaInfo { version, supported: SCHEMA_VERSION })
+        Ok(SchemaInfo {
+            version,
+            supported: SCHEMA_VERSION,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -140,7 +154,10 @@ impl Store {
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.inner.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn sql(&self, e: rusqlite::Error) -> StoreError {
@@ -162,5 +179,8 @@ impl Store {
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }

@@ -17,7 +17,9 @@ fn sequence_numbers_increase_by_one_and_survive_reopen() {
     assert_eq!(store.last_seq().unwrap(), 0);
     assert_eq!(store.first_seq().unwrap(), None);
     for i in 1..=5u64 {
-        let ev = store.append("test.tick", Some("a"), json!({ "i": i })).unwrap();
+        let ev = store
+            .append("test.tick", Some("a"), json!({ "i": i }))
+            .unwrap();
         assert_eq!(ev.seq, i);
     }
     drop(store);
@@ -25,7 +27,10 @@ fn sequence_numbers_increase_by_one_and_survive_reopen() {
     assert_eq!(store.last_seq().unwrap(), 5);
     assert_eq!(store.append("test.tick", None, json!(null)).unwrap().seq, 6);
     let all = store.events_since(0, 100).unwrap();
-    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
     assert_eq!(all[0].subject.as_deref(), Some("a"));
     assert_eq!(all[0].data, json!({ "i": 1 }));
     assert_eq!(all[5].subject, None);
@@ -46,7 +51,10 @@ fn events_since_pages_with_a_limit() {
 #[test]
 fn retention_deletes_old_rows_but_never_reuses_a_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions { retain_events: 3, ..StoreOptions::default() };
+    let options = StoreOptions {
+        retain_events: 3,
+        ..StoreOptions::default()
+    };
     let store = open(&dir, options.clone());
     for _ in 0..10 {
         store.append("k", None, json!({})).unwrap();
@@ -58,7 +66,12 @@ fn retention_deletes_old_rows_but_never_reuses_a_sequence_number() {
     let store = open(&dir, options);
     assert_eq!(store.last_seq().unwrap(), 10);
     assert_eq!(store.append("k", None, json!({})).unwrap().seq, 11);
-    let seqs: Vec<u64> = store.events_since(0, 100).unwrap().iter().map(|e| e.seq).collect();
+    let seqs: Vec<u64> = store
+        .events_since(0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(seqs, [8, 9, 10, 11]);
 }
 
@@ -68,9 +81,14 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
     let path = dir.path().join("state/berth.db");
     drop(Store::open(&path, StoreOptions::default()).unwrap());
     let newer = SCHEMA_VERSION + 1;
-    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", newer).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
     match Store::open(&path, StoreOptions::default()) {
-        Err(StoreError::NewerSchema { found, supported, .. }) => {
+        Err(StoreError::NewerSchema {
+            found, supported, ..
+        }) => {
             assert_eq!((found, supported), (newer, SCHEMA_VERSION));
         }
         other => panic!("{other:?}"),
@@ -80,14 +98,20 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, newer);
-    assert!(matches!(Store::inspect(&path), Err(StoreError::NewerSchema { .. })));
+    assert!(matches!(
+        Store::inspect(&path),
+        Err(StoreError::NewerSchema { .. })
+    ));
 }
 
 #[test]
 fn inspect_tells_missing_garbage_and_good_files_apart_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.db");
-    assert!(matches!(Store::inspect(&missing), Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        Store::inspect(&missing),
+        Err(StoreError::Missing { .. })
+    ));
     assert!(!missing.exists(), "inspect never creates");
 
     let garbage = dir.path().join("garbage.db");
@@ -101,7 +125,10 @@ fn inspect_tells_missing_garbage_and_good_files_apart_without_writing() {
     let good = dir.path().join("state/berth.db");
     drop(Store::open(&good, StoreOptions::default()).unwrap());
     let info = Store::inspect(&good).unwrap();
-    assert_eq!((info.version, info.supported), (SCHEMA_VERSION, SCHEMA_VERSION));
+    assert_eq!(
+        (info.version, info.supported),
+        (SCHEMA_VERSION, SCHEMA_VERSION)
+    );
 }
 
 #[test]
@@ -120,7 +147,13 @@ fn the_broadcast_delivers_appends_in_order() {
 #[test]
 fn a_lagging_receiver_catches_up_from_the_store_with_nothing_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, StoreOptions { broadcast_capacity: 4, ..StoreOptions::default() });
+    let store = open(
+        &dir,
+        StoreOptions {
+            broadcast_capacity: 4,
+            ..StoreOptions::default()
+        },
+    );
     let mut rx = store.subscribe();
     for _ in 0..20 {
         store.append("k", None, json!({})).unwrap();
@@ -154,10 +187,15 @@ fn concurrent_appends_get_unique_contiguous_sequence_numbers() {
         .map(|_| {
             let store = store.clone();
             std::thread::spawn(move || {
-                (0..50).map(|_| store.append("k", None, json!({})).unwrap().seq).collect::<Vec<_>>()
+                (0..50)
+                    .map(|_| store.append("k", None, json!({})).unwrap().seq)
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
-    let all: BTreeSet<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let all: BTreeSet<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     assert_eq!(all, (1..=200).collect());
 }

@@ -1,0 +1,48 @@
+//! berth's benchmarks. `cargo run --release --locked -p berth-bench -- daemon` builds the release
+//! binary, measures the daemon against the SPEC §7 targets and writes `bench/results/daemon.md`.
+
+mod daemon;
+mod machine;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Builds the release `berth` binary and returns its path.
+fn build_berth() -> Result<PathBuf, String> {
+    let root = repo_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "-p", "berth"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build of berth failed".into());
+    }
+    Ok(root.join("target/release/berth"))
+}
+
+fn main() -> ExitCode {
+    let which = std::env::args().nth(1).unwrap_or_default();
+    let result = match which.as_str() {
+        "daemon" => build_berth().and_then(|bin| daemon::run(&bin, &repo_root())),
+        _ => Err("usage: berth-bench daemon".to_string()),
+    };
+    match result {
+        Ok(report) => {
+            println!("wrote {}", report.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

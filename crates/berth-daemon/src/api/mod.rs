@@ -1,0 +1,122 @@
+//! The control API: routes, errors, authentication, event streaming.
+//!
+//! | method | path | |
+//! | --- | --- | --- |
+//! | GET | `/handshake` | product, protocol version, capabilities, phase (frozen forever) |
+//! | GET | `/v1/status` | the daemon's status and activity |
+//! | POST | `/v1/daemon/shutdown` | graceful shutdown (`ShutdownRequest`) |
+//! | GET | `/v1/events?since=SEQ` | Server-Sent Events, replay then live; `Last-Event-ID` resumes |
+//! | GET | `/v1/events/log?since=SEQ&limit=N` | a page of the event log as JSON |
+
+mod auth;
+mod error;
+mod events;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_core::lifecycle::Input;
+use berth_proto::{DaemonStatus, ErrorCode, Handshake, ShutdownRequest};
+use hyper::StatusCode;
+
+pub use error::{ApiFailure, ApiJson};
+
+use crate::state::Shared;
+
+/// How long a non-streaming request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The router for the Unix socket. `tcp` adds the bearer-token check on every request.
+pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
+    let bounded = Router::new()
+        .route(berth_proto::HANDSHAKE_PATH, get(handshake))
+        .route("/v1/status", get(status))
+        .route("/v1/daemon/shutdown", post(shutdown))
+        .route("/v1/events/log", get(events::log))
+        .layer(middleware::from_fn(timeout));
+    let router = bounded
+        .route("/v1/events", get(events::stream))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(berth_proto::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            count_request,
+        ));
+    let router = if tcp {
+        router.layer(middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_token,
+        ))
+    } else {
+        router
+    };
+    router.with_state(shared)
+}
+
+async fn handshake(State(shared): State<Arc<Shared>>) -> Json<Handshake> {
+    Json(shared.handshake())
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<DaemonStatus> {
+    Json(shared.status())
+}
+
+async fn shutdown(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<ShutdownRequest>,
+) -> Result<StatusCode, ApiFailure> {
+    let reason = req
+        .reason
+        .unwrap_or_else(|| "requested over the API".to_string());
+    tracing::info!(%reason, "shutdown requested");
+    shared
+        .advance(Input::ShutdownRequested)
+        .map_err(|e| ApiFailure::internal(e.to_string()))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such endpoint",
+        Some("see the endpoint table in docs/api.md"),
+    )
+}
+
+async fn method_not_allowed() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+        None,
+    )
+}
+
+async fn count_request(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
+}
+
+async fn timeout(req: Request, next: Next) -> Result<Response, ApiFailure> {
+    tokio::time::timeout(REQUEST_TIMEOUT, next.run(req))
+        .await
+        .map_err(|_| {
+            ApiFailure::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::Timeout,
+                format!(
+                    "the request took longer than {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+                None,
+            )
+        })
+}

@@ -1,0 +1,37 @@
+//! Failure records: `run/last_failure.json` and `run/failure-<phase>.json`.
+//!
+//! Each carries the generation of the daemon run it belongs to, so `daemon status` can tell a
+//! failure of the current run from one of an earlier run.
+
+use std::path::Path;
+
+use berth_core::home::Home;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::write_atomically;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// Generation of the run that failed.
+    pub generation: String,
+    /// Where it failed: `start`, `prepare`, `serve`, `shutdown`, `panic`.
+    pub phase: String,
+    pub pid: u32,
+    pub time_ms: i64,
+    pub message: String,
+}
+
+impl FailureRecord {
+    /// Writes the record both as the last failure and as the last failure of its phase.
+    pub fn write(&self, home: &Home) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomically(&home.phase_failure(&self.phase), &json)?;
+        write_atomically(&home.last_failure(), &json)
+    }
+
+    /// Reads a record; `None` when absent or unreadable (a damaged record is not worth failing).
+    pub fn read(path: &Path) -> Option<FailureRecord> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}

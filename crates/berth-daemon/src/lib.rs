@@ -1,0 +1,40 @@
+//! The berth daemon: one process per home that owns the control API, the event log and (in later
+//! capabilities) the supervisor and the pairings.
+//!
+//! # Theory of operation
+//!
+//! A run ([`serve::serve`]) goes through the phases of `berth_core::lifecycle`:
+//!
+//! 1. **Claim the home.** `run/` is created 0700 and `run/daemon.lock` is locked exclusively
+//!    ([`runtime::DaemonLock`]). The lock, not a pid file, is what makes a daemon the only one:
+//!    a second `serve` fails at once. Holding it, the daemon may clean runtime files a dead
+//!    predecessor left — except a socket that something else still answers on (foreign), which
+//!    it never removes.
+//! 2. **Early socket.** The control socket is bound (0600) before storage is prepared, so
+//!    `daemon status` answers `starting` while the store migrates or recovery runs.
+//! 3. **Prepare.** The store is opened; on failure a failure record carrying this run's
+//!    generation is written and the run ends.
+//! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
+//!    `berth daemon start`, one line goes through the inherited readiness pipe
+//!    ([`readiness`]); the parent returns at that moment, not after a sleep.
+//! 5. **Shutdown** on SIGTERM, SIGINT or `POST /v1/daemon/shutdown`: stop accepting, end event
+//!    streams, finish in-flight requests (bounded), checkpoint the store, remove the runtime
+//!    files, release the lock last.
+//!
+//! The API ([`api`]) is axum behind a hand-written accept loop ([`server`]) so that every Unix
+//! connection's peer uid is checked before a byte is read, and every TCP request carries the
+//! bearer token ([`token`]).
+
+pub mod api;
+pub mod failpoints;
+pub mod failure;
+pub mod logging;
+pub mod metadata;
+pub mod readiness;
+pub mod runtime;
+pub mod serve;
+pub mod server;
+pub mod state;
+pub mod token;
+
+pub use serve::{Daemon, ServeError, ServeOptions, launch, serve};

@@ -1,0 +1,407 @@
+//! One daemon run, from claiming the home to removing its runtime files. See the crate docs.
+
+use std::os::fd::RawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_core::config::{ConfigError, ServeConfig};
+use berth_core::daemon_state::LivePhase;
+use berth_core::home::Home;
+use berth_core::lifecycle::Input;
+use berth_store::{Store, StoreError, StoreOptions};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::failure::FailureRecord;
+use crate::logging::{self, RotatingLog};
+use crate::readiness::ReadyPipe;
+use crate::runtime::{self, DaemonLock, LockError};
+use crate::server::{self, Listener};
+use crate::state::Shared;
+use crate::token::Token;
+use crate::{api, failpoints};
+
+/// How long shutdown waits for open connections to finish.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Everything a run needs.
+#[derive(Debug)]
+pub struct ServeOptions {
+    pub config: ServeConfig,
+    /// The TCP bearer token (required when `config.listen` is set).
+    pub token: Option<Token>,
+    /// The readiness pipe inherited from `berth daemon start`.
+    pub ready_fd: Option<RawFd>,
+    /// Also log to standard error (`berth serve` in a terminal).
+    pub foreground: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "a TCP listener is configured but no token was given; pass --token-file or set BERTH_TOKEN"
+    )]
+    MissingToken,
+    #[error("cannot prepare {path}: {source}")]
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(
+        "{path} is held by a program that is not a berth daemon of this home; berth will not touch \
+         it. Find it with `ss -xlp | grep berth.sock` (or `lsof {path}`), stop it, then try again"
+    )]
+    Foreign { path: PathBuf },
+    #[error("cannot open the daemon log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl ServeError {
+    /// Refusals to touch something (as opposed to failures); the CLI exits 4 for these.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ServeError::Foreign { .. })
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn new_generation() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{}:{nanos}", std::process::id());
+    blake3::hash(seed.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// Runs the daemon until it is told to stop. Reports readiness or failure through the pipe.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let mut pipe = match opts.ready_fd {
+        Some(fd) => Some(ReadyPipe::from_fd(fd).map_err(|e| ServeError::Runtime(e.to_string()))?),
+        None => None,
+    };
+    let result = match launch(opts, &mut pipe).await {
+        Ok(daemon) => daemon.run_until_stopped().await,
+        Err(e) => Err(e),
+    };
+    if let (Err(e), Some(pipe)) = (&result, pipe.take()) {
+        pipe.failed(&e.to_string());
+    }
+    result
+}
+
+/// A daemon run that has claimed its home and bound its sockets; see [`launch`].
+pub struct Daemon {
+    shared: Arc<Shared>,
+    lock: DaemonLock,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    prepared: Result<(), ServeError>,
+}
+
+/// Claims the home, binds the sockets, prepares storage and reports readiness. The returned
+/// [`Daemon`] serves until [`Daemon::run_until_stopped`] sees a shutdown request; in-process
+/// users (tests, the benchmark) reach its state through [`Daemon::shared`].
+pub async fn launch(
+    opts: ServeOptions,
+    pipe: &mut Option<ReadyPipe>,
+) -> Result<Daemon, ServeError> {
+    let config = opts.config;
+    config.validate()?;
+    if config.listen.is_some() && opts.token.is_none() {
+        return Err(ServeError::MissingToken);
+    }
+    let home = config.layout();
+    runtime::prepare_run_dir(&home).map_err(|source| ServeError::RunDir {
+        path: home.run_dir(),
+        source,
+    })?;
+    let lock = DaemonLock::acquire(&home)?;
+    let log = RotatingLog::open(
+        &home,
+        config.log_max_bytes,
+        config.log_keep,
+        !opts.foreground,
+    )
+    .map_err(|source| ServeError::Log {
+        path: home.daemon_log(),
+        source,
+    })?;
+    logging::init(log, opts.foreground);
+
+    let generation = new_generation();
+    install_panic_record(&home, &generation);
+    let fail = |phase: &str, e: &ServeError| {
+        tracing::error!("{e}");
+        let record = FailureRecord {
+            generation: generation.clone(),
+            phase: phase.to_string(),
+            pid: std::process::id(),
+            time_ms: now_ms(),
+            message: e.to_string(),
+        };
+        if let Err(io) = record.write(&home) {
+            tracing::error!("cannot write the failure record: {io}");
+        }
+    };
+    tracing::info!(generation = %generation, pid = std::process::id(), "berth daemon starting");
+
+    let listeners = match bind(&config, &home).await {
+        Ok(l) => l,
+        Err(e) => {
+            fail("start", &e);
+            lock.unlink(&home);
+            return Err(e);
+        }
+    };
+    let tcp_addr = match &listeners.1 {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|e| ServeError::Runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        generation.clone(),
+        now_ms(),
+        home.socket(),
+        tcp_addr,
+        opts.token,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    servers.push(tokio::spawn(server::run(
+        Listener::Unix(listeners.0),
+        api::router(shared.clone(), false),
+        shared.clone(),
+        stop_rx.clone(),
+        DRAIN,
+    )));
+    if let Some(tcp) = listeners.1 {
+        servers.push(tokio::spawn(server::run(
+            Listener::Tcp(tcp),
+            api::router(shared.clone(), true),
+            shared.clone(),
+            stop_rx.clone(),
+            DRAIN,
+        )));
+    }
+    let write_runtime = || -> std::io::Result<()> {
+        runtime::write_atomically(&home.pid_file(), format!("{}\n", shared.pid).as_bytes())?;
+        shared.metadata().write(&home)
+    };
+    if let Err(e) = write_runtime() {
+        tracing::error!("cannot write runtime files: {e}");
+    }
+    spawn_signal_watch(shared.clone())?;
+
+    // Preparation: storage (and, in later capabilities, recovery).
+    failpoints::hit("daemon.prepare").await;
+    let db = home.database();
+    let options = StoreOptions {
+        retain_events: config.event_retention,
+        ..StoreOptions::default()
+    };
+    let prepared = tokio::task::spawn_blocking(move || Store::open(&db, options))
+        .await
+        .map_err(|e| ServeError::Runtime(format!("storage preparation panicked: {e}")))
+        .and_then(|r| r.map_err(ServeError::from));
+    let outcome = match prepared {
+        Ok(store) => {
+            let _ = shared.store.set(store);
+            shared
+                .advance(Input::Prepared)
+                .map_err(|e| ServeError::Runtime(e.to_string()))
+        }
+        Err(e) => {
+            fail("prepare", &e);
+            let _ = shared.advance(Input::PreparationFailed);
+            Err(e)
+        }
+    };
+
+    if shared.live_phase() == LivePhase::Running {
+        shared.record(
+            "daemon.ready",
+            serde_json::json!({ "pid": shared.pid, "generation": generation }),
+        );
+        if let Err(e) = shared.metadata().write(&home) {
+            tracing::error!("cannot write metadata: {e}");
+        }
+        let detail = serde_json::json!({
+            "pid": shared.pid,
+            "generation": generation,
+            "socket": home.socket(),
+            "tcp": tcp_addr,
+        });
+        if let Some(pipe) = pipe.take() {
+            pipe.ready(&detail.to_string());
+        }
+        tracing::info!(socket = %home.socket().display(), tcp = ?tcp_addr, "berth daemon ready");
+    }
+    let prepared = match (outcome, pipe.is_some()) {
+        (Ok(_), true) => Err(ServeError::Runtime(
+            "shutdown was requested before the daemon was ready".into(),
+        )),
+        (outcome, _) => outcome.map(|_| ()),
+    };
+    Ok(Daemon {
+        shared,
+        lock,
+        servers,
+        stop: stop_tx,
+        prepared,
+    })
+}
+
+impl Daemon {
+    /// The run's shared state (its store, its phase).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Asks the run to shut down, as SIGTERM would.
+    pub fn request_shutdown(&self) {
+        if let Err(e) = self.shared.advance(Input::ShutdownRequested) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Serves until a shutdown is requested, then shuts down: stop accepting, drain, flush,
+    /// remove the runtime files, release the lock last.
+    pub async fn run_until_stopped(self) -> Result<(), ServeError> {
+        let Daemon {
+            shared,
+            lock,
+            servers,
+            stop,
+            prepared,
+        } = self;
+        let home = shared.home();
+        let mut phase = shared.watch_phase();
+        let _ = phase.wait_for(|p| *p == LivePhase::Stopping).await;
+
+        tracing::info!("berth daemon stopping");
+        shared.record(
+            "daemon.stopping",
+            serde_json::json!({ "generation": shared.generation }),
+        );
+        if let Err(e) = shared.metadata().write(&home) {
+            tracing::error!("cannot write metadata: {e}");
+        }
+        failpoints::hit("daemon.shutdown").await;
+        let _ = stop.send(true);
+        for s in servers {
+            let _ = s.await;
+        }
+        if let Some(store) = shared.store.get()
+            && let Err(e) = store.checkpoint()
+        {
+            tracing::error!("cannot checkpoint the store: {e}");
+        }
+        for path in [home.socket(), home.pid_file(), home.metadata_file()] {
+            if let Err(e) = runtime::remove_if_present(&path) {
+                tracing::error!("cannot remove {}: {e}", path.display());
+            }
+        }
+        lock.unlink(&home);
+        let _ = shared.advance(Input::ShutdownComplete);
+        tracing::info!("berth daemon stopped");
+        drop(lock);
+        prepared
+    }
+}
+
+/// Binds the Unix socket (0600) and the optional TCP listener. A socket path held by something
+/// else is refused; one left by a dead daemon (nobody accepts on it) is replaced.
+async fn bind(
+    config: &ServeConfig,
+    home: &Home,
+) -> Result<(UnixListener, Option<TcpListener>), ServeError> {
+    let path = home.socket();
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        let listening =
+            meta.file_type().is_socket() && std::os::unix::net::UnixStream::connect(&path).is_ok();
+        if !meta.file_type().is_socket() || listening {
+            return Err(ServeError::Foreign { path });
+        }
+        tracing::info!("removing the stale socket {}", path.display());
+        runtime::remove_if_present(&path).map_err(|source| ServeError::Bind {
+            what: path.display().to_string(),
+            source,
+        })?;
+    }
+    let bind_err = |what: String| move |source| ServeError::Bind { what, source };
+    let tcp = match config.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(bind_err(addr.to_string()))?,
+        ),
+        None => None,
+    };
+    let unix = UnixListener::bind(&path).map_err(bind_err(path.display().to_string()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(bind_err(path.display().to_string()))?;
+    Ok((unix, tcp))
+}
+
+fn spawn_signal_watch(shared: Arc<Shared>) -> Result<(), ServeError> {
+    let signal_err = |e: std::io::Error| ServeError::Runtime(format!("cannot watch signals: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!("{name} received: shutting down gracefully");
+            if let Err(e) = shared.advance(Input::ShutdownRequested) {
+                tracing::warn!("{e}");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Records a panic anywhere in the daemon as a failure of this run, then reports it as usual.
+fn install_panic_record(home: &Home, generation: &str) {
+    let home = home.clone();
+    let generation = generation.to_string();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let record = FailureRecord {
+            generation: generation.clone(),
+            phase: "panic".to_string(),
+            pid: std::process::id(),
+            time_ms: now_ms(),
+            message: info.to_string(),
+        };
+        let _ = record.write(&home);
+        previous(info);
+    }));
+}

@@ -1,0 +1,190 @@
+//! Test helpers shared by berth's integration tests.
+//!
+//! [`TestHome`] is a temporary `BERTH_HOME` plus the path of the real `berth` binary; every
+//! command runs as a separate process, exactly as a user would run it, with a scrubbed
+//! environment (no `BERTH_*` variables leak in from the developer's shell). Dropping a
+//! `TestHome` kills any daemon still holding it, so a failing test leaves no process behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The result of one command.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn from_output(o: Output) -> Outcome {
+        Outcome {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Standard output parsed as one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+
+    /// Panics with the whole outcome unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Outcome {
+        assert_eq!(self.code, code, "unexpected exit code:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A temporary berth home and the binary to drive it with.
+pub struct TestHome {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl TestHome {
+    pub fn new(bin: impl Into<PathBuf>) -> TestHome {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("temp dir");
+        TestHome {
+            dir,
+            bin: bin.into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.path().join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir().join("berth.sock")
+    }
+
+    /// A command for the binary with this home and a clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("BERTH_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("BERTH_HOME", self.path())
+            .env("RUST_LOG", "info")
+            .args(args);
+        cmd
+    }
+
+    /// Runs `berth ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_cmd(self.command(args))
+    }
+
+    pub fn run_cmd(&self, mut cmd: Command) -> Outcome {
+        cmd.stdin(Stdio::null());
+        Outcome::from_output(cmd.output().expect("run berth"))
+    }
+
+    /// Starts `berth ARGS` without waiting (e.g. `serve` in the foreground).
+    pub fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Child {
+        let mut cmd = self.command(args);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn berth")
+    }
+
+    /// `daemon status --json` parsed.
+    pub fn status(&self) -> serde_json::Value {
+        self.run(&["--json", "daemon", "status"]).json()
+    }
+
+    /// The state `daemon status` reports.
+    pub fn state(&self) -> String {
+        self.status()["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The pid recorded in `run/daemon.pid`, if any.
+    pub fn recorded_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.run_dir().join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Names of the files in `run/`.
+    pub fn run_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        if let Some(pid) = self.recorded_pid() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics with `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}

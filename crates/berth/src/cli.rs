@@ -1,0 +1,162 @@
+//! Command-line syntax (clap). Behaviour lives in `commands/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A durable home for coding agents, and live pairing with them."
+)]
+pub struct Cli {
+    /// berth's home directory.
+    #[arg(long, global = true, env = "BERTH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print exact JSON instead of text for a person.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (logs to stderr).
+    Serve(ServeArgs),
+    /// Start, stop and inspect the background daemon.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Show the event log; --follow streams new events live.
+    Events(EventsArgs),
+    /// Diagnose berth's home (and with --fix, repair what is safe to repair).
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start the daemon in the background; returns once it is ready.
+    Start(StartArgs),
+    /// Stop the daemon: ask, then SIGTERM, then SIGKILL, each wait bounded.
+    Stop(StopArgs),
+    /// Stop the daemon, then start it again with the options it was started with.
+    Restart(RestartArgs),
+    /// Report the daemon's state.
+    Status(StatusArgs),
+    /// Show the daemon log's tail and the failure records.
+    Logs(LogsArgs),
+}
+
+/// Options that shape a daemon run; they make up its effective-config fingerprint.
+#[derive(Debug, Clone, Args)]
+pub struct ServeOptionArgs {
+    /// Also listen on TCP (e.g. 127.0.0.1:7878); always requires a bearer token.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the TCP bearer token (or set BERTH_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Size at which the daemon log is rotated.
+    #[arg(long, value_name = "BYTES", default_value_t = berth_core::config::DEFAULT_LOG_MAX_BYTES)]
+    pub log_max_bytes: u64,
+    /// Rotated daemon logs to keep.
+    #[arg(long, value_name = "N", default_value_t = berth_core::config::DEFAULT_LOG_KEEP)]
+    pub log_keep: u32,
+    /// Events the event log retains.
+    #[arg(long, value_name = "N", default_value_t = berth_core::config::DEFAULT_EVENT_RETENTION)]
+    pub event_retention: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub options: ServeOptionArgs,
+    /// Descriptor of the readiness pipe (set by `berth daemon start`).
+    #[arg(long, hide = true)]
+    pub ready_fd: Option<i32>,
+    /// Descriptor to read the BERTH_TOKEN value from (set by `berth daemon start`, so the token
+    /// never sits in the daemon's environment).
+    #[arg(long, hide = true)]
+    pub token_fd: Option<i32>,
+    /// Log only to the daemon log file (set by `berth daemon start`).
+    #[arg(long, hide = true)]
+    pub detached: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    berth_core::duration::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub options: ServeOptionArgs,
+    /// How long to wait for the daemon to report ready.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopTimeouts {
+    /// How long to wait after asking the daemon to stop before sending SIGTERM.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub graceful_timeout: Duration,
+    /// How long to wait after SIGTERM before sending SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub term_timeout: Duration,
+    /// How long to wait after SIGKILL before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kill_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub timeouts: StopTimeouts,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub timeouts: StopTimeouts,
+    /// How long to wait for the new daemon to report ready.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Compare the running daemon's configuration with these options (as `daemon start` would).
+    #[command(flatten)]
+    pub options: ServeOptionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Lines to show from the end of the log.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub tail: usize,
+    /// Keep printing new lines as they are written.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events after this sequence number.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub since: u64,
+    /// Keep streaming new events (reconnects and resumes if the daemon restarts).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Repair what is safe to repair (never a foreign socket, never the database).
+    #[arg(long)]
+    pub fix: bool,
+}

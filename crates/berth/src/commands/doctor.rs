@@ -1,0 +1,224 @@
+//! `berth doctor [--fix]`: diagnose the home; repair only what is safe to repair.
+//!
+//! Never repaired: a foreign socket (someone else's program), an incompatible daemon, and the
+//! database (an unreadable or newer-schema database is the user's data; doctor explains what to
+//! do with it instead).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use berth_core::daemon_state::DaemonState;
+use berth_store::{Store, StoreError};
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::cli::DoctorArgs;
+use crate::error::CliResult;
+use crate::output::emit;
+use crate::probe::{clean_stale, probe};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Verdict {
+    Ok,
+    Problem,
+    Fixed,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Verdict,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, message: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Verdict::Ok,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    fn problem(name: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Verdict::Problem,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+    fn fixed(name: &'static str, message: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Verdict::Fixed,
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DoctorReport {
+    ok: bool,
+    checks: Vec<Check>,
+}
+
+pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
+    let checks = vec![
+        check_run_dir(ctx, args.fix),
+        check_daemon(ctx, args.fix).await,
+        check_database(ctx),
+    ];
+    let report = DoctorReport {
+        ok: checks.iter().all(|c| c.status != Verdict::Problem),
+        checks,
+    };
+    emit(ctx.json, &report, |r| {
+        let mut s = String::new();
+        for c in &r.checks {
+            let mark = match c.status {
+                Verdict::Ok => "ok     ",
+                Verdict::Problem => "PROBLEM",
+                Verdict::Fixed => "fixed  ",
+            };
+            s += &format!("{mark} {:<9} {}\n", c.name, c.message);
+            if let Some(h) = &c.hint {
+                s += &format!("        {:<9} fix: {h}\n", "");
+            }
+        }
+        s
+    });
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+fn check_run_dir(ctx: &Ctx, fix: bool) -> Check {
+    const NAME: &str = "run dir";
+    let dir = ctx.home.run_dir();
+    let Ok(meta) = std::fs::metadata(&dir) else {
+        return Check::ok(NAME, format!("{} does not exist yet", dir.display()));
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Check::problem(
+            NAME,
+            format!(
+                "{} belongs to uid {}, not to you",
+                dir.display(),
+                meta.uid()
+            ),
+            "use a BERTH_HOME of your own",
+        );
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode == 0o700 {
+        return Check::ok(NAME, format!("{} is private (0700)", dir.display()));
+    }
+    let what = format!("{} has mode {mode:o}, not 0700", dir.display());
+    if !fix {
+        return Check::problem(NAME, what, "run `berth doctor --fix` (chmod 0700)");
+    }
+    match std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => Check::fixed(NAME, format!("{what}; set it to 0700")),
+        Err(e) => Check::problem(
+            NAME,
+            format!("{what}; chmod failed: {e}"),
+            format!("chmod 700 {}", dir.display()),
+        ),
+    }
+}
+
+async fn check_daemon(ctx: &Ctx, fix: bool) -> Check {
+    const NAME: &str = "daemon";
+    let home = &ctx.home;
+    let p = probe(home).await;
+    let pid = p.pid().map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match p.state {
+        DaemonState::Running | DaemonState::Starting | DaemonState::Stopping => {
+            Check::ok(NAME, format!("{}{pid}", p.state.as_str()))
+        }
+        DaemonState::Stopped => Check::ok(NAME, "stopped, no leftover files"),
+        DaemonState::Stale => {
+            let files: Vec<String> = p.files.iter().map(|f| f.display().to_string()).collect();
+            let what = format!("stale files of a daemon that is gone: {}", files.join(", "));
+            if !fix {
+                return Check::problem(
+                    NAME,
+                    what,
+                    "run `berth doctor --fix` or `berth daemon start`",
+                );
+            }
+            match clean_stale(home, &p) {
+                Ok(removed) => {
+                    Check::fixed(NAME, format!("removed {} stale file(s)", removed.len()))
+                }
+                Err(e) => Check::problem(
+                    NAME,
+                    format!("{what}; removing failed: {e}"),
+                    "remove them by hand",
+                ),
+            }
+        }
+        DaemonState::Foreign => Check::problem(
+            NAME,
+            format!(
+                "{} is held by a program that is not berth; berth never removes it",
+                home.socket().display()
+            ),
+            "find it with `ss -xlp | grep berth.sock` and stop it, or use another BERTH_HOME",
+        ),
+        DaemonState::Incompatible => {
+            let (v, proto) = p
+                .handshake
+                .as_ref()
+                .map(|h| (h.version.clone(), h.protocol))
+                .unwrap_or_default();
+            Check::problem(
+                NAME,
+                format!(
+                    "a berth daemon of version {v} (protocol {proto}){pid} is running; this berth speaks protocol {}",
+                    berth_proto::PROTOCOL_VERSION
+                ),
+                format!("stop it with berth {v} (`berth daemon stop`), then start this one"),
+            )
+        }
+    }
+}
+
+fn check_database(ctx: &Ctx) -> Check {
+    const NAME: &str = "database";
+    let path = ctx.home.database();
+    if !path.exists() {
+        return Check::ok(NAME, format!("{} not created yet", path.display()));
+    }
+    match Store::inspect(&path) {
+        Ok(info) if info.version == info.supported => Check::ok(
+            NAME,
+            format!("{} (schema {})", path.display(), info.version),
+        ),
+        Ok(info) => Check::ok(
+            NAME,
+            format!(
+                "{} (schema {}; the daemon migrates it to {} on start)",
+                path.display(),
+                info.version,
+                info.supported
+            ),
+        ),
+        Err(e @ StoreError::NewerSchema { .. }) => Check::problem(
+            NAME,
+            e.to_string(),
+            "upgrade berth; doctor never changes the database",
+        ),
+        Err(e) => Check::problem(
+            NAME,
+            e.to_string(),
+            format!(
+                "if it is damaged, stop the daemon and move {} aside (berth starts a new one); doctor never deletes it",
+                path.display()
+            ),
+        ),
+    }
+}

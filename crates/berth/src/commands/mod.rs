@@ -1,0 +1,7 @@
+//! One module per command group.
+
+pub mod daemon;
+pub mod doctor;
+pub mod events;
+pub mod logs;
+pub mod serve;

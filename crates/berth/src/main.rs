@@ -1,0 +1,107 @@
+//! `berth`: the one binary. Parses the command line, runs the command, maps its error to the
+//! documented exit code (see `error.rs` and `docs/cli.md`).
+
+mod cli;
+mod commands;
+mod error;
+mod output;
+mod probe;
+
+use std::path::PathBuf;
+
+use berth_core::home::Home;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, DaemonCommand};
+use crate::error::{CliError, CliResult, Kind};
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    pub home: Home,
+    pub json: bool,
+    /// `BERTH_TOKEN`, taken out of this process's environment at start.
+    pub env_token: Option<String>,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                Kind::Usage.exit_code()
+            } else {
+                0
+            });
+        }
+    };
+    let env_token = std::env::var("BERTH_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    // SAFETY: no other thread exists yet (no runtime has been built), so nothing can read the
+    // environment concurrently. Removing the token here means no child berth ever spawns can
+    // inherit it.
+    unsafe { std::env::remove_var("BERTH_TOKEN") };
+    let json = cli.json;
+    let code = match run(cli, env_token) {
+        Ok(code) => code,
+        Err(e) => {
+            e.report(json);
+            e.kind.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn resolve_home(flag: Option<PathBuf>) -> CliResult<Home> {
+    let path = match flag {
+        Some(p) => p,
+        None => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".berth"),
+            None => {
+                return Err(
+                    CliError::new(Kind::Usage, "no_home", "cannot find berth's home")
+                        .hint("set BERTH_HOME or HOME, or pass --home DIR"),
+                );
+            }
+        },
+    };
+    let abs = std::path::absolute(&path)
+        .map_err(|e| CliError::new(Kind::Usage, "bad_home", format!("{}: {e}", path.display())))?;
+    Ok(Home::new(abs))
+}
+
+fn runtime(multi_thread: bool) -> CliResult<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed("runtime", format!("cannot start the async runtime: {e}")))
+}
+
+fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
+    let ctx = Ctx {
+        home: resolve_home(cli.home)?,
+        json: cli.json,
+        env_token,
+    };
+    match cli.command {
+        Command::Serve(args) => runtime(true)?.block_on(commands::serve::run(&ctx, args)),
+        Command::Daemon(cmd) => {
+            let rt = runtime(false)?;
+            match cmd {
+                DaemonCommand::Start(a) => rt.block_on(commands::daemon::start(&ctx, a)),
+                DaemonCommand::Stop(a) => rt.block_on(commands::daemon::stop(&ctx, a)),
+                DaemonCommand::Restart(a) => rt.block_on(commands::daemon::restart(&ctx, a)),
+                DaemonCommand::Status(a) => rt.block_on(commands::daemon::status(&ctx, a)),
+                DaemonCommand::Logs(a) => commands::logs::run(&ctx, a),
+            }
+        }
+        Command::Events(a) => runtime(false)?.block_on(commands::events::run(&ctx, a)),
+        Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
+    }
+}

@@ -1,0 +1,121 @@
+//! Looks at a home from outside and classifies the daemon's state (`berth_core::daemon_state`).
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_client::{Client, ClientError};
+use berth_core::daemon_state::{
+    self, DaemonState, LivePhase, LockObservation, Observation, SocketProbe,
+};
+use berth_core::home::Home;
+use berth_daemon::metadata::Metadata;
+use berth_daemon::runtime::{self, probe_lock};
+use berth_proto::{DaemonPhase, Handshake};
+
+/// How long the socket probe waits for a handshake.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything observed, and the state it means.
+#[derive(Debug)]
+pub struct Probe {
+    pub state: DaemonState,
+    pub lock: LockObservation,
+    pub socket: SocketProbe,
+    pub handshake: Option<Handshake>,
+    pub metadata: Option<Metadata>,
+    /// Runtime files that exist (all of them, socket and lock included).
+    pub files: Vec<PathBuf>,
+}
+
+impl Probe {
+    /// The daemon's pid, from the lock holder or else the metadata.
+    pub fn pid(&self) -> Option<u32> {
+        match self.lock {
+            LockObservation::Held { pid: Some(pid) } => Some(pid),
+            _ => self
+                .handshake
+                .as_ref()
+                .map(|h| h.pid)
+                .or(self.metadata.as_ref().map(|m| m.pid)),
+        }
+    }
+}
+
+fn live(p: DaemonPhase) -> LivePhase {
+    match p {
+        DaemonPhase::Starting => LivePhase::Starting,
+        DaemonPhase::Running => LivePhase::Running,
+        DaemonPhase::Stopping => LivePhase::Stopping,
+    }
+}
+
+pub async fn probe(home: &Home) -> Probe {
+    let lock = probe_lock(home);
+    let (socket, handshake) = probe_socket(home).await;
+    let metadata = Metadata::read(home);
+    let files: Vec<PathBuf> = home
+        .runtime_files()
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
+    let leftover_files = [home.pid_file(), home.metadata_file(), home.lock_file()]
+        .iter()
+        .any(|p| files.contains(p));
+    let obs = Observation {
+        lock,
+        socket: socket.clone(),
+        leftover_files,
+        recorded_phase: metadata.as_ref().map(|m| m.phase),
+    };
+    let state = daemon_state::classify(&obs, berth_proto::PROTOCOL_VERSION);
+    Probe {
+        state,
+        lock,
+        socket,
+        handshake,
+        metadata,
+        files,
+    }
+}
+
+async fn probe_socket(home: &Home) -> (SocketProbe, Option<Handshake>) {
+    let path = home.socket();
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => return (SocketProbe::Absent, None),
+        Ok(m) if !m.file_type().is_socket() => return (SocketProbe::NotASocket, None),
+        Ok(_) => {}
+    }
+    let client = Client::unix(&path).with_timeout(PROBE_TIMEOUT);
+    match client.handshake().await {
+        Ok(h) => (
+            SocketProbe::Berth {
+                protocol: h.protocol,
+                phase: live(h.phase),
+            },
+            Some(h),
+        ),
+        Err(ClientError::NotRunning { .. }) => (SocketProbe::Refused, None),
+        Err(ClientError::Timeout { .. }) => (SocketProbe::NoAnswer, None),
+        Err(_) => (SocketProbe::Foreign, None),
+    }
+}
+
+/// Removes the runtime files of a daemon that is gone. Only valid while nobody holds the lock;
+/// a socket something still answers on is never removed. Returns what was removed.
+pub fn clean_stale(home: &Home, probe: &Probe) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    if probe.lock != LockObservation::Free {
+        return Ok(removed);
+    }
+    let socket_is_dead = probe.socket == SocketProbe::Refused;
+    for path in home.runtime_files() {
+        if path == home.socket() && !socket_is_dead {
+            continue;
+        }
+        if runtime::remove_if_present(&path)? {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}

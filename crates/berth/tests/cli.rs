@@ -1,0 +1,23 @@
+//! Integration tests of the `berth` binary, each in a temporary home. One test binary for the
+//! crate; one module per capability.
+
+mod cli {
+    pub mod api;
+    pub mod doctor;
+    pub mod lifecycle;
+    pub mod states;
+}
+
+use berth_testkit::TestHome;
+
+/// A fresh home driven by the binary under test.
+pub fn home() -> TestHome {
+    TestHome::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Starts the daemon and checks it reports itself running.
+pub fn start(h: &TestHome) -> serde_json::Value {
+    let out = h.run(&["--json", "daemon", "start"]);
+    out.expect_code(0);
+    out.json()
+}
