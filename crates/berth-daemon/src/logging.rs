@@ -145,14 +145,14 @@ impl<'a> MakeWriter<'a> for RotatingLog {
 }
 
 /// Installs the global tracing subscriber: always the rotating file, plus standard error when
-/// running in the foreground. `RUST_LOG` overrides the default `info` level.
-pub fn init(log: RotatingLog, foreground: bool) {
+/// asked to (`berth serve` in a terminal). `RUST_LOG` overrides the default `info` level.
+pub fn init(log: RotatingLog, to_stderr: bool) {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(log)
         .with_filter(filter());
-    let stderr_layer = foreground.then(|| {
+    let stderr_layer = to_stderr.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(filter())

@@ -36,7 +36,10 @@ pub struct ServeOptions {
     /// The readiness pipe inherited from `berth daemon start`.
     pub ready_fd: Option<RawFd>,
     /// Also log to standard error (`berth serve` in a terminal).
-    pub foreground: bool,
+    pub log_to_stderr: bool,
+    /// Standard error is the daemon log file (`berth daemon start`): re-point it at the new file
+    /// on rotation, so even a panic message lands in the current log.
+    pub stderr_is_log: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +146,13 @@ pub async fn launch(
         &home,
         config.log_max_bytes,
         config.log_keep,
-        !opts.foreground,
+        opts.stderr_is_log,
     )
     .map_err(|source| ServeError::Log {
         path: home.daemon_log(),
         source,
     })?;
-    logging::init(log, opts.foreground);
+    logging::init(log, opts.log_to_stderr);
 
     let generation = new_generation();
     install_panic_record(&home, &generation);

@@ -78,7 +78,8 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<i32> {
         config,
         token,
         ready_fd: args.ready_fd,
-        foreground: !args.detached,
+        log_to_stderr: !args.detached,
+        stderr_is_log: args.detached,
     };
     match serve(opts).await {
         Ok(()) => Ok(0),

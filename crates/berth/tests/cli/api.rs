@@ -251,3 +251,49 @@ fn stream_item_reader_sees_live_events() {
     assert_eq!(seen, "daemon.ready");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+/// Connections from another uid are refused by the daemon itself (peer credentials), even when
+/// the directory and socket modes would let them through. Needs root to act as another user.
+#[test]
+fn a_peer_with_another_uid_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    let h = home();
+    start(&h);
+    // Open the way on purpose: only the peer-uid check is left to stop the other user.
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(h.path(), 0o711);
+    open(&h.run_dir(), 0o711);
+    open(&h.socket(), 0o666);
+    let mut cmd = h.command(&["--json", "daemon", "status"]);
+    // SAFETY: setgid/setuid in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = h.run_cmd(cmd);
+    let status = out.json();
+    assert_ne!(
+        status["state"], "running",
+        "another uid got an answer: {out}"
+    );
+    assert!(status["pid"].is_null(), "{out}");
+    let log = std::fs::read_to_string(h.run_dir().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("refused a connection from another user"),
+        "{log}"
+    );
+    assert_eq!(h.state(), "running", "the owner still gets answers");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
