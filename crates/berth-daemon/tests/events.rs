@@ -156,13 +156,8 @@ async fn shutdown_ends_open_streams_instead_of_hanging() {
         began.elapsed()
     );
     // Whatever was queued (daemon.stopping) may still arrive; then the stream ends.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.next())
-            .await
-            .unwrap()
-        {
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => break,
-        }
-    }
+    while let Some(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+    {}
 }
