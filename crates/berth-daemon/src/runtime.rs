@@ -205,25 +205,19 @@ pub fn remove_if_present(path: &Path) -> std::io::Result<bool> {
 mod tests {
     use super::*;
 
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn run_dir_is_created_and_tightened_to_0700() {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::new(tmp.path());
         prepare_run_dir(&home).unwrap();
-        let mode = std::fs::metadata(home.run_dir())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o700);
+        assert_eq!(mode(&home.run_dir()), 0o700);
         std::fs::set_permissions(home.run_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
         prepare_run_dir(&home).unwrap();
-        let mode = std::fs::metadata(home.run_dir())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o700);
+        assert_eq!(mode(&home.run_dir()), 0o700);
     }
 
     #[test]

@@ -138,6 +138,23 @@ impl TestHome {
             .ok()
     }
 
+    /// Sends `signal` to the daemon recorded in `run/daemon.pid` and waits until it is gone.
+    /// Returns its pid.
+    #[track_caller]
+    pub fn signal_daemon(&self, signal: i32) -> i32 {
+        let pid = self.recorded_pid().expect("a daemon pid is recorded");
+        // SAFETY: kill(2) on the daemon this home's test started.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+        wait_until("the daemon is gone", Duration::from_secs(10), || {
+            !alive(pid)
+        });
+        pid
+    }
+
     /// Names of the files in `run/`.
     pub fn run_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
@@ -174,6 +191,12 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
 /// Whether a process with this pid exists (and is not a zombie).

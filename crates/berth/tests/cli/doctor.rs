@@ -2,9 +2,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::time::Duration;
 
-use berth_testkit::{alive, wait_until};
+use berth_testkit::mode;
 
 use crate::{home, start};
 
@@ -38,12 +37,7 @@ fn a_healthy_home_is_ok() {
 fn stale_files_are_reported_then_fixed() {
     let h = home();
     start(&h);
-    let pid = h.recorded_pid().unwrap();
-    // SAFETY: kill(2) on the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("the daemon is gone", Duration::from_secs(10), || {
-        !alive(pid)
-    });
+    h.signal_daemon(libc::SIGKILL);
     let out = h.run(&["--json", "doctor"]);
     out.expect_code(1);
     assert_eq!(check(&out.json(), "daemon")["status"], "problem");
@@ -75,8 +69,7 @@ fn an_open_run_dir_is_tightened_by_fix() {
     std::fs::set_permissions(h.run_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     h.run(&["doctor"]).expect_code(1);
     h.run(&["doctor", "--fix"]).expect_code(0);
-    let mode = std::fs::metadata(h.run_dir()).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700);
+    assert_eq!(mode(&h.run_dir()), 0o700);
 }
 
 #[test]

@@ -1,9 +1,8 @@
 //! The daemon lifecycle: single instance, signals, fingerprint, start failures, restart, logs.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{alive, wait_until};
+use berth_testkit::mode;
 
 use crate::{home, start};
 
@@ -33,10 +32,7 @@ fn a_second_serve_is_refused_at_once() {
 fn signal_leaves_no_runtime_files(sig: i32) {
     let h = home();
     start(&h);
-    let pid = h.recorded_pid().unwrap();
-    // SAFETY: kill(2) on the daemon this test started.
-    unsafe { libc::kill(pid, sig) };
-    wait_until("the daemon exits", Duration::from_secs(10), || !alive(pid));
+    h.signal_daemon(sig);
     assert_eq!(
         h.run_files(),
         ["daemon.log"],
@@ -61,7 +57,6 @@ fn sigint_is_a_graceful_shutdown_that_leaves_no_runtime_files() {
 fn run_dir_is_private_and_the_socket_is_0600() {
     let h = home();
     start(&h);
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&h.run_dir()), 0o700);
     assert_eq!(mode(&h.socket()), 0o600);
     h.run(&["daemon", "stop"]).expect_code(0);

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
-use berth_testkit::{alive, wait_until};
+use berth_testkit::wait_until;
 
 use crate::{home, start};
 
@@ -37,23 +37,29 @@ fn running_after_start_and_stopped_after_stop() {
     assert_eq!(h.run_files(), ["daemon.log"], "only the log remains");
 }
 
+/// `berth serve` in the foreground with one failpoint active.
+fn serve_with(h: &berth_testkit::TestHome, failpoint: &str) -> std::process::Child {
+    h.spawn(&["serve"], &[("BERTH_FAILPOINTS", failpoint)])
+}
+
+fn wait_for_state(h: &berth_testkit::TestHome, state: &str) {
+    wait_until(
+        &format!("status answers {state}"),
+        Duration::from_secs(10),
+        || h.state() == state,
+    );
+}
+
 #[test]
 fn starting_while_storage_is_prepared() {
     let h = home();
-    let mut serve = h.spawn(
-        &["serve"],
-        &[("BERTH_FAILPOINTS", "daemon.prepare=sleep(1500)")],
-    );
-    wait_until("status answers starting", Duration::from_secs(10), || {
-        h.state() == "starting"
-    });
+    let mut serve = serve_with(&h, "daemon.prepare=sleep(1500)");
+    wait_for_state(&h, "starting");
     let status = h.status();
     assert_eq!(status["healthy"], false);
     // The early socket answers the handshake while preparation runs.
     assert_eq!(status["pid"], serve.id());
-    wait_until("the daemon is running", Duration::from_secs(10), || {
-        h.state() == "running"
-    });
+    wait_for_state(&h, "running");
     h.run(&["daemon", "stop"]).expect_code(0);
     assert!(serve.wait().unwrap().success());
 }
@@ -61,19 +67,12 @@ fn starting_while_storage_is_prepared() {
 #[test]
 fn stopping_while_shutdown_is_in_progress() {
     let h = home();
-    let mut serve = h.spawn(
-        &["serve"],
-        &[("BERTH_FAILPOINTS", "daemon.shutdown=sleep(1500)")],
-    );
-    wait_until("the daemon is running", Duration::from_secs(10), || {
-        h.state() == "running"
-    });
+    let mut serve = serve_with(&h, "daemon.shutdown=sleep(1500)");
+    wait_for_state(&h, "running");
     let pid = serve.id() as i32;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    wait_until("status answers stopping", Duration::from_secs(10), || {
-        h.state() == "stopping"
-    });
+    wait_for_state(&h, "stopping");
     assert!(
         serve.wait().unwrap().success(),
         "SIGTERM is a graceful shutdown"
@@ -85,12 +84,7 @@ fn stopping_while_shutdown_is_in_progress() {
 fn stale_after_sigkill_and_start_cleans_it() {
     let h = home();
     start(&h);
-    let pid = h.recorded_pid().unwrap();
-    // SAFETY: kill(2) on the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("the daemon is gone", Duration::from_secs(10), || {
-        !alive(pid)
-    });
+    h.signal_daemon(libc::SIGKILL);
     let out = h.run(&["--json", "daemon", "status"]);
     out.expect_code(3);
     let status = out.json();
