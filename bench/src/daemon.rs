@@ -76,8 +76,10 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     let home = Home::new(bin)?;
     home.time(&["daemon", "start"])?;
     let mut cli_status = Vec::new();
+    let mut cli_version = Vec::new();
     for _ in 0..CLI_STATUS_RUNS {
         cli_status.push(home.time(&["--json", "daemon", "status"])?);
+        cli_version.push(home.time(&["--version"])?);
     }
     eprintln!("CLI status done");
 
@@ -135,6 +137,7 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     let start = Summary::of(&starts);
     let stop = Summary::of(&stops);
     let cli = Summary::of(&cli_status);
+    let version = Summary::of(&cli_version);
     let fresh = Summary::of(&fresh);
     let reused = Summary::of(&reused);
     let mut md = String::from("# Daemon benchmark\n\n");
@@ -152,6 +155,11 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
         "`berth daemon status` round trip, whole CLI process",
         &cli,
         "p50 < 2 ms",
+    );
+    md += &row(
+        "`berth --version` (process start-up alone, for reference)",
+        &version,
+        "—",
     );
     md += &row(
         "status round trip, in-process client, new connection each",

@@ -1,5 +1,6 @@
 //! One daemon run, from claiming the home to removing its runtime files. See the crate docs.
 
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use berth_core::home::Home;
 use berth_core::lifecycle::Input;
 use berth_store::{Store, StoreError, StoreOptions};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::failure::FailureRecord;
@@ -133,6 +134,12 @@ pub async fn launch(
 ) -> Result<Daemon, ServeError> {
     let config = opts.config;
     config.validate()?;
+    // Registered first, so a failure here leaves nothing behind.
+    let signal_err = |e: std::io::Error| ServeError::Runtime(format!("cannot watch signals: {e}"));
+    let signals = (
+        signal(SignalKind::terminate()).map_err(signal_err)?,
+        signal(SignalKind::interrupt()).map_err(signal_err)?,
+    );
     if config.listen.is_some() && opts.token.is_none() {
         return Err(ServeError::MissingToken);
     }
@@ -179,13 +186,7 @@ pub async fn launch(
             return Err(e);
         }
     };
-    let tcp_addr = match &listeners.1 {
-        Some(l) => Some(
-            l.local_addr()
-                .map_err(|e| ServeError::Runtime(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let tcp_addr = listeners.1.as_ref().map(|(_, addr)| *addr);
     let shared = Arc::new(Shared::new(
         config.clone(),
         generation.clone(),
@@ -203,7 +204,7 @@ pub async fn launch(
         stop_rx.clone(),
         DRAIN,
     )));
-    if let Some(tcp) = listeners.1 {
+    if let Some((tcp, _)) = listeners.1 {
         servers.push(tokio::spawn(server::run(
             Listener::Tcp(tcp),
             api::router(shared.clone(), true),
@@ -219,7 +220,7 @@ pub async fn launch(
     if let Err(e) = write_runtime() {
         tracing::error!("cannot write runtime files: {e}");
     }
-    spawn_signal_watch(shared.clone())?;
+    spawn_signal_watch(shared.clone(), signals);
 
     // Preparation: storage (and, in later capabilities, recovery).
     failpoints::hit("daemon.prepare").await;
@@ -343,7 +344,7 @@ impl Daemon {
 async fn bind(
     config: &ServeConfig,
     home: &Home,
-) -> Result<(UnixListener, Option<TcpListener>), ServeError> {
+) -> Result<(UnixListener, Option<(TcpListener, SocketAddr)>), ServeError> {
     let path = home.socket();
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         let listening =
@@ -359,11 +360,13 @@ async fn bind(
     }
     let bind_err = |what: String| move |source| ServeError::Bind { what, source };
     let tcp = match config.listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
                 .await
-                .map_err(bind_err(addr.to_string()))?,
-        ),
+                .map_err(bind_err(addr.to_string()))?;
+            let bound = listener.local_addr().map_err(bind_err(addr.to_string()))?;
+            Some((listener, bound))
+        }
         None => None,
     };
     let unix = UnixListener::bind(&path).map_err(bind_err(path.display().to_string()))?;
@@ -372,10 +375,7 @@ async fn bind(
     Ok((unix, tcp))
 }
 
-fn spawn_signal_watch(shared: Arc<Shared>) -> Result<(), ServeError> {
-    let signal_err = |e: std::io::Error| ServeError::Runtime(format!("cannot watch signals: {e}"));
-    let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+fn spawn_signal_watch(shared: Arc<Shared>, (mut term, mut int): (Signal, Signal)) {
     tokio::spawn(async move {
         loop {
             let name = tokio::select! {
@@ -388,7 +388,6 @@ fn spawn_signal_watch(shared: Arc<Shared>) -> Result<(), ServeError> {
             }
         }
     });
-    Ok(())
 }
 
 /// Records a panic anywhere in the daemon as a failure of this run, then reports it as usual.

@@ -40,7 +40,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: ServeConfig,
         generation: String,

@@ -4,25 +4,26 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_client::{Client, ClientError};
+use berth_client::{Client, ClientError, Connection};
 use berth_core::daemon_state::{
     self, DaemonState, LivePhase, LockObservation, Observation, SocketProbe,
 };
 use berth_core::home::Home;
 use berth_daemon::metadata::Metadata;
 use berth_daemon::runtime::{self, probe_lock};
-use berth_proto::{DaemonPhase, Handshake};
+use berth_proto::{DaemonPhase, DaemonStatus, Handshake};
 
 /// How long the socket probe waits for a handshake.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything observed, and the state it means.
-#[derive(Debug)]
 pub struct Probe {
     pub state: DaemonState,
     pub lock: LockObservation,
     pub socket: SocketProbe,
     pub handshake: Option<Handshake>,
+    /// The connection the handshake went over, kept open for a follow-up request.
+    pub connection: Option<Connection>,
     pub metadata: Option<Metadata>,
     /// Runtime files that exist (all of them, socket and lock included).
     pub files: Vec<PathBuf>,
@@ -52,7 +53,7 @@ fn live(p: DaemonPhase) -> LivePhase {
 
 pub async fn probe(home: &Home) -> Probe {
     let lock = probe_lock(home);
-    let (socket, handshake) = probe_socket(home).await;
+    let (socket, handshake, connection) = probe_socket(home).await;
     let metadata = Metadata::read(home);
     let files: Vec<PathBuf> = home
         .runtime_files()
@@ -74,30 +75,45 @@ pub async fn probe(home: &Home) -> Probe {
         lock,
         socket,
         handshake,
+        connection,
         metadata,
         files,
     }
 }
 
-async fn probe_socket(home: &Home) -> (SocketProbe, Option<Handshake>) {
+async fn probe_socket(home: &Home) -> (SocketProbe, Option<Handshake>, Option<Connection>) {
     let path = home.socket();
     match std::fs::symlink_metadata(&path) {
-        Err(_) => return (SocketProbe::Absent, None),
-        Ok(m) if !m.file_type().is_socket() => return (SocketProbe::NotASocket, None),
+        Err(_) => return (SocketProbe::Absent, None, None),
+        Ok(m) if !m.file_type().is_socket() => return (SocketProbe::NotASocket, None, None),
         Ok(_) => {}
     }
     let client = Client::unix(&path).with_timeout(PROBE_TIMEOUT);
-    match client.handshake().await {
-        Ok(h) => (
-            SocketProbe::Berth {
+    let answer = match client.connect().await {
+        Ok(mut conn) => conn.handshake().await.map(|h| (h, conn)),
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok((h, conn)) => {
+            let probe = SocketProbe::Berth {
                 protocol: h.protocol,
                 phase: live(h.phase),
-            },
-            Some(h),
-        ),
-        Err(ClientError::NotRunning { .. }) => (SocketProbe::Refused, None),
-        Err(ClientError::Timeout { .. }) => (SocketProbe::NoAnswer, None),
-        Err(_) => (SocketProbe::Foreign, None),
+            };
+            (probe, Some(h), Some(conn))
+        }
+        Err(ClientError::NotRunning { .. }) => (SocketProbe::Refused, None, None),
+        Err(ClientError::Timeout { .. }) => (SocketProbe::NoAnswer, None, None),
+        Err(_) => (SocketProbe::Foreign, None, None),
+    }
+}
+
+impl Probe {
+    /// `GET /v1/status` over the probe's connection (a compatible daemon answered it).
+    pub async fn daemon_status(&mut self) -> Result<DaemonStatus, ClientError> {
+        match self.connection.as_mut() {
+            Some(conn) => conn.get_json("/v1/status").await,
+            None => Err(ClientError::Protocol("no daemon answered the probe".into())),
+        }
     }
 }
 

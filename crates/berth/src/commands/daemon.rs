@@ -126,11 +126,11 @@ fn incompatible_error(p: &Probe) -> CliError {
 
 async fn start_with(ctx: &Ctx, config: &ServeConfig, timeout: Duration) -> CliResult<StartReport> {
     let home = &ctx.home;
-    let p = probe(home).await;
+    let mut p = probe(home).await;
     let mut cleaned = Vec::new();
     match p.state {
         DaemonState::Running | DaemonState::Starting => {
-            let status = Client::unix(home.socket()).status().await?;
+            let status = p.daemon_status().await?;
             let wanted = config.effective(PROTOCOL_VERSION).fields;
             let diff = config::diff(&wanted, &status.config);
             if !diff.is_empty() {
@@ -613,13 +613,13 @@ struct StatusReport {
 
 pub async fn status(ctx: &Ctx, args: StatusArgs) -> CliResult<i32> {
     let home = &ctx.home;
-    let p = probe(home).await;
+    let mut p = probe(home).await;
     let detail = if p
         .handshake
         .as_ref()
         .is_some_and(|h| h.protocol == PROTOCOL_VERSION)
     {
-        Client::unix(home.socket()).status().await.ok()
+        p.daemon_status().await.ok()
     } else {
         None
     };

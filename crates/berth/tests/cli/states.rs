@@ -59,6 +59,10 @@ fn starting_while_storage_is_prepared() {
     assert_eq!(status["healthy"], false);
     // The early socket answers the handshake while preparation runs.
     assert_eq!(status["pid"], serve.id());
+    // What needs the store answers 503 `starting` until it is ready.
+    let events = h.run(&["--json", "events"]);
+    events.expect_code(1);
+    assert_eq!(events.json()["error"]["code"], "starting", "{events}");
     wait_for_state(&h, "running");
     h.run(&["daemon", "stop"]).expect_code(0);
     assert!(serve.wait().unwrap().success());
