@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("no database at {path}")]
+    #[error("no database at {path}; berth creates it when the daemon first starts")]
     Missing { path: PathBuf },
     #[error(
         "the database at {path} has schema version {found}, newer than this berth supports \
@@ -22,12 +22,12 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}: {source}; check that its parent is writable by you")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("stored event data in {path} is not valid JSON: {source}")]
+    #[error("stored event data in {path} is not valid JSON: {source}; run `berth doctor`")]
     BadData {
         path: PathBuf,
         source: serde_json::Error,

@@ -11,10 +11,15 @@ use crate::{Store, StoreError};
 /// Retention runs once per this many appends (and at open).
 const PRUNE_EVERY: u64 = 1000;
 
+/// SQLite integers are signed; anything beyond `i64::MAX` means "no upper bound".
+fn to_sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Store {
@@ -27,15 +32,15 @@ impl Store {
     ) -> Result<Event, StoreError> {
         let time_ms = now_ms();
         let text = data.to_string();
-        let seq = {
-            let conn = self.conn();
-            conn.execute(
-                "INSERT INTO events (time_ms, kind, subject, data) VALUES (?1, ?2, ?3, ?4)",
-                params![time_ms, kind, subject, text],
-            )
-            .map_err(|e| self.sql(e))?;
-            conn.last_insert_rowid() as u64
-        };
+        let conn = self.conn();
+        // A single INSERT in autocommit mode is its own transaction: when `execute` returns, the
+        // row is committed (and durable per `synchronous=NORMAL`).
+        conn.execute(
+            "INSERT INTO events (time_ms, kind, subject, data) VALUES (?1, ?2, ?3, ?4)",
+            params![time_ms, kind, subject, text],
+        )
+        .map_err(|e| self.sql(e))?;
+        let seq = u64::try_from(conn.last_insert_rowid()).unwrap_or(0);
         let event = Event {
             seq,
             time_ms,
@@ -43,10 +48,16 @@ impl Store {
             subject: subject.map(str::to_string),
             data,
         };
-        // No receivers is fine: nobody is listening right now.
+        // Broadcast after the commit but before releasing the writer, so receivers see events in
+        // sequence order even when several threads append at once. No receivers is fine.
         let _ = self.inner.live.send(event.clone());
+        drop(conn);
         if self.inner.appends.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            self.prune()?;
+            // The event is committed; a failed retention pass must not make the append look
+            // failed. The next pass (or the next open) tries again.
+            if let Err(e) = self.prune() {
+                tracing::warn!(error = %e, "event retention failed; will retry");
+            }
         }
         Ok(event)
     }
@@ -61,7 +72,7 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params![since as i64, limit as i64], |r| {
+            .query_map(params![to_sql_int(since), to_sql_int(limit as u64)], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -79,7 +90,7 @@ impl Store {
                 source,
             })?;
             events.push(Event {
-                seq: seq as u64,
+                seq: u64::try_from(seq).unwrap_or(0),
                 time_ms,
                 kind,
                 subject,
@@ -100,7 +111,7 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.sql(e))?;
-        Ok(seq.unwrap_or(0) as u64)
+        Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
     }
 
     /// The oldest retained sequence number, if any event is retained.
@@ -109,7 +120,7 @@ impl Store {
             .conn()
             .query_row("SELECT min(seq) FROM events", [], |r| r.get(0))
             .map_err(|e| self.sql(e))?;
-        Ok(seq.map(|s| s as u64))
+        Ok(seq.and_then(|s| u64::try_from(s).ok()))
     }
 
     /// Applies retention now: keeps the newest `retain_events` events. Returns how many went.
@@ -123,7 +134,7 @@ impl Store {
             .conn()
             .execute(
                 "DELETE FROM events WHERE seq <= ?1",
-                params![(last - keep) as i64],
+                params![to_sql_int(last - keep)],
             )
             .map_err(|e| self.sql(e))?;
         Ok(deleted as u64)

@@ -59,7 +59,9 @@ impl Default for StoreOptions {
 /// Schema version found in a database, and the newest this build knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchemaInfo {
+    /// `PRAGMA user_version` of the file.
     pub version: u32,
+    /// [`SCHEMA_VERSION`] of this build.
     pub supported: u32,
 }
 
@@ -149,6 +151,7 @@ impl Store {
         })
     }
 
+    /// The database file this store was opened on.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

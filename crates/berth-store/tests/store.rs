@@ -1,6 +1,7 @@
 //! The store against real SQLite files in temporary directories.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 
 use berth_store::{SCHEMA_VERSION, Store, StoreError, StoreOptions};
 use serde_json::json;
@@ -85,6 +86,7 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
         .unwrap()
         .pragma_update(None, "user_version", newer)
         .unwrap();
+    let before = std::fs::read(&path).unwrap();
     match Store::open(&path, StoreOptions::default()) {
         Err(StoreError::NewerSchema {
             found, supported, ..
@@ -98,6 +100,11 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, newer);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "file bytes unchanged"
+    );
     assert!(matches!(
         Store::inspect(&path),
         Err(StoreError::NewerSchema { .. })
@@ -160,6 +167,7 @@ fn a_lagging_receiver_catches_up_from_the_store_with_nothing_missing() {
     }
     let mut seen = Vec::new();
     let mut last = 0;
+    let mut lagged = false;
     loop {
         match rx.try_recv() {
             Ok(ev) if ev.seq == last + 1 => {
@@ -168,6 +176,7 @@ fn a_lagging_receiver_catches_up_from_the_store_with_nothing_missing() {
             }
             Ok(_) => {}
             Err(TryRecvError::Lagged(_)) => {
+                lagged = true;
                 for ev in store.events_since(last, 100).unwrap() {
                     last = ev.seq;
                     seen.push(ev.seq);
@@ -176,6 +185,7 @@ fn a_lagging_receiver_catches_up_from_the_store_with_nothing_missing() {
             Err(_) => break,
         }
     }
+    assert!(lagged, "a capacity-4 receiver behind by 20 must lag");
     assert_eq!(seen, (1..=20).collect::<Vec<_>>());
 }
 
@@ -198,4 +208,88 @@ fn concurrent_appends_get_unique_contiguous_sequence_numbers() {
         .flat_map(|t| t.join().unwrap())
         .collect();
     assert_eq!(all, (1..=200).collect());
+}
+
+#[test]
+fn concurrent_appends_are_broadcast_in_sequence_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let mut rx = store.subscribe();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    store.append("k", None, json!({})).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seqs: Vec<u64> = (0..200).map(|_| rx.try_recv().unwrap().seq).collect();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+}
+
+#[test]
+fn retention_runs_by_itself_every_thousand_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir,
+        StoreOptions {
+            retain_events: 10,
+            ..StoreOptions::default()
+        },
+    );
+    for _ in 0..999 {
+        store.append("k", None, json!({})).unwrap();
+    }
+    assert_eq!(store.first_seq().unwrap(), Some(1), "not yet due");
+    store.append("k", None, json!({})).unwrap();
+    assert_eq!(store.first_seq().unwrap(), Some(991));
+    assert_eq!(store.last_seq().unwrap(), 1000);
+}
+
+#[test]
+fn open_creates_missing_directories_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let state = dir.path().join("state");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(store.path(), state.join("berth.db"));
+}
+
+#[test]
+fn checkpoint_leaves_the_database_file_complete_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    for _ in 0..10 {
+        store.append("k", None, json!({ "x": 1 })).unwrap();
+    }
+    let wal = dir.path().join("state/berth.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    store.checkpoint().unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    // A copy of the main file alone holds every event.
+    let copy = dir.path().join("copy/berth.db");
+    std::fs::create_dir(copy.parent().unwrap()).unwrap();
+    std::fs::copy(store.path(), &copy).unwrap();
+    let copy = Store::open(&copy, StoreOptions::default()).unwrap();
+    assert_eq!(copy.last_seq().unwrap(), 10);
+    assert_eq!(copy.events_since(0, 100).unwrap().len(), 10);
+}
+
+#[test]
+fn open_refuses_a_file_that_is_not_a_database_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/berth.db");
+    std::fs::create_dir(path.parent().unwrap()).unwrap();
+    let bytes = b"not a db ".repeat(1000);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }

@@ -705,7 +705,7 @@ fn render_status(r: &StatusReport, home: &Home) -> String {
         line(
             "activity",
             format!(
-                "{} requests, {} open connections, {} event subscribers, last event #{}",
+                "requests {}, open connections {}, event subscribers {}, last event #{}",
                 a.requests, a.open_connections, a.event_subscribers, a.last_event_seq
             ),
         );
