@@ -1,8 +1,9 @@
-//! berth's benchmarks. `cargo run --release --locked -p berth-bench -- daemon` builds the release
-//! binary, measures the daemon against the SPEC §7 targets and writes `bench/results/daemon.md`.
+//! berth's benchmarks, one subcommand each (`daemon`, `snapshots`); each measures against the
+//! SPEC §7 targets or its peer tool in the same run and writes `bench/results/<name>.md`.
 
 mod daemon;
 mod machine;
+mod snapshots;
 mod stats;
 
 use std::path::PathBuf;
@@ -33,7 +34,8 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_default();
     let result = match which.as_str() {
         "daemon" => build_berth().and_then(|bin| daemon::run(&bin, &repo_root())),
-        _ => Err("usage: berth-bench daemon".to_string()),
+        "snapshots" => snapshots::run(&repo_root()),
+        _ => Err("usage: berth-bench daemon|snapshots".to_string()),
     };
     match result {
         Ok(report) => {

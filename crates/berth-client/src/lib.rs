@@ -137,6 +137,20 @@ impl Client {
         expect_success(&resp)
     }
 
+    /// POST a JSON body and decode the JSON answer; a non-2xx answer becomes [`ClientError::Api`].
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self.request(Method::POST, path, Some(body)).await?;
+        expect_success(&resp)?;
+        serde_json::from_slice(&resp.body).map_err(|e| {
+            ClientError::Protocol(format!("the answer to {path} is not what berth sends: {e}"))
+        })
+    }
+
     pub async fn events_page(&self, since: u64, limit: usize) -> Result<EventPage, ClientError> {
         let path = format!("/v1/events/log?since={since}&limit={limit}");
         self.connect().await?.get_json(&path).await

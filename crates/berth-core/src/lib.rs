@@ -14,6 +14,7 @@
 //!   bounded).
 //! - [`duration`]: human durations (`250ms`, `10s`).
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
+//! - [`time`]: timestamps rendered in UTC.
 
 pub mod config;
 pub mod daemon_state;
@@ -22,6 +23,7 @@ pub mod failpoint;
 pub mod home;
 pub mod lifecycle;
 pub mod stop;
+pub mod time;
 
 /// The transition asked for is not defined for the current state. Returned by every pure state
 /// machine in this crate; the edge that fed the input has a bug or observed something impossible.

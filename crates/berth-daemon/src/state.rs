@@ -37,6 +37,8 @@ pub struct Shared {
     pub requests: AtomicU64,
     pub open_connections: AtomicU64,
     pub subscribers: AtomicU64,
+    /// Serialises git operations that change repositories (snapshots).
+    pub git_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -67,6 +69,7 @@ impl Shared {
             requests: AtomicU64::new(0),
             open_connections: AtomicU64::new(0),
             subscribers: AtomicU64::new(0),
+            git_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -152,8 +155,17 @@ impl Shared {
 
     /// Appends an event if the store is open; failures are logged, never fatal to the caller.
     pub fn record(&self, kind: &str, data: serde_json::Value) {
+        self.append(kind, None, data);
+    }
+
+    /// Like [`Shared::record`], about a subject (an agent, a snapshot id).
+    pub fn record_about(&self, kind: &str, subject: &str, data: serde_json::Value) {
+        self.append(kind, Some(subject), data);
+    }
+
+    fn append(&self, kind: &str, subject: Option<&str>, data: serde_json::Value) {
         if let Some(store) = self.store.get()
-            && let Err(e) = store.append(kind, None, data)
+            && let Err(e) = store.append(kind, subject, data)
         {
             tracing::error!("cannot record event {kind}: {e}");
         }

@@ -26,12 +26,46 @@ pub enum ErrorCode {
     Timeout,
     /// Something failed inside the daemon; the message says what.
     Internal,
+    /// The path is not inside a git repository.
+    NotARepository,
+    /// No snapshot with that id.
+    SnapshotNotFound,
+    /// Malformed snapshot id.
+    BadId,
+    /// Refused: the working tree has changes that would be overwritten.
+    DirtyTree,
+    /// Refused: a merge, rebase, cherry-pick, revert, bisect or am is in progress.
+    OperationInProgress,
+    /// Refused: the index has unresolved conflicts.
+    Unmerged,
+    /// Refused: the original branch moved in a way that conflicts with the snapshot.
+    BranchMoved,
+    /// Refused: the original branch no longer exists (or now exists where it did not).
+    BranchMissing,
+    /// Refused: files that git does not track would be overwritten.
+    WouldOverwrite,
+    /// A git command failed.
+    GitFailed,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
 }
 
 impl ErrorCode {
+    /// Codes that mean "refused for safety": nothing was changed, and the message says what to
+    /// do first. The CLI exits 4 for these.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::DirtyTree
+                | ErrorCode::OperationInProgress
+                | ErrorCode::Unmerged
+                | ErrorCode::BranchMoved
+                | ErrorCode::BranchMissing
+                | ErrorCode::WouldOverwrite
+        )
+    }
+
     /// The stable wire name of the code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +79,16 @@ impl ErrorCode {
             ErrorCode::Stopping => "stopping",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotARepository => "not_a_repository",
+            ErrorCode::SnapshotNotFound => "snapshot_not_found",
+            ErrorCode::BadId => "bad_id",
+            ErrorCode::DirtyTree => "dirty_tree",
+            ErrorCode::OperationInProgress => "operation_in_progress",
+            ErrorCode::Unmerged => "unmerged",
+            ErrorCode::BranchMoved => "branch_moved",
+            ErrorCode::BranchMissing => "branch_missing",
+            ErrorCode::WouldOverwrite => "would_overwrite",
+            ErrorCode::GitFailed => "git_failed",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -82,6 +126,16 @@ mod tests {
             ErrorCode::Stopping,
             ErrorCode::Timeout,
             ErrorCode::Internal,
+            ErrorCode::NotARepository,
+            ErrorCode::SnapshotNotFound,
+            ErrorCode::BadId,
+            ErrorCode::DirtyTree,
+            ErrorCode::OperationInProgress,
+            ErrorCode::Unmerged,
+            ErrorCode::BranchMoved,
+            ErrorCode::BranchMissing,
+            ErrorCode::WouldOverwrite,
+            ErrorCode::GitFailed,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

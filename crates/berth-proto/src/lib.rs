@@ -13,10 +13,15 @@
 
 mod error;
 mod event;
+mod stash;
 mod status;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
+pub use stash::{
+    FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, StashRepo, StashSave,
+    StashTarget,
+};
 pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest};
 
 /// The protocol version this build speaks.
@@ -29,7 +34,7 @@ pub const PRODUCT: &str = "berth";
 pub const HANDSHAKE_PATH: &str = "/handshake";
 
 /// Capabilities this build's daemon offers, reported in the handshake.
-pub const CAPABILITIES: &[&str] = &["status", "shutdown", "events", "events-sse"];
+pub const CAPABILITIES: &[&str] = &["status", "shutdown", "events", "events-sse", "stash"];
 
 /// Largest request body the daemon accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -14,6 +14,8 @@
 //! - **The event log.** `events.seq` is `INTEGER PRIMARY KEY AUTOINCREMENT`: it increases by one
 //!   per append and is never reused, even after retention deletes old rows, so "everything after
 //!   N" always means the same thing. Retention keeps the newest `retain_events` rows.
+//! - **Snapshots.** A history of `berth stash` snapshots per repository; the refs in the
+//!   repository stay the truth about which exist.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
 //!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
 //!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
@@ -25,6 +27,7 @@
 mod error;
 mod events;
 pub mod migrations;
+mod snapshots;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -37,6 +40,7 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
+pub use snapshots::{SnapshotRecord, SnapshotState};
 
 /// How the store behaves.
 #[derive(Debug, Clone)]

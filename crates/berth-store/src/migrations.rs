@@ -12,6 +12,22 @@ pub const MIGRATIONS: &[&str] = &[
          subject TEXT,
          data    TEXT    NOT NULL
      );",
+    // 2: snapshots (`berth stash`); the refs are the truth, this is their history and metadata.
+    "CREATE TABLE snapshots (
+         repo     TEXT    NOT NULL,
+         id       TEXT    NOT NULL,
+         commit_id TEXT   NOT NULL,
+         branch   TEXT,
+         head     TEXT,
+         time_ms  INTEGER NOT NULL,
+         reason   TEXT    NOT NULL,
+         message  TEXT,
+         pairing  TEXT,
+         warnings TEXT    NOT NULL DEFAULT '[]',
+         state    TEXT    NOT NULL DEFAULT 'kept',
+         ended_ms INTEGER,
+         PRIMARY KEY (repo, id)
+     );",
 ];
 
 /// The newest schema version this build knows.

@@ -293,3 +293,47 @@ fn open_refuses_a_file_that_is_not_a_database_and_leaves_it_alone() {
     assert!(err.to_string().contains(&path.display().to_string()));
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
+
+#[test]
+fn snapshots_are_recorded_listed_and_ended() {
+    use berth_store::{SnapshotRecord, SnapshotState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let rec = |id: &str, time_ms| SnapshotRecord {
+        repo: "/r".into(),
+        id: id.into(),
+        commit: "c".repeat(40),
+        branch: Some("refs/heads/main".into()),
+        head: None,
+        time_ms,
+        reason: "test".into(),
+        message: Some("m".into()),
+        pairing: None,
+        warnings: vec!["w".into()],
+        state: SnapshotState::Kept,
+    };
+    store.record_snapshot(&rec("b", 2)).unwrap();
+    store.record_snapshot(&rec("a", 1)).unwrap();
+    let ids: Vec<String> = store
+        .snapshots("/r")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(store.snapshots("/other").unwrap().is_empty());
+    assert!(
+        store
+            .end_snapshot("/r", "a", SnapshotState::Restored, 5)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_snapshot("/r", "zzz", SnapshotState::Dropped, 5)
+            .unwrap()
+    );
+    let a = store.snapshot("/r", "a").unwrap().unwrap();
+    assert_eq!(a.state, SnapshotState::Restored);
+    assert_eq!(a.warnings, ["w"]);
+    assert_eq!(store.snapshot("/r", "b").unwrap().unwrap(), rec("b", 2));
+}

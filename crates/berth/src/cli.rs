@@ -34,6 +34,32 @@ pub enum Command {
     Events(EventsArgs),
     /// Diagnose berth's home (and with --fix, repair what is safe to repair).
     Doctor(DoctorArgs),
+    /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
+    #[command(subcommand)]
+    Stash(StashCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StashCommand {
+    /// Checkpoint the uncommitted state (staged, unstaged, untracked) now, touching nothing.
+    Save {
+        /// A note to remember it by.
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// List this repository's snapshots (found from the refs, even if berth's database lost them).
+    List,
+    /// Show what a snapshot holds.
+    Show { id: String },
+    /// Restore a snapshot exactly, then remove it; refuses (changing nothing) if that is unsafe.
+    Restore { id: String },
+    /// Delete a snapshot.
+    Drop {
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -93,8 +93,16 @@ impl From<berth_client::ClientError> for CliError {
         use berth_client::ClientError as E;
         match &e {
             E::NotRunning { .. } => CliError::new(Kind::NotRunning, "not_running", e.to_string()),
-            E::Api { error, .. } => CliError::failed(error.code.as_str(), error.message.clone())
-                .hint(error.hint.clone().unwrap_or_default()),
+            E::Api { error, .. } => {
+                let kind = if error.code.is_refusal() {
+                    Kind::Refused
+                } else {
+                    Kind::Failed
+                };
+                let mut err = CliError::new(kind, error.code.as_str(), error.message.clone());
+                err.hint = error.hint.clone();
+                err
+            }
             E::NotBerth { .. } => CliError::new(Kind::Refused, "foreign", e.to_string()),
             _ => CliError::failed("daemon_unreachable", e.to_string())
                 .hint("check `berth daemon status` and `berth daemon logs`"),

@@ -103,5 +103,6 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         }
         Command::Events(a) => runtime(false)?.block_on(commands::events::run(&ctx, a)),
         Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
+        Command::Stash(cmd) => runtime(false)?.block_on(commands::stash::run(&ctx, cmd)),
     }
 }

@@ -5,6 +5,7 @@ mod cli {
     pub mod api;
     pub mod doctor;
     pub mod lifecycle;
+    pub mod stash;
     pub mod states;
 }
 

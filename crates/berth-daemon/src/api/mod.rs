@@ -7,10 +7,12 @@
 //! | POST | `/v1/daemon/shutdown` | graceful shutdown (`ShutdownRequest`) |
 //! | GET | `/v1/events?since=SEQ` | Server-Sent Events, replay then live; `Last-Event-ID` resumes |
 //! | GET | `/v1/events/log?since=SEQ&limit=N` | a page of the event log as JSON |
+//! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 
 mod auth;
 mod error;
 mod events;
+mod stash;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,6 +44,11 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .layer(middleware::from_fn(timeout));
     let router = bounded
         .route("/v1/events", get(events::stream))
+        .route("/v1/stash/save", post(stash::save))
+        .route("/v1/stash/list", post(stash::list))
+        .route("/v1/stash/show", post(stash::show))
+        .route("/v1/stash/restore", post(stash::restore))
+        .route("/v1/stash/drop", post(stash::drop))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(berth_proto::MAX_BODY_BYTES))

@@ -5,3 +5,4 @@ pub mod doctor;
 pub mod events;
 pub mod logs;
 pub mod serve;
+pub mod stash;

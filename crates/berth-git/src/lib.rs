@@ -1,0 +1,24 @@
+//! The git command line, wrapped for berth.
+//!
+//! berth shells out to `git` for every git operation (never a reimplementation), with a fixed
+//! environment ([`git`]) and machine-readable output (`-z`, porcelain v2). Parsing is separated
+//! from running: each parser is a pure function over bytes, tested on recorded real output and
+//! with property tests that no input makes it panic.
+//!
+//! - [`status`]: `git status --porcelain=v2 -z --branch --untracked-files=all`.
+//! - [`operation`]: the operation in progress in a worktree (merge, rebase, cherry-pick, revert,
+//!   bisect, am).
+//! - [`head`]: what HEAD is (a branch, detached, unborn).
+//! - [`relation`]: how two commits relate (equal, ahead, behind, diverged, unrelated).
+//! - [`refs`]: fast-forward-only ref moves with compare-and-swap.
+//! - [`snapshot`]: exact capture and restore of uncommitted work.
+
+pub mod git;
+pub mod head;
+pub mod operation;
+pub mod refs;
+pub mod relation;
+pub mod snapshot;
+pub mod status;
+
+pub use git::{Access, Git, GitError, Output};

@@ -1,0 +1,176 @@
+//! The history of snapshots (`berth stash`). The `refs/berth/stash/*` refs in each repository
+//! are the truth about which snapshots exist; these rows add what happened to them.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Store, StoreError};
+
+/// What became of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// Its ref exists; it can be restored.
+    Kept,
+    Restored,
+    Dropped,
+}
+
+impl SnapshotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Kept => "kept",
+            SnapshotState::Restored => "restored",
+            SnapshotState::Dropped => "dropped",
+        }
+    }
+
+    fn parse(s: &str) -> SnapshotState {
+        match s {
+            "restored" => SnapshotState::Restored,
+            "dropped" => SnapshotState::Dropped,
+            _ => SnapshotState::Kept,
+        }
+    }
+}
+
+/// One snapshot as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// Absolute path of the repository's working tree.
+    pub repo: String,
+    pub id: String,
+    pub commit: String,
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub time_ms: i64,
+    pub reason: String,
+    pub message: Option<String>,
+    pub pairing: Option<String>,
+    pub warnings: Vec<String>,
+    pub state: SnapshotState,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+impl Store {
+    /// Records a snapshot just taken (or found in the refs without a record).
+    pub fn record_snapshot(&self, r: &SnapshotRecord) -> Result<(), StoreError> {
+        let warnings =
+            serde_json::to_string(&r.warnings).map_err(|source| StoreError::BadData {
+                path: self.path().into(),
+                source,
+            })?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO snapshots
+                 (repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    r.repo, r.id, r.commit, r.branch, r.head, r.time_ms, r.reason, r.message,
+                    r.pairing, warnings, r.state.as_str()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Marks a snapshot restored or dropped; `false` if it was not recorded.
+    pub fn end_snapshot(
+        &self,
+        repo: &str,
+        id: &str,
+        state: SnapshotState,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE snapshots SET state = ?3, ended_ms = ?4 WHERE repo = ?1 AND id = ?2",
+                params![repo, id, state.as_str(), at_ms],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// One recorded snapshot.
+    pub fn snapshot(&self, repo: &str, id: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        let conn = self.conn();
+        let row: Option<Row> = conn
+            .query_row(
+                "SELECT repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state
+                 FROM snapshots WHERE repo = ?1 AND id = ?2",
+                params![repo, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        drop(conn);
+        row.map(|row| self.decode(row)).transpose()
+    }
+
+    /// All recorded snapshots of a repository, oldest first.
+    pub fn snapshots(&self, repo: &str) -> Result<Vec<SnapshotRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state
+                 FROM snapshots WHERE repo = ?1 ORDER BY time_ms, id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<Row> = stmt
+            .query_map(params![repo], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    fn decode(&self, row: Row) -> Result<SnapshotRecord, StoreError> {
+        let (repo, id, commit, branch, head, time_ms, reason, message, pairing, warnings, state) =
+            row;
+        let warnings = serde_json::from_str(&warnings).map_err(|source| StoreError::BadData {
+            path: self.path().into(),
+            source,
+        })?;
+        Ok(SnapshotRecord {
+            repo,
+            id,
+            commit,
+            branch,
+            head,
+            time_ms,
+            reason,
+            message,
+            pairing,
+            warnings,
+            state: SnapshotState::parse(&state),
+        })
+    }
+}
