@@ -71,8 +71,20 @@ fn merge(
     }
 }
 
-fn tree_paths(git: &Git, tree: &str) -> Result<BTreeSet<Vec<u8>>, GitError> {
-    let out = git.run(Access::Read, &["ls-tree", "-r", "-z", "--name-only", tree])?;
+/// Paths that exist in `to` but not in `from` (identical subtrees are skipped by hash, so this
+/// costs what differs, not the size of the tree).
+fn added_paths(git: &Git, from: &str, to: &str) -> Result<Vec<Vec<u8>>, GitError> {
+    let args = [
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--name-only",
+        "--diff-filter=A",
+        from,
+        to,
+    ];
+    let out = git.run(Access::Read, &args)?;
     Ok(out
         .stdout
         .split(|b| *b == 0)
@@ -191,13 +203,10 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
         Head::Branch { oid, .. } | Head::Detached { oid } => oid,
         Head::Unborn { .. } => empty_tree(&git)?,
     };
-    let tracked = tree_paths(&git, &current)?;
-    let wanted = tree_paths(&git, &plan.work_tree)?;
-    let collisions = wanted.difference(&tracked).filter(|p| {
-        let path = top.join(std::ffi::OsStr::from_bytes(p));
-        std::fs::symlink_metadata(path).is_ok()
-    });
-    let collisions: Vec<String> = collisions
+    let added = added_paths(&git, &current, &plan.work_tree)?;
+    let collisions: Vec<String> = added
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(top.join(std::ffi::OsStr::from_bytes(p))).is_ok())
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     if !collisions.is_empty() {
@@ -232,8 +241,9 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
             )?;
         }
     }
-    // 3. The index to I, then fresh stat data so status compares contents, not timestamps.
-    git.run(Access::Write, &["read-tree", &plan.index_tree])?;
+    // 3. The index to I. `-m` keeps the stat data of entries that equal W's (so the refresh
+    //    below rehashes only what differs), then fresh stat data for the rest.
+    git.run(Access::Write, &["read-tree", "-m", &plan.index_tree])?;
     git.output(Access::Write, &["update-index", "-q", "--refresh"])?;
     // 4. Only now is the snapshot no longer needed.
     refs::delete(&git, &snap.refname(), &snap.commit)?;
