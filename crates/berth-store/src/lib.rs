@@ -40,7 +40,7 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
-pub use snapshots::{SnapshotRecord, SnapshotState};
+pub use snapshots::{Recorded, SnapshotState};
 
 /// How the store behaves.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! The history of snapshots (`berth stash`). The `refs/berth/stash/*` refs in each repository
 //! are the truth about which snapshots exist; these rows add what happened to them.
 
+use berth_proto::SnapshotInfo;
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Store, StoreError};
@@ -32,22 +33,8 @@ impl SnapshotState {
     }
 }
 
-/// One snapshot as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotRecord {
-    /// Absolute path of the repository's working tree.
-    pub repo: String,
-    pub id: String,
-    pub commit: String,
-    pub branch: Option<String>,
-    pub head: Option<String>,
-    pub time_ms: i64,
-    pub reason: String,
-    pub message: Option<String>,
-    pub pairing: Option<String>,
-    pub warnings: Vec<String>,
-    pub state: SnapshotState,
-}
+/// A recorded snapshot and what became of it.
+pub type Recorded = (SnapshotInfo, SnapshotState);
 
 type Row = (
     String,
@@ -64,8 +51,8 @@ type Row = (
 );
 
 impl Store {
-    /// Records a snapshot just taken (or found in the refs without a record).
-    pub fn record_snapshot(&self, r: &SnapshotRecord) -> Result<(), StoreError> {
+    /// Records a snapshot just taken (or found in the refs without a record) as kept.
+    pub fn record_snapshot(&self, r: &SnapshotInfo) -> Result<(), StoreError> {
         let warnings =
             serde_json::to_string(&r.warnings).map_err(|source| StoreError::BadData {
                 path: self.path().into(),
@@ -78,7 +65,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     r.repo, r.id, r.commit, r.branch, r.head, r.time_ms, r.reason, r.message,
-                    r.pairing, warnings, r.state.as_str()
+                    r.pairing, warnings, SnapshotState::Kept.as_str()
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -104,7 +91,7 @@ impl Store {
     }
 
     /// One recorded snapshot.
-    pub fn snapshot(&self, repo: &str, id: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+    pub fn snapshot(&self, repo: &str, id: &str) -> Result<Option<Recorded>, StoreError> {
         let conn = self.conn();
         let row: Option<Row> = conn
             .query_row(
@@ -120,7 +107,7 @@ impl Store {
     }
 
     /// All recorded snapshots of a repository, oldest first.
-    pub fn snapshots(&self, repo: &str) -> Result<Vec<SnapshotRecord>, StoreError> {
+    pub fn snapshots(&self, repo: &str) -> Result<Vec<Recorded>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -152,16 +139,16 @@ impl Store {
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 
-    fn decode(&self, row: Row) -> Result<SnapshotRecord, StoreError> {
+    fn decode(&self, row: Row) -> Result<Recorded, StoreError> {
         let (repo, id, commit, branch, head, time_ms, reason, message, pairing, warnings, state) =
             row;
         let warnings = serde_json::from_str(&warnings).map_err(|source| StoreError::BadData {
             path: self.path().into(),
             source,
         })?;
-        Ok(SnapshotRecord {
-            repo,
+        let info = SnapshotInfo {
             id,
+            repo,
             commit,
             branch,
             head,
@@ -170,7 +157,8 @@ impl Store {
             message,
             pairing,
             warnings,
-            state: SnapshotState::parse(&state),
-        })
+            recorded: true,
+        };
+        Ok((info, SnapshotState::parse(&state)))
     }
 }

@@ -296,10 +296,11 @@ fn open_refuses_a_file_that_is_not_a_database_and_leaves_it_alone() {
 
 #[test]
 fn snapshots_are_recorded_listed_and_ended() {
-    use berth_store::{SnapshotRecord, SnapshotState};
+    use berth_proto::SnapshotInfo;
+    use berth_store::SnapshotState;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, StoreOptions::default());
-    let rec = |id: &str, time_ms| SnapshotRecord {
+    let info = |id: &str, time_ms| SnapshotInfo {
         repo: "/r".into(),
         id: id.into(),
         commit: "c".repeat(40),
@@ -310,15 +311,15 @@ fn snapshots_are_recorded_listed_and_ended() {
         message: Some("m".into()),
         pairing: None,
         warnings: vec!["w".into()],
-        state: SnapshotState::Kept,
+        recorded: true,
     };
-    store.record_snapshot(&rec("b", 2)).unwrap();
-    store.record_snapshot(&rec("a", 1)).unwrap();
+    store.record_snapshot(&info("b", 2)).unwrap();
+    store.record_snapshot(&info("a", 1)).unwrap();
     let ids: Vec<String> = store
         .snapshots("/r")
         .unwrap()
         .into_iter()
-        .map(|r| r.id)
+        .map(|(i, _)| i.id)
         .collect();
     assert_eq!(ids, ["a", "b"]);
     assert!(store.snapshots("/other").unwrap().is_empty());
@@ -332,8 +333,11 @@ fn snapshots_are_recorded_listed_and_ended() {
             .end_snapshot("/r", "zzz", SnapshotState::Dropped, 5)
             .unwrap()
     );
-    let a = store.snapshot("/r", "a").unwrap().unwrap();
-    assert_eq!(a.state, SnapshotState::Restored);
+    let (a, state) = store.snapshot("/r", "a").unwrap().unwrap();
+    assert_eq!(state, SnapshotState::Restored);
     assert_eq!(a.warnings, ["w"]);
-    assert_eq!(store.snapshot("/r", "b").unwrap().unwrap(), rec("b", 2));
+    assert_eq!(
+        store.snapshot("/r", "b").unwrap().unwrap(),
+        (info("b", 2), SnapshotState::Kept)
+    );
 }

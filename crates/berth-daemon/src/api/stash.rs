@@ -15,7 +15,7 @@ use berth_proto::{
     ErrorCode, FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, StashRepo,
     StashSave, StashTarget,
 };
-use berth_store::{SnapshotRecord, SnapshotState};
+use berth_store::SnapshotState;
 use hyper::StatusCode;
 
 use super::{ApiFailure, ApiJson};
@@ -107,22 +107,6 @@ fn info(repo: &Git, s: &Snapshot, recorded: bool) -> SnapshotInfo {
     }
 }
 
-fn record(i: &SnapshotInfo) -> SnapshotRecord {
-    SnapshotRecord {
-        repo: i.repo.clone(),
-        id: i.id.clone(),
-        commit: i.commit.clone(),
-        branch: i.branch.clone(),
-        head: i.head.clone(),
-        time_ms: i.time_ms,
-        reason: i.reason.clone(),
-        message: i.message.clone(),
-        pairing: i.pairing.clone(),
-        warnings: i.warnings.clone(),
-        state: SnapshotState::Kept,
-    }
-}
-
 /// Runs `f` on a blocking thread while holding the daemon's git lock.
 async fn with_git<T: Send + 'static>(
     shared: &Shared,
@@ -168,7 +152,7 @@ pub async fn save(
         .await?
     };
     let info = info(&repo, &taken, true);
-    store.record_snapshot(&record(&info)).map_err(db_failure)?;
+    store.record_snapshot(&info).map_err(db_failure)?;
     shared.record_about(
         "stash.saved",
         &info.id,
@@ -191,18 +175,20 @@ pub async fn list(
     let recorded = store.snapshots(&top).map_err(db_failure)?;
     let mut snapshots = Vec::new();
     for s in &found {
-        let known = recorded.iter().any(|r| r.id == s.meta.id);
+        let known = recorded.iter().any(|(r, _)| r.id == s.meta.id);
         let i = info(&repo, s, known);
         if !known {
             // The database lost track of it (or it was made elsewhere): record it again.
-            store.record_snapshot(&record(&i)).map_err(db_failure)?;
+            store.record_snapshot(&i).map_err(db_failure)?;
         }
         snapshots.push(i);
     }
     let missing = recorded
         .iter()
-        .filter(|r| r.state == SnapshotState::Kept && !found.iter().any(|s| s.meta.id == r.id))
-        .map(|r| r.id.clone())
+        .filter(|(r, state)| {
+            *state == SnapshotState::Kept && !found.iter().any(|s| s.meta.id == r.id)
+        })
+        .map(|(r, _)| r.id.clone())
         .collect();
     Ok(Json(SnapshotList { snapshots, missing }))
 }

@@ -19,6 +19,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `berth ARGS` inside `repo`, as a user standing there would.
+fn in_repo(h: &berth_testkit::TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
+    let mut c = h.command(args);
+    c.current_dir(repo);
+    h.run_cmd(c)
+}
+
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
@@ -59,11 +66,7 @@ fn save_list_show_restore_round_trip() {
         "save touches nothing"
     );
 
-    let run = |args: &[&str]| {
-        let mut c = h.command(args);
-        c.current_dir(r.path());
-        h.run_cmd(c)
-    };
+    let run = |args: &[&str]| in_repo(&h, r.path(), args);
     let list = run(&["--json", "stash", "list"]);
     list.expect_code(0);
     assert_eq!(list.json()["snapshots"][0]["id"], id.as_str());
@@ -115,11 +118,7 @@ fn list_finds_snapshots_the_database_lost() {
     start(&h);
     let r = repo();
     std::fs::write(r.path().join("a.txt"), "edited\n").unwrap();
-    let run = |args: &[&str]| {
-        let mut c = h.command(args);
-        c.current_dir(r.path());
-        h.run_cmd(c)
-    };
+    let run = |args: &[&str]| in_repo(&h, r.path(), args);
     let id = run(&["--json", "stash", "save"]).json()["id"]
         .as_str()
         .unwrap()
@@ -143,11 +142,7 @@ fn drop_asks_unless_told_and_bad_input_is_refused_cleanly() {
     start(&h);
     let r = repo();
     std::fs::write(r.path().join("a.txt"), "edited\n").unwrap();
-    let run = |args: &[&str]| {
-        let mut c = h.command(args);
-        c.current_dir(r.path());
-        h.run_cmd(c)
-    };
+    let run = |args: &[&str]| in_repo(&h, r.path(), args);
     let id = run(&["--json", "stash", "save"]).json()["id"]
         .as_str()
         .unwrap()
