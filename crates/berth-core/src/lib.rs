@@ -4,6 +4,12 @@
 //! so every decision is unit-tested exhaustively and the crates at the edges (daemon, CLI) only
 //! gather observations and carry out the answers.
 //!
+//! - [`names`]: what an agent or service may be called.
+//! - [`agent_state`]: the states of a supervised process and their transitions.
+//! - [`restart`]: restart policies, exponential backoff and the restart budget.
+//! - [`probe`]: readiness and liveness probes and how their results add up.
+//! - [`project`]: `berth.toml`, parsed strictly.
+//! - [`deps`]: dependency order for `berth up` / `berth down`.
 //! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
 //! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
 //!   field-by-field diff shown when a running daemon's configuration differs.
@@ -16,12 +22,18 @@
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
 //! - [`time`]: timestamps rendered in UTC.
 
+pub mod agent_state;
 pub mod config;
 pub mod daemon_state;
+pub mod deps;
 pub mod duration;
 pub mod failpoint;
 pub mod home;
 pub mod lifecycle;
+pub mod names;
+pub mod probe;
+pub mod project;
+pub mod restart;
 pub mod stop;
 pub mod time;
 
