@@ -55,11 +55,6 @@ impl Home {
         self.run_dir().join("daemon.log")
     }
 
-    /// The `n`th rotated daemon log (`n >= 1`); larger is older.
-    pub fn rotated_daemon_log(&self, n: u32) -> PathBuf {
-        self.run_dir().join(format!("daemon.log.{n}"))
-    }
-
     pub fn last_failure(&self) -> PathBuf {
         self.run_dir().join("last_failure.json")
     }
@@ -97,7 +92,6 @@ mod tests {
         }
         assert!(!home.runtime_files().contains(&home.daemon_log()));
         assert!(!home.runtime_files().contains(&home.last_failure()));
-        assert_eq!(home.rotated_daemon_log(2), Path::new("/h/run/daemon.log.2"));
         assert_eq!(home.database(), Path::new("/h/state/berth.db"));
     }
 }

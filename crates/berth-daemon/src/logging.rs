@@ -1,17 +1,16 @@
-//! The daemon log: a size-capped file with rotation, and reading its tail back.
+//! The daemon log: `run/daemon.log`, size-capped and rotated by `berth_supervisor::logs` (the
+//! same rotation agents' logs use), written through `tracing`, and its tail read back.
 //!
-//! `run/daemon.log` grows to `max_bytes`, then becomes `daemon.log.1` (the older ones shift up,
-//! the oldest beyond `keep` is deleted) and a fresh file starts. When the daemon runs detached,
-//! the current log file is also its standard error, so even a panic message lands in the log;
-//! rotation re-points standard error at the new file.
+//! When the daemon runs detached, the current log file is also its standard error, so even a
+//! panic message lands in the log; rotation re-points standard error at the new file.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
 use berth_core::home::Home;
+use berth_supervisor::logs::{self, RotatingFile};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -19,29 +18,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Debug)]
 struct Inner {
-    home: Home,
-    max_bytes: u64,
-    keep: u32,
-    file: File,
-    size: u64,
+    file: RotatingFile,
     /// Re-point standard error at the current file (detached daemons).
     redirect_stderr: bool,
 }
 
-/// A rotating log file, shareable between threads.
+/// The daemon log, shareable between threads.
 #[derive(Debug, Clone)]
 pub struct RotatingLog {
     inner: Arc<Mutex<Inner>>,
-}
-
-fn open_log(home: &Home) -> std::io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(home.daemon_log())?;
-    let size = file.metadata()?.len();
-    Ok((file, size))
 }
 
 fn point_stderr_at(file: &File) {
@@ -56,16 +41,12 @@ impl RotatingLog {
         keep: u32,
         redirect_stderr: bool,
     ) -> std::io::Result<RotatingLog> {
-        let (file, size) = open_log(home)?;
+        let file = RotatingFile::open(home.daemon_log(), max_bytes, keep)?;
         if redirect_stderr {
-            point_stderr_at(&file);
+            point_stderr_at(file.file());
         }
         let inner = Inner {
-            home: home.clone(),
-            max_bytes,
-            keep,
             file,
-            size,
             redirect_stderr,
         };
         Ok(RotatingLog {
@@ -75,36 +56,9 @@ impl RotatingLog {
 
     fn write_record(&self, buf: &[u8]) -> std::io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.size > 0 && inner.size + buf.len() as u64 > inner.max_bytes {
-            inner.rotate()?;
+        if inner.file.write_record(buf)? && inner.redirect_stderr {
+            point_stderr_at(inner.file.file());
         }
-        inner.file.write_all(buf)?;
-        inner.size += buf.len() as u64;
-        Ok(())
-    }
-}
-
-impl Inner {
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let home = &self.home;
-        if self.keep == 0 {
-            std::fs::remove_file(home.daemon_log())?;
-        } else {
-            let _ = std::fs::remove_file(home.rotated_daemon_log(self.keep));
-            for n in (1..self.keep).rev() {
-                let from = home.rotated_daemon_log(n);
-                if from.exists() {
-                    std::fs::rename(&from, home.rotated_daemon_log(n + 1))?;
-                }
-            }
-            std::fs::rename(home.daemon_log(), home.rotated_daemon_log(1))?;
-        }
-        let (file, size) = open_log(home)?;
-        if self.redirect_stderr {
-            point_stderr_at(&file);
-        }
-        self.file = file;
-        self.size = size;
         Ok(())
     }
 }
@@ -167,25 +121,7 @@ pub fn init(log: RotatingLog, to_stderr: bool) {
 /// The last `n` lines of the daemon log, reading into rotated files when the current one is
 /// short. Oldest first.
 pub fn tail(home: &Home, n: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    let mut files = vec![home.daemon_log()];
-    files.extend((1..=64).map(|i| home.rotated_daemon_log(i)));
-    for path in files {
-        if lines.len() >= n {
-            break;
-        }
-        let Ok(file) = File::open(&path) else { break };
-        let mut from_file: Vec<String> = BufReader::new(file)
-            .split(b'\n')
-            .map_while(Result::ok)
-            .map(|l| String::from_utf8_lossy(&l).into_owned())
-            .collect();
-        let take = from_file.len().min(n - lines.len());
-        let mut kept = from_file.split_off(from_file.len() - take);
-        kept.extend(lines);
-        lines = kept;
-    }
-    lines
+    logs::tail(&home.daemon_log(), n)
 }
 
 #[cfg(test)]
@@ -193,7 +129,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotation_caps_each_file_and_keeps_the_newest_records() {
+    fn records_rotate_and_the_tail_reads_across_files() {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::new(tmp.path());
         std::fs::create_dir_all(home.run_dir()).unwrap();
@@ -202,24 +138,11 @@ mod tests {
             let mut w = log.make_writer();
             writeln!(w, "line {i:04} {}", "x".repeat(40)).unwrap();
         }
-        for p in [
-            home.daemon_log(),
-            home.rotated_daemon_log(1),
-            home.rotated_daemon_log(2),
-        ] {
-            let len = std::fs::metadata(&p).unwrap().len();
-            assert!(len <= 4096 && len > 0, "{p:?} has {len} bytes");
-        }
-        assert!(!home.rotated_daemon_log(3).exists());
-        let t = tail(&home, 5);
-        assert_eq!(t.len(), 5);
-        assert!(t[4].starts_with("line 0399"), "{t:?}");
-        assert!(t[0].starts_with("line 0395"), "{t:?}");
-        // The tail reaches into the rotated file when asked for more than the current one holds.
+        assert!(std::fs::metadata(home.daemon_log()).unwrap().len() <= 4096);
+        assert!(tmp.path().join("run/daemon.log.2").exists());
         let long = tail(&home, 150);
         assert_eq!(long.len(), 150);
-        assert!(long[149].starts_with("line 0399"));
-        assert!(long[0].starts_with("line 0250"));
+        assert!(long[149].starts_with("line 0399") && long[0].starts_with("line 0250"));
     }
 
     #[test]

@@ -13,4 +13,5 @@
 //! its start time (from `/proc/<pid>/stat`) match what was recorded ([`tree::Identity`]), so a
 //! recycled pid is never mistaken for the agent.
 
+pub mod logs;
 pub mod tree;
