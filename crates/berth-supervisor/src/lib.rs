@@ -13,5 +13,6 @@
 //! its start time (from `/proc/<pid>/stat`) match what was recorded ([`tree::Identity`]), so a
 //! recycled pid is never mistaken for the agent.
 
+pub mod keeper;
 pub mod logs;
 pub mod tree;

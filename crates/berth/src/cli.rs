@@ -34,6 +34,13 @@ pub enum Command {
     Events(EventsArgs),
     /// Diagnose berth's home (and with --fix, repair what is safe to repair).
     Doctor(DoctorArgs),
+    /// The per-process keeper (started by the daemon; not for direct use).
+    #[command(name = "__keeper", hide = true)]
+    Keeper {
+        /// The process's directory, holding `spec.json`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),

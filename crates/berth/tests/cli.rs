@@ -4,6 +4,7 @@
 mod cli {
     pub mod api;
     pub mod doctor;
+    pub mod keeper;
     pub mod lifecycle;
     pub mod stash;
     pub mod states;

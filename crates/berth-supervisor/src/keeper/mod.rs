@@ -1,0 +1,349 @@
+//! The keeper: one small process per agent or service that owns the child.
+//!
+//! It makes itself a child subreaper, starts the child (`sh -c COMMAND`) in a new session and
+//! process group, writes the child's output line by line with timestamps to a rotating log,
+//! records the exit status in `state.json`, and answers on `keeper.sock` ([`control`]). It is
+//! started detached, so it lives on whatever happens to the daemon.
+//!
+//! A stop signals the child's process group *and* every descendant of the keeper (orphans were
+//! reparented to it, including ones that escaped with `setsid`), waits the grace period,
+//! SIGKILLs whatever remains, and answers only when no descendant is left. When the child ends
+//! by itself, whatever it left running is stopped the same way: an exited agent leaves nothing
+//! behind. Then the keeper records that it is done and exits.
+
+pub mod control;
+pub mod spec;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use control::{Request, Response};
+use spec::{ExitInfo, Ident, KeeperDir, KeeperSpec, KeeperState, signal_number};
+
+use crate::logs::RotatingFile;
+use crate::tree::{self, Identity};
+
+/// How long SIGKILLed processes get to disappear before the keeper reports failure.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    #[error("cannot read the keeper spec {path}: {detail}")]
+    Spec { path: String, detail: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KeeperError {
+    let what = what.into();
+    move |source| KeeperError::Io { what, source }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Shared between the keeper's threads.
+struct Keeper {
+    dir: KeeperDir,
+    spec: KeeperSpec,
+    state: Mutex<KeeperState>,
+    log: Mutex<RotatingFile>,
+    /// The child's process group (= its pid: it leads a new session).
+    pgid: u32,
+    /// Control requests being answered; the keeper waits for them before it exits.
+    answering: AtomicUsize,
+}
+
+impl Keeper {
+    fn state(&self) -> KeeperState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut KeeperState)) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut st);
+        if let Err(e) = write_state(&self.dir, &st) {
+            self.log_line("keeper", &format!("cannot write state.json: {e}"));
+        }
+    }
+
+    fn log_line(&self, stream: &str, line: &str) {
+        let record = format!("{} {stream}| {line}\n", berth_core::time::utc(now_ms()));
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        // Nowhere left to report a failing log write.
+        let _ = log.write_record(record.as_bytes());
+    }
+
+    /// Descendants of the keeper that still run (zombies are as good as gone).
+    fn live_descendants(&self) -> Vec<u32> {
+        let all = tree::all_processes().unwrap_or_default();
+        let me = std::process::id();
+        let zombies: std::collections::BTreeSet<u32> = all
+            .iter()
+            .filter(|p| p.is_zombie())
+            .map(|p| p.pid)
+            .collect();
+        tree::descendants(&all, me)
+            .into_iter()
+            .filter(|p| !zombies.contains(p))
+            .collect()
+    }
+
+    fn signal_all(&self, sig: i32) {
+        // SAFETY: kill(2) with a negative pid signals the child's process group; then every
+        // descendant individually (those that left the group with setsid).
+        unsafe { libc::kill(-(self.pgid as i32), sig) };
+        for pid in self.live_descendants() {
+            // SAFETY: as above, on a process below this keeper.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    }
+
+    fn wait_gone(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.live_descendants().is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Stops every descendant: the stop signal, the grace period, then SIGKILL until none is
+    /// left. Returns whether SIGKILL was needed.
+    fn stop_all(&self) -> bool {
+        let sig = signal_number(&self.spec.stop_signal).unwrap_or(libc::SIGTERM);
+        self.signal_all(sig);
+        if self.wait_gone(Duration::from_millis(self.spec.stop_grace_ms)) {
+            return false;
+        }
+        self.log_line(
+            "keeper",
+            "grace period over: sending SIGKILL to what remains",
+        );
+        let deadline = Instant::now() + KILL_WAIT;
+        while !self.live_descendants().is_empty() && Instant::now() < deadline {
+            self.signal_all(libc::SIGKILL);
+            std::thread::sleep(POLL);
+        }
+        true
+    }
+}
+
+fn write_state(dir: &KeeperDir, st: &KeeperState) -> std::io::Result<()> {
+    let tmp = dir.path().join(".state.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, dir.state())
+}
+
+/// Reads `state.json`, if there is a readable one.
+pub fn read_state(dir: &KeeperDir) -> Option<KeeperState> {
+    serde_json::from_slice(&std::fs::read(dir.state()).ok()?).ok()
+}
+
+fn ident(pid: u32) -> Ident {
+    let start_time = Identity::of(pid).map_or(0, |i| i.start_time);
+    Ident { pid, start_time }
+}
+
+/// Runs the keeper for the spec in `dir` until the child and all its descendants are gone.
+pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
+    let spec_path = dir.spec();
+    let spec: KeeperSpec = std::fs::read(&spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|detail| KeeperError::Spec {
+            path: spec_path.display().to_string(),
+            detail,
+        })?;
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only changes how orphans are reparented.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io("cannot become a child subreaper")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let _ = std::fs::remove_file(dir.socket());
+    let listener = UnixListener::bind(dir.socket()).map_err(io("cannot bind keeper.sock"))?;
+    let log = RotatingFile::open(dir.output(), spec.log_max_bytes, spec.log_keep)
+        .map_err(io("cannot open output.log"))?;
+
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&spec.command)
+        .current_dir(&spec.cwd)
+        .env_remove("BERTH_TOKEN")
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid(2) in the forked child before exec; async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(io(format!("cannot start `{}`", spec.command)))?;
+    let child_pid = child.id();
+    let state = KeeperState {
+        keeper: ident(std::process::id()),
+        child: Some(ident(child_pid)),
+        started_ms: now_ms(),
+        exit: None,
+        stopping: false,
+        done: false,
+    };
+    write_state(&dir, &state).map_err(io("cannot write state.json"))?;
+    let keeper = Arc::new(Keeper {
+        dir: dir.clone(),
+        spec,
+        state: Mutex::new(state),
+        log: Mutex::new(log),
+        pgid: child_pid,
+        answering: AtomicUsize::new(0),
+    });
+
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(pump(keeper.clone(), "out", out));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(pump(keeper.clone(), "err", err));
+    }
+    {
+        let keeper = keeper.clone();
+        std::thread::spawn(move || serve(keeper, listener));
+    }
+    reap(&keeper, child_pid);
+    for r in readers {
+        let _ = r.join();
+    }
+    keeper.update(|s| s.done = true);
+    let _ = std::fs::remove_file(dir.socket());
+    // A stop request is answered once everything is gone, which is also when the reaper
+    // finishes: let that answer go out before the process ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keeper.answering.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+    Ok(())
+}
+
+/// Copies one output stream into the log, a timestamped line at a time.
+fn pump(
+    keeper: Arc<Keeper>,
+    stream: &'static str,
+    from: impl Read + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut line = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            keeper.log_line(stream, text.trim_end_matches(['\n', '\r']));
+            line.clear();
+        }
+    })
+}
+
+/// Reaps every child (the agent and adopted orphans) until none is left; records the agent's
+/// exit, and once it has exited stops whatever it left behind.
+fn reap(keeper: &Keeper, child_pid: u32) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) on any child, blocking, with a valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid < 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                _ => return, // ECHILD: nothing left
+            }
+        }
+        if pid as u32 != child_pid {
+            continue;
+        }
+        let exit = ExitInfo {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            at_ms: now_ms(),
+        };
+        keeper.log_line("keeper", &format!("exited: {exit:?}"));
+        let stopping = keeper.state().stopping;
+        keeper.update(|s| s.exit = Some(exit));
+        if !stopping && !keeper.live_descendants().is_empty() {
+            keeper.log_line("keeper", "stopping what the exited process left running");
+            keeper.stop_all();
+        }
+    }
+}
+
+/// Answers control requests until the keeper exits.
+fn serve(keeper: Arc<Keeper>, listener: UnixListener) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let keeper = keeper.clone();
+        keeper.answering.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            answer(&keeper, &mut conn);
+            keeper.answering.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Reads one request from `conn` and writes its answer.
+fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
+    let mut line = String::new();
+    if BufReader::new(&*conn).read_line(&mut line).is_err() {
+        return;
+    }
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Status) => Response {
+            state: keeper.state(),
+            killed: false,
+            stop_ms: 0,
+        },
+        Ok(Request::Stop) => {
+            let began = Instant::now();
+            keeper.update(|s| s.stopping = true);
+            let killed = keeper.stop_all();
+            // The reaper records the exit right after the last process goes.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while keeper.state().exit.is_none() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+            let stop_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Response {
+                state: keeper.state(),
+                killed,
+                stop_ms,
+            }
+        }
+        Err(_) => return,
+    };
+    if let Ok(mut text) = serde_json::to_string(&response) {
+        text.push('\n');
+        let _ = conn.write_all(text.as_bytes());
+    }
+}
