@@ -12,6 +12,7 @@
 //! - [`relation`]: how two commits relate (equal, ahead, behind, diverged, unrelated).
 //! - [`refs`]: fast-forward-only ref moves with compare-and-swap.
 //! - [`snapshot`]: exact capture and restore of uncommitted work.
+//! - [`workspace`]: agent workspaces (shared clones), keep-alive refs, the fast-forward mirror.
 
 pub mod git;
 pub mod head;
@@ -20,5 +21,6 @@ pub mod refs;
 pub mod relation;
 pub mod snapshot;
 pub mod status;
+pub mod workspace;
 
 pub use git::{Access, Git, GitError, Output};
