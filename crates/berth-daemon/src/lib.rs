@@ -25,6 +25,7 @@
 //! connection's peer uid is checked before a byte is read, and every TCP request carries the
 //! bearer token ([`token`]).
 
+pub mod agents;
 pub mod api;
 pub mod failpoints;
 pub mod failure;

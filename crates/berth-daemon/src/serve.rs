@@ -236,6 +236,8 @@ pub async fn launch(
     let outcome = match prepared {
         Ok(store) => {
             let _ = shared.store.set(store);
+            // Recovery: every agent that should run is re-adopted (or found lost).
+            crate::agents::adopt_all(&shared);
             shared
                 .advance(Input::Prepared)
                 .map_err(|e| ServeError::Runtime(e.to_string()))

@@ -37,8 +37,10 @@ pub struct Shared {
     pub requests: AtomicU64,
     pub open_connections: AtomicU64,
     pub subscribers: AtomicU64,
-    /// Serialises git operations that change repositories (snapshots).
+    /// Serialises git operations that change repositories (snapshots, workspaces).
     pub git_lock: tokio::sync::Mutex<()>,
+    /// Agents under supervision.
+    pub supervisor: crate::agents::Supervisor,
 }
 
 impl Shared {
@@ -70,6 +72,7 @@ impl Shared {
             open_connections: AtomicU64::new(0),
             subscribers: AtomicU64::new(0),
             git_lock: tokio::sync::Mutex::new(()),
+            supervisor: crate::agents::Supervisor::default(),
         }
     }
 

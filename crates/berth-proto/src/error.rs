@@ -46,6 +46,12 @@ pub enum ErrorCode {
     WouldOverwrite,
     /// A git command failed.
     GitFailed,
+    /// No such agent in this project.
+    AgentNotFound,
+    /// An agent of that name exists already.
+    AgentExists,
+    /// The agent's definition or the request is not valid (name, command, base, policy).
+    InvalidAgent,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -89,6 +95,9 @@ impl ErrorCode {
             ErrorCode::BranchMissing => "branch_missing",
             ErrorCode::WouldOverwrite => "would_overwrite",
             ErrorCode::GitFailed => "git_failed",
+            ErrorCode::AgentNotFound => "agent_not_found",
+            ErrorCode::AgentExists => "agent_exists",
+            ErrorCode::InvalidAgent => "invalid_agent",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -136,6 +145,9 @@ mod tests {
             ErrorCode::BranchMissing,
             ErrorCode::WouldOverwrite,
             ErrorCode::GitFailed,
+            ErrorCode::AgentNotFound,
+            ErrorCode::AgentExists,
+            ErrorCode::InvalidAgent,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -11,11 +11,13 @@
 //!   [`PROTOCOL_VERSION`].
 //! - Errors are always [`ErrorBody`] with a stable [`ErrorCode`].
 
+mod agent;
 mod error;
 mod event;
 mod stash;
 mod status;
 
+pub use agent::{AgentInfo, AgentList, AgentNew, AgentTarget};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use stash::{
@@ -34,7 +36,14 @@ pub const PRODUCT: &str = "berth";
 pub const HANDSHAKE_PATH: &str = "/handshake";
 
 /// Capabilities this build's daemon offers, reported in the handshake.
-pub const CAPABILITIES: &[&str] = &["status", "shutdown", "events", "events-sse", "stash"];
+pub const CAPABILITIES: &[&str] = &[
+    "status",
+    "shutdown",
+    "events",
+    "events-sse",
+    "stash",
+    "agents",
+];
 
 /// Largest request body the daemon accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

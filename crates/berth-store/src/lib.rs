@@ -14,6 +14,8 @@
 //! - **The event log.** `events.seq` is `INTEGER PRIMARY KEY AUTOINCREMENT`: it increases by one
 //!   per append and is never reused, even after retention deletes old rows, so "everything after
 //!   N" always means the same thing. Retention keeps the newest `retain_events` rows.
+//! - **Projects and agents.** Each repository berth was used in, and its agents' definitions
+//!   (what should run); what runs right now is in each keeper's `state.json`.
 //! - **Snapshots.** A history of `berth stash` snapshots per repository; the refs in the
 //!   repository stay the truth about which exist.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
@@ -24,6 +26,7 @@
 //! A poisoned mutex (a panic while holding it) is recovered rather than propagated: SQLite
 //! transactions are atomic, so the connection is consistent whatever the panicking code did.
 
+mod agents;
 mod error;
 mod events;
 pub mod migrations;
@@ -38,6 +41,7 @@ use berth_proto::Event;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
+pub use agents::AgentRecord;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
 pub use snapshots::{Recorded, SnapshotState};

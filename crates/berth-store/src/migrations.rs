@@ -28,6 +28,24 @@ pub const MIGRATIONS: &[&str] = &[
          ended_ms INTEGER,
          PRIMARY KEY (repo, id)
      );",
+    // 3: projects and their agents.
+    "CREATE TABLE projects (
+         id         INTEGER PRIMARY KEY AUTOINCREMENT,
+         root       TEXT    NOT NULL UNIQUE,
+         created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE agents (
+         project_id INTEGER NOT NULL REFERENCES projects(id),
+         name       TEXT    NOT NULL,
+         command    TEXT,
+         base       TEXT    NOT NULL,
+         restart    TEXT    NOT NULL,
+         env        TEXT    NOT NULL DEFAULT '{}',
+         workspace  TEXT    NOT NULL,
+         desired    TEXT    NOT NULL DEFAULT 'stopped',
+         created_ms INTEGER NOT NULL,
+         PRIMARY KEY (project_id, name)
+     );",
 ];
 
 /// The newest schema version this build knows.

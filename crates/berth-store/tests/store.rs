@@ -341,3 +341,41 @@ fn snapshots_are_recorded_listed_and_ended() {
         (info("b", 2), SnapshotState::Kept)
     );
 }
+
+#[test]
+fn projects_register_once_and_agents_round_trip() {
+    use berth_store::AgentRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let p = store.project_id("/repo", 1).unwrap();
+    assert_eq!(store.project_id("/repo", 2).unwrap(), p);
+    let q = store.project_id("/other", 3).unwrap();
+    assert_ne!(p, q);
+    let a = AgentRecord {
+        project_id: p,
+        project_root: "/repo".into(),
+        name: "fixer".into(),
+        command: Some("sleep 1".into()),
+        base: "b".repeat(40),
+        restart: "on-failure".into(),
+        env: [("K".to_string(), "V".to_string())].into(),
+        workspace: "/ws/fixer".into(),
+        desired_running: false,
+        created_ms: 5,
+    };
+    store.add_agent(&a).unwrap();
+    assert!(store.add_agent(&a).is_err(), "names are unique per project");
+    store
+        .add_agent(&AgentRecord {
+            project_id: q,
+            project_root: "/other".into(),
+            ..a.clone()
+        })
+        .unwrap();
+    assert_eq!(store.agent(p, "fixer").unwrap(), Some(a.clone()));
+    store.set_desired(p, "fixer", true).unwrap();
+    assert!(store.agent(p, "fixer").unwrap().unwrap().desired_running);
+    assert_eq!(store.agents(Some(p)).unwrap().len(), 1);
+    assert_eq!(store.agents(None).unwrap().len(), 2);
+    assert_eq!(store.agent(p, "nobody").unwrap(), None);
+}

@@ -34,6 +34,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Diagnose berth's home (and with --fix, repair what is safe to repair).
     Doctor(DoctorArgs),
+    /// Agents: long-lived processes, each in its own workspace on its own branch.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// The per-process keeper (started by the daemon; not for direct use).
     #[command(name = "__keeper", hide = true)]
     Keeper {
@@ -44,6 +47,44 @@ pub enum Command {
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent: a workspace borrowing this repository's objects, on branch berth/NAME.
+    New {
+        name: String,
+        /// The command it runs (through `sh -c`).
+        #[arg(long = "cmd", value_name = "CMD")]
+        command: Option<String>,
+        /// What its workspace starts from (default: your HEAD).
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// no, on-failure or always.
+        #[arg(long, value_name = "POLICY")]
+        restart: Option<String>,
+        /// An environment variable for it (repeatable).
+        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Start it right away.
+        #[arg(long)]
+        start: bool,
+    },
+    /// List this repository's agents.
+    List,
+    /// Show one agent.
+    Show { name: String },
+    /// Start an agent under its keeper.
+    Start { name: String },
+    /// Stop an agent and every process it started.
+    Stop { name: String },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not K=V")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

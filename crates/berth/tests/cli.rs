@@ -2,6 +2,7 @@
 //! crate; one module per capability.
 
 mod cli {
+    pub mod agents;
     pub mod api;
     pub mod doctor;
     pub mod keeper;

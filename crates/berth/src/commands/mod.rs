@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod agent;
 pub mod daemon;
 pub mod doctor;
 pub mod events;

@@ -13,7 +13,8 @@ use crate::cli::StashCommand;
 use crate::error::{CliError, CliResult, Kind};
 use crate::output::{self, emit};
 
-fn here() -> CliResult<String> {
+/// The directory berth was run in; the daemon finds the repository from it.
+pub fn here() -> CliResult<String> {
     let dir = std::env::current_dir()
         .map_err(|e| CliError::failed("cwd", format!("cannot read the current directory: {e}")))?;
     Ok(dir.display().to_string())

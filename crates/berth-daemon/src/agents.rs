@@ -1,0 +1,367 @@
+//! Agents under supervision: starting them under keepers, stopping them, watching for exits
+//! (restart policy), and re-adopting them when the daemon starts.
+//!
+//! The daemon never owns an agent's process: its keeper does (`berth_supervisor::keeper`). The
+//! daemon writes the keeper's spec, starts it detached, and afterwards only reads its
+//! `state.json` and talks to its socket — so the daemon can crash, stop or be upgraded and the
+//! agent runs on. On start, [`adopt_all`] trusts a keeper only if its pid *and* start time match
+//! what the keeper recorded; anything that should run but vanished is `lost`.
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_core::agent_state::{self, AgentState, Event};
+use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
+use berth_proto::AgentInfo;
+use berth_store::AgentRecord;
+use berth_supervisor::keeper::control::{self, Request};
+use berth_supervisor::keeper::read_state;
+use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
+use berth_supervisor::tree::Identity;
+
+use crate::state::Shared;
+
+/// How often a running agent's keeper is looked at (SPEC §7: no periodic work more often than
+/// once a second).
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Default grace period between the stop signal and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+type Key = (i64, String);
+
+#[derive(Debug)]
+struct Runtime {
+    state: AgentState,
+    tracker: Tracker,
+    exit_code: Option<i32>,
+}
+
+/// The daemon's view of every agent it knows.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    runtimes: Mutex<HashMap<Key, Runtime>>,
+}
+
+/// Why an agent operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent {0} has no command; create it with --cmd to be able to start it")]
+    NoCommand(String),
+    #[error("cannot start the keeper of {name}: {detail}")]
+    Keeper { name: String, detail: String },
+    #[error("cannot stop {name}: {detail}")]
+    Stop { name: String, detail: String },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key(rec: &AgentRecord) -> Key {
+    (rec.project_id, rec.name.clone())
+}
+
+/// Where an agent's keeper keeps its files.
+pub fn keeper_dir(shared: &Shared, rec: &AgentRecord) -> KeeperDir {
+    KeeperDir(
+        shared
+            .home()
+            .root()
+            .join("agents")
+            .join(rec.project_id.to_string())
+            .join(&rec.name),
+    )
+}
+
+/// Whether the keeper recorded in `state` is still that very process.
+fn keeper_alive(state: &KeeperState) -> bool {
+    Identity {
+        pid: state.keeper.pid,
+        start_time: state.keeper.start_time,
+    }
+    .is_alive()
+}
+
+impl Supervisor {
+    fn with<T>(&self, k: &Key, f: impl FnOnce(&mut Runtime) -> T) -> T {
+        let mut map = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = map.entry(k.clone()).or_insert(Runtime {
+            state: AgentState::Stopped,
+            tracker: Tracker::default(),
+            exit_code: None,
+        });
+        f(rt)
+    }
+
+    fn state(&self, k: &Key) -> AgentState {
+        self.with(k, |rt| rt.state)
+    }
+
+    /// Feeds the state machine; an impossible event is logged and ignored.
+    fn apply(&self, k: &Key, event: Event) -> AgentState {
+        self.with(k, |rt| {
+            match agent_state::next(rt.state, event) {
+                Ok(s) => rt.state = s,
+                Err(e) => tracing::warn!(agent = %k.1, "{e}"),
+            }
+            rt.state
+        })
+    }
+
+    /// The agent as the API shows it.
+    pub fn info(&self, shared: &Shared, rec: &AgentRecord) -> AgentInfo {
+        let k = key(rec);
+        let (state, exit_code) = self.with(&k, |rt| (rt.state, rt.exit_code));
+        let pid = state
+            .has_process()
+            .then(|| read_state(&keeper_dir(shared, rec)))
+            .flatten()
+            .and_then(|s| s.child.map(|c| c.pid));
+        AgentInfo {
+            name: rec.name.clone(),
+            project: rec.project_root.clone(),
+            command: rec.command.clone(),
+            branch: berth_git::workspace::branch(&rec.name),
+            base: rec.base.clone(),
+            workspace: rec.workspace.clone(),
+            restart: rec.restart.clone(),
+            state: state.name().to_string(),
+            pid,
+            exit_code,
+        }
+    }
+}
+
+fn policy(rec: &AgentRecord) -> RestartPolicy {
+    rec.restart.parse().unwrap_or_default()
+}
+
+/// Starts the agent under a new keeper (no-op if it already runs).
+pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
+    let k = key(rec);
+    if shared.supervisor.state(&k).has_process() {
+        return Ok(());
+    }
+    let command = rec
+        .command
+        .clone()
+        .ok_or_else(|| AgentError::NoCommand(rec.name.clone()))?;
+    let dir = keeper_dir(shared, rec);
+    let fail = |detail: String| AgentError::Keeper {
+        name: rec.name.clone(),
+        detail,
+    };
+    std::fs::create_dir_all(dir.path()).map_err(|e| fail(e.to_string()))?;
+    let mut env = rec.env.clone();
+    env.insert("BERTH_AGENT".into(), rec.name.clone());
+    env.insert("BERTH_WORKSPACE".into(), rec.workspace.clone());
+    let spec = KeeperSpec {
+        name: rec.name.clone(),
+        command,
+        cwd: PathBuf::from(&rec.workspace),
+        env,
+        stop_signal: "SIGTERM".into(),
+        stop_grace_ms: STOP_GRACE.as_millis() as u64,
+        log_max_bytes: 10 * 1024 * 1024,
+        log_keep: 3,
+    };
+    let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
+    crate::runtime::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
+    let _ = std::fs::remove_file(dir.state());
+    spawn_keeper(shared, &dir).map_err(|e| fail(e.to_string()))?;
+    // The keeper writes state.json once the child runs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while read_state(&dir).is_none() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(fail(
+                "it did not report within 10 s; see its output.log".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = now_ms();
+    shared.supervisor.apply(&k, Event::Start);
+    // No readiness probe configured: ready as soon as it runs.
+    shared.supervisor.apply(&k, Event::Ready);
+    shared.record_about(
+        "agent.started",
+        &rec.name,
+        serde_json::json!({ "project": rec.project_root }),
+    );
+    tokio::spawn(watch(shared.clone(), rec.clone(), started));
+    Ok(())
+}
+
+fn spawn_keeper(shared: &Shared, dir: &KeeperDir) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--home")
+        .arg(shared.home().root())
+        .arg("__keeper")
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid(2) in the child before exec: the keeper leaves the daemon's session, so
+    // nothing that happens to the daemon reaches it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    // Reap it when it ends, so it never lingers as the daemon's zombie.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+/// Follows a running agent until it ends, then applies the restart policy.
+async fn watch(shared: Arc<Shared>, rec: AgentRecord, started_ms: u64) {
+    let k = key(&rec);
+    let dir = keeper_dir(&shared, &rec);
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        if shared.supervisor.state(&k) == AgentState::Stopping {
+            return; // `stop` owns it now
+        }
+        let Some(st) = read_state(&dir) else { continue };
+        if !st.done && keeper_alive(&st) {
+            continue;
+        }
+        if !st.done {
+            shared.supervisor.apply(&k, Event::Vanished);
+            shared.record_about("agent.lost", &rec.name, serde_json::json!({}));
+            return;
+        }
+        let code = st.exit.and_then(|e| e.code);
+        let exit = if st.exit.is_some_and(|e| e.success()) {
+            Exit::Success
+        } else {
+            Exit::Failure
+        };
+        let now = now_ms();
+        let decision = shared.supervisor.with(&k, |rt| {
+            rt.exit_code = code;
+            rt.tracker
+                .on_exit(policy(&rec), &Backoff::default(), exit, started_ms, now)
+        });
+        shared
+            .supervisor
+            .apply(&k, Event::Exited { code, decision });
+        shared.record_about(
+            "agent.exited",
+            &rec.name,
+            serde_json::json!({ "code": code, "decision": decision }),
+        );
+        if let Decision::Restart { at_ms, .. } = decision {
+            tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
+            if matches!(shared.supervisor.state(&k), AgentState::Backoff { .. }) {
+                shared
+                    .supervisor
+                    .with(&k, |rt| rt.state = AgentState::Stopped);
+                if let Err(e) = start_again(shared.clone(), rec.clone()).await {
+                    tracing::error!(agent = %rec.name, "restart failed: {e}");
+                }
+            }
+        }
+        return;
+    }
+}
+
+/// `start` behind a box: `start` spawns `watch`, which restarts through here, and the box keeps
+/// that cycle out of the futures' types.
+fn start_again(
+    shared: Arc<Shared>,
+    rec: AgentRecord,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AgentError>> + Send>> {
+    Box::pin(async move { start(&shared, &rec).await })
+}
+
+/// Stops the agent and every descendant; returns once none remains.
+pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
+    let k = key(rec);
+    let before = shared.supervisor.state(&k);
+    shared.supervisor.apply(&k, Event::Stop);
+    if !before.has_process() {
+        return Ok(());
+    }
+    let socket = keeper_dir(shared, rec).socket();
+    let timeout = STOP_GRACE + Duration::from_secs(10);
+    let answer =
+        tokio::task::spawn_blocking(move || control::request(&socket, &Request::Stop, timeout))
+            .await
+            .map_err(|e| AgentError::Stop {
+                name: rec.name.clone(),
+                detail: e.to_string(),
+            })?;
+    match answer {
+        Ok(resp) => {
+            shared
+                .supervisor
+                .with(&k, |rt| rt.exit_code = resp.state.exit.and_then(|e| e.code));
+        }
+        // The keeper is already gone (it finished between our look and the request).
+        Err(control::ControlError::Io { .. }) => {}
+        Err(e) => {
+            return Err(AgentError::Stop {
+                name: rec.name.clone(),
+                detail: e.to_string(),
+            });
+        }
+    }
+    shared.supervisor.apply(&k, Event::Gone);
+    shared.record_about("agent.stopped", &rec.name, serde_json::json!({}));
+    Ok(())
+}
+
+/// On daemon start: finds every agent that should run and re-adopts its keeper, or marks it
+/// `lost` (or `exited`, if its keeper finished while nobody watched).
+pub fn adopt_all(shared: &Arc<Shared>) {
+    let Some(store) = shared.store.get() else {
+        return;
+    };
+    let agents = match store.agents(None) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot list agents to re-adopt: {e}");
+            return;
+        }
+    };
+    for rec in agents.into_iter().filter(|a| a.desired_running) {
+        let k = key(&rec);
+        let st = read_state(&keeper_dir(shared, &rec));
+        match st {
+            Some(st) if !st.done && keeper_alive(&st) => {
+                shared
+                    .supervisor
+                    .with(&k, |rt| rt.state = AgentState::Running);
+                shared.record_about(
+                    "agent.adopted",
+                    &rec.name,
+                    serde_json::json!({ "keeper": st.keeper.pid }),
+                );
+                let started = u64::try_from(st.started_ms).unwrap_or(0);
+                tokio::spawn(watch(shared.clone(), rec, started));
+            }
+            Some(st) if st.done => {
+                let code = st.exit.and_then(|e| e.code);
+                shared.supervisor.with(&k, |rt| {
+                    rt.state = AgentState::Exited { code };
+                    rt.exit_code = code;
+                });
+            }
+            _ => {
+                shared.supervisor.with(&k, |rt| rt.state = AgentState::Lost);
+                shared.record_about("agent.lost", &rec.name, serde_json::json!({}));
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Agents over the API (`berth agent ...`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use berth_core::restart::RestartPolicy;
+use berth_git::workspace::{self, WorkspaceError};
+use berth_proto::{AgentInfo, AgentList, AgentNew, AgentTarget, ErrorCode};
+use berth_store::{AgentRecord, Store};
+use hyper::StatusCode;
+
+use super::repo::repository;
+use super::{ApiFailure, ApiJson};
+use crate::agents::{self, AgentError};
+use crate::state::Shared;
+
+fn invalid(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidAgent,
+        message,
+        None,
+    )
+}
+
+fn db(e: berth_store::StoreError) -> ApiFailure {
+    ApiFailure::internal(e.to_string())
+}
+
+fn store(shared: &Shared) -> Result<Store, ApiFailure> {
+    shared
+        .store
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiFailure::unavailable(ErrorCode::Starting))
+}
+
+fn agent_failure(e: AgentError) -> ApiFailure {
+    match e {
+        AgentError::NoCommand(_) => invalid(e.to_string()),
+        _ => ApiFailure::internal(e.to_string()),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The project of `repo`, registered on first use.
+fn project(store: &Store, repo: &str) -> Result<(berth_git::Git, i64), ApiFailure> {
+    let git = repository(repo)?;
+    let id = store
+        .project_id(&git.dir().display().to_string(), now_ms())
+        .map_err(db)?;
+    Ok((git, id))
+}
+
+fn find(store: &Store, repo: &str, name: &str) -> Result<AgentRecord, ApiFailure> {
+    let (_, id) = project(store, repo)?;
+    store.agent(id, name).map_err(db)?.ok_or_else(|| {
+        ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::AgentNotFound,
+            format!("no agent {name} in this project"),
+            Some("`berth agent list` shows them"),
+        )
+    })
+}
+
+pub async fn new(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentNew>,
+) -> Result<(StatusCode, Json<AgentInfo>), ApiFailure> {
+    let store = store(&shared)?;
+    // Every check before any side effect.
+    berth_core::names::validate(&req.name).map_err(|e| invalid(e.to_string()))?;
+    let restart: RestartPolicy = match &req.restart {
+        Some(r) => r
+            .parse()
+            .map_err(|e: berth_core::restart::PolicyError| invalid(e.to_string()))?,
+        None => RestartPolicy::No,
+    };
+    if req.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(invalid("the command is empty"));
+    }
+    if req.start && req.command.is_none() {
+        return Err(invalid("--start needs a command (--cmd)"));
+    }
+    let (git, project_id) = project(&store, &req.repo)?;
+    if store.agent(project_id, &req.name).map_err(db)?.is_some() {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::AgentExists,
+            format!("this project already has an agent named {}", req.name),
+            Some("choose another name, or `berth agent rm` the old one"),
+        ));
+    }
+    let ws_path = shared
+        .home()
+        .root()
+        .join("workspaces")
+        .join(project_id.to_string())
+        .join(&req.name);
+    let base = req.base.clone().unwrap_or_else(|| "HEAD".into());
+    let created = {
+        let (git, name, ws_path) = (git.clone(), req.name.clone(), ws_path.clone());
+        let _one_at_a_time = shared.git_lock.lock().await;
+        tokio::task::spawn_blocking(move || -> Result<Option<String>, WorkspaceError> {
+            workspace::create(&git, &ws_path, &name, &base)?;
+            Ok(berth_git::refs::resolve(
+                &git,
+                &workspace::keep_alive_ref(&name),
+            )?)
+        })
+        .await
+        .map_err(|e| ApiFailure::internal(e.to_string()))?
+    };
+    let base_oid = match created {
+        Ok(Some(oid)) => oid,
+        Ok(None) => {
+            return Err(ApiFailure::internal(
+                "the workspace was created without its keep-alive ref",
+            ));
+        }
+        Err(e @ (WorkspaceError::BadBase(_) | WorkspaceError::PathExists(_))) => {
+            return Err(invalid(e.to_string()));
+        }
+        Err(e @ (WorkspaceError::BranchExists { .. } | WorkspaceError::AgentExists(_))) => {
+            return Err(ApiFailure::new(
+                StatusCode::CONFLICT,
+                ErrorCode::AgentExists,
+                e.to_string(),
+                None,
+            ));
+        }
+        Err(e) => {
+            return Err(ApiFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::GitFailed,
+                e.to_string(),
+                None,
+            ));
+        }
+    };
+    let rec = AgentRecord {
+        project_id,
+        project_root: git.dir().display().to_string(),
+        name: req.name.clone(),
+        command: req.command.clone(),
+        base: base_oid,
+        restart: restart.as_str().to_string(),
+        env: req.env.clone(),
+        workspace: ws_path.display().to_string(),
+        desired_running: req.start,
+        created_ms: now_ms(),
+    };
+    store.add_agent(&rec).map_err(db)?;
+    shared.record_about(
+        "agent.created",
+        &rec.name,
+        serde_json::json!({ "project": rec.project_root, "base": rec.base }),
+    );
+    if req.start {
+        agents::start(&shared, &rec).await.map_err(agent_failure)?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(shared.supervisor.info(&shared, &rec)),
+    ))
+}
+
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<berth_proto::StashRepo>,
+) -> Result<Json<AgentList>, ApiFailure> {
+    let store = store(&shared)?;
+    let (_, id) = project(&store, &req.repo)?;
+    let agents = store.agents(Some(id)).map_err(db)?;
+    Ok(Json(AgentList {
+        agents: agents
+            .iter()
+            .map(|a| shared.supervisor.info(&shared, a))
+            .collect(),
+    }))
+}
+
+pub async fn show(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentTarget>,
+) -> Result<Json<AgentInfo>, ApiFailure> {
+    let rec = find(&store(&shared)?, &req.repo, &req.name)?;
+    Ok(Json(shared.supervisor.info(&shared, &rec)))
+}
+
+pub async fn start(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentTarget>,
+) -> Result<Json<AgentInfo>, ApiFailure> {
+    let store = store(&shared)?;
+    let rec = find(&store, &req.repo, &req.name)?;
+    agents::start(&shared, &rec).await.map_err(agent_failure)?;
+    store
+        .set_desired(rec.project_id, &rec.name, true)
+        .map_err(db)?;
+    Ok(Json(shared.supervisor.info(&shared, &rec)))
+}
+
+pub async fn stop(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentTarget>,
+) -> Result<Json<AgentInfo>, ApiFailure> {
+    let store = store(&shared)?;
+    let rec = find(&store, &req.repo, &req.name)?;
+    store
+        .set_desired(rec.project_id, &rec.name, false)
+        .map_err(db)?;
+    agents::stop(&shared, &rec).await.map_err(agent_failure)?;
+    Ok(Json(shared.supervisor.info(&shared, &rec)))
+}

@@ -1,0 +1,59 @@
+//! Agents.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /v1/agents/new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentNew {
+    /// Absolute path inside the project.
+    pub repo: String,
+    pub name: String,
+    #[serde(default)]
+    pub command: Option<String>,
+    /// What the workspace starts from; default: the project's HEAD.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// `no`, `on-failure` or `always`; default `no`.
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Start it right away.
+    #[serde(default)]
+    pub start: bool,
+}
+
+/// Body of `POST /v1/agents/show|start|stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTarget {
+    pub repo: String,
+    pub name: String,
+}
+
+/// An agent and what it is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub project: String,
+    pub command: Option<String>,
+    pub branch: String,
+    pub base: String,
+    pub workspace: String,
+    pub restart: String,
+    /// `stopped`, `starting`, `running`, `stopping`, `exited`, `backoff`, `failed` or `lost`.
+    pub state: String,
+    /// The agent process, while one runs.
+    pub pid: Option<u32>,
+    /// The exit status of the last run, if it ended.
+    pub exit_code: Option<i32>,
+}
+
+/// Answer to `POST /v1/agents/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<AgentInfo>,
+}

@@ -1,0 +1,176 @@
+//! Projects (repositories berth was used in) and their agents' definitions. What an agent is
+//! doing right now lives in its keeper's `state.json`; this is what it should be.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Store, StoreError};
+
+/// An agent's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub project_id: i64,
+    pub project_root: String,
+    pub name: String,
+    pub command: Option<String>,
+    /// The commit its workspace started from.
+    pub base: String,
+    /// `no`, `on-failure` or `always`.
+    pub restart: String,
+    pub env: BTreeMap<String, String>,
+    pub workspace: String,
+    /// Whether it should be running (re-adopted or restarted after a daemon start).
+    pub desired_running: bool,
+    pub created_ms: i64,
+}
+
+const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
+                             a.workspace, a.desired, a.created_ms
+                      FROM agents a JOIN projects p ON p.id = a.project_id";
+
+impl Store {
+    /// The id of the project at `root`, registering it on first use.
+    pub fn project_id(&self, root: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO projects (root, created_ms) VALUES (?1, ?2)",
+            params![root, now_ms],
+        )
+        .map_err(|e| self.sql(e))?;
+        conn.query_row(
+            "SELECT id FROM projects WHERE root = ?1",
+            params![root],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.sql(e))
+    }
+
+    pub fn add_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
+        let env = serde_json::to_string(&a.env).map_err(|source| StoreError::BadData {
+            path: self.path().into(),
+            source,
+        })?;
+        self.conn()
+            .execute(
+                "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    a.project_id,
+                    a.name,
+                    a.command,
+                    a.base,
+                    a.restart,
+                    env,
+                    a.workspace,
+                    if a.desired_running { "running" } else { "stopped" },
+                    a.created_ms
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn set_desired(
+        &self,
+        project_id: i64,
+        name: &str,
+        running: bool,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE agents SET desired = ?3 WHERE project_id = ?1 AND name = ?2",
+                params![
+                    project_id,
+                    name,
+                    if running { "running" } else { "stopped" }
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE a.project_id = ?1 AND a.name = ?2");
+        let row = self
+            .conn()
+            .query_row(&sql, params![project_id, name], raw)
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        row.map(|r| self.decode_agent(r)).transpose()
+    }
+
+    /// Agents of one project (`Some`) or of all projects, by name.
+    pub fn agents(&self, project_id: Option<i64>) -> Result<Vec<AgentRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("{SELECT} WHERE ?1 IS NULL OR a.project_id = ?1 ORDER BY p.root, a.name");
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows: Vec<Raw> = stmt
+            .query_map(params![project_id], raw)
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter().map(|r| self.decode_agent(r)).collect()
+    }
+
+    fn decode_agent(&self, r: Raw) -> Result<AgentRecord, StoreError> {
+        let (
+            project_id,
+            project_root,
+            name,
+            command,
+            base,
+            restart,
+            env,
+            workspace,
+            desired,
+            created_ms,
+        ) = r;
+        let env = serde_json::from_str(&env).map_err(|source| StoreError::BadData {
+            path: self.path().into(),
+            source,
+        })?;
+        Ok(AgentRecord {
+            project_id,
+            project_root,
+            name,
+            command,
+            base,
+            restart,
+            env,
+            workspace,
+            desired_running: desired == "running",
+            created_ms,
+        })
+    }
+}
+
+type Raw = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+);
+
+fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}

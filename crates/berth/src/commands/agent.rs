@@ -1,0 +1,89 @@
+//! `berth agent new|list|show|start|stop`.
+
+use berth_client::Client;
+use berth_proto::{AgentInfo, AgentList, AgentNew, AgentTarget, StashRepo};
+
+use super::stash::here;
+use crate::Ctx;
+use crate::cli::AgentCommand;
+use crate::error::CliResult;
+use crate::output::emit;
+
+fn line(a: &AgentInfo) -> String {
+    let pid = a.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+    let code = a
+        .exit_code
+        .map(|c| format!(" (exit {c})"))
+        .unwrap_or_default();
+    format!("{:<20} {:<9}{pid}{code}  {}", a.name, a.state, a.branch)
+}
+
+fn detail(a: &AgentInfo) -> String {
+    format!(
+        "{}\n  command    {}\n  workspace  {}\n  base       {}\n  restart    {}\n",
+        line(a),
+        a.command.as_deref().unwrap_or("(none)"),
+        a.workspace,
+        a.base,
+        a.restart
+    )
+}
+
+pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
+    let client = Client::unix(ctx.home.socket());
+    let repo = here()?;
+    match cmd {
+        AgentCommand::New {
+            name,
+            command,
+            base,
+            restart,
+            env,
+            start,
+        } => {
+            let req = AgentNew {
+                repo,
+                name,
+                command,
+                base,
+                restart,
+                env: env.into_iter().collect(),
+                start,
+            };
+            let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
+            emit(ctx.json, &a, |a| {
+                format!("created agent {}\n{}", a.name, detail(a))
+            });
+        }
+        AgentCommand::List => {
+            let l: AgentList = client
+                .post_json("/v1/agents/list", &StashRepo { repo })
+                .await?;
+            emit(ctx.json, &l, |l| {
+                if l.agents.is_empty() {
+                    return "no agents in this repository".to_string();
+                }
+                l.agents.iter().map(line).collect::<Vec<_>>().join("\n")
+            });
+        }
+        AgentCommand::Show { name } => {
+            let a: AgentInfo = client
+                .post_json("/v1/agents/show", &AgentTarget { repo, name })
+                .await?;
+            emit(ctx.json, &a, detail);
+        }
+        AgentCommand::Start { name } => {
+            let a: AgentInfo = client
+                .post_json("/v1/agents/start", &AgentTarget { repo, name })
+                .await?;
+            emit(ctx.json, &a, line);
+        }
+        AgentCommand::Stop { name } => {
+            let a: AgentInfo = client
+                .post_json("/v1/agents/stop", &AgentTarget { repo, name })
+                .await?;
+            emit(ctx.json, &a, line);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,236 @@
+//! Agents end to end: workspaces, keepers, stop, and re-adoption across daemon restarts.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_testkit::{TestHome, alive, wait_until};
+
+use crate::{home, start};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.path().join("README"), "hi\n").unwrap();
+    git(dir.path(), &["add", "."]);
+    git(
+        dir.path(),
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "-m",
+            "base",
+        ],
+    );
+    dir
+}
+
+fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
+    let mut all = vec!["--json", "agent"];
+    all.extend_from_slice(args);
+    let mut c = h.command(&all);
+    c.current_dir(repo);
+    h.run_cmd(c)
+}
+
+fn pid_of(h: &TestHome, repo: &Path, name: &str) -> Option<i32> {
+    agent(h, repo, &["show", name]).json()["pid"]
+        .as_i64()
+        .map(|p| p as i32)
+}
+
+#[test]
+fn new_start_stop_an_agent_in_its_own_workspace() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let created = agent(
+        &h,
+        p.path(),
+        &["new", "fixer", "--cmd", "pwd > where.txt; exec sleep 300"],
+    );
+    created.expect_code(0);
+    let info = created.json();
+    assert_eq!(info["state"], "stopped");
+    assert_eq!(info["branch"], "berth/fixer");
+    let ws = info["workspace"].as_str().unwrap().to_string();
+    assert_eq!(
+        git(Path::new(&ws), &["symbolic-ref", "--short", "HEAD"]),
+        "berth/fixer"
+    );
+    assert_eq!(
+        git(p.path(), &["rev-parse", "berth/fixer"]),
+        git(p.path(), &["rev-parse", "HEAD"])
+    );
+
+    agent(&h, p.path(), &["start", "fixer"]).expect_code(0);
+    let pid = pid_of(&h, p.path(), "fixer").expect("running agents have a pid");
+    assert!(alive(pid));
+    wait_until("it wrote where it runs", Duration::from_secs(10), || {
+        Path::new(&ws).join("where.txt").exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&ws).join("where.txt"))
+            .unwrap()
+            .trim(),
+        ws
+    );
+
+    let stopped = agent(&h, p.path(), &["stop", "fixer"]);
+    stopped.expect_code(0);
+    assert_eq!(stopped.json()["state"], "stopped");
+    assert!(!alive(pid));
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_outlives_a_killed_daemon_and_is_readopted() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &["new", "durable", "--cmd", "exec sleep 300", "--start"],
+    )
+    .expect_code(0);
+    let pid = pid_of(&h, p.path(), "durable").unwrap();
+    h.signal_daemon(libc::SIGKILL);
+    assert!(alive(pid), "the agent survived the daemon");
+    start(&h);
+    let info = agent(&h, p.path(), &["show", "durable"]).json();
+    assert_eq!(info["state"], "running", "{info}");
+    assert_eq!(info["pid"], pid, "the same process, re-adopted");
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(events.contains("agent.adopted"), "{events}");
+    agent(&h, p.path(), &["stop", "durable"]).expect_code(0);
+    assert!(!alive(pid));
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_killed_while_the_daemon_is_down_is_lost() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &["new", "fragile", "--cmd", "exec sleep 300", "--start"],
+    )
+    .expect_code(0);
+    let pid = pid_of(&h, p.path(), "fragile").unwrap();
+    let keeper: serde_json::Value = {
+        let dir = std::fs::read_dir(h.path().join("agents"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        serde_json::from_slice(&std::fs::read(dir.join("fragile/state.json")).unwrap()).unwrap()
+    };
+    let keeper_pid = keeper["keeper"]["pid"].as_i64().unwrap() as i32;
+    h.run(&["daemon", "stop"]).expect_code(0);
+    // SAFETY: kill(2) on processes this test started.
+    unsafe {
+        libc::kill(keeper_pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_until("both are gone", Duration::from_secs(10), || {
+        !alive(pid) && !alive(keeper_pid)
+    });
+    start(&h);
+    assert_eq!(
+        agent(&h, p.path(), &["show", "fragile"]).json()["state"],
+        "lost"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_crashing_agent_with_on_failure_goes_to_backoff() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &[
+            "new",
+            "crashy",
+            "--cmd",
+            "exit 3",
+            "--restart",
+            "on-failure",
+            "--start",
+        ],
+    )
+    .expect_code(0);
+    wait_until("the crash is noticed", Duration::from_secs(10), || {
+        let info = agent(&h, p.path(), &["show", "crashy"]).json();
+        info["exit_code"] == 3 && (info["state"] == "backoff" || info["state"] == "running")
+    });
+    agent(&h, p.path(), &["stop", "crashy"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn bad_input_is_refused_before_any_side_effect() {
+    let h = home();
+    start(&h);
+    let p = project();
+    for (args, code) in [
+        (vec!["new", "Bad/Name", "--cmd", "true"], "invalid_agent"),
+        (vec!["new", "ok", "--restart", "sometimes"], "invalid_agent"),
+        (vec!["new", "ok", "--base", "no-such-ref"], "invalid_agent"),
+        (vec!["new", "ok", "--start"], "invalid_agent"),
+        (vec!["start", "ghost"], "agent_not_found"),
+    ] {
+        let out = agent(&h, p.path(), &args);
+        assert_eq!(out.json()["error"]["code"], code, "{args:?}: {out}");
+    }
+    assert!(
+        !h.path().join("workspaces").exists()
+            || std::fs::read_dir(h.path().join("workspaces"))
+                .unwrap()
+                .flatten()
+                .all(|d| std::fs::read_dir(d.path()).unwrap().next().is_none())
+    );
+    assert_eq!(
+        git(
+            p.path(),
+            &["for-each-ref", "refs/berth/", "refs/heads/berth/"]
+        ),
+        ""
+    );
+    agent(&h, p.path(), &["new", "twice"]).expect_code(0);
+    assert_eq!(
+        agent(&h, p.path(), &["new", "twice"]).json()["error"]["code"],
+        "agent_exists"
+    );
+    let started = agent(&h, p.path(), &["start", "twice"]);
+    assert_eq!(
+        started.json()["error"]["code"],
+        "invalid_agent",
+        "no command: {started}"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
