@@ -134,6 +134,7 @@ impl Supervisor {
             state: state.name().to_string(),
             pid,
             exit_code,
+            log: keeper_dir(shared, rec).output().display().to_string(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct AgentInfo {
     pub pid: Option<u32>,
     /// The exit status of the last run, if it ended.
     pub exit_code: Option<i32>,
+    /// Its output log (stdout and stderr, timestamped).
+    pub log: String,
 }
 
 /// Answer to `POST /v1/agents/list`.

@@ -78,6 +78,25 @@ pub enum AgentCommand {
     Start { name: String },
     /// Stop an agent and every process it started.
     Stop { name: String },
+    /// Stop an agent, then start it again.
+    Restart { name: String },
+    /// Show an agent's output (timestamped stdout and stderr).
+    Logs {
+        name: String,
+        /// Lines to show from the end.
+        #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+        tail: usize,
+        /// Keep printing new lines as they are written.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Run a one-off command in the agent's workspace.
+    Exec {
+        name: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

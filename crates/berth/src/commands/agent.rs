@@ -6,7 +6,7 @@ use berth_proto::{AgentInfo, AgentList, AgentNew, AgentTarget, StashRepo};
 use super::stash::here;
 use crate::Ctx;
 use crate::cli::AgentCommand;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult, Kind};
 use crate::output::emit;
 
 fn line(a: &AgentInfo) -> String {
@@ -84,6 +84,39 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 .await?;
             emit(ctx.json, &a, line);
         }
+        AgentCommand::Restart { name } => {
+            let target = AgentTarget { repo, name };
+            let _: AgentInfo = client.post_json("/v1/agents/stop", &target).await?;
+            let a: AgentInfo = client.post_json("/v1/agents/start", &target).await?;
+            emit(ctx.json, &a, line);
+        }
+        AgentCommand::Logs { name, tail, follow } => {
+            let a: AgentInfo = client
+                .post_json("/v1/agents/show", &AgentTarget { repo, name })
+                .await?;
+            super::logs::print_tail(ctx, std::path::Path::new(&a.log), tail, follow)?;
+        }
+        AgentCommand::Exec { name, command } => {
+            let a: AgentInfo = client
+                .post_json("/v1/agents/show", &AgentTarget { repo, name })
+                .await?;
+            return exec(&a, &command);
+        }
     }
     Ok(0)
+}
+
+/// Runs `command` in the agent's workspace with the agent's identity; exits as it does.
+fn exec(a: &AgentInfo, command: &[String]) -> CliResult<i32> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| CliError::new(Kind::Usage, "no_command", "give the command after `--`"))?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&a.workspace)
+        .env("BERTH_AGENT", &a.name)
+        .env("BERTH_WORKSPACE", &a.workspace)
+        .status()
+        .map_err(|e| CliError::failed("exec", format!("cannot run {program}: {e}")))?;
+    Ok(status.code().unwrap_or(1))
 }

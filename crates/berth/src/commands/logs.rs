@@ -59,9 +59,33 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> CliResult<i32> {
         s
     });
     if args.follow {
-        follow(ctx)?;
+        follow(ctx, &home.daemon_log())?;
     }
     Ok(0)
+}
+
+/// Prints the last `n` lines of a log (and with `follow`, new ones as they come).
+pub fn print_tail(ctx: &Ctx, path: &std::path::Path, n: usize, follow_it: bool) -> CliResult {
+    let lines = berth_supervisor::logs::tail(path, n.min(MAX_TAIL));
+    if ctx.json && !follow_it {
+        output::json(&serde_json::json!({ "log": path, "lines": lines }));
+    } else {
+        for l in &lines {
+            print_line(ctx, l);
+        }
+    }
+    if follow_it {
+        follow(ctx, path)?;
+    }
+    Ok(())
+}
+
+fn print_line(ctx: &Ctx, text: &str) {
+    if ctx.json {
+        output::json(&serde_json::json!({ "line": text }));
+    } else {
+        println!("{text}");
+    }
 }
 
 /// Opens the log, positioned at its end (`at_end`) or start; with its inode.
@@ -75,13 +99,12 @@ fn open_log(path: &std::path::Path, at_end: bool) -> Option<(File, u64)> {
 }
 
 /// Prints lines appended to the log from now on; survives rotation. Ends on Ctrl-C.
-fn follow(ctx: &Ctx) -> CliResult {
-    let path = ctx.home.daemon_log();
-    let mut current = open_log(&path, true);
+fn follow(ctx: &Ctx, path: &std::path::Path) -> CliResult {
+    let mut current = open_log(path, true);
     let mut pending = Vec::new();
     loop {
         std::thread::sleep(FOLLOW_POLL);
-        let rotated = match (&current, std::fs::metadata(&path)) {
+        let rotated = match (&current, std::fs::metadata(path)) {
             (Some((_, ino)), Ok(m)) => m.ino() != *ino,
             (None, Ok(_)) => true,
             _ => false,
@@ -90,17 +113,12 @@ fn follow(ctx: &Ctx) -> CliResult {
             file.read_to_end(&mut pending)?;
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                if ctx.json {
-                    output::json(&serde_json::json!({ "line": text }));
-                } else {
-                    println!("{text}");
-                }
+                print_line(ctx, &String::from_utf8_lossy(&line[..line.len() - 1]));
             }
         }
         if rotated {
             // The old file was fully read above; the new one is read from its beginning.
-            current = open_log(&path, false);
+            current = open_log(path, false);
         }
     }
 }

@@ -234,3 +234,43 @@ fn bad_input_is_refused_before_any_side_effect() {
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn logs_exec_and_restart() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &[
+            "new",
+            "talker",
+            "--cmd",
+            "echo hello from $BERTH_AGENT; exec sleep 300",
+            "--start",
+        ],
+    )
+    .expect_code(0);
+    wait_until("the output is logged", Duration::from_secs(10), || {
+        agent(&h, p.path(), &["logs", "talker"])
+            .stdout
+            .contains("out| hello from talker")
+    });
+    let mut exec = h.command(&["agent", "exec", "talker", "--", "sh", "-c", "pwd; exit 5"]);
+    exec.current_dir(p.path());
+    let out = h.run_cmd(exec);
+    out.expect_code(5);
+    let ws = agent(&h, p.path(), &["show", "talker"]).json()["workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out.stdout.trim(), ws);
+    let before = pid_of(&h, p.path(), "talker").unwrap();
+    agent(&h, p.path(), &["restart", "talker"]).expect_code(0);
+    let after = pid_of(&h, p.path(), "talker").unwrap();
+    assert_ne!(before, after);
+    assert!(!alive(before) && alive(after));
+    agent(&h, p.path(), &["stop", "talker"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
