@@ -5,6 +5,7 @@ mod daemon;
 mod machine;
 mod snapshots;
 mod stats;
+mod supervisor;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
     let result = match which.as_str() {
         "daemon" => build_berth().and_then(|bin| daemon::run(&bin, &repo_root())),
         "snapshots" => snapshots::run(&repo_root()),
-        _ => Err("usage: berth-bench daemon|snapshots".to_string()),
+        "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
+        _ => Err("usage: berth-bench daemon|snapshots|supervisor".to_string()),
     };
     match result {
         Ok(report) => {

@@ -185,3 +185,97 @@ pub fn sync_refs(project: &Git, workspace: &Git, name: &str) -> Result<Mirror, W
         }),
     }
 }
+
+/// What removing a workspace would lose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unsaved {
+    /// Paths with uncommitted changes (untracked included).
+    pub dirty: Vec<String>,
+    /// The agent's tip is on no project branch that survives the removal.
+    pub commits: bool,
+}
+
+impl Unsaved {
+    pub fn is_empty(&self) -> bool {
+        self.dirty.is_empty() && !self.commits
+    }
+}
+
+/// Brings the agent's commits into the project, then says what removing the workspace (and,
+/// with `delete_branch`, the project's `berth/<name>`) would lose.
+pub fn unsaved(
+    project: &Git,
+    ws: &Git,
+    name: &str,
+    delete_branch: bool,
+) -> Result<Unsaved, WorkspaceError> {
+    sync_refs(project, ws, name)?;
+    let st = crate::status::status(ws, false)?;
+    let dirty = st
+        .entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(e.path()).into_owned())
+        .collect();
+    let Some(tip) = refs::resolve(project, &keep_alive_ref(name))? else {
+        return Ok(Unsaved {
+            dirty,
+            commits: false,
+        });
+    };
+    let holders = project.query(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "--contains",
+        &tip,
+        "refs/heads/",
+    ])?;
+    let commits = !holders
+        .lines()
+        .any(|r| !(delete_branch && r == branch_ref(name)));
+    Ok(Unsaved { dirty, commits })
+}
+
+/// Copies the workspace's snapshot `id` into the project (objects and ref), so removing the
+/// workspace cannot take it along.
+pub fn adopt_snapshot(project: &Git, ws: &Git, id: &str) -> Result<(), WorkspaceError> {
+    let ws_top = ws.query(&["rev-parse", "--show-toplevel"])?;
+    let r = crate::snapshot::refname(id);
+    project.run(
+        Access::Write,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            &ws_top,
+            &format!("{r}:{r}"),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes the workspace and the keep-alive ref (and with `delete_branch`, the project's branch).
+/// Call only once [`unsaved`] is empty or its state was saved.
+pub fn remove(
+    project: &Git,
+    path: &Path,
+    name: &str,
+    delete_branch: bool,
+) -> Result<(), WorkspaceError> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|e| GitError::Parse {
+            args: format!("remove {}", path.display()),
+            detail: e.to_string(),
+        })?;
+    }
+    let mut doomed = vec![keep_alive_ref(name)];
+    if delete_branch {
+        doomed.push(branch_ref(name));
+    }
+    for r in doomed {
+        if let Some(old) = refs::resolve(project, &r)? {
+            refs::delete(project, &r, &old)?;
+        }
+    }
+    Ok(())
+}

@@ -59,3 +59,28 @@ pub struct AgentInfo {
 pub struct AgentList {
     pub agents: Vec<AgentInfo>,
 }
+
+/// Body of `POST /v1/agents/rm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRemove {
+    pub repo: String,
+    pub name: String,
+    /// Remove even with uncommitted changes or unsaved commits, after snapshotting them into
+    /// the project.
+    #[serde(default)]
+    pub force: bool,
+    /// Also delete the project's `berth/<name>` branch.
+    #[serde(default)]
+    pub delete_branch: bool,
+}
+
+/// Answer to `POST /v1/agents/rm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRemoved {
+    pub name: String,
+    /// The snapshot in the project holding what the workspace had (with `force`).
+    pub snapshot: Option<String>,
+    /// Whether `berth/<name>` stays in the project.
+    pub branch_kept: bool,
+}

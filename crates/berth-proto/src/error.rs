@@ -52,6 +52,8 @@ pub enum ErrorCode {
     AgentExists,
     /// The agent's definition or the request is not valid (name, command, base, policy).
     InvalidAgent,
+    /// Refused: removing the agent would lose uncommitted changes or commits.
+    UnsavedWork,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -69,6 +71,7 @@ impl ErrorCode {
                 | ErrorCode::BranchMoved
                 | ErrorCode::BranchMissing
                 | ErrorCode::WouldOverwrite
+                | ErrorCode::UnsavedWork
         )
     }
 
@@ -98,6 +101,7 @@ impl ErrorCode {
             ErrorCode::AgentNotFound => "agent_not_found",
             ErrorCode::AgentExists => "agent_exists",
             ErrorCode::InvalidAgent => "invalid_agent",
+            ErrorCode::UnsavedWork => "unsaved_work",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -148,6 +152,7 @@ mod tests {
             ErrorCode::AgentNotFound,
             ErrorCode::AgentExists,
             ErrorCode::InvalidAgent,
+            ErrorCode::UnsavedWork,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

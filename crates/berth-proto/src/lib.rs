@@ -17,7 +17,7 @@ mod event;
 mod stash;
 mod status;
 
-pub use agent::{AgentInfo, AgentList, AgentNew, AgentTarget};
+pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use stash::{

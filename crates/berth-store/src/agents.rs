@@ -90,6 +90,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets an agent's definition.
+    pub fn remove_agent(&self, project_id: i64, name: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM agents WHERE project_id = ?1 AND name = ?2",
+                params![project_id, name],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE a.project_id = ?1 AND a.name = ?2");
         let row = self

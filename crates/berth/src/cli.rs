@@ -80,6 +80,16 @@ pub enum AgentCommand {
     Stop { name: String },
     /// Stop an agent, then start it again.
     Restart { name: String },
+    /// Remove an agent and its workspace; refuses to lose uncommitted work or commits.
+    Rm {
+        name: String,
+        /// Remove anyway, after saving the workspace's state as a snapshot in this repository.
+        #[arg(long)]
+        force: bool,
+        /// Also delete the berth/NAME branch of this repository.
+        #[arg(long)]
+        delete_branch: bool,
+    },
     /// Show an agent's output (timestamped stdout and stderr).
     Logs {
         name: String,

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use berth_core::restart::RestartPolicy;
 use berth_git::workspace::{self, WorkspaceError};
-use berth_proto::{AgentInfo, AgentList, AgentNew, AgentTarget, ErrorCode};
+use berth_proto::{
+    AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget, ErrorCode,
+};
 use berth_store::{AgentRecord, Store};
 use hyper::StatusCode;
 
@@ -219,4 +221,118 @@ pub async fn stop(
         .map_err(db)?;
     agents::stop(&shared, &rec).await.map_err(agent_failure)?;
     Ok(Json(shared.supervisor.info(&shared, &rec)))
+}
+
+/// What `rm` decided, on the blocking thread.
+enum Removal {
+    Refused(berth_git::workspace::Unsaved),
+    Done(Option<String>),
+}
+
+pub async fn rm(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentRemove>,
+) -> Result<Json<AgentRemoved>, ApiFailure> {
+    let store = store(&shared)?;
+    let rec = find(&store, &req.repo, &req.name)?;
+    agents::stop(&shared, &rec).await.map_err(agent_failure)?;
+    store
+        .set_desired(rec.project_id, &rec.name, false)
+        .map_err(db)?;
+    let outcome = {
+        let rec = rec.clone();
+        let (force, delete_branch) = (req.force, req.delete_branch);
+        let _one_at_a_time = shared.git_lock.lock().await;
+        tokio::task::spawn_blocking(move || -> Result<Removal, String> {
+            let project = berth_git::Git::new(&rec.project_root);
+            let ws_path = std::path::PathBuf::from(&rec.workspace);
+            let mut snapshot = None;
+            if ws_path.exists() {
+                let ws = berth_git::Git::new(&ws_path);
+                let unsaved = workspace::unsaved(&project, &ws, &rec.name, delete_branch)
+                    .map_err(|e| e.to_string())?;
+                if !unsaved.is_empty() {
+                    if !force {
+                        return Ok(Removal::Refused(unsaved));
+                    }
+                    let now = now_ms();
+                    let id = format!("{}-rm-{}", berth_core::time::compact_utc(now), rec.name);
+                    let opts = berth_git::snapshot::CaptureOptions {
+                        id: id.clone(),
+                        time_ms: now,
+                        reason: format!("berth agent rm --force {}", rec.name),
+                        message: None,
+                        pairing: None,
+                    };
+                    berth_git::snapshot::capture(&ws, opts).map_err(|e| e.to_string())?;
+                    workspace::adopt_snapshot(&project, &ws, &id).map_err(|e| e.to_string())?;
+                    snapshot = Some(id);
+                }
+            }
+            workspace::remove(&project, &ws_path, &rec.name, delete_branch)
+                .map_err(|e| e.to_string())?;
+            Ok(Removal::Done(snapshot))
+        })
+        .await
+        .map_err(|e| ApiFailure::internal(e.to_string()))?
+        .map_err(|e| {
+            ApiFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::GitFailed,
+                e,
+                None,
+            )
+        })?
+    };
+    let snapshot = match outcome {
+        Removal::Refused(u) => {
+            let mut why = Vec::new();
+            if !u.dirty.is_empty() {
+                why.push(format!(
+                    "uncommitted changes ({})",
+                    u.dirty
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if u.commits {
+                why.push("commits on no branch of the project".to_string());
+            }
+            return Err(ApiFailure::new(
+                StatusCode::CONFLICT,
+                ErrorCode::UnsavedWork,
+                format!(
+                    "agent {} has {}; nothing was removed",
+                    rec.name,
+                    why.join(" and ")
+                ),
+                Some(
+                    "commit or discard them in its workspace, or pass --force to save them as a snapshot first",
+                ),
+            ));
+        }
+        Removal::Done(s) => s,
+    };
+    if let Some(id) = &snapshot {
+        shared.record_about(
+            "stash.saved",
+            id,
+            serde_json::json!({ "repo": rec.project_root, "agent": rec.name }),
+        );
+    }
+    store.remove_agent(rec.project_id, &rec.name).map_err(db)?;
+    let _ = std::fs::remove_dir_all(agents::keeper_dir(&shared, &rec).path());
+    shared.record_about(
+        "agent.removed",
+        &rec.name,
+        serde_json::json!({ "snapshot": snapshot }),
+    );
+    Ok(Json(AgentRemoved {
+        name: rec.name,
+        snapshot,
+        branch_kept: !req.delete_branch,
+    }))
 }

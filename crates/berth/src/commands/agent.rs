@@ -1,7 +1,9 @@
 //! `berth agent new|list|show|start|stop`.
 
 use berth_client::Client;
-use berth_proto::{AgentInfo, AgentList, AgentNew, AgentTarget, StashRepo};
+use berth_proto::{
+    AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget, StashRepo,
+};
 
 use super::stash::here;
 use crate::Ctx;
@@ -89,6 +91,29 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             let _: AgentInfo = client.post_json("/v1/agents/stop", &target).await?;
             let a: AgentInfo = client.post_json("/v1/agents/start", &target).await?;
             emit(ctx.json, &a, line);
+        }
+        AgentCommand::Rm {
+            name,
+            force,
+            delete_branch,
+        } => {
+            let req = AgentRemove {
+                repo,
+                name,
+                force,
+                delete_branch,
+            };
+            let r: AgentRemoved = client.post_json("/v1/agents/rm", &req).await?;
+            emit(ctx.json, &r, |r| {
+                let mut s = format!("removed agent {}", r.name);
+                if let Some(id) = &r.snapshot {
+                    s += &format!("\nits unsaved work is snapshot {id}: `berth stash show {id}`");
+                }
+                if r.branch_kept {
+                    s += &format!("\nits branch berth/{} stays in this repository", r.name);
+                }
+                s
+            });
         }
         AgentCommand::Logs { name, tail, follow } => {
             let a: AgentInfo = client

@@ -274,3 +274,78 @@ fn logs_exec_and_restart() {
     agent(&h, p.path(), &["stop", "talker"]).expect_code(0);
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn rm_refuses_to_lose_work_and_force_keeps_a_snapshot() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let ws = agent(&h, p.path(), &["new", "worker"]).json()["workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ws = Path::new(&ws);
+    std::fs::write(ws.join("README"), "changed by the agent\n").unwrap();
+    std::fs::write(ws.join("new.txt"), "untracked work\n").unwrap();
+    let refused = agent(&h, p.path(), &["rm", "worker"]);
+    refused.expect_code(4);
+    assert_eq!(refused.json()["error"]["code"], "unsaved_work");
+    assert!(ws.join("new.txt").exists(), "nothing was removed");
+
+    let removed = agent(&h, p.path(), &["rm", "worker", "--force"]);
+    removed.expect_code(0);
+    let id = removed.json()["snapshot"].as_str().unwrap().to_string();
+    assert!(!ws.exists());
+    let keep_alive = Command::new("git")
+        .current_dir(p.path())
+        .args(["rev-parse", "--verify", "-q", "refs/berth/agents/worker"])
+        .output()
+        .unwrap();
+    assert!(
+        !keep_alive.status.success(),
+        "the keep-alive ref is gone with the agent"
+    );
+    // The work is in the project as a snapshot, and the branch stays.
+    let mut show = h.command(&["stash", "show", &id]);
+    show.current_dir(p.path());
+    let shown = h.run_cmd(show);
+    assert!(
+        shown.stdout.contains("M README") && shown.stdout.contains("A new.txt"),
+        "{shown}"
+    );
+    git(p.path(), &["rev-parse", "berth/worker"]);
+    assert_eq!(
+        agent(&h, p.path(), &["list"]).json()["agents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // A clean agent whose commits are on its mirrored branch goes without --force.
+    let ws2 = agent(&h, p.path(), &["new", "tidy"]).json()["workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(Path::new(&ws2).join("done.txt"), "x\n").unwrap();
+    git(Path::new(&ws2), &["add", "."]);
+    git(
+        Path::new(&ws2),
+        &[
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@e",
+            "commit",
+            "-q",
+            "-m",
+            "agent commit",
+        ],
+    );
+    agent(&h, p.path(), &["rm", "tidy"]).expect_code(0);
+    assert_eq!(
+        git(p.path(), &["log", "-1", "--format=%s", "berth/tidy"]),
+        "agent commit"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}

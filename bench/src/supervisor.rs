@@ -1,0 +1,188 @@
+//! The supervisor benchmark: 100 agents started and stopped, keeper and daemon memory, and
+//! re-adoption after a daemon restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_client::Client;
+
+use crate::machine;
+use crate::stats::{Summary, ms};
+
+const AGENTS: usize = 100;
+const ROUNDS: usize = 5;
+
+fn run(bin: &Path, home: &Path, args: &[&str]) -> Result<Duration, String> {
+    let began = Instant::now();
+    let ok = Command::new(bin)
+        .env("BERTH_HOME", home)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?
+        .success();
+    if ok {
+        Ok(began.elapsed())
+    } else {
+        Err(format!("berth {args:?} failed"))
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn keeper_pids(home: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for project in std::fs::read_dir(home.join("agents"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for agent in std::fs::read_dir(project.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let state: Option<serde_json::Value> = std::fs::read(agent.path().join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(pid) = state.and_then(|s| s["keeper"]["pid"].as_u64()) {
+                pids.push(pid as u32);
+            }
+        }
+    }
+    pids
+}
+
+async fn all(client: &Client, path: &str, repo: &str) -> Result<Duration, String> {
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..AGENTS {
+        let (client, path) = (client.clone(), path.to_string());
+        let body = serde_json::json!({ "repo": repo, "name": format!("a{i:03}") });
+        tasks.push(tokio::spawn(async move {
+            client
+                .post_json::<_, serde_json::Value>(&path, &body)
+                .await
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(began.elapsed())
+}
+
+pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let home = tmp.path().join("home");
+    let repo = tmp.path().join("project");
+    std::fs::create_dir_all(&repo).map_err(|e| e.to_string())?;
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec![
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    ] {
+        Command::new("git")
+            .current_dir(&repo)
+            .args(&args)
+            .status()
+            .map_err(|e| e.to_string())?;
+    }
+    run(bin, &home, &["daemon", "start"])?;
+    let client = Client::unix(home.join("run/berth.sock"));
+    let repo_s = repo.display().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (starts, stops, keeper_rss, daemon_rss, adopt) = rt.block_on(async {
+        for i in 0..AGENTS {
+            let body = serde_json::json!({ "repo": repo_s, "name": format!("a{i:03}"), "command": "exec sleep 3600" });
+            client.post_json::<_, serde_json::Value>("/v1/agents/new", &body).await.map_err(|e| e.to_string())?;
+        }
+        let (mut starts, mut stops) = (Vec::new(), Vec::new());
+        let (mut keeper_rss, mut daemon_rss, mut adopt) = (Vec::new(), 0, Vec::new());
+        for round in 0..ROUNDS {
+            starts.push(all(&client, "/v1/agents/start", &repo_s).await?);
+            if round == 0 {
+                keeper_rss = keeper_pids(&home).into_iter().filter_map(rss_kib).collect();
+                let status = client.status().await.map_err(|e| e.to_string())?;
+                daemon_rss = rss_kib(status.handshake.pid).unwrap_or(0);
+            }
+            // Re-adoption: the daemon restarts while all agents run; start returns when ready,
+            // and readiness includes re-adopting every keeper.
+            run(bin, &home, &["daemon", "stop"])?;
+            adopt.push(run(bin, &home, &["daemon", "start"])?);
+            let list: serde_json::Value = client
+                .post_json("/v1/agents/list", &serde_json::json!({ "repo": repo_s }))
+                .await
+                .map_err(|e| e.to_string())?;
+            let running = list["agents"].as_array().map_or(0, |a| a.iter().filter(|x| x["state"] == "running").count());
+            if running != AGENTS {
+                return Err(format!("only {running} of {AGENTS} agents were re-adopted"));
+            }
+            stops.push(all(&client, "/v1/agents/stop", &repo_s).await?);
+        }
+        Ok::<_, String>((starts, stops, keeper_rss, daemon_rss, adopt))
+    })?;
+    run(bin, &home, &["daemon", "stop"])?;
+
+    let mut rss_sorted = keeper_rss.clone();
+    rss_sorted.sort();
+    let median_rss = rss_sorted.get(rss_sorted.len() / 2).copied().unwrap_or(0);
+    let max_rss = rss_sorted.last().copied().unwrap_or(0);
+    let row = |what: &str, s: &Summary, target: &str| {
+        format!(
+            "| {what} | {} | {} | {} | {} | {target} |\n",
+            s.n,
+            ms(s.p50),
+            ms(s.min),
+            ms(s.max)
+        )
+    };
+    let mut md = String::from("# Supervisor benchmark\n\n");
+    md += "Produced by `cargo run --release --locked -p berth-bench -- supervisor`: 100 agents \
+           (`exec sleep 3600`, which honours SIGTERM), each under its own keeper, started and \
+           stopped together over the API; between start and stop the daemon is restarted and \
+           must re-adopt all 100. Times in milliseconds.\n\n## Machine\n\n";
+    md += &machine::describe();
+    md += "\n## Results\n\n| what | runs | median | min | max | SPEC §7 target |\n|---|---|---|---|---|---|\n";
+    md += &row(
+        "start 100 agents (concurrent API calls, until each runs)",
+        &Summary::of(&starts),
+        "< 2 s",
+    );
+    md += &row(
+        "stop 100 agents (until no descendant remains)",
+        &Summary::of(&stops),
+        "< 1 s",
+    );
+    md += &row(
+        "`berth daemon start` until ready, re-adopting 100 agents",
+        &Summary::of(&adopt),
+        "—",
+    );
+    md += &format!(
+        "\nKeeper RSS with its agent running: median {median_rss} KiB, max {max_rss} KiB over {} keepers (target < 4 MB each).  \nDaemon RSS supervising 100 agents: {daemon_rss} KiB (target < 30 MB).\n",
+        keeper_rss.len()
+    );
+    let out = root.join("bench/results/supervisor.md");
+    std::fs::write(&out, &md).map_err(|e| e.to_string())?;
+    print!("{md}");
+    Ok(out)
+}
