@@ -277,6 +277,56 @@ async fn watch(shared: Arc<Shared>, rec: AgentRecord, started_ms: u64) {
     }
 }
 
+/// Brings the agent's commits into the project (keep-alive ref, and its branch by fast-forward);
+/// when the user moved that branch, says so in an event instead of overwriting it.
+pub async fn sync_mirror(shared: &Arc<Shared>, rec: &AgentRecord) {
+    let (project, ws, name) = (
+        berth_git::Git::new(&rec.project_root),
+        berth_git::Git::new(&rec.workspace),
+        rec.name.clone(),
+    );
+    let _one_at_a_time = shared.git_lock.lock().await;
+    let result =
+        tokio::task::spawn_blocking(move || berth_git::workspace::sync_refs(&project, &ws, &name))
+            .await;
+    use berth_git::workspace::Mirror;
+    let (kind, data) = match result {
+        Ok(Ok(Mirror::UpToDate)) => return,
+        Ok(Ok(Mirror::Moved { from, to })) => (
+            "agent.mirrored",
+            serde_json::json!({ "from": from, "to": to }),
+        ),
+        Ok(Ok(Mirror::UserMoved {
+            branch_at,
+            agent_at,
+        })) => (
+            "agent.mirror_stopped",
+            serde_json::json!({
+                "reason": format!("you moved berth/{} in your repository; berth no longer updates it", rec.name),
+                "branch_at": branch_at,
+                "agent_at": agent_at,
+            }),
+        ),
+        Ok(Ok(Mirror::AgentRewrote { mirrored, agent_at })) => (
+            "agent.mirror_stopped",
+            serde_json::json!({
+                "reason": format!("agent {} rewrote history berth had mirrored; berth/{} is left as it was", rec.name, rec.name),
+                "branch_at": mirrored,
+                "agent_at": agent_at,
+            }),
+        ),
+        Ok(Err(e)) => (
+            "agent.mirror_failed",
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+        Err(e) => (
+            "agent.mirror_failed",
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+    };
+    shared.record_about(kind, &rec.name, data);
+}
+
 /// `start` behind a box: `start` spawns `watch`, which restarts through here, and the box keeps
 /// that cycle out of the futures' types.
 fn start_again(
@@ -320,6 +370,7 @@ pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentEr
     }
     shared.supervisor.apply(&k, Event::Gone);
     shared.record_about("agent.stopped", &rec.name, serde_json::json!({}));
+    sync_mirror(shared, rec).await;
     Ok(())
 }
 

@@ -349,3 +349,54 @@ fn rm_refuses_to_lose_work_and_force_keeps_a_snapshot() {
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn commits_are_mirrored_when_the_agent_stops_and_a_moved_branch_is_left_alone() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let cmd = "echo work > work.txt && git add work.txt && git -c user.name=A -c user.email=a@e commit -q -m 'agent work' && exec sleep 300";
+    agent(&h, p.path(), &["new", "committer", "--cmd", cmd, "--start"]).expect_code(0);
+    let ws = agent(&h, p.path(), &["show", "committer"]).json()["workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("the agent committed", Duration::from_secs(10), || {
+        git(Path::new(&ws), &["log", "-1", "--format=%s"]) == "agent work"
+    });
+    agent(&h, p.path(), &["stop", "committer"]).expect_code(0);
+    assert_eq!(
+        git(p.path(), &["log", "-1", "--format=%s", "berth/committer"]),
+        "agent work"
+    );
+
+    // The user moves the branch; the agent commits again; berth leaves the user's branch alone.
+    git(p.path(), &["branch", "-f", "berth/committer", "main"]);
+    std::fs::write(Path::new(&ws).join("more.txt"), "more\n").unwrap();
+    git(Path::new(&ws), &["add", "."]);
+    git(
+        Path::new(&ws),
+        &[
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@e",
+            "commit",
+            "-q",
+            "-m",
+            "more work",
+        ],
+    );
+    agent(&h, p.path(), &["start", "committer"]).expect_code(0);
+    agent(&h, p.path(), &["stop", "committer"]).expect_code(0);
+    assert_eq!(
+        git(p.path(), &["rev-parse", "berth/committer"]),
+        git(p.path(), &["rev-parse", "main"])
+    );
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(
+        events.contains("agent.mirror_stopped") && events.contains("you moved berth/committer"),
+        "{events}"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
