@@ -30,10 +30,29 @@ fn run(bin: &Path, home: &Path, args: &[&str]) -> Result<Duration, String> {
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// A `KEY:  N kB` field of a `/proc` file.
+fn kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    kib(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// RSS, proportional set size (shared pages divided among their users) and anonymous RSS.
+fn memory(pid: u32) -> Option<(u64, u64, u64)> {
+    Some((
+        rss_kib(pid)?,
+        kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")?,
+        kib(&format!("/proc/{pid}/status"), "RssAnon:")?,
+    ))
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 fn keeper_pids(home: &Path) -> Vec<u32> {
@@ -120,7 +139,7 @@ pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
         for round in 0..ROUNDS {
             starts.push(all(&client, "/v1/agents/start", &repo_s).await?);
             if round == 0 {
-                keeper_rss = keeper_pids(&home).into_iter().filter_map(rss_kib).collect();
+                keeper_rss = keeper_pids(&home).into_iter().filter_map(memory).collect();
                 let status = client.status().await.map_err(|e| e.to_string())?;
                 daemon_rss = rss_kib(status.handshake.pid).unwrap_or(0);
             }
@@ -142,10 +161,10 @@ pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     })?;
     run(bin, &home, &["daemon", "stop"])?;
 
-    let mut rss_sorted = keeper_rss.clone();
-    rss_sorted.sort();
-    let median_rss = rss_sorted.get(rss_sorted.len() / 2).copied().unwrap_or(0);
-    let max_rss = rss_sorted.last().copied().unwrap_or(0);
+    let median_rss = median(keeper_rss.iter().map(|m| m.0).collect());
+    let max_rss = keeper_rss.iter().map(|m| m.0).max().unwrap_or(0);
+    let median_pss = median(keeper_rss.iter().map(|m| m.1).collect());
+    let median_anon = median(keeper_rss.iter().map(|m| m.2).collect());
     let row = |what: &str, s: &Summary, target: &str| {
         format!(
             "| {what} | {} | {} | {} | {} | {target} |\n",
@@ -178,7 +197,11 @@ pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
         "—",
     );
     md += &format!(
-        "\nKeeper RSS with its agent running: median {median_rss} KiB, max {max_rss} KiB over {} keepers (target < 4 MB each).  \nDaemon RSS supervising 100 agents: {daemon_rss} KiB (target < 30 MB).\n",
+        "\nKeeper memory with its agent running, over {} keepers: RSS median {median_rss} KiB, max \
+         {max_rss} KiB (target < 4 MB each); PSS median {median_pss} KiB; anonymous RSS median \
+         {median_anon} KiB. Most of a keeper's RSS is pages of the `berth` executable, which all \
+         keepers share (PSS divides them among their users).  \nDaemon RSS supervising 100 \
+         agents: {daemon_rss} KiB (target < 30 MB).\n",
         keeper_rss.len()
     );
     let out = root.join("bench/results/supervisor.md");

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_core::agent_state::{self, AgentState, Event};
+use berth_core::probe::{ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
 use berth_proto::AgentInfo;
 use berth_store::AgentRecord;
 use berth_supervisor::keeper::control::{self, Request};
 use berth_supervisor::keeper::read_state;
 use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
+use berth_supervisor::probe::{self, Target};
 use berth_supervisor::tree::Identity;
 
 use crate::state::Shared;
@@ -131,6 +133,7 @@ impl Supervisor {
             base: rec.base.clone(),
             workspace: rec.workspace.clone(),
             restart: rec.restart.clone(),
+            ready: rec.ready.clone(),
             state: state.name().to_string(),
             pid,
             exit_code,
@@ -162,6 +165,31 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
     let mut env = rec.env.clone();
     env.insert("BERTH_AGENT".into(), rec.name.clone());
     env.insert("BERTH_WORKSPACE".into(), rec.workspace.clone());
+    // The notify socket exists before the agent does, so `READY=1` can never be missed.
+    let notify_path = dir.path().join("notify.sock");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).map_err(|e| fail(e.to_string()))?;
+    env.insert(
+        "BERTH_NOTIFY_SOCKET".into(),
+        notify_path.display().to_string(),
+    );
+    let probe = match rec.ready.as_deref().map(berth_core::probe::parse_cli) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return Err(fail(format!("its readiness probe is invalid: {e}"))),
+        None => None,
+    };
+    let target = match &probe {
+        Some(p) => Some(
+            Target::new(
+                &p.check,
+                PathBuf::from(&rec.workspace),
+                dir.output(),
+                Some(notify),
+            )
+            .map_err(fail)?,
+        ),
+        None => None,
+    };
     let spec = KeeperSpec {
         name: rec.name.clone(),
         command,
@@ -188,15 +216,67 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
     }
     let started = now_ms();
     shared.supervisor.apply(&k, Event::Start);
-    // No readiness probe configured: ready as soon as it runs.
-    shared.supervisor.apply(&k, Event::Ready);
     shared.record_about(
         "agent.started",
         &rec.name,
         serde_json::json!({ "project": rec.project_root }),
     );
+    match (probe, target) {
+        (Some(probe), Some(target)) => {
+            tokio::spawn(await_ready(shared.clone(), rec.clone(), probe, target));
+        }
+        _ => {
+            shared.supervisor.apply(&k, Event::Ready);
+        }
+    }
     tokio::spawn(watch(shared.clone(), rec.clone(), started));
     Ok(())
+}
+
+/// Runs the readiness probe until it passes (→ `running`) or its deadline passes (the agent is
+/// stopped and `failed`).
+async fn await_ready(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec, mut target: Target) {
+    let k = key(&rec);
+    let began = tokio::time::Instant::now();
+    let deadline = probe
+        .deadline
+        .unwrap_or(berth_core::probe::DEFAULT_DEADLINE);
+    let mut tracker = ProbeTracker::new(&probe);
+    loop {
+        if shared.supervisor.state(&k) != AgentState::Starting {
+            return; // stopped or exited meanwhile
+        }
+        let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+        if tracker.record(ok) == Verdict::Passing {
+            shared.supervisor.apply(&k, Event::Ready);
+            shared.record_about(
+                "agent.ready",
+                &rec.name,
+                serde_json::json!({ "probe": probe.check.to_string() }),
+            );
+            return;
+        }
+        if began.elapsed() >= deadline {
+            let why = format!(
+                "{} did not pass within {} s",
+                probe.check,
+                deadline.as_secs()
+            );
+            shared.record_about(
+                "agent.not_ready",
+                &rec.name,
+                serde_json::json!({ "reason": why }),
+            );
+            if let Err(e) = stop(&shared, &rec).await {
+                tracing::error!(agent = %rec.name, "{e}");
+            }
+            shared
+                .supervisor
+                .with(&k, |rt| rt.state = AgentState::Failed);
+            return;
+        }
+        tokio::time::sleep(probe.interval).await;
+    }
 }
 
 fn spawn_keeper(shared: &Shared, dir: &KeeperDir) -> std::io::Result<()> {

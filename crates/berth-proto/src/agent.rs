@@ -21,6 +21,10 @@ pub struct AgentNew {
     pub restart: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Readiness probe: `tcp:HOST:PORT`, `http:URL`, `exec:CMD`, `log:REGEX`, `notify` or
+    /// `none` (default: ready when started).
+    #[serde(default)]
+    pub ready: Option<String>,
     /// Start it right away.
     #[serde(default)]
     pub start: bool,
@@ -44,6 +48,8 @@ pub struct AgentInfo {
     pub base: String,
     pub workspace: String,
     pub restart: String,
+    /// Readiness probe (CLI form), if any.
+    pub ready: Option<String>,
     /// `stopped`, `starting`, `running`, `stopping`, `exited`, `backoff`, `failed` or `lost`.
     pub state: String,
     /// The agent process, while one runs.

@@ -19,6 +19,8 @@ pub struct AgentRecord {
     /// `no`, `on-failure` or `always`.
     pub restart: String,
     pub env: BTreeMap<String, String>,
+    /// Readiness probe in its CLI form; `None`: ready when started.
+    pub ready: Option<String>,
     pub workspace: String,
     /// Whether it should be running (re-adopted or restarted after a daemon start).
     pub desired_running: bool,
@@ -26,7 +28,7 @@ pub struct AgentRecord {
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
-                             a.workspace, a.desired, a.created_ms
+                             a.workspace, a.desired, a.created_ms, a.ready
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -53,8 +55,8 @@ impl Store {
         })?;
         self.conn()
             .execute(
-                "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     a.project_id,
                     a.name,
@@ -64,7 +66,8 @@ impl Store {
                     env,
                     a.workspace,
                     if a.desired_running { "running" } else { "stopped" },
-                    a.created_ms
+                    a.created_ms,
+                    a.ready
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -138,6 +141,7 @@ impl Store {
             workspace,
             desired,
             created_ms,
+            ready,
         ) = r;
         let env = serde_json::from_str(&env).map_err(|source| StoreError::BadData {
             path: self.path().into(),
@@ -151,6 +155,7 @@ impl Store {
             base,
             restart,
             env,
+            ready,
             workspace,
             desired_running: desired == "running",
             created_ms,
@@ -169,6 +174,7 @@ type Raw = (
     String,
     String,
     i64,
+    Option<String>,
 );
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
@@ -183,5 +189,6 @@ fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         r.get(7)?,
         r.get(8)?,
         r.get(9)?,
+        r.get(10)?,
     ))
 }

@@ -46,6 +46,8 @@ pub const MIGRATIONS: &[&str] = &[
          created_ms INTEGER NOT NULL,
          PRIMARY KEY (project_id, name)
      );",
+    // 4: an agent's readiness probe (its CLI form, e.g. `tcp:127.0.0.1:5432`).
+    "ALTER TABLE agents ADD COLUMN ready TEXT;",
 ];
 
 /// The newest schema version this build knows.

@@ -359,6 +359,7 @@ fn projects_register_once_and_agents_round_trip() {
         base: "b".repeat(40),
         restart: "on-failure".into(),
         env: [("K".to_string(), "V".to_string())].into(),
+        ready: Some("tcp:127.0.0.1:1".into()),
         workspace: "/ws/fixer".into(),
         desired_running: false,
         created_ms: 5,

@@ -15,4 +15,5 @@
 
 pub mod keeper;
 pub mod logs;
+pub mod probe;
 pub mod tree;

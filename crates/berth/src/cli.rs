@@ -37,6 +37,12 @@ pub enum Command {
     /// Agents: long-lived processes, each in its own workspace on its own branch.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Tell berth from inside an agent that it is ready (sends READY=1 to $BERTH_NOTIFY_SOCKET).
+    Notify {
+        /// The message (default READY=1).
+        #[arg(default_value = "READY=1")]
+        message: String,
+    },
     /// The per-process keeper (started by the daemon; not for direct use).
     #[command(name = "__keeper", hide = true)]
     Keeper {
@@ -66,6 +72,9 @@ pub enum AgentCommand {
         /// An environment variable for it (repeatable).
         #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
         env: Vec<(String, String)>,
+        /// When it counts as ready: tcp:HOST:PORT, http:URL, exec:CMD, log:REGEX, notify, none.
+        #[arg(long, value_name = "PROBE")]
+        ready: Option<String>,
         /// Start it right away.
         #[arg(long)]
         start: bool,

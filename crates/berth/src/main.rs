@@ -104,6 +104,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Events(a) => runtime(false)?.block_on(commands::events::run(&ctx, a)),
         Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
         Command::Agent(cmd) => runtime(false)?.block_on(commands::agent::run(&ctx, cmd)),
+        Command::Notify { message } => commands::agent::notify(&message),
         Command::Keeper { dir } => {
             berth_supervisor::keeper::run(berth_supervisor::keeper::spec::KeeperDir(dir))
                 .map(|()| 0)

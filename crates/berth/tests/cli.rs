@@ -7,6 +7,7 @@ mod cli {
     pub mod doctor;
     pub mod keeper;
     pub mod lifecycle;
+    pub mod probes;
     pub mod stash;
     pub mod states;
 }

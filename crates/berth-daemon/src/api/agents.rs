@@ -85,6 +85,12 @@ pub async fn new(
             .map_err(|e: berth_core::restart::PolicyError| invalid(e.to_string()))?,
         None => RestartPolicy::No,
     };
+    let ready = match req.ready.as_deref() {
+        Some(r) => berth_core::probe::parse_cli(r)
+            .map_err(|e| invalid(e.to_string()))?
+            .map(|p| p.check.to_string()),
+        None => None,
+    };
     if req.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(invalid("the command is empty"));
     }
@@ -155,6 +161,7 @@ pub async fn new(
         base: base_oid,
         restart: restart.as_str().to_string(),
         env: req.env.clone(),
+        ready,
         workspace: ws_path.display().to_string(),
         desired_running: req.start,
         created_ms: now_ms(),

@@ -41,6 +41,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             base,
             restart,
             env,
+            ready,
             start,
         } => {
             let req = AgentNew {
@@ -50,6 +51,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 base,
                 restart,
                 env: env.into_iter().collect(),
+                ready,
                 start,
             };
             let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
@@ -128,6 +130,22 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             return exec(&a, &command);
         }
     }
+    Ok(0)
+}
+
+/// `berth notify`: one datagram to the agent's `$BERTH_NOTIFY_SOCKET`.
+pub fn notify(message: &str) -> CliResult<i32> {
+    let path = std::env::var_os("BERTH_NOTIFY_SOCKET").ok_or_else(|| {
+        CliError::new(
+            Kind::Usage,
+            "no_notify_socket",
+            "BERTH_NOTIFY_SOCKET is not set",
+        )
+        .hint("run this from inside an agent started by berth")
+    })?;
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.send_to(message.as_bytes(), &path)
+        .map_err(|e| CliError::failed("notify", format!("cannot notify berth: {e}")))?;
     Ok(0)
 }
 
