@@ -203,7 +203,7 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
     crate::runtime::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
     let _ = std::fs::remove_file(dir.state());
-    spawn_keeper(shared, &dir).map_err(|e| fail(e.to_string()))?;
+    spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
     // The keeper writes state.json once the child runs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while read_state(&dir).is_none() {
@@ -279,12 +279,11 @@ async fn await_ready(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec, mu
     }
 }
 
-fn spawn_keeper(shared: &Shared, dir: &KeeperDir) -> std::io::Result<()> {
+fn spawn_keeper(dir: &KeeperDir) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--home")
-        .arg(shared.home().root())
-        .arg("__keeper")
+    // `__keeper` first: the binary recognises it before parsing anything else (see its main).
+    cmd.arg("__keeper")
         .arg("--dir")
         .arg(dir.path())
         .stdin(Stdio::null())

@@ -43,13 +43,6 @@ pub enum Command {
         #[arg(default_value = "READY=1")]
         message: String,
     },
-    /// The per-process keeper (started by the daemon; not for direct use).
-    #[command(name = "__keeper", hide = true)]
-    Keeper {
-        /// The process's directory, holding `spec.json`.
-        #[arg(long)]
-        dir: PathBuf,
-    },
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),

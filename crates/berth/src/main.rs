@@ -23,7 +23,29 @@ pub struct Ctx {
     pub env_token: Option<String>,
 }
 
+/// `berth __keeper --dir DIR`, recognised before anything else is set up: a keeper stays
+/// small (SPEC §7: under 4 MB each) by never running the command-line parser or a runtime.
+fn keeper_fast_path() -> Option<i32> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match args.as_slice() {
+        [cmd, flag, dir] if cmd == "__keeper" && flag == "--dir" => {
+            let dir = berth_supervisor::keeper::spec::KeeperDir(PathBuf::from(dir));
+            Some(match berth_supervisor::keeper::run(dir) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Kind::Failed.exit_code()
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
 fn main() {
+    if let Some(code) = keeper_fast_path() {
+        std::process::exit(code);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -105,11 +127,6 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
         Command::Agent(cmd) => runtime(false)?.block_on(commands::agent::run(&ctx, cmd)),
         Command::Notify { message } => commands::agent::notify(&message),
-        Command::Keeper { dir } => {
-            berth_supervisor::keeper::run(berth_supervisor::keeper::spec::KeeperDir(dir))
-                .map(|()| 0)
-                .map_err(|e| CliError::failed("keeper", e.to_string()))
-        }
         Command::Stash(cmd) => runtime(false)?.block_on(commands::stash::run(&ctx, cmd)),
     }
 }
