@@ -116,6 +116,11 @@ impl Supervisor {
         })
     }
 
+    /// Where an agent is now.
+    pub fn state_of(&self, rec: &AgentRecord) -> AgentState {
+        self.state(&key(rec))
+    }
+
     /// The agent as the API shows it.
     pub fn info(&self, shared: &Shared, rec: &AgentRecord) -> AgentInfo {
         let k = key(rec);
@@ -126,20 +131,26 @@ impl Supervisor {
             .flatten()
             .and_then(|s| s.child.map(|c| c.pid));
         AgentInfo {
+            kind: rec.kind.clone(),
             name: rec.name.clone(),
             project: rec.project_root.clone(),
             command: rec.command.clone(),
-            branch: berth_git::workspace::branch(&rec.name),
+            branch: (rec.kind == "agent").then(|| berth_git::workspace::branch(&rec.name)),
             base: rec.base.clone(),
             workspace: rec.workspace.clone(),
             restart: rec.restart.clone(),
-            ready: rec.ready.clone(),
+            ready: probe_of(rec).ok().flatten().map(|p| p.check.to_string()),
             state: state.name().to_string(),
             pid,
             exit_code,
             log: keeper_dir(shared, rec).output().display().to_string(),
         }
     }
+}
+
+/// The readiness probe a definition records.
+fn probe_of(rec: &AgentRecord) -> Result<Option<ProbeSpec>, serde_json::Error> {
+    rec.ready.as_deref().map(serde_json::from_str).transpose()
 }
 
 fn policy(rec: &AgentRecord) -> RestartPolicy {
@@ -173,11 +184,8 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
         "BERTH_NOTIFY_SOCKET".into(),
         notify_path.display().to_string(),
     );
-    let probe = match rec.ready.as_deref().map(berth_core::probe::parse_cli) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => return Err(fail(format!("its readiness probe is invalid: {e}"))),
-        None => None,
-    };
+    let probe =
+        probe_of(rec).map_err(|e| fail(format!("its readiness probe is unreadable: {e}")))?;
     let target = match &probe {
         Some(p) => Some(
             Target::new(
@@ -195,8 +203,8 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
         command,
         cwd: PathBuf::from(&rec.workspace),
         env,
-        stop_signal: "SIGTERM".into(),
-        stop_grace_ms: STOP_GRACE.as_millis() as u64,
+        stop_signal: rec.stop_signal.clone(),
+        stop_grace_ms: rec.stop_grace_ms,
         log_max_bytes: 10 * 1024 * 1024,
         log_keep: 3,
     };
@@ -417,6 +425,15 @@ fn start_again(
 
 /// Stops the agent and every descendant; returns once none remains.
 pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
+    end(shared, rec, Request::Stop).await
+}
+
+/// Like [`stop`], but SIGKILL at once (`berth down` past its timeout).
+pub async fn kill(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
+    end(shared, rec, Request::Kill).await
+}
+
+async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<(), AgentError> {
     let k = key(rec);
     let before = shared.supervisor.state(&k);
     shared.supervisor.apply(&k, Event::Stop);
@@ -424,14 +441,13 @@ pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentEr
         return Ok(());
     }
     let socket = keeper_dir(shared, rec).socket();
-    let timeout = STOP_GRACE + Duration::from_secs(10);
-    let answer =
-        tokio::task::spawn_blocking(move || control::request(&socket, &Request::Stop, timeout))
-            .await
-            .map_err(|e| AgentError::Stop {
-                name: rec.name.clone(),
-                detail: e.to_string(),
-            })?;
+    let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
+    let answer = tokio::task::spawn_blocking(move || control::request(&socket, &how, timeout))
+        .await
+        .map_err(|e| AgentError::Stop {
+            name: rec.name.clone(),
+            detail: e.to_string(),
+        })?;
     match answer {
         Ok(resp) => {
             shared

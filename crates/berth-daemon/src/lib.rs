@@ -27,6 +27,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod compose;
 pub mod failpoints;
 pub mod failure;
 pub mod logging;

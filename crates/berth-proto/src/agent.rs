@@ -38,13 +38,16 @@ pub struct AgentTarget {
     pub name: String,
 }
 
-/// An agent and what it is doing.
+/// An agent (or a service from `berth.toml`) and what it is doing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentInfo {
+    /// `agent` or `service`.
+    pub kind: String,
     pub name: String,
     pub project: String,
     pub command: Option<String>,
-    pub branch: String,
+    /// `berth/<name>` for agents; services run in the repository itself.
+    pub branch: Option<String>,
     pub base: String,
     pub workspace: String,
     pub restart: String,

@@ -54,6 +54,10 @@ pub enum ErrorCode {
     InvalidAgent,
     /// Refused: removing the agent would lose uncommitted changes or commits.
     UnsavedWork,
+    /// `berth.toml` is missing or invalid (the message names the key and line), or has a cycle.
+    InvalidConfig,
+    /// A process could not be started or ended before it was ready.
+    StartFailed,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -102,6 +106,8 @@ impl ErrorCode {
             ErrorCode::AgentExists => "agent_exists",
             ErrorCode::InvalidAgent => "invalid_agent",
             ErrorCode::UnsavedWork => "unsaved_work",
+            ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::StartFailed => "start_failed",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -153,6 +159,8 @@ mod tests {
             ErrorCode::AgentExists,
             ErrorCode::InvalidAgent,
             ErrorCode::UnsavedWork,
+            ErrorCode::InvalidConfig,
+            ErrorCode::StartFailed,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

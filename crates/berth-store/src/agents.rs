@@ -7,9 +7,11 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Store, StoreError};
 
-/// An agent's definition.
+/// An agent's or a service's definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRecord {
+    /// `agent` or `service`.
+    pub kind: String,
     pub project_id: i64,
     pub project_root: String,
     pub name: String,
@@ -19,8 +21,10 @@ pub struct AgentRecord {
     /// `no`, `on-failure` or `always`.
     pub restart: String,
     pub env: BTreeMap<String, String>,
-    /// Readiness probe in its CLI form; `None`: ready when started.
+    /// Readiness probe (`ProbeSpec` as JSON); `None`: ready when started.
     pub ready: Option<String>,
+    pub stop_signal: String,
+    pub stop_grace_ms: u64,
     pub workspace: String,
     /// Whether it should be running (re-adopted or restarted after a daemon start).
     pub desired_running: bool,
@@ -28,7 +32,8 @@ pub struct AgentRecord {
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
-                             a.workspace, a.desired, a.created_ms, a.ready
+                             a.workspace, a.desired, a.created_ms, a.ready, a.kind,
+                             a.stop_signal, a.stop_grace_ms
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -48,15 +53,22 @@ impl Store {
         .map_err(|e| self.sql(e))
     }
 
-    pub fn add_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
+    /// Adds a definition, or updates the command, policy, probe and stop settings of an
+    /// existing one (its workspace and base never change).
+    pub fn put_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
         let env = serde_json::to_string(&a.env).map_err(|source| StoreError::BadData {
             path: self.path().into(),
             source,
         })?;
         self.conn()
             .execute(
-                "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
+                                     kind, stop_signal, stop_grace_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (project_id, name) DO UPDATE SET
+                     command = excluded.command, restart = excluded.restart, env = excluded.env,
+                     ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
+                     stop_grace_ms = excluded.stop_grace_ms",
                 params![
                     a.project_id,
                     a.name,
@@ -67,7 +79,10 @@ impl Store {
                     a.workspace,
                     if a.desired_running { "running" } else { "stopped" },
                     a.created_ms,
-                    a.ready
+                    a.ready,
+                    a.kind,
+                    a.stop_signal,
+                    i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX)
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -142,6 +157,9 @@ impl Store {
             desired,
             created_ms,
             ready,
+            kind,
+            stop_signal,
+            stop_grace_ms,
         ) = r;
         let env = serde_json::from_str(&env).map_err(|source| StoreError::BadData {
             path: self.path().into(),
@@ -156,6 +174,9 @@ impl Store {
             restart,
             env,
             ready,
+            stop_signal,
+            stop_grace_ms: u64::try_from(stop_grace_ms).unwrap_or(0),
+            kind,
             workspace,
             desired_running: desired == "running",
             created_ms,
@@ -175,6 +196,9 @@ type Raw = (
     String,
     i64,
     Option<String>,
+    String,
+    String,
+    i64,
 );
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
@@ -190,5 +214,8 @@ fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
     ))
 }

@@ -46,8 +46,12 @@ pub const MIGRATIONS: &[&str] = &[
          created_ms INTEGER NOT NULL,
          PRIMARY KEY (project_id, name)
      );",
-    // 4: an agent's readiness probe (its CLI form, e.g. `tcp:127.0.0.1:5432`).
+    // 4: an agent's readiness probe (`berth_core::probe::ProbeSpec` as JSON).
     "ALTER TABLE agents ADD COLUMN ready TEXT;",
+    // 5: services share the table; how each stops.
+    "ALTER TABLE agents ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
+     ALTER TABLE agents ADD COLUMN stop_signal TEXT NOT NULL DEFAULT 'SIGTERM';
+     ALTER TABLE agents ADD COLUMN stop_grace_ms INTEGER NOT NULL DEFAULT 10000;",
 ];
 
 /// The newest schema version this build knows.

@@ -352,6 +352,9 @@ fn projects_register_once_and_agents_round_trip() {
     let q = store.project_id("/other", 3).unwrap();
     assert_ne!(p, q);
     let a = AgentRecord {
+        kind: "agent".into(),
+        stop_signal: "SIGTERM".into(),
+        stop_grace_ms: 10_000,
         project_id: p,
         project_root: "/repo".into(),
         name: "fixer".into(),
@@ -364,15 +367,24 @@ fn projects_register_once_and_agents_round_trip() {
         desired_running: false,
         created_ms: 5,
     };
-    store.add_agent(&a).unwrap();
-    assert!(store.add_agent(&a).is_err(), "names are unique per project");
-    store
-        .add_agent(&AgentRecord {
-            project_id: q,
-            project_root: "/other".into(),
-            ..a.clone()
-        })
-        .unwrap();
+    store.put_agent(&a).unwrap();
+    // Putting it again updates its definition but never its workspace.
+    let changed = AgentRecord {
+        command: Some("sleep 2".into()),
+        workspace: "/elsewhere".into(),
+        ..a.clone()
+    };
+    store.put_agent(&changed).unwrap();
+    let got = store.agent(p, "fixer").unwrap().unwrap();
+    assert_eq!(got.command.as_deref(), Some("sleep 2"));
+    assert_eq!(got.workspace, "/ws/fixer");
+    store.put_agent(&a).unwrap();
+    let other = AgentRecord {
+        project_id: q,
+        project_root: "/other".into(),
+        ..a.clone()
+    };
+    store.put_agent(&other).unwrap();
     assert_eq!(store.agent(p, "fixer").unwrap(), Some(a.clone()));
     store.set_desired(p, "fixer", true).unwrap();
     assert!(store.agent(p, "fixer").unwrap().unwrap().desired_running);

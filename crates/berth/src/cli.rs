@@ -37,6 +37,10 @@ pub enum Command {
     /// Agents: long-lived processes, each in its own workspace on its own branch.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Start what berth.toml declares, in dependency order, waiting for readiness.
+    Up(ComposeArgs),
+    /// Stop what berth.toml declares, dependents first.
+    Down(ComposeArgs),
     /// Tell berth from inside an agent that it is ready (sends READY=1 to $BERTH_NOTIFY_SOCKET).
     Notify {
         /// The message (default READY=1).
@@ -46,6 +50,15 @@ pub enum Command {
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// Only these (and what they depend on); default: everything.
+    pub names: Vec<String>,
+    /// One overall timeout; what has not made it by then is stopped (up) or killed (down).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 mod cli {
     pub mod agents;
     pub mod api;
+    pub mod compose;
     pub mod doctor;
     pub mod keeper;
     pub mod lifecycle;

@@ -88,7 +88,9 @@ pub async fn new(
     let ready = match req.ready.as_deref() {
         Some(r) => berth_core::probe::parse_cli(r)
             .map_err(|e| invalid(e.to_string()))?
-            .map(|p| p.check.to_string()),
+            .map(|p| serde_json::to_string(&p))
+            .transpose()
+            .map_err(|e| ApiFailure::internal(e.to_string()))?,
         None => None,
     };
     if req.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
@@ -154,6 +156,9 @@ pub async fn new(
         }
     };
     let rec = AgentRecord {
+        kind: "agent".into(),
+        stop_signal: "SIGTERM".into(),
+        stop_grace_ms: agents::STOP_GRACE.as_millis() as u64,
         project_id,
         project_root: git.dir().display().to_string(),
         name: req.name.clone(),
@@ -166,7 +171,7 @@ pub async fn new(
         desired_running: req.start,
         created_ms: now_ms(),
     };
-    store.add_agent(&rec).map_err(db)?;
+    store.put_agent(&rec).map_err(db)?;
     shared.record_about(
         "agent.created",
         &rec.name,

@@ -8,10 +8,12 @@
 //! | GET | `/v1/events?since=SEQ` | Server-Sent Events, replay then live; `Last-Event-ID` resumes |
 //! | GET | `/v1/events/log?since=SEQ&limit=N` | a page of the event log as JSON |
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
+//! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 
 mod agents;
 mod auth;
+mod compose;
 mod error;
 mod events;
 mod repo;
@@ -53,6 +55,8 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/agents/start", post(agents::start))
         .route("/v1/agents/stop", post(agents::stop))
         .route("/v1/agents/rm", post(agents::rm))
+        .route("/v1/up", post(compose::up))
+        .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))
         .route("/v1/stash/list", post(stash::list))
         .route("/v1/stash/show", post(stash::show))

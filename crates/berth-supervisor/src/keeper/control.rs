@@ -16,6 +16,8 @@ pub enum Request {
     Status,
     /// Stop the child and every descendant; answer once none remains.
     Stop,
+    /// Like `Stop`, without the grace period: SIGKILL at once.
+    Kill,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

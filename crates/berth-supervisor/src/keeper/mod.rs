@@ -125,12 +125,14 @@ impl Keeper {
     }
 
     /// Stops every descendant: the stop signal, the grace period, then SIGKILL until none is
-    /// left. Returns whether SIGKILL was needed.
-    fn stop_all(&self) -> bool {
-        let sig = signal_number(&self.spec.stop_signal).unwrap_or(libc::SIGTERM);
-        self.signal_all(sig);
-        if self.wait_gone(Duration::from_millis(self.spec.stop_grace_ms)) {
-            return false;
+    /// left (`kill`: SIGKILL at once). Returns whether SIGKILL was needed.
+    fn stop_all(&self, kill: bool) -> bool {
+        if !kill {
+            let sig = signal_number(&self.spec.stop_signal).unwrap_or(libc::SIGTERM);
+            self.signal_all(sig);
+            if self.wait_gone(Duration::from_millis(self.spec.stop_grace_ms)) {
+                return false;
+            }
         }
         self.log_line(
             "keeper",
@@ -294,7 +296,7 @@ fn reap(keeper: &Keeper, child_pid: u32) {
         keeper.update(|s| s.exit = Some(exit));
         if !stopping && !keeper.live_descendants().is_empty() {
             keeper.log_line("keeper", "stopping what the exited process left running");
-            keeper.stop_all();
+            keeper.stop_all(false);
         }
     }
 }
@@ -324,10 +326,10 @@ fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
             killed: false,
             stop_ms: 0,
         },
-        Ok(Request::Stop) => {
+        Ok(req @ (Request::Stop | Request::Kill)) => {
             let began = Instant::now();
             keeper.update(|s| s.stopping = true);
-            let killed = keeper.stop_all();
+            let killed = keeper.stop_all(req == Request::Kill);
             // The reaper records the exit right after the last process goes.
             let deadline = Instant::now() + Duration::from_secs(1);
             while keeper.state().exit.is_none() && Instant::now() < deadline {

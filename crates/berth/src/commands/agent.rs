@@ -17,7 +17,8 @@ fn line(a: &AgentInfo) -> String {
         .exit_code
         .map(|c| format!(" (exit {c})"))
         .unwrap_or_default();
-    format!("{:<20} {:<9}{pid}{code}  {}", a.name, a.state, a.branch)
+    let place = a.branch.clone().unwrap_or_else(|| format!("({})", a.kind));
+    format!("{:<20} {:<9}{pid}{code}  {place}", a.name, a.state)
 }
 
 fn detail(a: &AgentInfo) -> String {

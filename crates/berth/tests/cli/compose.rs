@@ -1,0 +1,170 @@
+//! `berth up` / `berth down` with a real berth.toml: order, conditions, errors, timeouts.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_testkit::TestHome;
+
+use crate::{home, start};
+
+fn project(toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .current_dir(dir.path())
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&[
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "base",
+    ]);
+    std::fs::write(dir.path().join("berth.toml"), toml).unwrap();
+    dir
+}
+
+fn berth(h: &TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
+    let mut c = h.command(args);
+    c.current_dir(repo);
+    h.run_cmd(c)
+}
+
+/// A service that logs its start and stop to order.log and stays up until SIGTERM.
+fn service(name: &str, extra: &str) -> String {
+    format!(
+        "[service.{name}]\ncommand = \"echo start {name} >> order.log; trap 'echo stop {name} >> order.log; exit 0' TERM; echo {name} up; while true; do sleep 0.05; done\"\nready = {{ log = \"{name} up\" }}\n{extra}\n"
+    )
+}
+
+fn order(repo: &Path) -> Vec<String> {
+    std::fs::read_to_string(repo.join("order.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn up_starts_in_dependency_order_and_down_stops_in_reverse() {
+    let h = home();
+    start(&h);
+    let toml = format!(
+        "{}{}{}[service.migrate]\ncommand = \"echo migrated >> order.log\"\ndepends_on = [\"db\"]\n",
+        service("db", ""),
+        service(
+            "web",
+            "depends_on = { db = \"ready\", migrate = \"completed\" }"
+        ),
+        service("cache", ""),
+    );
+    let p = project(&toml);
+    let up = berth(&h, p.path(), &["--json", "up"]);
+    up.expect_code(0);
+    let levels = up.json()["levels"].clone();
+    assert_eq!(
+        levels,
+        serde_json::json!([["cache", "db"], ["migrate"], ["web"]]),
+        "{up}"
+    );
+    let o = order(p.path());
+    let pos = |s: &str| {
+        o.iter()
+            .position(|l| l == s)
+            .unwrap_or_else(|| panic!("{s} missing in {o:?}"))
+    };
+    assert!(
+        pos("start db") < pos("migrated") && pos("migrated") < pos("start web"),
+        "{o:?}"
+    );
+    let list = berth(&h, p.path(), &["--json", "agent", "list"]).json();
+    let states: Vec<(String, String)> = list["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().into(),
+                a["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("web".into(), "running".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("migrate".into(), "exited".into())),
+        "{states:?}"
+    );
+
+    let down = berth(&h, p.path(), &["--json", "down"]);
+    down.expect_code(0);
+    let o = order(p.path());
+    let pos = |s: &str| {
+        o.iter()
+            .position(|l| l == s)
+            .unwrap_or_else(|| panic!("{s} missing in {o:?}"))
+    };
+    assert!(
+        pos("stop web") < pos("stop db"),
+        "dependents stop first: {o:?}"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_cycle_is_an_error_that_shows_it() {
+    let h = home();
+    start(&h);
+    let p = project(
+        "[service.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n[service.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+    );
+    let out = berth(&h, p.path(), &["up"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("a -> b -> a"), "{out}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let h = home();
+    start(&h);
+    let p = project("[service.web]\ncommand = \"true\"\n\ncomand = \"typo\"\n");
+    let out = berth(&h, p.path(), &["--json", "up"]);
+    out.expect_code(1);
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "invalid_config");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("line 4") && msg.contains("comand"), "{msg}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn up_names_and_stops_what_is_not_ready_in_time() {
+    let h = home();
+    start(&h);
+    let p = project(
+        "[service.slow]\ncommand = \"exec sleep 300\"\nready = { exec = \"false\", interval = \"100ms\" }\n",
+    );
+    let began = std::time::Instant::now();
+    let out = berth(&h, p.path(), &["up", "--timeout", "1s"]);
+    out.expect_code(1);
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(out.stderr.contains("slow"), "{out}");
+    let info = berth(&h, p.path(), &["--json", "agent", "show", "slow"]).json();
+    assert_eq!(info["state"], "stopped", "{info}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
