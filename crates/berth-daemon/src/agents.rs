@@ -211,10 +211,14 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
     crate::runtime::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
     let _ = std::fs::remove_file(dir.state());
-    spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
+    let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
     // The keeper writes state.json once the child runs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while read_state(&dir).is_none() {
+        if exited.try_recv().is_ok() {
+            let said = std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
+            return Err(fail(said.trim().trim_start_matches("error: ").to_string()));
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(fail(
                 "it did not report within 10 s; see its output.log".into(),
@@ -287,8 +291,12 @@ async fn await_ready(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec, mu
     }
 }
 
-fn spawn_keeper(dir: &KeeperDir) -> std::io::Result<()> {
+fn spawn_keeper(
+    dir: &KeeperDir,
+) -> std::io::Result<std::sync::mpsc::Receiver<std::process::ExitStatus>> {
     let exe = std::env::current_exe()?;
+    // Whatever the keeper says before its own log exists (it cannot start the child, say).
+    let errors = std::fs::File::create(dir.path().join("keeper.err"))?;
     let mut cmd = std::process::Command::new(exe);
     // `__keeper` first: the binary recognises it before parsing anything else (see its main).
     cmd.arg("__keeper")
@@ -296,7 +304,7 @@ fn spawn_keeper(dir: &KeeperDir) -> std::io::Result<()> {
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(errors);
     // SAFETY: setsid(2) in the child before exec: the keeper leaves the daemon's session, so
     // nothing that happens to the daemon reaches it.
     unsafe {
@@ -306,9 +314,14 @@ fn spawn_keeper(dir: &KeeperDir) -> std::io::Result<()> {
         });
     }
     let mut child = cmd.spawn()?;
-    // Reap it when it ends, so it never lingers as the daemon's zombie.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    // Reap it when it ends, so it never lingers as the daemon's zombie, and say when.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = tx.send(status);
+        }
+    });
+    Ok(rx)
 }
 
 /// Follows a running agent until it ends, then applies the restart policy.

@@ -195,6 +195,18 @@ pub async fn up(
         .get()
         .ok_or_else(|| ComposeError::Config("the daemon is starting".into()))?;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
+    // Every working directory must exist before anything is defined or started.
+    for name in plan.names() {
+        if let Some(cwd) = file.get(name).and_then(|s| s.cwd.as_ref()) {
+            let dir = root.dir().join(cwd);
+            if !dir.is_dir() {
+                return Err(ComposeError::Config(format!(
+                    "the working directory of {name}, {}, does not exist",
+                    dir.display()
+                )));
+            }
+        }
+    }
     let mut records = HashMap::new();
     for name in plan.names() {
         if let Some(spec) = file.get(name) {

@@ -400,3 +400,25 @@ fn commits_are_mirrored_when_the_agent_stops_and_a_moved_branch_is_left_alone() 
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_keeper_that_cannot_start_its_child_is_reported_at_once() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let ws = agent(&h, p.path(), &["new", "homeless", "--cmd", "true"]).json()["workspace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_dir_all(&ws).unwrap();
+    let began = std::time::Instant::now();
+    let out = agent(&h, p.path(), &["start", "homeless"]);
+    out.expect_code(1);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert!(out.stdout.contains("cannot start"), "{out}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}

@@ -168,3 +168,26 @@ fn up_names_and_stops_what_is_not_ready_in_time() {
     assert_eq!(info["state"], "stopped", "{info}");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_missing_working_directory_is_refused_before_anything_starts() {
+    let h = home();
+    start(&h);
+    let p = project(&format!(
+        "{}[service.lost]\ncommand = \"true\"\ncwd = \"no/such/dir\"\n",
+        service("fine", "")
+    ));
+    let out = berth(&h, p.path(), &["up"]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("no/such/dir") && out.stderr.contains("does not exist"),
+        "{out}"
+    );
+    assert!(order(p.path()).is_empty(), "nothing started");
+    let list = berth(&h, p.path(), &["--json", "agent", "list"]).json();
+    assert!(
+        list["agents"].as_array().unwrap().is_empty(),
+        "nothing defined: {list}"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
