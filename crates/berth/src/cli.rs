@@ -37,6 +37,8 @@ pub enum Command {
     /// Agents: long-lived processes, each in its own workspace on its own branch.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// The daemon and this repository's agents and services, in one screen.
+    Status,
     /// Start what berth.toml declares, in dependency order, waiting for readiness.
     Up(ComposeArgs),
     /// Stop what berth.toml declares, dependents first.

@@ -8,3 +8,4 @@ pub mod events;
 pub mod logs;
 pub mod serve;
 pub mod stash;
+pub mod status;

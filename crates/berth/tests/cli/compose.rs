@@ -191,3 +191,25 @@ fn a_missing_working_directory_is_refused_before_anything_starts() {
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn status_shows_the_daemon_and_every_process_in_one_screen() {
+    let h = home();
+    let p = project(&service("db", ""));
+    let stopped = berth(&h, p.path(), &["status"]);
+    stopped.expect_code(3);
+    assert!(stopped.stdout.contains("daemon    stopped"), "{stopped}");
+    start(&h);
+    berth(&h, p.path(), &["up"]).expect_code(0);
+    let out = berth(&h, p.path(), &["status"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("daemon    running"), "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("service") && l.contains("db") && l.contains("running")),
+        "{out}"
+    );
+    berth(&h, p.path(), &["down"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}

@@ -1,0 +1,65 @@
+//! `berth status`: the daemon and this repository's agents and services, in one screen.
+
+use berth_proto::{AgentList, StashRepo};
+use serde::Serialize;
+
+use super::stash::here;
+use crate::Ctx;
+use crate::error::{CliResult, Kind};
+use crate::output::emit;
+use crate::probe::probe;
+
+#[derive(Debug, Serialize)]
+struct Status {
+    daemon: &'static str,
+    pid: Option<u32>,
+    /// `None` outside a repository (or when the daemon is not running).
+    agents: Option<AgentList>,
+    /// Why the agents are not shown, if they are not.
+    note: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx) -> CliResult<i32> {
+    let mut p = probe(&ctx.home).await;
+    let alive = p.state.is_alive();
+    let mut status = Status {
+        daemon: p.state.as_str(),
+        pid: p.pid(),
+        agents: None,
+        note: None,
+    };
+    if alive {
+        let client = berth_client::Client::unix(ctx.home.socket());
+        match client
+            .post_json::<_, AgentList>("/v1/agents/list", &StashRepo { repo: here()? })
+            .await
+        {
+            Ok(list) => status.agents = Some(list),
+            Err(e) => status.note = Some(e.to_string()),
+        }
+    }
+    drop(p.connection.take());
+    emit(ctx.json, &status, |s| {
+        let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        let mut out = format!("daemon    {}{pid}\n", s.daemon);
+        match (&s.agents, &s.note) {
+            (Some(list), _) if list.agents.is_empty() => {
+                out += "agents    none in this repository\n"
+            }
+            (Some(list), _) => {
+                for a in &list.agents {
+                    let pid = a.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+                    out += &format!("{:<9} {:<20} {}{pid}\n", a.kind, a.name, a.state);
+                }
+            }
+            (None, Some(note)) => out += &format!("agents    {note}\n"),
+            (None, None) => out += "agents    (start the daemon with `berth daemon start`)\n",
+        }
+        out
+    });
+    Ok(if alive {
+        0
+    } else {
+        Kind::NotRunning.exit_code()
+    })
+}
