@@ -153,6 +153,44 @@ fn probe_of(rec: &AgentRecord) -> Result<Option<ProbeSpec>, serde_json::Error> {
     rec.ready.as_deref().map(serde_json::from_str).transpose()
 }
 
+/// Checks a running process with its liveness probe; when it fails `threshold` times in a row,
+/// kills it (as a crash, not a stop), so the watcher applies the restart policy.
+async fn keep_alive(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec) {
+    let k = key(&rec);
+    let dir = keeper_dir(&shared, &rec);
+    let Ok(mut target) = Target::new(
+        &probe.check,
+        PathBuf::from(&rec.workspace),
+        dir.output(),
+        None,
+    ) else {
+        return;
+    };
+    let mut tracker = ProbeTracker::new(&probe);
+    loop {
+        tokio::time::sleep(probe.interval.max(Duration::from_secs(1))).await;
+        match shared.supervisor.state(&k) {
+            AgentState::Running => {}
+            AgentState::Starting => continue,
+            _ => return,
+        }
+        let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+        if tracker.record(ok) == Verdict::Failing {
+            shared.record_about(
+                "agent.unhealthy",
+                &rec.name,
+                serde_json::json!({ "probe": probe.check.to_string() }),
+            );
+            let socket = dir.socket();
+            let _ = tokio::task::spawn_blocking(move || {
+                control::request(&socket, &Request::Kill, Duration::from_secs(10))
+            })
+            .await;
+            return;
+        }
+    }
+}
+
 fn policy(rec: &AgentRecord) -> RestartPolicy {
     rec.restart.parse().unwrap_or_default()
 }
@@ -240,6 +278,13 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
         _ => {
             shared.supervisor.apply(&k, Event::Ready);
         }
+    }
+    if let Some(liveness) = rec
+        .liveness
+        .as_deref()
+        .and_then(|l| serde_json::from_str(l).ok())
+    {
+        tokio::spawn(keep_alive(shared.clone(), rec.clone(), liveness));
     }
     tokio::spawn(watch(shared.clone(), rec.clone(), started));
     Ok(())

@@ -143,6 +143,12 @@ async fn define(
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| err(e.to_string()))?,
+        liveness: spec
+            .liveness
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| err(e.to_string()))?,
         stop_signal: spec.stop_signal.clone(),
         stop_grace_ms: u64::try_from(spec.stop_grace.as_millis()).unwrap_or(u64::MAX),
         workspace,

@@ -23,6 +23,9 @@ pub struct AgentRecord {
     pub env: BTreeMap<String, String>,
     /// Readiness probe (`ProbeSpec` as JSON); `None`: ready when started.
     pub ready: Option<String>,
+    /// Liveness probe (`ProbeSpec` as JSON): failing, the process is killed and the restart
+    /// policy decides.
+    pub liveness: Option<String>,
     pub stop_signal: String,
     pub stop_grace_ms: u64,
     pub workspace: String,
@@ -33,7 +36,7 @@ pub struct AgentRecord {
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
                              a.workspace, a.desired, a.created_ms, a.ready, a.kind,
-                             a.stop_signal, a.stop_grace_ms
+                             a.stop_signal, a.stop_grace_ms, a.liveness
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -63,12 +66,12 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
-                                     kind, stop_signal, stop_grace_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                     kind, stop_signal, stop_grace_ms, liveness)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (project_id, name) DO UPDATE SET
                      command = excluded.command, restart = excluded.restart, env = excluded.env,
                      ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
-                     stop_grace_ms = excluded.stop_grace_ms",
+                     stop_grace_ms = excluded.stop_grace_ms, liveness = excluded.liveness",
                 params![
                     a.project_id,
                     a.name,
@@ -82,7 +85,8 @@ impl Store {
                     a.ready,
                     a.kind,
                     a.stop_signal,
-                    i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX)
+                    i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX),
+                    a.liveness
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -160,6 +164,7 @@ impl Store {
             kind,
             stop_signal,
             stop_grace_ms,
+            liveness,
         ) = r;
         let env = serde_json::from_str(&env).map_err(|source| StoreError::BadData {
             path: self.path().into(),
@@ -174,6 +179,7 @@ impl Store {
             restart,
             env,
             ready,
+            liveness,
             stop_signal,
             stop_grace_ms: u64::try_from(stop_grace_ms).unwrap_or(0),
             kind,
@@ -199,6 +205,7 @@ type Raw = (
     String,
     String,
     i64,
+    Option<String>,
 );
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
@@ -217,5 +224,6 @@ fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         r.get(11)?,
         r.get(12)?,
         r.get(13)?,
+        r.get(14)?,
     ))
 }

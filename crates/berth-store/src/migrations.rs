@@ -52,6 +52,8 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE agents ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
      ALTER TABLE agents ADD COLUMN stop_signal TEXT NOT NULL DEFAULT 'SIGTERM';
      ALTER TABLE agents ADD COLUMN stop_grace_ms INTEGER NOT NULL DEFAULT 10000;",
+    // 6: the liveness probe (`ProbeSpec` as JSON).
+    "ALTER TABLE agents ADD COLUMN liveness TEXT;",
 ];
 
 /// The newest schema version this build knows.

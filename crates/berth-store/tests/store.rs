@@ -363,6 +363,7 @@ fn projects_register_once_and_agents_round_trip() {
         restart: "on-failure".into(),
         env: [("K".to_string(), "V".to_string())].into(),
         ready: Some("tcp:127.0.0.1:1".into()),
+        liveness: None,
         workspace: "/ws/fixer".into(),
         desired_running: false,
         created_ms: 5,

@@ -167,6 +167,7 @@ pub async fn new(
         restart: restart.as_str().to_string(),
         env: req.env.clone(),
         ready,
+        liveness: None,
         workspace: ws_path.display().to_string(),
         desired_running: req.start,
         created_ms: now_ms(),

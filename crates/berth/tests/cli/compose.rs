@@ -213,3 +213,28 @@ fn status_shows_the_daemon_and_every_process_in_one_screen() {
     berth(&h, p.path(), &["down"]).expect_code(0);
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_process() {
+    let h = home();
+    start(&h);
+    let p = project(
+        "[service.pulse]\ncommand = \"exec sleep 300\"\nrestart = \"on-failure\"\nliveness = { exec = \"test -f alive.flag\", interval = \"1s\", threshold = 1 }\n",
+    );
+    std::fs::write(p.path().join("alive.flag"), "").unwrap();
+    berth(&h, p.path(), &["up"]).expect_code(0);
+    let pid = || berth(&h, p.path(), &["--json", "agent", "show", "pulse"]).json()["pid"].as_i64();
+    let first = pid().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(pid(), Some(first), "healthy: left alone");
+    std::fs::remove_file(p.path().join("alive.flag")).unwrap();
+    berth_testkit::wait_until(
+        "it is killed and restarted",
+        Duration::from_secs(15),
+        || pid().is_some_and(|p| p != first),
+    );
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(events.contains("agent.unhealthy"), "{events}");
+    berth(&h, p.path(), &["down"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
