@@ -402,6 +402,7 @@ async fn watch(shared: Arc<Shared>, rec: AgentRecord, started_ms: u64) {
         shared
             .supervisor
             .apply(&k, Event::Exited { code, decision });
+        mirror_later(&shared, &rec);
         shared.record_about(
             "agent.exited",
             &rec.name,
@@ -422,6 +423,16 @@ async fn watch(shared: Arc<Shared>, rec: AgentRecord, started_ms: u64) {
     }
 }
 
+/// Mirrors an agent's commits in the background: a stop is complete when its processes are
+/// gone, and mirroring (one git fetch, serialised with other git work) need not hold it up.
+fn mirror_later(shared: &Arc<Shared>, rec: &AgentRecord) {
+    if rec.kind != "agent" {
+        return; // services run in the repository itself
+    }
+    let (shared, rec) = (shared.clone(), rec.clone());
+    tokio::spawn(async move { sync_mirror(&shared, &rec).await });
+}
+
 /// Brings the agent's commits into the project (keep-alive ref, and its branch by fast-forward);
 /// when the user moved that branch, says so in an event instead of overwriting it.
 pub async fn sync_mirror(shared: &Arc<Shared>, rec: &AgentRecord) {
@@ -431,6 +442,9 @@ pub async fn sync_mirror(shared: &Arc<Shared>, rec: &AgentRecord) {
         rec.name.clone(),
     );
     let _one_at_a_time = shared.git_lock.lock().await;
+    if !std::path::Path::new(&rec.workspace).exists() {
+        return; // removed meanwhile (`agent rm` synced it itself)
+    }
     let result =
         tokio::task::spawn_blocking(move || berth_git::workspace::sync_refs(&project, &ws, &name))
             .await;
@@ -523,7 +537,7 @@ async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<()
     }
     shared.supervisor.apply(&k, Event::Gone);
     shared.record_about("agent.stopped", &rec.name, serde_json::json!({}));
-    sync_mirror(shared, rec).await;
+    mirror_later(shared, rec);
     Ok(())
 }
 

@@ -365,10 +365,9 @@ fn commits_are_mirrored_when_the_agent_stops_and_a_moved_branch_is_left_alone() 
         git(Path::new(&ws), &["log", "-1", "--format=%s"]) == "agent work"
     });
     agent(&h, p.path(), &["stop", "committer"]).expect_code(0);
-    assert_eq!(
-        git(p.path(), &["log", "-1", "--format=%s", "berth/committer"]),
-        "agent work"
-    );
+    wait_until("the commit is mirrored", Duration::from_secs(10), || {
+        git(p.path(), &["log", "-1", "--format=%s", "berth/committer"]) == "agent work"
+    });
 
     // The user moves the branch; the agent commits again; berth leaves the user's branch alone.
     git(p.path(), &["branch", "-f", "berth/committer", "main"]);
@@ -389,6 +388,15 @@ fn commits_are_mirrored_when_the_agent_stops_and_a_moved_branch_is_left_alone() 
     );
     agent(&h, p.path(), &["start", "committer"]).expect_code(0);
     agent(&h, p.path(), &["stop", "committer"]).expect_code(0);
+    wait_until(
+        "the mirror notices the move",
+        Duration::from_secs(10),
+        || {
+            h.run(&["--json", "events"])
+                .stdout
+                .contains("you moved berth/committer")
+        },
+    );
     assert_eq!(
         git(p.path(), &["rev-parse", "berth/committer"]),
         git(p.path(), &["rev-parse", "main"])
