@@ -170,12 +170,44 @@ impl TestHome {
 }
 
 impl Drop for TestHome {
+    /// Leaves no process behind, even when the test failed halfway: the daemon, and every
+    /// keeper with its agent (keepers outlive the daemon by design).
     fn drop(&mut self) {
         if let Some(pid) = self.recorded_pid() {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
+            // SAFETY: kill(2) on the daemon of this home.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let projects = std::fs::read_dir(self.path().join("agents"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for agent in
+            projects.flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten())
+        {
+            kill_keeper(&agent.path());
+        }
+    }
+}
+
+/// Asks a keeper to SIGKILL its whole tree, then makes sure the keeper and child are gone.
+fn kill_keeper(dir: &Path) {
+    let state: Option<serde_json::Value> = std::fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    // A keeper that finished has nothing left, and its pids may belong to others by now.
+    if state.as_ref().is_none_or(|s| s["done"] == true) {
+        return;
+    }
+    if let Ok(mut sock) = std::os::unix::net::UnixStream::connect(dir.join("keeper.sock")) {
+        use std::io::{Read, Write};
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = sock.write_all(b"{\"op\":\"kill\"}\n");
+        let _ = sock.read(&mut [0u8; 1]);
+    }
+    for who in ["child", "keeper"] {
+        if let Some(pid) = state.as_ref().and_then(|s| s[who]["pid"].as_i64()) {
+            // SAFETY: kill(2) on a process this home's keeper recorded, still running.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
     }
 }
