@@ -99,6 +99,13 @@ impl TestHome {
         self.run_cmd(self.command(args))
     }
 
+    /// Runs `berth ARGS` inside `dir`, as a user standing there would.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let mut cmd = self.command(args);
+        cmd.current_dir(dir);
+        self.run_cmd(cmd)
+    }
+
     pub fn run_cmd(&self, mut cmd: Command) -> Outcome {
         cmd.stdin(Stdio::null());
         Outcome::from_output(cmd.output().expect("run berth"))
@@ -223,6 +230,40 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs git in `dir` and panics unless it succeeds; its standard output, trimmed.
+#[track_caller]
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A new repository on `main` with a user identity and one commit holding `files`.
+pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-repo-")
+        .tempdir()
+        .expect("temp dir");
+    let p = dir.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["config", "user.name", "Test"]);
+    git(p, &["config", "user.email", "test@example.com"]);
+    for (name, content) in files {
+        std::fs::write(p.join(name), content).expect("write a file");
+    }
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-q", "--allow-empty", "-m", "base"]);
+    dir
 }
 
 /// Permission bits of a file.

@@ -4,51 +4,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_testkit::{TestHome, alive, wait_until};
+use berth_testkit::{TestHome, alive, git, repo, wait_until};
 
 use crate::{home, start};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    std::fs::write(dir.path().join("README"), "hi\n").unwrap();
-    git(dir.path(), &["add", "."]);
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-q",
-            "-m",
-            "base",
-        ],
-    );
-    dir
+    repo(&[("README", "hi\n")])
 }
 
 fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
     let mut all = vec!["--json", "agent"];
     all.extend_from_slice(args);
-    let mut c = h.command(&all);
-    c.current_dir(repo);
-    h.run_cmd(c)
+    h.run_in(repo, &all)
 }
 
 fn pid_of(h: &TestHome, repo: &Path, name: &str) -> Option<i32> {

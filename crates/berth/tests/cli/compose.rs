@@ -1,7 +1,6 @@
 //! `berth up` / `berth down` with a real berth.toml: order, conditions, errors, timeouts.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use berth_testkit::TestHome;
@@ -9,37 +8,11 @@ use berth_testkit::TestHome;
 use crate::{home, start};
 
 fn project(toml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        assert!(
-            Command::new("git")
-                .current_dir(dir.path())
-                .args(args)
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&[
-        "-c",
-        "user.name=T",
-        "-c",
-        "user.email=t@e",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "base",
-    ]);
-    std::fs::write(dir.path().join("berth.toml"), toml).unwrap();
-    dir
+    berth_testkit::repo(&[("berth.toml", toml)])
 }
 
 fn berth(h: &TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
-    let mut c = h.command(args);
-    c.current_dir(repo);
-    h.run_cmd(c)
+    h.run_in(repo, args)
 }
 
 /// A service that logs its start and stop to order.log and stays up until SIGTERM.

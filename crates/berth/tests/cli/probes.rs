@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use berth_testkit::{TestHome, wait_until};
@@ -12,38 +11,13 @@ use berth_testkit::{TestHome, wait_until};
 use crate::{home, start};
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        assert!(
-            Command::new("git")
-                .current_dir(dir.path())
-                .args(args)
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&[
-        "-c",
-        "user.name=T",
-        "-c",
-        "user.email=t@e",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "base",
-    ]);
-    dir
+    berth_testkit::repo(&[])
 }
 
 fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json", "agent"];
     all.extend_from_slice(args);
-    let mut c = h.command(&all);
-    c.current_dir(repo);
-    let out = h.run_cmd(c);
+    let out = h.run_in(repo, &all);
     out.expect_code(0);
     out.json()
 }

@@ -1,41 +1,11 @@
 //! `berth stash` end to end: the CLI, the daemon, git and the database.
 
-use std::path::Path;
-use std::process::Command;
+use berth_testkit::{git, repo as new_repo};
 
 use crate::{home, start};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `berth ARGS` inside `repo`, as a user standing there would.
-fn in_repo(h: &berth_testkit::TestHome, repo: &Path, args: &[&str]) -> berth_testkit::Outcome {
-    let mut c = h.command(args);
-    c.current_dir(repo);
-    h.run_cmd(c)
-}
-
 fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
-    git(p, &["init", "-q", "-b", "main"]);
-    git(p, &["config", "user.name", "T"]);
-    git(p, &["config", "user.email", "t@example.com"]);
-    std::fs::write(p.join("a.txt"), "a\n").unwrap();
-    git(p, &["add", "."]);
-    git(p, &["commit", "-q", "-m", "base"]);
-    dir
+    new_repo(&[("a.txt", "a\n")])
 }
 
 #[test]
@@ -66,7 +36,7 @@ fn save_list_show_restore_round_trip() {
         "save touches nothing"
     );
 
-    let run = |args: &[&str]| in_repo(&h, r.path(), args);
+    let run = |args: &[&str]| h.run_in(r.path(), args);
     let list = run(&["--json", "stash", "list"]);
     list.expect_code(0);
     assert_eq!(list.json()["snapshots"][0]["id"], id.as_str());
@@ -118,7 +88,7 @@ fn list_finds_snapshots_the_database_lost() {
     start(&h);
     let r = repo();
     std::fs::write(r.path().join("a.txt"), "edited\n").unwrap();
-    let run = |args: &[&str]| in_repo(&h, r.path(), args);
+    let run = |args: &[&str]| h.run_in(r.path(), args);
     let id = run(&["--json", "stash", "save"]).json()["id"]
         .as_str()
         .unwrap()
@@ -142,7 +112,7 @@ fn drop_asks_unless_told_and_bad_input_is_refused_cleanly() {
     start(&h);
     let r = repo();
     std::fs::write(r.path().join("a.txt"), "edited\n").unwrap();
-    let run = |args: &[&str]| in_repo(&h, r.path(), args);
+    let run = |args: &[&str]| h.run_in(r.path(), args);
     let id = run(&["--json", "stash", "save"]).json()["id"]
         .as_str()
         .unwrap()
