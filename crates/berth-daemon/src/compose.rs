@@ -59,6 +59,14 @@ pub struct Report {
     pub took_ms: u64,
 }
 
+/// The store; the API answers `starting` before it exists, so this is only a safeguard.
+fn store_of(shared: &Shared) -> Result<&berth_store::Store, ComposeError> {
+    shared
+        .store
+        .get()
+        .ok_or_else(|| ComposeError::Config("the daemon is still starting".into()))
+}
+
 fn rank(c: Condition) -> u8 {
     match c {
         Condition::Started => 0,
@@ -87,10 +95,7 @@ async fn define(
     project_id: i64,
     spec: &ProcessSpec,
 ) -> Result<AgentRecord, ComposeError> {
-    let store = shared
-        .store
-        .get()
-        .ok_or_else(|| ComposeError::Config("the daemon is starting".into()))?;
+    let store = store_of(shared)?;
     let err = |detail: String| ComposeError::Define {
         name: spec.name.clone(),
         detail,
@@ -196,10 +201,7 @@ pub async fn up(
             }
         }
     }
-    let store = shared
-        .store
-        .get()
-        .ok_or_else(|| ComposeError::Config("the daemon is starting".into()))?;
+    let store = store_of(shared)?;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
     // Every working directory must exist before anything is defined or started.
     for name in plan.names() {
@@ -273,10 +275,7 @@ pub async fn down(
     let began = Instant::now();
     let file = load(root.dir())?;
     let levels = deps::dependents_first(&deps::plan(&file, names)?);
-    let store = shared
-        .store
-        .get()
-        .ok_or_else(|| ComposeError::Config("the daemon is starting".into()))?;
+    let store = store_of(shared)?;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
     let mut records = Vec::new();
     for level in &levels {
