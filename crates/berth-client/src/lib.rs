@@ -126,9 +126,11 @@ impl Client {
         self.connect().await?.get_json("/v1/status").await
     }
 
-    pub async fn shutdown(&self, reason: &str) -> Result<(), ClientError> {
+    /// Asks the daemon to shut down; with `all`, it first stops every agent and service.
+    pub async fn shutdown(&self, reason: &str, all: bool) -> Result<(), ClientError> {
         let req = ShutdownRequest {
             reason: Some(reason.to_string()),
+            all,
         };
         let body = serde_json::to_vec(&req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = self

@@ -541,6 +541,37 @@ async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<()
     Ok(())
 }
 
+/// Stops every agent and service of every project, concurrently (`berth daemon stop --all`).
+pub async fn stop_all(shared: &Arc<Shared>) {
+    let Some(store) = shared.store.get() else {
+        return;
+    };
+    let all = match store.agents(None) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot list agents to stop: {e}");
+            return;
+        }
+    };
+    let running: Vec<&AgentRecord> = all
+        .iter()
+        .filter(|r| shared.supervisor.state_of(r).has_process())
+        .collect();
+    for r in &running {
+        if let Err(e) = store.set_desired(r.project_id, &r.name, false) {
+            tracing::error!(agent = %r.name, "{e}");
+        }
+    }
+    for (r, result) in running
+        .iter()
+        .zip(futures_util::future::join_all(running.iter().map(|r| stop(shared, r))).await)
+    {
+        if let Err(e) = result {
+            tracing::error!(agent = %r.name, "{e}");
+        }
+    }
+}
+
 /// On daemon start: finds every agent that should run and re-adopts its keeper, or marks it
 /// `lost` (or `exited`, if its keeper finished while nobody watched).
 pub fn adopt_all(shared: &Arc<Shared>) {

@@ -76,4 +76,7 @@ pub struct ShutdownRequest {
     /// Free-form reason recorded in the event log.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Also stop every agent and service (by default they keep running).
+    #[serde(default)]
+    pub all: bool,
 }

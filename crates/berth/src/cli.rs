@@ -236,6 +236,9 @@ pub struct StopTimeouts {
 pub struct StopArgs {
     #[command(flatten)]
     pub timeouts: StopTimeouts,
+    /// Also stop every agent and service (by default they keep running without the daemon).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

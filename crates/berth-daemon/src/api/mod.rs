@@ -95,7 +95,10 @@ async fn shutdown(
     let reason = req
         .reason
         .unwrap_or_else(|| "requested over the API".to_string());
-    tracing::info!(%reason, "shutdown requested");
+    tracing::info!(%reason, all = req.all, "shutdown requested");
+    if req.all {
+        crate::agents::stop_all(&shared).await;
+    }
     shared
         .advance(Input::ShutdownRequested)
         .map_err(|e| ApiFailure::internal(e.to_string()))?;

@@ -420,7 +420,7 @@ struct StopReport {
 }
 
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> CliResult<i32> {
-    let report = stop_daemon(ctx, &args.timeouts).await?;
+    let report = stop_daemon(ctx, &args.timeouts, args.all).await?;
     emit(ctx.json, &report, render_stop);
     Ok(0)
 }
@@ -475,7 +475,7 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) -> StopInput {
     }
 }
 
-async fn stop_daemon(ctx: &Ctx, t: &StopTimeouts) -> CliResult<StopReport> {
+async fn stop_daemon(ctx: &Ctx, t: &StopTimeouts, all: bool) -> CliResult<StopReport> {
     let home = &ctx.home;
     let p = probe(home).await;
     let started = Instant::now();
@@ -507,8 +507,14 @@ async fn stop_daemon(ctx: &Ctx, t: &StopTimeouts) -> CliResult<StopReport> {
     let mut state = stop::INITIAL;
     loop {
         let input = match state {
+            // With --all the answer waits for every agent's stop (grace periods included).
             StopState::Ask => match Client::unix(home.socket())
-                .shutdown("berth daemon stop")
+                .with_timeout(if all {
+                    Duration::from_secs(120)
+                } else {
+                    berth_client::DEFAULT_TIMEOUT
+                })
+                .shutdown("berth daemon stop", all)
                 .await
             {
                 Ok(()) => StopInput::AskAccepted,
@@ -570,7 +576,7 @@ pub async fn restart(ctx: &Ctx, args: RestartArgs) -> CliResult<i32> {
     }
     serve::validate(&config)?;
     serve::load_token(ctx, &config)?;
-    let stopped = stop_daemon(ctx, &args.timeouts).await?;
+    let stopped = stop_daemon(ctx, &args.timeouts, false).await?;
     let started = start_with(ctx, &config, args.start_timeout).await?;
     let report = RestartReport {
         stop: stopped,

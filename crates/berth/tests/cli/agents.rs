@@ -397,3 +397,37 @@ fn a_keeper_that_cannot_start_its_child_is_reported_at_once() {
     assert!(out.stdout.contains("cannot start"), "{out}");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn daemon_stop_all_stops_the_agents_too() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &["new", "one", "--cmd", "exec sleep 300", "--start"],
+    )
+    .expect_code(0);
+    agent(
+        &h,
+        p.path(),
+        &["new", "two", "--cmd", "exec sleep 300", "--start"],
+    )
+    .expect_code(0);
+    let pids: Vec<i32> = ["one", "two"]
+        .iter()
+        .map(|n| pid_of(&h, p.path(), n).unwrap())
+        .collect();
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
+    for pid in pids {
+        assert!(!alive(pid), "agent {pid} outlived `daemon stop --all`");
+    }
+    // Not re-adopted as running when the daemon comes back: they were stopped on purpose.
+    start(&h);
+    assert_eq!(
+        agent(&h, p.path(), &["show", "one"]).json()["state"],
+        "stopped"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
