@@ -275,6 +275,9 @@ pub struct EventsArgs {
     /// Keep streaming new events (reconnects and resumes if the daemon restarts).
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Only events about this agent (or service, or snapshot id).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Args)]

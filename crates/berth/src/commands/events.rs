@@ -13,7 +13,14 @@ use crate::output;
 
 const PAGE: usize = 1000;
 
-fn print_event(ctx: &Ctx, ev: &Event) {
+fn print_event(ctx: &Ctx, args: &EventsArgs, ev: &Event) {
+    if args
+        .agent
+        .as_ref()
+        .is_some_and(|a| ev.subject.as_ref() != Some(a))
+    {
+        return;
+    }
     if ctx.json {
         output::json(ev);
         return;
@@ -50,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: EventsArgs) -> CliResult<i32> {
                 );
             }
             for ev in &page.events {
-                print_event(ctx, ev);
+                print_event(ctx, &args, ev);
                 last = ev.seq;
             }
             if page.events.len() < PAGE || last >= page.last_seq {
@@ -66,7 +73,7 @@ pub async fn run(ctx: &Ctx, args: EventsArgs) -> CliResult<i32> {
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(StreamItem::Event(ev)) => {
-                            print_event(ctx, &ev);
+                            print_event(ctx, &args, &ev);
                             last = ev.seq;
                         }
                         Ok(StreamItem::Gap { from, to }) => {
