@@ -1,0 +1,13 @@
+//! berth's sync engine: two trees (alpha, the user's; beta, the agent's) kept identical, live,
+//! without ever losing an edit.
+//!
+//! # Theory of operation
+//!
+//! Every path is reconciled three ways: its state in the *ancestor* (what both sides last
+//! agreed on, persisted so restarts cause no false conflicts), in alpha and in beta
+//! ([`reconcile`]). A side that did not change since the ancestor takes the other side's
+//! change; when both changed, alpha (the user) wins and beta's version is handed to a keeper so
+//! nothing is lost — except that a deletion never beats a modification. Scanning, applying and
+//! watching (later modules) are the I/O around this pure decision.
+
+pub mod reconcile;
