@@ -11,3 +11,4 @@
 //! watching (later modules) are the I/O around this pure decision.
 
 pub mod reconcile;
+pub mod scan;
