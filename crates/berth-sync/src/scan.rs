@@ -229,7 +229,7 @@ mod tests {
             ]
         );
         assert!(
-            tree.contains_key(&b"bytes-\xff".to_vec()),
+            tree.contains_key(b"bytes-\xff".as_slice()),
             "raw bytes are kept"
         );
         assert_eq!(
@@ -247,10 +247,10 @@ mod tests {
         let r = dir.path();
         write(r, "a.tmp", b"x");
         let (first, _) = scan(r, &mut Cache::default(), u64::MAX).unwrap();
-        assert!(first.contains_key(&b"a.tmp".to_vec()));
+        assert!(first.contains_key(b"a.tmp".as_slice()));
         write(r, ".gitignore", b"*.tmp\n");
         let (second, _) = scan(r, &mut Cache::default(), u64::MAX).unwrap();
-        assert!(!second.contains_key(&b"a.tmp".to_vec()));
+        assert!(!second.contains_key(b"a.tmp".as_slice()));
     }
 
     #[test]
@@ -271,7 +271,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(!tree.contains_key(&b"big.bin".to_vec()));
+        assert!(!tree.contains_key(b"big.bin".as_slice()));
         assert!(warnings.contains(&Warning::TooLarge {
             path: b"big.bin".to_vec(),
             size: 2048
