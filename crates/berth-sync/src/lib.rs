@@ -10,5 +10,6 @@
 //! nothing is lost — except that a deletion never beats a modification. Scanning, applying and
 //! watching (later modules) are the I/O around this pure decision.
 
+pub mod apply;
 pub mod reconcile;
 pub mod scan;

@@ -1,0 +1,408 @@
+//! Applying one decision to one tree: atomically, and never outside the root.
+//!
+//! Every path from the other side is checked first ([`check_rel`]: no absolute path, no `..`,
+//! no `.`, no empty component, no NUL). Then the parent directory is reached one component at a
+//! time with `openat(O_NOFOLLOW | O_DIRECTORY)` from a descriptor of the root, so a symlink
+//! anywhere on the way — even one swapped in during the walk — makes the open fail instead of
+//! leading elsewhere. The new content is written to a temporary name in that same directory and
+//! renamed over the target (`renameat`): a reader sees the old file or the new one, never a
+//! part, and a failed write (disk full, permission) leaves only the old file.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::reconcile::Entry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("refusing the path {0:?}: it could leave the synced directory")]
+    BadPath(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl ApplyError {
+    /// Disk full or permission denied: a condition that pauses syncing until a retry succeeds.
+    pub fn is_pausing(&self) -> bool {
+        matches!(self, ApplyError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)))
+    }
+}
+
+/// The components of a relative path from the other side, or an error if it is unsafe.
+pub fn check_rel(rel: &[u8]) -> Result<Vec<&[u8]>, ApplyError> {
+    let bad = || ApplyError::BadPath(String::from_utf8_lossy(rel).into_owned());
+    if rel.is_empty() || rel.starts_with(b"/") || rel.contains(&0) {
+        return Err(bad());
+    }
+    let parts: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == b"." || *p == b"..")
+    {
+        return Err(bad());
+    }
+    Ok(parts)
+}
+
+fn cstr(part: &[u8], rel: &[u8]) -> Result<CString, ApplyError> {
+    CString::new(part).map_err(|_| ApplyError::BadPath(String::from_utf8_lossy(rel).into_owned()))
+}
+
+fn io(rel: &[u8]) -> impl Fn(std::io::Error) -> ApplyError + '_ {
+    move |source| ApplyError::Io {
+        path: String::from_utf8_lossy(rel).into_owned(),
+        source,
+    }
+}
+
+fn last_error<T>(rel: &[u8]) -> Result<T, ApplyError> {
+    Err(io(rel)(std::io::Error::last_os_error()))
+}
+
+fn open_dir_at(dir: i32, name: &CString, rel: &[u8]) -> Result<OwnedFd, ApplyError> {
+    // SAFETY: openat(2) with a valid directory descriptor and NUL-terminated name.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return last_error(rel);
+    }
+    // SAFETY: a descriptor openat just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the parent directory of `rel` under `root`, creating missing directories, never
+/// following a symlink. Returns it and the last component's name.
+fn parent(root: &Path, rel: &[u8]) -> Result<(OwnedFd, CString), ApplyError> {
+    let parts = check_rel(rel)?;
+    let root_c = CString::new(root.as_os_str().as_encoded_bytes())
+        .map_err(|_| ApplyError::BadPath(root.display().to_string()))?;
+    // SAFETY: open(2) of the root itself (the caller's own directory).
+    let fd = unsafe {
+        libc::open(
+            root_c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return last_error(rel);
+    }
+    // SAFETY: as above.
+    let mut dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (last, dirs) = parts
+        .split_last()
+        .ok_or_else(|| ApplyError::BadPath(String::new()))?;
+    for part in dirs {
+        let name = cstr(part, rel)?;
+        let next = match open_dir_at(dir.as_raw_fd(), &name, rel) {
+            Ok(d) => d,
+            Err(ApplyError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                // SAFETY: mkdirat(2) with a valid directory descriptor and name.
+                if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(io(rel)(e));
+                    }
+                }
+                open_dir_at(dir.as_raw_fd(), &name, rel)?
+            }
+            Err(e) => return Err(e),
+        };
+        dir = next;
+    }
+    Ok((dir, cstr(last, rel)?))
+}
+
+fn temp_name(last: &CString) -> CString {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut name = b".berth-tmp-".to_vec();
+    name.extend_from_slice(format!("{}-{n}-", std::process::id()).as_bytes());
+    name.extend_from_slice(last.as_bytes());
+    name.truncate(200);
+    CString::new(name).unwrap_or_default()
+}
+
+/// Removes what is at `name` in `dir` (a file, a link, or an empty directory); absent is fine.
+fn remove_at(dir: i32, name: &CString, rel: &[u8]) -> Result<(), ApplyError> {
+    // SAFETY: unlinkat(2) with a valid directory descriptor and name.
+    if unsafe { libc::unlinkat(dir, name.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Ok(()),
+        Some(libc::EISDIR) => {
+            // SAFETY: as above, for a directory.
+            if unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) } == 0 {
+                Ok(())
+            } else {
+                last_error(rel)
+            }
+        }
+        _ => Err(io(rel)(e)),
+    }
+}
+
+/// Makes `rel` under `root` hold `entry` (`None`: nothing). A file's content is read from
+/// `content` (bounded buffer, so large files need little memory).
+pub fn apply(
+    root: &Path,
+    rel: &[u8],
+    entry: Option<&Entry>,
+    content: Option<&Path>,
+) -> Result<(), ApplyError> {
+    let (dir, name) = parent(root, rel)?;
+    let d = dir.as_raw_fd();
+    match entry {
+        None => remove_at(d, &name, rel),
+        Some(Entry::Dir) => {
+            // SAFETY: mkdirat(2) with a valid directory descriptor and name.
+            if unsafe { libc::mkdirat(d, name.as_ptr(), 0o755) } == 0 {
+                return Ok(());
+            }
+            match open_dir_at(d, &name, rel) {
+                Ok(_) => Ok(()), // already a directory
+                Err(_) => {
+                    // Something else is there (a file, a link): replace it.
+                    remove_at(d, &name, rel)?;
+                    // SAFETY: as above.
+                    if unsafe { libc::mkdirat(d, name.as_ptr(), 0o755) } == 0 {
+                        Ok(())
+                    } else {
+                        last_error(rel)
+                    }
+                }
+            }
+        }
+        Some(Entry::Symlink { target }) => {
+            let tmp = temp_name(&name);
+            let target = cstr(target, rel)?;
+            // SAFETY: symlinkat(2) creating a new link named `tmp` in `d`.
+            if unsafe { libc::symlinkat(target.as_ptr(), d, tmp.as_ptr()) } != 0 {
+                return last_error(rel);
+            }
+            rename_into_place(d, &tmp, &name, rel)
+        }
+        Some(Entry::File { executable, .. }) => {
+            let tmp = temp_name(&name);
+            let mode = if *executable { 0o755 } else { 0o644 };
+            // SAFETY: openat(2) creating a new file that must not exist, never following a link.
+            let fd = unsafe {
+                libc::openat(
+                    d,
+                    tmp.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    mode,
+                )
+            };
+            if fd < 0 {
+                return last_error(rel);
+            }
+            // SAFETY: the descriptor just created, owned here.
+            let mut out = unsafe { File::from_raw_fd(fd) };
+            let written = (|| -> std::io::Result<()> {
+                if let Some(src) = content {
+                    let mut input = File::open(src)?;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let n = input.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        out.write_all(&buf[..n])?;
+                    }
+                }
+                // The umask may have cut the mode: set it exactly.
+                out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+                out.sync_data()
+            })();
+            drop(out);
+            if let Err(e) = written {
+                // Nothing partial stays visible: the temporary goes, the old file stays.
+                // SAFETY: unlinkat(2) of the temporary this function created.
+                unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
+                return Err(io(rel)(e));
+            }
+            rename_into_place(d, &tmp, &name, rel)
+        }
+    }
+}
+
+fn rename_into_place(d: i32, tmp: &CString, name: &CString, rel: &[u8]) -> Result<(), ApplyError> {
+    // SAFETY: renameat(2) within one directory descriptor.
+    if unsafe { libc::renameat(d, tmp.as_ptr(), d, name.as_ptr()) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    // A directory in the way (replaced by a file or a link): remove it if empty, then retry.
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::EISDIR) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST)
+    ) {
+        // SAFETY: as in remove_at.
+        if unsafe { libc::unlinkat(d, name.as_ptr(), libc::AT_REMOVEDIR) } == 0
+            // SAFETY: as above.
+            && unsafe { libc::renameat(d, tmp.as_ptr(), d, name.as_ptr()) } == 0
+        {
+            return Ok(());
+        }
+    }
+    // SAFETY: unlinkat(2) of our own temporary.
+    unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
+    Err(io(rel)(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+
+    fn file(exec: bool) -> Entry {
+        Entry::File {
+            digest: [0; 32],
+            executable: exec,
+        }
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for bad in [
+            &b""[..],
+            b"/etc/passwd",
+            b"../x",
+            b"a/../../x",
+            b"a//b",
+            b"./a",
+            b"a/.",
+            b"a\0b",
+        ] {
+            assert!(
+                matches!(check_rel(bad), Err(ApplyError::BadPath(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_rel(b"a/b c/\xff").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn writes_files_links_and_directories_atomically_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, src) = (dir.path().join("root"), dir.path().join("src"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(&src, b"content").unwrap();
+        apply(&root, b"deep/new/file.sh", Some(&file(true)), Some(&src)).unwrap();
+        let written = root.join("deep/new/file.sh");
+        assert_eq!(std::fs::read(&written).unwrap(), b"content");
+        assert_eq!(
+            std::fs::metadata(&written).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        apply(
+            &root,
+            b"link",
+            Some(&Entry::Symlink {
+                target: b"deep".to_vec(),
+            }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_link(root.join("link")).unwrap(),
+            Path::new("deep")
+        );
+        apply(&root, b"empty", Some(&Entry::Dir), None).unwrap();
+        assert!(root.join("empty").is_dir());
+        // Type changes both ways, and deletion.
+        apply(&root, b"empty", Some(&file(false)), Some(&src)).unwrap();
+        assert!(root.join("empty").is_file());
+        apply(&root, b"empty", Some(&Entry::Dir), None).unwrap();
+        assert!(root.join("empty").is_dir());
+        apply(&root, b"empty", None, None).unwrap();
+        assert!(!root.join("empty").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".berth-tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_directory_component_never_leads_a_write_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside, src) = (
+            dir.path().join("root"),
+            dir.path().join("outside"),
+            dir.path().join("src"),
+        );
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(&src, b"payload").unwrap();
+        symlink(&outside, root.join("escape")).unwrap();
+        let err = apply(&root, b"escape/owned.txt", Some(&file(false)), Some(&src)).unwrap_err();
+        assert!(matches!(err, ApplyError::Io { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside the root"
+        );
+        // Replacing the link itself (as an entry) is fine and stays inside.
+        apply(&root, b"escape", Some(&file(false)), Some(&src)).unwrap();
+        assert!(root.join("escape").is_file());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("f"), b"old").unwrap();
+        // A source that cannot be read fails the copy midway.
+        let missing = dir.path().join("no-such-source");
+        let err = apply(&root, b"f", Some(&file(false)), Some(&missing)).unwrap_err();
+        assert!(matches!(err, ApplyError::Io { .. }));
+        assert_eq!(std::fs::read(root.join("f")).unwrap(), b"old");
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn disk_full_and_permission_errors_are_pausing_conditions() {
+        let full = ApplyError::Io {
+            path: "f".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let denied = ApplyError::Io {
+            path: "f".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let other = ApplyError::Io {
+            path: "f".into(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert!(full.is_pausing() && denied.is_pausing() && !other.is_pausing());
+        assert!(!ApplyError::BadPath("x".into()).is_pausing());
+    }
+}
