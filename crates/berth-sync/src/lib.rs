@@ -11,5 +11,6 @@
 //! watching (later modules) are the I/O around this pure decision.
 
 pub mod apply;
+pub mod engine;
 pub mod reconcile;
 pub mod scan;

@@ -1,0 +1,313 @@
+//! One full reconcile of two trees: scan both, decide every path three ways, apply, and move
+//! the ancestor on.
+//!
+//! Order matters where a path changes kind: removals go deepest first (a directory is emptied
+//! before it goes), creations shallowest first (a directory exists before its children).
+//! Conflicts hand beta's losing version to a [`Keeper`] before alpha's version replaces it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::apply::{self, ApplyError};
+use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
+use crate::scan::{self, Cache, RelPath, Tree, Warning};
+
+/// Receives the losing version of a conflict before it is overwritten.
+pub trait Keeper {
+    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError>;
+}
+
+/// Keeps losing versions as files in a directory (what `berth debug sync` uses).
+pub struct DirKeeper {
+    pub dir: PathBuf,
+    pub kept: usize,
+}
+
+impl Keeper for DirKeeper {
+    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError> {
+        self.kept += 1;
+        let slot = self.dir.join(self.kept.to_string());
+        std::fs::create_dir_all(&slot).map_err(|source| ApplyError::Io {
+            path: slot.display().to_string(),
+            source,
+        })?;
+        let content = matches!(entry, Entry::File { .. }).then_some(from);
+        apply::apply(&slot, rel, Some(entry), content)
+    }
+}
+
+/// What a reconcile did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub to_alpha: usize,
+    pub to_beta: usize,
+    pub conflicts: usize,
+    pub warnings: Vec<Warning>,
+}
+
+/// Both trees' scanners, kept between rounds so unchanged files are not re-read.
+#[derive(Debug, Default)]
+pub struct Scanners {
+    pub alpha: Cache,
+    pub beta: Cache,
+}
+
+fn depth(rel: &[u8]) -> usize {
+    rel.iter().filter(|b| **b == b'/').count()
+}
+
+/// Reconciles `alpha` and `beta` against `ancestor` once; on success `ancestor` is what both
+/// now hold. Files larger than `max_size` are not synced.
+pub fn sync_once(
+    alpha: &Path,
+    beta: &Path,
+    ancestor: &mut Tree,
+    scanners: &mut Scanners,
+    keeper: &mut dyn Keeper,
+    max_size: u64,
+) -> Result<Stats, ApplyError> {
+    let scan_err = |e: scan::ScanError| ApplyError::Io {
+        path: e.root.clone(),
+        source: std::io::Error::other(e.error),
+    };
+    let (a, wa) = scan::scan(alpha, &mut scanners.alpha, max_size).map_err(scan_err)?;
+    let (b, wb) = scan::scan(beta, &mut scanners.beta, max_size).map_err(scan_err)?;
+    let skipped: BTreeSet<RelPath> = wa
+        .iter()
+        .chain(&wb)
+        .filter_map(|w| match w {
+            Warning::TooLarge { path, .. }
+            | Warning::OtherType(path)
+            | Warning::Unreadable { path, .. } => Some(path.clone()),
+        })
+        .collect();
+    let paths: BTreeSet<&RelPath> = a.keys().chain(b.keys()).chain(ancestor.keys()).collect();
+    let mut decisions = Vec::new();
+    for p in paths {
+        if skipped.contains(p) {
+            continue; // never decide on what one side could not see
+        }
+        let t = Triple {
+            ancestor: ancestor.get(p).cloned(),
+            alpha: a.get(p).cloned(),
+            beta: b.get(p).cloned(),
+        };
+        decisions.push((p.clone(), reconcile(&t)));
+    }
+    keep_parents_of_survivors(&mut decisions);
+    let mut stats = Stats {
+        warnings: wa.into_iter().chain(wb).collect(),
+        ..Stats::default()
+    };
+    // Removals (and replacements of a directory) deepest first, then everything else
+    // shallowest first.
+    let removal = |d: &Decision| matches!(d, Decision::Propagate { entry: None, .. });
+    let mut order: Vec<&(RelPath, Decision)> = decisions.iter().collect();
+    order.sort_by(|(pa, da), (pb, db)| match (removal(da), removal(db)) {
+        (true, true) => depth(pb).cmp(&depth(pa)).then(pb.cmp(pa)),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => depth(pa).cmp(&depth(pb)).then(pa.cmp(pb)),
+    });
+    for (p, d) in order {
+        match d {
+            Decision::Agree(_) => {}
+            Decision::Propagate { to, entry } => {
+                let (target, source) = match to {
+                    Side::Alpha => (alpha, beta),
+                    Side::Beta => (beta, alpha),
+                };
+                let content = scan::absolute(source, p);
+                apply::apply(target, p, entry.as_ref(), Some(&content))?;
+                match to {
+                    Side::Alpha => stats.to_alpha += 1,
+                    Side::Beta => stats.to_beta += 1,
+                }
+            }
+            Decision::Conflict { entry, kept } => {
+                if let Some(k) = kept {
+                    keeper.keep(p, k, &scan::absolute(beta, p))?;
+                }
+                apply::apply(beta, p, Some(entry), Some(&scan::absolute(alpha, p)))?;
+                stats.conflicts += 1;
+            }
+        }
+        match d.result() {
+            Some(e) => ancestor.insert(p.clone(), e.clone()),
+            None => ancestor.remove(p),
+        };
+    }
+    Ok(stats)
+}
+
+/// A directory one side deleted while the other changed something inside it: the change wins
+/// (a deletion never beats a modification), so the directory is restored where it was deleted
+/// instead of being removed where the change lives.
+fn keep_parents_of_survivors(decisions: &mut [(RelPath, Decision)]) {
+    let survivors: Vec<RelPath> = decisions
+        .iter()
+        .filter(|(_, d)| d.result().is_some())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut needed: BTreeSet<RelPath> = BTreeSet::new();
+    for p in survivors {
+        for (i, b) in p.iter().enumerate() {
+            if *b == b'/' {
+                needed.insert(p[..i].to_vec());
+            }
+        }
+    }
+    for (p, d) in decisions.iter_mut() {
+        if let Decision::Propagate { to, entry: None } = d
+            && needed.contains(p)
+        {
+            let deleted_on = match to {
+                Side::Alpha => Side::Beta,
+                Side::Beta => Side::Alpha,
+            };
+            *d = Decision::Propagate {
+                to: deleted_on,
+                entry: Some(Entry::Dir),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        alpha: PathBuf,
+        beta: PathBuf,
+        keeper: DirKeeper,
+        ancestor: Tree,
+        scanners: Scanners,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
+        std::fs::create_dir(&alpha).unwrap();
+        std::fs::create_dir(&beta).unwrap();
+        let keeper = DirKeeper {
+            dir: dir.path().join("kept"),
+            kept: 0,
+        };
+        Setup {
+            _dir: dir,
+            alpha,
+            beta,
+            keeper,
+            ancestor: Tree::new(),
+            scanners: Scanners::default(),
+        }
+    }
+
+    impl Setup {
+        fn sync(&mut self) -> Stats {
+            sync_once(
+                &self.alpha,
+                &self.beta,
+                &mut self.ancestor,
+                &mut self.scanners,
+                &mut self.keeper,
+                u64::MAX,
+            )
+            .unwrap()
+        }
+        fn trees(&mut self) -> (Tree, Tree) {
+            let a = scan::scan(&self.alpha, &mut Cache::default(), u64::MAX)
+                .unwrap()
+                .0;
+            let b = scan::scan(&self.beta, &mut Cache::default(), u64::MAX)
+                .unwrap()
+                .0;
+            (a, b)
+        }
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn edits_flow_both_ways_and_both_trees_end_equal() {
+        let mut s = setup();
+        write(&s.alpha, "a/user.txt", "from alpha");
+        write(&s.beta, "b/agent.txt", "from beta");
+        std::fs::create_dir(s.beta.join("empty")).unwrap();
+        let stats = s.sync();
+        assert_eq!((stats.to_alpha, stats.to_beta), (3, 2));
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("a/user.txt")).unwrap(),
+            "from alpha"
+        );
+        // Deletion propagates; a second round is quiet.
+        std::fs::remove_file(s.alpha.join("b/agent.txt")).unwrap();
+        s.sync();
+        assert!(!s.beta.join("b/agent.txt").exists());
+        assert_eq!(s.sync(), Stats::default());
+    }
+
+    #[test]
+    fn a_conflict_keeps_betas_version_and_alpha_wins() {
+        let mut s = setup();
+        write(&s.alpha, "f", "base");
+        s.sync();
+        write(&s.alpha, "f", "user edit");
+        write(&s.beta, "f", "agent edit");
+        let stats = s.sync();
+        assert_eq!(stats.conflicts, 1);
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("f")).unwrap(),
+            "user edit"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.keeper.dir.join("1/f")).unwrap(),
+            "agent edit"
+        );
+    }
+
+    #[test]
+    fn a_deleted_directory_comes_back_for_a_change_made_inside_it() {
+        let mut s = setup();
+        write(&s.alpha, "d/keep.txt", "v1");
+        write(&s.alpha, "d/other.txt", "v1");
+        s.sync();
+        std::fs::remove_dir_all(s.alpha.join("d")).unwrap();
+        write(&s.beta, "d/keep.txt", "v2 by the agent");
+        s.sync();
+        assert_eq!(
+            std::fs::read_to_string(s.alpha.join("d/keep.txt")).unwrap(),
+            "v2 by the agent"
+        );
+        assert!(
+            !s.beta.join("d/other.txt").exists(),
+            "the unchanged file's deletion still propagates"
+        );
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_file_replacing_a_directory_on_one_side_reaches_the_other() {
+        let mut s = setup();
+        write(&s.alpha, "x/inner.txt", "inside");
+        s.sync();
+        std::fs::remove_dir_all(s.alpha.join("x")).unwrap();
+        write(&s.alpha, "x", "now a file");
+        s.sync();
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("x")).unwrap(),
+            "now a file"
+        );
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+    }
+}
