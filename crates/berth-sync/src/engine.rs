@@ -75,10 +75,10 @@ pub fn sync_once(
     let skipped: BTreeSet<RelPath> = wa
         .iter()
         .chain(&wb)
-        .filter_map(|w| match w {
+        .map(|w| match w {
             Warning::TooLarge { path, .. }
             | Warning::OtherType(path)
-            | Warning::Unreadable { path, .. } => Some(path.clone()),
+            | Warning::Unreadable { path, .. } => path.clone(),
         })
         .collect();
     let paths: BTreeSet<&RelPath> = a.keys().chain(b.keys()).chain(ancestor.keys()).collect();
