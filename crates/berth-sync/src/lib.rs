@@ -10,6 +10,7 @@
 //! nothing is lost — except that a deletion never beats a modification. Scanning, applying and
 //! watching (later modules) are the I/O around this pure decision.
 
+pub mod ancestor;
 pub mod apply;
 pub mod engine;
 pub mod reconcile;

@@ -1,7 +1,7 @@
 //! The pure three-way decision for one path.
 
 /// What one side has at a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Entry {
     /// A regular file: its content hash and executable bit.
     File { digest: [u8; 32], executable: bool },

@@ -39,6 +39,9 @@ pub enum Command {
     Agent(AgentCommand),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
+    /// Tools for diagnosis.
+    #[command(subcommand)]
+    Debug(DebugCommand),
     /// Start what berth.toml declares, in dependency order, waiting for readiness.
     Up(ComposeArgs),
     /// Stop what berth.toml declares, dependents first.
@@ -52,6 +55,22 @@ pub enum Command {
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Run the sync engine between two plain directories (ALPHA wins conflicts; BETA's losing
+    /// versions are kept in BETA.berth-kept/ beside it).
+    Sync {
+        alpha: PathBuf,
+        beta: PathBuf,
+        /// One reconcile round, then exit (otherwise: a full round every second until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+        /// Files larger than this are not synced.
+        #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+        max_size: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod cli {
     pub mod agents;
     pub mod api;
     pub mod compose;
+    pub mod debug_sync;
     pub mod doctor;
     pub mod keeper;
     pub mod lifecycle;
