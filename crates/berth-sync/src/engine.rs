@@ -94,14 +94,19 @@ pub fn sync_once(
         };
         decisions.push((p.clone(), reconcile(&t)));
     }
-    keep_parents_of_survivors(&mut decisions);
+    make_structure_consistent(&mut decisions);
     let mut stats = Stats {
         warnings: wa.into_iter().chain(wb).collect(),
         ..Stats::default()
     };
     // Removals (and replacements of a directory) deepest first, then everything else
     // shallowest first.
-    let removal = |d: &Decision| matches!(d, Decision::Propagate { entry: None, .. });
+    let removal = |d: &Decision| {
+        matches!(
+            d,
+            Decision::Propagate { entry: None, .. } | Decision::Yield { .. }
+        )
+    };
     let mut order: Vec<&(RelPath, Decision)> = decisions.iter().collect();
     order.sort_by(|(pa, da), (pb, db)| match (removal(da), removal(db)) {
         (true, true) => depth(pb).cmp(&depth(pa)).then(pb.cmp(pa)),
@@ -124,6 +129,11 @@ pub fn sync_once(
                     Side::Beta => stats.to_beta += 1,
                 }
             }
+            Decision::Yield { kept } => {
+                keeper.keep(p, kept, &scan::absolute(beta, p))?;
+                apply::apply(beta, p, None, None)?;
+                stats.conflicts += 1;
+            }
             Decision::Conflict { entry, kept } => {
                 if let Some(k) = kept {
                     keeper.keep(p, k, &scan::absolute(beta, p))?;
@@ -140,35 +150,74 @@ pub fn sync_once(
     Ok(stats)
 }
 
-/// A directory one side deleted while the other changed something inside it: the change wins
-/// (a deletion never beats a modification), so the directory is restored where it was deleted
-/// instead of being removed where the change lives.
-fn keep_parents_of_survivors(decisions: &mut [(RelPath, Decision)]) {
-    let survivors: Vec<RelPath> = decisions
+/// Whether `ancestor` is a proper prefix directory of `path`.
+fn is_under(path: &[u8], ancestor: &[u8]) -> bool {
+    path.len() > ancestor.len() && path.starts_with(ancestor) && path[ancestor.len()] == b'/'
+}
+
+/// Makes the per-path decisions agree on the tree's shape, alpha winning:
+/// - where alpha's non-directory wins at a path, beta's changes *below* it yield (kept, removed);
+/// - where something survives below a path, that path must be a directory: a directory one side
+///   deleted is restored there (a deletion never beats a change), and a non-directory beta put
+///   in place of alpha's directory is kept and replaced by the directory.
+fn make_structure_consistent(decisions: &mut [(RelPath, Decision)]) {
+    let alpha_non_dirs: Vec<RelPath> = decisions
         .iter()
-        .filter(|(_, d)| d.result().is_some())
+        .filter(|(_, d)| match d {
+            Decision::Propagate {
+                to: Side::Beta,
+                entry: Some(e),
+            } => *e != Entry::Dir,
+            Decision::Conflict { entry, .. } => *entry != Entry::Dir,
+            _ => false,
+        })
         .map(|(p, _)| p.clone())
         .collect();
+    for (p, d) in decisions.iter_mut() {
+        if let Decision::Propagate {
+            to: Side::Alpha,
+            entry: Some(e),
+        } = d
+            && alpha_non_dirs.iter().any(|n| is_under(p, n))
+        {
+            *d = Decision::Yield { kept: e.clone() };
+        }
+    }
     let mut needed: BTreeSet<RelPath> = BTreeSet::new();
-    for p in survivors {
-        for (i, b) in p.iter().enumerate() {
-            if *b == b'/' {
-                needed.insert(p[..i].to_vec());
+    for (p, d) in decisions.iter() {
+        if d.result().is_some() {
+            for (i, b) in p.iter().enumerate() {
+                if *b == b'/' {
+                    needed.insert(p[..i].to_vec());
+                }
             }
         }
     }
     for (p, d) in decisions.iter_mut() {
-        if let Decision::Propagate { to, entry: None } = d
-            && needed.contains(p)
-        {
-            let deleted_on = match to {
-                Side::Alpha => Side::Beta,
-                Side::Beta => Side::Alpha,
-            };
-            *d = Decision::Propagate {
-                to: deleted_on,
-                entry: Some(Entry::Dir),
-            };
+        if !needed.contains(p) {
+            continue;
+        }
+        match d {
+            Decision::Propagate { to, entry: None } => {
+                let deleted_on = match to {
+                    Side::Alpha => Side::Beta,
+                    Side::Beta => Side::Alpha,
+                };
+                *d = Decision::Propagate {
+                    to: deleted_on,
+                    entry: Some(Entry::Dir),
+                };
+            }
+            Decision::Propagate {
+                to: Side::Alpha,
+                entry: Some(e),
+            } if *e != Entry::Dir => {
+                *d = Decision::Conflict {
+                    entry: Entry::Dir,
+                    kept: Some(e.clone()),
+                };
+            }
+            _ => {}
         }
     }
 }
@@ -290,6 +339,48 @@ mod tests {
         assert!(
             !s.beta.join("d/other.txt").exists(),
             "the unchanged file's deletion still propagates"
+        );
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn alpha_replacing_a_directory_wins_over_a_change_inside_it_which_is_kept() {
+        let mut s = setup();
+        write(&s.alpha, "x/inner.txt", "v1");
+        s.sync();
+        std::fs::remove_dir_all(s.alpha.join("x")).unwrap();
+        write(&s.alpha, "x", "alpha's file");
+        write(&s.beta, "x/inner.txt", "beta's change");
+        let stats = s.sync();
+        assert_eq!(stats.conflicts, 1);
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("x")).unwrap(),
+            "alpha's file"
+        );
+        let kept = std::fs::read_to_string(s.keeper.dir.join("1/x/inner.txt")).unwrap();
+        assert_eq!(kept, "beta's change");
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn beta_replacing_a_directory_loses_to_a_change_inside_it_and_is_kept() {
+        let mut s = setup();
+        write(&s.alpha, "x/inner.txt", "v1");
+        s.sync();
+        std::fs::remove_dir_all(s.beta.join("x")).unwrap();
+        write(&s.beta, "x", "beta's file");
+        write(&s.alpha, "x/inner.txt", "alpha's change");
+        let stats = s.sync();
+        assert_eq!(stats.conflicts, 1);
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("x/inner.txt")).unwrap(),
+            "alpha's change"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.keeper.dir.join("1/x")).unwrap(),
+            "beta's file"
         );
         let (a, b) = s.trees();
         assert_eq!(a, b);

@@ -36,6 +36,10 @@ pub enum Decision {
     /// Both changed differently: alpha's `entry` wins and goes to beta; beta's version `kept`
     /// (if it had one) is handed to the keeper first.
     Conflict { entry: Entry, kept: Option<Entry> },
+    /// Beta's version loses to alpha's structure (alpha put a non-directory where beta's path
+    /// lives): it is handed to the keeper, then removed from beta. Only the engine's structure
+    /// pass decides this; [`reconcile`] never does.
+    Yield { kept: Entry },
 }
 
 /// Decides one path. Pure and total: every combination has an answer.
@@ -81,6 +85,7 @@ impl Decision {
         match self {
             Decision::Agree(e) | Decision::Propagate { entry: e, .. } => e.as_ref(),
             Decision::Conflict { entry, .. } => Some(entry),
+            Decision::Yield { .. } => None,
         }
     }
 }
