@@ -16,6 +16,8 @@
 //!   N" always means the same thing. Retention keeps the newest `retain_events` rows.
 //! - **Projects and agents.** Each repository berth was used in, and its agents' definitions
 //!   (what should run); what runs right now is in each keeper's `state.json`.
+//! - **Sync ancestors.** What two synced trees last agreed on, one row per path, written
+//!   per round only for the paths that changed.
 //! - **Snapshots.** A history of `berth stash` snapshots per repository; the refs in the
 //!   repository stay the truth about which exist.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
@@ -27,6 +29,7 @@
 //! transactions are atomic, so the connection is consistent whatever the panicking code did.
 
 mod agents;
+mod ancestors;
 mod error;
 mod events;
 pub mod migrations;

@@ -54,6 +54,13 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE agents ADD COLUMN stop_grace_ms INTEGER NOT NULL DEFAULT 10000;",
     // 6: the liveness probe (`ProbeSpec` as JSON).
     "ALTER TABLE agents ADD COLUMN liveness TEXT;",
+    // 7: sync ancestors (entries encoded by `berth_sync::ancestor`).
+    "CREATE TABLE sync_ancestors (
+         link  TEXT NOT NULL,
+         path  BLOB NOT NULL,
+         entry BLOB NOT NULL,
+         PRIMARY KEY (link, path)
+     ) WITHOUT ROWID;",
 ];
 
 /// The newest schema version this build knows.

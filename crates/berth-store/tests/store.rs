@@ -393,3 +393,43 @@ fn projects_register_once_and_agents_round_trip() {
     assert_eq!(store.agents(None).unwrap().len(), 2);
     assert_eq!(store.agent(p, "nobody").unwrap(), None);
 }
+
+#[test]
+fn sync_ancestors_are_updated_per_path_kept_per_link_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir, StoreOptions::default());
+        assert!(!store.has_ancestor("one").unwrap());
+        store
+            .update_ancestor(
+                "one",
+                [
+                    (&b"a"[..], Some(b"d".to_vec())),
+                    (&b"a/\xff"[..], Some(b"f1".to_vec())),
+                ],
+            )
+            .unwrap();
+        store
+            .update_ancestor("two", [(&b"a"[..], Some(b"x".to_vec()))])
+            .unwrap();
+        store
+            .update_ancestor(
+                "one",
+                [(&b"a/\xff"[..], None), (&b"b"[..], Some(b"l".to_vec()))],
+            )
+            .unwrap();
+    }
+    let store = open(&dir, StoreOptions::default());
+    let mut rows = store.ancestor("one").unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            (b"a".to_vec(), b"d".to_vec()),
+            (b"b".to_vec(), b"l".to_vec())
+        ]
+    );
+    store.drop_ancestor("one").unwrap();
+    assert!(store.ancestor("one").unwrap().is_empty());
+    assert_eq!(store.ancestor("two").unwrap().len(), 1);
+}

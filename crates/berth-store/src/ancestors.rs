@@ -1,0 +1,71 @@
+//! Sync ancestors: for each link between two trees (a pairing, or a `berth debug sync` pair),
+//! the last state both sides agreed on, one row per path. The entry bytes are the sync engine's
+//! (`berth_sync::ancestor`); the store only keeps them.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Every path of `link`'s ancestor with its stored entry.
+    pub fn ancestor(&self, link: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT path, entry FROM sync_ancestors WHERE link = ?1")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![link], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Writes the paths of `link`'s ancestor that changed (`None`: the path is gone), in one
+    /// transaction.
+    pub fn update_ancestor<'a>(
+        &self,
+        link: &str,
+        rows: impl IntoIterator<Item = (&'a [u8], Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sync_ancestors (link, path, entry) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(|e| self.sql(e))?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM sync_ancestors WHERE link = ?1 AND path = ?2")
+                .map_err(|e| self.sql(e))?;
+            for (path, entry) in rows {
+                match entry {
+                    Some(e) => put.execute(params![link, path, e]),
+                    None => del.execute(params![link, path]),
+                }
+                .map_err(|e| self.sql(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    /// Forgets `link`'s ancestor entirely.
+    pub fn drop_ancestor(&self, link: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM sync_ancestors WHERE link = ?1", params![link])
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Whether `link` has an ancestor at all.
+    pub fn has_ancestor(&self, link: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM sync_ancestors WHERE link = ?1 LIMIT 1",
+                params![link],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.sql(e))
+    }
+}
