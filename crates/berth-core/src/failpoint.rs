@@ -1,8 +1,9 @@
 //! Failpoints: named places in the daemon where a test can make it sleep, exit or abort.
 //!
 //! Syntax of `BERTH_FAILPOINTS`: `name=action[;name=action...]` where action is `sleep(MS)`,
-//! `exit(CODE)`, `abort` (dies like SIGKILL would, without cleanup) or `panic`. Only the parsing
-//! lives here; the daemon carries the action out.
+//! `exit(CODE)`, `abort` (dies like SIGKILL would, without cleanup), `panic`, or `error(ERRNO)`
+//! (the operation there fails with that OS error, e.g. 28 for ENOSPC). Only the parsing lives
+//! here; the daemon and the sync engine carry the actions out.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,14 @@ pub enum Action {
     Exit(i32),
     Abort,
     Panic,
+    /// Fail the operation with this OS error number.
+    Error(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid BERTH_FAILPOINTS entry {entry:?}: expected name=sleep(MS)|exit(CODE)|abort|panic")]
+#[error(
+    "invalid BERTH_FAILPOINTS entry {entry:?}: expected name=sleep(MS)|exit(CODE)|abort|panic|error(ERRNO)"
+)]
 pub struct FailpointError {
     pub entry: String,
 }
@@ -47,6 +52,8 @@ pub fn parse(spec: &str) -> Result<BTreeMap<String, Action>, FailpointError> {
             Action::Sleep(ms.parse().map_err(|_| err())?)
         } else if let Some(code) = arg("exit(") {
             Action::Exit(code.parse().map_err(|_| err())?)
+        } else if let Some(errno) = arg("error(") {
+            Action::Error(errno.parse().map_err(|_| err())?)
         } else {
             return Err(err());
         };
@@ -61,7 +68,8 @@ mod tests {
 
     #[test]
     fn parses_every_action() {
-        let m = parse("a=sleep(250); b=exit(3);c=abort;d=panic").unwrap();
+        let m = parse("a=sleep(250); b=exit(3);c=abort;d=panic;e=error(28)").unwrap();
+        assert_eq!(m["e"], Action::Error(28));
         assert_eq!(m["a"], Action::Sleep(250));
         assert_eq!(m["b"], Action::Exit(3));
         assert_eq!(m["c"], Action::Abort);
@@ -78,6 +86,7 @@ mod tests {
             "a=exit()",
             "a=boom",
             "a=sleep(1",
+            "a=error(ENOSPC)",
         ] {
             assert_eq!(parse(bad).unwrap_err().entry, bad, "{bad}");
         }

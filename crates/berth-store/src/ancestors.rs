@@ -6,9 +6,12 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Store, StoreError};
 
+/// One stored path of an ancestor and its entry, both as bytes.
+pub type AncestorRow = (Vec<u8>, Vec<u8>);
+
 impl Store {
     /// Every path of `link`'s ancestor with its stored entry.
-    pub fn ancestor(&self, link: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn ancestor(&self, link: &str) -> Result<Vec<AncestorRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT path, entry FROM sync_ancestors WHERE link = ?1")

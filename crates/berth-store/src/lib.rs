@@ -45,6 +45,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
 pub use agents::AgentRecord;
+pub use ancestors::AncestorRow;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
 pub use snapshots::{Recorded, SnapshotState};

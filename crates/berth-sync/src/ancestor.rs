@@ -1,78 +1,90 @@
-//! The ancestor — what both trees last agreed on — kept in a file, so a restart resumes
-//! without false conflicts. Written atomically (temporary file, then rename).
+//! The ancestor — what both trees last agreed on — as rows for the store, so a restart resumes
+//! without false conflicts. Each round changes only some paths ([`crate::engine::Stats::changed`]);
+//! only those rows are written.
+//!
+//! An entry is stored as a few bytes: `d` (directory), `l` + target (symlink), or `f` + the
+//! executable bit + the 32-byte blake3 digest (file).
 
-use std::path::Path;
+use crate::reconcile::Entry;
+use crate::scan::{RelPath, Tree};
 
-use crate::scan::Tree;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Stored {
-    version: u32,
-    /// Paths as bytes, in the tree's order.
-    entries: Vec<(Vec<u8>, crate::reconcile::Entry)>,
+/// The stored form of an entry.
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    match entry {
+        Entry::Dir => b"d".to_vec(),
+        Entry::Symlink { target } => [b"l".as_slice(), target].concat(),
+        Entry::File { digest, executable } => {
+            let mut v = vec![b'f', u8::from(*executable)];
+            v.extend_from_slice(digest);
+            v
+        }
+    }
 }
 
-/// Loads the ancestor; a missing file is an empty ancestor (the first sync).
-pub fn load(path: &Path) -> std::io::Result<Tree> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Tree::new()),
-        Err(e) => return Err(e),
-    };
-    let stored: Stored = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
-    if stored.version != 1 {
-        return Err(std::io::Error::other(format!(
-            "{} has format {}, this berth reads 1",
-            path.display(),
-            stored.version
-        )));
+/// An entry from its stored form (`None` when the bytes are not one).
+pub fn decode(bytes: &[u8]) -> Option<Entry> {
+    match bytes.split_first()? {
+        (b'd', []) => Some(Entry::Dir),
+        (b'l', target) => Some(Entry::Symlink {
+            target: target.to_vec(),
+        }),
+        (b'f', [exec @ (0 | 1), digest @ ..]) => Some(Entry::File {
+            digest: digest.try_into().ok()?,
+            executable: *exec == 1,
+        }),
+        _ => None,
     }
-    Ok(stored.entries.into_iter().collect())
 }
 
-/// Saves the ancestor atomically.
-pub fn save(path: &Path, tree: &Tree) -> std::io::Result<()> {
-    let stored = Stored {
-        version: 1,
-        entries: tree.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-    };
-    let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+/// A tree from stored rows; rows that do not decode are left out (that path then looks new to
+/// both sides, which at worst keeps an extra copy — it never loses one).
+pub fn from_rows(rows: impl IntoIterator<Item = (RelPath, Vec<u8>)>) -> Tree {
+    rows.into_iter()
+        .filter_map(|(p, e)| Some((p, decode(&e)?)))
+        .collect()
+}
+
+/// The rows to write after a round: each changed path with its new entry (`None`: delete).
+pub fn changed_rows<'a>(
+    tree: &'a Tree,
+    changed: impl IntoIterator<Item = &'a RelPath>,
+) -> Vec<(&'a [u8], Option<Vec<u8>>)> {
+    changed
+        .into_iter()
+        .map(|p| (p.as_slice(), tree.get(p).map(encode)))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::Entry;
 
     #[test]
-    fn round_trips_and_starts_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/ancestor.json");
-        assert!(load(&p).unwrap().is_empty());
-        let mut t = Tree::new();
-        t.insert(
-            b"x/\xff".to_vec(),
+    fn every_kind_round_trips_and_garbage_is_refused() {
+        for e in [
+            Entry::Dir,
+            Entry::Symlink {
+                target: b"../x/\xff".to_vec(),
+            },
+            Entry::Symlink { target: Vec::new() },
             Entry::File {
                 digest: [7; 32],
                 executable: true,
             },
-        );
-        t.insert(
-            b"l".to_vec(),
-            Entry::Symlink {
-                target: b"x".to_vec(),
+            Entry::File {
+                digest: [0; 32],
+                executable: false,
             },
-        );
-        t.insert(b"x".to_vec(), Entry::Dir);
-        save(&p, &t).unwrap();
-        assert_eq!(load(&p).unwrap(), t);
-        std::fs::write(&p, b"{not json").unwrap();
-        assert!(load(&p).is_err());
+        ] {
+            assert_eq!(decode(&encode(&e)), Some(e));
+        }
+        for bad in [&b""[..], b"dx", b"f", b"f\x02", b"f\x01short", b"q"] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
+        let tree = from_rows([
+            (b"a".to_vec(), encode(&Entry::Dir)),
+            (b"b".to_vec(), b"garbage".to_vec()),
+        ]);
+        assert_eq!(tree.len(), 1);
     }
 }

@@ -124,11 +124,21 @@ fn parent(root: &Path, rel: &[u8]) -> Result<(OwnedFd, CString), ApplyError> {
     Ok((dir, cstr(last, rel)?))
 }
 
+/// The start of the name of every temporary file berth writes (next to its target).
+pub const TEMP_PREFIX: &[u8] = b".berth-tmp-";
+
+/// Whether `rel` names one of berth's temporary files (never synced, its events never matter).
+pub fn is_temp(rel: &[u8]) -> bool {
+    rel.rsplit(|b| *b == b'/')
+        .next()
+        .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
 fn temp_name(last: &CString) -> CString {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut name = b".berth-tmp-".to_vec();
+    let mut name = TEMP_PREFIX.to_vec();
     name.extend_from_slice(format!("{}-{n}-", std::process::id()).as_bytes());
     name.extend_from_slice(last.as_bytes());
     name.truncate(200);
@@ -156,45 +166,51 @@ fn remove_at(dir: i32, name: &CString, rel: &[u8]) -> Result<(), ApplyError> {
     }
 }
 
-/// Makes `rel` under `root` hold `entry` (`None`: nothing). A file's content is read from
-/// `content` (bounded buffer, so large files need little memory).
+/// Makes `rel` under `root` hold `entry` (`None`: nothing) and returns what it now holds. A
+/// file's content is copied from `content` through a bounded buffer (so large files need
+/// little memory) and hashed on the way: if the source changed since it was scanned, the
+/// returned entry describes what was really written.
+///
+/// Files are not flushed to disk one by one (that would cost a millisecond or more each); the
+/// rename is atomic for every reader, and durability across a power cut is the file system's.
 pub fn apply(
     root: &Path,
     rel: &[u8],
     entry: Option<&Entry>,
     content: Option<&Path>,
-) -> Result<(), ApplyError> {
+) -> Result<Option<Entry>, ApplyError> {
     let (dir, name) = parent(root, rel)?;
     let d = dir.as_raw_fd();
     match entry {
-        None => remove_at(d, &name, rel),
+        None => remove_at(d, &name, rel).map(|()| None),
         Some(Entry::Dir) => {
             // SAFETY: mkdirat(2) with a valid directory descriptor and name.
             if unsafe { libc::mkdirat(d, name.as_ptr(), 0o755) } == 0 {
-                return Ok(());
+                return Ok(Some(Entry::Dir));
             }
             match open_dir_at(d, &name, rel) {
-                Ok(_) => Ok(()), // already a directory
+                Ok(_) => Ok(Some(Entry::Dir)), // already a directory
                 Err(_) => {
                     // Something else is there (a file, a link): replace it.
                     remove_at(d, &name, rel)?;
                     // SAFETY: as above.
                     if unsafe { libc::mkdirat(d, name.as_ptr(), 0o755) } == 0 {
-                        Ok(())
+                        Ok(Some(Entry::Dir))
                     } else {
                         last_error(rel)
                     }
                 }
             }
         }
-        Some(Entry::Symlink { target }) => {
+        Some(link @ Entry::Symlink { target }) => {
             let tmp = temp_name(&name);
             let target = cstr(target, rel)?;
             // SAFETY: symlinkat(2) creating a new link named `tmp` in `d`.
             if unsafe { libc::symlinkat(target.as_ptr(), d, tmp.as_ptr()) } != 0 {
                 return last_error(rel);
             }
-            rename_into_place(d, &tmp, &name, rel)
+            rename_into_place(d, &tmp, &name, rel)?;
+            Ok(Some(link.clone()))
         }
         Some(Entry::File { executable, .. }) => {
             let tmp = temp_name(&name);
@@ -217,7 +233,8 @@ pub fn apply(
             }
             // SAFETY: the descriptor just created, owned here.
             let mut out = unsafe { File::from_raw_fd(fd) };
-            let written = (|| -> std::io::Result<()> {
+            let written = (|| -> std::io::Result<[u8; 32]> {
+                let mut hasher = blake3::Hasher::new();
                 if let Some(src) = content {
                     let mut input = File::open(src)?;
                     let mut buf = vec![0u8; 256 * 1024];
@@ -227,20 +244,31 @@ pub fn apply(
                             break;
                         }
                         out.write_all(&buf[..n])?;
+                        hasher.update(&buf[..n]);
+                        if let Some(e) = crate::failpoint::hit("sync.write") {
+                            return Err(e);
+                        }
                     }
                 }
                 // The umask may have cut the mode: set it exactly.
                 out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-                out.sync_data()
+                Ok(*hasher.finalize().as_bytes())
             })();
             drop(out);
-            if let Err(e) = written {
-                // Nothing partial stays visible: the temporary goes, the old file stays.
-                // SAFETY: unlinkat(2) of the temporary this function created.
-                unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
-                return Err(io(rel)(e));
-            }
-            rename_into_place(d, &tmp, &name, rel)
+            let digest = match written {
+                Ok(digest) => digest,
+                Err(e) => {
+                    // Nothing partial stays visible: the temporary goes, the old file stays.
+                    // SAFETY: unlinkat(2) of the temporary this function created.
+                    unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
+                    return Err(io(rel)(e));
+                }
+            };
+            rename_into_place(d, &tmp, &name, rel)?;
+            Ok(Some(Entry::File {
+                digest,
+                executable: *executable,
+            }))
         }
     }
 }

@@ -10,17 +10,35 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::{self, ApplyError};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
-use crate::scan::{self, Cache, RelPath, Tree, Warning};
+use crate::scan::{self, RelPath, Scanner, Tree, Warning};
 
 /// Receives the losing version of a conflict before it is overwritten.
 pub trait Keeper {
     fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError>;
 }
 
-/// Keeps losing versions as files in a directory (what `berth debug sync` uses).
+/// Keeps losing versions as files in a directory (what `berth debug sync` uses): each in a
+/// numbered slot of its own, numbering on from the slots already there, so nothing kept is
+/// ever replaced.
 pub struct DirKeeper {
     pub dir: PathBuf,
     pub kept: usize,
+}
+
+impl DirKeeper {
+    pub fn new(dir: &Path) -> DirKeeper {
+        let kept = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        DirKeeper {
+            dir: dir.to_path_buf(),
+            kept,
+        }
+    }
 }
 
 impl Keeper for DirKeeper {
@@ -32,7 +50,7 @@ impl Keeper for DirKeeper {
             source,
         })?;
         let content = matches!(entry, Entry::File { .. }).then_some(from);
-        apply::apply(&slot, rel, Some(entry), content)
+        apply::apply(&slot, rel, Some(entry), content).map(|_| ())
     }
 }
 
@@ -43,45 +61,131 @@ pub struct Stats {
     pub to_beta: usize,
     pub conflicts: usize,
     pub warnings: Vec<Warning>,
+    /// Paths whose ancestor entry changed (what must be persisted).
+    pub changed: BTreeSet<RelPath>,
 }
 
-/// Both trees' scanners, kept between rounds so unchanged files are not re-read.
-#[derive(Debug, Default)]
-pub struct Scanners {
-    pub alpha: Cache,
-    pub beta: Cache,
+impl Stats {
+    /// Whether nothing was written to either side.
+    pub fn is_quiet(&self) -> bool {
+        self.to_alpha == 0 && self.to_beta == 0 && self.conflicts == 0
+    }
+
+    /// Adds another round's figures to these.
+    pub fn absorb(&mut self, other: Stats) {
+        self.to_alpha += other.to_alpha;
+        self.to_beta += other.to_beta;
+        self.conflicts += other.conflicts;
+        self.warnings.extend(other.warnings);
+        self.changed.extend(other.changed);
+    }
+}
+
+/// Both trees' scanners, kept between rounds.
+#[derive(Debug)]
+pub struct Sides {
+    pub alpha: Scanner,
+    pub beta: Scanner,
+}
+
+impl Sides {
+    /// Scanners for `alpha` and `beta`; files larger than `max_size` are not synced.
+    pub fn new(alpha: &Path, beta: &Path, max_size: u64) -> Sides {
+        Sides {
+            alpha: Scanner::new(alpha, max_size),
+            beta: Scanner::new(beta, max_size),
+        }
+    }
+
+    /// The scanner of `side`.
+    pub fn side(&mut self, side: Side) -> &mut Scanner {
+        match side {
+            Side::Alpha => &mut self.alpha,
+            Side::Beta => &mut self.beta,
+        }
+    }
 }
 
 fn depth(rel: &[u8]) -> usize {
     rel.iter().filter(|b| **b == b'/').count()
 }
 
-/// Reconciles `alpha` and `beta` against `ancestor` once; on success `ancestor` is what both
-/// now hold. Files larger than `max_size` are not synced.
+/// Reconciles the whole of both trees against `ancestor` once; on success `ancestor` is what
+/// both now hold.
 pub fn sync_once(
-    alpha: &Path,
-    beta: &Path,
+    sides: &mut Sides,
     ancestor: &mut Tree,
-    scanners: &mut Scanners,
     keeper: &mut dyn Keeper,
-    max_size: u64,
 ) -> Result<Stats, ApplyError> {
     let scan_err = |e: scan::ScanError| ApplyError::Io {
         path: e.root.clone(),
         source: std::io::Error::other(e.error),
     };
-    let (a, wa) = scan::scan(alpha, &mut scanners.alpha, max_size).map_err(scan_err)?;
-    let (b, wb) = scan::scan(beta, &mut scanners.beta, max_size).map_err(scan_err)?;
-    let skipped: BTreeSet<RelPath> = wa
+    let (a, wa) = sides.alpha.full().map_err(scan_err)?;
+    let (b, wb) = sides.beta.full().map_err(scan_err)?;
+    let known: Vec<RelPath> = ancestor.keys().cloned().collect();
+    settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
+}
+
+/// The smallest set of paths covering `dirty`: none is below another.
+fn covering(dirty: &BTreeSet<RelPath>) -> Vec<&RelPath> {
+    dirty
         .iter()
-        .chain(&wb)
+        .filter(|p| {
+            !p.iter()
+                .enumerate()
+                .any(|(i, b)| *b == b'/' && dirty.contains(&p[..i]))
+        })
+        .collect()
+}
+
+/// Reconciles only what is at or below the `dirty` paths (those the watcher saw change, on
+/// either side); the rest of the ancestor is untouched.
+pub fn sync_paths(
+    sides: &mut Sides,
+    ancestor: &mut Tree,
+    keeper: &mut dyn Keeper,
+    dirty: &BTreeSet<RelPath>,
+) -> Result<Stats, ApplyError> {
+    let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
+    for root in covering(dirty) {
+        let (ta, wa) = sides.alpha.under(root);
+        let (tb, wb) = sides.beta.under(root);
+        a.extend(ta);
+        b.extend(tb);
+        warnings.extend(wa.into_iter().chain(wb));
+        known.extend(
+            ancestor
+                .get_key_value(root)
+                .map(|(k, _)| k)
+                .into_iter()
+                .chain(ancestor.range(scan::below(root)).map(|(k, _)| k))
+                .cloned(),
+        );
+    }
+    settle(sides, ancestor, keeper, a, b, known, warnings)
+}
+
+/// Decides every path in `a`, `b` and `known` (ancestor paths in scope), applies the decisions
+/// in a safe order, and moves the ancestor on.
+fn settle(
+    sides: &mut Sides,
+    ancestor: &mut Tree,
+    keeper: &mut dyn Keeper,
+    a: Tree,
+    b: Tree,
+    known: Vec<RelPath>,
+    warnings: Vec<Warning>,
+) -> Result<Stats, ApplyError> {
+    let skipped: BTreeSet<&RelPath> = warnings
+        .iter()
         .map(|w| match w {
             Warning::TooLarge { path, .. }
             | Warning::OtherType(path)
-            | Warning::Unreadable { path, .. } => path.clone(),
+            | Warning::Unreadable { path, .. } => path,
         })
         .collect();
-    let paths: BTreeSet<&RelPath> = a.keys().chain(b.keys()).chain(ancestor.keys()).collect();
+    let paths: BTreeSet<&RelPath> = a.keys().chain(b.keys()).chain(&known).collect();
     let mut decisions = Vec::new();
     for p in paths {
         if skipped.contains(p) {
@@ -96,7 +200,7 @@ pub fn sync_once(
     }
     make_structure_consistent(&mut decisions);
     let mut stats = Stats {
-        warnings: wa.into_iter().chain(wb).collect(),
+        warnings: warnings.clone(),
         ..Stats::default()
     };
     // Removals (and replacements of a directory) deepest first, then everything else
@@ -107,45 +211,58 @@ pub fn sync_once(
             Decision::Propagate { entry: None, .. } | Decision::Yield { .. }
         )
     };
-    let mut order: Vec<&(RelPath, Decision)> = decisions.iter().collect();
-    order.sort_by(|(pa, da), (pb, db)| match (removal(da), removal(db)) {
+    decisions.sort_by(|(pa, da), (pb, db)| match (removal(da), removal(db)) {
         (true, true) => depth(pb).cmp(&depth(pa)).then(pb.cmp(pa)),
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => depth(pa).cmp(&depth(pb)).then(pa.cmp(pb)),
     });
-    for (p, d) in order {
-        match d {
-            Decision::Agree(_) => {}
+    let (alpha, beta) = (
+        sides.alpha.root().to_path_buf(),
+        sides.beta.root().to_path_buf(),
+    );
+    for (p, d) in decisions {
+        let result = match &d {
+            Decision::Agree(e) => e.clone(),
             Decision::Propagate { to, entry } => {
                 let (target, source) = match to {
-                    Side::Alpha => (alpha, beta),
-                    Side::Beta => (beta, alpha),
+                    Side::Alpha => (&alpha, &beta),
+                    Side::Beta => (&beta, &alpha),
                 };
-                let content = scan::absolute(source, p);
-                apply::apply(target, p, entry.as_ref(), Some(&content))?;
+                let content = scan::absolute(source, &p);
+                let written = apply::apply(target, &p, entry.as_ref(), Some(&content))?;
+                sides.side(*to).wrote(&p);
                 match to {
                     Side::Alpha => stats.to_alpha += 1,
                     Side::Beta => stats.to_beta += 1,
                 }
+                written
             }
             Decision::Yield { kept } => {
-                keeper.keep(p, kept, &scan::absolute(beta, p))?;
-                apply::apply(beta, p, None, None)?;
+                keeper.keep(&p, kept, &scan::absolute(&beta, &p))?;
+                apply::apply(&beta, &p, None, None)?;
+                sides.beta.wrote(&p);
                 stats.conflicts += 1;
+                None
             }
             Decision::Conflict { entry, kept } => {
                 if let Some(k) = kept {
-                    keeper.keep(p, k, &scan::absolute(beta, p))?;
+                    keeper.keep(&p, k, &scan::absolute(&beta, &p))?;
                 }
-                apply::apply(beta, p, Some(entry), Some(&scan::absolute(alpha, p)))?;
+                let content = scan::absolute(&alpha, &p);
+                let written = apply::apply(&beta, &p, Some(entry), Some(&content))?;
+                sides.beta.wrote(&p);
                 stats.conflicts += 1;
+                written
             }
-        }
-        match d.result() {
-            Some(e) => ancestor.insert(p.clone(), e.clone()),
-            None => ancestor.remove(p),
         };
+        let old = match &result {
+            Some(e) => ancestor.insert(p.clone(), e.clone()),
+            None => ancestor.remove(&p),
+        };
+        if old != result {
+            stats.changed.insert(p);
+        }
     }
     Ok(stats)
 }
@@ -232,7 +349,7 @@ mod tests {
         beta: PathBuf,
         keeper: DirKeeper,
         ancestor: Tree,
-        scanners: Scanners,
+        sides: Sides,
     }
 
     fn setup() -> Setup {
@@ -240,39 +357,24 @@ mod tests {
         let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
         std::fs::create_dir(&alpha).unwrap();
         std::fs::create_dir(&beta).unwrap();
-        let keeper = DirKeeper {
-            dir: dir.path().join("kept"),
-            kept: 0,
-        };
+        let keeper = DirKeeper::new(&dir.path().join("kept"));
         Setup {
+            sides: Sides::new(&alpha, &beta, u64::MAX),
             _dir: dir,
             alpha,
             beta,
             keeper,
             ancestor: Tree::new(),
-            scanners: Scanners::default(),
         }
     }
 
     impl Setup {
         fn sync(&mut self) -> Stats {
-            sync_once(
-                &self.alpha,
-                &self.beta,
-                &mut self.ancestor,
-                &mut self.scanners,
-                &mut self.keeper,
-                u64::MAX,
-            )
-            .unwrap()
+            sync_once(&mut self.sides, &mut self.ancestor, &mut self.keeper).unwrap()
         }
         fn trees(&mut self) -> (Tree, Tree) {
-            let a = scan::scan(&self.alpha, &mut Cache::default(), u64::MAX)
-                .unwrap()
-                .0;
-            let b = scan::scan(&self.beta, &mut Cache::default(), u64::MAX)
-                .unwrap()
-                .0;
+            let a = Scanner::new(&self.alpha, u64::MAX).full().unwrap().0;
+            let b = Scanner::new(&self.beta, u64::MAX).full().unwrap().0;
             (a, b)
         }
     }
@@ -301,7 +403,7 @@ mod tests {
         std::fs::remove_file(s.alpha.join("b/agent.txt")).unwrap();
         s.sync();
         assert!(!s.beta.join("b/agent.txt").exists());
-        assert_eq!(s.sync(), Stats::default());
+        assert!(s.sync().is_quiet());
     }
 
     #[test]

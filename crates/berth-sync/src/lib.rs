@@ -13,5 +13,9 @@
 pub mod ancestor;
 pub mod apply;
 pub mod engine;
+mod failpoint;
+pub mod ignores;
+pub mod live;
 pub mod reconcile;
 pub mod scan;
+pub mod watch;

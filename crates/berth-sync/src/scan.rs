@@ -1,18 +1,22 @@
 //! Scanning one tree: every path git would consider, with what is there.
 //!
-//! The walk honours *that* tree's ignore rules as they are now — `.gitignore` files at every
-//! level, `.git/info/exclude` and `core.excludesFile` — and never enters `.git`. Regular files
-//! are hashed (blake3) only when their size, modification time or inode changed since the last
-//! scan ([`Cache`]); symlinks are recorded as links, never followed; directories are entries of
-//! their own (so empty ones sync too). Other file types and files over the size limit are left
-//! out with a warning.
+//! The walk honours *that* tree's ignore rules as they are now ([`crate::ignores`]) and never
+//! enters `.git`. Regular files are hashed (blake3) only when their stat data changed since they
+//! were last hashed (and not "racily": see [`Hashed::holds_for`]); symlinks are recorded as
+//! links, never followed; directories are entries of their own (so empty ones sync too). Other
+//! file types and files over the size limit are left out with a warning.
+//!
+//! A [`Scanner`] scans its whole tree ([`Scanner::full`]) or just what is at and below one path
+//! ([`Scanner::under`], what the watcher asks for), and recognises the events of berth's own
+//! writes ([`Scanner::is_echo`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::ignores::Ignores;
 use crate::reconcile::Entry;
 
 /// Paths relative to the root, as bytes (names need not be UTF-8), `/`-separated.
@@ -32,10 +36,67 @@ pub enum Warning {
     Unreadable { path: RelPath, error: String },
 }
 
-/// Stat data of the last hash of each file, so unchanged files are not read again.
-#[derive(Debug, Default, Clone)]
-pub struct Cache {
-    known: BTreeMap<RelPath, (u64, i64, i64, u64, [u8; 32])>,
+/// What `lstat` says about a path: enough to tell that it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    mode: u32,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+
+    fn ctime_ns(&self) -> i128 {
+        i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1)
+    }
+}
+
+/// A file's digest and the stat data it was computed for.
+#[derive(Debug, Clone)]
+struct Hashed {
+    stamp: Stamp,
+    digest: [u8; 32],
+    /// When it was hashed (ns since the epoch).
+    at: i128,
+}
+
+/// How far the file system's clock may lag the real one (it ticks coarsely).
+const CLOCK_SLACK_NS: i128 = 50_000_000;
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+impl Hashed {
+    /// Whether the digest still holds for a file with stat data `now`. A file whose inode
+    /// changed *while or after* it was hashed (ctime not clearly older than the hash) is
+    /// "racy": a write in the same clock tick would leave its stat data unchanged, so it is
+    /// read again. `ctime` cannot be set by a program, so a later change always moves it.
+    fn holds_for(&self, now: &Stamp) -> bool {
+        self.stamp == *now && self.stamp.ctime_ns() < self.at - CLOCK_SLACK_NS
+    }
+}
+
+/// The range of keys strictly below `rel` in a map ordered by bytes (`rel/` up to `rel0`).
+pub fn below(rel: &[u8]) -> (std::ops::Bound<RelPath>, std::ops::Bound<RelPath>) {
+    let mut lo = rel.to_vec();
+    lo.push(b'/');
+    let mut hi = rel.to_vec();
+    hi.push(b'/' + 1);
+    (std::ops::Bound::Included(lo), std::ops::Bound::Excluded(hi))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,116 +106,233 @@ pub struct ScanError {
     pub error: String,
 }
 
-/// Scans `root`. Files larger than `max_size` bytes are left out (with a warning).
-pub fn scan(
-    root: &Path,
-    cache: &mut Cache,
+/// Scans one tree, remembering what it hashed (so unchanged files are not read again), the
+/// tree's ignore rules, and berth's own recent writes (so their events are recognised).
+#[derive(Debug)]
+pub struct Scanner {
+    root: PathBuf,
     max_size: u64,
-) -> Result<(Tree, Vec<Warning>), ScanError> {
-    let fail = |error: String| ScanError {
-        root: root.display().to_string(),
-        error,
-    };
-    if !root.is_dir() {
-        return Err(fail("it is not a directory".into()));
-    }
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .parents(false)
-        .git_ignore(true)
-        .git_exclude(true)
-        .git_global(true)
-        .require_git(false)
-        .follow_links(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
-    let mut tree = Tree::new();
-    let mut warnings = Vec::new();
-    let mut fresh = Cache::default();
-    for item in walker {
-        let entry = match item {
-            Ok(e) => e,
-            Err(e) => {
-                warnings.push(Warning::Unreadable {
-                    path: Vec::new(),
-                    error: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            continue;
-        };
-        if rel.as_os_str().is_empty() {
-            continue; // the root itself
+    hashed: BTreeMap<RelPath, Hashed>,
+    hashes: u64,
+    written: HashMap<RelPath, Stamp>,
+    ignores: Ignores,
+}
+
+impl Scanner {
+    /// A scanner of `root`; files larger than `max_size` bytes are left out with a warning.
+    pub fn new(root: &Path, max_size: u64) -> Scanner {
+        Scanner {
+            root: root.to_path_buf(),
+            max_size,
+            hashed: BTreeMap::new(),
+            hashes: 0,
+            written: HashMap::new(),
+            ignores: Ignores::new(root),
         }
-        let rel: RelPath = rel.as_os_str().as_bytes().to_vec();
-        let meta = match std::fs::symlink_metadata(entry.path()) {
-            Ok(m) => m,
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How many times a file was read to hash it, in total.
+    pub fn hashes(&self) -> u64 {
+        self.hashes
+    }
+
+    /// The whole tree, with the ignore rules read afresh.
+    pub fn full(&mut self) -> Result<(Tree, Vec<Warning>), ScanError> {
+        if !self.root.is_dir() {
+            return Err(ScanError {
+                root: self.root.display().to_string(),
+                error: "it is not a directory".into(),
+            });
+        }
+        self.ignores.forget();
+        let mut out = Tree::new();
+        let mut warnings = Vec::new();
+        let old = std::mem::take(&mut self.hashed);
+        let mut walk = Walk {
+            scanner: self,
+            old: &old,
+            out: &mut out,
+            warnings: &mut warnings,
+        };
+        walk.dir(Vec::new());
+        Ok((out, warnings))
+    }
+
+    /// `rel` and everything below it, as now on disk (nothing when it, or a directory on the
+    /// way to it, is missing, ignored, or not a directory).
+    pub fn under(&mut self, rel: &[u8]) -> (Tree, Vec<Warning>) {
+        let mut out = Tree::new();
+        let mut warnings = Vec::new();
+        let stale: Vec<RelPath> = std::iter::once(rel.to_vec())
+            .filter(|r| self.hashed.contains_key(r))
+            .chain(self.hashed.range(below(rel)).map(|(k, _)| k.clone()))
+            .collect();
+        let mut old = BTreeMap::new();
+        for k in stale {
+            if let Some(h) = self.hashed.remove(&k) {
+                old.insert(k, h);
+            }
+        }
+        if self.reachable(rel)
+            && let Ok(meta) = std::fs::symlink_metadata(absolute(&self.root, rel))
+            && !self.ignores.is_ignored_with_parents(rel, meta.is_dir())
+        {
+            let mut walk = Walk {
+                scanner: self,
+                old: &old,
+                out: &mut out,
+                warnings: &mut warnings,
+            };
+            walk.entry(rel.to_vec(), &meta);
+        }
+        (out, warnings)
+    }
+
+    /// Whether every directory on the way to `rel` is a real directory (not a link), and no
+    /// component is `.git`.
+    fn reachable(&self, rel: &[u8]) -> bool {
+        if rel.is_empty() || rel.split(|b| *b == b'/').any(|c| c == b".git") {
+            return false;
+        }
+        rel.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .all(|(i, _)| {
+                std::fs::symlink_metadata(absolute(&self.root, &rel[..i])).is_ok_and(|m| m.is_dir())
+            })
+    }
+
+    /// Records that berth itself just wrote `rel`, so the event it causes is recognised.
+    pub fn wrote(&mut self, rel: &[u8]) {
+        match std::fs::symlink_metadata(absolute(&self.root, rel)) {
+            Ok(m) => self.written.insert(rel.to_vec(), Stamp::of(&m)),
+            Err(_) => self.written.remove(rel),
+        };
+    }
+
+    /// Whether an event on `rel` is only the echo of berth's own last write there (the path
+    /// is exactly as berth left it). Each recorded write answers once.
+    pub fn is_echo(&mut self, rel: &[u8]) -> bool {
+        let Some(stamp) = self.written.remove(rel) else {
+            return false;
+        };
+        std::fs::symlink_metadata(absolute(&self.root, rel)).is_ok_and(|m| Stamp::of(&m) == stamp)
+    }
+
+    /// Forgets the ignore rules read so far (an ignore file changed).
+    pub fn forget_rules(&mut self) {
+        self.ignores.forget();
+    }
+}
+
+/// One walk, filling a tree and the scanner's hash cache.
+struct Walk<'a> {
+    scanner: &'a mut Scanner,
+    old: &'a BTreeMap<RelPath, Hashed>,
+    out: &'a mut Tree,
+    warnings: &'a mut Vec<Warning>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, rel: RelPath) {
+        let abs = absolute(&self.scanner.root, &rel);
+        let read = match std::fs::read_dir(&abs) {
+            Ok(r) => r,
             Err(e) => {
-                warnings.push(Warning::Unreadable {
+                self.warnings.push(Warning::Unreadable {
                     path: rel,
                     error: e.to_string(),
                 });
-                continue;
+                return;
             }
         };
+        for item in read {
+            let Ok(item) = item else { continue };
+            let name = item.file_name();
+            let name = name.as_bytes();
+            if name == b".git" || name.starts_with(crate::apply::TEMP_PREFIX) {
+                continue;
+            }
+            let mut child = rel.clone();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(name);
+            match item.metadata() {
+                Ok(meta) => {
+                    if !self.scanner.ignores.is_ignored(&child, meta.is_dir()) {
+                        self.entry(child, &meta);
+                    }
+                }
+                Err(e) => self.warnings.push(Warning::Unreadable {
+                    path: child,
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+
+    /// Records `rel` (not ignored; `meta` from lstat) and, for a directory, what is inside.
+    fn entry(&mut self, rel: RelPath, meta: &std::fs::Metadata) {
+        let path = absolute(&self.scanner.root, &rel);
         let ft = meta.file_type();
         if ft.is_dir() {
-            tree.insert(rel, Entry::Dir);
+            self.out.insert(rel.clone(), Entry::Dir);
+            self.dir(rel);
         } else if ft.is_symlink() {
-            match std::fs::read_link(entry.path()) {
+            match std::fs::read_link(&path) {
                 Ok(t) => {
-                    tree.insert(
-                        rel,
-                        Entry::Symlink {
-                            target: t.as_os_str().as_bytes().to_vec(),
-                        },
-                    );
+                    let target = t.as_os_str().as_bytes().to_vec();
+                    self.out.insert(rel, Entry::Symlink { target });
                 }
-                Err(e) => warnings.push(Warning::Unreadable {
+                Err(e) => self.warnings.push(Warning::Unreadable {
                     path: rel,
                     error: e.to_string(),
                 }),
             }
         } else if ft.is_file() {
-            if meta.len() > max_size {
-                warnings.push(Warning::TooLarge {
+            if meta.len() > self.scanner.max_size {
+                self.warnings.push(Warning::TooLarge {
                     path: rel,
                     size: meta.len(),
                 });
-                continue;
+                return;
             }
-            let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+            let stamp = Stamp::of(meta);
             let executable = meta.permissions().mode() & 0o111 != 0;
-            let digest = match cache.known.get(&rel) {
-                Some(&(len, s, ns, ino, d)) if (len, s, ns, ino) == stamp => Ok(d),
-                _ => hash(entry.path()),
+            let known = self.old.get(&rel).filter(|h| h.holds_for(&stamp));
+            let hashed = match known {
+                Some(h) => Ok(h.clone()),
+                None => {
+                    self.scanner.hashes += 1;
+                    let at = now_ns();
+                    hash(&path).map(|digest| Hashed { stamp, digest, at })
+                }
             };
-            match digest {
-                Ok(d) => {
-                    fresh
-                        .known
-                        .insert(rel.clone(), (stamp.0, stamp.1, stamp.2, stamp.3, d));
-                    tree.insert(
-                        rel,
+            match hashed {
+                Ok(h) => {
+                    self.out.insert(
+                        rel.clone(),
                         Entry::File {
-                            digest: d,
+                            digest: h.digest,
                             executable,
                         },
                     );
+                    self.scanner.hashed.insert(rel, h);
                 }
-                Err(e) => warnings.push(Warning::Unreadable {
+                Err(e) => self.warnings.push(Warning::Unreadable {
                     path: rel,
                     error: e.to_string(),
                 }),
             }
         } else {
-            warnings.push(Warning::OtherType(rel));
+            self.warnings.push(Warning::OtherType(rel));
         }
     }
-    *cache = fresh;
-    Ok((tree, warnings))
 }
 
 /// blake3 of a file's content, read in bounded chunks.
@@ -215,7 +393,7 @@ mod tests {
             b"non-utf8 name",
         )
         .unwrap();
-        let (tree, warnings) = scan(r, &mut Cache::default(), u64::MAX).unwrap();
+        let (tree, warnings) = Scanner::new(r, u64::MAX).full().unwrap();
         assert_eq!(
             keys(&tree),
             [
@@ -246,10 +424,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
         write(r, "a.tmp", b"x");
-        let (first, _) = scan(r, &mut Cache::default(), u64::MAX).unwrap();
+        let (first, _) = Scanner::new(r, u64::MAX).full().unwrap();
         assert!(first.contains_key(b"a.tmp".as_slice()));
         write(r, ".gitignore", b"*.tmp\n");
-        let (second, _) = scan(r, &mut Cache::default(), u64::MAX).unwrap();
+        let (second, _) = Scanner::new(r, u64::MAX).full().unwrap();
         assert!(!second.contains_key(b"a.tmp".as_slice()));
     }
 
@@ -263,7 +441,7 @@ mod tests {
         let fifo = std::ffi::CString::new(r.join("pipe").as_os_str().as_bytes()).unwrap();
         // SAFETY: mkfifo(3) with a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-        let (tree, warnings) = scan(r, &mut Cache::default(), 1024).unwrap();
+        let (tree, warnings) = Scanner::new(r, 1024).full().unwrap();
         assert!(matches!(
             tree[&b"run.sh".to_vec()],
             Entry::File {
@@ -280,13 +458,21 @@ mod tests {
     }
 
     #[test]
-    fn unchanged_stat_data_is_served_from_the_cache_and_changes_are_seen() {
+    fn a_file_is_hashed_again_only_when_it_changed_or_was_racy() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
         write(r, "f", b"one");
-        let mut cache = Cache::default();
-        let (t1, _) = scan(r, &mut cache, u64::MAX).unwrap();
-        // Same size, same inode, same mtime: the scan trusts its cache and does not re-read.
+        let mut sc = Scanner::new(r, u64::MAX);
+        let (t1, _) = sc.full().unwrap();
+        assert_eq!(sc.hashes(), 1);
+        // Hashed in the same instant it was written: racy, so read again next time.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        sc.full().unwrap();
+        assert_eq!(sc.hashes(), 2);
+        // Now clearly older than its hash: served from the cache.
+        let (t2, _) = sc.full().unwrap();
+        assert_eq!((sc.hashes(), &t2), (2, &t1));
+        // Same size and the old mtime put back: the change of ctime still shows it.
         let mtime = std::fs::metadata(r.join("f")).unwrap().modified().unwrap();
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -295,17 +481,44 @@ mod tests {
         std::io::Write::write_all(&mut &f, b"two").unwrap();
         f.set_modified(mtime).unwrap();
         drop(f);
-        let (t2, _) = scan(r, &mut cache, u64::MAX).unwrap();
-        assert_eq!(t2, t1, "not re-read");
-        // A new mtime is a change: hashed again.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(r.join("f"))
-            .unwrap();
-        f.set_modified(mtime + std::time::Duration::from_secs(1))
-            .unwrap();
-        drop(f);
-        let (t3, _) = scan(r, &mut cache, u64::MAX).unwrap();
+        let (t3, _) = sc.full().unwrap();
+        assert_eq!(sc.hashes(), 3);
         assert_ne!(t3, t1);
+    }
+
+    #[test]
+    fn under_sees_a_subtree_and_nothing_through_a_link_or_in_an_ignored_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, ".gitignore", b"out/\n");
+        write(r, "d/a", b"a");
+        write(r, "d/e/b", b"b");
+        write(r, "out/x", b"x");
+        write(r, "elsewhere/f", b"f");
+        symlink("elsewhere", r.join("l")).unwrap();
+        let mut sc = Scanner::new(r, u64::MAX);
+        assert_eq!(keys(&sc.under(b"d").0), ["d", "d/a", "d/e", "d/e/b"]);
+        assert_eq!(keys(&sc.under(b"d/e/b").0), ["d/e/b"]);
+        assert!(sc.under(b"l/f").0.is_empty(), "not through a symlink");
+        assert_eq!(keys(&sc.under(b"l").0), ["l"]);
+        assert!(
+            sc.under(b"out/x").0.is_empty(),
+            "inside an ignored directory"
+        );
+        assert!(sc.under(b"missing").0.is_empty());
+    }
+
+    #[test]
+    fn berths_own_write_is_recognised_once_and_a_later_change_is_not_an_echo() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "f", b"ours");
+        let mut sc = Scanner::new(r, u64::MAX);
+        sc.wrote(b"f");
+        assert!(sc.is_echo(b"f"));
+        assert!(!sc.is_echo(b"f"), "answers once");
+        sc.wrote(b"f");
+        write(r, "f", b"theirs, longer");
+        assert!(!sc.is_echo(b"f"));
     }
 }

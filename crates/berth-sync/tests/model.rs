@@ -1,14 +1,17 @@
 //! Model-based test of the engine: random edits on both trees (files, links, directories, file
-//! ↔ directory, deletions, chmod), interleaved with sync rounds and restarts from the persisted
-//! ancestor. After every round both trees are equal, every alpha edit stands exactly as made,
-//! and every beta edit either stands or was handed to the keeper.
+//! ↔ directory, deletions, chmod), interleaved with full rounds, rounds over just the paths
+//! that changed (what the watcher asks for), and restarts from the ancestor persisted in a real
+//! store. After every round both trees are equal, every alpha edit stands exactly as made, and
+//! every beta edit either stands or was handed to the keeper.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use berth_sync::engine::{DirKeeper, Scanners, sync_once};
+use berth_store::{Store, StoreOptions};
+use berth_sync::engine::{DirKeeper, Sides, sync_once, sync_paths};
 use berth_sync::reconcile::Entry;
-use berth_sync::scan::{self, Cache, Tree};
+use berth_sync::scan::{RelPath, Scanner, Tree};
 use proptest::prelude::*;
 
 const PATHS: [&str; 6] = ["a", "b", "d", "d/x", "d/y", "e/f"];
@@ -35,6 +38,7 @@ enum Op {
         path: usize,
     },
     Sync,
+    SyncChanged,
     Restart,
 }
 
@@ -46,7 +50,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(alpha, path, target)| Op::Link { alpha, path, target }),
         1 => (any::<bool>(), 0..PATHS.len()).prop_map(|(alpha, path)| Op::Mkdir { alpha, path }),
         2 => (any::<bool>(), 0..PATHS.len()).prop_map(|(alpha, path)| Op::Delete { alpha, path }),
-        2 => Just(Op::Sync),
+        1 => Just(Op::Sync),
+        2 => Just(Op::SyncChanged),
         1 => Just(Op::Restart),
     ]
 }
@@ -61,25 +66,35 @@ fn remove(p: &Path) {
 }
 
 /// Makes every parent of `rel` a directory, replacing non-directories on the way (as a user
-/// creating the path would have to).
-fn make_parents(root: &Path, rel: &str) {
+/// creating the path would have to); records each parent it changed in `touched`.
+fn make_parents(root: &Path, rel: &str, touched: &mut BTreeSet<RelPath>) {
     let mut cur = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
         cur.push(part);
         match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => continue,
             Ok(_) => {
                 std::fs::remove_file(&cur).unwrap();
                 std::fs::create_dir(&cur).unwrap();
             }
             Err(_) => std::fs::create_dir(&cur).unwrap(),
         }
+        touched.insert(parts[..=i].join("/").into_bytes());
     }
 }
 
-fn apply_op(alpha: &Path, beta: &Path, op: &Op) {
+/// Carries out an edit; `touched` receives the paths a file watcher would report.
+fn apply_op(alpha: &Path, beta: &Path, op: &Op, touched: &mut BTreeSet<RelPath>) {
     let root = |a: bool| if a { alpha } else { beta };
+    let rel = |path: usize| PATHS[path];
+    if let Op::Write { path, .. }
+    | Op::Link { path, .. }
+    | Op::Mkdir { path, .. }
+    | Op::Delete { path, .. } = *op
+    {
+        touched.insert(rel(path).as_bytes().to_vec());
+    }
     match *op {
         Op::Write {
             alpha: a,
@@ -88,7 +103,7 @@ fn apply_op(alpha: &Path, beta: &Path, op: &Op) {
             exec,
         } => {
             let rel = PATHS[path];
-            make_parents(root(a), rel);
+            make_parents(root(a), rel, touched);
             let p = root(a).join(rel);
             remove(&p);
             std::fs::write(
@@ -105,14 +120,14 @@ fn apply_op(alpha: &Path, beta: &Path, op: &Op) {
             target,
         } => {
             let rel = PATHS[path];
-            make_parents(root(a), rel);
+            make_parents(root(a), rel, touched);
             let p = root(a).join(rel);
             remove(&p);
             symlink(format!("target-{target}"), &p).unwrap();
         }
         Op::Mkdir { alpha: a, path } => {
             let rel = PATHS[path];
-            make_parents(root(a), rel);
+            make_parents(root(a), rel, touched);
             let p = root(a).join(rel);
             if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
                 remove(&p);
@@ -120,12 +135,12 @@ fn apply_op(alpha: &Path, beta: &Path, op: &Op) {
             }
         }
         Op::Delete { alpha: a, path } => remove(&root(a).join(PATHS[path])),
-        Op::Sync | Op::Restart => {}
+        Op::Sync | Op::SyncChanged | Op::Restart => {}
     }
 }
 
 fn tree(root: &Path) -> Tree {
-    scan::scan(root, &mut Cache::default(), u64::MAX).unwrap().0
+    Scanner::new(root, u64::MAX).full().unwrap().0
 }
 
 /// Every entry the keeper holds, by path (all slots).
@@ -141,10 +156,16 @@ struct World {
     _dir: tempfile::TempDir,
     alpha: PathBuf,
     beta: PathBuf,
-    ancestor_file: PathBuf,
+    db: PathBuf,
+    store: Store,
+    ancestor: Tree,
     keeper: DirKeeper,
-    scanners: Scanners,
+    sides: Sides,
+    /// What changed on either side since the last round.
+    touched: BTreeSet<RelPath>,
 }
+
+const LINK: &str = "model";
 
 impl World {
     fn new() -> World {
@@ -152,37 +173,53 @@ impl World {
         let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
         std::fs::create_dir(&alpha).unwrap();
         std::fs::create_dir(&beta).unwrap();
-        let keeper = DirKeeper {
-            dir: dir.path().join("kept"),
-            kept: 0,
-        };
-        let ancestor_file = dir.path().join("ancestor.json");
+        let keeper = DirKeeper::new(&dir.path().join("kept"));
+        let db = dir.path().join("state/berth.db");
         World {
+            store: Store::open(&db, StoreOptions::default()).unwrap(),
+            sides: Sides::new(&alpha, &beta, u64::MAX),
             _dir: dir,
             alpha,
             beta,
-            ancestor_file,
+            db,
+            ancestor: Tree::new(),
             keeper,
-            scanners: Scanners::default(),
+            touched: BTreeSet::new(),
         }
     }
 
-    fn sync(&mut self) -> Result<(), TestCaseError> {
-        let mut ancestor = berth_sync::ancestor::load(&self.ancestor_file).unwrap();
-        let (a0, b0, anc0) = (tree(&self.alpha), tree(&self.beta), ancestor.clone());
-        sync_once(
-            &self.alpha,
-            &self.beta,
-            &mut ancestor,
-            &mut self.scanners,
-            &mut self.keeper,
-            u64::MAX,
-        )
+    /// A new engine: fresh scanners, the store reopened, the ancestor read back from it.
+    fn restart(&mut self) {
+        self.store = Store::open(&self.db, StoreOptions::default()).unwrap();
+        self.ancestor = berth_sync::ancestor::from_rows(self.store.ancestor(LINK).unwrap());
+        self.sides = Sides::new(&self.alpha, &self.beta, u64::MAX);
+    }
+
+    /// One round: everything, or only the paths that changed.
+    fn sync(&mut self, only_changed: bool) -> Result<(), TestCaseError> {
+        let (a0, b0, anc0) = (tree(&self.alpha), tree(&self.beta), self.ancestor.clone());
+        let touched = std::mem::take(&mut self.touched);
+        let stats = if only_changed {
+            sync_paths(
+                &mut self.sides,
+                &mut self.ancestor,
+                &mut self.keeper,
+                &touched,
+            )
+        } else {
+            sync_once(&mut self.sides, &mut self.ancestor, &mut self.keeper)
+        }
         .map_err(|e| TestCaseError::fail(format!("sync failed: {e}")))?;
-        berth_sync::ancestor::save(&self.ancestor_file, &ancestor).unwrap();
+        self.store
+            .update_ancestor(
+                LINK,
+                berth_sync::ancestor::changed_rows(&self.ancestor, &stats.changed),
+            )
+            .unwrap();
+        let ancestor = &self.ancestor;
         let (a1, b1) = (tree(&self.alpha), tree(&self.beta));
         prop_assert_eq!(&a1, &b1, "trees differ after a round");
-        prop_assert_eq!(&a1, &ancestor, "the ancestor is not what both hold");
+        prop_assert_eq!(&a1, ancestor, "the ancestor is not what both hold");
         for (p, e) in &a0 {
             if anc0.get(p) != Some(e) {
                 prop_assert_eq!(
@@ -215,14 +252,15 @@ proptest! {
         let mut w = World::new();
         for op in &ops {
             match op {
-                Op::Sync => w.sync()?,
-                Op::Restart => w.scanners = Scanners::default(),
-                _ => apply_op(&w.alpha, &w.beta, op),
+                Op::Sync => w.sync(false)?,
+                Op::SyncChanged => w.sync(true)?,
+                Op::Restart => w.restart(),
+                _ => apply_op(&w.alpha, &w.beta, op, &mut w.touched),
             }
         }
-        w.sync()?;
+        w.sync(false)?;
         let before = (tree(&w.alpha), tree(&w.beta));
-        w.sync()?;
+        w.sync(false)?;
         prop_assert_eq!(before, (tree(&w.alpha), tree(&w.beta)));
     }
 }

@@ -59,18 +59,31 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum DebugCommand {
-    /// Run the sync engine between two plain directories (ALPHA wins conflicts; BETA's losing
-    /// versions are kept in BETA.berth-kept/ beside it).
-    Sync {
-        alpha: PathBuf,
-        beta: PathBuf,
-        /// One reconcile round, then exit (otherwise: a full round every second until Ctrl-C).
-        #[arg(long)]
-        once: bool,
-        /// Files larger than this are not synced.
-        #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
-        max_size: u64,
-    },
+    /// Run the sync engine between two plain directories, live (ALPHA wins conflicts; BETA's
+    /// losing versions are kept in BETA.berth-kept/ beside it).
+    Sync(DebugSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DebugSyncArgs {
+    pub alpha: PathBuf,
+    pub beta: PathBuf,
+    /// One full round, then exit (otherwise: watch both and sync until Ctrl-C; a line `flush`
+    /// on standard input syncs everything now and answers when both sides agree).
+    #[arg(long)]
+    pub once: bool,
+    /// Files larger than this are not synced.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub max_size: u64,
+    /// Quiet time after the last change before syncing.
+    #[arg(long, value_name = "DURATION", default_value = "2ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// Longest a change waits under a steady stream of changes.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub max_delay: Duration,
+    /// Period of the full safety-net rescan.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub rescan_every: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -126,12 +126,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Events(a) => runtime(false)?.block_on(commands::events::run(&ctx, a)),
         Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
         Command::Agent(cmd) => runtime(false)?.block_on(commands::agent::run(&ctx, cmd)),
-        Command::Debug(cli::DebugCommand::Sync {
-            alpha,
-            beta,
-            once,
-            max_size,
-        }) => commands::debug_sync::run(&ctx, &alpha, &beta, once, max_size),
+        Command::Debug(cli::DebugCommand::Sync(a)) => commands::debug_sync::run(&ctx, &a),
         Command::Status => runtime(false)?.block_on(commands::status::run(&ctx)),
         Command::Up(a) => runtime(false)?.block_on(commands::compose::run(&ctx, true, a)),
         Command::Down(a) => runtime(false)?.block_on(commands::compose::run(&ctx, false, a)),

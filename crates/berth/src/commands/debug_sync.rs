@@ -1,14 +1,26 @@
 //! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories.
+//!
+//! The ancestor is kept in berth's store under the link `debug:<hash of both paths>`, so a new
+//! run resumes without false conflicts. Live mode prints one line per round (JSON lines with
+//! `--json`, starting with `"event":"ready"`), answers `flush` lines on standard input, and stops
+//! on SIGINT or SIGTERM after the round in progress.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::mpsc;
 
-use berth_sync::engine::{DirKeeper, Scanners, Stats, sync_once};
-use berth_sync::scan::Warning;
+use berth_store::{Store, StoreOptions};
+use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
+use berth_sync::live::{self, Link, Reason, Report};
+use berth_sync::reconcile::Side;
+use berth_sync::scan::{Tree, Warning};
+use berth_sync::watch::Input;
+use nix::sys::signal::{SigSet, Signal};
+use serde_json::{Value, json};
 
 use crate::Ctx;
+use crate::cli::DebugSyncArgs;
 use crate::error::{CliError, CliResult, Kind};
-use crate::output;
 
 fn absolute(p: &Path) -> CliResult<PathBuf> {
     std::fs::canonicalize(p).map_err(|e| {
@@ -17,48 +29,105 @@ fn absolute(p: &Path) -> CliResult<PathBuf> {
     })
 }
 
-fn report(ctx: &Ctx, stats: &Stats, kept_in: &Path) {
-    let warnings: Vec<String> = stats
-        .warnings
-        .iter()
-        .map(|w| match w {
-            Warning::OtherType(p) => format!(
-                "{}: not a file, link or directory; skipped",
-                String::from_utf8_lossy(p)
-            ),
-            Warning::TooLarge { path, size } => format!(
-                "{}: {size} bytes, over the limit; skipped",
-                String::from_utf8_lossy(path)
-            ),
-            Warning::Unreadable { path, error } => {
-                format!("{}: {error}", String::from_utf8_lossy(path))
-            }
-        })
-        .collect();
-    if ctx.json {
-        output::json(&serde_json::json!({
-            "to_alpha": stats.to_alpha,
-            "to_beta": stats.to_beta,
-            "conflicts": stats.conflicts,
-            "kept_in": kept_in,
-            "warnings": warnings,
-        }));
-        return;
-    }
-    println!(
-        "→ alpha {}, → beta {}, conflicts {}",
-        stats.to_alpha, stats.to_beta, stats.conflicts
-    );
-    if stats.conflicts > 0 {
-        println!("beta's losing versions are in {}", kept_in.display());
-    }
-    for w in warnings {
-        println!("warning: {w}");
+fn warning_text(w: &Warning) -> String {
+    match w {
+        Warning::OtherType(p) => format!(
+            "{}: not a file, link or directory; skipped",
+            String::from_utf8_lossy(p)
+        ),
+        Warning::TooLarge { path, size } => format!(
+            "{}: {size} bytes, over the limit; skipped",
+            String::from_utf8_lossy(path)
+        ),
+        Warning::Unreadable { path, error } => {
+            format!("{}: {error}", String::from_utf8_lossy(path))
+        }
     }
 }
 
-pub fn run(ctx: &Ctx, alpha: &Path, beta: &Path, once: bool, max_size: u64) -> CliResult<i32> {
-    let (alpha, beta) = (absolute(alpha)?, absolute(beta)?);
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Alpha => "alpha",
+        Side::Beta => "beta",
+    }
+}
+
+/// One round as a JSON object.
+fn stats_json(event: &str, reason: Option<&Reason>, stats: &Stats, ms: f64) -> Value {
+    let reason = reason.map(|r| match r {
+        Reason::Start => "start".to_string(),
+        Reason::Events(n) => format!("{n} changed paths"),
+        Reason::Rescan(why) => format!("rescan: {why}"),
+        Reason::Flush => "flush".to_string(),
+    });
+    json!({
+        "event": event,
+        "reason": reason,
+        "to_alpha": stats.to_alpha,
+        "to_beta": stats.to_beta,
+        "conflicts": stats.conflicts,
+        "warnings": stats.warnings.iter().map(warning_text).collect::<Vec<_>>(),
+        "ms": (ms * 1000.0).round() / 1000.0,
+    })
+}
+
+/// Prints an event: the JSON line with `--json`, else a line for a person.
+fn print(json_mode: bool, v: &Value, kept_in: &Path) {
+    if json_mode {
+        println!("{v}");
+        return;
+    }
+    let event = v["event"].as_str().unwrap_or_default();
+    match event {
+        "ready" | "synced" | "flushed" | "done" => {
+            println!(
+                "{event}: → alpha {}, → beta {}, conflicts {} ({} ms{})",
+                v["to_alpha"],
+                v["to_beta"],
+                v["conflicts"],
+                v["ms"],
+                v["reason"]
+                    .as_str()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
+            );
+            if v["conflicts"].as_u64().unwrap_or(0) > 0 {
+                println!("beta's losing versions are in {}", kept_in.display());
+            }
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                println!("warning: {}", w.as_str().unwrap_or_default());
+            }
+        }
+        "paused" => println!("paused: {} (retrying)", v["cause"].as_str().unwrap_or("")),
+        "resumed" => println!("resumed"),
+        "failed" => println!(
+            "round failed: {} (retrying)",
+            v["error"].as_str().unwrap_or("")
+        ),
+        "stalled" => println!(
+            "watching {} stopped delivering events; watching it anew and rescanning",
+            v["side"].as_str().unwrap_or("")
+        ),
+        "watch_trouble" => println!(
+            "watching {}: {}",
+            v["side"].as_str().unwrap_or(""),
+            v["error"].as_str().unwrap_or("")
+        ),
+        _ => println!("{v}"),
+    }
+}
+
+fn persist(store: &Store, link: &str, tree: &Tree, stats: &Stats) -> Result<(), String> {
+    store
+        .update_ancestor(
+            link,
+            berth_sync::ancestor::changed_rows(tree, &stats.changed),
+        )
+        .map_err(|e| e.to_string())
+}
+
+pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
+    let (alpha, beta) = (absolute(&args.alpha)?, absolute(&args.beta)?);
     if alpha.starts_with(&beta) || beta.starts_with(&alpha) {
         return Err(
             CliError::new(Kind::Usage, "nested_roots", "one root is inside the other")
@@ -66,42 +135,138 @@ pub fn run(ctx: &Ctx, alpha: &Path, beta: &Path, once: bool, max_size: u64) -> C
         );
     }
     let id = blake3::hash(format!("{}\0{}", alpha.display(), beta.display()).as_bytes()).to_hex();
-    let ancestor_file = ctx
-        .home
-        .root()
-        .join("state/debug-sync")
-        .join(format!("{}.json", &id[..16]));
-    let fail = |e: std::io::Error| {
-        CliError::failed("ancestor", format!("{}: {e}", ancestor_file.display()))
-    };
-    let mut ancestor = berth_sync::ancestor::load(&ancestor_file).map_err(fail)?;
+    let link = format!("debug:{}", &id[..16]);
+    let store = Store::open(&ctx.home.database(), StoreOptions::default())
+        .map_err(|e| CliError::failed("store", e.to_string()))?;
+    let ancestor = berth_sync::ancestor::from_rows(
+        store
+            .ancestor(&link)
+            .map_err(|e| CliError::failed("store", e.to_string()))?,
+    );
     let name = beta
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let kept_in = beta.with_file_name(format!("{name}.berth-kept"));
-    let mut keeper = DirKeeper {
-        dir: kept_in.clone(),
-        kept: 0,
-    };
-    let mut scanners = Scanners::default();
-    loop {
-        let stats = sync_once(
-            &alpha,
-            &beta,
-            &mut ancestor,
-            &mut scanners,
-            &mut keeper,
-            max_size,
-        )
-        .map_err(|e| CliError::failed("sync_failed", e.to_string()))?;
-        berth_sync::ancestor::save(&ancestor_file, &ancestor).map_err(fail)?;
-        if once || stats != Stats::default() {
-            report(ctx, &stats, &kept_in);
-        }
-        if once {
-            return Ok(0);
-        }
-        std::thread::sleep(Duration::from_secs(1));
+    let mut keeper = DirKeeper::new(&kept_in);
+    let sides = Sides::new(&alpha, &beta, args.max_size);
+    if args.once {
+        return once(ctx, &store, &link, sides, ancestor, &mut keeper, &kept_in);
     }
+    // SIGINT and SIGTERM stop the loop between rounds: blocked here (before any thread starts,
+    // so every thread inherits it) and awaited by one thread.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+        .thread_block()
+        .map_err(|e| CliError::failed("signals", e.to_string()))?;
+    let (tx, rx) = mpsc::channel();
+    let stop = tx.clone();
+    std::thread::spawn(move || {
+        if signals.wait().is_ok() {
+            let _ = stop.send(Input::Stop);
+        }
+    });
+    let (flush_tx, json_mode, kept) = (tx.clone(), ctx.json, kept_in.clone());
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim() != "flush" {
+                continue;
+            }
+            let (reply_tx, reply_rx) = mpsc::channel();
+            let started = std::time::Instant::now();
+            if flush_tx.send(Input::Flush(reply_tx)).is_err() {
+                break;
+            }
+            let ms = || started.elapsed().as_secs_f64() * 1000.0;
+            match reply_rx.recv() {
+                Ok(Ok(stats)) => {
+                    print(json_mode, &stats_json("flushed", None, &stats, ms()), &kept)
+                }
+                Ok(Err(e)) => print(
+                    json_mode,
+                    &json!({"event": "failed", "error": format!("flush: {e}")}),
+                    &kept,
+                ),
+                Err(_) => break,
+            }
+        }
+    });
+    let opts = live::Options {
+        debounce: args.debounce,
+        max_delay: args.max_delay,
+        rescan_every: args.rescan_every,
+        ..live::Options::default()
+    };
+    let mut link_state = Link {
+        sides,
+        ancestor,
+        keeper: &mut keeper,
+    };
+    let mut first = true;
+    let mut report = |r: &Report, tree: &Tree| {
+        let v = match r {
+            Report::Synced {
+                reason,
+                stats,
+                took,
+            } => {
+                if let Err(e) = persist(&store, &link, tree, stats) {
+                    print(
+                        ctx.json,
+                        &json!({"event": "failed", "error": format!("cannot save the ancestor: {e}")}),
+                        &kept_in,
+                    );
+                }
+                let event = if std::mem::take(&mut first) {
+                    "ready"
+                } else if *reason == Reason::Flush || stats.is_quiet() {
+                    return; // flushes are answered on their own; echoes need no line
+                } else {
+                    "synced"
+                };
+                stats_json(event, Some(reason), stats, took.as_secs_f64() * 1000.0)
+            }
+            Report::Paused { cause } => json!({"event": "paused", "cause": cause}),
+            Report::Resumed => json!({"event": "resumed"}),
+            Report::Failed { error } => json!({"event": "failed", "error": error}),
+            Report::Stalled { side } => json!({"event": "stalled", "side": side_name(*side)}),
+            Report::WatchTrouble { side, error } => {
+                json!({"event": "watch_trouble", "side": side_name(*side), "error": error})
+            }
+        };
+        print(ctx.json, &v, &kept_in);
+    };
+    live::run(&mut link_state, &opts, &rx, &tx, &mut report).map_err(|e| {
+        CliError::failed("watch_failed", format!("cannot watch the trees: {e}"))
+            .hint("if the limit of inotify watches was reached, raise fs.inotify.max_user_watches")
+    })?;
+    Ok(0)
+}
+
+/// `--once`: one full round, saved, printed.
+fn once(
+    ctx: &Ctx,
+    store: &Store,
+    link: &str,
+    mut sides: Sides,
+    mut ancestor: Tree,
+    keeper: &mut DirKeeper,
+    kept_in: &Path,
+) -> CliResult<i32> {
+    let started = std::time::Instant::now();
+    let stats = sync_once(&mut sides, &mut ancestor, keeper).map_err(|e| {
+        let err = CliError::failed("sync_failed", e.to_string());
+        if e.is_pausing() {
+            err.hint("nothing was half-written; free space or fix the permission, then run again")
+        } else {
+            err
+        }
+    })?;
+    persist(store, link, &ancestor, &stats).map_err(|e| CliError::failed("store", e))?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    print(ctx.json, &stats_json("done", None, &stats, ms), kept_in);
+    Ok(0)
 }

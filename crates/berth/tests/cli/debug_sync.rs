@@ -44,6 +44,17 @@ fn syncs_both_ways_keeps_conflicts_and_resumes_without_false_conflicts() {
     );
     let kept = tmp.path().join("beta.berth-kept/1/notes.md");
     assert_eq!(std::fs::read_to_string(kept).unwrap(), "agent edit");
+    // A later run keeps its losers beside the earlier ones, never over them.
+    std::fs::write(a.join("notes.md"), "user again").unwrap();
+    std::fs::write(b.join("notes.md"), "agent again").unwrap();
+    let later = h
+        .run(&["--json", "debug", "sync", a_s, b_s, "--once"])
+        .json();
+    assert_eq!(later["conflicts"], 1);
+    let kept2 = tmp.path().join("beta.berth-kept/2/notes.md");
+    assert_eq!(std::fs::read_to_string(kept2).unwrap(), "agent again");
+    let kept = tmp.path().join("beta.berth-kept/1/notes.md");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "agent edit");
     let nested = h.run(&[
         "debug",
         "sync",

@@ -1,0 +1,204 @@
+//! A tree's ignore rules, as git reads them: the `.gitignore` of every directory (a deeper file
+//! overrides a shallower one, and within a file the last matching line wins), then
+//! `.git/info/exclude`, then `core.excludesFile`. A path inside an ignored directory is ignored
+//! whatever its own rules say (git never looks inside).
+//!
+//! Matchers are loaded lazily per directory and kept until [`Ignores::forget`]; the engine
+//! forgets them whenever an event touches an ignore file, so the rules are always the live ones.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::scan::RelPath;
+
+/// The name of the per-directory ignore file.
+pub const IGNORE_FILE: &[u8] = b".gitignore";
+
+/// Whether a change to `rel` can change what is ignored.
+pub fn is_rules_file(rel: &[u8]) -> bool {
+    let name = rel.rsplit(|b| *b == b'/').next().unwrap_or(rel);
+    name == IGNORE_FILE || rel == b".git/info/exclude"
+}
+
+/// The ignore rules of one tree.
+#[derive(Debug)]
+pub struct Ignores {
+    root: PathBuf,
+    /// `core.excludesFile`, found once (asking git costs a process).
+    excludes_file: Option<PathBuf>,
+    /// `.git/info/exclude` and `core.excludesFile`, in that order (lowest priority last).
+    base: Vec<Gitignore>,
+    /// Each directory's `.gitignore` (`None`: it has none), by relative path (`""`: the root).
+    dirs: HashMap<RelPath, Option<Gitignore>>,
+}
+
+fn load(root: &Path, file: &Path) -> Option<Gitignore> {
+    if !file.is_file() {
+        return None;
+    }
+    let mut b = GitignoreBuilder::new(root);
+    // A partly invalid file still yields its valid lines, as git does.
+    let _ = b.add(file);
+    b.build().ok().filter(|g| !g.is_empty())
+}
+
+/// `core.excludesFile` as git resolves it for `root` (repository config first, then global),
+/// or git's default location. Only a repository's own config needs git itself to answer.
+fn excludes_file(root: &Path) -> Option<PathBuf> {
+    if !root.join(".git").exists() {
+        return ignore::gitignore::gitconfig_excludes_path();
+    }
+    let configured = std::process::Command::new("git")
+        .args(["config", "--path", "--get", "core.excludesFile"])
+        .current_dir(root)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let text = o.stdout.strip_suffix(b"\n").unwrap_or(&o.stdout).to_vec();
+            PathBuf::from(OsStr::from_bytes(&text))
+        })
+        .filter(|p| !p.as_os_str().is_empty());
+    configured.or_else(ignore::gitignore::gitconfig_excludes_path)
+}
+
+impl Ignores {
+    /// The rules of the tree at `root` (read now; per-directory files are read when needed).
+    pub fn new(root: &Path) -> Ignores {
+        let mut ig = Ignores {
+            root: root.to_path_buf(),
+            excludes_file: excludes_file(root),
+            base: Vec::new(),
+            dirs: HashMap::new(),
+        };
+        ig.forget();
+        ig
+    }
+
+    /// Drops every loaded rule; the next questions read the files again (where
+    /// `core.excludesFile` points is settled once, when the rules are first made).
+    pub fn forget(&mut self) {
+        self.dirs.clear();
+        let exclude = load(&self.root, &self.root.join(".git/info/exclude"));
+        let global = self
+            .excludes_file
+            .as_ref()
+            .and_then(|f| load(&self.root, f));
+        self.base = exclude.into_iter().chain(global).collect();
+    }
+
+    fn dir_rules(&mut self, dir: &[u8]) -> Option<&Gitignore> {
+        if !self.dirs.contains_key(dir) {
+            let mut file = crate::scan::absolute(&self.root, dir);
+            if dir.is_empty() {
+                file = self.root.clone();
+            }
+            let rules = load(&file, &file.join(OsStr::from_bytes(IGNORE_FILE)));
+            self.dirs.insert(dir.to_vec(), rules);
+        }
+        self.dirs.get(dir).and_then(Option::as_ref)
+    }
+
+    /// Whether `rel` itself is ignored, assuming its parent directories are not.
+    pub fn is_ignored(&mut self, rel: &[u8], is_dir: bool) -> bool {
+        let abs = crate::scan::absolute(&self.root, rel);
+        // Directories holding `rel`, deepest first; "" is the root.
+        let mut cut = rel.len();
+        loop {
+            let dir = match rel[..cut].iter().rposition(|b| *b == b'/') {
+                Some(i) => {
+                    cut = i;
+                    &rel[..i]
+                }
+                None => {
+                    cut = 0;
+                    &rel[..0]
+                }
+            };
+            if let Some(rules) = self.dir_rules(dir) {
+                match rules.matched(&abs, is_dir) {
+                    Match::Ignore(_) => return true,
+                    Match::Whitelist(_) => return false,
+                    Match::None => {}
+                }
+            }
+            if cut == 0 {
+                break;
+            }
+        }
+        for rules in &self.base {
+            match rules.matched(&abs, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => {}
+            }
+        }
+        false
+    }
+
+    /// Whether `rel` is ignored, itself or through any directory above it.
+    pub fn is_ignored_with_parents(&mut self, rel: &[u8], is_dir: bool) -> bool {
+        for (i, b) in rel.iter().enumerate() {
+            if *b == b'/' && self.is_ignored(&rel[..i], true) {
+                return true;
+            }
+        }
+        self.is_ignored(rel, is_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn deeper_files_override_and_ignored_directories_hide_everything_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, ".gitignore", "*.log\nbuild/\n");
+        write(r, "src/.gitignore", "!keep.log\n");
+        write(r, ".git/info/exclude", "local\n");
+        let mut ig = Ignores::new(r);
+        assert!(ig.is_ignored(b"a.log", false));
+        assert!(ig.is_ignored(b"src/a.log", false));
+        assert!(!ig.is_ignored(b"src/keep.log", false), "re-included deeper");
+        assert!(ig.is_ignored(b"build", true));
+        assert!(
+            !ig.is_ignored(b"build", false),
+            "build/ matches directories only"
+        );
+        assert!(ig.is_ignored_with_parents(b"build/out/x.txt", false));
+        assert!(!ig.is_ignored(b"build/out/x.txt", false));
+        assert!(ig.is_ignored(b"local", false));
+        assert!(ig.is_ignored(b"src/local", false));
+        assert!(!ig.is_ignored(b"src/main.rs", false));
+    }
+
+    #[test]
+    fn forget_reads_the_rules_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut ig = Ignores::new(r);
+        assert!(!ig.is_ignored(b"x.tmp", false));
+        write(r, ".gitignore", "*.tmp\n");
+        assert!(!ig.is_ignored(b"x.tmp", false), "cached until forgotten");
+        ig.forget();
+        assert!(ig.is_ignored(b"x.tmp", false));
+        assert!(is_rules_file(b"a/b/.gitignore"));
+        assert!(is_rules_file(b".git/info/exclude"));
+        assert!(!is_rules_file(b"a/gitignore"));
+    }
+}

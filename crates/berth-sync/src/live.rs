@@ -1,0 +1,450 @@
+//! The live loop: watch both trees and keep them identical, a few milliseconds behind.
+//!
+//! Events from both watches ([`crate::watch`]) collect into one set of dirty paths (berth's own
+//! writes are recognised and dropped: [`crate::scan::Scanner::is_echo`]). A batch is reconciled
+//! when no event came for `debounce`, or at the latest `max_delay` after its first event, so a
+//! steady stream still syncs. Only the dirty paths are scanned and reconciled
+//! ([`crate::engine::sync_paths`]): the cost of an edit does not grow with the tree.
+//!
+//! Full rescans ([`crate::engine::sync_once`]) happen at start, when events were lost (queue
+//! overflow, a watch error), when an ignore file changed, periodically as a safety net, and on
+//! [`Input::Flush`]. A heartbeat goes through each root's watch periodically; if it does not
+//! come back in time, watching has stopped delivering events: that is reported, the watch is
+//! made anew and everything is rescanned.
+//!
+//! A round that fails for a condition that pauses (disk full, permission denied) is reported
+//! once as paused and retried until it succeeds; nothing is partially written meanwhile.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crate::apply::ApplyError;
+use crate::engine::{Keeper, Sides, Stats, sync_once, sync_paths};
+use crate::ignores::is_rules_file;
+use crate::reconcile::Side;
+use crate::scan::{RelPath, Tree};
+use crate::watch::{self, Input, Watch};
+
+/// Timings of the live loop.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Quiet time after the last event before a batch is synced.
+    pub debounce: Duration,
+    /// Longest a batch waits after its first event, however busy the trees are.
+    pub max_delay: Duration,
+    /// Period of the full safety-net rescan.
+    pub rescan_every: Duration,
+    /// Period of the heartbeat through each watch.
+    pub heartbeat_every: Duration,
+    /// How long a heartbeat may take before watching counts as stalled.
+    pub heartbeat_timeout: Duration,
+    /// How often a paused or failed round is tried again.
+    pub retry_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            debounce: Duration::from_millis(2),
+            max_delay: Duration::from_millis(100),
+            rescan_every: Duration::from_secs(300),
+            heartbeat_every: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(5),
+            retry_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a round ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The first full round.
+    Start,
+    /// These many paths changed.
+    Events(usize),
+    /// A full rescan, for the reason given.
+    Rescan(&'static str),
+    /// Someone asked for a flush.
+    Flush,
+}
+
+/// What the loop tells its owner.
+#[derive(Debug)]
+pub enum Report<'a> {
+    /// A round finished (quiet ones after events are reported too: the ancestor may have moved).
+    Synced {
+        reason: Reason,
+        stats: &'a Stats,
+        took: Duration,
+    },
+    /// Syncing is paused by a condition that must go away (disk full, permission denied).
+    Paused { cause: String },
+    /// The condition went away and a full round succeeded.
+    Resumed,
+    /// A round failed for another reason; it is retried.
+    Failed { error: String },
+    /// The heartbeat of a side did not come back: its watch stopped delivering events.
+    Stalled { side: Side },
+    /// Watching a side reported a problem (events may be lost; a rescan follows).
+    WatchTrouble { side: Side, error: String },
+}
+
+/// When a batch of events is due: `debounce` after the last event, but no later than
+/// `max_delay` after the first.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Debounce {
+    pub fn event(&mut self, now: Instant) {
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+
+    pub fn due(&self, debounce: Duration, max_delay: Duration) -> Option<Instant> {
+        Some((self.last? + debounce).min(self.first? + max_delay))
+    }
+
+    pub fn clear(&mut self) {
+        *self = Debounce::default();
+    }
+}
+
+/// One side's heartbeat: when the next is sent, and the one awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    next: Instant,
+    awaited_since: Option<Instant>,
+}
+
+/// What a heartbeat needs done now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    Nothing,
+    Send,
+    Missed,
+}
+
+impl Heartbeat {
+    pub fn new(now: Instant, every: Duration) -> Heartbeat {
+        Heartbeat {
+            next: now + every,
+            awaited_since: None,
+        }
+    }
+
+    /// When [`Heartbeat::tick`] next has something to do.
+    pub fn due(&self, timeout: Duration) -> Instant {
+        match self.awaited_since {
+            Some(sent) => sent + timeout,
+            None => self.next,
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant, every: Duration, timeout: Duration) -> Beat {
+        match self.awaited_since {
+            Some(sent) if now >= sent + timeout => {
+                *self = Heartbeat::new(now, every);
+                Beat::Missed
+            }
+            Some(_) => Beat::Nothing,
+            None if now >= self.next => {
+                self.awaited_since = Some(now);
+                Beat::Send
+            }
+            None => Beat::Nothing,
+        }
+    }
+
+    /// The heartbeat came through.
+    pub fn answered(&mut self, now: Instant, every: Duration) {
+        if self.awaited_since.is_some() {
+            *self = Heartbeat::new(now, every);
+        }
+    }
+}
+
+/// What the loop keeps: both scanners, the ancestor and the keeper of conflict losers.
+pub struct Link<'a> {
+    pub sides: Sides,
+    pub ancestor: Tree,
+    pub keeper: &'a mut dyn Keeper,
+}
+
+fn side_name(side: Side) -> usize {
+    match side {
+        Side::Alpha => 0,
+        Side::Beta => 1,
+    }
+}
+
+struct State {
+    dirty: BTreeSet<RelPath>,
+    full: Option<&'static str>,
+    debounce: Debounce,
+    next_rescan: Instant,
+    beats: [Heartbeat; 2],
+    paused: Option<String>,
+    retry_at: Option<Instant>,
+}
+
+/// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
+/// same channel as `rx` (the watches send into it). Every round is reported with the ancestor
+/// as it now is, so the owner can persist what changed ([`Stats::changed`]).
+pub fn run(
+    link: &mut Link,
+    opts: &Options,
+    rx: &Receiver<Input>,
+    tx: &Sender<Input>,
+    report: &mut dyn FnMut(&Report, &Tree),
+) -> Result<(), notify::Error> {
+    let mut watches: [Option<Watch>; 2] = [None, None];
+    for side in [Side::Alpha, Side::Beta] {
+        watches[side_name(side)] = Some(start_watch(link, side, tx)?);
+    }
+    let now = Instant::now();
+    let mut st = State {
+        dirty: BTreeSet::new(),
+        full: Some("start"),
+        debounce: Debounce::default(),
+        next_rescan: now + opts.rescan_every,
+        beats: [Heartbeat::new(now, opts.heartbeat_every); 2],
+        paused: None,
+        retry_at: None,
+    };
+    // A failure is reported by `round` itself and retried by the loop.
+    let _ = round(link, &mut st, opts, None, report);
+    loop {
+        let deadline = [
+            st.debounce.due(opts.debounce, opts.max_delay),
+            Some(st.next_rescan),
+            Some(st.beats[0].due(opts.heartbeat_timeout)),
+            Some(st.beats[1].due(opts.heartbeat_timeout)),
+            st.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = deadline.map_or(Duration::from_secs(3600), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Input::Flush(reply)) => {
+                st.full = Some("flush");
+                let _ = reply.send(round(link, &mut st, opts, Some(Reason::Flush), report));
+            }
+            Ok(input) => on_input(link, &mut st, opts, input, report),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        for side in [Side::Alpha, Side::Beta] {
+            let i = side_name(side);
+            match st.beats[i].tick(now, opts.heartbeat_every, opts.heartbeat_timeout) {
+                Beat::Nothing => {}
+                Beat::Send => {
+                    if let Err(e) = watch::touch_root(link.sides.side(side).root()) {
+                        report(
+                            &Report::WatchTrouble {
+                                side,
+                                error: format!("cannot send the heartbeat: {e}"),
+                            },
+                            &link.ancestor,
+                        );
+                        st.beats[i].answered(now, opts.heartbeat_every);
+                    }
+                }
+                Beat::Missed => {
+                    report(&Report::Stalled { side }, &link.ancestor);
+                    watches[i] = None;
+                    watches[i] = Some(start_watch(link, side, tx)?);
+                    st.full = Some("watching had stalled");
+                }
+            }
+        }
+        if now >= st.next_rescan {
+            st.full = Some("periodic");
+        }
+        let batch_due = st
+            .debounce
+            .due(opts.debounce, opts.max_delay)
+            .is_some_and(|d| now >= d);
+        let retry_due = st.retry_at.is_some_and(|r| now >= r);
+        let full_now = st.full.is_some() && (st.retry_at.is_none() || retry_due);
+        if (batch_due && st.retry_at.is_none()) || full_now {
+            let _ = round(link, &mut st, opts, None, report);
+        }
+    }
+}
+
+fn start_watch(link: &Link, side: Side, tx: &Sender<Input>) -> Result<Watch, notify::Error> {
+    let root = match side {
+        Side::Alpha => link.sides.alpha.root(),
+        Side::Beta => link.sides.beta.root(),
+    };
+    watch::watch(root, side, tx.clone())
+}
+
+fn on_input(
+    link: &mut Link,
+    st: &mut State,
+    opts: &Options,
+    input: Input,
+    report: &mut dyn FnMut(&Report, &Tree),
+) {
+    let now = Instant::now();
+    match input {
+        Input::Changed { side, paths } => {
+            let scanner = link.sides.side(side);
+            let mut any = false;
+            for p in paths {
+                if scanner.is_echo(&p) {
+                    continue;
+                }
+                if is_rules_file(&p) {
+                    st.full = Some("ignore rules changed");
+                }
+                st.dirty.insert(p);
+                any = true;
+            }
+            if any {
+                st.debounce.event(now);
+            }
+        }
+        Input::Overflow { side: _ } => st.full = Some("events were lost"),
+        Input::WatchError { side, error } => {
+            report(&Report::WatchTrouble { side, error }, &link.ancestor);
+            st.full = Some("watching reported an error");
+        }
+        Input::Heartbeat { side } => st.beats[side_name(side)].answered(now, opts.heartbeat_every),
+        Input::Flush(_) | Input::Stop => {}
+    }
+}
+
+/// One round: full when one is pending, else over the dirty paths. Returns the round's figures
+/// (for a flush: once both sides agree).
+fn round(
+    link: &mut Link,
+    st: &mut State,
+    opts: &Options,
+    reason: Option<Reason>,
+    report: &mut dyn FnMut(&Report, &Tree),
+) -> Result<Stats, String> {
+    let started = Instant::now();
+    let full = st.full.take();
+    let dirty = std::mem::take(&mut st.dirty);
+    st.debounce.clear();
+    let reason = reason.unwrap_or(match full {
+        Some("start") => Reason::Start,
+        Some(why) => Reason::Rescan(why),
+        None => Reason::Events(dirty.len()),
+    });
+    let result = if full.is_some() {
+        if full.is_some_and(|w| w == "ignore rules changed") {
+            link.sides.alpha.forget_rules();
+            link.sides.beta.forget_rules();
+        }
+        full_until_quiet(link, reason == Reason::Flush)
+    } else {
+        sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty)
+    };
+    match result {
+        Ok(stats) => {
+            if full.is_some() {
+                st.next_rescan = Instant::now() + opts.rescan_every;
+            }
+            st.retry_at = None;
+            if st.paused.take().is_some() {
+                report(&Report::Resumed, &link.ancestor);
+            }
+            report(
+                &Report::Synced {
+                    reason,
+                    stats: &stats,
+                    took: started.elapsed(),
+                },
+                &link.ancestor,
+            );
+            Ok(stats)
+        }
+        Err(e) => {
+            // Whatever was pending stays pending: retry everything, fully.
+            st.full = Some("retrying after a failure");
+            st.dirty.extend(dirty);
+            st.retry_at = Some(Instant::now() + opts.retry_every);
+            let msg = e.to_string();
+            if e.is_pausing() {
+                if st.paused.as_deref() != Some(msg.as_str()) {
+                    st.paused = Some(msg.clone());
+                    report(&Report::Paused { cause: msg.clone() }, &link.ancestor);
+                }
+            } else {
+                report(&Report::Failed { error: msg.clone() }, &link.ancestor);
+            }
+            Err(msg)
+        }
+    }
+}
+
+/// Full rounds; for a flush, repeated (a few times at most) until one finds nothing to do.
+fn full_until_quiet(link: &mut Link, until_quiet: bool) -> Result<Stats, ApplyError> {
+    let mut total = Stats::default();
+    for _ in 0..5 {
+        let stats = sync_once(&mut link.sides, &mut link.ancestor, link.keeper)?;
+        let quiet = stats.is_quiet();
+        total.absorb(stats);
+        if quiet || !until_quiet {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_batch_is_due_after_quiet_or_at_the_latest_after_the_maximum_delay() {
+        let t0 = Instant::now();
+        let mut d = Debounce::default();
+        assert_eq!(d.due(2 * MS, 100 * MS), None);
+        d.event(t0);
+        assert_eq!(d.due(2 * MS, 100 * MS), Some(t0 + 2 * MS));
+        // A steady stream: each event pushes the quiet deadline, the maximum holds.
+        for i in 1..=99 {
+            d.event(t0 + i * MS);
+        }
+        assert_eq!(d.due(2 * MS, 100 * MS), Some(t0 + 100 * MS));
+        d.clear();
+        assert_eq!(d.due(2 * MS, 100 * MS), None);
+    }
+
+    #[test]
+    fn a_heartbeat_is_sent_awaited_and_missed_or_answered() {
+        let (every, timeout) = (1000 * MS, 100 * MS);
+        let t0 = Instant::now();
+        let mut h = Heartbeat::new(t0, every);
+        assert_eq!(h.due(timeout), t0 + every);
+        assert_eq!(h.tick(t0 + 999 * MS, every, timeout), Beat::Nothing);
+        assert_eq!(h.tick(t0 + every, every, timeout), Beat::Send);
+        assert_eq!(h.due(timeout), t0 + every + timeout);
+        assert_eq!(h.tick(t0 + every + 50 * MS, every, timeout), Beat::Nothing);
+        h.answered(t0 + every + 60 * MS, every);
+        assert_eq!(h.due(timeout), t0 + 2 * every + 60 * MS);
+        // Sent again, never answered: missed once, then a new period starts.
+        let t1 = t0 + 2 * every + 60 * MS;
+        assert_eq!(h.tick(t1, every, timeout), Beat::Send);
+        assert_eq!(h.tick(t1 + timeout, every, timeout), Beat::Missed);
+        assert_eq!(h.due(timeout), t1 + timeout + every);
+        // An answer nobody awaited changes nothing.
+        let before = h;
+        h.answered(t1 + timeout + MS, every);
+        assert_eq!(h, before);
+    }
+}
