@@ -503,4 +503,40 @@ mod tests {
         let (a, b) = s.trees();
         assert_eq!(a, b);
     }
+
+    #[test]
+    fn non_utf8_names_sync_and_links_leading_outside_are_never_written_through() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let mut s = setup();
+        let outside = s._dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(s.alpha.join(OsStr::from_bytes(b"caf\xe9")), "latin-1 name").unwrap();
+        // alpha: `d` is a link out of the tree; beta: `d` is a directory with a file in it.
+        std::os::unix::fs::symlink(&outside, s.alpha.join("d")).unwrap();
+        write(&s.beta, "d/f", "beta's file");
+        let stats = s.sync();
+        assert_eq!(stats.conflicts, 2, "beta's d and d/f lose to alpha's link");
+        assert_eq!(
+            std::fs::read(s.beta.join(OsStr::from_bytes(b"caf\xe9"))).unwrap(),
+            b"latin-1 name"
+        );
+        assert_eq!(std::fs::read_link(s.beta.join("d")).unwrap(), outside);
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.keeper.dir.join("1/d/f")).unwrap(),
+            "beta's file"
+        );
+        // A change beta now makes "inside" the link is a change of the link's target, which
+        // the engine never follows: only the link itself is synced.
+        std::fs::write(outside.join("new"), "outside").unwrap();
+        let stats = s.sync();
+        assert!(stats.is_quiet(), "{stats:?}");
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+    }
 }

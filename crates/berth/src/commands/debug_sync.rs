@@ -5,7 +5,7 @@
 //! `--json`, starting with `"event":"ready"`), answers `flush` lines on standard input, and stops
 //! on SIGINT or SIGTERM after the round in progress.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -73,47 +73,48 @@ fn stats_json(event: &str, reason: Option<&Reason>, stats: &Stats, ms: f64) -> V
 
 /// Prints an event: the JSON line with `--json`, else a line for a person.
 fn print(json_mode: bool, v: &Value, kept_in: &Path) {
-    if json_mode {
-        println!("{v}");
-        return;
-    }
-    let event = v["event"].as_str().unwrap_or_default();
-    match event {
+    let text = if json_mode {
+        v.to_string()
+    } else {
+        human(v, kept_in)
+    };
+    // Whoever read the output may be gone; syncing goes on regardless.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+fn human(v: &Value, kept_in: &Path) -> String {
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let event = text("event");
+    match event.as_str() {
         "ready" | "synced" | "flushed" | "done" => {
-            println!(
-                "{event}: → alpha {}, → beta {}, conflicts {} ({} ms{})",
-                v["to_alpha"],
-                v["to_beta"],
-                v["conflicts"],
-                v["ms"],
-                v["reason"]
-                    .as_str()
-                    .map(|r| format!(", {r}"))
-                    .unwrap_or_default()
-            );
+            let reason = v["reason"]
+                .as_str()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default();
+            let mut out = vec![format!(
+                "{event}: → alpha {}, → beta {}, conflicts {} ({} ms{reason})",
+                v["to_alpha"], v["to_beta"], v["conflicts"], v["ms"]
+            )];
             if v["conflicts"].as_u64().unwrap_or(0) > 0 {
-                println!("beta's losing versions are in {}", kept_in.display());
+                out.push(format!(
+                    "beta's losing versions are in {}",
+                    kept_in.display()
+                ));
             }
             for w in v["warnings"].as_array().into_iter().flatten() {
-                println!("warning: {}", w.as_str().unwrap_or_default());
+                out.push(format!("warning: {}", w.as_str().unwrap_or_default()));
             }
+            out.join("\n")
         }
-        "paused" => println!("paused: {} (retrying)", v["cause"].as_str().unwrap_or("")),
-        "resumed" => println!("resumed"),
-        "failed" => println!(
-            "round failed: {} (retrying)",
-            v["error"].as_str().unwrap_or("")
-        ),
-        "stalled" => println!(
+        "paused" => format!("paused: {} (retrying)", text("cause")),
+        "resumed" => "resumed".into(),
+        "failed" => format!("round failed: {} (retrying)", text("error")),
+        "stalled" => format!(
             "watching {} stopped delivering events; watching it anew and rescanning",
-            v["side"].as_str().unwrap_or("")
+            text("side")
         ),
-        "watch_trouble" => println!(
-            "watching {}: {}",
-            v["side"].as_str().unwrap_or(""),
-            v["error"].as_str().unwrap_or("")
-        ),
-        _ => println!("{v}"),
+        "watch_trouble" => format!("watching {}: {}", text("side"), text("error")),
+        _ => v.to_string(),
     }
 }
 
