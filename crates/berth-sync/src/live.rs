@@ -69,9 +69,16 @@ pub enum Reason {
     Flush,
 }
 
+/// How long the trees must stay quiet after the first round before the loop counts as ready
+/// (the first round's own writes come back as events, and a large one can overflow the queue).
+const SETTLE: Duration = Duration::from_millis(20);
+
 /// What the loop tells its owner.
 #[derive(Debug)]
 pub enum Report<'a> {
+    /// The first round and whatever its own writes stirred up are done: from now on the trees
+    /// follow each other live. Sent once, `took` after the loop started.
+    Ready { took: Duration },
     /// A round finished (quiet ones after events are reported too: the ancestor may have moved).
     Synced {
         reason: Reason,
@@ -189,6 +196,8 @@ struct State {
     beats: [Heartbeat; 2],
     paused: Option<String>,
     retry_at: Option<Instant>,
+    /// Until ready: when the trees will have been quiet long enough.
+    settle: Option<Instant>,
 }
 
 /// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
@@ -200,12 +209,13 @@ pub fn run(
     rx: &Receiver<Input>,
     tx: &Sender<Input>,
     report: &mut dyn FnMut(&Report, &Tree),
-) -> Result<(), notify::Error> {
+) -> Result<(), std::io::Error> {
     let mut watches: [Option<Watch>; 2] = [None, None];
     for side in [Side::Alpha, Side::Beta] {
         watches[side_name(side)] = Some(start_watch(link, side, tx)?);
     }
-    let now = Instant::now();
+    let started = Instant::now();
+    let now = started;
     let mut st = State {
         dirty: BTreeSet::new(),
         full: Some("start"),
@@ -214,11 +224,16 @@ pub fn run(
         beats: [Heartbeat::new(now, opts.heartbeat_every); 2],
         paused: None,
         retry_at: None,
+        settle: None,
     };
     // A failure is reported by `round` itself and retried by the loop.
-    let _ = round(link, &mut st, opts, None, report);
+    if round(link, &mut st, opts, None, report).is_ok() {
+        st.settle = Some(Instant::now() + SETTLE);
+    }
+    let mut ready = false;
     loop {
         let deadline = [
+            st.settle,
             st.debounce.due(opts.debounce, opts.max_delay),
             Some(st.next_rescan),
             Some(st.beats[0].due(opts.heartbeat_timeout)),
@@ -237,10 +252,30 @@ pub fn run(
                 st.full = Some("flush");
                 let _ = reply.send(round(link, &mut st, opts, Some(Reason::Flush), report));
             }
-            Ok(input) => on_input(link, &mut st, opts, input, report),
+            Ok(input) => {
+                on_input(link, &mut st, opts, input, report);
+                if !ready {
+                    st.settle = Some(Instant::now() + SETTLE);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
+        if !ready
+            && st.settle.is_some_and(|s| now >= s)
+            && st.dirty.is_empty()
+            && st.full.is_none()
+            && st.retry_at.is_none()
+        {
+            ready = true;
+            st.settle = None;
+            report(
+                &Report::Ready {
+                    took: now.duration_since(started),
+                },
+                &link.ancestor,
+            );
+        }
         for side in [Side::Alpha, Side::Beta] {
             let i = side_name(side);
             match st.beats[i].tick(now, opts.heartbeat_every, opts.heartbeat_timeout) {
@@ -275,12 +310,14 @@ pub fn run(
         let retry_due = st.retry_at.is_some_and(|r| now >= r);
         let full_now = st.full.is_some() && (st.retry_at.is_none() || retry_due);
         if (batch_due && st.retry_at.is_none()) || full_now {
-            let _ = round(link, &mut st, opts, None, report);
+            if round(link, &mut st, opts, None, report).is_ok() && !ready {
+                st.settle = Some(Instant::now() + SETTLE);
+            }
         }
     }
 }
 
-fn start_watch(link: &Link, side: Side, tx: &Sender<Input>) -> Result<Watch, notify::Error> {
+fn start_watch(link: &Link, side: Side, tx: &Sender<Input>) -> std::io::Result<Watch> {
     let root = match side {
         Side::Alpha => link.sides.alpha.root(),
         Side::Beta => link.sides.beta.root(),

@@ -206,7 +206,8 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
         ancestor,
         keeper: &mut keeper,
     };
-    let mut first = true;
+    // Until ready, rounds are added up and shown as one "ready" line.
+    let mut before_ready: Option<Stats> = Some(Stats::default());
     let mut report = |r: &Report, tree: &Tree| {
         let v = match r {
             Report::Synced {
@@ -221,14 +222,19 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
                         &kept_in,
                     );
                 }
-                let event = if std::mem::take(&mut first) {
-                    "ready"
-                } else if *reason == Reason::Flush || stats.is_quiet() {
+                if let Some(total) = &mut before_ready {
+                    total.absorb((*stats).clone());
+                    return;
+                }
+                if *reason == Reason::Flush || stats.is_quiet() {
                     return; // flushes are answered on their own; echoes need no line
-                } else {
-                    "synced"
-                };
-                stats_json(event, Some(reason), stats, took.as_secs_f64() * 1000.0)
+                }
+                stats_json("synced", Some(reason), stats, took.as_secs_f64() * 1000.0)
+            }
+            Report::Ready { took } => {
+                let total = before_ready.take().unwrap_or_default();
+                let ms = took.as_secs_f64() * 1000.0;
+                stats_json("ready", Some(&Reason::Start), &total, ms)
             }
             Report::Paused { cause } => json!({"event": "paused", "cause": cause}),
             Report::Resumed => json!({"event": "resumed"}),
