@@ -309,10 +309,11 @@ pub fn run(
             .is_some_and(|d| now >= d);
         let retry_due = st.retry_at.is_some_and(|r| now >= r);
         let full_now = st.full.is_some() && (st.retry_at.is_none() || retry_due);
-        if (batch_due && st.retry_at.is_none()) || full_now {
-            if round(link, &mut st, opts, None, report).is_ok() && !ready {
-                st.settle = Some(Instant::now() + SETTLE);
-            }
+        if ((batch_due && st.retry_at.is_none()) || full_now)
+            && round(link, &mut st, opts, None, report).is_ok()
+            && !ready
+        {
+            st.settle = Some(Instant::now() + SETTLE);
         }
     }
 }
