@@ -2,7 +2,7 @@
 //!
 //! The walk honours *that* tree's ignore rules as they are now ([`crate::ignores`]) and never
 //! enters `.git`. Regular files are hashed (blake3) only when their stat data changed since they
-//! were last hashed (and not "racily": see [`Hashed::holds_for`]); symlinks are recorded as
+//! were last hashed (and not "racily": see `Hashed::holds_for`); symlinks are recorded as
 //! links, never followed; directories are entries of their own (so empty ones sync too). Other
 //! file types and files over the size limit are left out with a warning.
 //!
