@@ -97,6 +97,12 @@ impl Sides {
         }
     }
 
+    /// Adds extra exclusions (gitignore syntax) to both sides.
+    pub fn exclude(&mut self, patterns: &[String]) -> Result<(), ignore::Error> {
+        self.alpha.exclude(patterns)?;
+        self.beta.exclude(patterns)
+    }
+
     /// The scanner of `side`.
     pub fn side(&mut self, side: Side) -> &mut Scanner {
         match side {

@@ -33,6 +33,8 @@ pub struct Ignores {
     excludes_file: Option<PathBuf>,
     /// `.git/info/exclude` and `core.excludesFile`, in that order (lowest priority last).
     base: Vec<Gitignore>,
+    /// Extra exclusions given by the user: they exclude whatever the tree's rules say.
+    extra: Option<Gitignore>,
     /// Each directory's `.gitignore` (`None`: it has none), by relative path (`""`: the root).
     dirs: HashMap<RelPath, Option<Gitignore>>,
 }
@@ -76,6 +78,7 @@ impl Ignores {
             root: root.to_path_buf(),
             excludes_file: excludes_file(root),
             base: Vec::new(),
+            extra: None,
             dirs: HashMap::new(),
         };
         ig.forget();
@@ -106,9 +109,25 @@ impl Ignores {
         self.dirs.get(dir).and_then(Option::as_ref)
     }
 
+    /// Adds extra exclusions (gitignore syntax, relative to the root); they apply on top of
+    /// the tree's own rules and cannot be re-included by them.
+    pub fn exclude(&mut self, patterns: &[String]) -> Result<(), ignore::Error> {
+        let mut b = GitignoreBuilder::new(&self.root);
+        for p in patterns {
+            b.add_line(None, p)?;
+        }
+        self.extra = Some(b.build()?).filter(|g| !g.is_empty());
+        Ok(())
+    }
+
     /// Whether `rel` itself is ignored, assuming its parent directories are not.
     pub fn is_ignored(&mut self, rel: &[u8], is_dir: bool) -> bool {
         let abs = crate::scan::absolute(&self.root, rel);
+        if let Some(extra) = &self.extra
+            && extra.matched(&abs, is_dir).is_ignore()
+        {
+            return true;
+        }
         // Directories holding `rel`, deepest first; "" is the root.
         let mut cut = rel.len();
         loop {
@@ -185,6 +204,22 @@ mod tests {
         assert!(ig.is_ignored(b"local", false));
         assert!(ig.is_ignored(b"src/local", false));
         assert!(!ig.is_ignored(b"src/main.rs", false));
+    }
+
+    #[test]
+    fn extra_exclusions_win_over_the_trees_own_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, ".gitignore", "!*.keep\n");
+        let mut ig = Ignores::new(r);
+        ig.exclude(&["*.keep".into(), "/scratch/".into()]).unwrap();
+        assert!(ig.is_ignored(b"a.keep", false));
+        assert!(ig.is_ignored(b"scratch", true));
+        assert!(!ig.is_ignored(b"sub/scratch", true), "anchored to the root");
+        assert!(
+            ig.exclude(&["{a".into()]).is_err(),
+            "a bad pattern is an error"
+        );
     }
 
     #[test]

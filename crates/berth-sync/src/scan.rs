@@ -223,6 +223,11 @@ impl Scanner {
         std::fs::symlink_metadata(absolute(&self.root, rel)).is_ok_and(|m| Stamp::of(&m) == stamp)
     }
 
+    /// Adds extra exclusions (gitignore syntax) on top of the tree's own rules.
+    pub fn exclude(&mut self, patterns: &[String]) -> Result<(), ignore::Error> {
+        self.ignores.exclude(patterns)
+    }
+
     /// Forgets the ignore rules read so far (an ignore file changed).
     pub fn forget_rules(&mut self) {
         self.ignores.forget();

@@ -75,6 +75,10 @@ pub struct DebugSyncArgs {
     /// Files larger than this are not synced.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub max_size: u64,
+    /// Leave paths matching this pattern (gitignore syntax, relative to the roots) out of
+    /// syncing, whatever the trees' own rules say; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// Quiet time after the last change before syncing.
     #[arg(long, value_name = "DURATION", default_value = "2ms", value_parser = parse_duration)]
     pub debounce: Duration,

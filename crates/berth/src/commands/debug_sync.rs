@@ -150,7 +150,11 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
         .unwrap_or_default();
     let kept_in = beta.with_file_name(format!("{name}.berth-kept"));
     let mut keeper = DirKeeper::new(&kept_in);
-    let sides = Sides::new(&alpha, &beta, args.max_size);
+    let mut sides = Sides::new(&alpha, &beta, args.max_size);
+    sides.exclude(&args.exclude).map_err(|e| {
+        CliError::new(Kind::Usage, "bad_exclude", format!("--exclude: {e}"))
+            .hint("use gitignore syntax, e.g. --exclude '*.tmp' --exclude /scratch/")
+    })?;
     if args.once {
         return once(ctx, &store, &link, sides, ancestor, &mut keeper, &kept_in);
     }

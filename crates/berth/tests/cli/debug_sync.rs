@@ -63,6 +63,24 @@ fn syncs_both_ways_keeps_conflicts_and_resumes_without_false_conflicts() {
     assert_eq!(std::fs::read_to_string(kept2).unwrap(), "agent again");
     let kept = tmp.path().join("beta.berth-kept/1/notes.md");
     assert_eq!(std::fs::read_to_string(kept).unwrap(), "agent edit");
+    // Extra exclusions keep paths out whatever the trees say.
+    std::fs::write(a.join("scratch.tmp"), "mine only").unwrap();
+    let excluded = h
+        .run(&[
+            "--json",
+            "debug",
+            "sync",
+            a_s,
+            b_s,
+            "--once",
+            "--exclude",
+            "*.tmp",
+        ])
+        .json();
+    assert_eq!(excluded["to_beta"], 0);
+    assert!(!b.join("scratch.tmp").exists());
+    h.run(&["debug", "sync", a_s, b_s, "--once", "--exclude", "{a"])
+        .expect_code(2);
     let nested = h.run(&[
         "debug",
         "sync",
