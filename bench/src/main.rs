@@ -1,11 +1,13 @@
-//! berth's benchmarks, one subcommand each (`daemon`, `snapshots`); each measures against the
-//! SPEC §7 targets or its peer tool in the same run and writes `bench/results/<name>.md`.
+//! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`); each
+//! measures against the SPEC §7 targets or its peer tools in the same run and writes
+//! `bench/results/<name>.md`.
 
 mod daemon;
 mod machine;
 mod snapshots;
 mod stats;
 mod supervisor;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -32,12 +34,17 @@ fn build_berth() -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
-    let which = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().cloned().unwrap_or_default();
     let result = match which.as_str() {
         "daemon" => build_berth().and_then(|bin| daemon::run(&bin, &repo_root())),
         "snapshots" => snapshots::run(&repo_root()),
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
-        _ => Err("usage: berth-bench daemon|snapshots|supervisor".to_string()),
+        "sync" => sync::run(&args[1..], &repo_root()),
+        _ => Err(format!(
+            "usage: berth-bench daemon|snapshots|supervisor|sync\n{}",
+            sync::USAGE
+        )),
     };
     match result {
         Ok(report) => {

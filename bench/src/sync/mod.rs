@@ -1,0 +1,112 @@
+//! The sync benchmark: berth's engine against Unison and Syncthing (edit latency both ways on a
+//! small and a large tree, many files rewritten at once, idle use) and against `cp -a`,
+//! `rsync -a` and Unison for the first copy of a large tree. Writes `bench/results/sync.md`.
+
+mod first_copy;
+mod group;
+mod http;
+mod install;
+mod live;
+mod options;
+pub use options::USAGE;
+mod procs;
+mod report;
+mod session;
+mod tools;
+mod tree;
+mod wait;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use options::Options;
+use tools::Tool;
+use tree::Tree;
+
+/// What every tool run needs from the harness.
+pub struct Env {
+    pub berth: PathBuf,
+    /// `PATH` with cargo's bin directory first (for `unison-fsmonitor`).
+    pub path: OsString,
+    pub berth_no_ready: bool,
+}
+
+/// `berth --version` plus the commit it was built from.
+fn berth_commit(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--", "crates"]).is_empty();
+    format!(
+        "commit {head}{}",
+        if dirty {
+            " with uncommitted changes under crates/"
+        } else {
+            ""
+        }
+    )
+}
+
+pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
+    let opts = Options::parse(args)?;
+    let began = Instant::now();
+    install::ensure(&opts.tools)?;
+    let berth = if opts.uses(Tool::Berth) {
+        crate::build_berth()?
+    } else {
+        root.join("target/release/berth")
+    };
+    let env = Env {
+        berth: berth.clone(),
+        path: install::path_with_cargo_bin(),
+        berth_no_ready: opts.berth_no_ready,
+    };
+    let mut versions = install::versions(&opts.tools, &berth);
+    if let Some(v) = versions.iter_mut().find(|(t, _)| t == Tool::Berth.label()) {
+        v.1 = format!("{} ({})", v.1, berth_commit(root));
+    }
+
+    let mut sessions = Vec::new();
+    for files in [opts.small_tree, opts.large_tree] {
+        let tree = Tree::small(files);
+        let rewrite = (files == opts.large_tree).then_some(opts.rewrite);
+        for &tool in opts.tools.iter().filter(|t| t.is_live()) {
+            eprintln!("{} on {files} files…", tool.name());
+            let s = session::run(tool, &env, &opts, &tree, rewrite);
+            if let Err(e) = &s.initial {
+                eprintln!("  {}: set-up failed: {e}", tool.name());
+            }
+            if let Some(e) = &s.error {
+                eprintln!("  {}: {e}", tool.name());
+            }
+            sessions.push(s);
+        }
+    }
+    let first_copy = opts
+        .tools
+        .iter()
+        .any(|t| t.copies())
+        .then(|| first_copy::run(&env, &opts));
+
+    let results = report::Results {
+        opts,
+        versions,
+        sessions,
+        first_copy,
+        took: began.elapsed(),
+    };
+    let md = results.markdown();
+    let out = root.join("bench/results/sync.md");
+    std::fs::create_dir_all(out.parent().unwrap_or(root)).map_err(|e| e.to_string())?;
+    std::fs::write(&out, &md).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    print!("{md}");
+    Ok(out)
+}

@@ -1,0 +1,564 @@
+//! The Markdown report: machine, tool versions, one table per measurement with berth's ratio to
+//! each peer, and berth against the SPEC §7 targets.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::first_copy::FirstCopy;
+use super::options::Options;
+use super::session::{Direction, Session};
+use super::tools::Tool;
+use crate::machine;
+use crate::stats::{Summary, ms};
+
+pub struct Results {
+    pub opts: Options,
+    pub versions: Vec<(String, String)>,
+    pub sessions: Vec<Session>,
+    pub first_copy: Option<Result<FirstCopy, String>>,
+    pub took: Duration,
+}
+
+const DIRECTIONS: [Direction; 2] = [Direction::AlphaToBeta, Direction::BetaToAlpha];
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+/// berth's figure divided by a peer's ("0.10" = berth takes a tenth of the time).
+fn ratio(berth: Option<Duration>, peer: Duration) -> String {
+    match berth {
+        Some(b) if !peer.is_zero() => format!("{:.2}", b.as_secs_f64() / peer.as_secs_f64()),
+        _ => "—".into(),
+    }
+}
+
+fn median(v: &[Duration]) -> Option<Duration> {
+    (!v.is_empty()).then(|| Summary::of(v).p50)
+}
+
+fn count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**pass**" } else { "**miss**" }
+}
+
+impl Results {
+    fn trees(&self) -> [usize; 2] {
+        [self.opts.small_tree, self.opts.large_tree]
+    }
+
+    fn session(&self, tool: Tool, files: usize) -> Option<&Session> {
+        self.sessions
+            .iter()
+            .find(|s| s.tool == tool && s.files == files)
+    }
+
+    fn edit_summary(&self, tool: Tool, files: usize, d: Direction) -> Option<Summary> {
+        let s = self.session(tool, files)?;
+        let (_, e) = s.edits.iter().find(|(dir, _)| *dir == d)?;
+        (!e.latencies.is_empty()).then(|| Summary::of(&e.latencies))
+    }
+
+    fn lost(&self, tool: Tool, files: usize, d: Direction) -> usize {
+        self.session(tool, files)
+            .and_then(|s| s.edits.iter().find(|(dir, _)| *dir == d))
+            .map_or(0, |(_, e)| e.lost)
+    }
+
+    fn header(&self, md: &mut String) {
+        let o = &self.opts;
+        md.push_str("# Sync benchmark\n\n");
+        if o.quick {
+            md.push_str(
+                "> **Quick run** (`-- sync --quick`): sizes far below the SPEC's; the figures \
+                 show that the harness works, not how the tools compare. The full run is \
+                 `cargo run --release --locked -p berth-bench -- sync`.\n\n",
+            );
+        }
+        let _ = write!(
+            md,
+            "Produced by `cargo run --release --locked -p berth-bench -- sync{}` in {:.0} s. \
+             berth (`berth debug sync ALPHA BETA`), Unison (`-repeat watch` with the crates.io \
+             `unison-fsmonitor`) and Syncthing (two instances on 127.0.0.1, watcher delay 1 s, \
+             its minimum) are each measured on the same trees in the same run. Trees are \
+             generated deterministically: three levels of directories, 50 files each; the edit \
+             trees have {} and {} text files of 200 bytes to 4 KB.\n\n",
+            if o.quick { " --quick" } else { "" },
+            self.took.as_secs_f64(),
+            count(o.small_tree),
+            count(o.large_tree),
+        );
+        md.push_str("## Machine\n\n");
+        md.push_str(&machine::describe());
+        md.push_str("\n## Tools\n\n| tool | version |\n|---|---|\n");
+        for (tool, version) in &self.versions {
+            let _ = writeln!(md, "| {tool} | {version} |");
+        }
+    }
+
+    fn live_tools(&self) -> Vec<Tool> {
+        self.opts
+            .tools
+            .iter()
+            .copied()
+            .filter(|t| t.is_live())
+            .collect()
+    }
+
+    fn initial(&self, md: &mut String) {
+        md.push_str(
+            "\n## Initial sync\n\nEach tool starts on the tree in alpha and an empty beta; the \
+             time runs until every file has arrived in beta (then a new file each way must \
+             arrive before anything is measured). Seconds.\n\n| tree | tool | initial sync |\n\
+             |---|---|---|\n",
+        );
+        for files in self.trees() {
+            for tool in self.live_tools() {
+                let cell = match self.session(tool, files).map(|s| &s.initial) {
+                    Some(Ok(d)) => secs(*d),
+                    Some(Err(_)) => "failed (see below)".into(),
+                    None => "—".into(),
+                };
+                let _ = writeln!(md, "| {} | {} | {cell} |", count(files), tool.label());
+            }
+        }
+    }
+
+    /// How edits were spaced, in words.
+    fn spacing(&self) -> String {
+        format!(
+            " and at least {:.1} s have passed since the previous edit arrived (`--edit-gap-ms`), \
+             the same for every tool, so that each edit is an isolated one for all of them: \
+             Unison's watch loop sleeps a fixed second after every synchronisation and the echo \
+             of its own writes costs it one more such cycle, so an edit within about 2 s of the \
+             previous one waits out the rest; Syncthing's watcher timer keeps ticking for a second \
+             or two after an event, so an edit then is picked up sooner than an isolated one",
+            self.opts.edit_gap.as_secs_f64()
+        )
+    }
+
+    fn edits(&self, md: &mut String) {
+        let _ = write!(
+            md,
+            "\n## One small file edited → identical on the other side\n\n{} edits per tree and \
+             direction, each to a different existing file, with new content each time. The clock \
+             starts just before the write and stops when the other side's file has the new \
+             content (read every {} µs); an edit not there within {} s is lost. Between edits \
+             the harness waits until the tool's processes have used no CPU for 100 ms{}. CPU \
+             per edit is utime + stime of all the tool's processes (helpers included) over the \
+             whole series, divided by the edits. Milliseconds; ratios are berth ÷ that tool.\n\n\
+             | tree | direction | tool | arrived | p50 | p99 | max | CPU per edit | p50 ratio | \
+             p99 ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            self.opts.edits,
+            super::wait::EDIT_POLL.as_micros(),
+            self.opts.edit_timeout.as_secs_f64(),
+            self.spacing(),
+        );
+        for files in self.trees() {
+            for d in DIRECTIONS {
+                let berth = self.edit_summary(Tool::Berth, files, d);
+                for tool in self.live_tools() {
+                    let Some(s) = self.session(tool, files) else {
+                        continue;
+                    };
+                    let lead = format!("| {} | {} | {} |", count(files), d.label(), tool.label());
+                    let Some((_, e)) = s.edits.iter().find(|(dir, _)| *dir == d) else {
+                        let _ = writeln!(md, "{lead} not measured (see below) | | | | | | |");
+                        continue;
+                    };
+                    let arrived = format!("{}/{}", e.latencies.len(), e.attempted);
+                    let Some(sum) = (!e.latencies.is_empty()).then(|| Summary::of(&e.latencies))
+                    else {
+                        let _ = writeln!(md, "{lead} {arrived} | — | — | — | — | — | — |");
+                        continue;
+                    };
+                    let (r50, r99) = if tool == Tool::Berth {
+                        ("—".into(), "—".into())
+                    } else {
+                        (
+                            ratio(berth.map(|b| b.p50), sum.p50),
+                            ratio(berth.map(|b| b.p99), sum.p99),
+                        )
+                    };
+                    let _ = writeln!(
+                        md,
+                        "{lead} {arrived} | {} | {} | {} | {} | {r50} | {r99} |",
+                        ms(sum.p50),
+                        ms(sum.p99),
+                        ms(sum.max),
+                        ms(e.cpu_per_edit),
+                    );
+                }
+            }
+        }
+    }
+
+    fn rewrite(&self, md: &mut String) {
+        let files = self.opts.large_tree;
+        let _ = write!(
+            md,
+            "\n## {} files rewritten at once\n\nOn the {}-file tree, after the edits: {} files \
+             spread over the tree are rewritten with new content on beta (the agent's side) as \
+             fast as the harness can write them; the clock starts when the last one is written \
+             and stops when alpha has every new content. CPU is that of all the tool's processes \
+             from the first write until they are quiet again. Seconds.\n\n| tool | writing them \
+             | until identical | CPU | berth ÷ tool |\n|---|---|---|---|---|\n",
+            count(self.opts.rewrite),
+            count(files),
+            count(self.opts.rewrite),
+        );
+        let berth = self
+            .session(Tool::Berth, files)
+            .and_then(|s| s.rewrite.as_ref())
+            .and_then(|r| r.synced.as_ref().ok().copied());
+        for tool in self.live_tools() {
+            let Some(r) = self.session(tool, files).and_then(|s| s.rewrite.as_ref()) else {
+                let _ = writeln!(md, "| {} | not measured (see below) | | | |", tool.label());
+                continue;
+            };
+            let (synced, rat) = match &r.synced {
+                Ok(d) if tool == Tool::Berth => (secs(*d), "—".into()),
+                Ok(d) => (secs(*d), ratio(berth, *d)),
+                Err(_) => ("did not finish (see below)".into(), "—".into()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {synced} | {} | {rat} |",
+                tool.label(),
+                secs(r.write),
+                secs(r.cpu)
+            );
+        }
+    }
+
+    fn first_copy(&self, md: &mut String) {
+        let Some(fc) = &self.first_copy else { return };
+        md.push_str("\n## First copy into an empty directory\n\n");
+        let fc = match fc {
+            Ok(fc) => fc,
+            Err(e) => {
+                let _ = writeln!(md, "Not measured: {e}");
+                return;
+            }
+        };
+        let _ = write!(
+            md,
+            "{} files, {:.0} MiB ({} to {} bytes each), copied by `cp -a SRC DST`, \
+             `rsync -a SRC/ DST/`, one `unison SRC DST -batch -auto -times` run with a fresh \
+             archive and `berth debug sync SRC DST --once` with a fresh home; each copy is \
+             checked file by file afterwards. Before every run the previous copy is removed and \
+             `sync` writes back dirty pages; cold runs then drop the page cache \
+             (`echo 3 > /proc/sys/vm/drop_caches`). Seconds; ratio is berth's median ÷ the \
+             tool's.\n\n| tool | cache | runs | median | min | max | berth ÷ tool |\n\
+             |---|---|---|---|---|---|---|\n",
+            count(fc.tree.files),
+            fc.bytes as f64 / (1 << 20) as f64,
+            fc.tree.min_size,
+            fc.tree.max_size,
+        );
+        for cold in [false, true] {
+            let pick = |t: Tool| {
+                fc.copies
+                    .iter()
+                    .find(|c| c.tool == t)
+                    .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
+            };
+            let berth = pick(Tool::Berth);
+            for c in &fc.copies {
+                let runs = if cold { &c.cold } else { &c.warm };
+                let cache = if cold { "cold" } else { "warm" };
+                if runs.is_empty() {
+                    let why = if c.error.is_some() {
+                        "failed (see below)"
+                    } else {
+                        "not run"
+                    };
+                    let _ = writeln!(md, "| {} | {cache} | 0 | {why} | | | |", c.tool.label());
+                    continue;
+                }
+                let s = Summary::of(runs);
+                let rat = if c.tool == Tool::Berth {
+                    "—".into()
+                } else {
+                    ratio(berth, s.p50)
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {cache} | {} | {} | {} | {} | {rat} |",
+                    c.tool.label(),
+                    s.n,
+                    secs(s.p50),
+                    secs(s.min),
+                    secs(s.max)
+                );
+            }
+        }
+        if let Some(why) = &fc.cold_missing {
+            let _ = writeln!(md, "\nNo cold-cache runs: {why}.");
+        }
+    }
+
+    fn idle(&self, md: &mut String) {
+        let _ = write!(
+            md,
+            "\n## Idle\n\nAfter the edits each tool is left alone for {:.0} s with the trees in \
+             sync. CPU is the share of one core used by all its processes; wakeups are the \
+             context switches of all their threads per second (how often anything in it ran); \
+             RSS is the sum of every process's VmRSS at the end.\n\n| tree | tool | processes \
+             | CPU % | wakeups/s | RSS MiB |\n|---|---|---|---|---|---|\n",
+            self.opts.idle.as_secs_f64()
+        );
+        for files in self.trees() {
+            for tool in self.live_tools() {
+                let Some(i) = self.session(tool, files).and_then(|s| s.idle.as_ref()) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {:.2} | {:.1} | {:.1} |",
+                    count(files),
+                    tool.label(),
+                    i.processes,
+                    i.cpu.as_secs_f64() / i.seconds * 100.0,
+                    i.switches as f64 / i.seconds,
+                    i.rss_kib as f64 / 1024.0
+                );
+            }
+        }
+    }
+
+    fn targets(&self, md: &mut String) {
+        md.push_str("\n## berth against the SPEC §7 targets\n\n");
+        if self.opts.quick {
+            md.push_str("Quick-run sizes: indicative only.\n\n");
+        }
+        md.push_str("| target | measured | result |\n|---|---|---|\n");
+        let mut row = |target: String, measured: String, ok: Option<bool>| {
+            let result = ok.map_or("not measured", verdict);
+            let _ = writeln!(md, "| {target} | {measured} | {result} |");
+        };
+        if !self.opts.uses(Tool::Berth) {
+            row("all".into(), "berth was not among the tools".into(), None);
+            return;
+        }
+        for files in self.trees() {
+            for d in DIRECTIONS {
+                let target = format!(
+                    "one edit, {}-file tree, {}: p50 ≤ 5 ms and p99 ≤ 20 ms",
+                    count(files),
+                    d.label()
+                );
+                match self.edit_summary(Tool::Berth, files, d) {
+                    Some(s) => {
+                        let lost = self.lost(Tool::Berth, files, d);
+                        row(
+                            target,
+                            format!("p50 {} ms, p99 {} ms, {lost} lost", ms(s.p50), ms(s.p99)),
+                            Some(
+                                lost == 0
+                                    && s.p50 <= Duration::from_millis(5)
+                                    && s.p99 <= Duration::from_millis(20),
+                            ),
+                        )
+                    }
+                    None => row(target, "—".into(), None),
+                }
+                for peer in [Tool::Unison, Tool::Syncthing] {
+                    if !self.opts.uses(peer) {
+                        continue;
+                    }
+                    let target = format!(
+                        "one edit, {}-file tree, {}: faster than {} at p50 and p99",
+                        count(files),
+                        d.label(),
+                        peer.label()
+                    );
+                    match (
+                        self.edit_summary(Tool::Berth, files, d),
+                        self.edit_summary(peer, files, d),
+                    ) {
+                        (Some(b), Some(p)) => row(
+                            target,
+                            format!(
+                                "p50 {} vs {} ms, p99 {} vs {} ms",
+                                ms(b.p50),
+                                ms(p.p50),
+                                ms(b.p99),
+                                ms(p.p99)
+                            ),
+                            Some(
+                                b.p50 < p.p50
+                                    && b.p99 < p.p99
+                                    && self.lost(Tool::Berth, files, d) == 0,
+                            ),
+                        ),
+                        (Some(_), None) => row(
+                            target,
+                            format!("{} has no figures", peer.label()),
+                            Some(self.lost(Tool::Berth, files, d) == 0),
+                        ),
+                        _ => row(target, "—".into(), None),
+                    }
+                }
+            }
+        }
+        let cpu = |files| {
+            self.session(Tool::Berth, files).and_then(|s| {
+                let v: Vec<Duration> = s.edits.iter().map(|(_, e)| e.cpu_per_edit).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<Duration>() / v.len() as u32)
+            })
+        };
+        let p50 = |files| self.edit_summary(Tool::Berth, files, Direction::AlphaToBeta);
+        let [small, large] = self.trees();
+        match (cpu(small), cpu(large), p50(small), p50(large)) {
+            (Some(cs), Some(cl), Some(ps), Some(pl)) => row(
+                "cost per edit does not grow with the tree (taken as: large-tree p50 and CPU \
+                 per edit within 2× of the small tree's)"
+                    .into(),
+                format!(
+                    "p50 {} → {} ms, CPU per edit {} → {} ms",
+                    ms(ps.p50),
+                    ms(pl.p50),
+                    ms(cs),
+                    ms(cl)
+                ),
+                Some(pl.p50 <= ps.p50 * 2 && cl <= (cs * 2).max(Duration::from_millis(10))),
+            ),
+            _ => row(
+                "cost per edit does not grow with the tree".into(),
+                "—".into(),
+                None,
+            ),
+        }
+        let rewrite = self
+            .session(Tool::Berth, self.opts.large_tree)
+            .and_then(|s| s.rewrite.as_ref());
+        let target = format!(
+            "{} files rewritten at once: identical within 3 s",
+            count(self.opts.rewrite)
+        );
+        match rewrite.map(|r| &r.synced) {
+            Some(Ok(d)) => row(
+                target,
+                format!("{} s", secs(*d)),
+                Some(*d <= Duration::from_secs(3)),
+            ),
+            Some(Err(e)) => row(target, e.clone(), Some(false)),
+            None => row(target, "—".into(), None),
+        }
+        if let Some(Ok(fc)) = &self.first_copy {
+            for cold in [false, true] {
+                let pick = |t: Tool| {
+                    fc.copies
+                        .iter()
+                        .find(|c| c.tool == t)
+                        .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
+                };
+                let cache = if cold { "cold" } else { "warm" };
+                let (b, cp, rsync) = (pick(Tool::Berth), pick(Tool::Cp), pick(Tool::Rsync));
+                let target = format!("first copy ({cache} cache): within 1.5× of `cp -a`");
+                match (b, cp) {
+                    (Some(b), Some(cp)) => row(
+                        target,
+                        format!("{} vs {} s ({}×)", secs(b), secs(cp), ratio(Some(b), cp)),
+                        Some(b.as_secs_f64() <= 1.5 * cp.as_secs_f64()),
+                    ),
+                    _ => row(target, "—".into(), None),
+                }
+                let target = format!("first copy ({cache} cache): no slower than `rsync -a`");
+                match (b, rsync) {
+                    (Some(b), Some(r)) => row(
+                        target,
+                        format!("{} vs {} s ({}×)", secs(b), secs(r), ratio(Some(b), r)),
+                        Some(b <= r),
+                    ),
+                    _ => row(target, "—".into(), None),
+                }
+            }
+        }
+        for files in self.trees() {
+            let target = format!(
+                "idle pairing ({}-file tree): no periodic work more often than once a second",
+                count(files)
+            );
+            match self
+                .session(Tool::Berth, files)
+                .and_then(|s| s.idle.as_ref())
+            {
+                Some(i) => {
+                    let rate = i.switches as f64 / i.seconds;
+                    row(
+                        target,
+                        format!(
+                            "{rate:.1} wakeups/s, RSS {:.1} MiB",
+                            i.rss_kib as f64 / 1024.0
+                        ),
+                        Some(rate <= 1.0),
+                    )
+                }
+                None => row(target, "—".into(), None),
+            }
+        }
+    }
+
+    fn failures(&self, md: &mut String) {
+        let mut lines = Vec::new();
+        for s in &self.sessions {
+            let at = format!("{} on the {}-file tree", s.tool.label(), count(s.files));
+            if let Err(e) = &s.initial {
+                lines.push(format!("{at}: set-up failed: {e}"));
+            }
+            if let Some(e) = &s.error {
+                lines.push(format!("{at}: {e}"));
+            }
+            for (d, e) in &s.edits {
+                if let Some(note) = &e.note {
+                    lines.push(format!("{at}, {}: {note}", d.label()));
+                }
+            }
+            if let Some(Err(e)) = s.rewrite.as_ref().map(|r| &r.synced) {
+                lines.push(format!("{at}: rewrite: {e}"));
+            }
+        }
+        if let Some(Ok(fc)) = &self.first_copy {
+            for c in &fc.copies {
+                if let Some(e) = &c.error {
+                    lines.push(format!("first copy, {}: {e}", c.tool.label()));
+                }
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        md.push_str("\n## Failures\n\n");
+        for l in lines {
+            let _ = writeln!(md, "- {}", l.replace('\n', "\n  "));
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        self.header(&mut md);
+        if !self.live_tools().is_empty() {
+            self.initial(&mut md);
+            self.edits(&mut md);
+            self.rewrite(&mut md);
+            self.idle(&mut md);
+        }
+        self.first_copy(&mut md);
+        self.targets(&mut md);
+        self.failures(&mut md);
+        md
+    }
+}

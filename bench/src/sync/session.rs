@@ -1,0 +1,345 @@
+//! One tool on one tree: the initial sync, single-file edits in both directions, idle use and
+//! (on the large tree) many files rewritten at once.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::live::{self, Live};
+use super::options::Options;
+use super::procs;
+use super::tools::Tool;
+use super::tree::{Tree, body, mix};
+use super::{Env, wait};
+
+/// Consecutive lost edits after which a direction is abandoned.
+const GIVE_UP_AFTER: usize = 3;
+/// Longest wait for a tool to go quiet between steps.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+/// How long a canary file may take during set-up.
+const CANARY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    AlphaToBeta,
+    BetaToAlpha,
+}
+
+impl Direction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::AlphaToBeta => "alpha → beta",
+            Direction::BetaToAlpha => "beta → alpha",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Edits {
+    pub latencies: Vec<Duration>,
+    pub attempted: usize,
+    pub lost: usize,
+    /// CPU of the tool's processes over all edits, divided by the edits attempted.
+    pub cpu_per_edit: Duration,
+    pub note: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Idle {
+    pub seconds: f64,
+    pub cpu: Duration,
+    pub switches: u64,
+    pub rss_kib: u64,
+    pub processes: usize,
+}
+
+#[derive(Debug)]
+pub struct Rewrite {
+    /// How long writing them took (the clock starts when the last one is written).
+    pub write: Duration,
+    pub synced: Result<Duration, String>,
+    pub cpu: Duration,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub tool: Tool,
+    pub files: usize,
+    /// From start until the tree has arrived and canaries went through both ways.
+    pub initial: Result<Duration, String>,
+    pub edits: Vec<(Direction, Edits)>,
+    pub idle: Option<Idle>,
+    pub rewrite: Option<Rewrite>,
+    /// What stopped the session after set-up, if anything did.
+    pub error: Option<String>,
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Waits until the tool's processes use no CPU for 100 ms (at least 30 ms, at most
+/// `SETTLE_MAX`), so one step's after-work does not delay the next step.
+fn settle(live: &Live) {
+    let roots = live.roots();
+    std::thread::sleep(Duration::from_millis(30));
+    let deadline = Instant::now() + SETTLE_MAX;
+    let mut before = procs::cpu(&roots);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = procs::cpu(&roots);
+        if now == before {
+            return;
+        }
+        before = now;
+    }
+}
+
+struct Sides {
+    alpha: PathBuf,
+    beta: PathBuf,
+}
+
+impl Sides {
+    fn of(&self, d: Direction) -> (&Path, &Path) {
+        match d {
+            Direction::AlphaToBeta => (&self.alpha, &self.beta),
+            Direction::BetaToAlpha => (&self.beta, &self.alpha),
+        }
+    }
+}
+
+/// A new file on one side must appear on the other: proves the watcher is live both ways.
+fn canaries(live: &mut Live, sides: &Sides) -> Result<(), String> {
+    for d in [Direction::AlphaToBeta, Direction::BetaToAlpha] {
+        let (from, to) = sides.of(d);
+        let name = format!("canary-{}.txt", if from == sides.alpha { "a" } else { "b" });
+        let content = format!("canary {} {}\n", d.label(), nanos());
+        std::fs::write(from.join(&name), &content).map_err(|e| format!("{name}: {e}"))?;
+        if wait::file(
+            &to.join(&name),
+            content.as_bytes(),
+            Instant::now() + CANARY_TIMEOUT,
+        )
+        .is_none()
+        {
+            live.check_running()?;
+            return Err(format!(
+                "a new file ({}) did not arrive within {} s",
+                d.label(),
+                CANARY_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    settle(live);
+    Ok(())
+}
+
+/// Starts the tool on a tree in `alpha` and an empty `beta` and waits until it is in sync.
+fn set_up(live: &mut Live, tree: &Tree, sides: &Sides, began: Instant) -> Result<Duration, String> {
+    let deadline = began + Duration::from_secs(60) + Duration::from_millis(10) * tree.files as u32;
+    live.wait_started(deadline)?;
+    let all = wait::all(
+        &sides.beta,
+        tree.files,
+        |i| (tree.path(i), tree.content(i)),
+        deadline,
+    );
+    if let Err(e) = all {
+        live.check_running()?;
+        return Err(format!("the initial sync did not finish: {e}"));
+    }
+    let took = began.elapsed();
+    live.wait_idle(deadline)?;
+    canaries(live, sides)?;
+    Ok(took)
+}
+
+fn edits(
+    live: &mut Live,
+    tree: &Tree,
+    sides: &Sides,
+    d: Direction,
+    opts: &Options,
+) -> Result<Edits, String> {
+    let (from, to) = sides.of(d);
+    let roots = live.roots();
+    let mut out = Edits::default();
+    let mut lost_in_a_row = 0;
+    settle(live);
+    let cpu_before = procs::cpu(&roots);
+    let mut arrived: Option<Instant> = None;
+    for k in 0..opts.edits {
+        if let Some(at) = arrived {
+            std::thread::sleep((at + opts.edit_gap).saturating_duration_since(Instant::now()));
+        }
+        let i = (mix(((d as u64) << 40) ^ k as u64) % tree.files as u64) as usize;
+        let rel = tree.path(i);
+        let content = body(
+            &format!("edit {} #{k} {}", d.label(), nanos()),
+            k as u64,
+            tree.size(i),
+        );
+        let began = Instant::now();
+        std::fs::write(from.join(&rel), &content)
+            .map_err(|e| format!("cannot edit {}: {e}", rel.display()))?;
+        out.attempted += 1;
+        match wait::file(&to.join(&rel), &content, began + opts.edit_timeout) {
+            Some(seen) => {
+                arrived = Some(seen);
+                out.latencies.push(seen - began);
+                lost_in_a_row = 0;
+            }
+            None => {
+                live.check_running()?;
+                out.lost += 1;
+                lost_in_a_row += 1;
+                if lost_in_a_row == GIVE_UP_AFTER {
+                    out.note = Some(format!(
+                        "stopped after {GIVE_UP_AFTER} edits in a row did not arrive within {} s",
+                        opts.edit_timeout.as_secs_f64()
+                    ));
+                    break;
+                }
+            }
+        }
+        settle(live);
+    }
+    out.cpu_per_edit = (procs::cpu(&roots) - cpu_before) / out.attempted.max(1) as u32;
+    Ok(out)
+}
+
+fn idle(live: &mut Live, period: Duration) -> Result<Idle, String> {
+    settle(live);
+    let roots = live.roots();
+    let before = procs::sample(&roots);
+    let began = Instant::now();
+    std::thread::sleep(period);
+    let after = procs::sample(&roots);
+    let seconds = began.elapsed().as_secs_f64();
+    live.check_running()?;
+    Ok(Idle {
+        seconds,
+        cpu: after.cpu.saturating_sub(before.cpu),
+        switches: after.switches.saturating_sub(before.switches),
+        rss_kib: after.rss_kib,
+        processes: after.processes,
+    })
+}
+
+/// Rewrites `count` files spread over the tree on beta (the agent's side) at once; the clock
+/// runs from the last write until alpha has every new content.
+fn rewrite(live: &mut Live, tree: &Tree, sides: &Sides, count: usize) -> Result<Rewrite, String> {
+    settle(live);
+    let roots = live.roots();
+    let cpu_before = procs::cpu(&roots);
+    let stamp = nanos();
+    let files: Vec<(PathBuf, Vec<u8>)> = tree
+        .spread(count)
+        .into_iter()
+        .map(|i| {
+            let header = format!("rewritten {i} at {stamp}");
+            (tree.path(i), body(&header, i as u64 ^ 0xabc, tree.size(i)))
+        })
+        .collect();
+    let began = Instant::now();
+    for (rel, content) in &files {
+        std::fs::write(sides.beta.join(rel), content)
+            .map_err(|e| format!("cannot rewrite {}: {e}", rel.display()))?;
+    }
+    let written = Instant::now();
+    let deadline = written + Duration::from_secs(60) + Duration::from_millis(10) * count as u32;
+    let synced =
+        wait::all(&sides.alpha, count, |k| files[k].clone(), deadline).map(|()| written.elapsed());
+    live.check_running()?;
+    settle(live);
+    Ok(Rewrite {
+        write: written - began,
+        synced,
+        cpu: procs::cpu(&roots) - cpu_before,
+    })
+}
+
+/// Measures `tool` on a fresh `tree`; `rewrite` files are rewritten at once at the end if given.
+pub fn run(
+    tool: Tool,
+    env: &Env,
+    opts: &Options,
+    tree: &Tree,
+    rewrite_count: Option<usize>,
+) -> Session {
+    let mut session = Session {
+        tool,
+        files: tree.files,
+        initial: Err("not started".into()),
+        edits: Vec::new(),
+        idle: None,
+        rewrite: None,
+        error: None,
+    };
+    let tmp = match tempfile::Builder::new()
+        .prefix("berth-bench-sync-")
+        .tempdir()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            session.initial = Err(format!("cannot create a temporary directory: {e}"));
+            return session;
+        }
+    };
+    let sides = Sides {
+        alpha: tmp.path().join("alpha"),
+        beta: tmp.path().join("beta"),
+    };
+    let work = tmp.path().join("work");
+    let prepared = [&sides.alpha, &sides.beta, &work]
+        .iter()
+        .try_for_each(|d| std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display())))
+        .and_then(|()| tree.generate(&sides.alpha));
+    if let Err(e) = prepared {
+        session.initial = Err(e);
+        return session;
+    }
+    let began = Instant::now();
+    let mut live = match live::start(tool, env, &work, &sides.alpha, &sides.beta) {
+        Ok(l) => l,
+        Err(e) => {
+            session.initial = Err(e);
+            return session;
+        }
+    };
+    session.initial = set_up(&mut live, tree, &sides, began);
+    if session.initial.is_err() {
+        return session;
+    }
+    eprintln!(
+        "  {}: in sync after {:.1} s",
+        tool.name(),
+        began.elapsed().as_secs_f64()
+    );
+    let result = (|| -> Result<(), String> {
+        for d in [Direction::AlphaToBeta, Direction::BetaToAlpha] {
+            let e = edits(&mut live, tree, &sides, d, opts)?;
+            eprintln!(
+                "  {}: {} edits {}, {} lost",
+                tool.name(),
+                e.latencies.len(),
+                d.label(),
+                e.lost
+            );
+            session.edits.push((d, e));
+        }
+        session.idle = Some(idle(&mut live, opts.idle)?);
+        if let Some(count) = rewrite_count {
+            let r = rewrite(&mut live, tree, &sides, count)?;
+            eprintln!("  {}: {count} files rewritten: {:?}", tool.name(), r.synced);
+            session.rewrite = Some(r);
+        }
+        Ok(())
+    })();
+    session.error = result.err();
+    live.stop();
+    session
+}
