@@ -25,13 +25,26 @@ pub enum ApplyError {
         path: String,
         source: std::io::Error,
     },
+    /// Safety halt: one root is empty or gone while the other still holds what both agreed
+    /// on. Syncing would empty the other side too, so it stops until the root is back.
+    #[error(
+        "{root} is empty or gone; syncing halts so that the other side is not emptied too (it resumes when the files are back)"
+    )]
+    RootEmptied { root: String },
 }
 
 impl ApplyError {
-    /// Disk full or permission denied: a condition that pauses syncing until a retry succeeds.
+    /// Disk full, permission denied, or an emptied root: a condition that pauses syncing
+    /// until a retry succeeds.
     pub fn is_pausing(&self) -> bool {
-        matches!(self, ApplyError::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)))
+        match self {
+            ApplyError::RootEmptied { .. } => true,
+            ApplyError::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC | libc::EDQUOT | libc::EACCES | libc::EPERM | libc::EROFS)
+            ),
+            ApplyError::BadPath(_) => false,
+        }
     }
 }
 

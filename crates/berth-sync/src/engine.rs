@@ -127,10 +127,32 @@ pub fn sync_once(
         path: e.root.clone(),
         source: std::io::Error::other(e.error),
     };
+    guard(sides, ancestor)?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
     let known: Vec<RelPath> = ancestor.keys().cloned().collect();
     settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
+}
+
+/// The safety halt: when what both agreed on is not nothing, but one root is now empty or
+/// gone (a removed checkout, an unmounted disk) and the other is not, syncing would empty the
+/// other side too. Refuse instead, until the root is back or both sides are empty.
+fn guard(sides: &Sides, ancestor: &Tree) -> Result<(), ApplyError> {
+    if ancestor.is_empty() {
+        return Ok(());
+    }
+    let (a, b) = (sides.alpha.root_is_empty(), sides.beta.root_is_empty());
+    if a == b {
+        return Ok(());
+    }
+    let root = if a {
+        sides.alpha.root()
+    } else {
+        sides.beta.root()
+    };
+    Err(ApplyError::RootEmptied {
+        root: root.display().to_string(),
+    })
 }
 
 /// The smallest set of paths covering `dirty`: none is below another.
@@ -153,6 +175,7 @@ pub fn sync_paths(
     keeper: &mut dyn Keeper,
     dirty: &BTreeSet<RelPath>,
 ) -> Result<Stats, ApplyError> {
+    guard(sides, ancestor)?;
     let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
     for root in covering(dirty) {
         let (ta, wa) = sides.alpha.under(root);
@@ -434,6 +457,11 @@ mod tests {
     #[test]
     fn a_deleted_directory_comes_back_for_a_change_made_inside_it() {
         let mut s = setup();
+        write(
+            &s.alpha,
+            "README",
+            "so that alpha never becomes empty (a safety halt)",
+        );
         write(&s.alpha, "d/keep.txt", "v1");
         write(&s.alpha, "d/other.txt", "v1");
         s.sync();
@@ -544,5 +572,45 @@ mod tests {
         assert!(stats.is_quiet(), "{stats:?}");
         let (a, b) = s.trees();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_emptied_root_halts_syncing_instead_of_emptying_the_other_side() {
+        let mut s = setup();
+        write(&s.alpha, "a/one", "1");
+        write(&s.alpha, "two", "2");
+        s.sync();
+        for entry in std::fs::read_dir(&s.beta).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(matches!(err, ApplyError::RootEmptied { .. }) && err.is_pausing());
+        let dirty = BTreeSet::from([b"two".to_vec()]);
+        let err = sync_paths(&mut s.sides, &mut s.ancestor, &mut s.keeper, &dirty).unwrap_err();
+        assert!(matches!(err, ApplyError::RootEmptied { .. }));
+        assert!(s.alpha.join("a/one").exists() && s.alpha.join("two").exists());
+        // Once the root holds something again, syncing goes on (and the deletions it then sees
+        // are real ones).
+        write(&s.beta, "new", "3");
+        s.sync();
+        assert!(s.alpha.join("new").exists());
+        // Both sides empty: nothing to protect.
+        for root in [&s.alpha, &s.beta] {
+            for entry in std::fs::read_dir(root).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(p).unwrap();
+                } else {
+                    std::fs::remove_file(p).unwrap();
+                }
+            }
+        }
+        s.sync();
+        assert!(s.ancestor.is_empty());
     }
 }

@@ -223,6 +223,16 @@ impl Scanner {
         std::fs::symlink_metadata(absolute(&self.root, rel)).is_ok_and(|m| Stamp::of(&m) == stamp)
     }
 
+    /// Whether the root is gone, or holds nothing but `.git`.
+    pub fn root_is_empty(&self) -> bool {
+        match std::fs::read_dir(&self.root) {
+            Ok(mut entries) => {
+                !entries.any(|e| e.is_ok_and(|e| e.file_name().as_bytes() != b".git"))
+            }
+            Err(_) => true,
+        }
+    }
+
     /// Adds extra exclusions (gitignore syntax) on top of the tree's own rules.
     pub fn exclude(&mut self, patterns: &[String]) -> Result<(), ignore::Error> {
         self.ignores.exclude(patterns)

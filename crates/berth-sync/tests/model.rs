@@ -174,6 +174,9 @@ impl World {
         std::fs::create_dir(&alpha).unwrap();
         std::fs::create_dir(&beta).unwrap();
         let keeper = DirKeeper::new(&dir.path().join("kept"));
+        // A file no operation touches: an emptied root is a safety halt (tested on its own), not
+        // what this test is about.
+        std::fs::write(alpha.join("sentinel"), "never edited").unwrap();
         let db = dir.path().join("state/berth.db");
         World {
             store: Store::open(&db, StoreOptions::default()).unwrap(),
@@ -184,7 +187,7 @@ impl World {
             db,
             ancestor: Tree::new(),
             keeper,
-            touched: BTreeSet::new(),
+            touched: BTreeSet::from([b"sentinel".to_vec()]),
         }
     }
 
