@@ -18,6 +18,8 @@
 //! - [`lifecycle`]: the phases one daemon run goes through (`starting → running → stopping`).
 //! - [`stop`]: the escalation `berth daemon stop` follows (ask → SIGTERM → SIGKILL, each wait
 //!   bounded).
+//! - [`pairing`]: pairing's states, start/stop steps and their undo, blockers, pause notices,
+//!   the transition function, the intent journal's entry and crash recovery.
 //! - [`duration`]: human durations (`250ms`, `10s`).
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
 //! - [`time`]: timestamps rendered in UTC.
@@ -31,6 +33,7 @@ pub mod failpoint;
 pub mod home;
 pub mod lifecycle;
 pub mod names;
+pub mod pairing;
 pub mod probe;
 pub mod project;
 pub mod restart;
