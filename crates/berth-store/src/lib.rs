@@ -1,5 +1,5 @@
-//! berth's store: one SQLite database (`state/berth.db`) holding the durable event log (and, as
-//! later capabilities land, agents, snapshots and pairing journals).
+//! berth's store: one SQLite database (`state/berth.db`) holding the durable event log and what
+//! berth knows about projects, agents, snapshots, sync ancestors and pairings.
 //!
 //! # Theory of operation
 //!
@@ -20,6 +20,9 @@
 //!   per round only for the paths that changed.
 //! - **Snapshots.** A history of `berth stash` snapshots per repository; the refs in the
 //!   repository stay the truth about which exist.
+//! - **Pairings.** One row per pairing (at most one open per project) and its intent journal:
+//!   each transition is appended before it is acted on and marked done after, so the newest
+//!   unfinished intent is what a crash interrupted.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
 //!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
 //!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
@@ -33,6 +36,7 @@ mod ancestors;
 mod error;
 mod events;
 pub mod migrations;
+mod pairings;
 mod snapshots;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +52,7 @@ pub use agents::AgentRecord;
 pub use ancestors::AncestorRow;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
+pub use pairings::{IntentRecord, PairingRecord};
 pub use snapshots::{Recorded, SnapshotState};
 
 /// How the store behaves.

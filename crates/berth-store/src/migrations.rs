@@ -61,6 +61,30 @@ pub const MIGRATIONS: &[&str] = &[
          entry BLOB NOT NULL,
          PRIMARY KEY (link, path)
      ) WITHOUT ROWID;",
+    // 8: pairings (one open per project) and their intent journal (`berth_core::pairing`
+    // states and intents as JSON).
+    "CREATE TABLE pairings (
+         id              TEXT    PRIMARY KEY,
+         project         TEXT    NOT NULL,
+         agent           TEXT    NOT NULL,
+         state           TEXT    NOT NULL,
+         original_branch TEXT,
+         original_head   TEXT,
+         mirror_before   TEXT,
+         snapshot        TEXT,
+         created_ms      INTEGER NOT NULL,
+         updated_ms      INTEGER NOT NULL,
+         ended_ms        INTEGER
+     );
+     CREATE UNIQUE INDEX pairings_open_per_project ON pairings (project) WHERE ended_ms IS NULL;
+     CREATE TABLE pairing_journal (
+         seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+         pairing TEXT    NOT NULL REFERENCES pairings(id),
+         intent  TEXT    NOT NULL,
+         time_ms INTEGER NOT NULL,
+         done_ms INTEGER
+     );
+     CREATE INDEX pairing_journal_by_pairing ON pairing_journal (pairing, seq);",
 ];
 
 /// The newest schema version this build knows.

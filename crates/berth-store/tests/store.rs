@@ -433,3 +433,241 @@ fn sync_ancestors_are_updated_per_path_kept_per_link_and_survive_reopen() {
     assert!(store.ancestor("one").unwrap().is_empty());
     assert_eq!(store.ancestor("two").unwrap().len(), 1);
 }
+
+fn pairing(id: &str, project: &str, agent: &str, at: i64) -> berth_store::PairingRecord {
+    berth_store::PairingRecord {
+        id: id.into(),
+        project_root: project.into(),
+        agent: agent.into(),
+        state: r#"{"state":"starting","step":"validate","carried":false,"stop_requested":false}"#
+            .into(),
+        original_branch: Some("main".into()),
+        original_head: Some("a".repeat(40)),
+        mirror_before: None,
+        snapshot: None,
+        created_ms: at,
+        updated_ms: at,
+        ended_ms: None,
+    }
+}
+
+#[test]
+fn a_project_has_at_most_one_open_pairing_and_records_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let p1 = pairing("p1", "/repo", "fixer", 10);
+    assert!(store.create_pairing(&p1).unwrap());
+    assert!(
+        !store
+            .create_pairing(&pairing("p2", "/repo", "other", 11))
+            .unwrap(),
+        "the project is busy"
+    );
+    assert!(
+        store
+            .create_pairing(&pairing("p3", "/elsewhere", "fixer", 12))
+            .unwrap()
+    );
+    assert_eq!(store.pairing("p2").unwrap(), None);
+    assert_eq!(store.open_pairing("/repo").unwrap(), Some(p1.clone()));
+
+    let mut p1b = p1.clone();
+    p1b.snapshot = Some("20261122-abc".into());
+    p1b.mirror_before = Some("b".repeat(40));
+    p1b.state = r#"{"state":"active","activity":"idle"}"#.into();
+    p1b.updated_ms = 20;
+    assert!(store.update_pairing(&p1b).unwrap());
+    assert_eq!(store.pairing("p1").unwrap(), Some(p1b.clone()));
+    assert!(
+        store
+            .set_pairing_state("p1", r#"{"state":"paused","notices":[]}"#, 25)
+            .unwrap()
+    );
+    assert_eq!(store.pairing("p1").unwrap().unwrap().updated_ms, 25);
+    assert!(!store.set_pairing_state("nope", "{}", 25).unwrap());
+
+    // Not JSON is refused before anything is written.
+    let err = store.set_pairing_state("p1", "{not json", 26).unwrap_err();
+    assert!(matches!(err, StoreError::BadData { .. }), "{err:?}");
+
+    assert!(store.end_pairing("p1", r#"{"state":"off"}"#, 30).unwrap());
+    assert!(!store.end_pairing("p1", r#"{"state":"off"}"#, 31).unwrap());
+    let ended = store.pairing("p1").unwrap().unwrap();
+    assert_eq!(
+        (ended.ended_ms, ended.state.as_str()),
+        (Some(30), r#"{"state":"off"}"#)
+    );
+    assert_eq!(store.open_pairing("/repo").unwrap(), None);
+    // Once it ended, the project can pair again.
+    assert!(
+        store
+            .create_pairing(&pairing("p2", "/repo", "other", 40))
+            .unwrap()
+    );
+    let ids: Vec<String> = store
+        .pairings("/repo")
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["p1", "p2"]);
+    let open: Vec<String> = store
+        .open_pairings()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(open, ["p3", "p2"]);
+}
+
+#[test]
+fn a_switch_hands_over_in_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let mut old = pairing("p1", "/repo", "fixer", 10);
+    old.snapshot = Some("s1".into());
+    store.create_pairing(&old).unwrap();
+    let new = berth_store::PairingRecord {
+        agent: "other".into(),
+        ..pairing("p2", "/repo", "other", 50)
+    };
+    let new = berth_store::PairingRecord {
+        snapshot: old.snapshot.clone(),
+        ..new
+    };
+    assert!(
+        !store
+            .hand_over_pairing("nope", r#"{"state":"off"}"#, &new)
+            .unwrap()
+    );
+    assert!(
+        store
+            .hand_over_pairing("p1", r#"{"state":"off"}"#, &new)
+            .unwrap()
+    );
+    assert_eq!(store.pairing("p1").unwrap().unwrap().ended_ms, Some(50));
+    let open = store.open_pairing("/repo").unwrap().unwrap();
+    assert_eq!(
+        (open.id.as_str(), open.snapshot.as_deref()),
+        ("p2", Some("s1"))
+    );
+    // A handover whose new record cannot be written changes nothing.
+    let clash = pairing("p2", "/repo", "third", 60);
+    assert!(
+        store
+            .hand_over_pairing("p2", r#"{"state":"off"}"#, &clash)
+            .is_err()
+    );
+    assert_eq!(store.open_pairing("/repo").unwrap().unwrap().ended_ms, None);
+}
+
+#[test]
+fn the_intent_journal_is_append_only_and_ordered_per_pairing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    store.create_pairing(&pairing("p1", "/a", "x", 1)).unwrap();
+    store.create_pairing(&pairing("p2", "/b", "y", 1)).unwrap();
+    let mut seqs = Vec::new();
+    for (i, p) in ["p1", "p2", "p1", "p1"].iter().enumerate() {
+        let intent = format!(r#"{{"state":{{"state":"starting","n":{i}}}}}"#);
+        let seq = store.append_intent(p, &intent, i as i64).unwrap();
+        seqs.push(seq);
+    }
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert!(store.mark_intent_done(1, 10).unwrap());
+    assert!(!store.mark_intent_done(1, 11).unwrap(), "done once");
+    assert!(!store.mark_intent_done(99, 11).unwrap());
+    let j = store.journal("p1").unwrap();
+    assert_eq!(j.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3, 4]);
+    assert_eq!(j[0].done_ms, Some(10));
+    assert!(j[0].done() && !j[1].done());
+    assert!(j[2].intent.contains(r#""n":3"#));
+    assert_eq!(store.journal("p2").unwrap().len(), 1);
+    assert_eq!(store.last_intent("p1").unwrap().unwrap().seq, 4);
+    assert_eq!(store.last_intent("none").unwrap(), None);
+    // An intent for a pairing that does not exist, or that is not JSON, is refused.
+    assert!(store.append_intent("ghost", "{}", 5).is_err());
+    assert!(matches!(
+        store.append_intent("p1", "nope", 5),
+        Err(StoreError::BadData { .. })
+    ));
+    assert_eq!(store.journal("p1").unwrap().len(), 3);
+    // The next number is still the next one.
+    assert_eq!(store.append_intent("p2", "{}", 6).unwrap(), 5);
+}
+
+#[test]
+fn an_unfinished_intent_is_found_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = |s: &str| format!(r#"{{"state":{{"state":"starting","step":"{s}"}}}}"#);
+    {
+        let store = open(&dir, StoreOptions::default());
+        store
+            .create_pairing(&pairing("p1", "/repo", "fixer", 1))
+            .unwrap();
+        for (i, s) in ["validate", "snapshot"].iter().enumerate() {
+            let seq = store.append_intent("p1", &step(s), i as i64).unwrap();
+            assert_eq!(store.unfinished_intent("p1").unwrap().unwrap().seq, seq);
+            store.mark_intent_done(seq, i as i64).unwrap();
+        }
+        assert_eq!(store.unfinished_intent("p1").unwrap(), None);
+        store
+            .append_intent("p1", &step("mirror_branch"), 5)
+            .unwrap();
+        // The daemon dies here: the store is dropped without marking it done.
+    }
+    let store = open(&dir, StoreOptions::default());
+    let open_pairings = store.open_pairings().unwrap();
+    assert_eq!(open_pairings.len(), 1);
+    let unfinished = store.unfinished_intent("p1").unwrap().unwrap();
+    assert_eq!(unfinished.seq, 3);
+    assert_eq!(unfinished.intent, step("mirror_branch"));
+    assert!(!unfinished.done());
+    assert_eq!(store.last_intent("p1").unwrap(), Some(unfinished.clone()));
+    // Recovery appends its own intents after it; nothing before is rewritten.
+    let undo = store
+        .append_intent("p1", r#"{"state":{"state":"rolling_back"}}"#, 9)
+        .unwrap();
+    assert_eq!(undo, 4);
+    let j = store.journal("p1").unwrap();
+    assert_eq!(j.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        j[..3].iter().map(|e| e.done()).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+}
+
+#[test]
+fn the_pairing_tables_are_added_to_an_existing_database() {
+    // A database at the previous schema version keeps its rows and gains the pairing tables.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/berth.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let previous = berth_store::migrations::MIGRATIONS.len() - 1;
+        for (i, sql) in berth_store::migrations::MIGRATIONS[..previous]
+            .iter()
+            .enumerate()
+        {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", (i + 1) as u32)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        conn.execute(
+            "INSERT INTO events (time_ms, kind, data) VALUES (1, 'old', '{}')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.last_seq().unwrap(), 1);
+    assert!(
+        store
+            .create_pairing(&pairing("p1", "/repo", "fixer", 1))
+            .unwrap()
+    );
+    assert_eq!(Store::inspect(&path).unwrap().version, SCHEMA_VERSION);
+}
