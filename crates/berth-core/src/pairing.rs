@@ -398,8 +398,8 @@ impl Blocker {
             }
             Blocker::UserAhead { agent, commits } => format!(
                 "your `{b}` has {c} that agent `{agent}` lacks — push to the agent first \
-                 (`git -C <workspace> fetch <your checkout> {b}` and fast-forward it there), \
-                 or reset your `{b}` to the agent's",
+                 (fast-forward the agent's `{b}` to yours in its workspace), or reset your \
+                 `{b}` to the agent's",
                 b = agent_branch(agent),
                 c = plural(*commits, "commit", "commits")
             ),
