@@ -55,9 +55,17 @@ fn berth_commit(root: &Path) -> String {
     )
 }
 
+/// The 1, 5 and 15 minute load averages (a busy machine shows here).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
     let opts = Options::parse(args)?;
     let began = Instant::now();
+    let load_before = load_average();
     install::ensure(&opts.tools)?;
     let berth = if opts.uses(Tool::Berth) {
         crate::build_berth()?
@@ -102,6 +110,7 @@ pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
         sessions,
         first_copy,
         took: began.elapsed(),
+        load: [load_before, load_average()],
     };
     let md = results.markdown();
     let out = root.join("bench/results/sync.md");

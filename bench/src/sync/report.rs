@@ -17,6 +17,8 @@ pub struct Results {
     pub sessions: Vec<Session>,
     pub first_copy: Option<Result<FirstCopy, String>>,
     pub took: Duration,
+    /// `/proc/loadavg`'s three averages at the start and at the end of the run.
+    pub load: [String; 2],
 }
 
 const DIRECTIONS: [Direction; 2] = [Direction::AlphaToBeta, Direction::BetaToAlpha];
@@ -101,6 +103,11 @@ impl Results {
         );
         md.push_str("## Machine\n\n");
         md.push_str(&machine::describe());
+        let _ = writeln!(
+            md,
+            "- load average (1, 5, 15 min): {} at the start, {} at the end",
+            self.load[0], self.load[1]
+        );
         md.push_str("\n## Tools\n\n| tool | version |\n|---|---|\n");
         for (tool, version) in &self.versions {
             let _ = writeln!(md, "| {tool} | {version} |");

@@ -170,11 +170,10 @@ fn edits(
     let mut lost_in_a_row = 0;
     settle(live);
     let cpu_before = procs::cpu(&roots);
-    let mut arrived: Option<Instant> = None;
+    // The first edit keeps the same distance from whatever the tool did before.
+    let mut arrived = Instant::now();
     for k in 0..opts.edits {
-        if let Some(at) = arrived {
-            std::thread::sleep((at + opts.edit_gap).saturating_duration_since(Instant::now()));
-        }
+        std::thread::sleep((arrived + opts.edit_gap).saturating_duration_since(Instant::now()));
         let i = (mix(((d as u64) << 40) ^ k as u64) % tree.files as u64) as usize;
         let rel = tree.path(i);
         let content = body(
@@ -188,12 +187,13 @@ fn edits(
         out.attempted += 1;
         match wait::file(&to.join(&rel), &content, began + opts.edit_timeout) {
             Some(seen) => {
-                arrived = Some(seen);
+                arrived = seen;
                 out.latencies.push(seen - began);
                 lost_in_a_row = 0;
             }
             None => {
                 live.check_running()?;
+                arrived = Instant::now();
                 out.lost += 1;
                 lost_in_a_row += 1;
                 if lost_in_a_row == GIVE_UP_AFTER {
@@ -211,7 +211,9 @@ fn edits(
     Ok(out)
 }
 
-fn idle(live: &mut Live, period: Duration) -> Result<Idle, String> {
+/// Leaves the tool alone for `period` after the edits' after-work (`gap`) is surely over.
+fn idle(live: &mut Live, gap: Duration, period: Duration) -> Result<Idle, String> {
+    std::thread::sleep(gap);
     settle(live);
     let roots = live.roots();
     let before = procs::sample(&roots);
@@ -331,7 +333,7 @@ pub fn run(
             );
             session.edits.push((d, e));
         }
-        session.idle = Some(idle(&mut live, opts.idle)?);
+        session.idle = Some(idle(&mut live, opts.edit_gap, opts.idle)?);
         if let Some(count) = rewrite_count {
             let r = rewrite(&mut live, tree, &sides, count)?;
             eprintln!("  {}: {count} files rewritten: {:?}", tool.name(), r.synced);
