@@ -1,5 +1,5 @@
 //! Model-based test of the engine: random edits on both trees (files, links, directories, file
-//! ↔ directory, deletions, chmod), interleaved with full rounds, rounds over just the paths
+//! ↔ directory, deletions, renames, chmod), interleaved with full rounds, rounds over just the paths
 //! that changed (what the watcher asks for), and restarts from the ancestor persisted in a real
 //! store. After every round both trees are equal, every alpha edit stands exactly as made, and
 //! every beta edit either stands or was handed to the keeper.
@@ -37,6 +37,11 @@ enum Op {
         alpha: bool,
         path: usize,
     },
+    Rename {
+        alpha: bool,
+        from: usize,
+        to: usize,
+    },
     Sync,
     SyncChanged,
     Restart,
@@ -50,6 +55,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(alpha, path, target)| Op::Link { alpha, path, target }),
         1 => (any::<bool>(), 0..PATHS.len()).prop_map(|(alpha, path)| Op::Mkdir { alpha, path }),
         2 => (any::<bool>(), 0..PATHS.len()).prop_map(|(alpha, path)| Op::Delete { alpha, path }),
+        1 => (any::<bool>(), 0..PATHS.len(), 0..PATHS.len())
+            .prop_map(|(alpha, from, to)| Op::Rename { alpha, from, to }),
         1 => Just(Op::Sync),
         2 => Just(Op::SyncChanged),
         1 => Just(Op::Restart),
@@ -135,6 +142,20 @@ fn apply_op(alpha: &Path, beta: &Path, op: &Op, touched: &mut BTreeSet<RelPath>)
             }
         }
         Op::Delete { alpha: a, path } => remove(&root(a).join(PATHS[path])),
+        Op::Rename { alpha: a, from, to } => {
+            let (f, t) = (PATHS[from], PATHS[to]);
+            let nested = |x: &str, y: &str| x == y || x.starts_with(&format!("{y}/"));
+            let src = root(a).join(f);
+            if nested(f, t) || nested(t, f) || std::fs::symlink_metadata(&src).is_err() {
+                return;
+            }
+            make_parents(root(a), t, touched);
+            let dst = root(a).join(t);
+            remove(&dst);
+            std::fs::rename(&src, &dst).unwrap();
+            touched.insert(f.as_bytes().to_vec());
+            touched.insert(t.as_bytes().to_vec());
+        }
         Op::Sync | Op::SyncChanged | Op::Restart => {}
     }
 }
