@@ -49,6 +49,7 @@
 //! - `text`: wording the messages share ([`agent_branch`], plurals).
 //! - `state`: the [`State`]s, the [`Input`]s, the [`Action`]s and the transition function
 //!   [`next`].
+//! - `validate`: every blocker from the [`Facts`] the daemon observed ([`blockers`]).
 //! - `journal`: the intent journal's [`JournalEntry`] and crash recovery ([`recover`]).
 
 mod blocker;
@@ -58,6 +59,7 @@ mod operation;
 mod state;
 mod steps;
 mod text;
+mod validate;
 
 #[cfg(test)]
 mod test_support;
@@ -72,3 +74,4 @@ pub use state::{
 };
 pub use steps::{StartStep, Step, StopStep, Undo, rollback_plan};
 pub use text::agent_branch;
+pub use validate::{Commits, Facts, blockers};
