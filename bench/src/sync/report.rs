@@ -162,7 +162,7 @@ impl Results {
              direction, each to a different existing file, with new content each time. The clock \
              starts just before the write and stops when the other side's file has the new \
              content (read every {} µs); an edit not there within {} s is lost. Between edits \
-             the harness waits until the tool's processes have used no CPU for 100 ms{}. CPU \
+             the harness waits until the tool's processes have used no CPU for 1.2 s (10 s at most){}. CPU \
              per edit is utime + stime of all the tool's processes (helpers included) over the \
              whole series, divided by the edits. Milliseconds; ratios are berth ÷ that tool.\n\n\
              | tree | direction | tool | arrived | p50 | p99 | max | CPU per edit | p50 ratio | \

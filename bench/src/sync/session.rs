@@ -13,8 +13,11 @@ use super::{Env, wait};
 
 /// Consecutive lost edits after which a direction is abandoned.
 const GIVE_UP_AFTER: usize = 3;
-/// Longest wait for a tool to go quiet between steps.
-const SETTLE_MAX: Duration = Duration::from_secs(5);
+/// How long a tool must use no CPU to count as quiet.
+const QUIET: Duration = Duration::from_millis(1200);
+/// Longest wait for a tool to go quiet between edits, and after a bulk step.
+const SETTLE_EDIT: Duration = Duration::from_secs(10);
+const SETTLE_BULK: Duration = Duration::from_secs(60);
 /// How long a canary file may take during set-up.
 const CANARY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,20 +83,22 @@ fn nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// Waits until the tool's processes use no CPU for 100 ms (at least 30 ms, at most
-/// `SETTLE_MAX`), so one step's after-work does not delay the next step.
-fn settle(live: &Live) {
+/// Waits until the tool's processes have used no CPU for `QUIET` (at most `max`), so one step's
+/// after-work (saving state, the echo of its own writes) is over before the next step.
+fn settle(live: &Live, max: Duration) {
     let roots = live.roots();
-    std::thread::sleep(Duration::from_millis(30));
-    let deadline = Instant::now() + SETTLE_MAX;
-    let mut before = procs::cpu(&roots);
-    while Instant::now() < deadline {
+    let began = Instant::now();
+    let mut cpu = procs::cpu(&roots);
+    let mut quiet_since = began;
+    while began.elapsed() < max {
         std::thread::sleep(Duration::from_millis(100));
         let now = procs::cpu(&roots);
-        if now == before {
+        if now != cpu {
+            cpu = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET {
             return;
         }
-        before = now;
     }
 }
 
@@ -133,7 +138,7 @@ fn canaries(live: &mut Live, sides: &Sides) -> Result<(), String> {
             ));
         }
     }
-    settle(live);
+    settle(live, SETTLE_BULK);
     Ok(())
 }
 
@@ -168,11 +173,12 @@ fn edits(
     let roots = live.roots();
     let mut out = Edits::default();
     let mut lost_in_a_row = 0;
-    settle(live);
+    settle(live, SETTLE_BULK);
     let cpu_before = procs::cpu(&roots);
     // The first edit keeps the same distance from whatever the tool did before.
     let mut arrived = Instant::now();
     for k in 0..opts.edits {
+        settle(live, SETTLE_EDIT);
         std::thread::sleep((arrived + opts.edit_gap).saturating_duration_since(Instant::now()));
         let i = (mix(((d as u64) << 40) ^ k as u64) % tree.files as u64) as usize;
         let rel = tree.path(i);
@@ -205,16 +211,17 @@ fn edits(
                 }
             }
         }
-        settle(live);
     }
+    settle(live, SETTLE_BULK);
     out.cpu_per_edit = (procs::cpu(&roots) - cpu_before) / out.attempted.max(1) as u32;
     Ok(out)
 }
 
-/// Leaves the tool alone for `period` after the edits' after-work (`gap`) is surely over.
+/// Leaves the tool alone for `period` once the edits' after-work is surely over (`gap` since the
+/// last one, and quiet).
 fn idle(live: &mut Live, gap: Duration, period: Duration) -> Result<Idle, String> {
     std::thread::sleep(gap);
-    settle(live);
+    settle(live, SETTLE_BULK);
     let roots = live.roots();
     let before = procs::sample(&roots);
     let began = Instant::now();
@@ -234,7 +241,7 @@ fn idle(live: &mut Live, gap: Duration, period: Duration) -> Result<Idle, String
 /// Rewrites `count` files spread over the tree on beta (the agent's side) at once; the clock
 /// runs from the last write until alpha has every new content.
 fn rewrite(live: &mut Live, tree: &Tree, sides: &Sides, count: usize) -> Result<Rewrite, String> {
-    settle(live);
+    settle(live, SETTLE_BULK);
     let roots = live.roots();
     let cpu_before = procs::cpu(&roots);
     let stamp = nanos();
@@ -256,7 +263,7 @@ fn rewrite(live: &mut Live, tree: &Tree, sides: &Sides, count: usize) -> Result<
     let synced =
         wait::all(&sides.alpha, count, |k| files[k].clone(), deadline).map(|()| written.elapsed());
     live.check_running()?;
-    settle(live);
+    settle(live, SETTLE_BULK);
     Ok(Rewrite {
         write: written - began,
         synced,
