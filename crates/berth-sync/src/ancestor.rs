@@ -1,12 +1,61 @@
-//! The ancestor — what both trees last agreed on — as rows for the store, so a restart resumes
-//! without false conflicts. Each round changes only some paths ([`crate::engine::Stats::changed`]);
-//! only those rows are written.
+//! The ancestor — what both trees last agreed on — kept in the store, so a restart resumes
+//! without false conflicts. It remembers which of its paths changed since they were last saved
+//! ([`Ancestor::unsaved_rows`]), also when a round failed half-way, so only those rows are
+//! written and none is forgotten.
 //!
 //! An entry is stored as a few bytes: `d` (directory), `l` + target (symlink), or `f` + the
 //! executable bit + the 32-byte blake3 digest (file).
 
+use std::collections::BTreeSet;
+
 use crate::reconcile::Entry;
 use crate::scan::{RelPath, Tree};
+
+/// What both trees last agreed on, and which paths of it are not saved yet.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    tree: Tree,
+    unsaved: BTreeSet<RelPath>,
+}
+
+impl Ancestor {
+    /// An ancestor as loaded from the store: everything saved.
+    pub fn new(tree: Tree) -> Ancestor {
+        Ancestor {
+            tree,
+            unsaved: BTreeSet::new(),
+        }
+    }
+
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Records what both sides now hold at `path` (`None`: nothing).
+    pub fn set(&mut self, path: &[u8], entry: Option<Entry>) {
+        let old = match &entry {
+            Some(e) => self.tree.insert(path.to_vec(), e.clone()),
+            None => self.tree.remove(path),
+        };
+        if old != entry {
+            self.unsaved.insert(path.to_vec());
+        }
+    }
+
+    /// The rows to write: each path changed since the last save with its entry (`None`:
+    /// delete the row).
+    pub fn unsaved_rows(&self) -> Vec<(&[u8], Option<Vec<u8>>)> {
+        self.unsaved
+            .iter()
+            .map(|p| (p.as_slice(), self.tree.get(p).map(encode)))
+            .collect()
+    }
+
+    /// The rows from [`Ancestor::unsaved_rows`] were written.
+    pub fn mark_saved(&mut self) {
+        self.unsaved.clear();
+    }
+}
 
 /// The stored form of an entry.
 pub fn encode(entry: &Entry) -> Vec<u8> {
@@ -36,23 +85,14 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
     }
 }
 
-/// A tree from stored rows; rows that do not decode are left out (that path then looks new to
-/// both sides, which at worst keeps an extra copy — it never loses one).
-pub fn from_rows(rows: impl IntoIterator<Item = (RelPath, Vec<u8>)>) -> Tree {
-    rows.into_iter()
-        .filter_map(|(p, e)| Some((p, decode(&e)?)))
-        .collect()
-}
-
-/// The rows to write after a round: each changed path with its new entry (`None`: delete).
-pub fn changed_rows<'a>(
-    tree: &'a Tree,
-    changed: impl IntoIterator<Item = &'a RelPath>,
-) -> Vec<(&'a [u8], Option<Vec<u8>>)> {
-    changed
-        .into_iter()
-        .map(|p| (p.as_slice(), tree.get(p).map(encode)))
-        .collect()
+/// An ancestor from stored rows; rows that do not decode are left out (that path then looks
+/// new to both sides, which at worst keeps an extra copy — it never loses one).
+pub fn from_rows(rows: impl IntoIterator<Item = (RelPath, Vec<u8>)>) -> Ancestor {
+    Ancestor::new(
+        rows.into_iter()
+            .filter_map(|(p, e)| Some((p, decode(&e)?)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -85,6 +125,22 @@ mod tests {
             (b"a".to_vec(), encode(&Entry::Dir)),
             (b"b".to_vec(), b"garbage".to_vec()),
         ]);
-        assert_eq!(tree.len(), 1);
+        assert_eq!(tree.tree().len(), 1);
+    }
+
+    #[test]
+    fn only_changed_paths_are_unsaved_until_marked_saved() {
+        let mut a = Ancestor::default();
+        a.set(b"d", Some(Entry::Dir));
+        a.set(b"gone", None);
+        assert_eq!(a.unsaved_rows(), [(&b"d"[..], Some(b"d".to_vec()))]);
+        a.mark_saved();
+        a.set(b"d", Some(Entry::Dir));
+        assert!(
+            a.unsaved_rows().is_empty(),
+            "the same entry again is no change"
+        );
+        a.set(b"d", None);
+        assert_eq!(a.unsaved_rows(), [(&b"d"[..], None)]);
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::ancestor::Ancestor;
 use crate::apply::{self, ApplyError};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
 use crate::scan::{self, RelPath, Scanner, Tree, Warning};
@@ -61,8 +62,6 @@ pub struct Stats {
     pub to_beta: usize,
     pub conflicts: usize,
     pub warnings: Vec<Warning>,
-    /// Paths whose ancestor entry changed (what must be persisted).
-    pub changed: BTreeSet<RelPath>,
 }
 
 impl Stats {
@@ -77,7 +76,6 @@ impl Stats {
         self.to_beta += other.to_beta;
         self.conflicts += other.conflicts;
         self.warnings.extend(other.warnings);
-        self.changed.extend(other.changed);
     }
 }
 
@@ -120,17 +118,17 @@ fn depth(rel: &[u8]) -> usize {
 /// both now hold.
 pub fn sync_once(
     sides: &mut Sides,
-    ancestor: &mut Tree,
+    ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
 ) -> Result<Stats, ApplyError> {
     let scan_err = |e: scan::ScanError| ApplyError::Io {
         path: e.root.clone(),
         source: std::io::Error::other(e.error),
     };
-    guard(sides, ancestor)?;
+    guard(sides, ancestor.tree())?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
-    let known: Vec<RelPath> = ancestor.keys().cloned().collect();
+    let known: Vec<RelPath> = ancestor.tree().keys().cloned().collect();
     settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
 }
 
@@ -171,11 +169,11 @@ fn covering(dirty: &BTreeSet<RelPath>) -> Vec<&RelPath> {
 /// either side); the rest of the ancestor is untouched.
 pub fn sync_paths(
     sides: &mut Sides,
-    ancestor: &mut Tree,
+    ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
     dirty: &BTreeSet<RelPath>,
 ) -> Result<Stats, ApplyError> {
-    guard(sides, ancestor)?;
+    guard(sides, ancestor.tree())?;
     let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
     for root in covering(dirty) {
         let (ta, wa) = sides.alpha.under(root);
@@ -183,12 +181,12 @@ pub fn sync_paths(
         a.extend(ta);
         b.extend(tb);
         warnings.extend(wa.into_iter().chain(wb));
+        let tree = ancestor.tree();
         known.extend(
-            ancestor
-                .get_key_value(root)
+            tree.get_key_value(root)
                 .map(|(k, _)| k)
                 .into_iter()
-                .chain(ancestor.range(scan::below(root)).map(|(k, _)| k))
+                .chain(tree.range(scan::below(root)).map(|(k, _)| k))
                 .cloned(),
         );
     }
@@ -199,7 +197,7 @@ pub fn sync_paths(
 /// in a safe order, and moves the ancestor on.
 fn settle(
     sides: &mut Sides,
-    ancestor: &mut Tree,
+    ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
     a: Tree,
     b: Tree,
@@ -221,7 +219,7 @@ fn settle(
             continue; // never decide on what one side could not see
         }
         let t = Triple {
-            ancestor: ancestor.get(p).cloned(),
+            ancestor: ancestor.tree().get(p).cloned(),
             alpha: a.get(p).cloned(),
             beta: b.get(p).cloned(),
         };
@@ -285,13 +283,7 @@ fn settle(
                 written
             }
         };
-        let old = match &result {
-            Some(e) => ancestor.insert(p.clone(), e.clone()),
-            None => ancestor.remove(&p),
-        };
-        if old != result {
-            stats.changed.insert(p);
-        }
+        ancestor.set(&p, result);
     }
     Ok(stats)
 }
@@ -377,7 +369,7 @@ mod tests {
         alpha: PathBuf,
         beta: PathBuf,
         keeper: DirKeeper,
-        ancestor: Tree,
+        ancestor: Ancestor,
         sides: Sides,
     }
 
@@ -393,7 +385,7 @@ mod tests {
             alpha,
             beta,
             keeper,
-            ancestor: Tree::new(),
+            ancestor: Ancestor::default(),
         }
     }
 
@@ -611,6 +603,6 @@ mod tests {
             }
         }
         s.sync();
-        assert!(s.ancestor.is_empty());
+        assert!(s.ancestor.tree().is_empty());
     }
 }

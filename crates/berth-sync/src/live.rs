@@ -19,11 +19,12 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use crate::ancestor::Ancestor;
 use crate::apply::ApplyError;
 use crate::engine::{Keeper, Sides, Stats, sync_once, sync_paths};
 use crate::ignores::is_rules_file;
 use crate::reconcile::Side;
-use crate::scan::{RelPath, Tree};
+use crate::scan::RelPath;
 use crate::watch::{self, Input, Watch};
 
 /// Timings of the live loop.
@@ -177,7 +178,7 @@ impl Heartbeat {
 /// What the loop keeps: both scanners, the ancestor and the keeper of conflict losers.
 pub struct Link<'a> {
     pub sides: Sides,
-    pub ancestor: Tree,
+    pub ancestor: Ancestor,
     pub keeper: &'a mut dyn Keeper,
 }
 
@@ -201,14 +202,14 @@ struct State {
 }
 
 /// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
-/// same channel as `rx` (the watches send into it). Every round is reported with the ancestor
-/// as it now is, so the owner can persist what changed ([`Stats::changed`]).
+/// same channel as `rx` (the watches send into it). Every report comes with the ancestor, so the
+/// owner can save what changed ([`Ancestor::unsaved_rows`], also after a failed round).
 pub fn run(
     link: &mut Link,
     opts: &Options,
     rx: &Receiver<Input>,
     tx: &Sender<Input>,
-    report: &mut dyn FnMut(&Report, &Tree),
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<(), std::io::Error> {
     let mut watches: [Option<Watch>; 2] = [None, None];
     for side in [Side::Alpha, Side::Beta] {
@@ -273,7 +274,7 @@ pub fn run(
                 &Report::Ready {
                     took: now.duration_since(started),
                 },
-                &link.ancestor,
+                &mut link.ancestor,
             );
         }
         for side in [Side::Alpha, Side::Beta] {
@@ -287,13 +288,13 @@ pub fn run(
                                 side,
                                 error: format!("cannot send the heartbeat: {e}"),
                             },
-                            &link.ancestor,
+                            &mut link.ancestor,
                         );
                         st.beats[i].answered(now, opts.heartbeat_every);
                     }
                 }
                 Beat::Missed => {
-                    report(&Report::Stalled { side }, &link.ancestor);
+                    report(&Report::Stalled { side }, &mut link.ancestor);
                     watches[i] = None;
                     watches[i] = Some(start_watch(link, side, tx)?);
                     st.full = Some("watching had stalled");
@@ -331,7 +332,7 @@ fn on_input(
     st: &mut State,
     opts: &Options,
     input: Input,
-    report: &mut dyn FnMut(&Report, &Tree),
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) {
     let now = Instant::now();
     match input {
@@ -354,7 +355,7 @@ fn on_input(
         }
         Input::Overflow { side: _ } => st.full = Some("events were lost"),
         Input::WatchError { side, error } => {
-            report(&Report::WatchTrouble { side, error }, &link.ancestor);
+            report(&Report::WatchTrouble { side, error }, &mut link.ancestor);
             st.full = Some("watching reported an error");
         }
         Input::Heartbeat { side } => st.beats[side_name(side)].answered(now, opts.heartbeat_every),
@@ -369,7 +370,7 @@ fn round(
     st: &mut State,
     opts: &Options,
     reason: Option<Reason>,
-    report: &mut dyn FnMut(&Report, &Tree),
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<Stats, String> {
     let started = Instant::now();
     let full = st.full.take();
@@ -396,7 +397,7 @@ fn round(
             }
             st.retry_at = None;
             if st.paused.take().is_some() {
-                report(&Report::Resumed, &link.ancestor);
+                report(&Report::Resumed, &mut link.ancestor);
             }
             report(
                 &Report::Synced {
@@ -404,7 +405,7 @@ fn round(
                     stats: &stats,
                     took: started.elapsed(),
                 },
-                &link.ancestor,
+                &mut link.ancestor,
             );
             Ok(stats)
         }
@@ -417,10 +418,10 @@ fn round(
             if e.is_pausing() {
                 if st.paused.as_deref() != Some(msg.as_str()) {
                     st.paused = Some(msg.clone());
-                    report(&Report::Paused { cause: msg.clone() }, &link.ancestor);
+                    report(&Report::Paused { cause: msg.clone() }, &mut link.ancestor);
                 }
             } else {
-                report(&Report::Failed { error: msg.clone() }, &link.ancestor);
+                report(&Report::Failed { error: msg.clone() }, &mut link.ancestor);
             }
             Err(msg)
         }

@@ -9,6 +9,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use berth_store::{Store, StoreOptions};
+use berth_sync::ancestor::Ancestor;
 use berth_sync::engine::{DirKeeper, Sides, sync_once, sync_paths};
 use berth_sync::reconcile::Entry;
 use berth_sync::scan::{RelPath, Scanner, Tree};
@@ -179,7 +180,7 @@ struct World {
     beta: PathBuf,
     db: PathBuf,
     store: Store,
-    ancestor: Tree,
+    ancestor: Ancestor,
     keeper: DirKeeper,
     sides: Sides,
     /// What changed on either side since the last round.
@@ -206,7 +207,7 @@ impl World {
             alpha,
             beta,
             db,
-            ancestor: Tree::new(),
+            ancestor: Ancestor::default(),
             keeper,
             touched: BTreeSet::from([b"sentinel".to_vec()]),
         }
@@ -221,9 +222,13 @@ impl World {
 
     /// One round: everything, or only the paths that changed.
     fn sync(&mut self, only_changed: bool) -> Result<(), TestCaseError> {
-        let (a0, b0, anc0) = (tree(&self.alpha), tree(&self.beta), self.ancestor.clone());
+        let (a0, b0, anc0) = (
+            tree(&self.alpha),
+            tree(&self.beta),
+            self.ancestor.tree().clone(),
+        );
         let touched = std::mem::take(&mut self.touched);
-        let stats = if only_changed {
+        if only_changed {
             sync_paths(
                 &mut self.sides,
                 &mut self.ancestor,
@@ -235,12 +240,10 @@ impl World {
         }
         .map_err(|e| TestCaseError::fail(format!("sync failed: {e}")))?;
         self.store
-            .update_ancestor(
-                LINK,
-                berth_sync::ancestor::changed_rows(&self.ancestor, &stats.changed),
-            )
+            .update_ancestor(LINK, self.ancestor.unsaved_rows())
             .unwrap();
-        let ancestor = &self.ancestor;
+        self.ancestor.mark_saved();
+        let ancestor = self.ancestor.tree();
         let (a1, b1) = (tree(&self.alpha), tree(&self.beta));
         prop_assert_eq!(&a1, &b1, "trees differ after a round");
         prop_assert_eq!(&a1, ancestor, "the ancestor is not what both hold");

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use berth_store::{Store, StoreOptions};
+use berth_sync::ancestor::Ancestor;
 use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
 use berth_sync::live::{self, Link, Reason, Report};
 use berth_sync::reconcile::Side;
-use berth_sync::scan::{Tree, Warning};
+use berth_sync::scan::Warning;
 use berth_sync::watch::Input;
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Value, json};
@@ -118,13 +119,17 @@ fn human(v: &Value, kept_in: &Path) -> String {
     }
 }
 
-fn persist(store: &Store, link: &str, tree: &Tree, stats: &Stats) -> Result<(), String> {
+/// Writes the ancestor's unsaved rows (if any) to the store.
+fn persist(store: &Store, link: &str, ancestor: &mut Ancestor) -> Result<(), String> {
+    let rows = ancestor.unsaved_rows();
+    if rows.is_empty() {
+        return Ok(());
+    }
     store
-        .update_ancestor(
-            link,
-            berth_sync::ancestor::changed_rows(tree, &stats.changed),
-        )
-        .map_err(|e| e.to_string())
+        .update_ancestor(link, rows)
+        .map_err(|e| e.to_string())?;
+    ancestor.mark_saved();
+    Ok(())
 }
 
 pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
@@ -212,20 +217,21 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
     };
     // Until ready, rounds are added up and shown as one "ready" line.
     let mut before_ready: Option<Stats> = Some(Stats::default());
-    let mut report = |r: &Report, tree: &Tree| {
+    let mut report = |r: &Report, ancestor: &mut Ancestor| {
+        // Saved after every report: a failed round may have moved the ancestor too.
+        if let Err(e) = persist(&store, &link, ancestor) {
+            print(
+                ctx.json,
+                &json!({"event": "failed", "error": format!("cannot save the ancestor: {e}")}),
+                &kept_in,
+            );
+        }
         let v = match r {
             Report::Synced {
                 reason,
                 stats,
                 took,
             } => {
-                if let Err(e) = persist(&store, &link, tree, stats) {
-                    print(
-                        ctx.json,
-                        &json!({"event": "failed", "error": format!("cannot save the ancestor: {e}")}),
-                        &kept_in,
-                    );
-                }
                 if let Some(total) = &mut before_ready {
                     total.absorb((*stats).clone());
                     return;
@@ -263,12 +269,15 @@ fn once(
     store: &Store,
     link: &str,
     mut sides: Sides,
-    mut ancestor: Tree,
+    mut ancestor: Ancestor,
     keeper: &mut DirKeeper,
     kept_in: &Path,
 ) -> CliResult<i32> {
     let started = std::time::Instant::now();
-    let stats = sync_once(&mut sides, &mut ancestor, keeper).map_err(|e| {
+    let result = sync_once(&mut sides, &mut ancestor, keeper);
+    // What was done before a failure is saved too.
+    persist(store, link, &mut ancestor).map_err(|e| CliError::failed("store", e))?;
+    let stats = result.map_err(|e| {
         let err = CliError::failed("sync_failed", e.to_string());
         if e.is_pausing() {
             err.hint("nothing was half-written; free space or fix the permission, then run again")
@@ -276,7 +285,6 @@ fn once(
             err
         }
     })?;
-    persist(store, link, &ancestor, &stats).map_err(|e| CliError::failed("store", e))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     print(ctx.json, &stats_json("done", None, &stats, ms), kept_in);
     Ok(0)
