@@ -296,7 +296,18 @@ pub fn run(
                 Beat::Missed => {
                     report(&Report::Stalled { side }, &mut link.ancestor);
                     watches[i] = None;
-                    watches[i] = Some(start_watch(link, side, tx)?);
+                    // If the root cannot be watched now (it is gone), the next missed
+                    // heartbeat tries again; the rescan meanwhile halts on the missing root.
+                    match start_watch(link, side, tx) {
+                        Ok(w) => watches[i] = Some(w),
+                        Err(e) => report(
+                            &Report::WatchTrouble {
+                                side,
+                                error: format!("cannot watch it again: {e}"),
+                            },
+                            &mut link.ancestor,
+                        ),
+                    }
                     st.full = Some("watching had stalled");
                 }
             }
