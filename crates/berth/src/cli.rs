@@ -88,6 +88,10 @@ pub struct DebugSyncArgs {
     /// Period of the full safety-net rescan.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub rescan_every: Duration,
+    /// Period of the end-to-end heartbeat through each watch (a missing one means watching
+    /// stopped delivering events: the tree is watched anew and rescanned).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_every: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -208,6 +208,10 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
         debounce: args.debounce,
         max_delay: args.max_delay,
         rescan_every: args.rescan_every,
+        heartbeat_every: args.heartbeat_every,
+        heartbeat_timeout: live::Options::default()
+            .heartbeat_timeout
+            .min(args.heartbeat_every),
         ..live::Options::default()
     };
     let mut link_state = Link {

@@ -106,6 +106,8 @@ impl Live {
             "sync",
             a.to_str().unwrap(),
             b.to_str().unwrap(),
+            "--heartbeat-every",
+            "300ms",
         ]);
         for (k, v) in env {
             cmd.env(k, v);
@@ -226,6 +228,42 @@ fn live_sync_follows_edits_both_ways_answers_flush_and_persists_on_sigterm() {
         (&again["to_alpha"], &again["to_beta"], &again["conflicts"]),
         (&json!(0), &json!(0), &json!(0))
     );
+}
+
+#[test]
+fn a_watch_that_stops_delivering_events_is_noticed_by_the_heartbeat_and_renewed() {
+    let h = home();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("alpha"), tmp.path().join("beta"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("f"), "v1").unwrap();
+    let live = Live::start(&h, &a, &b, &[]);
+    live.next_event("ready");
+    // Swap alpha for an identical copy: the watch still follows the old directory, so edits
+    // in the new one raise no event at all.
+    std::fs::rename(&a, tmp.path().join("old-alpha")).unwrap();
+    std::fs::create_dir(&a).unwrap();
+    std::fs::write(a.join("f"), "v1").unwrap();
+    std::fs::write(a.join("f"), "v2 in the new alpha").unwrap();
+    let stalled = live.next_event("stalled");
+    assert_eq!(stalled["side"], "alpha");
+    wait_until("the edit on beta", Duration::from_secs(10), || {
+        read(&b.join("f")).as_deref() == Some(&b"v2 in the new alpha"[..])
+    });
+    // Watched anew: a later edit arrives, and the heartbeats come through again (more than
+    // three periods pass without another stall).
+    std::fs::write(a.join("g"), "later").unwrap();
+    wait_until("the later edit on beta", Duration::from_secs(10), || {
+        read(&b.join("g")).is_some()
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let later: Vec<serde_json::Value> = live.lines.try_iter().collect();
+    assert!(
+        later.iter().all(|v| v["event"] != "stalled"),
+        "still stalling: {later:?}"
+    );
+    live.stop();
 }
 
 #[test]
