@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::cleanup::TempDir;
 use super::live;
 use super::options::Options;
 use super::tools::Tool;
@@ -28,14 +29,20 @@ pub struct FirstCopy {
     pub cold_missing: Option<String>,
 }
 
-/// Writes back dirty pages, then (cold) drops the page cache, dentries and inodes.
-fn flush(cold: bool) -> Result<(), String> {
+/// Writes back dirty pages, then drops the page cache, dentries and inodes (cold) or reads the
+/// whole source tree into it (warm: the kernel may have reclaimed some of it since).
+fn flush(cold: bool, src: &Path, tree: &Tree) -> Result<(), String> {
     Command::new("sync")
         .status()
         .map_err(|e| format!("cannot run sync: {e}"))?;
     if cold {
         std::fs::write("/proc/sys/vm/drop_caches", "3")
             .map_err(|e| format!("cannot drop the page cache (needs root): {e}"))?;
+    } else {
+        for i in 0..tree.files {
+            let path = src.join(tree.path(i));
+            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
     }
     Ok(())
 }
@@ -60,7 +67,7 @@ fn once(tool: Tool, env: &Env, tmp: &Path, tree: &Tree, cold: bool) -> Result<Du
     }
     let mut cmd = live::copy_command(tool, env, &work, &src, &dst)?;
     cmd.stdin(Stdio::null());
-    flush(cold)?;
+    flush(cold, &src, tree)?;
     let began = Instant::now();
     let out = cmd
         .output()
@@ -89,10 +96,7 @@ fn once(tool: Tool, env: &Env, tmp: &Path, tree: &Tree, cold: bool) -> Result<Du
 pub fn run(env: &Env, opts: &Options) -> Result<FirstCopy, String> {
     let tree = Tree::with_mean(opts.copy_files, opts.copy_mean_size);
     let bytes = tree.bytes();
-    let tmp = tempfile::Builder::new()
-        .prefix("berth-bench-copy-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let tmp = TempDir::new("berth-bench-copy-")?;
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
     eprintln!(
@@ -114,7 +118,7 @@ pub fn run(env: &Env, opts: &Options) -> Result<FirstCopy, String> {
         .collect();
     let mut cold_missing = None;
     for cold in [false, true] {
-        if cold && let Err(e) = flush(true) {
+        if cold && let Err(e) = flush(true, &src, &tree) {
             cold_missing = Some(e);
             break;
         }

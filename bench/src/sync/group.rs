@@ -6,21 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::procs;
+use super::{cleanup, procs};
 
 pub struct Group {
     name: String,
     child: Child,
     log: PathBuf,
     stopped: bool,
-}
-
-fn signal_group(pgid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 impl Group {
@@ -47,6 +39,7 @@ impl Group {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;
+        cleanup::add_group(child.id());
         let stdout = child.stdout.take();
         Ok((
             Group {
@@ -96,13 +89,14 @@ impl Group {
         }
         self.stopped = true;
         let pgid = self.pid();
-        signal_group(pgid, "TERM");
+        cleanup::signal_group(pgid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let _ = self.child.try_wait();
             let left = procs::group_members(pgid);
             // The leader stays listed until reaped; once reaped, nothing of the group may remain.
             if left.is_empty() {
+                cleanup::remove_group(pgid);
                 return;
             }
             if Instant::now() >= deadline {
@@ -110,13 +104,37 @@ impl Group {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        signal_group(pgid, "KILL");
+        cleanup::signal_group(pgid, "KILL");
         let _ = self.child.wait();
+        cleanup::remove_group(pgid);
     }
 }
 
 impl Drop for Group {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_ends_the_leader_and_its_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & sleep 60 & wait"]);
+        let (mut group, _) =
+            Group::spawn("sleepers", cmd, &dir.path().join("log"), false).expect("spawn");
+        let pgid = group.pid();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while procs::group_members(pgid).len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(procs::group_members(pgid).len(), 3);
+        assert!(group.check_running().is_ok());
+        group.stop();
+        assert!(procs::group_members(pgid).is_empty());
     }
 }

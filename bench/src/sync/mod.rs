@@ -2,6 +2,7 @@
 //! small and a large tree, many files rewritten at once, idle use) and against `cp -a`,
 //! `rsync -a` and Unison for the first copy of a large tree. Writes `bench/results/sync.md`.
 
+mod cleanup;
 mod first_copy;
 mod group;
 mod http;
@@ -66,6 +67,7 @@ pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
     let opts = Options::parse(args)?;
     let began = Instant::now();
     let load_before = load_average();
+    cleanup::install()?;
     install::ensure(&opts.tools)?;
     let berth = if opts.uses(Tool::Berth) {
         crate::build_berth()?

@@ -67,12 +67,12 @@ impl Options {
             quick: true,
             small_tree: 200,
             large_tree: 2_000,
-            edits: 5,
+            edits: 3,
             rewrite: 500,
             copy_files: 2_000,
             copy_runs: 1,
             copy_runs_slow: 1,
-            idle: Duration::from_secs(3),
+            idle: Duration::from_secs(2),
             ..Options::full()
         }
     }
@@ -140,5 +140,48 @@ impl Options {
 
     pub fn uses(&self, tool: Tool) -> bool {
         self.tools.contains(&tool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn quick_then_overrides_in_either_spelling() {
+        let o = parse(&[
+            "--edits",
+            "7",
+            "--quick",
+            "--tools=unison,berth",
+            "--large-tree=3,000",
+        ])
+        .expect("parses");
+        assert!(o.quick);
+        assert_eq!(o.edits, 7);
+        assert_eq!(o.large_tree, 3_000);
+        assert_eq!(o.small_tree, 200);
+        assert_eq!(o.tools, vec![Tool::Berth, Tool::Unison]);
+    }
+
+    #[test]
+    fn the_full_run_is_the_default() {
+        let o = parse(&[]).expect("parses");
+        assert_eq!((o.small_tree, o.large_tree, o.edits), (1_000, 50_000, 100));
+        assert_eq!((o.rewrite, o.copy_files), (10_000, 50_000));
+        assert_eq!(o.tools, Tool::ALL.to_vec());
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        assert!(parse(&["--edits"]).is_err());
+        assert!(parse(&["--edits", "0"]).is_err());
+        assert!(parse(&["--tools", "dropbox"]).is_err());
+        assert!(parse(&["--frobnicate"]).is_err());
+        assert!(parse(&["--quick", "--rewrite", "5000"]).is_err());
     }
 }

@@ -30,7 +30,14 @@ fn secs(d: Duration) -> String {
 /// berth's figure divided by a peer's ("0.10" = berth takes a tenth of the time).
 fn ratio(berth: Option<Duration>, peer: Duration) -> String {
     match berth {
-        Some(b) if !peer.is_zero() => format!("{:.2}", b.as_secs_f64() / peer.as_secs_f64()),
+        Some(b) if !peer.is_zero() => {
+            let r = b.as_secs_f64() / peer.as_secs_f64();
+            if r < 0.1 {
+                format!("{r:.4}")
+            } else {
+                format!("{r:.2}")
+            }
+        }
         _ => "—".into(),
     }
 }
@@ -265,7 +272,8 @@ impl Results {
              `rsync -a SRC/ DST/`, one `unison SRC DST -batch -auto -times` run with a fresh \
              archive and `berth debug sync SRC DST --once` with a fresh home; each copy is \
              checked file by file afterwards. Before every run the previous copy is removed and \
-             `sync` writes back dirty pages; cold runs then drop the page cache \
+             `sync` writes back dirty pages; warm runs then read the whole source tree (so it \
+             is in the page cache), cold runs drop the page cache \
              (`echo 3 > /proc/sys/vm/drop_caches`). Seconds; ratio is berth's median ÷ the \
              tool's.\n\n| tool | cache | runs | median | min | max | berth ÷ tool |\n\
              |---|---|---|---|---|---|---|\n",

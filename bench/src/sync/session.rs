@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::cleanup::TempDir;
 use super::live::{self, Live};
 use super::options::Options;
 use super::procs;
@@ -288,13 +289,10 @@ pub fn run(
         rewrite: None,
         error: None,
     };
-    let tmp = match tempfile::Builder::new()
-        .prefix("berth-bench-sync-")
-        .tempdir()
-    {
+    let tmp = match TempDir::new("berth-bench-sync-") {
         Ok(t) => t,
         Err(e) => {
-            session.initial = Err(format!("cannot create a temporary directory: {e}"));
+            session.initial = Err(e);
             return session;
         }
     };
@@ -324,19 +322,22 @@ pub fn run(
         return session;
     }
     eprintln!(
-        "  {}: in sync after {:.1} s",
+        "  {}: in sync after {:.1} s, ready to measure after {:.1} s",
         tool.name(),
+        session.initial.as_ref().map_or(0.0, |d| d.as_secs_f64()),
         began.elapsed().as_secs_f64()
     );
     let result = (|| -> Result<(), String> {
         for d in [Direction::AlphaToBeta, Direction::BetaToAlpha] {
+            let series = Instant::now();
             let e = edits(&mut live, tree, &sides, d, opts)?;
             eprintln!(
-                "  {}: {} edits {}, {} lost",
+                "  {}: {} edits {} arrived, {} lost ({:.0} s)",
                 tool.name(),
                 e.latencies.len(),
                 d.label(),
-                e.lost
+                e.lost,
+                series.elapsed().as_secs_f64()
             );
             session.edits.push((d, e));
         }

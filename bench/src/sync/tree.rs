@@ -121,3 +121,42 @@ impl Tree {
         (0..count).map(|k| k * self.files / count).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_nest_three_levels_fifty_files_a_directory() {
+        let t = Tree::small(50_000);
+        assert_eq!(t.path(0), PathBuf::from("d00/e0/f0/file00.txt"));
+        assert_eq!(t.path(49), PathBuf::from("d00/e0/f0/file49.txt"));
+        assert_eq!(t.path(50), PathBuf::from("d00/e0/f1/file00.txt"));
+        assert_eq!(t.path(49_999), PathBuf::from("d09/e9/f9/file49.txt"));
+        let distinct: std::collections::HashSet<_> = (0..t.files).map(|i| t.path(i)).collect();
+        assert_eq!(distinct.len(), t.files);
+    }
+
+    #[test]
+    fn contents_are_deterministic_distinct_and_sized() {
+        let t = Tree::with_mean(1_000, 20_000);
+        for i in 0..t.files {
+            let c = t.content(i);
+            assert_eq!(c.len(), t.size(i));
+            assert!((t.min_size..=t.max_size).contains(&c.len()));
+            assert_eq!(c, t.content(i));
+        }
+        assert_ne!(t.content(1), t.content(2));
+        let mean = t.bytes() / t.files as u64;
+        assert!((18_000..22_000).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn spread_picks_distinct_files() {
+        let t = Tree::small(50_000);
+        let picked = t.spread(10_000);
+        let distinct: std::collections::HashSet<_> = picked.iter().collect();
+        assert_eq!(distinct.len(), 10_000);
+        assert!(picked.iter().all(|&i| i < t.files));
+    }
+}

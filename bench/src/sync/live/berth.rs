@@ -41,6 +41,11 @@ pub fn start(env: &Env, work: &Path, alpha: &Path, beta: &Path) -> Result<(Group
         .arg("--json")
         .args(["debug", "sync"])
         .args([alpha, beta]);
+    spawn(cmd, work)
+}
+
+/// Starts `cmd` as berth, its stdout forwarded line by line (and copied to a log under `work`).
+fn spawn(cmd: Command, work: &Path) -> Result<(Group, Berth), String> {
     let (group, stdout) = Group::spawn("berth debug sync", cmd, &work.join("berth.log"), true)?;
     let stdout = stdout.ok_or("berth's stdout was not piped")?;
     let out_log = work.join("berth.stdout");
@@ -84,7 +89,11 @@ impl Berth {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    group.check_running()?;
+                    // Stdout closes just before the exit is seen: give the exit a moment.
+                    for _ in 0..10 {
+                        group.check_running()?;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     return Err(format!(
                         "berth closed its stdout without a ready line{}",
                         group.tail()
@@ -101,5 +110,39 @@ impl Berth {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` as if it were berth and waits up to `secs` for its ready line.
+    fn wait_for(script: &str, secs: u64) -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        let (mut group, mut berth) = spawn(cmd, dir.path())?;
+        berth.wait_ready(&mut group, Instant::now() + Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn the_ready_line_is_found_among_others() {
+        let script = r#"echo '{"event":"scan"}'; echo 'not json'; echo '{"event":"ready","ms":1}'; exec sleep 30"#;
+        assert_eq!(wait_for(script, 5), Ok(()));
+    }
+
+    #[test]
+    fn no_ready_line_fails_at_the_deadline() {
+        let e = wait_for("exec sleep 30", 1).unwrap_err();
+        assert!(e.contains(r#"no "event":"ready" line"#), "{e}");
+    }
+
+    #[test]
+    fn exiting_before_ready_fails_at_once_with_the_log() {
+        let began = Instant::now();
+        let e = wait_for("echo 'engine broke' >&2; exit 3", 10).unwrap_err();
+        assert!(e.contains("exited") && e.contains("engine broke"), "{e}");
+        assert!(began.elapsed() < Duration::from_secs(5));
     }
 }
