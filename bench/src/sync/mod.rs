@@ -85,7 +85,12 @@ pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
     }
 
     let mut sessions = Vec::new();
-    for files in [opts.small_tree, opts.large_tree] {
+    let trees = if opts.live {
+        vec![opts.small_tree, opts.large_tree]
+    } else {
+        Vec::new()
+    };
+    for files in trees {
         let tree = Tree::small(files);
         let rewrite = (files == opts.large_tree).then_some(opts.rewrite);
         for &tool in opts.tools.iter().filter(|t| t.is_live()) {
@@ -100,13 +105,11 @@ pub fn run(args: &[String], root: &Path) -> Result<PathBuf, String> {
             sessions.push(s);
         }
     }
-    let first_copy = opts
-        .tools
-        .iter()
-        .any(|t| t.copies())
-        .then(|| first_copy::run(&env, &opts));
+    let first_copy =
+        (opts.copy && opts.tools.iter().any(|t| t.copies())).then(|| first_copy::run(&env, &opts));
 
     let results = report::Results {
+        args: args.to_vec(),
         opts,
         versions,
         sessions,

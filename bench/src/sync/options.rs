@@ -9,6 +9,9 @@ use super::tools::Tool;
 pub struct Options {
     pub quick: bool,
     pub tools: Vec<Tool>,
+    /// Run the continuous-sync measurements (edits, rewrite, idle) and/or the first copy.
+    pub live: bool,
+    pub copy: bool,
     /// Files in the small and the large edit tree.
     pub small_tree: usize,
     pub large_tree: usize,
@@ -38,7 +41,7 @@ pub struct Options {
     pub berth_no_ready: bool,
 }
 
-pub const USAGE: &str = "usage: berth-bench sync [--quick] [--tools berth,unison,syncthing,cp,rsync] \
+pub const USAGE: &str = "usage: berth-bench sync [--quick] [--tools berth,unison,syncthing,cp,rsync] [--only live|copy] \
 [--edits N] [--edit-timeout-ms MS] [--edit-gap-ms MS] [--small-tree N] [--large-tree N] [--rewrite N] \
 [--copy-files N] [--copy-runs N] [--idle-secs N] [--berth-no-ready]";
 
@@ -47,6 +50,8 @@ impl Options {
         Options {
             quick: false,
             tools: Tool::ALL.to_vec(),
+            live: true,
+            copy: true,
             small_tree: 1_000,
             large_tree: 50_000,
             edits: 100,
@@ -107,6 +112,11 @@ impl Options {
                 "--quick" => {}
                 "--berth-no-ready" => o.berth_no_ready = true,
                 "--tools" => o.tools = Tool::parse_list(&value()?)?,
+                "--only" => match value()?.as_str() {
+                    "live" => (o.live, o.copy) = (true, false),
+                    "copy" => (o.live, o.copy) = (false, true),
+                    other => return Err(format!("--only {other:?}: live or copy")),
+                },
                 "--edits" => o.edits = number(value()?)?,
                 "--edit-timeout-ms" => {
                     o.edit_timeout = Duration::from_millis(number(value()?)? as u64)

@@ -12,6 +12,8 @@ use crate::machine;
 use crate::stats::{Summary, ms};
 
 pub struct Results {
+    /// The arguments after `sync`, as given.
+    pub args: Vec<String>,
     pub opts: Options,
     pub versions: Vec<(String, String)>,
     pub sessions: Vec<Session>,
@@ -42,8 +44,40 @@ fn ratio(berth: Option<Duration>, peer: Duration) -> String {
     }
 }
 
+/// The median, the mean of the middle two for an even count.
 fn median(v: &[Duration]) -> Option<Duration> {
-    (!v.is_empty()).then(|| Summary::of(v).p50)
+    let mut v = v.to_vec();
+    v.sort();
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2),
+    }
+}
+
+/// One row of the SPEC table: what is asked, what was measured and whether it passes.
+struct Target {
+    what: String,
+    measured: String,
+    result: &'static str,
+}
+
+impl Target {
+    fn new(what: String, measured: Option<(String, bool)>) -> Target {
+        match measured {
+            Some((measured, ok)) => Target {
+                what,
+                measured,
+                result: verdict(ok),
+            },
+            None => Target {
+                what,
+                measured: "—".into(),
+                result: "not measured",
+            },
+        }
+    }
 }
 
 fn count(n: usize) -> String {
@@ -103,7 +137,10 @@ impl Results {
              its minimum) are each measured on the same trees in the same run. Trees are \
              generated deterministically: three levels of directories, 50 files each; the edit \
              trees have {} and {} text files of 200 bytes to 4 KB.\n\n",
-            if o.quick { " --quick" } else { "" },
+            self.args
+                .iter()
+                .map(|a| format!(" {a}"))
+                .collect::<String>(),
             self.took.as_secs_f64(),
             count(o.small_tree),
             count(o.large_tree),
@@ -303,17 +340,18 @@ impl Results {
                     continue;
                 }
                 let s = Summary::of(runs);
+                let mid = median(runs).unwrap_or(s.p50);
                 let rat = if c.tool == Tool::Berth {
                     "—".into()
                 } else {
-                    ratio(berth, s.p50)
+                    ratio(berth, mid)
                 };
                 let _ = writeln!(
                     md,
                     "| {} | {cache} | {} | {} | {} | {} | {rat} |",
                     c.tool.label(),
                     s.n,
-                    secs(s.p50),
+                    secs(mid),
                     secs(s.min),
                     secs(s.max)
                 );
@@ -321,6 +359,18 @@ impl Results {
         }
         if let Some(why) = &fc.cold_missing {
             let _ = writeln!(md, "\nNo cold-cache runs: {why}.");
+        }
+        let cp = fc.copies.iter().find(|c| c.tool == Tool::Cp);
+        if let Some((warm, cold)) = cp.and_then(|c| median(&c.warm).zip(median(&c.cold)))
+            && warm > cold
+        {
+            let _ = writeln!(
+                md,
+                "\nIn this run warm-cache copies were slower than cold ones (`cp -a` {} s warm, \
+                 {} s cold), so compare the tools within one cache state.",
+                secs(warm),
+                secs(cold)
+            );
         }
     }
 
@@ -353,58 +403,33 @@ impl Results {
         }
     }
 
-    fn targets(&self, md: &mut String) {
-        md.push_str("\n## berth against the SPEC §7 targets\n\n");
-        if self.opts.quick {
-            md.push_str("Quick-run sizes: indicative only.\n\n");
-        }
-        md.push_str("| target | measured | result |\n|---|---|---|\n");
-        let mut row = |target: String, measured: String, ok: Option<bool>| {
-            let result = ok.map_or("not measured", verdict);
-            let _ = writeln!(md, "| {target} | {measured} | {result} |");
-        };
-        if !self.opts.uses(Tool::Berth) {
-            row("all".into(), "berth was not among the tools".into(), None);
-            return;
-        }
+    /// berth's edit latency per tree and direction, alone and against each peer.
+    fn edit_targets(&self, out: &mut Vec<Target>) {
         for files in self.trees() {
             for d in DIRECTIONS {
-                let target = format!(
-                    "one edit, {}-file tree, {}: p50 ≤ 5 ms and p99 ≤ 20 ms",
-                    count(files),
-                    d.label()
-                );
-                match self.edit_summary(Tool::Berth, files, d) {
-                    Some(s) => {
-                        let lost = self.lost(Tool::Berth, files, d);
-                        row(
-                            target,
+                let berth = self.edit_summary(Tool::Berth, files, d);
+                let lost = self.lost(Tool::Berth, files, d);
+                out.push(Target::new(
+                    format!(
+                        "one edit, {}-file tree, {}: p50 ≤ 5 ms and p99 ≤ 20 ms",
+                        count(files),
+                        d.label()
+                    ),
+                    berth.map(|s| {
+                        (
                             format!("p50 {} ms, p99 {} ms, {lost} lost", ms(s.p50), ms(s.p99)),
-                            Some(
-                                lost == 0
-                                    && s.p50 <= Duration::from_millis(5)
-                                    && s.p99 <= Duration::from_millis(20),
-                            ),
+                            lost == 0
+                                && s.p50 <= Duration::from_millis(5)
+                                && s.p99 <= Duration::from_millis(20),
                         )
-                    }
-                    None => row(target, "—".into(), None),
-                }
+                    }),
+                ));
                 for peer in [Tool::Unison, Tool::Syncthing] {
                     if !self.opts.uses(peer) {
                         continue;
                     }
-                    let target = format!(
-                        "one edit, {}-file tree, {}: faster than {} at p50 and p99",
-                        count(files),
-                        d.label(),
-                        peer.label()
-                    );
-                    match (
-                        self.edit_summary(Tool::Berth, files, d),
-                        self.edit_summary(peer, files, d),
-                    ) {
-                        (Some(b), Some(p)) => row(
-                            target,
+                    let measured = match (berth, self.edit_summary(peer, files, d)) {
+                        (Some(b), Some(p)) => Some((
                             format!(
                                 "p50 {} vs {} ms, p99 {} vs {} ms",
                                 ms(b.p50),
@@ -412,19 +437,22 @@ impl Results {
                                 ms(b.p99),
                                 ms(p.p99)
                             ),
-                            Some(
-                                b.p50 < p.p50
-                                    && b.p99 < p.p99
-                                    && self.lost(Tool::Berth, files, d) == 0,
-                            ),
+                            b.p50 < p.p50 && b.p99 < p.p99 && lost == 0,
+                        )),
+                        (Some(_), None) => {
+                            Some((format!("{} has no figures", peer.label()), lost == 0))
+                        }
+                        _ => None,
+                    };
+                    out.push(Target::new(
+                        format!(
+                            "one edit, {}-file tree, {}: faster than {} at p50 and p99",
+                            count(files),
+                            d.label(),
+                            peer.label()
                         ),
-                        (Some(_), None) => row(
-                            target,
-                            format!("{} has no figures", peer.label()),
-                            Some(self.lost(Tool::Berth, files, d) == 0),
-                        ),
-                        _ => row(target, "—".into(), None),
-                    }
+                        measured,
+                    ));
                 }
             }
         }
@@ -436,11 +464,8 @@ impl Results {
         };
         let p50 = |files| self.edit_summary(Tool::Berth, files, Direction::AlphaToBeta);
         let [small, large] = self.trees();
-        match (cpu(small), cpu(large), p50(small), p50(large)) {
-            (Some(cs), Some(cl), Some(ps), Some(pl)) => row(
-                "cost per edit does not grow with the tree (taken as: large-tree p50 and CPU \
-                 per edit within 2× of the small tree's)"
-                    .into(),
+        let measured = match (cpu(small), cpu(large), p50(small), p50(large)) {
+            (Some(cs), Some(cl), Some(ps), Some(pl)) => Some((
                 format!(
                     "p50 {} → {} ms, CPU per edit {} → {} ms",
                     ms(ps.p50),
@@ -448,82 +473,108 @@ impl Results {
                     ms(cs),
                     ms(cl)
                 ),
-                Some(pl.p50 <= ps.p50 * 2 && cl <= (cs * 2).max(Duration::from_millis(10))),
-            ),
-            _ => row(
-                "cost per edit does not grow with the tree".into(),
-                "—".into(),
-                None,
-            ),
-        }
-        let rewrite = self
+                pl.p50 <= ps.p50 * 2 && cl <= (cs * 2).max(Duration::from_millis(10)),
+            )),
+            _ => None,
+        };
+        out.push(Target::new(
+            "cost per edit does not grow with the tree (taken as: large-tree p50 and CPU per \
+             edit within 2× of the small tree's)"
+                .into(),
+            measured,
+        ));
+    }
+
+    fn rewrite_target(&self, out: &mut Vec<Target>) {
+        let synced = self
             .session(Tool::Berth, self.opts.large_tree)
-            .and_then(|s| s.rewrite.as_ref());
-        let target = format!(
-            "{} files rewritten at once: identical within 3 s",
-            count(self.opts.rewrite)
-        );
-        match rewrite.map(|r| &r.synced) {
-            Some(Ok(d)) => row(
-                target,
-                format!("{} s", secs(*d)),
-                Some(*d <= Duration::from_secs(3)),
+            .and_then(|s| s.rewrite.as_ref())
+            .map(|r| &r.synced);
+        out.push(Target::new(
+            format!(
+                "{} files rewritten at once: identical within 3 s",
+                count(self.opts.rewrite)
             ),
-            Some(Err(e)) => row(target, e.clone(), Some(false)),
-            None => row(target, "—".into(), None),
-        }
-        if let Some(Ok(fc)) = &self.first_copy {
-            for cold in [false, true] {
-                let pick = |t: Tool| {
-                    fc.copies
-                        .iter()
-                        .find(|c| c.tool == t)
-                        .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
-                };
-                let cache = if cold { "cold" } else { "warm" };
-                let (b, cp, rsync) = (pick(Tool::Berth), pick(Tool::Cp), pick(Tool::Rsync));
-                let target = format!("first copy ({cache} cache): within 1.5× of `cp -a`");
-                match (b, cp) {
-                    (Some(b), Some(cp)) => row(
-                        target,
-                        format!("{} vs {} s ({}×)", secs(b), secs(cp), ratio(Some(b), cp)),
-                        Some(b.as_secs_f64() <= 1.5 * cp.as_secs_f64()),
-                    ),
-                    _ => row(target, "—".into(), None),
-                }
-                let target = format!("first copy ({cache} cache): no slower than `rsync -a`");
-                match (b, rsync) {
-                    (Some(b), Some(r)) => row(
-                        target,
-                        format!("{} vs {} s ({}×)", secs(b), secs(r), ratio(Some(b), r)),
-                        Some(b <= r),
-                    ),
-                    _ => row(target, "—".into(), None),
-                }
-            }
-        }
+            synced.map(|r| match r {
+                Ok(d) => (format!("{} s", secs(*d)), *d <= Duration::from_secs(3)),
+                Err(e) => (e.clone(), false),
+            }),
+        ));
+    }
+
+    fn idle_targets(&self, out: &mut Vec<Target>) {
         for files in self.trees() {
-            let target = format!(
-                "idle pairing ({}-file tree): no periodic work more often than once a second",
-                count(files)
-            );
-            match self
+            let idle = self
                 .session(Tool::Berth, files)
-                .and_then(|s| s.idle.as_ref())
-            {
-                Some(i) => {
+                .and_then(|s| s.idle.as_ref());
+            out.push(Target::new(
+                format!(
+                    "idle pairing ({}-file tree): no periodic work more often than once a second",
+                    count(files)
+                ),
+                idle.map(|i| {
                     let rate = i.switches as f64 / i.seconds;
-                    row(
-                        target,
+                    (
                         format!(
                             "{rate:.1} wakeups/s, RSS {:.1} MiB",
                             i.rss_kib as f64 / 1024.0
                         ),
-                        Some(rate <= 1.0),
+                        rate <= 1.0,
                     )
-                }
-                None => row(target, "—".into(), None),
+                }),
+            ));
+        }
+    }
+
+    fn copy_targets(&self, fc: &FirstCopy, out: &mut Vec<Target>) {
+        for cold in [false, true] {
+            let pick = |t: Tool| {
+                fc.copies
+                    .iter()
+                    .find(|c| c.tool == t)
+                    .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
+            };
+            let cache = if cold { "cold" } else { "warm" };
+            let berth = pick(Tool::Berth);
+            for (peer, limit, what) in [
+                (Tool::Cp, 1.5, "within 1.5× of `cp -a`"),
+                (Tool::Rsync, 1.0, "no slower than `rsync -a`"),
+            ] {
+                let measured = berth.zip(pick(peer)).map(|(b, p)| {
+                    (
+                        format!("{} vs {} s ({}×)", secs(b), secs(p), ratio(Some(b), p)),
+                        b.as_secs_f64() <= limit * p.as_secs_f64(),
+                    )
+                });
+                out.push(Target::new(
+                    format!("first copy ({cache} cache): {what}"),
+                    measured,
+                ));
             }
+        }
+    }
+
+    fn targets(&self, md: &mut String) {
+        md.push_str("\n## berth against the SPEC §7 targets\n\n");
+        if !self.opts.uses(Tool::Berth) {
+            md.push_str("berth was not among the tools measured.\n");
+            return;
+        }
+        if self.opts.quick {
+            md.push_str("Quick-run sizes: indicative only.\n\n");
+        }
+        let mut targets = Vec::new();
+        if self.opts.live {
+            self.edit_targets(&mut targets);
+            self.rewrite_target(&mut targets);
+            self.idle_targets(&mut targets);
+        }
+        if let Some(Ok(fc)) = &self.first_copy {
+            self.copy_targets(fc, &mut targets);
+        }
+        md.push_str("| target | measured | result |\n|---|---|---|\n");
+        for t in targets {
+            let _ = writeln!(md, "| {} | {} | {} |", t.what, t.measured, t.result);
         }
     }
 
@@ -565,7 +616,7 @@ impl Results {
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         self.header(&mut md);
-        if !self.live_tools().is_empty() {
+        if self.opts.live && !self.live_tools().is_empty() {
             self.initial(&mut md);
             self.edits(&mut md);
             self.rewrite(&mut md);
