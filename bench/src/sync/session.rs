@@ -68,7 +68,7 @@ pub struct Rewrite {
 pub struct Session {
     pub tool: Tool,
     pub files: usize,
-    /// From start until the tree has arrived and canaries went through both ways.
+    /// From start until every file has arrived in beta (canaries go through after that).
     pub initial: Result<Duration, String>,
     pub edits: Vec<(Direction, Edits)>,
     pub idle: Option<Idle>,
