@@ -167,6 +167,14 @@ impl Heartbeat {
         }
     }
 
+    /// The loop was busy (a round) until `until`: an answer may be waiting unread, so the
+    /// wait for it counts from then.
+    pub fn busy_until(&mut self, until: Instant) {
+        if let Some(sent) = self.awaited_since {
+            self.awaited_since = Some(sent.max(until));
+        }
+    }
+
     /// The heartbeat came through.
     pub fn answered(&mut self, now: Instant, every: Duration) {
         if self.awaited_since.is_some() {
@@ -383,6 +391,23 @@ fn round(
     reason: Option<Reason>,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<Stats, String> {
+    let result = round_inner(link, st, opts, reason, report);
+    // Heartbeat answers that arrived meanwhile are still unread: judge them from now on.
+    let done = Instant::now();
+    for beat in &mut st.beats {
+        beat.busy_until(done);
+    }
+    result
+}
+
+/// The round itself.
+fn round_inner(
+    link: &mut Link,
+    st: &mut State,
+    opts: &Options,
+    reason: Option<Reason>,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Result<Stats, String> {
     let started = Instant::now();
     let full = st.full.take();
     let dirty = std::mem::take(&mut st.dirty);
@@ -496,5 +521,12 @@ mod tests {
         let before = h;
         h.answered(t1 + timeout + MS, every);
         assert_eq!(h, before);
+        // A long round delays the verdict: the answer may be queued behind it.
+        let t2 = t1 + timeout + every;
+        assert_eq!(h.tick(t2, every, timeout), Beat::Send);
+        h.busy_until(t2 + 10 * timeout);
+        assert_eq!(h.tick(t2 + 10 * timeout, every, timeout), Beat::Nothing);
+        assert_eq!(h.due(timeout), t2 + 11 * timeout);
+        assert_eq!(h.tick(t2 + 11 * timeout, every, timeout), Beat::Missed);
     }
 }

@@ -100,15 +100,24 @@ struct Live {
 
 impl Live {
     fn start(h: &berth_testkit::TestHome, a: &Path, b: &Path, env: &[(&str, &str)]) -> Live {
+        Live::start_with(h, a, b, env, &[])
+    }
+
+    fn start_with(
+        h: &berth_testkit::TestHome,
+        a: &Path,
+        b: &Path,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Live {
         let mut cmd = h.command(&[
             "--json",
             "debug",
             "sync",
             a.to_str().unwrap(),
             b.to_str().unwrap(),
-            "--heartbeat-every",
-            "300ms",
         ]);
+        cmd.args(extra);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -238,7 +247,7 @@ fn a_watch_that_stops_delivering_events_is_noticed_by_the_heartbeat_and_renewed(
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     std::fs::write(a.join("f"), "v1").unwrap();
-    let live = Live::start(&h, &a, &b, &[]);
+    let live = Live::start_with(&h, &a, &b, &[], &["--heartbeat-every", "300ms"]);
     live.next_event("ready");
     // Swap alpha for an identical copy: the watch still follows the old directory, so edits
     // in the new one raise no event at all.
