@@ -190,7 +190,7 @@ pub struct Link<'a> {
     pub keeper: &'a mut dyn Keeper,
 }
 
-fn side_name(side: Side) -> usize {
+fn index(side: Side) -> usize {
     match side {
         Side::Alpha => 0,
         Side::Beta => 1,
@@ -221,7 +221,7 @@ pub fn run(
 ) -> Result<(), std::io::Error> {
     let mut watches: [Option<Watch>; 2] = [None, None];
     for side in [Side::Alpha, Side::Beta] {
-        watches[side_name(side)] = Some(start_watch(link, side, tx)?);
+        watches[index(side)] = Some(start_watch(link, side, tx)?);
     }
     let started = Instant::now();
     let now = started;
@@ -286,7 +286,7 @@ pub fn run(
             );
         }
         for side in [Side::Alpha, Side::Beta] {
-            let i = side_name(side);
+            let i = index(side);
             match st.beats[i].tick(now, opts.heartbeat_every, opts.heartbeat_timeout) {
                 Beat::Nothing => {}
                 Beat::Send => {
@@ -377,7 +377,7 @@ fn on_input(
             report(&Report::WatchTrouble { side, error }, &mut link.ancestor);
             st.full = Some("watching reported an error");
         }
-        Input::Heartbeat { side } => st.beats[side_name(side)].answered(now, opts.heartbeat_every),
+        Input::Heartbeat { side } => st.beats[index(side)].answered(now, opts.heartbeat_every),
         Input::Flush(_) | Input::Stop => {}
     }
 }
@@ -385,23 +385,6 @@ fn on_input(
 /// One round: full when one is pending, else over the dirty paths. Returns the round's figures
 /// (for a flush: once both sides agree).
 fn round(
-    link: &mut Link,
-    st: &mut State,
-    opts: &Options,
-    reason: Option<Reason>,
-    report: &mut dyn FnMut(&Report, &mut Ancestor),
-) -> Result<Stats, String> {
-    let result = round_inner(link, st, opts, reason, report);
-    // Heartbeat answers that arrived meanwhile are still unread: judge them from now on.
-    let done = Instant::now();
-    for beat in &mut st.beats {
-        beat.busy_until(done);
-    }
-    result
-}
-
-/// The round itself.
-fn round_inner(
     link: &mut Link,
     st: &mut State,
     opts: &Options,
@@ -426,7 +409,7 @@ fn round_inner(
     } else {
         sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty)
     };
-    match result {
+    let outcome = match result {
         Ok(stats) => {
             if full.is_some() {
                 st.next_rescan = Instant::now() + opts.rescan_every;
@@ -461,7 +444,13 @@ fn round_inner(
             }
             Err(msg)
         }
+    };
+    // Heartbeat answers that arrived meanwhile are still unread: judge them from now on.
+    let done = Instant::now();
+    for beat in &mut st.beats {
+        beat.busy_until(done);
     }
+    outcome
 }
 
 /// Full rounds; for a flush, repeated (a few times at most) until one finds nothing to do.
