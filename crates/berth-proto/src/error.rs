@@ -58,6 +58,16 @@ pub enum ErrorCode {
     InvalidConfig,
     /// A process could not be started or ended before it was ready.
     StartFailed,
+    /// Refused: pairing cannot start; the message lists every blocker, one line each with its
+    /// code and fix.
+    PairingBlocked,
+    /// Refused: the pairing's state does not allow the request now (`pairing_busy`,
+    /// `already_paired`, `paused_cannot_switch`); the message says why.
+    PairingRefused,
+    /// Not paired: nothing to show, flush or stop.
+    NotPaired,
+    /// Pairing is paused: a flush cannot make both sides agree until the notices are gone.
+    PairingPaused,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -76,6 +86,8 @@ impl ErrorCode {
                 | ErrorCode::BranchMissing
                 | ErrorCode::WouldOverwrite
                 | ErrorCode::UnsavedWork
+                | ErrorCode::PairingBlocked
+                | ErrorCode::PairingRefused
         )
     }
 
@@ -108,6 +120,10 @@ impl ErrorCode {
             ErrorCode::UnsavedWork => "unsaved_work",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::StartFailed => "start_failed",
+            ErrorCode::PairingBlocked => "pairing_blocked",
+            ErrorCode::PairingRefused => "pairing_refused",
+            ErrorCode::NotPaired => "not_paired",
+            ErrorCode::PairingPaused => "pairing_paused",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -161,6 +177,10 @@ mod tests {
             ErrorCode::UnsavedWork,
             ErrorCode::InvalidConfig,
             ErrorCode::StartFailed,
+            ErrorCode::PairingBlocked,
+            ErrorCode::PairingRefused,
+            ErrorCode::NotPaired,
+            ErrorCode::PairingPaused,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

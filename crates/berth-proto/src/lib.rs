@@ -14,12 +14,17 @@
 mod agent;
 mod error;
 mod event;
+mod pair;
 mod stash;
 mod status;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
+pub use pair::{
+    PairConflict, PairFlushed, PairLatency, PairNotice, PairRepo, PairStart, PairStatus,
+    PairStopped,
+};
 pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, StashRepo, StashSave,
     StashTarget,
@@ -43,6 +48,7 @@ pub const CAPABILITIES: &[&str] = &[
     "events-sse",
     "stash",
     "agents",
+    "pairing",
 ];
 
 /// Largest request body the daemon accepts, in bytes.
