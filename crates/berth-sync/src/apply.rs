@@ -31,6 +31,9 @@ pub enum ApplyError {
         "{root} is empty or gone; syncing halts so that the other side is not emptied too (it resumes when the files are back)"
     )]
     RootEmptied { root: String },
+    /// The gate ([`crate::gate`]) did not let the round apply anything; nothing was written.
+    #[error("{why}")]
+    Gated { busy: bool, why: String },
 }
 
 impl ApplyError {
@@ -43,7 +46,7 @@ impl ApplyError {
                 source.raw_os_error(),
                 Some(libc::ENOSPC | libc::EDQUOT | libc::EACCES | libc::EPERM | libc::EROFS)
             ),
-            ApplyError::BadPath(_) => false,
+            ApplyError::BadPath(_) | ApplyError::Gated { .. } => false,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ancestor::Ancestor;
 use crate::apply::{self, ApplyError};
+use crate::gate::{Gate, Gatekeeper};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
 use crate::scan::{self, RelPath, Scanner, Tree, Warning};
 
@@ -84,6 +85,8 @@ impl Stats {
 pub struct Sides {
     pub alpha: Scanner,
     pub beta: Scanner,
+    /// Asked before scanning and again before applying; none: always open.
+    pub gate: Option<Gatekeeper>,
 }
 
 impl Sides {
@@ -92,6 +95,17 @@ impl Sides {
         Sides {
             alpha: Scanner::new(alpha, max_size),
             beta: Scanner::new(beta, max_size),
+            gate: None,
+        }
+    }
+
+    /// Fails with [`ApplyError::Gated`] unless the gate is open.
+    fn pass_gate(&mut self) -> Result<(), ApplyError> {
+        let answer = self.gate.as_mut().map_or(Gate::Open, Gatekeeper::check);
+        match answer {
+            Gate::Open => Ok(()),
+            Gate::Busy(why) => Err(ApplyError::Gated { busy: true, why }),
+            Gate::Closed(why) => Err(ApplyError::Gated { busy: false, why }),
         }
     }
 
@@ -125,9 +139,11 @@ pub fn sync_once(
         path: e.root.clone(),
         source: std::io::Error::other(e.error),
     };
+    sides.pass_gate()?;
     guard(sides, ancestor.tree())?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
+    sides.pass_gate()?;
     let known: Vec<RelPath> = ancestor.tree().keys().cloned().collect();
     settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
 }
@@ -173,6 +189,7 @@ pub fn sync_paths(
     keeper: &mut dyn Keeper,
     dirty: &BTreeSet<RelPath>,
 ) -> Result<Stats, ApplyError> {
+    sides.pass_gate()?;
     guard(sides, ancestor.tree())?;
     let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
     for root in covering(dirty) {
@@ -190,6 +207,7 @@ pub fn sync_paths(
                 .cloned(),
         );
     }
+    sides.pass_gate()?;
     settle(sides, ancestor, keeper, a, b, known, warnings)
 }
 
@@ -425,6 +443,45 @@ mod tests {
         s.sync();
         assert!(!s.beta.join("b/agent.txt").exists());
         assert!(s.sync().is_quiet());
+    }
+
+    #[test]
+    fn a_shut_gate_lets_nothing_through_before_or_after_the_scan() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut s = setup();
+        write(&s.alpha, "f", "from alpha");
+        // Open for the first question (before the scan), shut for the second (after it): the
+        // tree changed meaning while it was read, so nothing may be applied.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        s.sides.gate = Some(Gatekeeper::new(move || {
+            match counter.fetch_add(1, Ordering::SeqCst) {
+                0 => Gate::Open,
+                _ => Gate::Closed("the checkout switched branches".into()),
+            }
+        }));
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(
+            matches!(err, ApplyError::Gated { busy: false, .. }),
+            "{err}"
+        );
+        assert!(!s.beta.join("f").exists());
+        assert!(s.ancestor.tree().is_empty());
+        let dirty = BTreeSet::from([b"f".to_vec()]);
+        let err = sync_paths(&mut s.sides, &mut s.ancestor, &mut s.keeper, &dirty).unwrap_err();
+        assert_eq!(err.to_string(), "the checkout switched branches");
+        assert!(!s.beta.join("f").exists());
+        s.sides.gate = Some(Gatekeeper::new(|| Gate::Busy("index.lock".into())));
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(matches!(err, ApplyError::Gated { busy: true, .. }));
+        s.sides.gate = None;
+        s.sync();
+        assert_eq!(
+            std::fs::read_to_string(s.beta.join("f")).unwrap(),
+            "from alpha"
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
     }
 
     #[test]

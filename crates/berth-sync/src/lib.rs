@@ -17,6 +17,7 @@ pub mod ancestor;
 pub mod apply;
 pub mod engine;
 mod failpoint;
+pub mod gate;
 pub mod ignores;
 pub mod live;
 pub mod reconcile;

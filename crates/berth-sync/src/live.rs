@@ -74,6 +74,9 @@ pub enum Reason {
 /// (the first round's own writes come back as events, and a large one can overflow the queue).
 const SETTLE: Duration = Duration::from_millis(20);
 
+/// How soon a round the gate found busy is tried again.
+const GATE_BUSY_RETRY: Duration = Duration::from_millis(10);
+
 /// What the loop tells its owner.
 #[derive(Debug)]
 pub enum Report<'a> {
@@ -86,8 +89,12 @@ pub enum Report<'a> {
         stats: &'a Stats,
         took: Duration,
     },
-    /// Syncing is paused by a condition that must go away (disk full, permission denied).
-    Paused { cause: String },
+    /// Syncing is paused by a condition that must go away (disk full, permission denied, an
+    /// emptied root).
+    Paused { error: &'a ApplyError },
+    /// The gate closed ([`crate::gate::Gate::Closed`]), or the owner asked to hold: nothing is
+    /// applied until [`Input::Release`].
+    Held { why: &'a str },
     /// The condition went away and a full round succeeded.
     Resumed,
     /// A round failed for another reason; it is retried.
@@ -204,6 +211,8 @@ struct State {
     next_rescan: Instant,
     beats: [Heartbeat; 2],
     paused: Option<String>,
+    /// Held by the gate or the owner: no round runs until released.
+    held: bool,
     retry_at: Option<Instant>,
     /// Until ready: when the trees will have been quiet long enough.
     settle: Option<Instant>,
@@ -232,6 +241,7 @@ pub fn run(
         next_rescan: now + opts.rescan_every,
         beats: [Heartbeat::new(now, opts.heartbeat_every); 2],
         paused: None,
+        held: false,
         retry_at: None,
         settle: None,
     };
@@ -259,7 +269,12 @@ pub fn run(
             Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(Input::Flush(reply)) => {
                 st.full = Some("flush");
-                let _ = reply.send(round(link, &mut st, opts, Some(Reason::Flush), report));
+                let answer = if st.held {
+                    Err("syncing is held".to_string())
+                } else {
+                    round(link, &mut st, opts, Some(Reason::Flush), report)
+                };
+                let _ = reply.send(answer);
             }
             Ok(input) => {
                 on_input(link, &mut st, opts, input, report);
@@ -329,7 +344,8 @@ pub fn run(
             .is_some_and(|d| now >= d);
         let retry_due = st.retry_at.is_some_and(|r| now >= r);
         let full_now = st.full.is_some() && (st.retry_at.is_none() || retry_due);
-        if ((batch_due && st.retry_at.is_none()) || full_now)
+        if !st.held
+            && ((batch_due && st.retry_at.is_none()) || full_now)
             && round(link, &mut st, opts, None, report).is_ok()
             && !ready
         {
@@ -378,6 +394,12 @@ fn on_input(
             st.full = Some("watching reported an error");
         }
         Input::Heartbeat { side } => st.beats[index(side)].answered(now, opts.heartbeat_every),
+        Input::Hold => hold(link, st, "held by its owner", report),
+        Input::Release => {
+            st.held = false;
+            st.retry_at = None;
+            st.full = Some("released");
+        }
         Input::Flush(_) | Input::Stop => {}
     }
 }
@@ -428,6 +450,17 @@ fn round(
             );
             Ok(stats)
         }
+        Err(ApplyError::Gated { busy, why }) => {
+            // Nothing was written; everything stays pending (a release adds a full round).
+            st.full = full;
+            st.dirty.extend(dirty);
+            if busy {
+                st.retry_at = Some(Instant::now() + GATE_BUSY_RETRY);
+            } else {
+                hold(link, st, &why, report);
+            }
+            Err(why)
+        }
         Err(e) => {
             // Whatever was pending stays pending: retry everything, fully.
             st.full = Some("retrying after a failure");
@@ -437,7 +470,7 @@ fn round(
             if e.is_pausing() {
                 if st.paused.as_deref() != Some(msg.as_str()) {
                     st.paused = Some(msg.clone());
-                    report(&Report::Paused { cause: msg.clone() }, &mut link.ancestor);
+                    report(&Report::Paused { error: &e }, &mut link.ancestor);
                 }
             } else {
                 report(&Report::Failed { error: msg.clone() }, &mut link.ancestor);
@@ -451,6 +484,20 @@ fn round(
         beat.busy_until(done);
     }
     outcome
+}
+
+/// Holds the loop (reported once per hold): nothing is applied until released.
+fn hold(
+    link: &mut Link,
+    st: &mut State,
+    why: &str,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) {
+    st.retry_at = None;
+    if !st.held {
+        st.held = true;
+        report(&Report::Held { why }, &mut link.ancestor);
+    }
 }
 
 /// Full rounds; for a flush, repeated (a few times at most) until one finds nothing to do.

@@ -43,6 +43,10 @@ pub enum Input {
     Heartbeat { side: Side },
     /// Sync everything now; the reply comes when both sides agree.
     Flush(Sender<Result<Stats, String>>),
+    /// Apply nothing until [`Input::Release`] (changes are still collected).
+    Hold,
+    /// Apply again, beginning with a full round.
+    Release,
     /// Stop the loop (after the round in progress).
     Stop,
 }

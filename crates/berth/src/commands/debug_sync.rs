@@ -250,7 +250,8 @@ pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
                 let ms = took.as_secs_f64() * 1000.0;
                 stats_json("ready", Some(&Reason::Start), &total, ms)
             }
-            Report::Paused { cause } => json!({"event": "paused", "cause": cause}),
+            Report::Paused { error } => json!({"event": "paused", "cause": error.to_string()}),
+            Report::Held { why } => json!({"event": "held", "why": why}),
             Report::Resumed => json!({"event": "resumed"}),
             Report::Failed { error } => json!({"event": "failed", "error": error}),
             Report::Stalled { side } => json!({"event": "stalled", "side": side_name(*side)}),
