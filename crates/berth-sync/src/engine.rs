@@ -222,14 +222,7 @@ fn settle(
     known: Vec<RelPath>,
     warnings: Vec<Warning>,
 ) -> Result<Stats, ApplyError> {
-    let skipped: BTreeSet<&RelPath> = warnings
-        .iter()
-        .map(|w| match w {
-            Warning::TooLarge { path, .. }
-            | Warning::OtherType(path)
-            | Warning::Unreadable { path, .. } => path,
-        })
-        .collect();
+    let skipped: BTreeSet<&RelPath> = warnings.iter().map(Warning::path).collect();
     let paths: BTreeSet<&RelPath> = a.keys().chain(b.keys()).chain(&known).collect();
     let mut decisions = Vec::new();
     for p in paths {
@@ -244,8 +237,19 @@ fn settle(
         decisions.push((p.clone(), reconcile(&t)));
     }
     make_structure_consistent(&mut decisions);
+    carry_out(sides, ancestor, keeper, decisions, warnings)
+}
+
+/// Applies `decisions` in a safe order and moves the ancestor on, path by path.
+fn carry_out(
+    sides: &mut Sides,
+    ancestor: &mut Ancestor,
+    keeper: &mut dyn Keeper,
+    mut decisions: Vec<(RelPath, Decision)>,
+    warnings: Vec<Warning>,
+) -> Result<Stats, ApplyError> {
     let mut stats = Stats {
-        warnings: warnings.clone(),
+        warnings,
         ..Stats::default()
     };
     // Removals (and replacements of a directory) deepest first, then everything else
@@ -304,6 +308,62 @@ fn settle(
         ancestor.set(&p, result);
     }
     Ok(stats)
+}
+
+/// Makes side `to` identical to the other side, one way, and sets the ancestor to the result
+/// (a pairing's start copies the agent's working files over the checkout this way). Nothing of
+/// `to` is kept: call it only when everything `to` holds is held elsewhere as well. Paths
+/// either side could not read are left alone.
+pub fn copy_over(
+    sides: &mut Sides,
+    ancestor: &mut Ancestor,
+    to: Side,
+) -> Result<Stats, ApplyError> {
+    let scan_err = |e: scan::ScanError| ApplyError::Io {
+        path: e.root.clone(),
+        source: std::io::Error::other(e.error),
+    };
+    sides.pass_gate()?;
+    let (a, wa) = sides.alpha.full().map_err(scan_err)?;
+    let (b, wb) = sides.beta.full().map_err(scan_err)?;
+    sides.pass_gate()?;
+    let warnings = [wa, wb].concat();
+    let skipped: BTreeSet<&RelPath> = warnings.iter().map(Warning::path).collect();
+    let (from, onto) = match to {
+        Side::Alpha => (&b, &a),
+        Side::Beta => (&a, &b),
+    };
+    let decisions: Vec<(RelPath, Decision)> = from
+        .keys()
+        .chain(onto.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|p| !skipped.contains(p))
+        .map(|p| {
+            let entry = from.get(p).cloned();
+            let d = if onto.get(p) == entry.as_ref() {
+                Decision::Agree(entry)
+            } else {
+                Decision::Propagate { to, entry }
+            };
+            (p.clone(), d)
+        })
+        .collect();
+    // Only `Propagate` and `Agree` are decided here, and neither hands anything to a keeper.
+    struct Unused;
+    impl Keeper for Unused {
+        fn keep(&mut self, rel: &[u8], _: &Entry, _: &Path) -> Result<(), ApplyError> {
+            Err(ApplyError::BadPath(
+                String::from_utf8_lossy(rel).into_owned(),
+            ))
+        }
+    }
+    // Whatever the ancestor held before is forgotten (and its rows deleted when saved).
+    let old: Vec<RelPath> = ancestor.tree().keys().cloned().collect();
+    for p in old {
+        ancestor.set(&p, None);
+    }
+    carry_out(sides, ancestor, &mut Unused, decisions, warnings)
 }
 
 /// Whether `ancestor` is a proper prefix directory of `path`.
@@ -482,6 +542,33 @@ mod tests {
             "from alpha"
         );
         assert_eq!(asked.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn copy_over_makes_one_side_exactly_the_other_and_the_ancestor_what_both_hold() {
+        let mut s = setup();
+        write(&s.alpha, "old/gone.txt", "only in alpha");
+        write(&s.alpha, "same.txt", "same");
+        write(&s.alpha, "x", "a file where beta has a directory");
+        s.sync();
+        std::fs::remove_file(s.beta.join("x")).unwrap();
+        write(&s.beta, "x/inside.txt", "beta's");
+        write(&s.beta, "same.txt", "beta's edit");
+        std::fs::remove_dir_all(s.beta.join("old")).unwrap();
+        std::os::unix::fs::symlink("same.txt", s.beta.join("link")).unwrap();
+        let stats = copy_over(&mut s.sides, &mut s.ancestor, Side::Alpha).unwrap();
+        assert_eq!(stats.to_beta, 0);
+        assert_eq!(stats.conflicts, 0);
+        let (a, b) = s.trees();
+        assert_eq!(a, b);
+        assert_eq!(s.ancestor.tree(), &a);
+        assert!(!s.alpha.join("old").exists());
+        assert_eq!(
+            std::fs::read_to_string(s.alpha.join("x/inside.txt")).unwrap(),
+            "beta's"
+        );
+        // Nothing is left to do, and nothing looks like a conflict afterwards.
+        assert!(s.sync().is_quiet());
     }
 
     #[test]

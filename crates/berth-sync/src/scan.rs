@@ -36,6 +36,17 @@ pub enum Warning {
     Unreadable { path: RelPath, error: String },
 }
 
+impl Warning {
+    /// The path the warning is about.
+    pub fn path(&self) -> &RelPath {
+        match self {
+            Warning::TooLarge { path, .. }
+            | Warning::OtherType(path)
+            | Warning::Unreadable { path, .. } => path,
+        }
+    }
+}
+
 /// What `lstat` says about a path: enough to tell that it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {

@@ -8,15 +8,18 @@ use serde::{Deserialize, Serialize};
 pub enum Operation {
     Merge,
     Rebase,
+    /// `git am` (a mailbox of patches being applied).
+    Am,
     CherryPick,
     Revert,
     Bisect,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 6] = [
         Operation::Merge,
         Operation::Rebase,
+        Operation::Am,
         Operation::CherryPick,
         Operation::Revert,
         Operation::Bisect,
@@ -27,6 +30,7 @@ impl Operation {
         match self {
             Operation::Merge => "merge",
             Operation::Rebase => "rebase",
+            Operation::Am => "am",
             Operation::CherryPick => "cherry-pick",
             Operation::Revert => "revert",
             Operation::Bisect => "bisect",
@@ -38,6 +42,7 @@ impl Operation {
         match self {
             Operation::Merge => "commit the merge or run `git merge --abort`",
             Operation::Rebase => "run `git rebase --continue` or `git rebase --abort`",
+            Operation::Am => "run `git am --continue` or `git am --abort`",
             Operation::CherryPick => {
                 "run `git cherry-pick --continue` or `git cherry-pick --abort`"
             }
