@@ -55,6 +55,20 @@ impl Ancestor {
     pub fn mark_saved(&mut self) {
         self.unsaved.clear();
     }
+
+    /// Hands the unsaved rows (if any) to `write` and, once it succeeded, marks them saved.
+    pub fn save<E>(
+        &mut self,
+        write: impl FnOnce(Vec<(&[u8], Option<Vec<u8>>)>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let rows = self.unsaved_rows();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        write(rows)?;
+        self.mark_saved();
+        Ok(())
+    }
 }
 
 /// The stored form of an entry.

@@ -80,6 +80,9 @@ impl Stats {
     }
 }
 
+/// Files larger than this are not synced unless configured otherwise.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+
 /// Both trees' scanners, kept between rounds.
 #[derive(Debug)]
 pub struct Sides {

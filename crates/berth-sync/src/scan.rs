@@ -36,6 +36,26 @@ pub enum Warning {
     Unreadable { path: RelPath, error: String },
 }
 
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::OtherType(p) => write!(
+                f,
+                "{}: not a file, link or directory; skipped",
+                String::from_utf8_lossy(p)
+            ),
+            Warning::TooLarge { path, size } => write!(
+                f,
+                "{}: {size} bytes, over the limit; skipped",
+                String::from_utf8_lossy(path)
+            ),
+            Warning::Unreadable { path, error } => {
+                write!(f, "{}: {error}", String::from_utf8_lossy(path))
+            }
+        }
+    }
+}
+
 impl Warning {
     /// The path the warning is about.
     pub fn path(&self) -> &RelPath {

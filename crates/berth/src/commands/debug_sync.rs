@@ -14,7 +14,6 @@ use berth_sync::ancestor::Ancestor;
 use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
 use berth_sync::live::{self, Link, Reason, Report};
 use berth_sync::reconcile::Side;
-use berth_sync::scan::Warning;
 use berth_sync::watch::Input;
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Value, json};
@@ -28,22 +27,6 @@ fn absolute(p: &Path) -> CliResult<PathBuf> {
         CliError::new(Kind::Usage, "bad_root", format!("{}: {e}", p.display()))
             .hint("both roots must be existing directories")
     })
-}
-
-fn warning_text(w: &Warning) -> String {
-    match w {
-        Warning::OtherType(p) => format!(
-            "{}: not a file, link or directory; skipped",
-            String::from_utf8_lossy(p)
-        ),
-        Warning::TooLarge { path, size } => format!(
-            "{}: {size} bytes, over the limit; skipped",
-            String::from_utf8_lossy(path)
-        ),
-        Warning::Unreadable { path, error } => {
-            format!("{}: {error}", String::from_utf8_lossy(path))
-        }
-    }
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -67,7 +50,7 @@ fn stats_json(event: &str, reason: Option<&Reason>, stats: &Stats, ms: f64) -> V
         "to_alpha": stats.to_alpha,
         "to_beta": stats.to_beta,
         "conflicts": stats.conflicts,
-        "warnings": stats.warnings.iter().map(warning_text).collect::<Vec<_>>(),
+        "warnings": stats.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "ms": (ms * 1000.0).round() / 1000.0,
     })
 }
@@ -121,15 +104,9 @@ fn human(v: &Value, kept_in: &Path) -> String {
 
 /// Writes the ancestor's unsaved rows (if any) to the store.
 fn persist(store: &Store, link: &str, ancestor: &mut Ancestor) -> Result<(), String> {
-    let rows = ancestor.unsaved_rows();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    store
-        .update_ancestor(link, rows)
-        .map_err(|e| e.to_string())?;
-    ancestor.mark_saved();
-    Ok(())
+    ancestor
+        .save(|rows| store.update_ancestor(link, rows))
+        .map_err(|e| e.to_string())
 }
 
 pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
