@@ -13,14 +13,20 @@
 //! - [`refs`]: fast-forward-only ref moves with compare-and-swap.
 //! - [`snapshot`]: exact capture and restore of uncommitted work.
 //! - [`workspace`]: agent workspaces (shared clones), keep-alive refs, the fast-forward mirror.
+//! - [`pairing`]: what the daemon needs for pairing: git dirs, ahead/behind counts, moving a
+//!   branch with the index following, keeping an agent's losing version of a conflict.
+//! - [`failpoint`]: failpoints at every step of snapshot capture and restore.
 
+pub mod failpoint;
 pub mod git;
 pub mod head;
 pub mod operation;
+pub mod pairing;
 pub mod refs;
 pub mod relation;
 pub mod snapshot;
 pub mod status;
+mod tempindex;
 pub mod workspace;
 
 pub use git::{Access, Git, GitError, Output};

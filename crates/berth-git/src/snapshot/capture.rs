@@ -3,10 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use super::{Snapshot, SnapshotError, meta, refname, validate_id};
+use crate::failpoint::{
+    self, SNAPSHOT_COMMIT, SNAPSHOT_INDEX_TREE, SNAPSHOT_REF, SNAPSHOT_WORK_TREE,
+};
 use crate::git::{Access, Git, GitError};
 use crate::head::{self, Head};
 use crate::refs;
 use crate::status::{self, Entry, Submodule};
+use crate::tempindex::TempIndex;
 
 /// What to record about a snapshot being taken.
 #[derive(Debug, Clone)]
@@ -24,29 +28,6 @@ pub(crate) fn as_berth(git: &Git) -> Git {
         .with_env("GIT_AUTHOR_EMAIL", "berth@localhost")
         .with_env("GIT_COMMITTER_NAME", "berth")
         .with_env("GIT_COMMITTER_EMAIL", "berth@localhost")
-}
-
-/// A temporary index file in the git dir, removed when dropped.
-struct TempIndex(PathBuf);
-
-impl TempIndex {
-    fn copy_of(git_dir: &Path, id: &str, suffix: &str) -> std::io::Result<TempIndex> {
-        let path = git_dir.join(format!("berth-snapshot-{id}-{suffix}.index"));
-        let real = git_dir.join("index");
-        if real.exists() {
-            std::fs::copy(&real, &path)?;
-        } else {
-            // Nothing staged yet (e.g. a repository without commits): start from no index.
-            let _ = std::fs::remove_file(&path);
-        }
-        Ok(TempIndex(path))
-    }
-}
-
-impl Drop for TempIndex {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn io_err(what: &str, e: std::io::Error) -> SnapshotError {
@@ -106,18 +87,11 @@ pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotErro
     let at_top = Git::new(&top);
 
     // The index, through a copy: `write-tree` may rewrite the cache-tree of the file it uses.
-    let index_copy =
-        TempIndex::copy_of(&git_dir, &opts.id, "index").map_err(|e| io_err("copy index", e))?;
-    let index_tree = at_top
-        .with_env("GIT_INDEX_FILE", &index_copy.0)
-        .run(Access::Write, &["write-tree"])?
-        .text();
+    failpoint::check(SNAPSHOT_INDEX_TREE)?;
+    let index_tree = index_tree(&at_top, &git_dir, &format!("snapshot-{}-index", opts.id))?;
     // The working tree: everything git would consider (tracked, and untracked not ignored).
-    let work =
-        TempIndex::copy_of(&git_dir, &opts.id, "work").map_err(|e| io_err("copy index", e))?;
-    let in_work = at_top.with_env("GIT_INDEX_FILE", &work.0);
-    in_work.run(Access::Write, &["add", "--all"])?;
-    let work_tree = in_work.run(Access::Write, &["write-tree"])?.text();
+    failpoint::check(SNAPSHOT_WORK_TREE)?;
+    let work_tree = work_tree(&at_top, &git_dir, &format!("snapshot-{}-work", opts.id))?;
 
     let (branch, head_oid) = match &head {
         Head::Branch { name, oid } => (Some(name.clone()), Some(oid.clone())),
@@ -138,6 +112,7 @@ pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotErro
     if let Some(h) = &head_oid {
         parents.extend(["-p".to_string(), h.clone()]);
     }
+    failpoint::check(SNAPSHOT_COMMIT)?;
     let index_msg = format!("berth snapshot {} (index)\n", opts.id);
     let index_commit = commit_tree(&committer, &index_tree, &parents, &index_msg)?;
     parents.extend(["-p".to_string(), index_commit.clone()]);
@@ -147,6 +122,7 @@ pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotErro
         &parents,
         &meta::render(&meta, &warnings),
     )?;
+    failpoint::check(SNAPSHOT_REF)?;
     refs::compare_and_swap(git, &refname(&opts.id), None, &commit, "berth: snapshot")?;
     Ok(Snapshot {
         meta,
@@ -156,7 +132,26 @@ pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotErro
     })
 }
 
-fn commit_tree(
+/// The tree of the index of the repository at `top`, built from a copy of the index file
+/// (`name`: the temporary file's name), so the user's index file is never rewritten.
+pub(crate) fn index_tree(top: &Git, git_dir: &Path, name: &str) -> Result<String, SnapshotError> {
+    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
+    Ok(top
+        .with_env("GIT_INDEX_FILE", copy.path())
+        .run(Access::Write, &["write-tree"])?
+        .text())
+}
+
+/// The tree of the working tree of the repository at `top`: everything git would consider
+/// (tracked, and untracked that is not ignored), built through a copy of the index file.
+pub(crate) fn work_tree(top: &Git, git_dir: &Path, name: &str) -> Result<String, SnapshotError> {
+    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
+    let in_copy = top.with_env("GIT_INDEX_FILE", copy.path());
+    in_copy.run(Access::Write, &["add", "--all"])?;
+    Ok(in_copy.run(Access::Write, &["write-tree"])?.text())
+}
+
+pub(crate) fn commit_tree(
     git: &Git,
     tree: &str,
     parents: &[String],

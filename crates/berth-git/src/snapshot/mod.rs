@@ -17,6 +17,11 @@
 //! that conflicts with the snapshot; otherwise it moves the working tree to `W` in one
 //! `read-tree -m -u` step (which itself refuses to overwrite untracked files), points HEAD back
 //! at the original branch, sets the index to `I`, and only then deletes the ref.
+//!
+//! Restore is resumable: a process that dies between its steps leaves the working tree equal to
+//! `W`, the index equal to `W` or `I`, and the ref in place; running [`restore`] again recognises
+//! exactly that state (comparing trees built through temporary index files) and finishes the
+//! remaining steps. Each step has a failpoint ([`crate::failpoint`]).
 
 mod capture;
 pub mod meta;
@@ -26,6 +31,7 @@ use crate::git::{Access, Git, GitError};
 use crate::refs::{self, RefError};
 
 pub use capture::{CaptureOptions, capture};
+pub(crate) use capture::{as_berth, commit_tree};
 pub use meta::SnapshotMeta;
 pub use restore::{RestoreReport, restore};
 

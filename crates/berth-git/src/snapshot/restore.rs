@@ -4,7 +4,11 @@ use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::{Snapshot, SnapshotError, capture::as_berth, empty_tree, read};
+use super::capture::{as_berth, index_tree, work_tree};
+use super::{Snapshot, SnapshotError, empty_tree, read};
+use crate::failpoint::{
+    self, RESTORE_DELETE_REF, RESTORE_HEAD, RESTORE_INDEX, RESTORE_PLAN, RESTORE_READ_TREE,
+};
 use crate::git::{Access, Git, GitError};
 use crate::head::{self, Head};
 use crate::operation;
@@ -177,10 +181,16 @@ fn plan(git: &Git, snap: &Snapshot) -> Result<Plan, SnapshotError> {
 }
 
 /// Restores snapshot `id` in the repository `git` runs in, then deletes it.
+///
+/// Resumable: if an earlier restore of this snapshot stopped after moving the working tree (the
+/// process died), the working tree is already exactly `W` and the index is `W` (or already `I`);
+/// that state is recognised and the remaining steps are finished. Any other change in the tree
+/// is refused as [`SnapshotError::Dirty`], changing nothing.
 pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
     let snap = read(git, id)?;
     let top = PathBuf::from(git.query(&["rev-parse", "--show-toplevel"])?);
     let git = Git::new(&top);
+    failpoint::check(RESTORE_PLAN)?;
     if let Some(op) = operation::in_progress(&git)? {
         return Err(SnapshotError::OperationInProgress {
             what: op.describe(),
@@ -189,11 +199,26 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
     }
     let st = status::status(&git, false)?;
     if !st.is_clean() {
-        let dirty = st
-            .entries
-            .iter()
-            .map(|e| String::from_utf8_lossy(e.path()).into_owned());
-        return Err(SnapshotError::Dirty(sample(dirty)));
+        let dirty = || {
+            let paths = st
+                .entries
+                .iter()
+                .map(|e| String::from_utf8_lossy(e.path()).into_owned());
+            SnapshotError::Dirty(sample(paths))
+        };
+        // Perhaps this is a restore of this very snapshot that was interrupted after it moved
+        // the working tree: then the tree is "dirty" with exactly the snapshot's content.
+        let Ok(plan) = plan(&git, &snap) else {
+            return Err(dirty());
+        };
+        if !interrupted(&git, &snap, &plan)? {
+            return Err(dirty());
+        }
+        tracing::info!(
+            snapshot = snap.meta.id,
+            "finishing an interrupted restore: the working tree is already the snapshot's"
+        );
+        return finish(&git, snap, plan);
     }
     let plan = plan(&git, &snap)?;
 
@@ -215,38 +240,84 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
 
     // 1. The working tree (and, for now, the index) to W in one step; read-tree refuses to
     //    overwrite anything untracked, so a surprise here still leaves the tree as it was.
+    failpoint::check(RESTORE_READ_TREE)?;
     git.run(
         Access::Write,
         &["read-tree", "-m", "-u", &current, &plan.work_tree],
     )?;
-    // 2. HEAD back where the snapshot was taken.
+    finish(&git, snap, plan)
+}
+
+/// The tree a tree-ish names.
+fn tree_of(git: &Git, treeish: &str) -> Result<String, GitError> {
+    git.query(&["rev-parse", "--verify", &format!("{treeish}^{{tree}}")])
+}
+
+/// Whether the repository is exactly where an interrupted restore of `snap` (planned as `plan`)
+/// left it: the working tree equals `W`'s tree (step 1 done) and the index equals `W`'s tree
+/// (step 1 sets it) or `I`'s (step 3 done). HEAD is not compared: it only decides which branch
+/// is checked out, and nothing on any branch is changed by moving it.
+///
+/// Both trees are built through temporary copies of the index file, as capture does, so the
+/// user's index file is never written here.
+fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<bool, SnapshotError> {
+    let git_dir = PathBuf::from(git.query(&["rev-parse", "--absolute-git-dir"])?);
+    let id = &snap.meta.id;
+    let want_work = tree_of(git, &plan.work_tree)?;
+    let want_index = tree_of(git, &plan.index_tree)?;
+    // An index that cannot be written as a tree (unmerged entries) is not ours.
+    let index_now = match index_tree(git, &git_dir, &format!("restore-{id}-index")) {
+        Ok(t) => t,
+        Err(SnapshotError::Git(GitError::Failed { .. })) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if index_now != want_work && index_now != want_index {
+        return Ok(false);
+    }
+    let work_now = work_tree(git, &git_dir, &format!("restore-{id}-work"))?;
+    Ok(work_now == want_work)
+}
+
+/// Steps 2–4, once the working tree is `W`: HEAD, the index, the ref. Each is idempotent, so
+/// running them again after an interruption is exact.
+fn finish(git: &Git, snap: Snapshot, plan: Plan) -> Result<RestoreReport, SnapshotError> {
+    // 2. HEAD back where the snapshot was taken (unless it is there already).
+    failpoint::check(RESTORE_HEAD)?;
+    let now = head::head(git)?;
     match &plan.head {
         Target::Branch(b) | Target::Unborn(b) => {
-            git.run(
-                Access::Write,
-                &["symbolic-ref", "-m", "berth: restore snapshot", "HEAD", b],
-            )?;
+            if now.branch() != Some(b.as_str()) {
+                git.run(
+                    Access::Write,
+                    &["symbolic-ref", "-m", "berth: restore snapshot", "HEAD", b],
+                )?;
+            }
         }
         Target::Detached(oid) => {
-            git.run(
-                Access::Write,
-                &[
-                    "update-ref",
-                    "--no-deref",
-                    "-m",
-                    "berth: restore snapshot",
-                    "HEAD",
-                    oid,
-                ],
-            )?;
+            if !matches!(&now, Head::Detached { oid: at } if at == oid) {
+                git.run(
+                    Access::Write,
+                    &[
+                        "update-ref",
+                        "--no-deref",
+                        "-m",
+                        "berth: restore snapshot",
+                        "HEAD",
+                        oid,
+                    ],
+                )?;
+            }
         }
     }
     // 3. The index to I. `-m` keeps the stat data of entries that equal W's (so the refresh
-    //    below rehashes only what differs), then fresh stat data for the rest.
+    //    below rehashes only what differs), then fresh stat data for the rest. Reading I again
+    //    when the index is already I changes nothing.
+    failpoint::check(RESTORE_INDEX)?;
     git.run(Access::Write, &["read-tree", "-m", &plan.index_tree])?;
     git.output(Access::Write, &["update-index", "-q", "--refresh"])?;
     // 4. Only now is the snapshot no longer needed.
-    refs::delete(&git, &snap.refname(), &snap.commit)?;
+    failpoint::check(RESTORE_DELETE_REF)?;
+    refs::delete(git, &snap.refname(), &snap.commit)?;
     let branch = match plan.head {
         Target::Branch(b) | Target::Unborn(b) => Some(b),
         Target::Detached(_) => None,
