@@ -238,6 +238,8 @@ pub async fn launch(
             let _ = shared.store.set(store);
             // Recovery: every agent that should run is re-adopted (or found lost).
             crate::agents::adopt_all(&shared);
+            // Pairings: every interrupted transition is finished or undone from its journal.
+            crate::pairing::recover_all(&shared);
             shared
                 .advance(Input::Prepared)
                 .map_err(|e| ServeError::Runtime(e.to_string()))
@@ -319,6 +321,7 @@ impl Daemon {
             tracing::error!("cannot write metadata: {e}");
         }
         failpoints::hit("daemon.shutdown").await;
+        crate::pairing::park_all(&shared).await;
         let _ = stop.send(true);
         for s in servers {
             let _ = s.await;

@@ -41,6 +41,8 @@ pub struct Shared {
     pub git_lock: tokio::sync::Mutex<()>,
     /// Agents under supervision.
     pub supervisor: crate::agents::Supervisor,
+    /// Open pairings, by project root.
+    pub pairings: crate::pairing::Registry,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ impl Shared {
             subscribers: AtomicU64::new(0),
             git_lock: tokio::sync::Mutex::new(()),
             supervisor: crate::agents::Supervisor::default(),
+            pairings: crate::pairing::Registry::default(),
         }
     }
 

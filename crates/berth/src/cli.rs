@@ -55,6 +55,40 @@ pub enum Command {
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
     #[command(subcommand)]
     Stash(StashCommand),
+    /// Pair your checkout with an agent: both trees sync live, commits flow both ways.
+    Pair(PairArgs),
+    /// Leave pairing (the same as `berth pair stop`).
+    Unpair,
+}
+
+/// `berth pair NAME [--no-stash]` starts (or switches); `berth pair status|flush|stop`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    override_usage = "berth pair NAME [--no-stash]\n       berth pair <status|flush|stop>"
+)]
+pub struct PairArgs {
+    #[command(subcommand)]
+    pub command: Option<PairCommand>,
+    /// The agent to pair with (while paired with another: switch to this one). An agent named
+    /// like a subcommand is given after `--`.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// Refuse to start while the checkout has changes, instead of keeping them in a snapshot.
+    #[arg(long)]
+    pub no_stash: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum PairCommand {
+    /// State, step, notices, conflicts kept, last sync, latency.
+    Status,
+    /// Sync everything now; returns when both sides agree.
+    Flush,
+    /// Leave pairing: back to your original branch with your changes restored (alias: `berth
+    /// unpair`).
+    Stop,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,7 +107,7 @@ pub struct DebugSyncArgs {
     #[arg(long)]
     pub once: bool,
     /// Files larger than this are not synced.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    #[arg(long, value_name = "BYTES", default_value_t = berth_sync::engine::DEFAULT_MAX_SIZE)]
     pub max_size: u64,
     /// Leave paths matching this pattern (gitignore syntax, relative to the roots) out of
     /// syncing, whatever the trees' own rules say; repeatable.
@@ -325,4 +359,103 @@ pub struct DoctorArgs {
     /// Repair what is safe to repair (never a foreign socket, never the database).
     #[arg(long)]
     pub fix: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn pair(args: &[&str]) -> PairArgs {
+        let argv = [&["berth", "pair"][..], args].concat();
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Pair(a),
+                ..
+            }) => a,
+            other => panic!("{args:?} did not parse as `pair`: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_subcommand_name_is_the_subcommand() {
+        for (word, cmd) in [
+            ("status", PairCommand::Status),
+            ("flush", PairCommand::Flush),
+            ("stop", PairCommand::Stop),
+        ] {
+            let a = pair(&[word]);
+            assert_eq!(a.command, Some(cmd));
+            assert_eq!(a.name, None);
+            assert!(!a.no_stash);
+        }
+    }
+
+    #[test]
+    fn any_other_word_is_the_agent_to_pair_with() {
+        let a = pair(&["fixer"]);
+        assert_eq!(
+            (a.command, a.name.as_deref(), a.no_stash),
+            (None, Some("fixer"), false)
+        );
+        let a = pair(&["fixer", "--no-stash"]);
+        assert_eq!(
+            (a.command, a.name.as_deref(), a.no_stash),
+            (None, Some("fixer"), true)
+        );
+        let a = pair(&["--no-stash", "fixer"]);
+        assert_eq!(
+            (a.command, a.name.as_deref(), a.no_stash),
+            (None, Some("fixer"), true)
+        );
+    }
+
+    #[test]
+    fn an_agent_named_like_a_subcommand_comes_after_a_double_dash_or_a_flag() {
+        let a = pair(&["--", "stop"]);
+        assert_eq!((a.command, a.name.as_deref()), (None, Some("stop")));
+        // Once an argument of `pair` itself was given, subcommands are no longer recognised.
+        let a = pair(&["--no-stash", "status"]);
+        assert_eq!(
+            (a.command, a.name.as_deref(), a.no_stash),
+            (None, Some("status"), true)
+        );
+    }
+
+    #[test]
+    fn bare_pair_parses_and_is_refused_by_the_command() {
+        let a = pair(&[]);
+        assert_eq!((a.command, a.name), (None, None));
+    }
+
+    #[test]
+    fn a_name_and_a_subcommand_do_not_mix() {
+        for argv in [
+            &["berth", "pair", "fixer", "status"][..],
+            &["berth", "pair", "status", "--no-stash"],
+            &["berth", "pair", "status", "fixer"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?} parsed");
+        }
+    }
+
+    #[test]
+    fn json_is_accepted_after_the_subcommand_and_unpair_takes_nothing() {
+        let cli = Cli::try_parse_from(["berth", "pair", "status", "--json"]);
+        assert!(matches!(cli, Ok(Cli { json: true, .. })));
+        assert!(matches!(
+            Cli::try_parse_from(["berth", "unpair"]),
+            Ok(Cli {
+                command: Command::Unpair,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["berth", "unpair", "fixer"]).is_err());
+    }
 }

@@ -132,5 +132,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Down(a) => runtime(false)?.block_on(commands::compose::run(&ctx, false, a)),
         Command::Notify { message } => commands::agent::notify(&message),
         Command::Stash(cmd) => runtime(false)?.block_on(commands::stash::run(&ctx, cmd)),
+        Command::Pair(a) => runtime(false)?.block_on(commands::pair::run(&ctx, a)),
+        Command::Unpair => runtime(false)?.block_on(commands::pair::stop(&ctx)),
     }
 }

@@ -10,12 +10,14 @@
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
+//! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
 
 mod agents;
 mod auth;
 mod compose;
 mod error;
 mod events;
+mod pair;
 mod repo;
 mod stash;
 
@@ -62,6 +64,10 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/stash/show", post(stash::show))
         .route("/v1/stash/restore", post(stash::restore))
         .route("/v1/stash/drop", post(stash::drop))
+        .route("/v1/pair/start", post(pair::start))
+        .route("/v1/pair/status", post(pair::status))
+        .route("/v1/pair/flush", post(pair::flush))
+        .route("/v1/pair/stop", post(pair::stop))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(berth_proto::MAX_BODY_BYTES))

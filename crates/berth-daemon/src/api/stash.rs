@@ -28,15 +28,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A new snapshot id: UTC time, then four hex digits against collisions within a second.
-fn new_id(now: i64) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let salt = blake3::hash(format!("{}:{nanos}", std::process::id()).as_bytes()).to_hex();
-    format!("{}-{}", berth_core::time::compact_utc(now), &salt[..4])
-}
-
 fn failure(e: SnapshotError) -> ApiFailure {
     use SnapshotError as E;
     let (status, code, hint) = match &e {
@@ -117,7 +108,7 @@ pub async fn save(
     let repo = repository(&req.repo)?;
     let now = now_ms();
     let opts = CaptureOptions {
-        id: new_id(now),
+        id: crate::ids::new_id(now),
         time_ms: now,
         reason: "berth stash save".into(),
         message: req.message,

@@ -6,10 +6,13 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use berth_client::{Client, ClientError};
 use berth_core::daemon_state::DaemonState;
+use berth_proto::{ErrorCode, PairRepo, PairStatus};
 use berth_store::{Store, StoreError};
 use serde::Serialize;
 
+use super::pair;
 use crate::Ctx;
 use crate::cli::DoctorArgs;
 use crate::error::CliResult;
@@ -22,6 +25,8 @@ enum Verdict {
     Ok,
     Problem,
     Fixed,
+    /// Worth knowing, not broken (a paused pairing): does not make the exit code 1.
+    Warning,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +36,9 @@ struct Check {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
+    /// Further lines (a paused pairing's notices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
 }
 
 impl Check {
@@ -40,6 +48,7 @@ impl Check {
             status: Verdict::Ok,
             message: message.into(),
             hint: None,
+            details: Vec::new(),
         }
     }
     fn problem(name: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Check {
@@ -48,6 +57,7 @@ impl Check {
             status: Verdict::Problem,
             message: message.into(),
             hint: Some(hint.into()),
+            details: Vec::new(),
         }
     }
     fn fixed(name: &'static str, message: impl Into<String>) -> Check {
@@ -56,6 +66,16 @@ impl Check {
             status: Verdict::Fixed,
             message: message.into(),
             hint: None,
+            details: Vec::new(),
+        }
+    }
+    fn warning(name: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Verdict::Warning,
+            message: message.into(),
+            hint: Some(hint.into()),
+            details: Vec::new(),
         }
     }
 }
@@ -71,6 +91,7 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
         check_run_dir(ctx, args.fix),
         check_daemon(ctx, args.fix).await,
         check_database(ctx),
+        check_pairing(ctx).await,
     ];
     let report = DoctorReport {
         ok: checks.iter().all(|c| c.status != Verdict::Problem),
@@ -83,8 +104,12 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
                 Verdict::Ok => "ok     ",
                 Verdict::Problem => "PROBLEM",
                 Verdict::Fixed => "fixed  ",
+                Verdict::Warning => "warning",
             };
             s += &format!("{mark} {:<9} {}\n", c.name, c.message);
+            for d in &c.details {
+                s += &format!("        {:<9} {d}\n", "");
+            }
             if let Some(h) = &c.hint {
                 s += &format!("        {:<9} fix: {h}\n", "");
             }
@@ -220,5 +245,142 @@ fn check_database(ctx: &Ctx) -> Check {
                 path.display()
             ),
         ),
+    }
+}
+
+/// The pairing of the repository doctor runs in (asked only of a live daemon).
+async fn check_pairing(ctx: &Ctx) -> Check {
+    const NAME: &str = "pairing";
+    if !probe(&ctx.home).await.state.is_alive() {
+        return Check::ok(NAME, "not checked: the daemon is not running");
+    }
+    let repo = match super::stash::here() {
+        Ok(r) => r,
+        Err(e) => return Check::ok(NAME, format!("not checked: {}", e.message)),
+    };
+    match Client::unix(ctx.home.socket())
+        .post_json::<_, PairStatus>("/v1/pair/status", &PairRepo { repo })
+        .await
+    {
+        Ok(s) => pairing_check(&s),
+        Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotARepository => {
+            Check::ok(NAME, "not checked: not inside a git repository")
+        }
+        Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
+            Check::ok(NAME, "not checked: this daemon does not offer pairing")
+        }
+        Err(e) => Check::warning(
+            NAME,
+            format!("cannot ask the daemon: {e}"),
+            "check `berth daemon status` and `berth daemon logs`",
+        ),
+    }
+}
+
+/// Off and active are fine; paused (with its notices) and a transition under way are worth a
+/// warning.
+fn pairing_check(s: &PairStatus) -> Check {
+    const NAME: &str = "pairing";
+    let what = format!("{} ({})", pair::summary(s), s.repo);
+    match s.state.as_str() {
+        "off" => Check::ok(NAME, format!("not paired ({})", s.repo)),
+        "active" => Check::ok(NAME, what),
+        "paused" => {
+            let mut c = Check::warning(
+                NAME,
+                what,
+                "pairing resumes by itself once every notice is gone; `berth pair stop` leaves \
+                 the checkout and the snapshot as they are",
+            );
+            c.details = s
+                .notices
+                .iter()
+                .map(|n| pair::notice_line(&n.message))
+                .collect();
+            c
+        }
+        _ => {
+            let step = s
+                .step
+                .as_ref()
+                .map(|st| format!(", step {st}"))
+                .unwrap_or_default();
+            Check::warning(
+                NAME,
+                format!("{what}: a transition is under way{step}"),
+                "wait for it (`berth pair status`); if it stays, see `berth daemon logs` — a \
+                 daemon restart finishes or undoes the step",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_proto::PairNotice;
+
+    use super::*;
+
+    fn status(state: &str, describe: &str) -> PairStatus {
+        PairStatus {
+            repo: "/r".into(),
+            state: state.into(),
+            describe: describe.into(),
+            step: None,
+            pairing: None,
+            agent: Some("fixer".into()),
+            branch: None,
+            agent_workspace: None,
+            original_branch: None,
+            snapshot: None,
+            notices: vec![],
+            conflicts: vec![],
+            last_sync_ms: None,
+            latency: None,
+            to_user: 0,
+            to_agent: 0,
+            commits_to_user: 0,
+            commits_to_agent: 0,
+        }
+    }
+
+    #[test]
+    fn off_and_active_are_ok() {
+        let mut off = status("off", "off");
+        off.agent = None;
+        let c = pairing_check(&off);
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Verdict::Ok, "not paired (/r)")
+        );
+        let c = pairing_check(&status("active", "active (idle)"));
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Verdict::Ok, "active (idle) with fixer (/r)")
+        );
+    }
+
+    #[test]
+    fn paused_is_a_warning_listing_its_notices() {
+        let mut s = status("paused", "paused (1 notice)");
+        s.notices.push(PairNotice {
+            code: "user_switched_branch".into(),
+            side: Some("user".into()),
+            message: "paused: you switched to `main` — switch back".into(),
+        });
+        let c = pairing_check(&s);
+        assert_eq!(c.status, Verdict::Warning);
+        assert_eq!(c.details, ["paused: you switched to `main` — switch back"]);
+    }
+
+    #[test]
+    fn a_transition_is_a_warning_naming_its_step() {
+        for state in ["starting", "stopping", "rolling_back"] {
+            let mut s = status(state, &format!("{state} (x)"));
+            s.step = Some("start.snapshot".into());
+            let c = pairing_check(&s);
+            assert_eq!(c.status, Verdict::Warning, "{state}");
+            assert!(c.message.contains("step start.snapshot"), "{}", c.message);
+        }
     }
 }

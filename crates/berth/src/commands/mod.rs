@@ -7,6 +7,7 @@ pub mod debug_sync;
 pub mod doctor;
 pub mod events;
 pub mod logs;
+pub mod pair;
 pub mod serve;
 pub mod stash;
 pub mod status;

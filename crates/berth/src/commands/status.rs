@@ -1,8 +1,9 @@
 //! `berth status`: the daemon and this repository's agents and services, in one screen.
 
-use berth_proto::{AgentList, StashRepo};
+use berth_proto::{AgentList, PairRepo, PairStatus, StashRepo};
 use serde::Serialize;
 
+use super::pair;
 use super::stash::here;
 use crate::Ctx;
 use crate::error::{CliResult, Kind};
@@ -17,6 +18,9 @@ struct Status {
     agents: Option<AgentList>,
     /// Why the agents are not shown, if they are not.
     note: Option<String>,
+    /// This repository's pairing; `None` when it could not be asked (no daemon, not inside a
+    /// repository, a daemon without pairing).
+    pairing: Option<PairStatus>,
 }
 
 pub async fn run(ctx: &Ctx) -> CliResult<i32> {
@@ -27,16 +31,23 @@ pub async fn run(ctx: &Ctx) -> CliResult<i32> {
         pid: p.pid(),
         agents: None,
         note: None,
+        pairing: None,
     };
     if alive {
         let client = berth_client::Client::unix(ctx.home.socket());
+        let repo = here()?;
         match client
-            .post_json::<_, AgentList>("/v1/agents/list", &StashRepo { repo: here()? })
+            .post_json::<_, AgentList>("/v1/agents/list", &StashRepo { repo: repo.clone() })
             .await
         {
             Ok(list) => status.agents = Some(list),
             Err(e) => status.note = Some(e.to_string()),
         }
+        // Best effort: a failure here (not a repository, an older daemon) only leaves it out.
+        status.pairing = client
+            .post_json::<_, PairStatus>("/v1/pair/status", &PairRepo { repo })
+            .await
+            .ok();
     }
     drop(p.connection.take());
     emit(ctx.json, &status, |s| {
@@ -54,6 +65,12 @@ pub async fn run(ctx: &Ctx) -> CliResult<i32> {
             }
             (None, Some(note)) => out += &format!("agents    {note}\n"),
             (None, None) => out += "agents    (start the daemon with `berth daemon start`)\n",
+        }
+        if let Some(p) = &s.pairing {
+            out += &format!("pairing   {}\n", pair::summary(p));
+            for n in &p.notices {
+                out += &format!("          {}\n", pair::notice_line(&n.message));
+            }
         }
         out
     });

@@ -1,0 +1,390 @@
+//! The file side of a pairing: the sync engine's live loop between the user's checkout (alpha,
+//! which wins conflicts) and the agent's workspace (beta), on a thread of its own.
+//!
+//! - The **gate** reads both sides' git state straight from their git dirs before every round
+//!   and again before anything is written: a checkout that is not on `berth/<agent>`, or that
+//!   has a merge, rebase, am, cherry-pick, revert or bisect stopped in it, shuts the gate (the
+//!   loop holds until the controller releases it); git holding `index.lock` (it is rewriting
+//!   the tree) makes the round wait a moment. So nothing from a checkout on another branch
+//!   ever reaches the other side, even before the controller has noticed the switch.
+//! - The **keeper** commits the agent's losing version of a conflict under
+//!   `refs/berth/conflicts/<pairing>/<n>` in the agent's workspace.
+//! - The **ancestor** is saved to the store after every report (link `pair:<pairing>`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use berth_core::pairing::{Notice, Side};
+use berth_git::Git;
+use berth_git::pairing::{self as gitpair, KeptKind};
+use berth_store::Store;
+use berth_sync::ancestor::{self, Ancestor};
+use berth_sync::apply::ApplyError;
+use berth_sync::engine::{DEFAULT_MAX_SIZE, Keeper, Sides, Stats};
+use berth_sync::gate::{Gate, Gatekeeper};
+use berth_sync::live::{self, Report};
+use berth_sync::reconcile::{self, Entry};
+use berth_sync::watch::Input;
+
+/// How long git may hold `index.lock` before the gate counts it as stale and shuts.
+const STALE_LOCK: Duration = Duration::from_secs(10);
+
+/// What the loop tells the controller.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// The first round is done and the trees follow each other live.
+    Ready,
+    /// A round finished.
+    Synced {
+        to_user: u64,
+        to_agent: u64,
+        conflicts: u64,
+        took: Duration,
+        warnings: Vec<String>,
+    },
+    /// A write failed in a way that pauses (disk full, permission denied, an emptied root).
+    Paused(Notice),
+    /// The condition of the last pause went away.
+    Resumed,
+    /// A round failed for another reason (it is retried).
+    Failed(String),
+    /// A side's heartbeat did not come back.
+    Stalled(Side),
+    /// The gate shut: the loop holds until released.
+    Held(String),
+    /// A conflict's losing version was committed.
+    Kept { refname: String, path: String },
+    /// The loop ended (`Err`: it could not watch the trees).
+    Ended(Result<(), String>),
+}
+
+/// Where the loop's events go.
+pub type Tell = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+
+/// Where a pairing's ancestor is stored.
+pub fn ancestor_key(pairing: &str) -> String {
+    format!("pair:{pairing}")
+}
+
+/// The ref a conflict's losing version is kept under.
+pub fn conflict_ref(pairing: &str, n: usize) -> String {
+    format!("refs/berth/conflicts/{pairing}/{n}")
+}
+
+/// Loads a pairing's ancestor from the store.
+pub fn load_ancestor(store: &Store, pairing: &str) -> Result<Ancestor, String> {
+    let rows = store
+        .ancestor(&ancestor_key(pairing))
+        .map_err(|e| e.to_string())?;
+    Ok(ancestor::from_rows(rows))
+}
+
+/// Saves what changed in the ancestor.
+pub fn save_ancestor(store: &Store, pairing: &str, a: &mut Ancestor) -> Result<(), String> {
+    let key = ancestor_key(pairing);
+    a.save(|rows| store.update_ancestor(&key, rows))
+        .map_err(|e| e.to_string())
+}
+
+/// The two roots and their git dirs.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    pub user: PathBuf,
+    pub user_git_dir: PathBuf,
+    pub agent: PathBuf,
+    pub agent_git_dir: PathBuf,
+    /// `refs/heads/berth/<agent>`.
+    pub branch_ref: String,
+}
+
+impl Roots {
+    /// Scanners for both roots with the pairing's gate.
+    pub fn sides(&self) -> Sides {
+        let mut sides = Sides::new(&self.user, &self.agent, DEFAULT_MAX_SIZE);
+        sides.gate = Some(gate(self));
+        sides
+    }
+
+    /// Which side an absolute path is on.
+    fn side_of(&self, path: &str) -> Side {
+        if Path::new(path).starts_with(&self.agent) {
+            Side::Agent
+        } else {
+            Side::User
+        }
+    }
+}
+
+/// Why a side's git state shuts the gate, if it does; `Err` while git holds the index lock.
+fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
+    let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
+    if head.trim() != format!("ref: {branch_ref}") {
+        return Ok(Some(format!("{who} is not on {branch_ref} any more")));
+    }
+    const MARKERS: [&str; 6] = [
+        "MERGE_HEAD",
+        "rebase-merge",
+        "rebase-apply",
+        "CHERRY_PICK_HEAD",
+        "REVERT_HEAD",
+        "BISECT_LOG",
+    ];
+    if let Some(m) = MARKERS.iter().find(|m| dir.join(m).exists()) {
+        return Ok(Some(format!("{who} has an operation in progress ({m})")));
+    }
+    if dir.join("index.lock").exists() {
+        return Err(());
+    }
+    Ok(None)
+}
+
+/// The gate of a pairing (see the module docs).
+fn gate(roots: &Roots) -> Gatekeeper {
+    let roots = roots.clone();
+    let mut locked_since: Option<Instant> = None;
+    Gatekeeper::new(move || {
+        let mut busy = false;
+        for (dir, who) in [
+            (&roots.user_git_dir, "your checkout"),
+            (&roots.agent_git_dir, "the agent's workspace"),
+        ] {
+            match git_state(dir, &roots.branch_ref, who) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    locked_since = None;
+                    return Gate::Closed(why);
+                }
+                Err(()) => busy = true,
+            }
+        }
+        if !busy {
+            locked_since = None;
+            return Gate::Open;
+        }
+        let since = *locked_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > STALE_LOCK {
+            Gate::Closed(format!(
+                "git's index.lock has been held for over {} s; if no git command is running, \
+                 remove the stale .git/index.lock",
+                STALE_LOCK.as_secs()
+            ))
+        } else {
+            Gate::Busy("git is rewriting the index".into())
+        }
+    })
+}
+
+/// Keeps the agent's losing versions as commits in its workspace.
+struct RefKeeper {
+    ws: Git,
+    pairing: String,
+    next: usize,
+    tell: Tell,
+}
+
+/// How many conflicts of `pairing` the workspace keeps already.
+pub fn kept_count(ws: &Git, pairing: &str) -> usize {
+    ws.query(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        &format!("refs/berth/conflicts/{pairing}/"),
+    ])
+    .map(|s| s.lines().count())
+    .unwrap_or(0)
+}
+
+impl Keeper for RefKeeper {
+    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError> {
+        let io = |source: std::io::Error| ApplyError::Io {
+            path: from.display().to_string(),
+            source,
+        };
+        let (kind, content) = match entry {
+            Entry::File { executable, .. } => (
+                KeptKind::File {
+                    executable: *executable,
+                },
+                std::fs::read(from).map_err(io)?,
+            ),
+            Entry::Symlink { target } => (KeptKind::Symlink, target.clone()),
+            // An empty directory holds nothing to lose.
+            Entry::Dir => return Ok(()),
+        };
+        self.next += 1;
+        let refname = conflict_ref(&self.pairing, self.next);
+        gitpair::keep_conflict(&self.ws, &refname, rel, kind, &content)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        (self.tell)(LinkEvent::Kept {
+            refname,
+            path: String::from_utf8_lossy(rel).into_owned(),
+        });
+        Ok(())
+    }
+}
+
+/// A running live loop.
+pub struct Link {
+    input: Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// Starts the loop: its first round is a full one; [`LinkEvent::Ready`] follows once the
+    /// trees agree.
+    pub fn start(store: Store, pairing: String, roots: Roots, tell: Tell) -> std::io::Result<Link> {
+        let (tx, rx) = mpsc::channel();
+        let loop_tx = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pair-{pairing}"))
+            .spawn(move || {
+                let ws = Git::new(&roots.agent);
+                let mut keeper = RefKeeper {
+                    next: kept_count(&ws, &pairing),
+                    ws,
+                    pairing: pairing.clone(),
+                    tell: tell.clone(),
+                };
+                let ancestor = match load_ancestor(&store, &pairing) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tell(LinkEvent::Ended(Err(e)));
+                        return;
+                    }
+                };
+                let mut link = live::Link {
+                    sides: roots.sides(),
+                    ancestor,
+                    keeper: &mut keeper,
+                };
+                let mut report = |r: &Report, a: &mut Ancestor| {
+                    if let Err(e) = save_ancestor(&store, &pairing, a) {
+                        tell(LinkEvent::Failed(format!(
+                            "cannot save what both sides agreed on: {e}"
+                        )));
+                    }
+                    if let Some(ev) = event(&roots, r) {
+                        tell(ev);
+                    }
+                };
+                let end = live::run(
+                    &mut link,
+                    &live::Options::default(),
+                    &rx,
+                    &loop_tx,
+                    &mut report,
+                )
+                .map_err(|e| format!("cannot watch the trees: {e}"));
+                tell(LinkEvent::Ended(end));
+            })?;
+        Ok(Link {
+            input: tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Apply nothing until released.
+    pub fn hold(&self) {
+        let _ = self.input.send(Input::Hold);
+    }
+
+    /// Apply again, beginning with a full round.
+    pub fn release(&self) {
+        let _ = self.input.send(Input::Release);
+    }
+
+    /// Syncs everything now; answers once both sides agree.
+    pub fn flush(&self) -> Result<Stats, String> {
+        let (tx, rx) = mpsc::channel();
+        self.input
+            .send(Input::Flush(tx))
+            .map_err(|_| "the sync loop has ended".to_string())?;
+        rx.recv()
+            .map_err(|_| "the sync loop has ended".to_string())?
+    }
+
+    /// Stops the loop after the round in progress and waits for it.
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        let _ = self.input.send(Input::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// The notice a pausing write error stands for.
+pub fn pause_notice(roots: &Roots, e: &ApplyError) -> Notice {
+    match e {
+        ApplyError::RootEmptied { root } => {
+            let side = roots.side_of(root);
+            if Path::new(root).exists() {
+                Notice::RootEmptied {
+                    side,
+                    path: root.clone(),
+                }
+            } else {
+                Notice::RootDeleted {
+                    side,
+                    path: root.clone(),
+                }
+            }
+        }
+        ApplyError::Io { path, source } => {
+            let side = roots.side_of(path);
+            match source.raw_os_error() {
+                Some(libc::ENOSPC | libc::EDQUOT) => Notice::DiskFull {
+                    side,
+                    path: path.clone(),
+                },
+                _ => Notice::PermissionDenied {
+                    side,
+                    path: path.clone(),
+                },
+            }
+        }
+        other => Notice::UnexpectedError {
+            message: other.to_string(),
+        },
+    }
+}
+
+fn side_of(s: reconcile::Side) -> Side {
+    match s {
+        reconcile::Side::Alpha => Side::User,
+        reconcile::Side::Beta => Side::Agent,
+    }
+}
+
+fn event(roots: &Roots, r: &Report) -> Option<LinkEvent> {
+    Some(match r {
+        Report::Ready { .. } => LinkEvent::Ready,
+        Report::Synced { stats, took, .. } => LinkEvent::Synced {
+            to_user: stats.to_alpha as u64,
+            to_agent: stats.to_beta as u64,
+            conflicts: stats.conflicts as u64,
+            took: *took,
+            warnings: stats.warnings.iter().map(ToString::to_string).collect(),
+        },
+        Report::Paused { error } => LinkEvent::Paused(pause_notice(roots, error)),
+        Report::Held { why } => LinkEvent::Held(why.to_string()),
+        Report::Resumed => LinkEvent::Resumed,
+        Report::Failed { error } => LinkEvent::Failed(error.clone()),
+        Report::Stalled { side } => LinkEvent::Stalled(side_of(*side)),
+        Report::WatchTrouble { error, .. } => {
+            tracing::warn!("pairing watch: {error}");
+            return None;
+        }
+    })
+}

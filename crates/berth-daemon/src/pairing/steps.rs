@@ -1,0 +1,381 @@
+//! The steps of a start and of a stop, and the undo of each start step, carried out. Each runs
+//! on the controller's thread, holds the daemon's git lock while it touches a repository, and
+//! reaches its failpoint first. Every undo checks before it acts, so running one again (after
+//! a crash) or for a step that never had an effect does nothing.
+
+use berth_core::pairing::{Failure, StartStep, State, Step, StopStep, Undo, blockers};
+use berth_git::snapshot::{self, CaptureOptions};
+use berth_git::{Access, Git, refs, status};
+use berth_proto::SnapshotInfo;
+use berth_store::SnapshotState;
+use berth_sync::engine::copy_over;
+use berth_sync::reconcile::Side as SyncSide;
+
+use super::controller::{Controller, now_ms, unexpected};
+use super::link::{load_ancestor, save_ancestor};
+use super::observe;
+
+type StepResult = Result<(), Failure>;
+
+fn git_failure(what: &str, e: impl std::fmt::Display) -> Failure {
+    unexpected(format!("{what}: {e}"))
+}
+
+/// Runs `args` in `git`, failing the step with what git said.
+fn run(git: &Git, what: &str, args: &[&str]) -> StepResult {
+    git.run(Access::Write, args)
+        .map(|_| ())
+        .map_err(|e| git_failure(what, e))
+}
+
+impl Controller {
+    /// Carries out `step` (after its failpoint).
+    pub(super) fn run_step(&mut self, step: Step) -> StepResult {
+        if let Err(e) = berth_git::failpoint::hit(&step.failpoint()) {
+            return Err(git_failure(&format!("failpoint {}", step.failpoint()), e));
+        }
+        let shared = self.shared.clone();
+        // Beginning sync waits for nothing git-related; everything else is git work.
+        let _git =
+            (step != Step::Start(StartStep::BeginSync)).then(|| shared.git_lock.blocking_lock());
+        match step {
+            Step::Start(s) => self.start_step(s),
+            Step::Stop(s) => self.stop_step(s),
+            Step::Undo(u) => self.undo(u),
+        }
+    }
+
+    fn carried(&self) -> bool {
+        matches!(self.state, State::Starting { carried: true, .. })
+            || matches!(self.state, State::RollingBack { carried: true, .. })
+    }
+
+    fn start_step(&mut self, step: StartStep) -> StepResult {
+        match step {
+            StartStep::Validate => {
+                let agent = self.agent.is_some().then_some(&self.repos);
+                let facts = observe::facts(
+                    &self.repos.user,
+                    &self.repos.name,
+                    agent,
+                    self.no_stash && !self.carried(),
+                    None,
+                )
+                .map_err(|e| git_failure("reading git's state", e))?;
+                let mut found = blockers(&facts);
+                if self.carried() {
+                    // The checkout holds berth's own clean copy of the previous agent's branch.
+                    found.retain(|b| {
+                        !matches!(b, berth_core::pairing::Blocker::DirtyNoStash { .. })
+                    });
+                }
+                if found.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Failure::Blocked {
+                        blockers: found.into_iter().collect(),
+                    })
+                }
+            }
+            StartStep::Snapshot => self.take_snapshot(),
+            StartStep::MirrorBranch => self.mirror(),
+            StartStep::SwitchCheckout => self.switch_checkout(),
+            StartStep::CopyAgentFiles => self.copy_agent_files(),
+            StartStep::BeginSync => {
+                self.start_link();
+                if self.link.is_some() {
+                    Ok(())
+                } else {
+                    Err(unexpected("cannot start syncing (see `berth daemon logs`)"))
+                }
+            }
+        }
+    }
+
+    /// Keeps the checkout's uncommitted state in a snapshot (nothing when it is clean or the
+    /// snapshot was carried over). The id is recorded *before* the capture, so an undo after a
+    /// crash finds it.
+    fn take_snapshot(&mut self) -> StepResult {
+        if self.carried() {
+            return Ok(());
+        }
+        let st = status::status(&self.repos.user, false)
+            .map_err(|e| git_failure("reading your checkout's status", e))?;
+        if st.is_clean() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let id = crate::ids::new_id(now);
+        self.rec.snapshot = Some(id.clone());
+        self.store
+            .update_pairing(&self.rec)
+            .map_err(|e| git_failure("recording the snapshot", e))?;
+        let taken = snapshot::capture(
+            &self.repos.user,
+            CaptureOptions {
+                id: id.clone(),
+                time_ms: now,
+                reason: format!("berth pair {}", self.repos.name),
+                message: None,
+                pairing: Some(self.rec.id.clone()),
+            },
+        )
+        .map_err(|e| git_failure("keeping your uncommitted work in a snapshot", e))?;
+        let info = SnapshotInfo {
+            id: taken.meta.id.clone(),
+            repo: self.root.clone(),
+            commit: taken.commit.clone(),
+            branch: taken.meta.branch.clone(),
+            head: taken.meta.head.clone(),
+            time_ms: taken.meta.time_ms,
+            reason: taken.meta.reason.clone(),
+            message: None,
+            pairing: taken.meta.pairing.clone(),
+            warnings: taken.warnings.clone(),
+            recorded: true,
+        };
+        if let Err(e) = self.store.record_snapshot(&info) {
+            tracing::warn!("cannot record snapshot {id}: {e}");
+        }
+        self.event("pair.snapshot", serde_json::json!({ "snapshot": id }));
+        Ok(())
+    }
+
+    /// The project's `berth/<agent>` to the agent's tip: created, or fast-forwarded.
+    fn mirror(&mut self) -> StepResult {
+        let r = &self.repos;
+        let branch = r.branch_ref();
+        berth_git::workspace::sync_refs(&r.user, &r.agent, &r.name)
+            .map_err(|e| git_failure("bringing the agent's commits into your repository", e))?;
+        let tip = refs::resolve(&r.agent, &branch)
+            .map_err(|e| git_failure("reading the agent's branch", e))?
+            .ok_or_else(|| unexpected(format!("the agent's workspace has no {branch}")))?;
+        let now = refs::resolve(&r.user, &branch)
+            .map_err(|e| git_failure("reading your copy of the branch", e))?;
+        if now.as_deref() == Some(tip.as_str()) {
+            return Ok(());
+        }
+        refs::fast_forward(&r.user, &branch, now.as_deref(), &tip)
+            .map_err(|e| git_failure("moving your copy of the agent's branch", e))
+    }
+
+    /// Undoes [`Controller::mirror`]: back where it was before the start, compare-and-swap.
+    fn restore_mirror(&mut self) -> StepResult {
+        let branch = self.repos.branch_ref();
+        let user = &self.repos.user;
+        let now = refs::resolve(user, &branch).map_err(|e| git_failure("reading the branch", e))?;
+        let before = self.rec.mirror_before.clone();
+        let result = match (&now, &before) {
+            (n, b) if n == b => return Ok(()),
+            (Some(n), Some(b)) => {
+                refs::compare_and_swap(user, &branch, Some(n), b, "berth: undo pairing start")
+            }
+            (Some(n), None) => refs::delete(user, &branch, n),
+            // Deleted meanwhile by someone else: leave it so.
+            (None, Some(_)) => return Ok(()),
+            (None, None) => return Ok(()),
+        };
+        result.map_err(|e| git_failure("putting your copy of the agent's branch back", e))
+    }
+
+    /// The checkout onto `berth/<agent>`. Its uncommitted state is in the snapshot: the
+    /// working tree must still be exactly what the snapshot holds before it is replaced.
+    fn switch_checkout(&mut self) -> StepResult {
+        let user = self.repos.user.clone();
+        let branch = berth_core::pairing::agent_branch(&self.repos.name);
+        let dirty = !status::status(&user, false)
+            .map_err(|e| git_failure("reading your checkout's status", e))?
+            .is_clean();
+        if !dirty {
+            return run(
+                &user,
+                "switching your checkout",
+                &["checkout", "-q", &branch, "--"],
+            );
+        }
+        let Some(id) = self.rec.snapshot.clone().filter(|_| !self.carried()) else {
+            return Err(unexpected(
+                "your checkout has changes that no snapshot holds; nothing was switched",
+            ));
+        };
+        if !snapshot::matches_worktree(&user, &id)
+            .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?
+        {
+            return Err(unexpected(format!(
+                "your checkout changed after snapshot {id} was taken; nothing was switched"
+            )));
+        }
+        run(
+            &user,
+            "switching your checkout",
+            &["checkout", "-q", "-f", &branch, "--"],
+        )?;
+        run(
+            &user,
+            "clearing your checkout",
+            &["clean", "-q", "-f", "-d"],
+        )
+    }
+
+    /// The agent's working files over the checkout, one way; the ancestor becomes what both
+    /// now hold.
+    fn copy_agent_files(&mut self) -> StepResult {
+        let roots = self.roots().map_err(unexpected)?;
+        let mut sides = roots.sides();
+        let mut ancestor = load_ancestor(&self.store, &self.rec.id).map_err(unexpected)?;
+        let copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
+        save_ancestor(&self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
+        let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
+        self.figures.to_user += stats.to_alpha as u64;
+        Ok(())
+    }
+
+    fn stop_step(&mut self, step: StopStep) -> StepResult {
+        match step {
+            StopStep::FinalSync => self.final_sync(),
+            StopStep::CleanCheckout => self.clean_checkout(true),
+            StopStep::SwitchBack => self.switch_back(),
+            StopStep::RestoreSnapshot => self.restore_snapshot(),
+        }
+    }
+
+    /// Everything synced once more (both files and commits), then syncing stops. Any pausing
+    /// cause fails it (the pairing stays, paused).
+    fn final_sync(&mut self) -> StepResult {
+        let found =
+            observe::notices(&self.repos).map_err(|e| git_failure("reading git's state", e))?;
+        if let Some(notice) = found.into_iter().next() {
+            return Err(Failure::Notice { notice });
+        }
+        if self.link.is_none() {
+            self.start_link();
+        }
+        let Some(link) = &self.link else {
+            return Err(unexpected("syncing is not running"));
+        };
+        link.flush().map_err(|e| git_failure("the final sync", e))?;
+        observe::carry_commits(&self.repos).map_err(|e| git_failure("carrying commits", e))?;
+        self.stop_link();
+        Ok(())
+    }
+
+    /// The checkout back to `berth/<agent>`'s tip. `verify`: only when it holds exactly what
+    /// the agent's workspace holds (everything in it is there too).
+    fn clean_checkout(&mut self, verify: bool) -> StepResult {
+        let user = self.repos.user.clone();
+        let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
+        if head.branch() != Some(self.repos.branch_ref().as_str()) {
+            return Ok(()); // never switched (or already switched back)
+        }
+        if verify {
+            let roots = self.roots().map_err(unexpected)?;
+            let mut sides = roots.sides();
+            let scan = |s: &mut berth_sync::scan::Scanner| s.full().map(|(t, _)| t);
+            let (a, b) = (scan(&mut sides.alpha), scan(&mut sides.beta));
+            match (a, b) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Ok(_), Ok(_)) => {
+                    return Err(unexpected(
+                        "your checkout and the agent's workspace differ after the final sync \
+                         (something changed meanwhile); nothing was cleaned",
+                    ));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(git_failure("comparing the two sides", e.error));
+                }
+            }
+        }
+        run(&user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
+        run(
+            &user,
+            "cleaning your checkout",
+            &["clean", "-q", "-f", "-d"],
+        )
+    }
+
+    /// The checkout back on the original branch (or detached HEAD).
+    fn switch_back(&mut self) -> StepResult {
+        let user = self.repos.user.clone();
+        let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
+        match (&self.rec.original_branch, &self.rec.original_head) {
+            (Some(b), _) if head.branch() == Some(b.as_str()) => Ok(()),
+            (Some(b), _) => {
+                let short = b.strip_prefix("refs/heads/").unwrap_or(b);
+                run(&user, "switching back", &["checkout", "-q", short, "--"])
+            }
+            (None, Some(oid)) if head.branch().is_none() && head.oid() == Some(oid.as_str()) => {
+                Ok(())
+            }
+            (None, Some(oid)) => run(
+                &user,
+                "switching back",
+                &["checkout", "-q", "--detach", oid],
+            ),
+            (None, None) => Err(unexpected("the original HEAD was not recorded")),
+        }
+    }
+
+    /// The snapshot back, byte for byte (nothing if there is none, or it was restored already).
+    fn restore_snapshot(&mut self) -> StepResult {
+        let Some(id) = self.rec.snapshot.clone() else {
+            return Ok(());
+        };
+        let user = self.repos.user.clone();
+        if refs::resolve(&user, &snapshot::refname(&id))
+            .map_err(|e| git_failure("reading the snapshot", e))?
+            .is_none()
+        {
+            return Ok(());
+        }
+        snapshot::restore(&user, &id)
+            .map_err(|e| git_failure(&format!("restoring snapshot {id}"), e))?;
+        if let Err(e) = self
+            .store
+            .end_snapshot(&self.root, &id, SnapshotState::Restored, now_ms())
+        {
+            tracing::warn!("cannot record snapshot {id} restored: {e}");
+        }
+        Ok(())
+    }
+
+    /// The snapshot berth made, dropped (the checkout still holds all of it).
+    fn drop_snapshot(&mut self) -> StepResult {
+        let Some(id) = self.rec.snapshot.clone() else {
+            return Ok(());
+        };
+        let user = self.repos.user.clone();
+        if refs::resolve(&user, &snapshot::refname(&id))
+            .map_err(|e| git_failure("reading the snapshot", e))?
+            .is_none()
+        {
+            return Ok(());
+        }
+        snapshot::drop_snapshot(&user, &id)
+            .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
+        if let Err(e) = self
+            .store
+            .end_snapshot(&self.root, &id, SnapshotState::Dropped, now_ms())
+        {
+            tracing::warn!("cannot record snapshot {id} dropped: {e}");
+        }
+        self.rec.snapshot = None;
+        if let Err(e) = self.store.update_pairing(&self.rec) {
+            tracing::warn!("cannot record snapshot {id} dropped: {e}");
+        }
+        Ok(())
+    }
+
+    fn undo(&mut self, undo: Undo) -> StepResult {
+        match undo {
+            Undo::StopSync => {
+                self.stop_link();
+                Ok(())
+            }
+            Undo::CleanCheckout => self.clean_checkout(false),
+            Undo::SwitchBack => self.switch_back(),
+            Undo::RestoreMirror => self.restore_mirror(),
+            Undo::RestoreSnapshot => self.restore_snapshot(),
+            Undo::DropSnapshot => self.drop_snapshot(),
+        }
+    }
+}
