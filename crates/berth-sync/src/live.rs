@@ -214,6 +214,8 @@ struct State {
     /// Held by the gate or the owner: no round runs until released.
     held: bool,
     retry_at: Option<Instant>,
+    /// The gate was busy: the same batch is tried again then.
+    again_at: Option<Instant>,
     /// Until ready: when the trees will have been quiet long enough.
     settle: Option<Instant>,
 }
@@ -243,6 +245,7 @@ pub fn run(
         paused: None,
         held: false,
         retry_at: None,
+        again_at: None,
         settle: None,
     };
     // A failure is reported by `round` itself and retried by the loop.
@@ -258,6 +261,7 @@ pub fn run(
             Some(st.beats[0].due(opts.heartbeat_timeout)),
             Some(st.beats[1].due(opts.heartbeat_timeout)),
             st.retry_at,
+            st.again_at,
         ]
         .into_iter()
         .flatten()
@@ -268,13 +272,7 @@ pub fn run(
         match rx.recv_timeout(timeout) {
             Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(Input::Flush(reply)) => {
-                st.full = Some("flush");
-                let answer = if st.held {
-                    Err("syncing is held".to_string())
-                } else {
-                    round(link, &mut st, opts, Some(Reason::Flush), report)
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(flush(link, &mut st, opts, report));
             }
             Ok(input) => {
                 on_input(link, &mut st, opts, input, report);
@@ -343,9 +341,13 @@ pub fn run(
             .due(opts.debounce, opts.max_delay)
             .is_some_and(|d| now >= d);
         let retry_due = st.retry_at.is_some_and(|r| now >= r);
-        let full_now = st.full.is_some() && (st.retry_at.is_none() || retry_due);
+        // After a busy gate, nothing runs before `again_at`; then the same batch does.
+        let waiting = st.again_at.is_some_and(|t| now < t);
+        let again_due = st.again_at.is_some() && !waiting;
+        let full_now = !waiting && st.full.is_some() && (st.retry_at.is_none() || retry_due);
+        let batch_now = !waiting && (batch_due || again_due) && st.retry_at.is_none();
         if !st.held
-            && ((batch_due && st.retry_at.is_none()) || full_now)
+            && (batch_now || full_now)
             && round(link, &mut st, opts, None, report).is_ok()
             && !ready
         {
@@ -417,6 +419,7 @@ fn round(
     let full = st.full.take();
     let dirty = std::mem::take(&mut st.dirty);
     st.debounce.clear();
+    st.again_at = None;
     let reason = reason.unwrap_or(match full {
         Some("start") => Reason::Start,
         Some(why) => Reason::Rescan(why),
@@ -455,7 +458,7 @@ fn round(
             st.full = full;
             st.dirty.extend(dirty);
             if busy {
-                st.retry_at = Some(Instant::now() + GATE_BUSY_RETRY);
+                st.again_at = Some(Instant::now() + GATE_BUSY_RETRY);
             } else {
                 hold(link, st, &why, report);
             }
@@ -484,6 +487,28 @@ fn round(
         beat.busy_until(done);
     }
     outcome
+}
+
+/// A flush: full rounds until both sides agree, waiting while the gate is busy.
+fn flush(
+    link: &mut Link,
+    st: &mut State,
+    opts: &Options,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Result<Stats, String> {
+    loop {
+        if st.held {
+            return Err("syncing is held".to_string());
+        }
+        st.full = Some("flush");
+        let answer = round(link, st, opts, Some(Reason::Flush), report);
+        match st.again_at.take() {
+            Some(at) if answer.is_err() => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            }
+            _ => return answer,
+        }
+    }
 }
 
 /// Holds the loop (reported once per hold): nothing is applied until released.

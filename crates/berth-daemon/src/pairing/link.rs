@@ -31,6 +31,23 @@ use berth_sync::watch::Input;
 
 /// How long git may hold `index.lock` before the gate counts it as stale and shuts.
 const STALE_LOCK: Duration = Duration::from_secs(10);
+/// A branch switch rewrites the index, then HEAD: an index this fresh may belong to a switch
+/// whose HEAD is not written yet, so the round waits a moment.
+const FRESH_INDEX: Duration = Duration::from_millis(50);
+
+/// Whether `path` changed (content or name) less than `within` ago.
+fn changed_within(path: &Path, within: Duration) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    let ns = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+    let changed_ns = ns(m.ctime(), m.ctime_nsec()).max(ns(m.mtime(), m.mtime_nsec()));
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    now_ns - changed_ns < within.as_nanos() as i128
+}
 
 /// What the loop tells the controller.
 #[derive(Debug)]
@@ -118,7 +135,8 @@ impl Roots {
     }
 }
 
-/// Why a side's git state shuts the gate, if it does; `Err` while git holds the index lock.
+/// Why a side's git state shuts the gate, if it does; `Err` while git is busy with the index
+/// or HEAD (it holds their locks, or has just written the index).
 fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
     let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
     if head.trim() != format!("ref: {branch_ref}") {
@@ -135,7 +153,10 @@ fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, 
     if let Some(m) = MARKERS.iter().find(|m| dir.join(m).exists()) {
         return Ok(Some(format!("{who} has an operation in progress ({m})")));
     }
-    if dir.join("index.lock").exists() {
+    if dir.join("index.lock").exists()
+        || dir.join("HEAD.lock").exists()
+        || changed_within(&dir.join("index"), FRESH_INDEX)
+    {
         return Err(());
     }
     Ok(None)
