@@ -1,11 +1,20 @@
 //! Printing results: for a person by default, exact JSON with `--json`.
 
+use std::io::Write;
+
 use serde::Serialize;
+
+/// Writes one line to standard output. A reader that went away (`berth … | head -1`) is not
+/// an error worth more than silence.
+fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
 
 /// Prints `value` as one line of JSON.
 pub fn json<T: Serialize>(value: &T) {
     match serde_json::to_string(value) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => line(&s),
         Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
     }
 }
@@ -17,7 +26,7 @@ pub fn emit<T: Serialize>(json_mode: bool, value: &T, human: impl FnOnce(&T) -> 
     } else {
         let text = human(value);
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            line(text.trim_end());
         }
     }
 }

@@ -8,6 +8,7 @@ use berth_git::snapshot::{self, CaptureOptions};
 use berth_git::{Access, Git, refs, status};
 use berth_proto::SnapshotInfo;
 use berth_store::SnapshotState;
+use berth_sync::apply::ApplyError;
 use berth_sync::engine::copy_over;
 use berth_sync::reconcile::Side as SyncSide;
 
@@ -223,7 +224,15 @@ impl Controller {
         let roots = self.roots().map_err(unexpected)?;
         let mut sides = roots.sides();
         let mut ancestor = load_ancestor(&self.store, &self.rec.id).map_err(unexpected)?;
-        let copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
+        // The checkout was just switched: git may still be finishing with the index.
+        let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
+        for _ in 0..1000 {
+            if !matches!(copied, Err(ApplyError::Gated { busy: true, .. })) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
+        }
         save_ancestor(&self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.figures.to_user += stats.to_alpha as u64;
