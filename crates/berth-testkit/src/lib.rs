@@ -5,6 +5,10 @@
 //! environment (no `BERTH_*` variables leak in from the developer's shell). Dropping a
 //! `TestHome` kills any daemon still holding it, so a failing test leaves no process behind.
 
+mod worktree;
+
+pub use worktree::{WorktreeState, base, dirty, files, worktree_state};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

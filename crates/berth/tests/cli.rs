@@ -9,6 +9,8 @@ mod cli {
     pub mod doctor;
     pub mod keeper;
     pub mod lifecycle;
+    pub mod pair;
+    pub mod pair_crash;
     pub mod probes;
     pub mod stash;
     pub mod states;

@@ -1,0 +1,1 @@
+//! `berth pair` end to end: real repositories, a real daemon, the CLI.
