@@ -59,6 +59,8 @@ pub enum Command {
     Pair(PairArgs),
     /// Leave pairing (the same as `berth pair stop`).
     Unpair,
+    /// See pairing work in a throwaway project with a scripted agent; leaves nothing behind.
+    Demo,
 }
 
 /// `berth pair NAME [--no-stash]` starts (or switches); `berth pair status|flush|stop`.

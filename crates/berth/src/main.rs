@@ -134,5 +134,6 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Stash(cmd) => runtime(false)?.block_on(commands::stash::run(&ctx, cmd)),
         Command::Pair(a) => runtime(false)?.block_on(commands::pair::run(&ctx, a)),
         Command::Unpair => runtime(false)?.block_on(commands::pair::stop(&ctx)),
+        Command::Demo => commands::demo::run(&ctx),
     }
 }

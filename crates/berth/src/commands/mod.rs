@@ -4,6 +4,7 @@ pub mod agent;
 pub mod compose;
 pub mod daemon;
 pub mod debug_sync;
+pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod logs;
