@@ -6,6 +6,7 @@ mod cli {
     pub mod api;
     pub mod compose;
     pub mod debug_sync;
+    pub mod demo;
     pub mod doctor;
     pub mod keeper;
     pub mod lifecycle;
