@@ -1,9 +1,11 @@
-//! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`); each
+//! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
+//! `pairing`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
 mod daemon;
 mod machine;
+mod pairing;
 mod snapshots;
 mod stats;
 mod supervisor;
@@ -41,9 +43,11 @@ fn main() -> ExitCode {
         "snapshots" => snapshots::run(&repo_root()),
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
+        "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync\n{}",
-            sync::USAGE
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing\n{}\n{}",
+            sync::USAGE,
+            pairing::USAGE
         )),
     };
     match result {

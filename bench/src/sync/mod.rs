@@ -14,8 +14,8 @@ mod procs;
 mod report;
 mod session;
 mod tools;
-mod tree;
-mod wait;
+pub mod tree;
+pub mod wait;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,335 @@
+//! `berth-bench pairing [--files N] [--cycles N] [--edits N]`: pairing on a large repository.
+//!
+//! A repository of N small files (50,000 by default) with an agent: `berth pair` started and
+//! stopped several times (wall time of the CLI command, which returns once the start or stop has
+//! finished), with a few uncommitted changes in the checkout so the snapshot and its exact
+//! restore are part of every cycle; then, while paired, single-file edits in both directions
+//! (time until the other side holds the new bytes) and the daemon's memory; then the same edits
+//! with `berth debug sync` between the same two trees, so the cost of pairing over the bare
+//! engine shows. Writes `bench/results/pairing.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::stats::{Summary, ms};
+use crate::sync::tree::{Tree, body, mix};
+use crate::sync::wait;
+
+pub const USAGE: &str = "berth-bench pairing [--files N] [--cycles N] [--edits N]";
+
+struct Options {
+    files: usize,
+    cycles: usize,
+    edits: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        files: 50_000,
+        cycles: 5,
+        edits: 100,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number\nusage: {USAGE}"))
+        };
+        match a.as_str() {
+            "--files" => o.files = num("--files")?,
+            "--cycles" => o.cycles = num("--cycles")?.max(1),
+            "--edits" => o.edits = num("--edits")?.max(1),
+            other => return Err(format!("unknown option {other}\nusage: {USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The scratch directory: removed at the end, whatever happens (the daemon stopped first).
+struct Scratch {
+    root: PathBuf,
+    bin: PathBuf,
+}
+
+impl Scratch {
+    fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    fn project(&self) -> PathBuf {
+        self.root.join("project")
+    }
+
+    fn berth(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .current_dir(self.project())
+            .env_remove("BERTH_HOME")
+            .output()
+            .map_err(|e| format!("cannot run berth: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "berth {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn timed(&self, args: &[&str]) -> Result<Duration, String> {
+        let t = Instant::now();
+        self.berth(args)?;
+        Ok(t.elapsed())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.bin)
+            .arg("--home")
+            .arg(self.home())
+            .args(["daemon", "stop", "--all"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Edits one file at a time on `from` and waits until `to` holds it; the latencies.
+fn edits(
+    tree: &Tree,
+    from: &Path,
+    to: &Path,
+    n: usize,
+    salt: u64,
+) -> Result<Vec<Duration>, String> {
+    let mut out = Vec::new();
+    for k in 0..n {
+        // A pause between edits, so each is a single edit on a quiet machine.
+        std::thread::sleep(Duration::from_millis(60));
+        let i = (mix((salt << 40) ^ k as u64) % tree.files as u64) as usize;
+        let rel = tree.path(i);
+        let content = body(&format!("edit {salt} #{k}"), k as u64, tree.size(i));
+        let began = Instant::now();
+        std::fs::write(from.join(&rel), &content)
+            .map_err(|e| format!("cannot edit {}: {e}", rel.display()))?;
+        match wait::file(&to.join(&rel), &content, began + Duration::from_secs(10)) {
+            Some(seen) => out.push(seen - began),
+            None => return Err(format!("edit {k} of {} never arrived", rel.display())),
+        }
+    }
+    Ok(out)
+}
+
+fn daemon_rss_kib(home: &Path) -> Option<u64> {
+    let pid = std::fs::read_to_string(home.join("run/daemon.pid")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `berth debug sync` between the two trees, until stopped.
+fn debug_sync(s: &Scratch, alpha: &Path, beta: &Path) -> Result<Child, String> {
+    let mut child = Command::new(&s.bin)
+        .arg("--home")
+        .arg(s.home())
+        .args(["--json", "debug", "sync"])
+        .arg(alpha)
+        .arg(beta)
+        .args(["--exclude", "/.git/"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start berth debug sync: {e}"))?;
+    // Ready once its first line (`ready`) is out.
+    let Some(stdout) = child.stdout.take() else {
+        return Err("no output from berth debug sync".into());
+    };
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    match lines.next() {
+        Some(Ok(l)) if l.contains("\"ready\"") => {}
+        other => return Err(format!("berth debug sync did not get ready: {other:?}")),
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(child)
+}
+
+pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, String> {
+    let o = parse(args)?;
+    let root = std::env::temp_dir().join(format!("berth-bench-pairing-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("project")).map_err(|e| e.to_string())?;
+    let s = Scratch {
+        root,
+        bin: bin.to_path_buf(),
+    };
+    let project = s.project();
+    let tree = Tree::small(o.files);
+    eprintln!("generating {} files …", o.files);
+    git(&project, &["init", "-q", "-b", "main"])?;
+    git(&project, &["config", "user.name", "bench"])?;
+    git(&project, &["config", "user.email", "bench@berth.invalid"])?;
+    tree.generate(&project)?;
+    git(&project, &["add", "-A"])?;
+    git(&project, &["commit", "-q", "-m", "the tree"])?;
+    s.berth(&["daemon", "start"])?;
+    let t = Instant::now();
+    s.berth(&["agent", "new", "bench"])?;
+    let agent_new = t.elapsed();
+    let status: serde_json::Value =
+        serde_json::from_str(&s.berth(&["--json", "agent", "show", "bench"])?)
+            .map_err(|e| e.to_string())?;
+    let workspace = PathBuf::from(status["workspace"].as_str().unwrap_or_default());
+
+    // Start/stop cycles, each with a few uncommitted changes to keep and restore.
+    let (mut starts, mut stops) = (Vec::new(), Vec::new());
+    for c in 0..o.cycles {
+        for k in 0..5 {
+            let i = (mix(0xc0ffee ^ (c * 10 + k) as u64) % tree.files as u64) as usize;
+            std::fs::write(project.join(tree.path(i)), format!("uncommitted {c} {k}\n"))
+                .map_err(|e| e.to_string())?;
+        }
+        let before = git(&project, &["status", "--porcelain=v2"])?;
+        eprintln!("cycle {}/{}: pair start …", c + 1, o.cycles);
+        starts.push(s.timed(&["pair", "bench"])?);
+        stops.push(s.timed(&["pair", "stop"])?);
+        if git(&project, &["status", "--porcelain=v2"])? != before {
+            return Err(format!("cycle {c}: the checkout did not come back exactly"));
+        }
+        git(&project, &["checkout", "-q", "--", "."])?;
+    }
+
+    // Edits while paired.
+    s.berth(&["pair", "bench"])?;
+    std::thread::sleep(Duration::from_secs(2));
+    eprintln!("edits while paired …");
+    let paired_u2a = edits(&tree, &project, &workspace, o.edits, 1)?;
+    let paired_a2u = edits(&tree, &workspace, &project, o.edits, 2)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_paired = daemon_rss_kib(&s.home());
+    s.berth(&["pair", "stop"])?;
+    git(&project, &["reset", "-q", "--hard"])?;
+    git(&workspace, &["reset", "-q", "--hard"])?;
+    let rss_after = daemon_rss_kib(&s.home());
+
+    // The bare engine on the same two trees.
+    eprintln!("edits with berth debug sync …");
+    let mut engine = debug_sync(&s, &project, &workspace)?;
+    let bare_u2a = edits(&tree, &project, &workspace, o.edits, 3);
+    let bare_a2u = edits(&tree, &workspace, &project, o.edits, 4);
+    let _ = engine.kill();
+    let _ = engine.wait();
+    let (bare_u2a, bare_a2u) = (bare_u2a?, bare_a2u?);
+
+    let report = report(
+        &o,
+        agent_new,
+        &starts,
+        &stops,
+        [&paired_u2a, &paired_a2u],
+        [&bare_u2a, &bare_a2u],
+        rss_paired,
+        rss_after,
+    );
+    let path = repo_root.join("bench/results/pairing.md");
+    std::fs::write(&path, report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    o: &Options,
+    agent_new: Duration,
+    starts: &[Duration],
+    stops: &[Duration],
+    paired: [&Vec<Duration>; 2],
+    bare: [&Vec<Duration>; 2],
+    rss_paired: Option<u64>,
+    rss_after: Option<u64>,
+) -> String {
+    let mut r = String::new();
+    r.push_str("# Pairing benchmark\n\n");
+    r.push_str(&format!(
+        "Command: `cargo run --release --locked -p berth-bench -- pairing --files {} --cycles {} --edits {}`\n\n",
+        o.files, o.cycles, o.edits
+    ));
+    r.push_str("## Machine\n\n");
+    r.push_str(&crate::machine::describe());
+    r.push_str(&format!(
+        "\n## Start and stop ({} files, 5 uncommitted changes kept and restored each cycle)\n\n",
+        o.files
+    ));
+    r.push_str(&format!(
+        "`berth agent new` (workspace checkout of the whole tree): {} ms\n\n",
+        ms(agent_new)
+    ));
+    r.push_str("| | cycles | min ms | median ms | max ms |\n| --- | --- | --- | --- | --- |\n");
+    for (name, v) in [
+        ("`berth pair NAME` (until active)", starts),
+        ("`berth pair stop` (until restored)", stops),
+    ] {
+        let s = Summary::of(v);
+        r.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            s.n,
+            ms(s.min),
+            ms(s.p50),
+            ms(s.max)
+        ));
+    }
+    r.push_str(&format!(
+        "\n## One file edited, until the other side holds it ({} edits per direction, 60 ms apart)\n\n",
+        o.edits
+    ));
+    r.push_str("| direction | pairing p50 ms | pairing p99 ms | `debug sync` p50 ms | `debug sync` p99 ms | p50 ratio |\n");
+    r.push_str("| --- | --- | --- | --- | --- | --- |\n");
+    for (i, label) in ["checkout → agent", "agent → checkout"].iter().enumerate() {
+        let (p, b) = (Summary::of(paired[i]), Summary::of(bare[i]));
+        r.push_str(&format!(
+            "| {label} | {} | {} | {} | {} | {:.2} |\n",
+            ms(p.p50),
+            ms(p.p99),
+            ms(b.p50),
+            ms(b.p99),
+            p.p50.as_secs_f64() / b.p50.as_secs_f64().max(1e-9)
+        ));
+    }
+    r.push_str("\nTargets (SPEC §7): p50 ≤ 5 ms and p99 ≤ 20 ms.\n\n## Daemon memory\n\n");
+    let mib = |k: Option<u64>| {
+        k.map_or("unknown".to_string(), |k| {
+            format!("{:.1} MiB", k as f64 / 1024.0)
+        })
+    };
+    r.push_str(&format!(
+        "- RSS while paired (idle, after the edits): {}\n- RSS after the pairing stopped: {}\n\nTarget (SPEC §7): daemon RSS under 30 MB with an idle pairing.\n",
+        mib(rss_paired),
+        mib(rss_after)
+    ));
+    r
+}
