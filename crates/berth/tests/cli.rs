@@ -12,6 +12,7 @@ mod cli {
     pub mod lifecycle;
     pub mod pair;
     pub mod pair_crash;
+    pub mod pair_model;
     pub mod probes;
     pub mod stash;
     pub mod states;
