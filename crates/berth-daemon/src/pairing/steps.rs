@@ -283,6 +283,12 @@ impl Controller {
             let (a, b) = (scan(&mut sides.alpha), scan(&mut sides.beta));
             match (a, b) {
                 (Ok(a), Ok(b)) if a == b => {}
+                // The agent went on working after the final sync (or while the daemon was
+                // down before a recovered stop got here): cleaning is still safe when every
+                // entry of the checkout is either in the agent's workspace as it is, or
+                // exactly what both sides last agreed on (the agent changed or removed it
+                // since — its own edit, which sync would have carried over anyway).
+                (Ok(a), Ok(b)) if held_elsewhere(&a, &b, &self.store, &self.rec.id)? => {}
                 (Ok(_), Ok(_)) => {
                     return Err(unexpected(
                         "your checkout and the agent's workspace differ after the final sync \
@@ -387,4 +393,20 @@ impl Controller {
             Undo::DropSnapshot => self.drop_snapshot(),
         }
     }
+}
+
+/// Whether everything in the checkout (`user`) is also somewhere else: in the agent's
+/// workspace (`agent`) as it is, or in the ancestor (what both sides last held; then the
+/// agent changed or removed it after, and that change is the agent's own).
+fn held_elsewhere(
+    user: &berth_sync::scan::Tree,
+    agent: &berth_sync::scan::Tree,
+    store: &berth_store::Store,
+    pairing: &str,
+) -> Result<bool, Failure> {
+    let ancestor = load_ancestor(store, pairing).map_err(unexpected)?;
+    let agreed = ancestor.tree();
+    Ok(user
+        .iter()
+        .all(|(path, entry)| agent.get(path) == Some(entry) || agreed.get(path) == Some(entry)))
 }
