@@ -195,6 +195,22 @@ pub fn apply(
     entry: Option<&Entry>,
     content: Option<&Path>,
 ) -> Result<Option<Entry>, ApplyError> {
+    // Errors name the path in the root written to, so the owner can tell which side failed.
+    apply_in(root, rel, entry, content).map_err(|e| match e {
+        ApplyError::Io { path, source } => ApplyError::Io {
+            path: root.join(&path).display().to_string(),
+            source,
+        },
+        other => other,
+    })
+}
+
+fn apply_in(
+    root: &Path,
+    rel: &[u8],
+    entry: Option<&Entry>,
+    content: Option<&Path>,
+) -> Result<Option<Entry>, ApplyError> {
     let (dir, name) = parent(root, rel)?;
     let d = dir.as_raw_fd();
     match entry {

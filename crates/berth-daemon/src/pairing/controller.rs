@@ -153,6 +153,8 @@ pub(super) struct Controller {
     finished: Option<Outcome>,
     git_due: Option<Instant>,
     next_check: Instant,
+    /// Set by the front door when it passes a start or stop on; cleared once answered.
+    in_flight: InFlight,
 }
 
 /// A controller for a checkout that is not paired yet; its first request is a start.
@@ -166,19 +168,36 @@ pub fn spawn_recovered(shared: Arc<Shared>, rec: PairingRecord) -> Handle {
     spawn(shared, root, Some(rec))
 }
 
+/// The transition a start or stop the controller has accepted is carrying out (until it
+/// answers): `starting with fixer`, `stopping with fixer`.
+type InFlight = Arc<Mutex<Option<String>>>;
+
 fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handle {
     let (tx, rx) = mpsc::channel();
+    let (front_tx, front_rx) = mpsc::channel();
     let status = Arc::new(Mutex::new(off_status(&root)));
+    let in_flight: InFlight = Arc::default();
     let handle = Handle {
-        tx: tx.clone(),
+        tx: front_tx,
         status: status.clone(),
     };
+    let front = {
+        let (tx, status, in_flight) = (tx.clone(), status.clone(), in_flight.clone());
+        std::thread::Builder::new()
+            .name(format!("pairing front {root}"))
+            .spawn(move || run_front(&front_rx, &tx, &status, &in_flight))
+    };
+    if let Err(e) = front {
+        tracing::error!("cannot start a pairing controller: {e}");
+        return handle;
+    }
     let name = format!("pairing {root}");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let Some(store) = shared.store.get().cloned() else {
             return;
         };
         let mut c = Controller::new(shared.clone(), store, root.clone(), status.clone(), tx);
+        c.in_flight = in_flight;
         if let Some(rec) = rec {
             c.recover(rec);
         }
@@ -193,6 +212,69 @@ fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handl
         tracing::error!("cannot start a pairing controller: {e}");
     }
     handle
+}
+
+/// The controller's front door: the controller's thread is busy for as long as a start or a
+/// stop runs, so a start that arrives meanwhile is answered here, at once, with
+/// `pairing_busy` naming the transition in progress (rather than queued and carried out after
+/// it, e.g. as a switch nobody asked for any more). Everything else goes through in order.
+fn run_front(
+    rx: &Receiver<Msg>,
+    tx: &Sender<Msg>,
+    status: &Mutex<PairStatus>,
+    in_flight: &InFlight,
+) {
+    while let Ok(msg) = rx.recv() {
+        let msg = match msg {
+            Msg::Request(Request::Start {
+                agent,
+                no_stash,
+                reply,
+            }) => {
+                if let Some(transition) = busy_with(status, in_flight) {
+                    let blocker = Blocker::PairingBusy { transition };
+                    let _ = reply.send(Err(PairError::Blocked(Blocker::report([&blocker]))));
+                    continue;
+                }
+                set_in_flight(in_flight, Some(format!("starting with {agent}")));
+                Msg::Request(Request::Start {
+                    agent,
+                    no_stash,
+                    reply,
+                })
+            }
+            Msg::Request(Request::Stop { reply }) => {
+                let agent = lock(status).agent.clone().unwrap_or_default();
+                set_in_flight(in_flight, Some(format!("stopping with {agent}")));
+                Msg::Request(Request::Stop { reply })
+            }
+            other => other,
+        };
+        if tx.send(msg).is_err() {
+            return; // the controller ended; the request's reply is dropped (asked again)
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set_in_flight(in_flight: &InFlight, what: Option<String>) {
+    *lock(in_flight) = what;
+}
+
+/// The transition in progress, if one is: what the status shows (a start or stop step, a
+/// rollback, also during recovery), else a start or stop accepted but not answered yet.
+fn busy_with(status: &Mutex<PairStatus>, in_flight: &InFlight) -> Option<String> {
+    {
+        let s = lock(status);
+        if matches!(s.state.as_str(), "starting" | "stopping" | "rolling_back") {
+            let agent = s.agent.clone().unwrap_or_default();
+            return Some(format!("{} with {agent}", s.describe));
+        }
+    }
+    lock(in_flight).clone()
 }
 
 impl Controller {
@@ -242,6 +324,7 @@ impl Controller {
             finished: None,
             git_due: None,
             next_check: Instant::now() + CHECK_ACTIVE,
+            in_flight: Arc::default(),
         }
     }
 
@@ -350,10 +433,12 @@ impl Controller {
         let json = serde_json::to_string(&self.state).unwrap_or_default();
         self.rec.state = json.clone();
         self.rec.updated_ms = now_ms();
-        let intent = serde_json::to_string(&Intent {
-            state: self.state.clone(),
-        })
-        .unwrap_or_default();
+        let intent = intent_json(
+            &Intent {
+                state: self.state.clone(),
+            },
+            self.switch_to.as_deref(),
+        );
         let seq = match self.store.append_intent(&self.rec.id, &intent, now_ms()) {
             Ok(seq) => Some(seq),
             Err(e) => {
@@ -461,6 +546,22 @@ impl Controller {
         if matches!(self.state, State::Active { .. }) {
             self.carry_commits();
         }
+        self.restart_link();
+    }
+
+    /// A link that ended by itself (it could not watch a tree that was moved away for a
+    /// while) is started again once both sides are repositories again; its first full round
+    /// clears the notice its end raised. Without this the pairing stayed paused for good.
+    fn restart_link(&mut self) {
+        if self.link.is_some()
+            || !matches!(self.state, State::Active { .. } | State::Paused { .. })
+            || !self.repos.workspace_exists()
+        {
+            return;
+        }
+        tracing::info!(pairing = self.rec.id, "starting syncing again");
+        self.start_link();
+        self.sync_hold();
     }
 
     /// Raises every notice in `found` that is not held yet; clears every git-shown cause that
@@ -588,7 +689,19 @@ impl Controller {
 
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
-            LinkEvent::Ready => self.publish(),
+            LinkEvent::Ready => {
+                // A first round that went through: what stopped the last link is gone.
+                for c in [
+                    Cause::Watch(Side::User),
+                    Cause::Watch(Side::Agent),
+                    Cause::Unexpected,
+                ] {
+                    if self.notices().iter().any(|n| n.cause() == c) {
+                        self.feed(Input::Clear(c));
+                    }
+                }
+                self.publish();
+            }
             LinkEvent::Synced {
                 to_user,
                 to_agent,
@@ -655,8 +768,13 @@ impl Controller {
                 self.publish();
             }
             LinkEvent::Ended(Err(e)) => {
-                self.link = None;
+                if let Some(link) = self.link.take() {
+                    link.stop(); // joins the thread that just ended
+                }
+                self.held = false;
                 self.feed(Input::Raise(Notice::UnexpectedError { message: e }));
+                // Try again soon (see `restart_link`).
+                self.next_check = self.next_check.min(Instant::now() + CHECK_PAUSED);
             }
             LinkEvent::Ended(Ok(())) => {}
         }
@@ -674,10 +792,14 @@ impl Controller {
                 reply,
             } => {
                 let answer = self.on_start(&agent, no_stash);
+                self.publish();
+                set_in_flight(&self.in_flight, None);
                 let _ = reply.send(answer);
             }
             Request::Stop { reply } => {
                 let answer = self.on_stop();
+                self.publish();
+                set_in_flight(&self.in_flight, None);
                 let _ = reply.send(answer);
             }
             Request::Flush { reply } => {
@@ -717,6 +839,10 @@ impl Controller {
             self.feed(Input::SwitchRequested);
         }
         if let Some(refusal) = self.refused.take() {
+            // A refused switch goes nowhere (and must not be journaled as one later).
+            if !matches!(self.state, State::Stopping { .. }) {
+                self.switch_to = None;
+            }
             return Err(PairError::Refused(refusal));
         }
         match self.finished.take() {
@@ -977,10 +1103,14 @@ impl Controller {
                 ),
             },
         };
+        // A switch's target lives only in its intents: the handover after a recovered stop
+        // needs it.
+        self.switch_to = last.as_ref().and_then(|l| switch_target(&l.intent));
         tracing::info!(
             pairing = rec.id,
             state = intent.state.describe(),
             done,
+            switch_to = self.switch_to,
             "recovering a pairing"
         );
         self.state = intent.state.clone();
@@ -1164,6 +1294,22 @@ fn outcome_message(o: &Outcome, rec: &PairingRecord) -> String {
             failure.message()
         )),
     }
+}
+
+/// An intent as journaled: the state, and while a switch runs, the agent it goes to (an
+/// extra field the core's `Intent` ignores when read back).
+fn intent_json(intent: &Intent, switch_to: Option<&str>) -> String {
+    let mut v = serde_json::to_value(intent).unwrap_or_default();
+    if let (Some(agent), Some(obj)) = (switch_to, v.as_object_mut()) {
+        obj.insert("switch_to".into(), agent.into());
+    }
+    v.to_string()
+}
+
+/// The agent a journaled intent's switch goes to.
+fn switch_target(intent: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(intent).ok()?;
+    v.get("switch_to")?.as_str().map(str::to_string)
 }
 
 /// A step's failure from an error message.

@@ -208,6 +208,11 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
         };
         // Perhaps this is a restore of this very snapshot that was interrupted after it moved
         // the working tree: then the tree is "dirty" with exactly the snapshot's content.
+        // Only a restore that began (its marker is there) can have been interrupted: a tree
+        // that merely holds the snapshot's content is refused like any dirty tree.
+        if !marker(&git)?.is_some_and(|m| began(&m, &snap)) {
+            return Err(dirty());
+        }
         let Ok(plan) = plan(&git, &snap) else {
             return Err(dirty());
         };
@@ -240,12 +245,35 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
 
     // 1. The working tree (and, for now, the index) to W in one step; read-tree refuses to
     //    overwrite anything untracked, so a surprise here still leaves the tree as it was.
+    //    The marker says a restore of this snapshot began, until it has finished.
     failpoint::check(RESTORE_READ_TREE)?;
+    if let Some(m) = marker(&git)? {
+        std::fs::write(&m, &snap.commit).map_err(|e| marker_error(&m, e))?;
+    }
     git.run(
         Access::Write,
         &["read-tree", "-m", "-u", &current, &plan.work_tree],
     )?;
     finish(&git, snap, plan)
+}
+
+/// Where a restore in progress is marked: `BERTH_RESTORING` in the worktree's git dir, holding
+/// the snapshot commit being restored. `None` when the git dir cannot be found.
+fn marker(git: &Git) -> Result<Option<PathBuf>, GitError> {
+    let dir = git.query(&["rev-parse", "--absolute-git-dir"])?;
+    Ok((!dir.is_empty()).then(|| PathBuf::from(dir).join("BERTH_RESTORING")))
+}
+
+/// Whether the marker at `path` says a restore of `snap` began.
+fn began(path: &std::path::Path, snap: &Snapshot) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|c| c.trim() == snap.commit)
+}
+
+fn marker_error(path: &std::path::Path, e: std::io::Error) -> SnapshotError {
+    SnapshotError::Git(GitError::Parse {
+        args: format!("restore marker {}", path.display()),
+        detail: e.to_string(),
+    })
 }
 
 /// The tree a tree-ish names.
@@ -318,6 +346,13 @@ fn finish(git: &Git, snap: Snapshot, plan: Plan) -> Result<RestoreReport, Snapsh
     // 4. Only now is the snapshot no longer needed.
     failpoint::check(RESTORE_DELETE_REF)?;
     refs::delete(git, &snap.refname(), &snap.commit)?;
+    if let Some(m) = marker(git)? {
+        match std::fs::remove_file(&m) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(marker_error(&m, e)),
+        }
+    }
     let branch = match plan.head {
         Target::Branch(b) | Target::Unborn(b) => Some(b),
         Target::Detached(_) => None,
