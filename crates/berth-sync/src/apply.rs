@@ -31,6 +31,10 @@ pub enum ApplyError {
         "{root} is empty or gone; syncing halts so that the other side is not emptied too (it resumes when the files are back)"
     )]
     RootEmptied { root: String },
+    /// The round would delete many paths at once ([`crate::engine::DELETION_BURST`]); nothing
+    /// was written: it waits until the side they vanished from is quiet.
+    #[error("{deletions} paths vanished from {root} at once; waiting until it is quiet")]
+    Burst { root: String, deletions: usize },
     /// The gate ([`crate::gate`]) did not let the round apply anything; nothing was written.
     #[error("{why}")]
     Gated { busy: bool, why: String },
@@ -46,7 +50,7 @@ impl ApplyError {
                 source.raw_os_error(),
                 Some(libc::ENOSPC | libc::EDQUOT | libc::EACCES | libc::EPERM | libc::EROFS)
             ),
-            ApplyError::BadPath(_) | ApplyError::Gated { .. } => false,
+            ApplyError::BadPath(_) | ApplyError::Gated { .. } | ApplyError::Burst { .. } => false,
         }
     }
 }

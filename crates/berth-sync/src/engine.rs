@@ -80,6 +80,13 @@ impl Stats {
     }
 }
 
+/// A round that would delete more than this many paths on one side is a *burst*: it is not
+/// carried out until the side the deletions come from has been quiet for a moment
+/// ([`ApplyError::Burst`]; the live loop waits and sets [`Sides::burst_settled`]). A tree being
+/// emptied (`rm -rf`, a removed checkout) is then seen whole and halts (below) instead of
+/// being carried over a batch at a time.
+pub const DELETION_BURST: usize = 64;
+
 /// Files larger than this are not synced unless configured otherwise.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 
@@ -90,6 +97,9 @@ pub struct Sides {
     pub beta: Scanner,
     /// Asked before scanning and again before applying; none: always open.
     pub gate: Option<Gatekeeper>,
+    /// Set by the live loop once a burst of deletions has been followed by quiet: the round
+    /// may then carry it out (see [`DELETION_BURST`]).
+    pub burst_settled: bool,
 }
 
 impl Sides {
@@ -99,6 +109,7 @@ impl Sides {
             alpha: Scanner::new(alpha, max_size),
             beta: Scanner::new(beta, max_size),
             gate: None,
+            burst_settled: false,
         }
     }
 
@@ -240,7 +251,44 @@ fn settle(
         decisions.push((p.clone(), reconcile(&t)));
     }
     make_structure_consistent(&mut decisions);
+    check_deletions(sides, ancestor.tree(), &decisions)?;
     carry_out(sides, ancestor, keeper, decisions, warnings)
+}
+
+/// The deletion safety checks of a round: a burst waits for quiet; after it, a side that lost
+/// more than half of what both agreed on halts syncing (as an emptied root does) rather than
+/// emptying the other side too.
+fn check_deletions(
+    sides: &mut Sides,
+    agreed: &Tree,
+    decisions: &[(RelPath, Decision)],
+) -> Result<(), ApplyError> {
+    for to in [Side::Alpha, Side::Beta] {
+        let deletions = decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Propagate { to: t, entry: None } if *t == to))
+            .count();
+        if deletions <= DELETION_BURST {
+            continue;
+        }
+        let from = match to {
+            Side::Alpha => sides.beta.root().to_path_buf(),
+            Side::Beta => sides.alpha.root().to_path_buf(),
+        };
+        if !sides.burst_settled {
+            return Err(ApplyError::Burst {
+                root: from.display().to_string(),
+                deletions,
+            });
+        }
+        if deletions * 2 > agreed.len() {
+            return Err(ApplyError::RootEmptied {
+                root: from.display().to_string(),
+            });
+        }
+    }
+    sides.burst_settled = false;
+    Ok(())
 }
 
 /// Applies `decisions` in a safe order and moves the ancestor on, path by path.
@@ -572,6 +620,44 @@ mod tests {
         );
         // Nothing is left to do, and nothing looks like a conflict afterwards.
         assert!(s.sync().is_quiet());
+    }
+
+    #[test]
+    fn a_burst_of_deletions_waits_for_quiet_and_losing_most_of_a_side_halts() {
+        let mut s = setup();
+        for i in 0..200 {
+            write(&s.alpha, &format!("d{}/f{i}", i % 4), "x");
+        }
+        s.sync();
+        // 100 of 200 deleted on beta: a burst, but not most of the tree.
+        for i in 0..100 {
+            std::fs::remove_file(s.beta.join(format!("d{}/f{i}", i % 4))).unwrap();
+        }
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(
+            matches!(err, ApplyError::Burst { deletions: 100, .. }),
+            "{err}"
+        );
+        assert!(
+            s.alpha.join("d0/f0").exists(),
+            "nothing deleted while it waits"
+        );
+        s.sides.burst_settled = true;
+        let stats = s.sync();
+        assert_eq!(stats.to_alpha, 100);
+        assert!(!s.sides.burst_settled, "a settled burst is used once");
+        // Then 99 of the remaining 100: more than half of what both agreed on.
+        for i in 100..199 {
+            std::fs::remove_file(s.beta.join(format!("d{}/f{i}", i % 4))).unwrap();
+        }
+        s.sides.burst_settled = true;
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(matches!(err, ApplyError::RootEmptied { .. }), "{err}");
+        assert!(err.is_pausing());
+        assert!(
+            s.alpha.join("d0/f100").exists(),
+            "the other side is not emptied"
+        );
     }
 
     #[test]

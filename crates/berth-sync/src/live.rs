@@ -76,6 +76,8 @@ const SETTLE: Duration = Duration::from_millis(20);
 
 /// How soon a round the gate found busy is tried again.
 const GATE_BUSY_RETRY: Duration = Duration::from_millis(10);
+/// How long the trees must be quiet before a burst of deletions is carried out.
+const BURST_QUIET: Duration = Duration::from_millis(500);
 
 /// What the loop tells its owner.
 #[derive(Debug)]
@@ -214,8 +216,11 @@ struct State {
     /// Held by the gate or the owner: no round runs until released.
     held: bool,
     retry_at: Option<Instant>,
-    /// The gate was busy: the same batch is tried again then.
+    /// The gate was busy, or a burst of deletions waits for quiet: the same batch is tried
+    /// again then.
     again_at: Option<Instant>,
+    /// A burst of deletions is waiting for quiet.
+    burst: bool,
     /// Until ready: when the trees will have been quiet long enough.
     settle: Option<Instant>,
 }
@@ -246,6 +251,7 @@ pub fn run(
         held: false,
         retry_at: None,
         again_at: None,
+        burst: false,
         settle: None,
     };
     // A failure is reported by `round` itself and retried by the loop.
@@ -388,6 +394,9 @@ fn on_input(
             }
             if any {
                 st.debounce.event(now);
+                if st.burst {
+                    st.again_at = Some(now + BURST_QUIET);
+                }
             }
         }
         Input::Overflow { side: _ } => st.full = Some("events were lost"),
@@ -420,6 +429,9 @@ fn round(
     let dirty = std::mem::take(&mut st.dirty);
     st.debounce.clear();
     st.again_at = None;
+    // A burst that waited for quiet may be carried out now (the engine still halts if a side
+    // lost most of what both agreed on).
+    link.sides.burst_settled = std::mem::take(&mut st.burst);
     let reason = reason.unwrap_or(match full {
         Some("start") => Reason::Start,
         Some(why) => Reason::Rescan(why),
@@ -452,6 +464,13 @@ fn round(
                 &mut link.ancestor,
             );
             Ok(stats)
+        }
+        Err(ApplyError::Burst { .. }) => {
+            st.full = full;
+            st.dirty.extend(dirty);
+            st.burst = true;
+            st.again_at = Some(Instant::now() + BURST_QUIET);
+            Err("a burst of deletions waits for quiet".to_string())
         }
         Err(ApplyError::Gated { busy, why }) => {
             // Nothing was written; everything stays pending (a release adds a full round).

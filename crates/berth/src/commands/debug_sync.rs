@@ -256,6 +256,9 @@ fn once(
     kept_in: &Path,
 ) -> CliResult<i32> {
     let started = std::time::Instant::now();
+    // One round sees everything at once: a burst of deletions needs no waiting (a side that
+    // lost most of what both agreed on still halts).
+    sides.burst_settled = true;
     let result = sync_once(&mut sides, &mut ancestor, keeper);
     // What was done before a failure is saved too.
     persist(store, link, &mut ancestor).map_err(|e| CliError::failed("store", e))?;

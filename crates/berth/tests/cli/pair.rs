@@ -826,6 +826,64 @@ fn an_emptied_root_halts_until_it_is_back() {
     wait_content(user, "after.txt", Some("agent\n"));
 }
 
+#[test]
+fn a_workspace_emptied_live_never_empties_the_checkout() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    let ws = f.pair("fixer");
+    for i in 0..300 {
+        write(&ws, &format!("many/d{}/f{i}.txt", i % 10), "agreed\n");
+    }
+    wait_content(user, "many/d9/f299.txt", Some("agreed\n"));
+    wait_same(user, &ws);
+    let before = files(user);
+    // Emptied file by file, live (as `rm -rf` does), with nothing holding sync back.
+    let out = std::process::Command::new("sh")
+        .current_dir(&ws)
+        .args([
+            "-c",
+            "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = f.wait_notice("root_emptied");
+    assert_eq!(s["notices"][0]["side"], "agent", "{s:#}");
+    settle();
+    assert_eq!(files(user), before, "nothing was deleted in the checkout");
+    // The files come back: syncing resumes.
+    git(&ws, &["checkout", "--", "."]);
+    for i in 0..300 {
+        write(&ws, &format!("many/d{}/f{i}.txt", i % 10), "agreed\n");
+    }
+    f.wait_active();
+    wait_same(user, &ws);
+}
+
+#[test]
+fn a_large_deletion_is_carried_over_once_quiet() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    let ws = f.pair("fixer");
+    for i in 0..300 {
+        write(&ws, &format!("many/d{}/f{i}.txt", i % 10), "agreed\n");
+    }
+    wait_content(user, "many/d9/f299.txt", Some("agreed\n"));
+    wait_same(user, &ws);
+    // A third of the tree removed at once: a burst, but not a tree being emptied.
+    std::fs::remove_dir_all(ws.join("many/d0")).unwrap();
+    std::fs::remove_dir_all(ws.join("many/d1")).unwrap();
+    std::fs::remove_dir_all(ws.join("many/d2")).unwrap();
+    poll(
+        "the deletion reaches the checkout",
+        || exists(user, "many/d0/f0.txt"),
+        |e| !*e,
+    );
+    wait_same(user, &ws);
+    assert!(exists(user, "many/d3/f3.txt"));
+    assert_eq!(f.status()["state"], "active");
+}
+
 /// Makes `dir` refuse new entries, even for root (`chattr +i`); `false` if it cannot.
 fn refuse_writes(dir: &Path, refuse: bool) -> bool {
     // SAFETY: getuid(2) cannot fail.
