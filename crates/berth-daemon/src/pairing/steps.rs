@@ -342,8 +342,23 @@ impl Controller {
         {
             return Ok(());
         }
-        snapshot::restore(&user, &id)
-            .map_err(|e| git_failure(&format!("restoring snapshot {id}"), e))?;
+        // The checkout may hold it already: on the original branch and commit, with exactly the
+        // snapshot's index and files (a start stopped before it switched anything). Then the
+        // snapshot has nothing left to give back, and restoring onto a "dirty" tree would be
+        // refused: it is dropped instead.
+        let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
+        let at_original = head.branch() == self.rec.original_branch.as_deref()
+            && head.oid() == self.rec.original_head.as_deref();
+        let holds_it = at_original
+            && snapshot::matches_worktree(&user, &id)
+                .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?;
+        if holds_it {
+            snapshot::drop_snapshot(&user, &id)
+                .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
+        } else {
+            snapshot::restore(&user, &id)
+                .map_err(|e| git_failure(&format!("restoring snapshot {id}"), e))?;
+        }
         if let Err(e) = self
             .store
             .end_snapshot(&self.root, &id, SnapshotState::Restored, now_ms())
