@@ -32,6 +32,7 @@ pub mod failpoints;
 pub mod failure;
 pub mod ids;
 pub mod logging;
+pub mod memory;
 pub mod metadata;
 pub mod pairing;
 pub mod readiness;

@@ -102,6 +102,7 @@ fn new_generation() -> String {
 
 /// Runs the daemon until it is told to stop. Reports readiness or failure through the pipe.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    crate::memory::limit_arenas();
     let mut pipe = match opts.ready_fd {
         Some(fd) => Some(ReadyPipe::from_fd(fd).map_err(|e| ServeError::Runtime(e.to_string()))?),
         None => None,

@@ -99,6 +99,21 @@ pub fn off_status(root: &str) -> PairStatus {
     }
 }
 
+/// The status of an open pairing found at daemon start, until its controller has looked.
+fn recovering_status(rec: &PairingRecord) -> PairStatus {
+    let state = serde_json::from_str::<State>(&rec.state).unwrap_or(State::starting(false));
+    PairStatus {
+        state: state.name().into(),
+        describe: format!("{} (recovering)", state.describe()),
+        step: state.step().map(|s| s.qualified_name()),
+        pairing: Some(rec.id.clone()),
+        agent: Some(rec.agent.clone()),
+        branch: Some(agent_branch(&rec.agent)),
+        snapshot: rec.snapshot.clone(),
+        ..off_status(&rec.project_root)
+    }
+}
+
 /// Running figures for `pair status`.
 #[derive(Debug, Default)]
 pub(super) struct Figures {
@@ -175,7 +190,12 @@ type InFlight = Arc<Mutex<Option<String>>>;
 fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handle {
     let (tx, rx) = mpsc::channel();
     let (front_tx, front_rx) = mpsc::channel();
-    let status = Arc::new(Mutex::new(off_status(&root)));
+    // A recovered pairing shows what it was doing from the first moment, not `off`.
+    let first = match &rec {
+        Some(rec) => recovering_status(rec),
+        None => off_status(&root),
+    };
+    let status = Arc::new(Mutex::new(first));
     let in_flight: InFlight = Arc::default();
     let handle = Handle {
         tx: front_tx,
@@ -359,11 +379,13 @@ impl Controller {
         })
     }
 
+    /// Serves until the pairing is over (or parked). A fresh controller waits for its first
+    /// request; a recovered one that ended up `off` (a start rolled back) has nothing to do.
     fn run(&mut self, rx: &Receiver<Msg>) {
+        if matches!(self.state, State::Off) && !self.rec.id.is_empty() {
+            return;
+        }
         loop {
-            if matches!(self.state, State::Off) && self.finished.is_some() {
-                return;
-            }
             let now = Instant::now();
             let due = self.git_due.unwrap_or(self.next_check).min(self.next_check);
             match rx.recv_timeout(due.saturating_duration_since(now)) {
@@ -372,7 +394,12 @@ impl Controller {
                     let _ = reply.send(());
                     return;
                 }
-                Ok(Msg::Request(r)) => self.on_request(r),
+                Ok(Msg::Request(r)) => {
+                    self.on_request(r);
+                    if matches!(self.state, State::Off) {
+                        return; // stopped, rolled back, or refused before it began
+                    }
+                }
                 Ok(Msg::Link(ev)) => self.on_link(ev),
                 Ok(Msg::Git) => {
                     self.git_due.get_or_insert(Instant::now() + GIT_SETTLE);
@@ -384,9 +411,6 @@ impl Controller {
             if self.git_due.is_some_and(|d| now >= d) || now >= self.next_check {
                 self.git_due = None;
                 self.check_git();
-            }
-            if matches!(self.state, State::Off) && self.rec.id.is_empty() {
-                return; // a start that never began (refused before any record)
             }
         }
     }
@@ -468,10 +492,13 @@ impl Controller {
         match action {
             Action::Run { step } => {
                 self.publish();
-                return vec![match self.run_step(step) {
+                let report = match self.run_step(step) {
                     Ok(()) => Input::StepDone(step),
                     Err(failure) => Input::StepFailed(step, failure),
-                }];
+                };
+                // Steps scan whole trees: what they freed goes back.
+                crate::memory::give_back();
+                return vec![report];
             }
             Action::PauseSync => {} // `sync_hold` decides from the notices
             Action::ResumeSync | Action::FullReconcile => match &self.link {
@@ -682,6 +709,7 @@ impl Controller {
     pub fn stop_link(&mut self) {
         if let Some(link) = self.link.take() {
             link.stop();
+            crate::memory::give_back();
         }
         self.gitwatch = None;
         self.held = false;
@@ -1039,11 +1067,8 @@ impl Controller {
 
     fn answer_ended(&self, r: Request) {
         match r {
-            Request::Start { reply, .. } => {
-                let _ = reply.send(Err(PairError::Failed(
-                    "the pairing ended meanwhile; try again".into(),
-                )));
-            }
+            // Unanswered: the caller asks a new controller (`pairing::start`).
+            Request::Start { reply, .. } => drop(reply),
             Request::Stop { reply } => {
                 let _ = reply.send(Err(PairError::NotPaired));
             }

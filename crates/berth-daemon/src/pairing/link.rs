@@ -289,6 +289,19 @@ impl Link {
                     if let Some(ev) = event(&roots, r) {
                         tell(ev);
                     }
+                    // A full round scanned both trees: what it freed goes back.
+                    if matches!(
+                        r,
+                        Report::Ready { .. }
+                            | Report::Synced {
+                                reason: live::Reason::Start
+                                    | live::Reason::Rescan(_)
+                                    | live::Reason::Flush,
+                                ..
+                            }
+                    ) {
+                        crate::memory::give_back();
+                    }
                 };
                 let end = live::run(
                     &mut link,
