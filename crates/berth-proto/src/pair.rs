@@ -83,6 +83,32 @@ pub struct PairStatus {
     pub commits_to_agent: u64,
 }
 
+impl PairStatus {
+    /// The status of a checkout that is not paired.
+    pub fn off(repo: &str) -> PairStatus {
+        PairStatus {
+            repo: repo.to_string(),
+            state: "off".into(),
+            describe: "off".into(),
+            step: None,
+            pairing: None,
+            agent: None,
+            branch: None,
+            agent_workspace: None,
+            original_branch: None,
+            snapshot: None,
+            notices: vec![],
+            conflicts: vec![],
+            last_sync_ms: None,
+            latency: None,
+            to_user: 0,
+            to_agent: 0,
+            commits_to_user: 0,
+            commits_to_agent: 0,
+        }
+    }
+}
+
 /// Answer to `POST /v1/pair/flush`: both sides agree now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairFlushed {

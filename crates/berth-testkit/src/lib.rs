@@ -239,6 +239,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 /// Runs git in `dir` and panics unless it succeeds; its standard output, trimmed.
 #[track_caller]
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8_lossy(&git_bytes(dir, args))
+        .trim()
+        .to_string()
+}
+
+/// Runs git in `dir` and panics unless it succeeds; its standard output as it is.
+#[track_caller]
+pub fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -249,7 +257,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    out.stdout
 }
 
 /// A new repository on `main` with a user identity and one commit holding `files`.

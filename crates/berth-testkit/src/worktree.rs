@@ -8,7 +8,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::git;
+use crate::{git, git_bytes};
 
 /// Everything that must be identical after a round trip: `git status` (with ignored files),
 /// the staged diff, what HEAD is, and every file's bytes and mode (links: their target).
@@ -18,20 +18,6 @@ pub struct WorktreeState {
     pub staged_diff: Vec<u8>,
     pub head: String,
     pub files: BTreeMap<Vec<u8>, (Vec<u8>, u32)>,
-}
-
-fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// The state of the checkout at `dir`.

@@ -75,30 +75,6 @@ fn held_by_git(c: Cause) -> bool {
     )
 }
 
-/// The status of a checkout that is not paired.
-pub fn off_status(root: &str) -> PairStatus {
-    PairStatus {
-        repo: root.to_string(),
-        state: "off".into(),
-        describe: "off".into(),
-        step: None,
-        pairing: None,
-        agent: None,
-        branch: None,
-        agent_workspace: None,
-        original_branch: None,
-        snapshot: None,
-        notices: vec![],
-        conflicts: vec![],
-        last_sync_ms: None,
-        latency: None,
-        to_user: 0,
-        to_agent: 0,
-        commits_to_user: 0,
-        commits_to_agent: 0,
-    }
-}
-
 /// The status of an open pairing found at daemon start, until its controller has looked.
 fn recovering_status(rec: &PairingRecord) -> PairStatus {
     let state = serde_json::from_str::<State>(&rec.state).unwrap_or(State::starting(false));
@@ -110,7 +86,7 @@ fn recovering_status(rec: &PairingRecord) -> PairStatus {
         agent: Some(rec.agent.clone()),
         branch: Some(agent_branch(&rec.agent)),
         snapshot: rec.snapshot.clone(),
-        ..off_status(&rec.project_root)
+        ..PairStatus::off(&rec.project_root)
     }
 }
 
@@ -193,7 +169,7 @@ fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handl
     // A recovered pairing shows what it was doing from the first moment, not `off`.
     let first = match &rec {
         Some(rec) => recovering_status(rec),
-        None => off_status(&root),
+        None => PairStatus::off(&root),
     };
     let status = Arc::new(Mutex::new(first));
     let in_flight: InFlight = Arc::default();
@@ -715,19 +691,24 @@ impl Controller {
         self.held = false;
     }
 
+    /// A round went through: watching works and no error is left.
+    fn clear_link_troubles(&mut self) {
+        for c in [
+            Cause::Watch(Side::User),
+            Cause::Watch(Side::Agent),
+            Cause::Unexpected,
+        ] {
+            if self.notices().iter().any(|n| n.cause() == c) {
+                self.feed(Input::Clear(c));
+            }
+        }
+    }
+
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Ready => {
                 // A first round that went through: what stopped the last link is gone.
-                for c in [
-                    Cause::Watch(Side::User),
-                    Cause::Watch(Side::Agent),
-                    Cause::Unexpected,
-                ] {
-                    if self.notices().iter().any(|n| n.cause() == c) {
-                        self.feed(Input::Clear(c));
-                    }
-                }
+                self.clear_link_troubles();
                 self.publish();
             }
             LinkEvent::Synced {
@@ -749,15 +730,7 @@ impl Controller {
                 for w in warnings {
                     self.event("pair.warning", serde_json::json!({ "warning": w }));
                 }
-                for c in [
-                    Cause::Watch(Side::User),
-                    Cause::Watch(Side::Agent),
-                    Cause::Unexpected,
-                ] {
-                    if self.notices().iter().any(|n| n.cause() == c) {
-                        self.feed(Input::Clear(c));
-                    }
-                }
+                self.clear_link_troubles();
                 self.feed(Input::Activity(Activity::Idle));
             }
             LinkEvent::Paused(notice) => self.feed(Input::Raise(notice)),
@@ -1188,7 +1161,7 @@ impl Controller {
 
     fn status(&self) -> PairStatus {
         if matches!(self.state, State::Off) {
-            return off_status(&self.root);
+            return PairStatus::off(&self.root);
         }
         PairStatus {
             repo: self.root.clone(),

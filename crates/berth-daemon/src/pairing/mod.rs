@@ -96,7 +96,7 @@ impl Registry {
 pub fn status(shared: &Shared, root: &str) -> PairStatus {
     match shared.pairings.get(root) {
         Some(h) => h.status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        None => controller::off_status(root),
+        None => PairStatus::off(root),
     }
 }
 

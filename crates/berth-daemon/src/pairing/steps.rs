@@ -331,17 +331,22 @@ impl Controller {
     }
 
     /// The snapshot back, byte for byte (nothing if there is none, or it was restored already).
-    fn restore_snapshot(&mut self) -> StepResult {
+    /// The pairing's snapshot, if it has one and its ref is still there (gone: restored or
+    /// dropped already).
+    fn kept_snapshot(&self) -> Result<Option<String>, Failure> {
         let Some(id) = self.rec.snapshot.clone() else {
+            return Ok(None);
+        };
+        let found = refs::resolve(&self.repos.user, &snapshot::refname(&id))
+            .map_err(|e| git_failure("reading the snapshot", e))?;
+        Ok(found.map(|_| id))
+    }
+
+    fn restore_snapshot(&mut self) -> StepResult {
+        let Some(id) = self.kept_snapshot()? else {
             return Ok(());
         };
         let user = self.repos.user.clone();
-        if refs::resolve(&user, &snapshot::refname(&id))
-            .map_err(|e| git_failure("reading the snapshot", e))?
-            .is_none()
-        {
-            return Ok(());
-        }
         // The checkout may hold it already: on the original branch and commit, with exactly the
         // snapshot's index and files (a start stopped before it switched anything). Then the
         // snapshot has nothing left to give back, and restoring onto a "dirty" tree would be
@@ -370,16 +375,10 @@ impl Controller {
 
     /// The snapshot berth made, dropped (the checkout still holds all of it).
     fn drop_snapshot(&mut self) -> StepResult {
-        let Some(id) = self.rec.snapshot.clone() else {
+        let Some(id) = self.kept_snapshot()? else {
             return Ok(());
         };
         let user = self.repos.user.clone();
-        if refs::resolve(&user, &snapshot::refname(&id))
-            .map_err(|e| git_failure("reading the snapshot", e))?
-            .is_none()
-        {
-            return Ok(());
-        }
         snapshot::drop_snapshot(&user, &id)
             .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
         if let Err(e) = self

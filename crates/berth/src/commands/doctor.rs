@@ -323,24 +323,10 @@ mod tests {
 
     fn status(state: &str, describe: &str) -> PairStatus {
         PairStatus {
-            repo: "/r".into(),
             state: state.into(),
             describe: describe.into(),
-            step: None,
-            pairing: None,
             agent: Some("fixer".into()),
-            branch: None,
-            agent_workspace: None,
-            original_branch: None,
-            snapshot: None,
-            notices: vec![],
-            conflicts: vec![],
-            last_sync_ms: None,
-            latency: None,
-            to_user: 0,
-            to_agent: 0,
-            commits_to_user: 0,
-            commits_to_agent: 0,
+            ..PairStatus::off("/r")
         }
     }
 

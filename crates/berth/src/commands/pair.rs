@@ -308,26 +308,7 @@ mod tests {
     use super::*;
 
     fn off() -> PairStatus {
-        PairStatus {
-            repo: "/r".into(),
-            state: "off".into(),
-            describe: "off".into(),
-            step: None,
-            pairing: None,
-            agent: None,
-            branch: None,
-            agent_workspace: None,
-            original_branch: None,
-            snapshot: None,
-            notices: vec![],
-            conflicts: vec![],
-            last_sync_ms: None,
-            latency: None,
-            to_user: 0,
-            to_agent: 0,
-            commits_to_user: 0,
-            commits_to_agent: 0,
-        }
+        PairStatus::off("/r")
     }
 
     fn active() -> PairStatus {
