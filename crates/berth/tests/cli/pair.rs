@@ -926,6 +926,48 @@ fn a_refused_write_pauses_until_it_succeeds() {
     wait_same(user, &ws);
 }
 
+#[test]
+fn a_full_disk_pauses_until_there_is_room() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    let ws = f.pair("fixer");
+    // A small file system inside the workspace (root only; skipped elsewhere).
+    let small = ws.join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    /// Unmounts it, even when the test fails.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    wait_same(user, &ws);
+    // 512 KiB cannot fit in 256 KiB: writing it fails with ENOSPC, and nothing half-written
+    // is left.
+    let big = "x".repeat(512 * 1024);
+    write(user, "small/big.txt", &big);
+    let s = f.wait_notice("disk_full");
+    assert_eq!(s["notices"][0]["side"], "agent", "{s:#}");
+    assert!(!exists(&ws, "small/big.txt"));
+    let leftovers: Vec<_> = std::fs::read_dir(&small).unwrap().flatten().collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+    // Room again (the user makes the file smaller): the retry succeeds and pairing resumes.
+    write(user, "small/big.txt", "fits now\n");
+    f.wait_active();
+    wait_content(&ws, "small/big.txt", Some("fits now\n"));
+    wait_same(user, &ws);
+}
+
 // -- 4. kept conflicts --------------------------------------------------------------------------
 
 #[test]
