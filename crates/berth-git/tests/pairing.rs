@@ -9,41 +9,10 @@ use std::process::Command;
 use berth_git::Git;
 use berth_git::pairing::{self, KeptKind};
 use berth_git::refs::RefError;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim_end_matches('\n')
-        .to_string()
-}
+use berth_testkit::{git, git_bytes, write};
 
 fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    git(d, &["init", "-q", "-b", "main"]);
-    git(d, &["config", "user.name", "T"]);
-    git(d, &["config", "user.email", "t@example.com"]);
-    write(d, "a.txt", b"a1\n");
-    write(d, "b.txt", b"b1\n");
-    write(d, "s.txt", b"s1\n");
-    git(d, &["add", "-A"]);
-    git(d, &["commit", "-q", "-m", "one"]);
-    dir
-}
-
-fn write(dir: &Path, rel: &str, bytes: &[u8]) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
+    berth_testkit::repo(&[("a.txt", "a1\n"), ("b.txt", "b1\n"), ("s.txt", "s1\n")])
 }
 
 /// A commit on top of `parent` changing `rel` to `content`, made without touching the checkout
@@ -86,8 +55,12 @@ fn commit_elsewhere(dir: &Path, parent: &str, rel: &str, content: &[u8]) -> Stri
     )
 }
 
+/// Untrimmed at the start: a line's status letters begin with a space.
 fn status(dir: &Path) -> String {
-    git(dir, &["status", "--porcelain", "--untracked-files=all"])
+    let out = git_bytes(dir, &["status", "--porcelain", "--untracked-files=all"]);
+    String::from_utf8_lossy(&out)
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 #[test]

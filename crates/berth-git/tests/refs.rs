@@ -1,31 +1,21 @@
 //! Fast-forward-only ref moves with compare-and-swap, against a real repository.
 
-use std::process::Command;
-
 use berth_git::Git;
 use berth_git::refs::{self, RefError};
+use berth_testkit::git;
 
+/// `main` at three commits, `side` one commit off its first.
 fn repo() -> (tempfile::TempDir, Git) {
-    let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .current_dir(dir.path())
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "git {args:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["config", "user.name", "T"]);
-    git(&["config", "user.email", "t@example.com"]);
-    for n in ["one", "two", "three"] {
-        git(&["commit", "-q", "--allow-empty", "-m", n]);
+    let dir = berth_testkit::repo(&[]);
+    let p = dir.path();
+    for n in ["two", "three"] {
+        git(p, &["commit", "-q", "--allow-empty", "-m", n]);
     }
-    git(&["branch", "side", "HEAD~2"]);
-    git(&["checkout", "-q", "side"]);
-    git(&["commit", "-q", "--allow-empty", "-m", "side"]);
-    git(&["checkout", "-q", "main"]);
-    let api = Git::new(dir.path());
+    git(p, &["branch", "side", "HEAD~2"]);
+    git(p, &["checkout", "-q", "side"]);
+    git(p, &["commit", "-q", "--allow-empty", "-m", "side"]);
+    git(p, &["checkout", "-q", "main"]);
+    let api = Git::new(p);
     (dir, api)
 }
 

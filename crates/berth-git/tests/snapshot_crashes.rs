@@ -3,16 +3,16 @@
 //! in-process: nothing of the user's is lost, a capture can be taken again, and a restore
 //! finishes exactly as an uninterrupted one does.
 
-use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use berth_git::Git;
 use berth_git::failpoint::FAILPOINTS;
 use berth_git::snapshot::{self, CaptureOptions, SnapshotError};
+use berth_testkit::{
+    FIXED_DATES, WorktreeState, base_with_env, dirty, empty_repo, git_with_env, reset_clean,
+    worktree_state, write,
+};
 
 /// Set in the child: which operation to run (`capture` or `restore`).
 const CHILD_OP: &str = "BERTH_GIT_TEST_CHILD_OP";
@@ -79,57 +79,12 @@ struct Repo {
     dir: tempfile::TempDir,
 }
 
-/// Everything that must be identical after a round trip.
-#[derive(Debug, PartialEq, Eq)]
-struct State {
-    status: String,
-    staged_diff: Vec<u8>,
-    head: String,
-    files: BTreeMap<Vec<u8>, (Vec<u8>, u32)>,
-}
-
 impl Repo {
-    fn empty() -> Repo {
-        let r = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.git(&["config", "user.name", "Test"]);
-        r.git(&["config", "user.email", "test@example.com"]);
-        r
-    }
-
+    /// The kit's base, committed with fixed dates so twin repositories are identical.
     fn new() -> Repo {
-        let r = Repo::empty();
-        r.write(".gitignore", b"*.log\n");
-        r.write("a.txt", b"alpha\n");
-        r.write("b.txt", b"beta\n");
-        r.write("dir/c.txt", b"gamma\n");
-        r.write("run.sh", b"#!/bin/sh\n");
-        r.chmod("run.sh", 0o755);
-        symlink("a.txt", r.path().join("link")).unwrap();
-        r.git(&["add", "-A"]);
-        r.git(&["commit", "-q", "-m", "base"]);
-        r.write("debug.log", b"ignored, never touched\n");
+        let r = Repo { dir: empty_repo() };
+        base_with_env(r.path(), FIXED_DATES);
         r
-    }
-
-    /// Every kind of uncommitted state at once.
-    fn dirty(&self) {
-        self.write("a.txt", b"staged\n");
-        self.git(&["add", "a.txt"]);
-        self.write("a.txt", b"staged then edited\n");
-        self.write("b.txt", b"unstaged\n");
-        self.git(&["rm", "-q", "--cached", "dir/c.txt"]);
-        std::fs::remove_file(self.path().join("run.sh")).unwrap();
-        self.write("new dir/deep/ünïcode.txt", b"untracked\n");
-        self.write(OsStr::from_bytes(b"raw-\xff"), b"bytes\n");
-        self.chmod("b.txt", 0o755);
-        std::fs::remove_file(self.path().join("link")).unwrap();
-        symlink("new dir", self.path().join("link")).unwrap();
-        self.write("staged-new.txt", b"added\n");
-        self.git(&["add", "staged-new.txt"]);
-        self.write("more.log", b"ignored\n");
     }
 
     fn path(&self) -> &Path {
@@ -142,63 +97,19 @@ impl Repo {
 
     /// Runs git with fixed dates, so twin repositories have identical commits.
     fn git(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("git")
-            .current_dir(self.path())
-            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        git_with_env(self.path(), FIXED_DATES, args)
     }
 
-    fn write(&self, rel: impl AsRef<OsStr>, bytes: &[u8]) {
-        let p = self.path().join(rel.as_ref());
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+    fn write(&self, rel: &str, bytes: &[u8]) {
+        write(self.path(), rel, bytes);
     }
 
-    fn chmod(&self, rel: &str, mode: u32) {
-        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode))
-            .unwrap();
-    }
-
-    fn state(&self) -> State {
-        let status = self.git(&[
-            "status",
-            "--porcelain=v2",
-            "-z",
-            "--branch",
-            "--untracked-files=all",
-            "--ignored=matching",
-        ]);
-        State {
-            status: String::from_utf8_lossy(&status).into_owned(),
-            staged_diff: self.git(&["diff", "--cached", "--binary"]),
-            head: match self.api().query(&["symbolic-ref", "-q", "HEAD"]) {
-                Ok(branch) => format!("ref: {branch}"),
-                Err(_) => self.api().query(&["rev-parse", "HEAD"]).unwrap(),
-            },
-            files: files(self.path()),
-        }
+    fn state(&self) -> WorktreeState {
+        worktree_state(self.path())
     }
 
     fn reset_clean(&self) {
-        if self
-            .api()
-            .query(&["rev-parse", "-q", "--verify", "HEAD"])
-            .is_ok()
-        {
-            self.git(&["reset", "-q", "--hard"]);
-        } else {
-            self.git(&["read-tree", "--empty"]);
-        }
-        self.git(&["clean", "-fdq"]);
+        reset_clean(self.path());
     }
 
     /// berth's temporary files left in the git dir.
@@ -217,33 +128,6 @@ impl Repo {
     }
 }
 
-fn files(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel)).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            if rel.as_os_str().is_empty() && name == ".git" {
-                continue;
-            }
-            let rel = rel.join(&name);
-            let meta = std::fs::symlink_metadata(root.join(&rel)).unwrap();
-            let key = rel.as_os_str().as_bytes().to_vec();
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(root.join(&rel)).unwrap();
-                out.insert(key, (target.as_os_str().as_bytes().to_vec(), 0o120000));
-            } else if meta.is_dir() {
-                stack.push(rel);
-            } else {
-                let bytes = std::fs::read(root.join(&rel)).unwrap();
-                out.insert(key, (bytes, meta.permissions().mode() & 0o777));
-            }
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // Restore
 
@@ -251,14 +135,14 @@ fn files(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
 /// repository as the user would have it when restoring; it returns the state at capture.
 struct Scenario {
     name: &'static str,
-    setup: fn(&Repo) -> State,
+    setup: fn(&Repo) -> WorktreeState,
 }
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "everything at once, restored from another branch",
         setup: |r| {
-            r.dirty();
+            dirty(r.path());
             let before = r.state();
             snapshot::capture(&r.api(), options("s")).unwrap();
             r.reset_clean();
@@ -425,7 +309,7 @@ fn every_failpoint_has_a_crash_test() {
 #[test]
 fn restore_failing_with_an_error_is_finished_later() {
     let r = Repo::new();
-    r.dirty();
+    dirty(r.path());
     let before = r.state();
     snapshot::capture(&r.api(), options("s")).unwrap();
     r.reset_clean();
@@ -444,7 +328,7 @@ fn restore_failing_with_an_error_is_finished_later() {
 fn an_interrupted_restore_is_not_finished_over_new_work() {
     for point in ["restore.head", "restore.index", "restore.delete_ref"] {
         let r = Repo::new();
-        r.dirty();
+        dirty(r.path());
         snapshot::capture(&r.api(), options("s")).unwrap();
         r.reset_clean();
         crash_at("restore", r.path(), "s", point);
@@ -490,7 +374,7 @@ fn an_interrupted_restore_is_not_finished_over_new_work() {
 fn capture_killed_at_each_step_touches_nothing_and_can_be_taken_again() {
     for point in FAILPOINTS.iter().filter(|p| p.starts_with("snapshot.")) {
         let r = Repo::new();
-        r.dirty();
+        dirty(r.path());
         let before = r.state();
         let index_file = std::fs::read(r.path().join(".git/index")).unwrap();
         crash_at("capture", r.path(), "c", point);
@@ -528,7 +412,7 @@ fn capture_killed_at_each_step_touches_nothing_and_can_be_taken_again() {
 #[test]
 fn capture_failing_with_an_error_reports_it_and_touches_nothing() {
     let r = Repo::new();
-    r.dirty();
+    dirty(r.path());
     let before = r.state();
     let (code, out) = run_child("capture", r.path(), "e", "snapshot.commit=error(28)");
     assert_eq!(code, CHILD_FAILED, "{out}");
@@ -551,7 +435,7 @@ fn capture_failing_with_an_error_reports_it_and_touches_nothing() {
 #[test]
 fn leftovers_of_killed_processes_do_not_break_anything() {
     let r = Repo::new();
-    r.dirty();
+    dirty(r.path());
     let before = r.state();
     let git_dir = r.path().join(".git");
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);

@@ -1,44 +1,33 @@
 //! Snapshots against real repositories: every kind of uncommitted state survives
 //! capture → reset to clean → restore exactly, and every refusal changes nothing.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::process::Command;
 
 use berth_git::Git;
 use berth_git::snapshot::{self, CaptureOptions, SnapshotError};
+use berth_testkit::{
+    WorktreeState, chmod, empty_repo, git_bytes, reset_clean, worktree_state, write,
+};
 
 struct Repo {
     dir: tempfile::TempDir,
 }
 
-/// Everything that must be identical after a round trip.
-#[derive(Debug, PartialEq, Eq)]
-struct State {
-    status: Vec<u8>,
-    staged_diff: Vec<u8>,
-    head: String,
-    /// Every file under the work tree except `.git`: bytes (or link target) and mode.
-    files: BTreeMap<Vec<u8>, (Vec<u8>, u32)>,
-}
-
 impl Repo {
+    /// Not the kit's [`berth_testkit::base`]: another ignored directory, and `run.sh` is not
+    /// executable.
     fn new() -> Repo {
-        let r = Repo {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.git(&["config", "user.name", "Test"]);
-        r.git(&["config", "user.email", "test@example.com"]);
+        let r = Repo { dir: empty_repo() };
         r.write(".gitignore", b"*.log\nbuild/\n");
         r.write("a.txt", b"alpha\n");
         r.write("b.txt", b"beta\n");
         r.write("dir/c.txt", b"gamma\n");
         r.write("run.sh", b"#!/bin/sh\necho hi\n");
-        std::os::unix::fs::symlink("a.txt", r.path().join("link")).unwrap();
+        symlink("a.txt", r.path().join("link")).unwrap();
         r.git(&["add", "-A"]);
         r.git(&["commit", "-q", "-m", "base"]);
         r.write("debug.log", b"ignored, never captured, never touched\n");
@@ -46,6 +35,7 @@ impl Repo {
         r
     }
 
+    /// No commit and, unlike [`Repo::new`], no user identity configured.
     fn empty() -> Repo {
         let r = Repo {
             dir: tempfile::tempdir().unwrap(),
@@ -63,52 +53,19 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("git")
-            .current_dir(self.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        git_bytes(self.path(), args)
     }
 
     fn write(&self, rel: impl AsRef<OsStr>, bytes: &[u8]) {
-        let p = self.path().join(rel.as_ref());
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+        write(self.path(), rel, bytes);
     }
 
     fn chmod(&self, rel: &str, mode: u32) {
-        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode))
-            .unwrap();
+        chmod(self.path(), rel, mode);
     }
 
-    fn state(&self) -> State {
-        State {
-            status: self.git(&[
-                "status",
-                "--porcelain=v2",
-                "-z",
-                "--branch",
-                "--untracked-files=all",
-                "--ignored=matching",
-            ]),
-            staged_diff: self.git(&["diff", "--cached", "--binary"]),
-            head: self.head(),
-            files: files(self.path()),
-        }
-    }
-
-    /// What HEAD is: `ref: <branch>` (born or not) or the detached commit.
-    fn head(&self) -> String {
-        match self.api().query(&["symbolic-ref", "-q", "HEAD"]) {
-            Ok(branch) => format!("ref: {branch}"),
-            Err(_) => self.api().query(&["rev-parse", "HEAD"]).unwrap(),
-        }
+    fn state(&self) -> WorktreeState {
+        worktree_state(self.path())
     }
 
     fn capture(&self, id: &str) -> snapshot::Snapshot {
@@ -124,16 +81,7 @@ impl Repo {
 
     /// Back to a clean tree the way a user would: ignored files stay.
     fn reset_clean(&self) {
-        if self
-            .api()
-            .query(&["rev-parse", "-q", "--verify", "HEAD"])
-            .is_ok()
-        {
-            self.git(&["reset", "-q", "--hard"]);
-        } else {
-            self.git(&["read-tree", "--empty"]);
-        }
-        self.git(&["clean", "-fdq"]);
+        reset_clean(self.path());
         assert!(
             self.git(&["status", "--porcelain", "--untracked-files=all"])
                 .is_empty()
@@ -153,43 +101,13 @@ impl Repo {
         let report = snapshot::restore(&self.api(), "rt").unwrap();
         assert_eq!(report.snapshot.commit, snap.commit);
         let after = self.state();
-        assert_eq!(
-            String::from_utf8_lossy(&after.status),
-            String::from_utf8_lossy(&before.status)
-        );
+        assert_eq!(after.status, before.status);
         assert_eq!(after, before);
         assert!(
             snapshot::list(&self.api()).unwrap().is_empty(),
             "removed after success"
         );
     }
-}
-
-fn files(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel)).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            if rel.as_os_str().is_empty() && name == ".git" {
-                continue;
-            }
-            let rel = rel.join(&name);
-            let meta = std::fs::symlink_metadata(root.join(&rel)).unwrap();
-            let key = rel.as_os_str().as_bytes().to_vec();
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(root.join(&rel)).unwrap();
-                out.insert(key, (target.as_os_str().as_bytes().to_vec(), 0o120000));
-            } else if meta.is_dir() {
-                stack.push(rel);
-            } else {
-                let bytes = std::fs::read(root.join(&rel)).unwrap();
-                out.insert(key, (bytes, meta.permissions().mode() & 0o777));
-            }
-        }
-    }
-    out
 }
 
 #[test]

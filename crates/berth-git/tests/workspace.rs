@@ -1,24 +1,10 @@
 //! Agent workspaces against real repositories: borrowing objects, keep-alive refs, the mirror.
 
 use std::path::Path;
-use std::process::Command;
 
 use berth_git::Git;
 use berth_git::workspace::{self, Mirror, WorkspaceError};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use berth_testkit::{git, init_repo};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -30,10 +16,7 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("project");
     std::fs::create_dir(&project).unwrap();
-    git(&project, &["init", "-q", "-b", "main"]);
-    for (k, v) in [("user.name", "T"), ("user.email", "t@example.com")] {
-        git(&project, &["config", k, v]);
-    }
+    init_repo(&project);
     for i in 0..3 {
         std::fs::write(project.join("f.txt"), format!("version {i}\n")).unwrap();
         git(&project, &["add", "."]);

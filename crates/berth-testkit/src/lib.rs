@@ -7,7 +7,9 @@
 
 mod worktree;
 
-pub use worktree::{WorktreeState, base, dirty, files, worktree_state};
+pub use worktree::{
+    WorktreeState, base, base_with_env, chmod, dirty, files, reset_clean, worktree_state, write,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -247,8 +249,16 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// Runs git in `dir` and panics unless it succeeds; its standard output as it is.
 #[track_caller]
 pub fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
+    git_with_env(dir, &[], args)
+}
+
+/// Runs git in `dir` with `env` added to its environment (e.g. [`FIXED_DATES`]) and panics
+/// unless it succeeds; its standard output as it is.
+#[track_caller]
+pub fn git_with_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Vec<u8> {
     let out = Command::new("git")
         .current_dir(dir)
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("run git");
@@ -260,16 +270,34 @@ pub fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// A new repository on `main` with a user identity and one commit holding `files`.
-pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+/// Author and committer dates for [`git_with_env`]: commits made with them are identical in
+/// twin repositories.
+pub const FIXED_DATES: &[(&str, &str)] = &[
+    ("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z"),
+    ("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z"),
+];
+
+/// Makes the existing directory `dir` a new repository on `main` with a user identity.
+pub fn init_repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.name", "Test"]);
+    git(dir, &["config", "user.email", "test@example.com"]);
+}
+
+/// A new repository on `main` with a user identity and no commit yet.
+pub fn empty_repo() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("berth-repo-")
         .tempdir()
         .expect("temp dir");
+    init_repo(dir.path());
+    dir
+}
+
+/// A new repository on `main` with a user identity and one commit holding `files`.
+pub fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = empty_repo();
     let p = dir.path();
-    git(p, &["init", "-q", "-b", "main"]);
-    git(p, &["config", "user.name", "Test"]);
-    git(p, &["config", "user.email", "test@example.com"]);
     for (name, content) in files {
         std::fs::write(p.join(name), content).expect("write a file");
     }

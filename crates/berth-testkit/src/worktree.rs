@@ -8,7 +8,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{git, git_bytes};
+use crate::{git, git_bytes, git_with_env};
 
 /// Everything that must be identical after a round trip: `git status` (with ignored files),
 /// the staged diff, what HEAD is, and every file's bytes and mode (links: their target).
@@ -51,27 +51,63 @@ pub fn worktree_state(dir: &Path) -> WorktreeState {
     }
 }
 
+/// Back to a clean tree the way a user would get there: the index and tracked files as HEAD
+/// has them (an empty index where HEAD is not born yet), untracked files removed, ignored
+/// files left.
+pub fn reset_clean(dir: &Path) {
+    let born = Command::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "-q", "--verify", "HEAD"])
+        .output()
+        .expect("run git")
+        .status
+        .success();
+    if born {
+        git(dir, &["reset", "-q", "--hard"]);
+    } else {
+        git(dir, &["read-tree", "--empty"]);
+    }
+    git(dir, &["clean", "-fdq"]);
+}
+
 /// Every file under `root` except `.git`: bytes and permission bits (links: target, 0o120000).
 pub fn files(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
+    // A tree still being synced changes under the walk: whatever vanished between listing and
+    // reading is simply not there.
+    fn gone<T>(r: std::io::Result<T>, what: &str) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
     let mut out = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel)).expect("read a directory") {
-            let entry = entry.expect("read a directory entry");
+        let Some(entries) = gone(std::fs::read_dir(root.join(&rel)), "read a directory") else {
+            continue;
+        };
+        for entry in entries {
+            let Some(entry) = gone(entry, "read a directory entry") else {
+                continue;
+            };
             let name = entry.file_name();
             if rel.as_os_str().is_empty() && name == ".git" {
                 continue;
             }
             let rel = rel.join(&name);
-            let meta = std::fs::symlink_metadata(root.join(&rel)).expect("lstat");
+            let path = root.join(&rel);
+            let Some(meta) = gone(std::fs::symlink_metadata(&path), "lstat") else {
+                continue;
+            };
             let key = rel.as_os_str().as_bytes().to_vec();
             if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(root.join(&rel)).expect("readlink");
-                out.insert(key, (target.as_os_str().as_bytes().to_vec(), 0o120000));
+                if let Some(target) = gone(std::fs::read_link(&path), "readlink") {
+                    out.insert(key, (target.as_os_str().as_bytes().to_vec(), 0o120000));
+                }
             } else if meta.is_dir() {
                 stack.push(rel);
-            } else {
-                let bytes = std::fs::read(root.join(&rel)).expect("read a file");
+            } else if let Some(bytes) = gone(std::fs::read(&path), "read a file") {
                 out.insert(key, (bytes, meta.permissions().mode() & 0o777));
             }
         }
@@ -79,13 +115,15 @@ pub fn files(root: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
     out
 }
 
-fn write(dir: &Path, rel: impl AsRef<OsStr>, bytes: &[u8]) {
+/// Writes `bytes` to `rel` under `dir`, creating the directories it needs.
+pub fn write(dir: &Path, rel: impl AsRef<OsStr>, bytes: &[u8]) {
     let p = dir.join(rel.as_ref());
     std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
     std::fs::write(p, bytes).expect("write");
 }
 
-fn chmod(dir: &Path, rel: &str, mode: u32) {
+/// Sets the permission bits of `rel` under `dir`.
+pub fn chmod(dir: &Path, rel: &str, mode: u32) {
     std::fs::set_permissions(dir.join(rel), std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
@@ -93,6 +131,12 @@ fn chmod(dir: &Path, rel: &str, mode: u32) {
 /// `dir/c.txt`, an executable `run.sh` and a link `link` → `a.txt`; then an ignored
 /// `debug.log` that nothing may touch.
 pub fn base(dir: &Path) {
+    base_with_env(dir, &[]);
+}
+
+/// [`base`], committed with `env` added to git's environment (e.g. [`crate::FIXED_DATES`], so
+/// that twin repositories get the identical commit).
+pub fn base_with_env(dir: &Path, env: &[(&str, &str)]) {
     write(dir, ".gitignore", b"*.log\n");
     write(dir, "a.txt", b"alpha\n");
     write(dir, "b.txt", b"beta\n");
@@ -101,7 +145,7 @@ pub fn base(dir: &Path) {
     chmod(dir, "run.sh", 0o755);
     symlink("a.txt", dir.join("link")).expect("symlink");
     git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "base"]);
+    git_with_env(dir, env, &["commit", "-q", "-m", "base"]);
     write(dir, "debug.log", b"ignored, never touched\n");
 }
 
