@@ -8,18 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_core::pairing::{
-    Action, Activity, Blocker, Cause, Failure, Input, Intent, Notice, Outcome, Refusal,
-    RollbackCause, Side, State, agent_branch, next, recover,
+    Action, Activity, Cause, Failure, Input, Intent, Notice, Outcome, Refusal, Side, State, next,
 };
 use berth_git::Git;
-use berth_git::workspace;
-use berth_proto::{PairConflict, PairFlushed, PairLatency, PairNotice, PairStatus, PairStopped};
+use berth_proto::{PairConflict, PairFlushed, PairStatus, PairStopped};
 use berth_store::{AgentRecord, PairingRecord, Store};
 use tokio::sync::oneshot;
 
+use super::front::{InFlight, run_front};
 use super::gitwatch::GitWatch;
 use super::link::{Link, LinkEvent, Roots};
 use super::observe::{self, Repos};
+use super::recovery::intent_json;
+use super::status::{Figures, recovering_status};
 use super::{Handle, PairError};
 use crate::state::Shared;
 
@@ -75,77 +76,35 @@ fn held_by_git(c: Cause) -> bool {
     )
 }
 
-/// The status of an open pairing found at daemon start, until its controller has looked.
-fn recovering_status(rec: &PairingRecord) -> PairStatus {
-    let state = serde_json::from_str::<State>(&rec.state).unwrap_or(State::starting(false));
-    PairStatus {
-        state: state.name().into(),
-        describe: format!("{} (recovering)", state.describe()),
-        step: state.step().map(|s| s.qualified_name()),
-        pairing: Some(rec.id.clone()),
-        agent: Some(rec.agent.clone()),
-        branch: Some(agent_branch(&rec.agent)),
-        snapshot: rec.snapshot.clone(),
-        ..PairStatus::off(&rec.project_root)
-    }
-}
-
-/// Running figures for `pair status`.
-#[derive(Debug, Default)]
-pub(super) struct Figures {
-    pub to_user: u64,
-    pub to_agent: u64,
-    pub commits_to_user: u64,
-    pub commits_to_agent: u64,
-    pub last_sync_ms: Option<i64>,
-    pub rounds: VecDeque<f64>,
-}
-
-impl Figures {
-    fn latency(&self) -> Option<PairLatency> {
-        if self.rounds.is_empty() {
-            return None;
-        }
-        let mut v: Vec<f64> = self.rounds.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Some(PairLatency {
-            samples: v.len() as u64,
-            p50_ms: at(0.5),
-            p99_ms: at(0.99),
-        })
-    }
-}
-
 /// One pairing's controller.
 pub(super) struct Controller {
-    pub shared: Arc<Shared>,
-    pub store: Store,
+    pub(super) shared: Arc<Shared>,
+    pub(super) store: Store,
     /// The checkout's top level.
-    pub root: String,
-    pub rec: PairingRecord,
-    pub state: State,
+    pub(super) root: String,
+    pub(super) rec: PairingRecord,
+    pub(super) state: State,
     /// The agent's definition (`None`: not defined in this project).
-    pub agent: Option<AgentRecord>,
-    pub repos: Repos,
-    pub link: Option<Link>,
-    gitwatch: Option<GitWatch>,
+    pub(super) agent: Option<AgentRecord>,
+    pub(super) repos: Repos,
+    pub(super) link: Option<Link>,
+    pub(super) gitwatch: Option<GitWatch>,
     /// Whether the link is held.
-    held: bool,
-    pub no_stash: bool,
+    pub(super) held: bool,
+    pub(super) no_stash: bool,
     /// The agent a switch goes to.
-    pub switch_to: Option<String>,
-    pub figures: Figures,
-    pub conflicts: Vec<PairConflict>,
-    status: Arc<Mutex<PairStatus>>,
-    pub tx: Sender<Msg>,
+    pub(super) switch_to: Option<String>,
+    pub(super) figures: Figures,
+    pub(super) conflicts: Vec<PairConflict>,
+    pub(super) status: Arc<Mutex<PairStatus>>,
+    pub(super) tx: Sender<Msg>,
     /// What the last request's transitions ended with.
-    refused: Option<Refusal>,
-    finished: Option<Outcome>,
-    git_due: Option<Instant>,
-    next_check: Instant,
+    pub(super) refused: Option<Refusal>,
+    pub(super) finished: Option<Outcome>,
+    pub(super) git_due: Option<Instant>,
+    pub(super) next_check: Instant,
     /// Set by the front door when it passes a start or stop on; cleared once answered.
-    in_flight: InFlight,
+    pub(super) in_flight: InFlight,
 }
 
 /// A controller for a checkout that is not paired yet; its first request is a start.
@@ -158,10 +117,6 @@ pub fn spawn_recovered(shared: Arc<Shared>, rec: PairingRecord) -> Handle {
     let root = rec.project_root.clone();
     spawn(shared, root, Some(rec))
 }
-
-/// The transition a start or stop the controller has accepted is carrying out (until it
-/// answers): `starting with fixer`, `stopping with fixer`.
-type InFlight = Arc<Mutex<Option<String>>>;
 
 fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handle {
     let (tx, rx) = mpsc::channel();
@@ -210,71 +165,8 @@ fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handl
     handle
 }
 
-/// The controller's front door: the controller's thread is busy for as long as a start or a
-/// stop runs, so a start that arrives meanwhile is answered here, at once, with
-/// `pairing_busy` naming the transition in progress (rather than queued and carried out after
-/// it, e.g. as a switch nobody asked for any more). Everything else goes through in order.
-fn run_front(
-    rx: &Receiver<Msg>,
-    tx: &Sender<Msg>,
-    status: &Mutex<PairStatus>,
-    in_flight: &InFlight,
-) {
-    while let Ok(msg) = rx.recv() {
-        let msg = match msg {
-            Msg::Request(Request::Start {
-                agent,
-                no_stash,
-                reply,
-            }) => {
-                if let Some(transition) = busy_with(status, in_flight) {
-                    let blocker = Blocker::PairingBusy { transition };
-                    let _ = reply.send(Err(PairError::Blocked(Blocker::report([&blocker]))));
-                    continue;
-                }
-                set_in_flight(in_flight, Some(format!("starting with {agent}")));
-                Msg::Request(Request::Start {
-                    agent,
-                    no_stash,
-                    reply,
-                })
-            }
-            Msg::Request(Request::Stop { reply }) => {
-                let agent = lock(status).agent.clone().unwrap_or_default();
-                set_in_flight(in_flight, Some(format!("stopping with {agent}")));
-                Msg::Request(Request::Stop { reply })
-            }
-            other => other,
-        };
-        if tx.send(msg).is_err() {
-            return; // the controller ended; the request's reply is dropped (asked again)
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn set_in_flight(in_flight: &InFlight, what: Option<String>) {
-    *lock(in_flight) = what;
-}
-
-/// The transition in progress, if one is: what the status shows (a start or stop step, a
-/// rollback, also during recovery), else a start or stop accepted but not answered yet.
-fn busy_with(status: &Mutex<PairStatus>, in_flight: &InFlight) -> Option<String> {
-    {
-        let s = lock(status);
-        if matches!(s.state.as_str(), "starting" | "stopping" | "rolling_back") {
-            let agent = s.agent.clone().unwrap_or_default();
-            return Some(format!("{} with {agent}", s.describe));
-        }
-    }
-    lock(in_flight).clone()
-}
-
 impl Controller {
-    fn new(
+    pub(super) fn new(
         shared: Arc<Shared>,
         store: Store,
         root: String,
@@ -357,7 +249,7 @@ impl Controller {
 
     /// Serves until the pairing is over (or parked). A fresh controller waits for its first
     /// request; a recovered one that ended up `off` (a start rolled back) has nothing to do.
-    fn run(&mut self, rx: &Receiver<Msg>) {
+    pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
         if matches!(self.state, State::Off) && !self.rec.id.is_empty() {
             return;
         }
@@ -420,7 +312,7 @@ impl Controller {
     }
 
     /// Enters `state`: journaled (unless only the activity changed) and recorded.
-    fn enter(&mut self, state: State) -> Option<u64> {
+    pub(super) fn enter(&mut self, state: State) -> Option<u64> {
         let only_activity = matches!(
             (&self.state, &state),
             (State::Active { .. }, State::Active { .. })
@@ -464,7 +356,7 @@ impl Controller {
 
     /// Carries out one action; what it found out (a step's report, re-validated notices)
     /// comes back as the next inputs.
-    fn act(&mut self, action: Action) -> Vec<Input> {
+    pub(super) fn act(&mut self, action: Action) -> Vec<Input> {
         match action {
             Action::Run { step } => {
                 self.publish();
@@ -497,7 +389,7 @@ impl Controller {
     }
 
     /// Holds or releases the link so that it applies nothing while a git-shown cause is held.
-    fn sync_hold(&mut self) {
+    pub(super) fn sync_hold(&mut self) {
         let want = match &self.state {
             State::Paused { notices } => notices.iter().any(|n| held_by_git(n.cause())),
             _ => false,
@@ -523,7 +415,7 @@ impl Controller {
 
     /// Looks at both sides' git state: raises what is found, clears what is gone; while
     /// active, carries commits.
-    fn check_git(&mut self) {
+    pub(super) fn check_git(&mut self) {
         self.next_check = Instant::now()
             + match self.state {
                 State::Paused { .. } => CHECK_PAUSED,
@@ -555,7 +447,7 @@ impl Controller {
     /// A link that ended by itself (it could not watch a tree that was moved away for a
     /// while) is started again once both sides are repositories again; its first full round
     /// clears the notice its end raised. Without this the pairing stayed paused for good.
-    fn restart_link(&mut self) {
+    pub(super) fn restart_link(&mut self) {
         if self.link.is_some()
             || !matches!(self.state, State::Active { .. } | State::Paused { .. })
             || !self.repos.workspace_exists()
@@ -569,7 +461,7 @@ impl Controller {
 
     /// Raises every notice in `found` that is not held yet; clears every git-shown cause that
     /// is held but not found (and, when `revalidating`, every other cause too).
-    fn apply_found(&mut self, found: &[Notice], revalidating: bool) {
+    pub(super) fn apply_found(&mut self, found: &[Notice], revalidating: bool) {
         let held = self.notices();
         for n in found {
             if !held.contains(n) {
@@ -590,7 +482,7 @@ impl Controller {
 
     /// After a restart: everything is checked again; the inputs raise what is found and clear
     /// every cause that is gone, `revalidating` last.
-    fn revalidate(&mut self) -> Vec<Input> {
+    pub(super) fn revalidate(&mut self) -> Vec<Input> {
         let found = {
             let _git = self.shared.git_lock.blocking_lock();
             observe::notices(&self.repos)
@@ -618,7 +510,7 @@ impl Controller {
         inputs
     }
 
-    fn carry_commits(&mut self) {
+    pub(super) fn carry_commits(&mut self) {
         let carried = {
             let _git = self.shared.git_lock.blocking_lock();
             observe::carry_commits(&self.repos)
@@ -692,7 +584,7 @@ impl Controller {
     }
 
     /// A round went through: watching works and no error is left.
-    fn clear_link_troubles(&mut self) {
+    pub(super) fn clear_link_troubles(&mut self) {
         for c in [
             Cause::Watch(Side::User),
             Cause::Watch(Side::Agent),
@@ -704,7 +596,7 @@ impl Controller {
         }
     }
 
-    fn on_link(&mut self, ev: LinkEvent) {
+    pub(super) fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Ready => {
                 // A first round that went through: what stopped the last link is gone.
@@ -780,534 +672,6 @@ impl Controller {
             LinkEvent::Ended(Ok(())) => {}
         }
     }
-
-    // -- requests ---------------------------------------------------------------------------
-
-    fn on_request(&mut self, r: Request) {
-        self.refused = None;
-        self.finished = None;
-        match r {
-            Request::Start {
-                agent,
-                no_stash,
-                reply,
-            } => {
-                let answer = self.on_start(&agent, no_stash);
-                self.publish();
-                set_in_flight(&self.in_flight, None);
-                let _ = reply.send(answer);
-            }
-            Request::Stop { reply } => {
-                let answer = self.on_stop();
-                self.publish();
-                set_in_flight(&self.in_flight, None);
-                let _ = reply.send(answer);
-            }
-            Request::Flush { reply } => {
-                let answer = self.on_flush();
-                let _ = reply.send(answer);
-            }
-            Request::Park { reply } => {
-                self.park();
-                let _ = reply.send(());
-            }
-        }
-    }
-
-    fn on_start(&mut self, agent: &str, no_stash: bool) -> Result<PairStatus, PairError> {
-        if matches!(self.state, State::Off) {
-            self.no_stash = no_stash;
-            self.set_agent(agent);
-            self.open_record(agent)?;
-            self.feed(Input::StartRequested);
-        } else if self.repos.name == agent {
-            self.feed(Input::StartRequested); // refused: already paired (or busy)
-        } else {
-            if matches!(self.state, State::Active { .. }) {
-                // Read-only: the other agent's blockers, before anything changes.
-                let other = self.facts_for(agent, no_stash)?;
-                let blockers = berth_core::pairing::blockers(&other);
-                let blockers: Vec<Blocker> = blockers
-                    .into_iter()
-                    .filter(|b| !matches!(b, Blocker::DirtyNoStash { .. }))
-                    .collect();
-                if !blockers.is_empty() {
-                    return Err(PairError::Blocked(Blocker::report(&blockers)));
-                }
-            }
-            self.switch_to = Some(agent.to_string());
-            self.no_stash = no_stash;
-            self.feed(Input::SwitchRequested);
-        }
-        if let Some(refusal) = self.refused.take() {
-            // A refused switch goes nowhere (and must not be journaled as one later).
-            if !matches!(self.state, State::Stopping { .. }) {
-                self.switch_to = None;
-            }
-            return Err(PairError::Refused(refusal));
-        }
-        match self.finished.take() {
-            Some(Outcome::RolledBack {
-                cause:
-                    RollbackCause::Failed {
-                        failure: Failure::Blocked { blockers },
-                        ..
-                    },
-            }) => Err(PairError::Blocked(Blocker::report(&blockers))),
-            Some(outcome) => Err(PairError::Failed(outcome_message(&outcome, &self.rec))),
-            None => Ok(self.status()),
-        }
-    }
-
-    /// The facts of a start with `agent` (read-only).
-    fn facts_for(
-        &self,
-        agent: &str,
-        no_stash: bool,
-    ) -> Result<berth_core::pairing::Facts, PairError> {
-        let pid = self.store.project_id(&self.root, now_ms()).ok();
-        let rec = pid
-            .and_then(|pid| self.store.agent(pid, agent).ok().flatten())
-            .filter(|a| a.kind == "agent");
-        let repos = rec.as_ref().map(|a| Repos {
-            user: Git::new(&self.root),
-            agent: Git::new(&a.workspace),
-            workspace: PathBuf::from(&a.workspace),
-            name: agent.to_string(),
-        });
-        let _git = self.shared.git_lock.blocking_lock();
-        observe::facts(&self.repos.user, agent, repos.as_ref(), no_stash, None)
-            .map_err(|e| PairError::Failed(format!("cannot read git's state: {e}")))
-    }
-
-    /// Creates the pairing's record: what the checkout is on now, where the project's copy of
-    /// the agent's branch is (so a rollback can put both back).
-    fn open_record(&mut self, agent: &str) -> Result<(), PairError> {
-        let fail = |e: String| PairError::Failed(format!("cannot start pairing: {e}"));
-        let (head, mirror) = {
-            let _git = self.shared.git_lock.blocking_lock();
-            let head = berth_git::head::head(&self.repos.user).map_err(|e| fail(e.to_string()))?;
-            let mirror = berth_git::refs::resolve(&self.repos.user, &workspace::branch_ref(agent))
-                .map_err(|e| fail(e.to_string()))?;
-            (head, mirror)
-        };
-        let now = now_ms();
-        let starting = State::starting(false);
-        self.rec = PairingRecord {
-            id: crate::ids::new_id(now),
-            project_root: self.root.clone(),
-            agent: agent.to_string(),
-            state: serde_json::to_string(&starting).unwrap_or_default(),
-            original_branch: head.branch().map(str::to_string),
-            original_head: head.oid().map(str::to_string),
-            mirror_before: mirror,
-            snapshot: None,
-            created_ms: now,
-            updated_ms: now,
-            ended_ms: None,
-        };
-        match self.store.create_pairing(&self.rec) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                self.rec.id.clear();
-                Err(PairError::Refused(Refusal::Busy))
-            }
-            Err(e) => {
-                self.rec.id.clear();
-                Err(fail(e.to_string()))
-            }
-        }
-    }
-
-    /// A switch: the old pairing ends, a new one with the other agent takes over its snapshot
-    /// and original branch.
-    fn hand_over(&mut self) {
-        let Some(agent) = self.switch_to.take() else {
-            return;
-        };
-        self.stop_link();
-        let old = self.rec.clone();
-        let mirror = {
-            let _git = self.shared.git_lock.blocking_lock();
-            berth_git::refs::resolve(&self.repos.user, &workspace::branch_ref(&agent))
-                .ok()
-                .flatten()
-        };
-        let now = now_ms();
-        let new = PairingRecord {
-            id: crate::ids::new_id(now),
-            agent: agent.clone(),
-            state: serde_json::to_string(&self.state).unwrap_or_default(),
-            mirror_before: mirror,
-            created_ms: now,
-            updated_ms: now,
-            ended_ms: None,
-            ..old.clone()
-        };
-        let off = serde_json::to_string(&State::Off).unwrap_or_default();
-        match self.store.hand_over_pairing(&old.id, &off, &new) {
-            Ok(true) => {}
-            Ok(false) => tracing::error!("cannot hand pairing {} over: it is not open", old.id),
-            Err(e) => tracing::error!("cannot hand pairing {} over: {e}", old.id),
-        }
-        self.event(
-            "pair.switched",
-            serde_json::json!({ "from": old.agent, "to": agent, "new_pairing": new.id }),
-        );
-        self.rec = new;
-        self.set_agent(&agent);
-        self.figures = Figures::default();
-        self.conflicts.clear();
-    }
-
-    fn on_stop(&mut self) -> Result<PairStopped, PairError> {
-        if matches!(self.state, State::Off) {
-            return Err(PairError::NotPaired);
-        }
-        let rec = self.rec.clone();
-        self.feed(Input::StopRequested);
-        if let Some(refusal) = self.refused.take() {
-            return Err(PairError::Refused(refusal));
-        }
-        match self.finished.take() {
-            Some(outcome) => Ok(PairStopped {
-                pairing: rec.id.clone(),
-                agent: rec.agent.clone(),
-                outcome: outcome_name(&outcome).into(),
-                restored: outcome.restored(),
-                snapshot: (!outcome.restored())
-                    .then(|| self.rec.snapshot.clone())
-                    .flatten(),
-                message: outcome_message(&outcome, &self.rec),
-            }),
-            // A stop during a start is honoured when the step in progress ends; a stop whose
-            // final sync failed left the pairing paused.
-            None => Err(PairError::Paused(format!(
-                "pairing is {} — {}",
-                self.state.describe(),
-                self.notices()
-                    .iter()
-                    .map(Notice::message)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
-        }
-    }
-
-    fn on_flush(&mut self) -> Result<PairFlushed, PairError> {
-        match &self.state {
-            State::Active { .. } => {}
-            State::Paused { notices } => {
-                return Err(PairError::Paused(
-                    notices
-                        .iter()
-                        .map(Notice::message)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ));
-            }
-            State::Off => return Err(PairError::NotPaired),
-            _ => return Err(PairError::Refused(Refusal::Busy)),
-        }
-        let started = Instant::now();
-        let Some(link) = &self.link else {
-            return Err(PairError::Failed("syncing is not running".into()));
-        };
-        let stats = link.flush().map_err(PairError::Paused)?;
-        self.carry_commits();
-        Ok(PairFlushed {
-            to_user: stats.to_alpha as u64,
-            to_agent: stats.to_beta as u64,
-            conflicts: stats.conflicts as u64,
-            took_ms: started.elapsed().as_millis() as u64,
-        })
-    }
-
-    /// A graceful daemon shutdown: a last flush while active, then the link stops. The journal
-    /// stays: the next daemon start resumes (re-validating first).
-    fn park(&mut self) {
-        if let (State::Active { .. }, Some(link)) = (&self.state, &self.link)
-            && let Err(e) = link.flush()
-        {
-            tracing::warn!(pairing = self.rec.id, "last flush before parking: {e}");
-        }
-        self.stop_link();
-        self.event(
-            "pair.parked",
-            serde_json::json!({ "state": self.state.name() }),
-        );
-    }
-
-    fn answer_ended(&self, r: Request) {
-        match r {
-            // Unanswered: the caller asks a new controller (`pairing::start`).
-            Request::Start { reply, .. } => drop(reply),
-            Request::Stop { reply } => {
-                let _ = reply.send(Err(PairError::NotPaired));
-            }
-            Request::Flush { reply } => {
-                let _ = reply.send(Err(PairError::NotPaired));
-            }
-            Request::Park { reply } => {
-                let _ = reply.send(());
-            }
-        }
-    }
-
-    /// The pairing is over: its record ends, its ancestor goes.
-    fn finish(&mut self, outcome: Outcome) {
-        self.stop_link();
-        let state = serde_json::to_string(&State::Off).unwrap_or_default();
-        if let Err(e) = self.store.end_pairing(&self.rec.id, &state, now_ms()) {
-            tracing::error!("cannot end pairing {}: {e}", self.rec.id);
-        }
-        if let Err(e) = self
-            .store
-            .drop_ancestor(&super::link::ancestor_key(&self.rec.id))
-        {
-            tracing::warn!("cannot drop pairing {}'s ancestor: {e}", self.rec.id);
-        }
-        self.event(
-            "pair.finished",
-            serde_json::json!({
-                "outcome": outcome_name(&outcome),
-                "restored": outcome.restored(),
-                "snapshot": self.rec.snapshot,
-                "message": outcome_message(&outcome, &self.rec),
-            }),
-        );
-        self.finished = Some(outcome);
-    }
-
-    // -- recovery -----------------------------------------------------------------------------
-
-    fn recover(&mut self, rec: PairingRecord) {
-        self.rec = rec.clone();
-        self.set_agent(&rec.agent);
-        let last = self.store.last_intent(&rec.id).ok().flatten();
-        let (intent, done) = match last.as_ref().and_then(|l| {
-            serde_json::from_str::<Intent>(&l.intent)
-                .ok()
-                .map(|i| (i, l.done()))
-        }) {
-            Some(found) => found,
-            None => match serde_json::from_str::<State>(&rec.state) {
-                Ok(state) => (Intent { state }, false),
-                Err(_) => (
-                    Intent {
-                        state: State::starting(false),
-                    },
-                    false,
-                ),
-            },
-        };
-        // A switch's target lives only in its intents: the handover after a recovered stop
-        // needs it.
-        self.switch_to = last.as_ref().and_then(|l| switch_target(&l.intent));
-        tracing::info!(
-            pairing = rec.id,
-            state = intent.state.describe(),
-            done,
-            switch_to = self.switch_to,
-            "recovering a pairing"
-        );
-        self.state = intent.state.clone();
-        self.conflicts = self.kept_conflicts();
-        self.event(
-            "pair.recovering",
-            serde_json::json!({ "state": intent.state.describe(), "done": done }),
-        );
-        let t = recover(&intent, done);
-        let seq = self.enter(t.state);
-        let mut reports = Vec::new();
-        for action in t.actions {
-            reports.extend(self.act(action));
-        }
-        if let Some(seq) = seq {
-            let _ = self.store.mark_intent_done(seq, now_ms());
-        }
-        for r in reports {
-            self.feed(r);
-        }
-        self.sync_hold();
-        self.publish();
-    }
-
-    /// The conflicts this pairing kept so far (from the workspace's refs).
-    fn kept_conflicts(&self) -> Vec<PairConflict> {
-        let prefix = format!("refs/berth/conflicts/{}/", self.rec.id);
-        let listed = self.repos.agent.query(&[
-            "for-each-ref",
-            "--sort=creatordate",
-            "--format=%(refname)%00%(creatordate:unix)%00%(subject)",
-            &prefix,
-        ]);
-        listed
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut parts = l.split('\0');
-                let (refname, time, subject) = (parts.next()?, parts.next()?, parts.next()?);
-                Some(PairConflict {
-                    refname: refname.to_string(),
-                    path: kept_path(subject).unwrap_or(subject).to_string(),
-                    time_ms: time.parse::<i64>().unwrap_or(0) * 1000,
-                })
-            })
-            .collect()
-    }
-
-    // -- surfaces -----------------------------------------------------------------------------
-
-    fn status(&self) -> PairStatus {
-        if matches!(self.state, State::Off) {
-            return PairStatus::off(&self.root);
-        }
-        PairStatus {
-            repo: self.root.clone(),
-            state: self.state.name().into(),
-            describe: self.state.describe(),
-            step: self.state.step().map(|s| s.qualified_name()),
-            pairing: Some(self.rec.id.clone()),
-            agent: Some(self.rec.agent.clone()),
-            branch: Some(agent_branch(&self.rec.agent)),
-            agent_workspace: Some(self.repos.workspace.display().to_string()),
-            original_branch: self
-                .rec
-                .original_branch
-                .as_deref()
-                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_string()),
-            snapshot: self.rec.snapshot.clone(),
-            notices: self
-                .notices()
-                .iter()
-                .map(|n| PairNotice {
-                    code: n.code().into(),
-                    side: notice_side(n).map(|s| match s {
-                        Side::User => "user".into(),
-                        Side::Agent => "agent".into(),
-                    }),
-                    message: n.message(),
-                })
-                .collect(),
-            conflicts: self.conflicts.clone(),
-            last_sync_ms: self.figures.last_sync_ms,
-            latency: self.figures.latency(),
-            to_user: self.figures.to_user,
-            to_agent: self.figures.to_agent,
-            commits_to_user: self.figures.commits_to_user,
-            commits_to_agent: self.figures.commits_to_agent,
-        }
-    }
-
-    pub fn publish(&self) {
-        let s = self.status();
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
-    }
-
-    pub fn event(&self, kind: &str, mut data: serde_json::Value) {
-        if let Some(obj) = data.as_object_mut() {
-            obj.insert("pairing".into(), self.rec.id.clone().into());
-            obj.insert("repo".into(), self.root.clone().into());
-        }
-        self.shared.record_about(kind, &self.rec.agent, data);
-    }
-}
-
-fn notice_side(n: &Notice) -> Option<Side> {
-    match n.cause() {
-        Cause::Operation(s) | Cause::Root(s) | Cause::Watch(s) | Cause::Write(s) => Some(s),
-        Cause::UserBranch => Some(Side::User),
-        Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone => Some(Side::Agent),
-        Cause::Diverged | Cause::Unexpected | Cause::Revalidating => None,
-    }
-}
-
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Stopped => "stopped",
-        Outcome::LeftAsIs => "left_as_is",
-        Outcome::RolledBack { .. } => "rolled_back",
-        Outcome::StopIncomplete { .. } => "stop_incomplete",
-        Outcome::RollbackIncomplete { .. } => "rollback_incomplete",
-    }
-}
-
-/// What happened, for the user, naming what is left where.
-fn outcome_message(o: &Outcome, rec: &PairingRecord) -> String {
-    let original = rec
-        .original_branch
-        .as_deref()
-        .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_string())
-        .unwrap_or_else(|| "your detached HEAD".into());
-    let kept = |what: &str| match &rec.snapshot {
-        Some(id) => format!(
-            "{what}; your uncommitted work from before pairing is kept in snapshot {id} \
-             (`berth stash restore {id}` once the checkout is clean)"
-        ),
-        None => what.to_string(),
-    };
-    match o {
-        Outcome::Stopped => format!(
-            "stopped pairing with {}: your checkout is back on {original}{}",
-            rec.agent,
-            if rec.snapshot.is_some() {
-                " with your uncommitted work restored"
-            } else {
-                ""
-            }
-        ),
-        Outcome::LeftAsIs => kept(&format!(
-            "stopped pairing with {} while paused: nothing was changed — your checkout is as it \
-             is now, not back on {original}",
-            rec.agent
-        )),
-        Outcome::RolledBack { cause } => match cause {
-            RollbackCause::Failed { step, failure } => format!(
-                "pairing with {} did not start: {} failed: {} — everything was put back as it was",
-                rec.agent,
-                step.name(),
-                failure.message()
-            ),
-            RollbackCause::StopRequested => format!(
-                "pairing with {} was stopped while starting; everything was put back as it was",
-                rec.agent
-            ),
-            RollbackCause::Crashed { step } => format!(
-                "the daemon stopped during {} of pairing with {}; everything was put back as it was",
-                step.name(),
-                rec.agent
-            ),
-        },
-        Outcome::StopIncomplete { step, failure } => kept(&format!(
-            "stopping the pairing with {} stopped at {}: {} — the rest was not attempted",
-            rec.agent,
-            step.name(),
-            failure.message()
-        )),
-        Outcome::RollbackIncomplete { undo, failure } => kept(&format!(
-            "undoing the start of pairing with {} stopped at {}: {} — the rest was not attempted",
-            rec.agent,
-            undo.name(),
-            failure.message()
-        )),
-    }
-}
-
-/// An intent as journaled: the state, and while a switch runs, the agent it goes to (an
-/// extra field the core's `Intent` ignores when read back).
-fn intent_json(intent: &Intent, switch_to: Option<&str>) -> String {
-    let mut v = serde_json::to_value(intent).unwrap_or_default();
-    if let (Some(agent), Some(obj)) = (switch_to, v.as_object_mut()) {
-        obj.insert("switch_to".into(), agent.into());
-    }
-    v.to_string()
-}
-
-/// The agent a journaled intent's switch goes to.
-fn switch_target(intent: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(intent).ok()?;
-    v.get("switch_to")?.as_str().map(str::to_string)
 }
 
 /// A step's failure from an error message.
@@ -1317,11 +681,4 @@ pub(super) fn unexpected(message: impl Into<String>) -> Failure {
             message: message.into(),
         },
     }
-}
-
-/// The path a kept conflict's commit subject names.
-fn kept_path(subject: &str) -> Option<&str> {
-    subject
-        .strip_prefix("berth: kept the agent's version of ")?
-        .strip_suffix(" (conflict)")
 }

@@ -18,15 +18,24 @@
 //!   controller look at both sides ([`observe`]): pausing causes are raised or cleared, and
 //!   commits are carried by fast-forward when one copy of `berth/<agent>` is ahead.
 //!
+//! Where things are: `controller` (the thread, the state machine, git checks, the link),
+//! `front` (a start during a transition answered at once), `requests` (start, switch, stop,
+//! flush, park), `steps`, `recovery`, `status` (what `pair status` and events show),
+//! `observe`, `link`, `gitwatch`.
+//!
 //! A daemon start re-opens every open pairing from its journal (`berth_core::pairing::recover`):
 //! an interrupted start is undone (or finished, once sync had begun), an interrupted stop is
 //! finished, and an active pairing comes back through re-validation and a full reconcile.
 //! A graceful shutdown parks every pairing after a last flush, leaving its journal as it is.
 
 mod controller;
+mod front;
 mod gitwatch;
 pub mod link;
 pub mod observe;
+mod recovery;
+mod requests;
+mod status;
 mod steps;
 
 use std::collections::HashMap;
