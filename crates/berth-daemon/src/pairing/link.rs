@@ -78,6 +78,30 @@ pub enum LinkEvent {
     Ended(Result<(), String>),
 }
 
+/// Environment variable (milliseconds) shortening the heartbeat period, for tests and
+/// diagnosis; the default is the live loop's.
+pub const HEARTBEAT_ENV: &str = "BERTH_PAIR_HEARTBEAT_MS";
+
+/// The live loop's timings: its defaults, with the heartbeat from [`HEARTBEAT_ENV`] if set.
+fn options() -> live::Options {
+    let defaults = live::Options::default();
+    match std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+    {
+        Some(ms) => {
+            let every = Duration::from_millis(ms);
+            live::Options {
+                heartbeat_every: every,
+                heartbeat_timeout: defaults.heartbeat_timeout.min(every),
+                ..defaults
+            }
+        }
+        None => defaults,
+    }
+}
+
 /// Where the loop's events go.
 pub type Tell = Arc<dyn Fn(LinkEvent) + Send + Sync>;
 
@@ -303,14 +327,8 @@ impl Link {
                         crate::memory::give_back();
                     }
                 };
-                let end = live::run(
-                    &mut link,
-                    &live::Options::default(),
-                    &rx,
-                    &loop_tx,
-                    &mut report,
-                )
-                .map_err(|e| format!("cannot watch the trees: {e}"));
+                let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
+                    .map_err(|e| format!("cannot watch the trees: {e}"));
                 tell(LinkEvent::Ended(end));
             })?;
         Ok(Link {

@@ -968,6 +968,41 @@ fn a_full_disk_pauses_until_there_is_room() {
     wait_same(user, &ws);
 }
 
+#[test]
+fn a_stalled_watch_pauses_and_resumes_once_watched_anew() {
+    let f = Fixture::with_env(&["fixer"], &[("BERTH_PAIR_HEARTBEAT_MS", "300")]);
+    let user = f.user();
+    let ws = f.pair("fixer");
+    // Swap the workspace for an identical copy: the watch still follows the old directory, so
+    // edits in the new one raise no event; only the heartbeat can tell.
+    let parent = ws.parent().unwrap().to_path_buf();
+    let copy = parent.join("fixer-copy");
+    let old = parent.join("fixer-old");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ws)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::rename(&ws, &old).unwrap();
+    std::fs::rename(&copy, &ws).unwrap();
+    write(&ws, "after-swap.txt", "the agent, in the new directory\n");
+    poll(
+        "a pause for a stalled watch is recorded",
+        || f.berth(&["--json", "events"]).stdout,
+        |log| log.contains("watch_stalled"),
+    );
+    // Watched anew: the edit arrives and pairing is active again.
+    wait_content(
+        user,
+        "after-swap.txt",
+        Some("the agent, in the new directory\n"),
+    );
+    f.wait_active();
+    std::fs::remove_dir_all(&old).unwrap();
+}
+
 // -- 4. kept conflicts --------------------------------------------------------------------------
 
 #[test]
