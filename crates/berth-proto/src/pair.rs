@@ -72,6 +72,10 @@ pub struct PairStatus {
     pub snapshot: Option<String>,
     pub notices: Vec<PairNotice>,
     pub conflicts: Vec<PairConflict>,
+    /// Recent warnings: files not synced (over the size limit, not a file, link or directory,
+    /// unreadable).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// When both sides last agreed (ms since the epoch).
     pub last_sync_ms: Option<i64>,
     pub latency: Option<PairLatency>,
@@ -99,6 +103,7 @@ impl PairStatus {
             snapshot: None,
             notices: vec![],
             conflicts: vec![],
+            warnings: vec![],
             last_sync_ms: None,
             latency: None,
             to_user: 0,

@@ -238,12 +238,15 @@ impl Controller {
     /// Both roots and their git dirs (fails when a side is not a repository now).
     pub fn roots(&self) -> Result<Roots, String> {
         let dir = |g: &Git| berth_git::pairing::git_dir(g).map_err(|e| e.to_string());
+        let (exclude, max_size) = super::link::settings(&self.repos.user)?;
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: dir(&self.repos.user)?,
             agent: self.repos.workspace.clone(),
             agent_git_dir: dir(&self.repos.agent)?,
             branch_ref: self.repos.branch_ref(),
+            exclude,
+            max_size,
         })
     }
 
@@ -621,6 +624,7 @@ impl Controller {
                 }
                 for w in warnings {
                     self.event("pair.warning", serde_json::json!({ "warning": w }));
+                    self.figures.warn(w);
                 }
                 self.clear_link_troubles();
                 self.feed(Input::Activity(Activity::Idle));

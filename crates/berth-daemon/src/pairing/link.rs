@@ -139,14 +139,60 @@ pub struct Roots {
     pub agent_git_dir: PathBuf,
     /// `refs/heads/berth/<agent>`.
     pub branch_ref: String,
+    /// Extra exclusions (gitignore syntax): the checkout's `git config berth.exclude` values.
+    pub exclude: Vec<String>,
+    /// Files larger than this are not synced: `git config berth.maxSize` (bytes, `k`/`m`/`g`
+    /// suffixes as git reads them), else the engine's default.
+    pub max_size: u64,
+}
+
+/// Reads pairing's settings from the checkout's git config (`berth.exclude`, repeatable, and
+/// `berth.maxSize`): they live with the repository, like its other ignore rules.
+pub fn settings(user: &Git) -> Result<(Vec<String>, u64), String> {
+    let exclude = user
+        .output(
+            berth_git::Access::Read,
+            &["config", "--get-all", "berth.exclude"],
+        )
+        .map_err(|e| e.to_string())?;
+    let exclude = if exclude.success() {
+        exclude.text().lines().map(str::to_string).collect()
+    } else {
+        vec![]
+    };
+    let size = user
+        .output(
+            berth_git::Access::Read,
+            &["config", "--type=int", "--get", "berth.maxSize"],
+        )
+        .map_err(|e| e.to_string())?;
+    let max_size = if size.success() {
+        size.text().trim().parse::<u64>().map_err(|_| {
+            format!(
+                "git config berth.maxSize is {:?}: give a size in bytes (k, m, g allowed)",
+                size.text()
+            )
+        })?
+    } else if size.code == 1 {
+        DEFAULT_MAX_SIZE
+    } else {
+        return Err(format!(
+            "git config berth.maxSize: {}",
+            String::from_utf8_lossy(&size.stderr).trim()
+        ));
+    };
+    Ok((exclude, max_size))
 }
 
 impl Roots {
-    /// Scanners for both roots with the pairing's gate.
-    pub fn sides(&self) -> Sides {
-        let mut sides = Sides::new(&self.user, &self.agent, DEFAULT_MAX_SIZE);
-        sides.gate = Some(gate(self));
+    /// Scanners for both roots with the pairing's gate, size limit and extra exclusions.
+    pub fn sides(&self) -> Result<Sides, String> {
+        let mut sides = Sides::new(&self.user, &self.agent, self.max_size);
         sides
+            .exclude(&self.exclude)
+            .map_err(|e| format!("git config berth.exclude: {e}"))?;
+        sides.gate = Some(gate(self));
+        Ok(sides)
     }
 
     /// Which side an absolute path is on.
@@ -299,8 +345,15 @@ impl Link {
                         return;
                     }
                 };
+                let sides = match roots.sides() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tell(LinkEvent::Ended(Err(e)));
+                        return;
+                    }
+                };
                 let mut link = live::Link {
-                    sides: roots.sides(),
+                    sides,
                     ancestor,
                     keeper: &mut keeper,
                 };

@@ -18,9 +18,25 @@ pub(super) struct Figures {
     pub commits_to_agent: u64,
     pub last_sync_ms: Option<i64>,
     pub rounds: VecDeque<f64>,
+    /// Recent warnings (files skipped as too large, of another type, unreadable), newest last.
+    pub warnings: VecDeque<String>,
 }
 
+/// How many recent warnings `pair status` lists.
+const WARNINGS_KEPT: usize = 20;
+
 impl Figures {
+    /// Remembers a warning (once; the oldest go first).
+    pub(super) fn warn(&mut self, w: String) {
+        if self.warnings.contains(&w) {
+            return;
+        }
+        self.warnings.push_back(w);
+        while self.warnings.len() > WARNINGS_KEPT {
+            self.warnings.pop_front();
+        }
+    }
+
     pub(super) fn latency(&self) -> Option<PairLatency> {
         if self.rounds.is_empty() {
             return None;
@@ -84,6 +100,7 @@ impl Controller {
                 })
                 .collect(),
             conflicts: self.conflicts.clone(),
+            warnings: self.figures.warnings.iter().cloned().collect(),
             last_sync_ms: self.figures.last_sync_ms,
             latency: self.figures.latency(),
             to_user: self.figures.to_user,

@@ -222,7 +222,7 @@ impl Controller {
     /// now hold.
     fn copy_agent_files(&mut self) -> StepResult {
         let roots = self.roots().map_err(unexpected)?;
-        let mut sides = roots.sides();
+        let mut sides = roots.sides().map_err(unexpected)?;
         let mut ancestor = load_ancestor(&self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
         let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
@@ -278,7 +278,7 @@ impl Controller {
         }
         if verify {
             let roots = self.roots().map_err(unexpected)?;
-            let mut sides = roots.sides();
+            let mut sides = roots.sides().map_err(unexpected)?;
             let scan = |s: &mut berth_sync::scan::Scanner| s.full().map(|(t, _)| t);
             let (a, b) = (scan(&mut sides.alpha), scan(&mut sides.beta));
             match (a, b) {

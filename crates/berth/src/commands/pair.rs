@@ -230,6 +230,12 @@ fn render_status(s: &PairStatus, now_ms: i64) -> String {
             out += &format!("  see one with `git -C {ws} show REF`\n");
         }
     }
+    if !s.warnings.is_empty() {
+        out += "not synced:\n";
+        for w in &s.warnings {
+            out += &format!("  {w}\n");
+        }
+    }
     out
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::{home, start};
 
 /// How long anything that pairing does by itself may take in a test.
-const PATIENCE: Duration = Duration::from_secs(10);
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A daemon, a project whose `main` holds [`base`], and agents made from it.
 struct Fixture {
@@ -1001,6 +1001,44 @@ fn a_stalled_watch_pauses_and_resumes_once_watched_anew() {
     );
     f.wait_active();
     std::fs::remove_dir_all(&old).unwrap();
+}
+
+#[test]
+fn git_config_excludes_paths_and_limits_sizes_and_status_lists_what_was_skipped() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    git(user, &["config", "--add", "berth.exclude", "scratch/"]);
+    git(user, &["config", "--add", "berth.exclude", "*.tmp"]);
+    git(user, &["config", "berth.maxSize", "1k"]);
+    let ws = f.pair("fixer");
+    write(&ws, "scratch/notes.txt", "the agent's scratch\n");
+    write(&ws, "x.tmp", "temporary\n");
+    write(&ws, "big.bin", &"b".repeat(4096));
+    write(&ws, "small.txt", "fits\n");
+    wait_content(user, "small.txt", Some("fits\n"));
+    f.flush();
+    assert!(!exists(user, "scratch/notes.txt"));
+    assert!(!exists(user, "x.tmp"));
+    assert!(!exists(user, "big.bin"));
+    let s = poll(
+        "the large file is listed as not synced",
+        || f.status(),
+        |s| s["warnings"].to_string().contains("big.bin"),
+    );
+    assert!(
+        s["warnings"].to_string().contains("over the limit"),
+        "{s:#}"
+    );
+    let human = f.berth(&["pair", "status"]);
+    assert!(human.stdout.contains("not synced:"), "{human}");
+    // A bad setting is a clear error, not a silent default.
+    f.berth(&["pair", "stop"]).expect_code(0);
+    git(user, &["config", "berth.maxSize", "lots"]);
+    let out = f.berth(&["pair", "fixer"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("berth.maxSize"), "{out}");
+    assert_eq!(f.status()["state"], "off");
+    assert_eq!(git(user, &["symbolic-ref", "--short", "HEAD"]), "main");
 }
 
 // -- 4. kept conflicts --------------------------------------------------------------------------
