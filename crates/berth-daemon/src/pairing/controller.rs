@@ -551,6 +551,14 @@ impl Controller {
                 return;
             }
         };
+        for git in [&self.repos.user, &self.repos.agent] {
+            if let Err(e) = super::link::exclude_temp_files(git) {
+                tracing::warn!(
+                    pairing = self.rec.id,
+                    "cannot exclude berth's temporary files: {e}"
+                );
+            }
+        }
         let tx = self.tx.clone();
         match Link::start(
             self.store.clone(),

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use berth_git::Git;
 use berth_git::pairing::{self as gitpair, KeptKind};
 use berth_store::Store;
 use berth_sync::ancestor::{self, Ancestor};
-use berth_sync::apply::ApplyError;
+use berth_sync::apply::{ApplyError, TEMP_PREFIX};
 use berth_sync::engine::{DEFAULT_MAX_SIZE, Keeper, Sides, Stats};
 use berth_sync::gate::{Gate, Gatekeeper};
 use berth_sync::live::{self, Report};
@@ -100,6 +100,43 @@ fn options() -> live::Options {
         }
         None => defaults,
     }
+}
+
+/// Makes git leave berth's temporary files alone in `git`'s repository: an agent running
+/// `git add -A` while berth writes a file must not trip over a temporary file that is renamed
+/// away under it. One line in `info/exclude` (berth's own name pattern), added once.
+pub fn exclude_temp_files(git: &Git) -> Result<(), String> {
+    let path = git
+        .query(&[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "info/exclude",
+        ])
+        .map_err(|e| e.to_string())?;
+    let path = PathBuf::from(path);
+    let pattern = format!("{}*", String::from_utf8_lossy(TEMP_PREFIX));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    if text.lines().any(|l| l.trim() == pattern) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut add = String::new();
+    if !text.is_empty() && !text.ends_with('\n') {
+        add.push('\n');
+    }
+    add.push_str(&format!(
+        "# berth: its temporary files while it writes\n{pattern}\n"
+    ));
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(add.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Where the loop's events go.
@@ -320,6 +357,9 @@ impl Keeper for RefKeeper {
 pub struct Link {
     input: Sender<Input>,
     thread: Option<JoinHandle<()>>,
+    /// Sent to once the loop watches both trees and its first full round went through (or the
+    /// gate held it); dropped if the loop ends first.
+    started: Receiver<()>,
 }
 
 impl Link {
@@ -328,6 +368,7 @@ impl Link {
     pub fn start(store: Store, pairing: String, roots: Roots, tell: Tell) -> std::io::Result<Link> {
         let (tx, rx) = mpsc::channel();
         let loop_tx = tx.clone();
+        let (started_tx, started) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("pair-{pairing}"))
             .spawn(move || {
@@ -363,6 +404,17 @@ impl Link {
                             "cannot save what both sides agreed on: {e}"
                         )));
                     }
+                    if matches!(
+                        r,
+                        Report::Ready { .. }
+                            | Report::Held { .. }
+                            | Report::Synced {
+                                reason: live::Reason::Start,
+                                ..
+                            }
+                    ) {
+                        let _ = started_tx.send(());
+                    }
                     if let Some(ev) = event(&roots, r) {
                         tell(ev);
                     }
@@ -387,7 +439,14 @@ impl Link {
         Ok(Link {
             input: tx,
             thread: Some(thread),
+            started,
         })
+    }
+
+    /// Waits until the loop watches both trees and its first full round went through (or the
+    /// gate holds it); `false` if it ended first or `timeout` passed.
+    pub fn wait_started(&self, timeout: Duration) -> bool {
+        self.started.recv_timeout(timeout).is_ok()
     }
 
     /// Apply nothing until released.

@@ -18,6 +18,9 @@ use super::observe;
 
 type StepResult = Result<(), Failure>;
 
+/// Longest wait for the first full round of a start.
+const BEGIN_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn git_failure(what: &str, e: impl std::fmt::Display) -> Failure {
     unexpected(format!("{what}: {e}"))
 }
@@ -84,10 +87,14 @@ impl Controller {
             StartStep::CopyAgentFiles => self.copy_agent_files(),
             StartStep::BeginSync => {
                 self.start_link();
-                if self.link.is_some() {
-                    Ok(())
-                } else {
-                    Err(unexpected("cannot start syncing (see `berth daemon logs`)"))
+                // Done once both trees are watched and agree (a first full round on a very
+                // large tree takes a while), or the gate holds the loop (a cause appeared).
+                match &self.link {
+                    Some(link) if link.wait_started(BEGIN_SYNC_TIMEOUT) => Ok(()),
+                    Some(_) => Err(unexpected(
+                        "syncing did not start (see `berth daemon logs`)",
+                    )),
+                    None => Err(unexpected("cannot start syncing (see `berth daemon logs`)")),
                 }
             }
         }
