@@ -45,6 +45,14 @@ fn ratio(berth: Option<Duration>, peer: Duration) -> String {
 }
 
 /// The median, the mean of the middle two for an even count.
+/// The median first copy of `tool`, cold or warm.
+fn copy_median(fc: &FirstCopy, tool: Tool, cold: bool) -> Option<Duration> {
+    fc.copies
+        .iter()
+        .find(|c| c.tool == tool)
+        .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
+}
+
 fn median(v: &[Duration]) -> Option<Duration> {
     let mut v = v.to_vec();
     v.sort();
@@ -320,12 +328,7 @@ impl Results {
             fc.tree.max_size,
         );
         for cold in [false, true] {
-            let pick = |t: Tool| {
-                fc.copies
-                    .iter()
-                    .find(|c| c.tool == t)
-                    .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
-            };
+            let pick = |t: Tool| copy_median(fc, t, cold);
             let berth = pick(Tool::Berth);
             for c in &fc.copies {
                 let runs = if cold { &c.cold } else { &c.warm };
@@ -528,12 +531,7 @@ impl Results {
 
     fn copy_targets(&self, fc: &FirstCopy, out: &mut Vec<Target>) {
         for cold in [false, true] {
-            let pick = |t: Tool| {
-                fc.copies
-                    .iter()
-                    .find(|c| c.tool == t)
-                    .and_then(|c| median(if cold { &c.cold } else { &c.warm }))
-            };
+            let pick = |t: Tool| copy_median(fc, t, cold);
             let cache = if cold { "cold" } else { "warm" };
             let berth = pick(Tool::Berth);
             for (peer, limit, what) in [

@@ -1,37 +1,16 @@
-//! Carries out the failpoints named in `BERTH_FAILPOINTS` (syntax: `berth_core::failpoint`).
-
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use berth_core::failpoint::{self, Action};
-
-/// Environment variable naming the active failpoints.
-pub const ENV: &str = "BERTH_FAILPOINTS";
-
-fn active() -> &'static BTreeMap<String, Action> {
-    static ACTIVE: OnceLock<BTreeMap<String, Action>> = OnceLock::new();
-    ACTIVE.get_or_init(|| {
-        let spec = std::env::var(ENV).unwrap_or_default();
-        failpoint::parse(&spec).unwrap_or_else(|e| {
-            tracing::error!("{e}; ignoring all failpoints");
-            BTreeMap::new()
-        })
-    })
-}
+//! The daemon's own failpoints (`daemon.prepare`, `daemon.shutdown`), reached from async code.
+//! `BERTH_FAILPOINTS` is read and carried out by `berth_git::failpoint` (which the pairing
+//! steps reach directly); here it runs on a blocking thread, so a `sleep` never stalls the
+//! runtime. An `error(ERRNO)` action is ignored: these points mark moments, not operations.
 
 /// Reaches the failpoint `name`: does nothing unless it is active.
-pub async fn hit(name: &str) {
-    let Some(action) = active().get(name) else {
-        return;
-    };
-    tracing::warn!(failpoint = name, ?action, "failpoint reached");
-    match *action {
-        Action::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-        Action::Exit(code) => std::process::exit(code),
-        Action::Abort => std::process::abort(),
-        Action::Panic => panic!("failpoint {name} reached"),
-        // The daemon's failpoints mark steps, not operations that could return an OS error.
-        Action::Error(_) => {}
+pub async fn hit(name: &'static str) {
+    let reached = tokio::task::spawn_blocking(move || berth_git::failpoint::hit(name)).await;
+    match reached {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(failpoint = name, "an error action has no effect here: {e}"),
+        // `panic` panics here as it would have in place.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => tracing::warn!(failpoint = name, "failpoint task: {e}"),
     }
 }

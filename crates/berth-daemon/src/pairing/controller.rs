@@ -17,9 +17,10 @@ use tokio::sync::oneshot;
 
 use super::front::{InFlight, run_front};
 use super::gitwatch::GitWatch;
-use super::link::{Link, LinkEvent, Roots};
+use super::link::{Link, LinkEvent};
 use super::observe::{self, Repos};
 use super::recovery::intent_json;
+use super::roots::{self, Roots};
 use super::status::{Figures, recovering_status};
 use super::{Handle, PairError};
 use crate::state::Shared;
@@ -74,6 +75,24 @@ fn held_by_git(c: Cause) -> bool {
         c,
         Cause::Root(_) | Cause::Watch(_) | Cause::Write(_) | Cause::Unexpected
     )
+}
+
+/// The inputs that bring the notices `held` in line with what was `found`: every found notice
+/// not held yet is raised; every held cause not found (of those `clears` covers; never
+/// `revalidating`) is cleared.
+fn notice_changes(held: &[Notice], found: &[Notice], clears: impl Fn(Cause) -> bool) -> Vec<Input> {
+    let found_causes: BTreeSet<Cause> = found.iter().map(Notice::cause).collect();
+    let gone: BTreeSet<Cause> = held
+        .iter()
+        .map(Notice::cause)
+        .filter(|c| !found_causes.contains(c) && *c != Cause::Revalidating && clears(*c))
+        .collect();
+    found
+        .iter()
+        .filter(|n| !held.contains(n))
+        .map(|n| Input::Raise(n.clone()))
+        .chain(gone.into_iter().map(Input::Clear))
+        .collect()
 }
 
 /// One pairing's controller.
@@ -216,8 +235,9 @@ impl Controller {
         }
     }
 
-    /// Points the controller at agent `name` (its record, its workspace).
-    pub fn set_agent(&mut self, name: &str) {
+    /// Agent `name` of this project (`None`: not defined here) and the two repositories of a
+    /// pairing with it.
+    pub(super) fn agent_repos(&self, name: &str) -> (Option<AgentRecord>, Repos) {
         let pid = self.store.project_id(&self.root, now_ms()).ok();
         let rec = pid
             .and_then(|pid| self.store.agent(pid, name).ok().flatten())
@@ -226,19 +246,24 @@ impl Controller {
             .as_ref()
             .map(|a| PathBuf::from(&a.workspace))
             .unwrap_or_default();
-        self.repos = Repos {
+        let repos = Repos {
             user: Git::new(&self.root),
             agent: Git::new(&workspace),
             workspace,
             name: name.to_string(),
         };
-        self.agent = rec;
+        (rec, repos)
+    }
+
+    /// Points the controller at agent `name` (its record, its workspace).
+    pub fn set_agent(&mut self, name: &str) {
+        (self.agent, self.repos) = self.agent_repos(name);
     }
 
     /// Both roots and their git dirs (fails when a side is not a repository now).
     pub fn roots(&self) -> Result<Roots, String> {
         let dir = |g: &Git| berth_git::pairing::git_dir(g).map_err(|e| e.to_string());
-        let (exclude, max_size) = super::link::settings(&self.repos.user)?;
+        let (exclude, max_size) = roots::settings(&self.repos.user)?;
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: dir(&self.repos.user)?,
@@ -260,15 +285,11 @@ impl Controller {
             let now = Instant::now();
             let due = self.git_due.unwrap_or(self.next_check).min(self.next_check);
             match rx.recv_timeout(due.saturating_duration_since(now)) {
-                Ok(Msg::Request(Request::Park { reply })) => {
-                    self.park();
-                    let _ = reply.send(());
-                    return;
-                }
                 Ok(Msg::Request(r)) => {
+                    let parked = matches!(r, Request::Park { .. });
                     self.on_request(r);
-                    if matches!(self.state, State::Off) {
-                        return; // stopped, rolled back, or refused before it began
+                    if parked || matches!(self.state, State::Off) {
+                        return; // parked, stopped, rolled back, or refused before it began
                     }
                 }
                 Ok(Msg::Link(ev)) => self.on_link(ev),
@@ -322,7 +343,6 @@ impl Controller {
         );
         self.state = state;
         if only_activity || self.rec.id.is_empty() {
-            self.publish();
             return None;
         }
         let json = serde_json::to_string(&self.state).unwrap_or_default();
@@ -353,7 +373,6 @@ impl Controller {
                 "notices": self.notices().iter().map(|n| n.code()).collect::<Vec<_>>(),
             }),
         );
-        self.publish();
         seq
     }
 
@@ -371,8 +390,10 @@ impl Controller {
                 crate::memory::give_back();
                 return vec![report];
             }
-            Action::PauseSync => {} // `sync_hold` decides from the notices
-            Action::ResumeSync | Action::FullReconcile => match &self.link {
+            // `sync_hold` decides from the notices; the full reconcile that follows a resume
+            // releases the link (one full round, not two).
+            Action::PauseSync | Action::ResumeSync => {}
+            Action::FullReconcile => match &self.link {
                 Some(link) => {
                     link.release();
                     self.held = false;
@@ -416,8 +437,16 @@ impl Controller {
         }
     }
 
-    /// Looks at both sides' git state: raises what is found, clears what is gone; while
-    /// active, carries commits.
+    /// What git shows on both sides now (a failure to look is a notice itself).
+    fn look(&self) -> Result<Vec<Notice>, Notice> {
+        let _git = self.shared.git_lock.blocking_lock();
+        observe::notices(&self.repos).map_err(|e| Notice::UnexpectedError {
+            message: format!("cannot read git's state: {e}"),
+        })
+    }
+
+    /// Looks at both sides' git state: raises what is found, clears the git-shown causes that
+    /// are gone; while active, carries commits.
     pub(super) fn check_git(&mut self) {
         self.next_check = Instant::now()
             + match self.state {
@@ -427,20 +456,17 @@ impl Controller {
         if !matches!(self.state, State::Active { .. } | State::Paused { .. }) {
             return;
         }
-        let found = {
-            let _git = self.shared.git_lock.blocking_lock();
-            observe::notices(&self.repos)
-        };
-        let found = match found {
-            Ok(found) => found,
-            Err(e) => {
-                self.feed(Input::Raise(Notice::UnexpectedError {
-                    message: format!("cannot read git's state: {e}"),
-                }));
+        match self.look() {
+            Ok(found) => {
+                for input in notice_changes(&self.notices(), &found, held_by_git) {
+                    self.feed(input);
+                }
+            }
+            Err(notice) => {
+                self.feed(Input::Raise(notice));
                 return;
             }
-        };
-        self.apply_found(&found, false);
+        }
         if matches!(self.state, State::Active { .. }) {
             self.carry_commits();
         }
@@ -462,53 +488,11 @@ impl Controller {
         self.sync_hold();
     }
 
-    /// Raises every notice in `found` that is not held yet; clears every git-shown cause that
-    /// is held but not found (and, when `revalidating`, every other cause too).
-    pub(super) fn apply_found(&mut self, found: &[Notice], revalidating: bool) {
-        let held = self.notices();
-        for n in found {
-            if !held.contains(n) {
-                self.feed(Input::Raise(n.clone()));
-            }
-        }
-        let found_causes: BTreeSet<Cause> = found.iter().map(Notice::cause).collect();
-        let gone: BTreeSet<Cause> = held
-            .iter()
-            .map(Notice::cause)
-            .filter(|c| !found_causes.contains(c) && (revalidating || held_by_git(*c)))
-            .filter(|c| *c != Cause::Revalidating)
-            .collect();
-        for c in gone {
-            self.feed(Input::Clear(c));
-        }
-    }
-
     /// After a restart: everything is checked again; the inputs raise what is found and clear
     /// every cause that is gone, `revalidating` last.
     pub(super) fn revalidate(&mut self) -> Vec<Input> {
-        let found = {
-            let _git = self.shared.git_lock.blocking_lock();
-            observe::notices(&self.repos)
-        };
-        let found = match found {
-            Ok(found) => found,
-            Err(e) => vec![Notice::UnexpectedError {
-                message: format!("cannot read git's state: {e}"),
-            }],
-        };
-        let held = self.notices();
-        let found_causes: BTreeSet<Cause> = found.iter().map(Notice::cause).collect();
-        let mut inputs: Vec<Input> = found
-            .iter()
-            .filter(|n| !held.contains(n))
-            .map(|n| Input::Raise(n.clone()))
-            .collect();
-        inputs.extend(
-            held.iter()
-                .map(Notice::cause)
-                .filter(|c| !found_causes.contains(c) && *c != Cause::Revalidating)
-                .map(Input::Clear),
-        );
+        let found = self.look().unwrap_or_else(|notice| vec![notice]);
+        let mut inputs = notice_changes(&self.notices(), &found, |_| true);
         inputs.push(Input::Clear(Cause::Revalidating));
         inputs
     }
@@ -552,7 +536,7 @@ impl Controller {
             }
         };
         for git in [&self.repos.user, &self.repos.agent] {
-            if let Err(e) = super::link::exclude_temp_files(git) {
+            if let Err(e) = roots::exclude_temp_files(git) {
                 tracing::warn!(
                     pairing = self.rec.id,
                     "cannot exclude berth's temporary files: {e}"
@@ -617,7 +601,6 @@ impl Controller {
             LinkEvent::Synced {
                 to_user,
                 to_agent,
-                conflicts: _,
                 took,
                 warnings,
             } => {

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
 
-use super::link::Roots;
+use super::roots::Roots;
 
 /// A running watch; dropping it stops it.
 pub struct GitWatch {

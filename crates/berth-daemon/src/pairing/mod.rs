@@ -21,7 +21,7 @@
 //! Where things are: `controller` (the thread, the state machine, git checks, the link),
 //! `front` (a start during a transition answered at once), `requests` (start, switch, stop,
 //! flush, park), `steps`, `recovery`, `status` (what `pair status` and events show),
-//! `observe`, `link`, `gitwatch`.
+//! `observe`, `link` (the live loop) with `gate`, `keeper` and `roots`, `gitwatch`.
 //!
 //! A daemon start re-opens every open pairing from its journal (`berth_core::pairing::recover`):
 //! an interrupted start is undone (or finished, once sync had begun), an interrupted stop is
@@ -30,11 +30,14 @@
 
 mod controller;
 mod front;
+mod gate;
 mod gitwatch;
+mod keeper;
 pub mod link;
 pub mod observe;
 mod recovery;
 mod requests;
+mod roots;
 mod status;
 mod steps;
 

@@ -5,6 +5,7 @@ use berth_proto::PairConflict;
 use berth_store::PairingRecord;
 
 use super::controller::{Controller, now_ms};
+use super::keeper::conflicts_prefix;
 
 impl Controller {
     pub(super) fn recover(&mut self, rec: PairingRecord) {
@@ -61,7 +62,7 @@ impl Controller {
 
     /// The conflicts this pairing kept so far (from the workspace's refs).
     pub(super) fn kept_conflicts(&self) -> Vec<PairConflict> {
-        let prefix = format!("refs/berth/conflicts/{}/", self.rec.id);
+        let prefix = conflicts_prefix(&self.rec.id);
         let listed = self.repos.agent.query(&[
             "for-each-ref",
             "--sort=creatordate",

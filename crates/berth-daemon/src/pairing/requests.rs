@@ -1,12 +1,10 @@
 //! What a controller does for each request: start (or switch), stop, flush, park.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use berth_core::pairing::{
     Blocker, Failure, Input, Notice, Outcome, Refusal, RollbackCause, State,
 };
-use berth_git::Git;
 use berth_git::workspace;
 use berth_proto::{PairFlushed, PairStatus, PairStopped};
 use berth_store::PairingRecord;
@@ -14,7 +12,7 @@ use berth_store::PairingRecord;
 use super::PairError;
 use super::controller::{Controller, Request, now_ms};
 use super::front::set_in_flight;
-use super::observe::{self, Repos};
+use super::observe::{self};
 use super::status::{Figures, outcome_message, outcome_name};
 
 impl Controller {
@@ -104,19 +102,16 @@ impl Controller {
         agent: &str,
         no_stash: bool,
     ) -> Result<berth_core::pairing::Facts, PairError> {
-        let pid = self.store.project_id(&self.root, now_ms()).ok();
-        let rec = pid
-            .and_then(|pid| self.store.agent(pid, agent).ok().flatten())
-            .filter(|a| a.kind == "agent");
-        let repos = rec.as_ref().map(|a| Repos {
-            user: Git::new(&self.root),
-            agent: Git::new(&a.workspace),
-            workspace: PathBuf::from(&a.workspace),
-            name: agent.to_string(),
-        });
+        let (rec, repos) = self.agent_repos(agent);
         let _git = self.shared.git_lock.blocking_lock();
-        observe::facts(&self.repos.user, agent, repos.as_ref(), no_stash, None)
-            .map_err(|e| PairError::Failed(format!("cannot read git's state: {e}")))
+        observe::facts(
+            &self.repos.user,
+            agent,
+            rec.is_some().then_some(&repos),
+            no_stash,
+            None,
+        )
+        .map_err(|e| PairError::Failed(format!("cannot read git's state: {e}")))
     }
 
     /// Creates the pairing's record: what the checkout is on now, where the project's copy of

@@ -297,10 +297,14 @@ impl Controller {
                 // since — its own edit, which sync would have carried over anyway).
                 (Ok(a), Ok(b)) if held_elsewhere(&a, &b, &self.store, &self.rec.id)? => {}
                 (Ok(_), Ok(_)) => {
-                    return Err(unexpected(
-                        "your checkout and the agent's workspace differ after the final sync \
-                         (something changed meanwhile); nothing was cleaned",
-                    ));
+                    return Err(unexpected(format!(
+                        "your checkout changed after the final sync, so it still holds work the \
+                         agent's workspace does not; nothing was cleaned and it stays on `{}` — \
+                         commit what you changed there, or pair again (`berth pair {}`) and \
+                         stop once it is synced",
+                        berth_core::pairing::agent_branch(&self.repos.name),
+                        self.repos.name
+                    )));
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     return Err(git_failure("comparing the two sides", e.error));

@@ -1,0 +1,90 @@
+//! Pairing's gate (`berth_sync::gate`): both sides' git state read straight from their git
+//! dirs before every round and again before anything is written. A checkout that is not on
+//! `berth/<agent>`, or has a merge, rebase, am, cherry-pick, revert or bisect stopped in it,
+//! shuts the gate (the loop holds until the controller releases it); git busy with the index
+//! or HEAD (their locks, or an index written a moment ago: a branch switch writes HEAD right
+//! after it) makes the round wait a moment. So nothing from a checkout on another branch ever
+//! reaches the other side, even before the controller has noticed the switch.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_git::operation;
+use berth_sync::gate::{Gate, Gatekeeper};
+
+use super::roots::Roots;
+
+/// How long git may hold `index.lock` before the gate counts it as stale and shuts.
+const STALE_LOCK: Duration = Duration::from_secs(10);
+/// A branch switch rewrites the index, then HEAD: an index this fresh may belong to a switch
+/// whose HEAD is not written yet, so the round waits a moment.
+const FRESH_INDEX: Duration = Duration::from_millis(50);
+
+/// Whether `path` changed (content or name) less than `within` ago.
+fn changed_within(path: &Path, within: Duration) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    let ns = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+    let changed_ns = ns(m.ctime(), m.ctime_nsec()).max(ns(m.mtime(), m.mtime_nsec()));
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    now_ns - changed_ns < within.as_nanos() as i128
+}
+
+/// Why a side's git state shuts the gate, if it does; `Err` while git is busy with the index
+/// or HEAD (it holds their locks, or has just written the index).
+fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
+    let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
+    if head.trim() != format!("ref: {branch_ref}") {
+        return Ok(Some(format!("{who} is not on {branch_ref} any more")));
+    }
+    if let Some(op) = operation::detect(|m| dir.join(m).exists()) {
+        return Ok(Some(format!("{who} has {} in progress", op.describe())));
+    }
+    if dir.join("index.lock").exists()
+        || dir.join("HEAD.lock").exists()
+        || changed_within(&dir.join("index"), FRESH_INDEX)
+    {
+        return Err(());
+    }
+    Ok(None)
+}
+
+/// The gate of a pairing (see the module docs).
+pub fn gate(roots: &Roots) -> Gatekeeper {
+    let roots = roots.clone();
+    let mut locked_since: Option<Instant> = None;
+    Gatekeeper::new(move || {
+        let mut busy = false;
+        for (dir, who) in [
+            (&roots.user_git_dir, "your checkout"),
+            (&roots.agent_git_dir, "the agent's workspace"),
+        ] {
+            match git_state(dir, &roots.branch_ref, who) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    locked_since = None;
+                    return Gate::Closed(why);
+                }
+                Err(()) => busy = true,
+            }
+        }
+        if !busy {
+            locked_since = None;
+            return Gate::Open;
+        }
+        let since = *locked_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > STALE_LOCK {
+            Gate::Closed(format!(
+                "git's index.lock has been held for over {} s; if no git command is running, \
+                 remove the stale .git/index.lock",
+                STALE_LOCK.as_secs()
+            ))
+        } else {
+            Gate::Busy("git is rewriting the index".into())
+        }
+    })
+}

@@ -1,0 +1,70 @@
+//! Conflicts: the agent's losing version of a path both sides changed is committed under
+//! `refs/berth/conflicts/<pairing>/<n>` in its workspace before the user's version replaces it.
+
+use std::path::Path;
+
+use berth_git::Git;
+use berth_git::pairing::{self as gitpair, KeptKind};
+use berth_sync::apply::ApplyError;
+use berth_sync::engine::Keeper;
+use berth_sync::reconcile::Entry;
+
+use super::link::{LinkEvent, Tell};
+
+/// Where a pairing's kept conflicts are (refs in the agent's workspace).
+pub fn conflicts_prefix(pairing: &str) -> String {
+    format!("refs/berth/conflicts/{pairing}/")
+}
+
+/// The ref a conflict's losing version is kept under.
+pub fn conflict_ref(pairing: &str, n: usize) -> String {
+    format!("{}{n}", conflicts_prefix(pairing))
+}
+
+/// Keeps the agent's losing versions as commits in its workspace.
+pub struct RefKeeper {
+    pub ws: Git,
+    pub pairing: String,
+    pub next: usize,
+    pub tell: Tell,
+}
+
+/// How many conflicts of `pairing` the workspace keeps already.
+pub fn kept_count(ws: &Git, pairing: &str) -> usize {
+    ws.query(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        &conflicts_prefix(pairing),
+    ])
+    .map(|s| s.lines().count())
+    .unwrap_or(0)
+}
+
+impl Keeper for RefKeeper {
+    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError> {
+        let io = |source: std::io::Error| ApplyError::Io {
+            path: from.display().to_string(),
+            source,
+        };
+        let (kind, content) = match entry {
+            Entry::File { executable, .. } => (
+                KeptKind::File {
+                    executable: *executable,
+                },
+                std::fs::read(from).map_err(io)?,
+            ),
+            Entry::Symlink { target } => (KeptKind::Symlink, target.clone()),
+            // An empty directory holds nothing to lose.
+            Entry::Dir => return Ok(()),
+        };
+        self.next += 1;
+        let refname = conflict_ref(&self.pairing, self.next);
+        gitpair::keep_conflict(&self.ws, &refname, rel, kind, &content)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        (self.tell)(LinkEvent::Kept {
+            refname,
+            path: String::from_utf8_lossy(rel).into_owned(),
+        });
+        Ok(())
+    }
+}
