@@ -1041,6 +1041,71 @@ fn git_config_excludes_paths_and_limits_sizes_and_status_lists_what_was_skipped(
     assert_eq!(git(user, &["symbolic-ref", "--short", "HEAD"]), "main");
 }
 
+#[test]
+fn status_doctor_and_events_know_about_pairing() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    let pairing_of = |f: &Fixture| f.berth(&["--json", "status"]).json()["pairing"].clone();
+    assert_eq!(pairing_of(&f)["state"], "off");
+    dirty(user);
+    let ws = f.pair("fixer");
+    let p = pairing_of(&f);
+    assert_eq!(
+        (&p["state"], &p["agent"]),
+        (&"active".into(), &"fixer".into()),
+        "{p:#}"
+    );
+    assert!(f.berth(&["status"]).stdout.contains("with fixer"));
+    let check = |f: &Fixture| {
+        let report = f.berth(&["--json", "doctor"]).json();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "pairing")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(check(&f)["status"], "ok");
+    // Paused: a warning naming what it waits for; doctor still exits 0.
+    std::fs::write(ws.join(".git/MERGE_HEAD"), head(&ws, "HEAD") + "\n").unwrap();
+    f.wait_notice("operation_in_progress");
+    let c = check(&f);
+    assert_eq!(c["status"], "warning", "{c:#}");
+    assert!(c["details"].to_string().contains("merge"), "{c:#}");
+    f.berth(&["doctor"]).expect_code(0);
+    std::fs::remove_file(ws.join(".git/MERGE_HEAD")).unwrap();
+    f.wait_active();
+    // Every transition of the start is an event, in order.
+    let log = f.berth(&["--json", "events"]).stdout;
+    let steps: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "pair.state")
+        .map(|e| {
+            e["data"]["describe"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let start: Vec<&str> = steps.iter().take(7).map(String::as_str).collect();
+    assert_eq!(
+        start,
+        [
+            "starting (validate)",
+            "starting (snapshot)",
+            "starting (mirror_branch)",
+            "starting (switch_checkout)",
+            "starting (copy_agent_files)",
+            "starting (begin_sync)",
+            "active (idle)",
+        ],
+        "{steps:#?}"
+    );
+    assert!(steps.iter().any(|s| s.starts_with("paused")), "{steps:#?}");
+}
+
 // -- 4. kept conflicts --------------------------------------------------------------------------
 
 #[test]
