@@ -31,9 +31,10 @@ pub enum ApplyError {
         "{root} is empty or gone; syncing halts so that the other side is not emptied too (it resumes when the files are back)"
     )]
     RootEmptied { root: String },
-    /// The round would delete many paths at once ([`crate::engine::DELETION_BURST`]); nothing
-    /// was written: it waits until the side they vanished from is quiet.
-    #[error("{deletions} paths vanished from {root} at once; waiting until it is quiet")]
+    /// The round would delete more paths at once than the sides allow without waiting
+    /// ([`crate::engine::DELETION_BURST`]); nothing was written: it waits until the side they
+    /// vanished from is quiet.
+    #[error("{deletions} paths vanished from {root}; waiting until it is quiet")]
     Burst { root: String, deletions: usize },
     /// The gate ([`crate::gate`]) did not let the round apply anything; nothing was written.
     #[error("{why}")]

@@ -80,11 +80,12 @@ impl Stats {
     }
 }
 
-/// A round that would delete more than this many paths on one side is a *burst*: it is not
-/// carried out until the side the deletions come from has been quiet for a moment
-/// ([`ApplyError::Burst`]; the live loop waits and sets [`Sides::burst_settled`]). A tree being
-/// emptied (`rm -rf`, a removed checkout) is then seen whole and halts (below) instead of
-/// being carried over a batch at a time.
+/// A round that would delete more than [`Sides::deletion_burst`] paths on one side (this many
+/// unless set otherwise) is a *burst*: it is not carried out until the side the deletions come
+/// from has been quiet for a moment ([`ApplyError::Burst`]; the live loop waits and sets
+/// [`Sides::burst_settled`]). A tree being emptied (`rm -rf`, a removed checkout) is then seen
+/// whole, and a side that lost more than half of what both agreed on (in more than this many
+/// paths) halts like an emptied root, instead of being carried over a batch at a time.
 pub const DELETION_BURST: usize = 64;
 
 /// Files larger than this are not synced unless configured otherwise.
@@ -97,8 +98,11 @@ pub struct Sides {
     pub beta: Scanner,
     /// Asked before scanning and again before applying; none: always open.
     pub gate: Option<Gatekeeper>,
+    /// More deletions than this in one round wait for quiet (see [`DELETION_BURST`]). Pairing
+    /// sets 0: every deletion waits, so even the first few files of an `rm -rf` never cross.
+    pub deletion_burst: usize,
     /// Set by the live loop once a burst of deletions has been followed by quiet: the round
-    /// may then carry it out (see [`DELETION_BURST`]).
+    /// may then carry it out.
     pub burst_settled: bool,
 }
 
@@ -109,6 +113,7 @@ impl Sides {
             alpha: Scanner::new(alpha, max_size),
             beta: Scanner::new(beta, max_size),
             gate: None,
+            deletion_burst: DELETION_BURST,
             burst_settled: false,
         }
     }
@@ -256,8 +261,8 @@ fn settle(
 }
 
 /// The deletion safety checks of a round: a burst waits for quiet; after it, a side that lost
-/// more than half of what both agreed on halts syncing (as an emptied root does) rather than
-/// emptying the other side too.
+/// more than half of what both agreed on (in more than [`DELETION_BURST`] paths) halts syncing
+/// (as an emptied root does) rather than emptying the other side too.
 fn check_deletions(
     sides: &mut Sides,
     agreed: &Tree,
@@ -268,7 +273,7 @@ fn check_deletions(
             .iter()
             .filter(|(_, d)| matches!(d, Decision::Propagate { to: t, entry: None } if *t == to))
             .count();
-        if deletions <= DELETION_BURST {
+        if deletions == 0 || deletions <= sides.deletion_burst {
             continue;
         }
         let from = match to {
@@ -281,7 +286,7 @@ fn check_deletions(
                 deletions,
             });
         }
-        if deletions * 2 > agreed.len() {
+        if deletions > DELETION_BURST && deletions * 2 > agreed.len() {
             return Err(ApplyError::RootEmptied {
                 root: from.display().to_string(),
             });
@@ -658,6 +663,27 @@ mod tests {
             s.alpha.join("d0/f100").exists(),
             "the other side is not emptied"
         );
+    }
+
+    #[test]
+    fn with_no_allowance_even_one_deletion_waits_for_quiet() {
+        let mut s = setup();
+        s.sides.deletion_burst = 0;
+        write(&s.alpha, "a", "x");
+        write(&s.alpha, "b", "y");
+        s.sync();
+        std::fs::remove_file(s.beta.join("a")).unwrap();
+        let err = sync_once(&mut s.sides, &mut s.ancestor, &mut s.keeper).unwrap_err();
+        assert!(
+            matches!(err, ApplyError::Burst { deletions: 1, .. }),
+            "{err}"
+        );
+        assert!(s.alpha.join("a").exists(), "nothing deleted while it waits");
+        // Quiet followed: it goes through (half of a two-file tree is no halt: too few paths).
+        s.sides.burst_settled = true;
+        s.sync();
+        assert!(!s.alpha.join("a").exists());
+        assert!(s.alpha.join("b").exists());
     }
 
     #[test]

@@ -94,8 +94,8 @@ pub enum Report<'a> {
     /// Syncing is paused by a condition that must go away (disk full, permission denied, an
     /// emptied root).
     Paused { error: &'a ApplyError },
-    /// The gate closed ([`crate::gate::Gate::Closed`]), or the owner asked to hold: nothing is
-    /// applied until [`Input::Release`].
+    /// The gate closed ([`crate::gate::Gate::Closed`]): nothing is applied until
+    /// [`Input::Release`]. (A hold the owner asked for is not reported back.)
     Held { why: &'a str },
     /// The condition went away and a full round succeeded.
     Resumed,
@@ -405,7 +405,11 @@ fn on_input(
             st.full = Some("watching reported an error");
         }
         Input::Heartbeat { side } => st.beats[index(side)].answered(now, opts.heartbeat_every),
-        Input::Hold => hold(link, st, "held by its owner", report),
+        // The owner knows why it holds: nothing to report back.
+        Input::Hold => {
+            st.held = true;
+            st.retry_at = None;
+        }
         Input::Release => {
             st.held = false;
             st.retry_at = None;
@@ -530,7 +534,7 @@ fn flush(
     }
 }
 
-/// Holds the loop (reported once per hold): nothing is applied until released.
+/// The gate shut: the loop holds (reported once per hold) and applies nothing until released.
 fn hold(
     link: &mut Link,
     st: &mut State,

@@ -69,6 +69,9 @@ impl Roots {
             .exclude(&self.exclude)
             .map_err(|e| format!("git config berth.exclude: {e}"))?;
         sides.gate = Some(gate(self));
+        // Every deletion waits until its side is quiet: a tree being emptied is then seen whole
+        // (and halts) before even its first files are deleted on the other side.
+        sides.deletion_burst = 0;
         Ok(sides)
     }
 

@@ -951,11 +951,20 @@ fn a_full_disk_pauses_until_there_is_room() {
         }
     }
     let _unmount = Unmount(small.clone());
-    wait_same(user, &ws);
+    poll(
+        "the (empty) directory reaches the checkout",
+        || user.join("small").is_dir(),
+        |d| *d,
+    );
     // 512 KiB cannot fit in 256 KiB: writing it fails with ENOSPC, and nothing half-written
-    // is left.
-    let big = "x".repeat(512 * 1024);
-    write(user, "small/big.txt", &big);
+    // is left. Written whole (renamed into place), so no smaller, partly written version of it is
+    // ever there to be synced.
+    let staged = user.parent().unwrap().join(format!(
+        "{}-big.txt",
+        user.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&staged, "x".repeat(512 * 1024)).unwrap();
+    std::fs::rename(&staged, user.join("small/big.txt")).unwrap();
     let s = f.wait_notice("disk_full");
     assert_eq!(s["notices"][0]["side"], "agent", "{s:#}");
     assert!(!exists(&ws, "small/big.txt"));
