@@ -242,8 +242,9 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     for r in readers {
         let _ = r.join();
     }
-    keeper.update(|s| s.done = true);
+    // The socket goes first: once `done` is recorded, nothing of the keeper is left to find.
     let _ = std::fs::remove_file(dir.socket());
+    keeper.update(|s| s.done = true);
     // A stop request is answered once everything is gone, which is also when the reaper
     // finishes: let that answer go out before the process ends.
     let deadline = Instant::now() + Duration::from_secs(5);
