@@ -59,6 +59,9 @@ const GIT_SETTLE: Duration = Duration::from_millis(15);
 /// no git dir), and while active as a safety net.
 const CHECK_PAUSED: Duration = Duration::from_secs(2);
 const CHECK_ACTIVE: Duration = Duration::from_secs(10);
+/// How long a branch move's index update is watched, and how often it is looked at meanwhile.
+const INDEX_WATCH: Duration = Duration::from_secs(5);
+const INDEX_RECHECK: Duration = Duration::from_secs(1);
 /// How many recent round times the latency figures are taken from.
 const LATENCY_SAMPLES: usize = 200;
 
@@ -124,6 +127,9 @@ pub(super) struct Controller {
     pub(super) next_check: Instant,
     /// Set by the front door when it passes a start or stop on; cleared once answered.
     pub(super) in_flight: InFlight,
+    /// The last branch move of ref sync, watched for a while in case a concurrent `git status`
+    /// undoes its index update ([`observe::repair_index`]).
+    pub(super) moved: Option<(observe::Move, Instant)>,
 }
 
 /// A controller for a checkout that is not paired yet; its first request is a start.
@@ -232,6 +238,7 @@ impl Controller {
             git_due: None,
             next_check: Instant::now() + CHECK_ACTIVE,
             in_flight: Arc::default(),
+            moved: None,
         }
     }
 
@@ -469,8 +476,32 @@ impl Controller {
         }
         if matches!(self.state, State::Active { .. }) {
             self.carry_commits();
+            self.watch_moved_index();
         }
         self.restart_link();
+    }
+
+    /// Repairs the index of the last branch move if something undid it (see
+    /// [`observe::repair_index`]); a move is watched for [`INDEX_WATCH`].
+    fn watch_moved_index(&mut self) {
+        let Some((m, at)) = &self.moved else {
+            return;
+        };
+        if at.elapsed() > INDEX_WATCH {
+            self.moved = None;
+            return;
+        }
+        let repaired = {
+            let _git = self.shared.git_lock.blocking_lock();
+            observe::repair_index(&self.repos, m)
+        };
+        match repaired {
+            Ok(true) => tracing::info!(pairing = self.rec.id, "the index was put back in step"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(pairing = self.rec.id, "checking the index: {e}"),
+        }
+        // Look again soon: the undoing write may still come.
+        self.next_check = self.next_check.min(Instant::now() + INDEX_RECHECK);
     }
 
     /// A link that ended by itself (it could not watch a tree that was moved away for a
@@ -504,6 +535,7 @@ impl Controller {
         };
         match carried {
             Ok(c) if c.to_user > 0 || c.to_agent > 0 => {
+                self.moved = c.moved.map(|m| (m, Instant::now()));
                 self.figures.commits_to_user += c.to_user;
                 self.figures.commits_to_agent += c.to_agent;
                 self.event(

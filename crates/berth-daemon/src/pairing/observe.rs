@@ -153,10 +153,47 @@ pub fn notices(r: &Repos) -> Result<Vec<Notice>, GitError> {
 }
 
 /// Commits carried by one round of ref sync.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Carried {
     pub to_user: u64,
     pub to_agent: u64,
+    /// The side whose branch (and index) moved, from and to which commit.
+    pub moved: Option<Move>,
+}
+
+/// A branch moved by ref sync, with the index following.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub side: Side,
+    pub old: String,
+    pub new: String,
+}
+
+impl Move {
+    fn git<'a>(&self, r: &'a Repos) -> &'a Git {
+        match self.side {
+            Side::User => &r.user,
+            Side::Agent => &r.agent,
+        }
+    }
+}
+
+/// Puts the index back in step with a branch move when something undid it. A `git status`
+/// running while berth updated the index (a shell prompt does that constantly) can write back
+/// the index it had read before, with the old commit's entries: then the index is exactly the
+/// old commit's tree again and is moved once more. Anything else (the user staged something
+/// meanwhile) is left alone. Whether it had to repair.
+pub fn repair_index(r: &Repos, m: &Move) -> Result<bool, GitError> {
+    let git = m.git(r);
+    let tree = |c: &str| git.query(&["rev-parse", "--verify", &format!("{c}^{{tree}}")]);
+    let Ok(index) = git.query(&["write-tree"]) else {
+        return Ok(false); // unmerged entries: not ours to touch
+    };
+    if index != tree(&m.old)? || tree(&m.old)? == tree(&m.new)? {
+        return Ok(false);
+    }
+    gitpair::index_follow(git, &m.old, &m.new)?;
+    Ok(true)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,11 +223,21 @@ pub fn carry_commits(r: &Repos) -> Result<Carried, RefSyncError> {
             _ => gitpair::move_branch_and_index(&r.user, &branch, &user, &agent)?,
         }
         carried.to_user = c.agent_only;
+        carried.moved = Some(Move {
+            side: Side::User,
+            old: user,
+            new: agent,
+        });
     } else if c.agent_only == 0 && c.user_only > 0 {
         gitpair::move_branch_and_index(&r.agent, &branch, &agent, &user)?;
         // The project keeps what the workspace now borrows.
         workspace::sync_refs(&r.user, &r.agent, &r.name)?;
         carried.to_agent = c.user_only;
+        carried.moved = Some(Move {
+            side: Side::Agent,
+            old: agent,
+            new: user,
+        });
     }
     Ok(carried)
 }

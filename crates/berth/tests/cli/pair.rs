@@ -524,6 +524,43 @@ fn edits_flow_both_ways_but_never_ignored_files_or_git() {
 }
 
 #[test]
+fn an_index_update_undone_by_a_concurrent_git_status_is_repaired() {
+    let f = Fixture::new(&["fixer"]);
+    let user = f.user();
+    let ws = f.pair("fixer");
+    write(user, "fix.txt", "fix\n");
+    wait_content(&ws, "fix.txt", Some("fix\n"));
+    // What a `git status` that read the workspace's index before berth updated it would write
+    // back afterwards.
+    let stale = std::fs::read(ws.join(".git/index")).unwrap();
+    commit_all(user, "the user's fix");
+    let tip = head(user, "HEAD");
+    poll(
+        "the agent's branch follows the user's commit",
+        || head(&ws, "berth/fixer"),
+        |h| *h == tip,
+    );
+    poll(
+        "the workspace is clean",
+        || git(&ws, &["status", "--porcelain"]),
+        String::is_empty,
+    );
+    let tmp = ws.join(".git/index.stale");
+    std::fs::write(&tmp, &stale).unwrap();
+    std::fs::rename(&tmp, ws.join(".git/index")).unwrap();
+    assert_ne!(
+        git(&ws, &["status", "--porcelain"]),
+        "",
+        "the index is stale now"
+    );
+    poll(
+        "the workspace's index is in step again",
+        || git(&ws, &["status", "--porcelain"]),
+        String::is_empty,
+    );
+}
+
+#[test]
 fn commits_flow_both_ways_by_fast_forward() {
     let f = Fixture::new(&["fixer"]);
     let user = f.user();
