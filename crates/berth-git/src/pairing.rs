@@ -4,6 +4,7 @@
 //! - [`ahead_behind`]: how many commits each side has that the other lacks.
 //! - [`index_follow`] and [`move_branch_and_index`]: when the branch HEAD is on moves (commits
 //!   flow by fast-forward only), the index follows it; the working tree is left to file sync.
+//! - [`index_tree`]: what the index holds, read without locking it.
 //! - [`keep_conflict`]: the agent's losing version of a conflicting path, committed under a ref
 //!   of its own so no edit is ever lost.
 //!
@@ -32,6 +33,21 @@ pub fn git_dir(git: &Git) -> Result<PathBuf, GitError> {
         });
     }
     Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+}
+
+/// The tree the index of the worktree `git` runs in holds, built from a copy of the index file:
+/// the index itself is neither written nor locked, so a `git commit` run meanwhile (by an agent,
+/// by the user) is never refused for a lock berth holds.
+pub fn index_tree(git: &Git) -> Result<String, GitError> {
+    let copy =
+        TempIndex::copy_of(&git_dir(git)?, "pairing-index").map_err(|e| GitError::Parse {
+            args: "copy the index".into(),
+            detail: e.to_string(),
+        })?;
+    Ok(git
+        .with_env("GIT_INDEX_FILE", copy.path())
+        .run(Access::Write, &["write-tree"])?
+        .text())
 }
 
 /// Commits only in `a` and commits only in `b`, in that order

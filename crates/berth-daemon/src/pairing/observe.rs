@@ -178,15 +178,36 @@ impl Move {
     }
 }
 
-/// Puts the index back in step with a branch move when something undid it. A `git status`
-/// running while berth updated the index (a shell prompt does that constantly) can write back
-/// the index it had read before, with the old commit's entries: then the index is exactly the
-/// old commit's tree again and is moved once more. Anything else (the user staged something
-/// meanwhile) is left alone. Whether it had to repair.
+/// The move of `side`'s branch from `old` to `new`, once it happened. If the branch moved but
+/// its index could not follow (git's index lock was held by someone else), the move still
+/// counts: [`repair_index`] brings the index along later.
+fn moved(
+    r: &Repos,
+    side: Side,
+    old: String,
+    new: String,
+    followed: Result<(), RefError>,
+) -> Result<Move, RefSyncError> {
+    let m = Move { side, old, new };
+    if let Err(e) = followed {
+        let at = refs::resolve(m.git(r), &r.branch_ref())?;
+        if at.as_deref() != Some(m.new.as_str()) {
+            return Err(e.into());
+        }
+        tracing::info!("the index follows the branch later: {e}");
+    }
+    Ok(m)
+}
+
+/// Puts the index back in step with a branch move when it is not: its update failed (someone
+/// held git's index lock), or a `git status` running meanwhile (a shell prompt does that
+/// constantly) wrote back the index it had read before. Either way the index is exactly the old
+/// commit's tree and is moved once more. Anything else (the user staged something meanwhile) is
+/// left alone. Whether it had to repair.
 pub fn repair_index(r: &Repos, m: &Move) -> Result<bool, GitError> {
     let git = m.git(r);
     let tree = |c: &str| git.query(&["rev-parse", "--verify", &format!("{c}^{{tree}}")]);
-    let Ok(index) = git.query(&["write-tree"]) else {
+    let Ok(index) = gitpair::index_tree(git) else {
         return Ok(false); // unmerged entries: not ours to touch
     };
     if index != tree(&m.old)? || tree(&m.old)? == tree(&m.new)? {
@@ -218,26 +239,21 @@ pub fn carry_commits(r: &Repos) -> Result<Carried, RefSyncError> {
     let mut carried = Carried::default();
     if c.user_only == 0 && c.agent_only > 0 {
         // The agent's objects into the project (and its keep-alive ref), then the user's copy.
-        match workspace::sync_refs(&r.user, &r.agent, &r.name)? {
-            Mirror::Moved { from, to } => gitpair::index_follow(&r.user, &from, &to)?,
-            _ => gitpair::move_branch_and_index(&r.user, &branch, &user, &agent)?,
-        }
+        let followed = match workspace::sync_refs(&r.user, &r.agent, &r.name)? {
+            Mirror::Moved { from, to } => {
+                gitpair::index_follow(&r.user, &from, &to).map_err(Into::into)
+            }
+            _ => gitpair::move_branch_and_index(&r.user, &branch, &user, &agent),
+        };
         carried.to_user = c.agent_only;
-        carried.moved = Some(Move {
-            side: Side::User,
-            old: user,
-            new: agent,
-        });
+        carried.moved = Some(moved(r, Side::User, user, agent, followed)?);
     } else if c.agent_only == 0 && c.user_only > 0 {
-        gitpair::move_branch_and_index(&r.agent, &branch, &agent, &user)?;
+        let followed = gitpair::move_branch_and_index(&r.agent, &branch, &agent, &user);
+        let m = moved(r, Side::Agent, agent, user, followed)?;
         // The project keeps what the workspace now borrows.
         workspace::sync_refs(&r.user, &r.agent, &r.name)?;
         carried.to_agent = c.user_only;
-        carried.moved = Some(Move {
-            side: Side::Agent,
-            old: agent,
-            new: user,
-        });
+        carried.moved = Some(m);
     }
     Ok(carried)
 }
