@@ -80,6 +80,15 @@ impl Home {
     }
 }
 
+/// The `n`th rotated file of the log at `path` (`n >= 1`; larger is older): `NAME.n`. Every
+/// rotating log (the daemon's, each agent's output) is named this way; the writer and the
+/// readers of its tail both ask here.
+pub fn rotated_log(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

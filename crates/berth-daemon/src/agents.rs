@@ -247,7 +247,7 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
         log_keep: 3,
     };
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
-    crate::runtime::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
+    berth_control::files::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
     let _ = std::fs::remove_file(dir.state());
     let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
     // The keeper writes state.json once the child runs.

@@ -28,18 +28,21 @@
 pub mod agents;
 pub mod api;
 pub mod compose;
+pub mod database;
+pub mod debug_sync;
 pub mod failpoints;
-pub mod failure;
 pub mod ids;
 pub mod logging;
 pub mod memory;
-pub mod metadata;
 pub mod pairing;
-pub mod readiness;
-pub mod runtime;
 pub mod serve;
 pub mod server;
 pub mod state;
-pub mod token;
 
 pub use serve::{Daemon, ServeError, ServeOptions, launch, serve};
+
+/// `berth __keeper --dir DIR`: the keeper of one agent (`berth_supervisor::keeper`), the other
+/// long-lived program the `berth` binary hosts besides the daemon itself.
+pub fn run_keeper(dir: std::path::PathBuf) -> Result<(), berth_supervisor::keeper::KeeperError> {
+    berth_supervisor::keeper::run(berth_supervisor::keeper::spec::KeeperDir(dir))
+}

@@ -1,5 +1,5 @@
 //! The daemon log: `run/daemon.log`, size-capped and rotated by `berth_supervisor::logs` (the
-//! same rotation agents' logs use), written through `tracing`, and its tail read back.
+//! same rotation agents' logs use), written through `tracing`; `berth_control::logs` reads it back.
 //!
 //! When the daemon runs detached, the current log file is also its standard error, so even a
 //! panic message lands in the log; rotation re-points standard error at the new file.
@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use berth_core::home::Home;
-use berth_supervisor::logs::{self, RotatingFile};
+use berth_supervisor::logs::RotatingFile;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -118,12 +118,6 @@ pub fn init(log: RotatingLog, to_stderr: bool) {
         .try_init();
 }
 
-/// The last `n` lines of the daemon log, reading into rotated files when the current one is
-/// short. Oldest first.
-pub fn tail(home: &Home, n: usize) -> Vec<String> {
-    logs::tail(&home.daemon_log(), n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,14 +134,8 @@ mod tests {
         }
         assert!(std::fs::metadata(home.daemon_log()).unwrap().len() <= 4096);
         assert!(tmp.path().join("run/daemon.log.2").exists());
-        let long = tail(&home, 150);
+        let long = berth_control::logs::tail(&home.daemon_log(), 150);
         assert_eq!(long.len(), 150);
         assert!(long[149].starts_with("line 0399") && long[0].starts_with("line 0250"));
-    }
-
-    #[test]
-    fn tail_of_a_missing_log_is_empty() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(tail(&Home::new(tmp.path()), 10).is_empty());
     }
 }

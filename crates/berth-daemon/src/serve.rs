@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use berth_control::failure::FailureRecord;
+use berth_control::files;
+use berth_control::lock::{DaemonLock, LockError};
+use berth_control::readiness::ReadyPipe;
+use berth_control::token::Token;
 use berth_core::config::{ConfigError, ServeConfig};
 use berth_core::daemon_state::LivePhase;
 use berth_core::home::Home;
@@ -16,13 +21,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::failure::FailureRecord;
 use crate::logging::{self, RotatingLog};
-use crate::readiness::ReadyPipe;
-use crate::runtime::{self, DaemonLock, LockError};
 use crate::server::{self, Listener};
 use crate::state::Shared;
-use crate::token::Token;
 use crate::{api, failpoints};
 
 /// How long shutdown waits for open connections to finish.
@@ -145,7 +146,7 @@ pub async fn launch(
         return Err(ServeError::MissingToken);
     }
     let home = config.layout();
-    runtime::prepare_run_dir(&home).map_err(|source| ServeError::RunDir {
+    files::prepare_run_dir(&home).map_err(|source| ServeError::RunDir {
         path: home.run_dir(),
         source,
     })?;
@@ -215,7 +216,7 @@ pub async fn launch(
         )));
     }
     let write_runtime = || -> std::io::Result<()> {
-        runtime::write_atomically(&home.pid_file(), format!("{}\n", shared.pid).as_bytes())?;
+        files::write_atomically(&home.pid_file(), format!("{}\n", shared.pid).as_bytes())?;
         shared.metadata().write(&home)
     };
     if let Err(e) = write_runtime() {
@@ -333,7 +334,7 @@ impl Daemon {
             tracing::error!("cannot checkpoint the store: {e}");
         }
         for path in [home.socket(), home.pid_file(), home.metadata_file()] {
-            if let Err(e) = runtime::remove_if_present(&path) {
+            if let Err(e) = files::remove_if_present(&path) {
                 tracing::error!("cannot remove {}: {e}", path.display());
             }
         }
@@ -359,7 +360,7 @@ async fn bind(
             return Err(ServeError::Foreign { path });
         }
         tracing::info!("removing the stale socket {}", path.display());
-        runtime::remove_if_present(&path).map_err(|source| ServeError::Bind {
+        files::remove_if_present(&path).map_err(|source| ServeError::Bind {
             what: path.display().to_string(),
             source,
         })?;

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use berth_control::metadata::Metadata;
+use berth_control::token::Token;
 use berth_core::config::{EffectiveConfig, ServeConfig};
 use berth_core::daemon_state::LivePhase;
 use berth_core::lifecycle::{self, Input, Phase};
@@ -12,9 +14,6 @@ use berth_core::{InvalidTransition, home::Home};
 use berth_proto::{Activity, DaemonPhase, DaemonStatus, Handshake};
 use berth_store::Store;
 use tokio::sync::watch;
-
-use crate::metadata::Metadata;
-use crate::token::Token;
 
 /// Shared by everything in one daemon run.
 #[derive(Debug)]

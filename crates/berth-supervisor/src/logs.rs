@@ -1,4 +1,5 @@
 //! Size-capped log files with rotation, shared by keepers (agent output) and the daemon log.
+//! Their tails are read back by `berth-control`'s `logs`.
 //!
 //! `NAME` grows to `max_bytes`, then becomes `NAME.1` (older ones shift up, the one beyond
 //! `keep` is deleted) and a fresh `NAME` starts. Records are written whole: a record never
@@ -8,6 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use berth_core::home::rotated_log as rotated;
 
 #[derive(Debug)]
 pub struct RotatingFile {
@@ -26,13 +29,6 @@ fn open_append(path: &Path) -> std::io::Result<(File, u64)> {
         .open(path)?;
     let size = file.metadata()?.len();
     Ok((file, size))
-}
-
-/// The `n`th rotated file of `path` (`n >= 1`; larger is older).
-pub fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
 }
 
 impl RotatingFile {
@@ -88,32 +84,6 @@ impl RotatingFile {
     }
 }
 
-/// The last `n` lines of `path` and, if it is short, of its rotated files. Oldest first.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    let files = std::iter::once(path.to_path_buf()).chain((1..=64).map(|i| rotated(path, i)));
-    for file in files {
-        if lines.len() >= n {
-            break;
-        }
-        let Ok(bytes) = std::fs::read(&file) else {
-            break;
-        };
-        let mut from_file: Vec<String> = bytes
-            .split(|b| *b == b'\n')
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        if from_file.last().is_some_and(String::is_empty) {
-            from_file.pop();
-        }
-        let take = from_file.len().min(n - lines.len());
-        let mut kept = from_file.split_off(from_file.len() - take);
-        kept.extend(lines);
-        lines = kept;
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,12 +105,13 @@ mod tests {
             );
         }
         assert!(!rotated(&path, 3).exists());
-        let t = tail(&path, 150);
-        assert_eq!(t.len(), 150);
-        assert!(
-            t[149].starts_with("line 0399") && t[0].starts_with("line 0250"),
-            "{t:?}"
-        );
-        assert!(tail(&dir.path().join("missing"), 5).is_empty());
+        // Oldest first, the kept files hold one unbroken run of records ending with the newest.
+        let kept: String = [rotated(&path, 2), rotated(&path, 1), path.clone()]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        let numbers: Vec<u32> = kept.lines().map(|l| l[5..9].parse().unwrap()).collect();
+        assert_eq!(numbers.last(), Some(&399));
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
     }
 }

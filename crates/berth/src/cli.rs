@@ -109,7 +109,7 @@ pub struct DebugSyncArgs {
     #[arg(long)]
     pub once: bool,
     /// Files larger than this are not synced.
-    #[arg(long, value_name = "BYTES", default_value_t = berth_sync::engine::DEFAULT_MAX_SIZE)]
+    #[arg(long, value_name = "BYTES", default_value_t = berth_daemon::debug_sync::DEFAULT_MAX_SIZE)]
     pub max_size: u64,
     /// Leave paths matching this pattern (gitignore syntax, relative to the roots) out of
     /// syncing, whatever the trees' own rules say; repeatable.

@@ -110,6 +110,22 @@ impl From<berth_client::ClientError> for CliError {
     }
 }
 
+impl From<berth_control::ControlError> for CliError {
+    fn from(e: berth_control::ControlError) -> CliError {
+        if let berth_control::ControlError::Client(c) = e {
+            return c.into();
+        }
+        let kind = if e.is_refusal() {
+            Kind::Refused
+        } else {
+            Kind::Failed
+        };
+        let mut err = CliError::new(kind, e.code(), e.to_string()).details(e.details());
+        err.hint = e.hint();
+        err
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> CliError {
         CliError::failed("io", e.to_string())

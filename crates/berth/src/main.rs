@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod error;
 mod output;
-mod probe;
 
 use std::path::PathBuf;
 
@@ -29,8 +28,7 @@ fn keeper_fast_path() -> Option<i32> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match args.as_slice() {
         [cmd, flag, dir] if cmd == "__keeper" && flag == "--dir" => {
-            let dir = berth_supervisor::keeper::spec::KeeperDir(PathBuf::from(dir));
-            Some(match berth_supervisor::keeper::run(dir) {
+            Some(match berth_daemon::run_keeper(PathBuf::from(dir)) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("error: {e}");

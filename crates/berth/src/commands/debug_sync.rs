@@ -1,276 +1,39 @@
-//! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories.
-//!
-//! The ancestor is kept in berth's store under the link `debug:<hash of both paths>`, so a new
-//! run resumes without false conflicts. Live mode prints one line per round (JSON lines with
-//! `--json`, starting with `"event":"ready"`), answers `flush` lines on standard input, and stops
-//! on SIGINT or SIGTERM after the round in progress.
+//! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories, run by
+//! `berth_daemon::debug_sync` (the same wiring of engine and store that pairing uses, without
+//! git), in this process.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-
-use berth_store::{Store, StoreOptions};
-use berth_sync::ancestor::Ancestor;
-use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
-use berth_sync::live::{self, Link, Reason, Report};
-use berth_sync::reconcile::Side;
-use berth_sync::watch::Input;
-use nix::sys::signal::{SigSet, Signal};
-use serde_json::{Value, json};
+use berth_daemon::debug_sync::{self, DebugSyncError, Options};
 
 use crate::Ctx;
 use crate::cli::DebugSyncArgs;
 use crate::error::{CliError, CliResult, Kind};
 
-fn absolute(p: &Path) -> CliResult<PathBuf> {
-    std::fs::canonicalize(p).map_err(|e| {
-        CliError::new(Kind::Usage, "bad_root", format!("{}: {e}", p.display()))
-            .hint("both roots must be existing directories")
-    })
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Alpha => "alpha",
-        Side::Beta => "beta",
+impl From<DebugSyncError> for CliError {
+    fn from(e: DebugSyncError) -> CliError {
+        let kind = if e.is_usage() {
+            Kind::Usage
+        } else {
+            Kind::Failed
+        };
+        let mut err = CliError::new(kind, e.code(), e.to_string());
+        err.hint = e.hint().map(str::to_string);
+        err
     }
-}
-
-/// One round as a JSON object.
-fn stats_json(event: &str, reason: Option<&Reason>, stats: &Stats, ms: f64) -> Value {
-    let reason = reason.map(|r| match r {
-        Reason::Start => "start".to_string(),
-        Reason::Events(n) => format!("{n} changed paths"),
-        Reason::Rescan(why) => format!("rescan: {why}"),
-        Reason::Flush => "flush".to_string(),
-    });
-    json!({
-        "event": event,
-        "reason": reason,
-        "to_alpha": stats.to_alpha,
-        "to_beta": stats.to_beta,
-        "conflicts": stats.conflicts,
-        "warnings": stats.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "ms": (ms * 1000.0).round() / 1000.0,
-    })
-}
-
-/// Prints an event: the JSON line with `--json`, else a line for a person.
-fn print(json_mode: bool, v: &Value, kept_in: &Path) {
-    let text = if json_mode {
-        v.to_string()
-    } else {
-        human(v, kept_in)
-    };
-    // Whoever read the output may be gone; syncing goes on regardless.
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
-}
-
-fn human(v: &Value, kept_in: &Path) -> String {
-    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let event = text("event");
-    match event.as_str() {
-        "ready" | "synced" | "flushed" | "done" => {
-            let reason = v["reason"]
-                .as_str()
-                .map(|r| format!(", {r}"))
-                .unwrap_or_default();
-            let mut out = vec![format!(
-                "{event}: → alpha {}, → beta {}, conflicts {} ({} ms{reason})",
-                v["to_alpha"], v["to_beta"], v["conflicts"], v["ms"]
-            )];
-            if v["conflicts"].as_u64().unwrap_or(0) > 0 {
-                out.push(format!(
-                    "beta's losing versions are in {}",
-                    kept_in.display()
-                ));
-            }
-            for w in v["warnings"].as_array().into_iter().flatten() {
-                out.push(format!("warning: {}", w.as_str().unwrap_or_default()));
-            }
-            out.join("\n")
-        }
-        "paused" => format!("paused: {} (retrying)", text("cause")),
-        "resumed" => "resumed".into(),
-        "failed" => format!("round failed: {} (retrying)", text("error")),
-        "stalled" => format!(
-            "watching {} stopped delivering events; watching it anew and rescanning",
-            text("side")
-        ),
-        "watch_trouble" => format!("watching {}: {}", text("side"), text("error")),
-        _ => v.to_string(),
-    }
-}
-
-/// Writes the ancestor's unsaved rows (if any) to the store.
-fn persist(store: &Store, link: &str, ancestor: &mut Ancestor) -> Result<(), String> {
-    ancestor
-        .save(|rows| store.update_ancestor(link, rows))
-        .map_err(|e| e.to_string())
 }
 
 pub fn run(ctx: &Ctx, args: &DebugSyncArgs) -> CliResult<i32> {
-    let (alpha, beta) = (absolute(&args.alpha)?, absolute(&args.beta)?);
-    if alpha.starts_with(&beta) || beta.starts_with(&alpha) {
-        return Err(
-            CliError::new(Kind::Usage, "nested_roots", "one root is inside the other")
-                .hint("sync two separate directories"),
-        );
-    }
-    let id = blake3::hash(format!("{}\0{}", alpha.display(), beta.display()).as_bytes()).to_hex();
-    let link = format!("debug:{}", &id[..16]);
-    let store = Store::open(&ctx.home.database(), StoreOptions::default())
-        .map_err(|e| CliError::failed("store", e.to_string()))?;
-    let ancestor = berth_sync::ancestor::from_rows(
-        store
-            .ancestor(&link)
-            .map_err(|e| CliError::failed("store", e.to_string()))?,
-    );
-    let name = beta
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let kept_in = beta.with_file_name(format!("{name}.berth-kept"));
-    let mut keeper = DirKeeper::new(&kept_in);
-    let mut sides = Sides::new(&alpha, &beta, args.max_size);
-    sides.exclude(&args.exclude).map_err(|e| {
-        CliError::new(Kind::Usage, "bad_exclude", format!("--exclude: {e}"))
-            .hint("use gitignore syntax, e.g. --exclude '*.tmp' --exclude /scratch/")
-    })?;
-    if args.once {
-        return once(ctx, &store, &link, sides, ancestor, &mut keeper, &kept_in);
-    }
-    // SIGINT and SIGTERM stop the loop between rounds: blocked here (before any thread starts,
-    // so every thread inherits it) and awaited by one thread.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals
-        .thread_block()
-        .map_err(|e| CliError::failed("signals", e.to_string()))?;
-    let (tx, rx) = mpsc::channel();
-    let stop = tx.clone();
-    std::thread::spawn(move || {
-        if signals.wait().is_ok() {
-            let _ = stop.send(Input::Stop);
-        }
-    });
-    let (flush_tx, json_mode, kept) = (tx.clone(), ctx.json, kept_in.clone());
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line.trim() != "flush" {
-                continue;
-            }
-            let (reply_tx, reply_rx) = mpsc::channel();
-            let started = std::time::Instant::now();
-            if flush_tx.send(Input::Flush(reply_tx)).is_err() {
-                break;
-            }
-            let ms = || started.elapsed().as_secs_f64() * 1000.0;
-            match reply_rx.recv() {
-                Ok(Ok(stats)) => {
-                    print(json_mode, &stats_json("flushed", None, &stats, ms()), &kept)
-                }
-                Ok(Err(e)) => print(
-                    json_mode,
-                    &json!({"event": "failed", "error": format!("flush: {e}")}),
-                    &kept,
-                ),
-                Err(_) => break,
-            }
-        }
-    });
-    let opts = live::Options {
+    let options = Options {
+        alpha: args.alpha.clone(),
+        beta: args.beta.clone(),
+        once: args.once,
+        max_size: args.max_size,
+        exclude: args.exclude.clone(),
         debounce: args.debounce,
         max_delay: args.max_delay,
         rescan_every: args.rescan_every,
         heartbeat_every: args.heartbeat_every,
-        heartbeat_timeout: live::Options::default()
-            .heartbeat_timeout
-            .min(args.heartbeat_every),
-        ..live::Options::default()
+        json: ctx.json,
     };
-    let mut link_state = Link {
-        sides,
-        ancestor,
-        keeper: &mut keeper,
-    };
-    // Until ready, rounds are added up and shown as one "ready" line.
-    let mut before_ready: Option<Stats> = Some(Stats::default());
-    let mut report = |r: &Report, ancestor: &mut Ancestor| {
-        // Saved after every report: a failed round may have moved the ancestor too.
-        if let Err(e) = persist(&store, &link, ancestor) {
-            print(
-                ctx.json,
-                &json!({"event": "failed", "error": format!("cannot save the ancestor: {e}")}),
-                &kept_in,
-            );
-        }
-        let v = match r {
-            Report::Synced {
-                reason,
-                stats,
-                took,
-            } => {
-                if let Some(total) = &mut before_ready {
-                    total.absorb((*stats).clone());
-                    return;
-                }
-                if *reason == Reason::Flush || stats.is_quiet() {
-                    return; // flushes are answered on their own; echoes need no line
-                }
-                stats_json("synced", Some(reason), stats, took.as_secs_f64() * 1000.0)
-            }
-            Report::Ready { took } => {
-                let total = before_ready.take().unwrap_or_default();
-                let ms = took.as_secs_f64() * 1000.0;
-                stats_json("ready", Some(&Reason::Start), &total, ms)
-            }
-            Report::Paused { error } => json!({"event": "paused", "cause": error.to_string()}),
-            Report::Held { why } => json!({"event": "held", "why": why}),
-            Report::Resumed => json!({"event": "resumed"}),
-            Report::Failed { error } => json!({"event": "failed", "error": error}),
-            Report::Stalled { side } => json!({"event": "stalled", "side": side_name(*side)}),
-            Report::WatchTrouble { side, error } => {
-                json!({"event": "watch_trouble", "side": side_name(*side), "error": error})
-            }
-        };
-        print(ctx.json, &v, &kept_in);
-    };
-    live::run(&mut link_state, &opts, &rx, &tx, &mut report).map_err(|e| {
-        CliError::failed("watch_failed", format!("cannot watch the trees: {e}"))
-            .hint("if the limit of inotify watches was reached, raise fs.inotify.max_user_watches")
-    })?;
-    Ok(0)
-}
-
-/// `--once`: one full round, saved, printed.
-fn once(
-    ctx: &Ctx,
-    store: &Store,
-    link: &str,
-    mut sides: Sides,
-    mut ancestor: Ancestor,
-    keeper: &mut DirKeeper,
-    kept_in: &Path,
-) -> CliResult<i32> {
-    let started = std::time::Instant::now();
-    // One round sees everything at once: a burst of deletions needs no waiting (a side that
-    // lost most of what both agreed on still halts).
-    sides.burst_settled = true;
-    let result = sync_once(&mut sides, &mut ancestor, keeper);
-    // What was done before a failure is saved too.
-    persist(store, link, &mut ancestor).map_err(|e| CliError::failed("store", e))?;
-    let stats = result.map_err(|e| {
-        let err = CliError::failed("sync_failed", e.to_string());
-        if e.is_pausing() {
-            err.hint("nothing was half-written; free space or fix the permission, then run again")
-        } else {
-            err
-        }
-    })?;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    print(ctx.json, &stats_json("done", None, &stats, ms), kept_in);
+    debug_sync::run(&ctx.home, &options)?;
     Ok(0)
 }

@@ -8,8 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use berth_client::{Client, ClientError};
 use berth_core::daemon_state::DaemonState;
+use berth_daemon::database::{self, DatabaseHealth};
 use berth_proto::{ErrorCode, PairRepo, PairStatus};
-use berth_store::{Store, StoreError};
 use serde::Serialize;
 
 use super::pair;
@@ -17,7 +17,7 @@ use crate::Ctx;
 use crate::cli::DoctorArgs;
 use crate::error::CliResult;
 use crate::output::emit;
-use crate::probe::{clean_stale, probe};
+use berth_control::probe::{clean_stale, probe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,31 +215,26 @@ async fn check_daemon(ctx: &Ctx, fix: bool) -> Check {
 fn check_database(ctx: &Ctx) -> Check {
     const NAME: &str = "database";
     let path = ctx.home.database();
-    if !path.exists() {
-        return Check::ok(NAME, format!("{} not created yet", path.display()));
-    }
-    match Store::inspect(&path) {
-        Ok(info) if info.version == info.supported => Check::ok(
-            NAME,
-            format!("{} (schema {})", path.display(), info.version),
-        ),
-        Ok(info) => Check::ok(
+    match database::inspect(&path) {
+        DatabaseHealth::Missing => Check::ok(NAME, format!("{} not created yet", path.display())),
+        DatabaseHealth::Readable { version, supported } if version == supported => {
+            Check::ok(NAME, format!("{} (schema {version})", path.display()))
+        }
+        DatabaseHealth::Readable { version, supported } => Check::ok(
             NAME,
             format!(
-                "{} (schema {}; the daemon migrates it to {} on start)",
+                "{} (schema {version}; the daemon migrates it to {supported} on start)",
                 path.display(),
-                info.version,
-                info.supported
             ),
         ),
-        Err(e @ StoreError::NewerSchema { .. }) => Check::problem(
+        DatabaseHealth::Newer { message } => Check::problem(
             NAME,
-            e.to_string(),
+            message,
             "upgrade berth; doctor never changes the database",
         ),
-        Err(e) => Check::problem(
+        DatabaseHealth::Unreadable { message } => Check::problem(
             NAME,
-            e.to_string(),
+            message,
             format!(
                 "if it is damaged, stop the daemon and move {} aside (berth starts a new one); doctor never deletes it",
                 path.display()

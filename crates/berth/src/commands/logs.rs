@@ -1,12 +1,9 @@
 //! `berth daemon logs`: the daemon log's tail and the failure records; `--follow` streams.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use berth_daemon::failure::FailureRecord;
-use berth_daemon::logging;
+use berth_control::failure::FailureRecord;
+use berth_control::logs::{Follower, tail};
 use serde::Serialize;
 
 use crate::Ctx;
@@ -28,18 +25,10 @@ struct LogsReport {
 
 pub fn run(ctx: &Ctx, args: LogsArgs) -> CliResult<i32> {
     let home = &ctx.home;
-    let mut failures: Vec<FailureRecord> = std::fs::read_dir(home.run_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("failure-"))
-        .filter_map(|e| FailureRecord::read(&e.path()))
-        .collect();
-    failures.sort_by_key(|f| f.time_ms);
     let report = LogsReport {
         log: home.daemon_log().display().to_string(),
-        lines: logging::tail(home, args.tail.min(MAX_TAIL)),
-        failures,
+        lines: tail(&home.daemon_log(), args.tail.min(MAX_TAIL)),
+        failures: FailureRecord::all(home),
     };
     emit(ctx.json && !args.follow, &report, |r| {
         let mut s = r.lines.join("\n");
@@ -66,7 +55,7 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> CliResult<i32> {
 
 /// Prints the last `n` lines of a log (and with `follow`, new ones as they come).
 pub fn print_tail(ctx: &Ctx, path: &std::path::Path, n: usize, follow_it: bool) -> CliResult {
-    let lines = berth_supervisor::logs::tail(path, n.min(MAX_TAIL));
+    let lines = tail(path, n.min(MAX_TAIL));
     if ctx.json && !follow_it {
         output::json(&serde_json::json!({ "log": path, "lines": lines }));
     } else {
@@ -88,37 +77,13 @@ fn print_line(ctx: &Ctx, text: &str) {
     }
 }
 
-/// Opens the log, positioned at its end (`at_end`) or start; with its inode.
-fn open_log(path: &std::path::Path, at_end: bool) -> Option<(File, u64)> {
-    let mut f = File::open(path).ok()?;
-    if at_end {
-        f.seek(SeekFrom::End(0)).ok()?;
-    }
-    let ino = f.metadata().ok()?.ino();
-    Some((f, ino))
-}
-
 /// Prints lines appended to the log from now on; survives rotation. Ends on Ctrl-C.
 fn follow(ctx: &Ctx, path: &std::path::Path) -> CliResult {
-    let mut current = open_log(path, true);
-    let mut pending = Vec::new();
+    let mut follower = Follower::from_end(path);
     loop {
         std::thread::sleep(FOLLOW_POLL);
-        let rotated = match (&current, std::fs::metadata(path)) {
-            (Some((_, ino)), Ok(m)) => m.ino() != *ino,
-            (None, Ok(_)) => true,
-            _ => false,
-        };
-        if let Some((file, _)) = current.as_mut() {
-            file.read_to_end(&mut pending)?;
-            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                print_line(ctx, &String::from_utf8_lossy(&line[..line.len() - 1]));
-            }
-        }
-        if rotated {
-            // The old file was fully read above; the new one is read from its beginning.
-            current = open_log(path, false);
+        for line in follower.poll()? {
+            print_line(ctx, &line);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `berth serve`: the daemon in the foreground.
 
+use berth_control::token::Token;
 use berth_core::config::{ServeConfig, TokenSource};
-use berth_daemon::token::Token;
 use berth_daemon::{ServeOptions, serve};
 
 use crate::Ctx;
@@ -50,7 +50,7 @@ pub fn load_token(ctx: &Ctx, config: &ServeConfig) -> CliResult<Option<Token>> {
 
 /// Reads the token `berth daemon start` passed through an inherited pipe.
 fn read_token_fd(fd: i32) -> CliResult<String> {
-    let mut file = berth_daemon::runtime::take_inherited_fd(fd, "--token-fd")
+    let mut file = berth_control::files::take_inherited_fd(fd, "--token-fd")
         .map_err(|e| CliError::new(Kind::Usage, "bad_token", e.to_string()))?;
     let mut token = String::new();
     std::io::Read::read_to_string(&mut file, &mut token)

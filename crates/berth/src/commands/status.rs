@@ -8,7 +8,7 @@ use super::stash::here;
 use crate::Ctx;
 use crate::error::{CliResult, Kind};
 use crate::output::emit;
-use crate::probe::probe;
+use berth_control::probe::probe;
 
 #[derive(Debug, Serialize)]
 struct Status {

@@ -9,9 +9,11 @@ use berth_core::daemon_state::{
     self, DaemonState, LivePhase, LockObservation, Observation, SocketProbe,
 };
 use berth_core::home::Home;
-use berth_daemon::metadata::Metadata;
-use berth_daemon::runtime::{self, probe_lock};
 use berth_proto::{DaemonPhase, DaemonStatus, Handshake};
+
+use crate::files::remove_if_present;
+use crate::lock::probe_lock;
+use crate::metadata::Metadata;
 
 /// How long the socket probe waits for a handshake.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -129,7 +131,7 @@ pub fn clean_stale(home: &Home, probe: &Probe) -> std::io::Result<Vec<PathBuf>> 
         if path == home.socket() && !socket_is_dead {
             continue;
         }
-        if runtime::remove_if_present(&path)? {
+        if remove_if_present(&path)? {
             removed.push(path);
         }
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use berth_core::home::Home;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::write_atomically;
+use crate::files::write_atomically;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
@@ -27,6 +27,19 @@ impl FailureRecord {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomically(&home.phase_failure(&self.phase), &json)?;
         write_atomically(&home.last_failure(), &json)
+    }
+
+    /// Every per-phase record of the home, oldest first.
+    pub fn all(home: &Home) -> Vec<FailureRecord> {
+        let mut records: Vec<FailureRecord> = std::fs::read_dir(home.run_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("failure-"))
+            .filter_map(|e| FailureRecord::read(&e.path()))
+            .collect();
+        records.sort_by_key(|f| f.time_ms);
+        records
     }
 
     /// Reads a record; `None` when absent or unreadable (a damaged record is not worth failing).

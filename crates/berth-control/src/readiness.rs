@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::RawFd;
 
-use crate::runtime::take_inherited_fd;
+use crate::files::take_inherited_fd;
 
 /// The write end of the readiness pipe, held by the daemon until it reports.
 #[derive(Debug)]

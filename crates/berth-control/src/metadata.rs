@@ -13,7 +13,7 @@ use berth_core::daemon_state::LivePhase;
 use berth_core::home::Home;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::write_atomically;
+use crate::files::write_atomically;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
