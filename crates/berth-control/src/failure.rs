@@ -4,6 +4,7 @@
 //! failure of the current run from one of an earlier run.
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_core::home::Home;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,19 @@ pub struct FailureRecord {
 }
 
 impl FailureRecord {
+    /// A failure of this process, now.
+    pub fn of_this_process(generation: &str, phase: &str, message: String) -> FailureRecord {
+        FailureRecord {
+            generation: generation.to_string(),
+            phase: phase.to_string(),
+            pid: std::process::id(),
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            message,
+        }
+    }
+
     /// Writes the record both as the last failure and as the last failure of its phase.
     pub fn write(&self, home: &Home) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;

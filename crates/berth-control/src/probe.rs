@@ -53,7 +53,47 @@ fn live(p: DaemonPhase) -> LivePhase {
     }
 }
 
+/// Longest a probe waits for a daemon that is dying to be gone (see [`probe`]).
+const DYING_WAIT: Duration = Duration::from_secs(5);
+
+/// Looks at the home and classifies what it sees.
+///
+/// A daemon killed a moment ago is torn down by the kernel one descriptor at a time: for a few
+/// milliseconds its socket may still accept a connection and then drop it, after its lock is
+/// already released. That looks like a program that is not berth. So when the socket seems
+/// foreign and the metadata names a daemon process, the probe waits until that process has
+/// ended (at once if it has; at most [`DYING_WAIT`]) and looks once more: what it sees then is
+/// the truth — usually the stale files of a dead daemon, or still a foreign program.
 pub async fn probe(home: &Home) -> Probe {
+    let first = observe(home).await;
+    let Some(recorded) = first.metadata.as_ref().map(|m| m.pid) else {
+        return first;
+    };
+    if first.state != DaemonState::Foreign {
+        return first;
+    }
+    let deadline = std::time::Instant::now() + DYING_WAIT;
+    while process_running(recorded) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    observe(home).await
+}
+
+/// Whether a process with this pid exists and has not yet ended (a zombie has: its descriptors
+/// are closed).
+fn process_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain anything.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z" | "X" | "x"))
+}
+
+/// One look at the home: the lock, the socket, the runtime files.
+async fn observe(home: &Home) -> Probe {
     let lock = probe_lock(home);
     let (socket, handshake, connection) = probe_socket(home).await;
     let metadata = Metadata::read(home);

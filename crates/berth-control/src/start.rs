@@ -141,7 +141,7 @@ pub async fn start(
                     || "was killed by a signal".to_string(),
                     |c| format!("exited with status {c}"),
                 ),
-                None => format!("closed its readiness pipe and {}", give_up(&mut child)),
+                None => format!("closed its readiness pipe ({})", give_up(&mut child)),
             };
             let failure = own_record(home, spawned_at_ms).or_else(|| {
                 record_for(
@@ -159,9 +159,7 @@ pub async fn start(
         }
         ReadOutcome::TimedOut => {
             let outcome = give_up(&mut child);
-            let message = format!(
-                "the daemon did not report ready within {timeout:?}; the starting berth {outcome}"
-            );
+            let message = format!("the daemon did not report ready within {timeout:?}; {outcome}");
             record_for(home, &child, "start", message);
             Err(ControlError::StartTimeout {
                 pid: child.id(),
@@ -218,18 +216,18 @@ fn record_for(home: &Home, child: &Child, phase: &str, message: String) -> Optio
 /// Stops a daemon that did not become ready in time: SIGTERM, then SIGKILL. Says what happened.
 fn give_up(child: &mut Child) -> String {
     let Ok(raw) = i32::try_from(child.id()) else {
-        return "could not be stopped (its pid is out of range)".into();
+        return "berth could not stop it (its pid is out of range)".into();
     };
     let pid = nix::unistd::Pid::from_raw(raw);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     if wait_end(child, GIVE_UP_GRACE).is_some() {
-        return "was stopped (SIGTERM)".into();
+        return "berth stopped it (SIGTERM)".into();
     }
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     if wait_end(child, GIVE_UP_GRACE).is_some() {
-        return "was killed (SIGKILL)".into();
+        return "berth killed it (SIGKILL)".into();
     }
-    format!("is still alive after SIGKILL (pid {})", child.id())
+    format!("it is still alive after SIGKILL (pid {})", child.id())
 }
 
 /// The file descriptors the daemon sees the readiness pipe and the token pipe on.

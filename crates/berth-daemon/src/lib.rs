@@ -38,6 +38,7 @@ pub mod pairing;
 pub mod serve;
 pub mod server;
 pub mod state;
+pub mod watchdog;
 
 pub use serve::{Daemon, ServeError, ServeOptions, launch, serve};
 

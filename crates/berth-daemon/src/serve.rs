@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use crate::logging::{self, RotatingLog};
 use crate::server::{self, Listener};
 use crate::state::Shared;
+use crate::watchdog::{self, Watchdog};
 use crate::{api, failpoints};
 
 /// How long shutdown waits for open connections to finish.
@@ -109,7 +110,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         None => None,
     };
     let result = match launch(opts, &mut pipe).await {
-        Ok(daemon) => daemon.run_until_stopped().await,
+        Ok(mut daemon) => {
+            daemon.shutdown_limit = Some(watchdog::limit());
+            daemon.run_until_stopped().await
+        }
         Err(e) => Err(e),
     };
     if let (Err(e), Some(pipe)) = (&result, pipe.take()) {
@@ -125,6 +129,9 @@ pub struct Daemon {
     servers: Vec<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     prepared: Result<(), ServeError>,
+    /// How long a shutdown may take before the process ends itself (`None`: no watchdog, for
+    /// daemons that share their process with a test or a benchmark).
+    shutdown_limit: Option<Duration>,
 }
 
 /// Claims the home, binds the sockets, prepares storage and reports readiness. The returned
@@ -167,13 +174,7 @@ pub async fn launch(
     install_panic_record(&home, &generation);
     let fail = |phase: &str, e: &ServeError| {
         tracing::error!("{e}");
-        let record = FailureRecord {
-            generation: generation.clone(),
-            phase: phase.to_string(),
-            pid: std::process::id(),
-            time_ms: now_ms(),
-            message: e.to_string(),
-        };
+        let record = FailureRecord::of_this_process(&generation, phase, e.to_string());
         if let Err(io) = record.write(&home) {
             tracing::error!("cannot write the failure record: {io}");
         }
@@ -284,6 +285,7 @@ pub async fn launch(
         servers,
         stop: stop_tx,
         prepared,
+        shutdown_limit: None,
     })
 }
 
@@ -309,11 +311,20 @@ impl Daemon {
             servers,
             stop,
             prepared,
+            shutdown_limit,
         } = self;
         let home = shared.home();
         let mut phase = shared.watch_phase();
         let _ = phase.wait_for(|p| *p == LivePhase::Stopping).await;
 
+        let watchdog = shutdown_limit
+            .map(|limit| Watchdog::arm(home.clone(), shared.generation.clone(), limit));
+        let step = |name: &'static str| {
+            if let Some(w) = &watchdog {
+                w.step(name);
+            }
+        };
+        step("announcing the stop");
         tracing::info!("berth daemon stopping");
         shared.record(
             "daemon.stopping",
@@ -323,16 +334,20 @@ impl Daemon {
             tracing::error!("cannot write metadata: {e}");
         }
         failpoints::hit("daemon.shutdown").await;
+        step("parking pairings");
         crate::pairing::park_all(&shared).await;
+        step("draining connections");
         let _ = stop.send(true);
         for s in servers {
             let _ = s.await;
         }
+        step("checkpointing the store");
         if let Some(store) = shared.store.get()
             && let Err(e) = store.checkpoint()
         {
             tracing::error!("cannot checkpoint the store: {e}");
         }
+        step("removing the runtime files");
         for path in [home.socket(), home.pid_file(), home.metadata_file()] {
             if let Err(e) = files::remove_if_present(&path) {
                 tracing::error!("cannot remove {}: {e}", path.display());
@@ -341,6 +356,9 @@ impl Daemon {
         lock.unlink(&home);
         let _ = shared.advance(Input::ShutdownComplete);
         tracing::info!("berth daemon stopped");
+        if let Some(w) = watchdog {
+            w.finish();
+        }
         drop(lock);
         prepared
     }
@@ -403,13 +421,7 @@ fn install_panic_record(home: &Home, generation: &str) {
     let generation = generation.to_string();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let record = FailureRecord {
-            generation: generation.clone(),
-            phase: "panic".to_string(),
-            pid: std::process::id(),
-            time_ms: now_ms(),
-            message: info.to_string(),
-        };
+        let record = FailureRecord::of_this_process(&generation, "panic", info.to_string());
         let _ = record.write(&home);
         previous(info);
     }));

@@ -239,3 +239,115 @@ fn bad_flags_are_usage_errors() {
     assert!(out.stderr.contains("requires a bearer token"), "{out}");
     assert_eq!(h.state(), "stopped", "nothing was started");
 }
+
+#[test]
+fn a_daemon_killed_a_moment_ago_is_started_again_at_once() {
+    // The kernel tears a killed daemon down one descriptor at a time; a start in that moment
+    // once took its socket for a foreign program's (exit 4). Several rounds, to meet the moment.
+    let h = home();
+    for round in 0..10 {
+        start(&h);
+        let pid = h.recorded_pid().unwrap();
+        // SAFETY: kill(2) on the daemon this test started; not waited for, on purpose.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        let out = h.run(&["--json", "daemon", "start"]);
+        assert_eq!(out.code, 0, "round {round}: {out}");
+        assert_eq!(out.json()["state"], "running", "round {round}: {out}");
+    }
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_start_that_times_out_stops_the_daemon_it_spawned_and_records_why() {
+    let h = home();
+    let mut cmd = h.command(&["--json", "daemon", "start", "--start-timeout", "1s"]);
+    cmd.env("BERTH_FAILPOINTS", "daemon.prepare=sleep(4000)");
+    let out = h.run_cmd(cmd);
+    out.expect_code(1);
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "start_timeout", "{out}");
+    let message = err["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("berth stopped it") || message.contains("berth killed it"),
+        "says what became of it: {out}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.run_dir().join("last_failure.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["phase"], "start", "{record}");
+    let pid = record["pid"].as_i64().unwrap() as i32;
+    assert!(
+        !berth_testkit::alive(pid),
+        "the spawned daemon {pid} is gone"
+    );
+    // Had it been left running, it would be ready by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(h.state(), "running");
+    let status = h.status();
+    assert_eq!(status["last_failure"]["phase"], "start", "{status}");
+    start(&h);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_early_death_is_recorded_and_its_log_excerpt_is_of_that_run_only() {
+    let h = home();
+    std::fs::create_dir_all(h.run_dir()).unwrap();
+    std::fs::write(
+        h.run_dir().join("daemon.log"),
+        "an earlier run's line that must not be shown\n",
+    )
+    .unwrap();
+    let mut cmd = h.command(&["--json", "daemon", "start"]);
+    // Dies before the store opens, without a word of its own.
+    cmd.env("BERTH_FAILPOINTS", "daemon.prepare=exit(7)");
+    let out = h.run_cmd(cmd);
+    out.expect_code(1);
+    assert!(!out.stdout.contains("earlier run"), "{out}");
+    assert!(out.stdout.contains("failpoint reached"), "{out}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.run_dir().join("last_failure.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["phase"], "start", "{record}");
+    assert!(
+        record["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exited with status 7"),
+        "{record}"
+    );
+    let logs = h.run(&["daemon", "logs"]);
+    assert!(logs.stdout.contains("failure record:"), "{logs}");
+    let status = h.run(&["--json", "daemon", "status"]).json();
+    assert_eq!(status["last_failure"]["phase"], "start", "{status}");
+}
+
+#[test]
+fn a_shutdown_that_hangs_ends_by_itself_and_records_the_step() {
+    let h = home();
+    let mut cmd = h.command(&["daemon", "start"]);
+    cmd.env("BERTH_FAILPOINTS", "daemon.shutdown=sleep(60000)")
+        .env("BERTH_SHUTDOWN_LIMIT_MS", "1000");
+    h.run_cmd(cmd).expect_code(0);
+    let began = Instant::now();
+    // Waits (bounded) until the daemon is gone: no SIGKILL from outside is needed.
+    h.signal_daemon(libc::SIGTERM);
+    assert!(
+        began.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        began.elapsed()
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.run_dir().join("last_failure.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["phase"], "shutdown", "{record}");
+    let message = record["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("announcing the stop"),
+        "names the step: {record}"
+    );
+    // What it left is cleaned by the next start.
+    assert_eq!(h.state(), "stale");
+    start(&h);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
