@@ -3,6 +3,9 @@
 //! In-process so the test can append events straight into the daemon's own store (its live
 //! broadcast included) while clients subscribe, disconnect and read slowly over the socket.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

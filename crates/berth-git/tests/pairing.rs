@@ -1,6 +1,9 @@
 //! Pairing helpers against real repositories: git dirs, ahead/behind, the index following a
 //! branch moved by someone else, kept conflict versions, fast-forward moves.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

@@ -1,5 +1,8 @@
 //! Fast-forward-only ref moves with compare-and-swap, against a real repository.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_git::Git;
 use berth_git::refs::{self, RefError};
 use berth_testkit::git;

@@ -3,6 +3,9 @@
 //! in-process: nothing of the user's is lost, a capture can be taken again, and a restore
 //! finishes exactly as an uninterrupted one does.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 

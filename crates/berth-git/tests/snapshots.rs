@@ -1,6 +1,9 @@
 //! Snapshots against real repositories: every kind of uncommitted state survives
 //! capture → reset to clean → restore exactly, and every refusal changes nothing.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;

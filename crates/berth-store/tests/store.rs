@@ -1,5 +1,8 @@
 //! The store against real SQLite files in temporary directories.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 

@@ -5,6 +5,10 @@
 //! environment (no `BERTH_*` variables leak in from the developer's shell). Dropping a
 //! `TestHome` kills any daemon still holding it, so a failing test leaves no process behind.
 
+// A test helper fails its test by panicking, with the message saying what went wrong; it
+// only ever runs under `cargo test` (berth-testkit is a dev-dependency of every crate).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod worktree;
 
 pub use worktree::{

@@ -1,6 +1,9 @@
 //! Integration tests of the `berth` binary, each in a temporary home. One test binary for the
 //! crate; one module per capability.
 
+// An integration test: its helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli {
     pub mod agents;
     pub mod api;
