@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::{Store, StoreError};
 
@@ -125,26 +125,14 @@ impl Store {
 
     pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE a.project_id = ?1 AND a.name = ?2");
-        let row = self
-            .conn()
-            .query_row(&sql, params![project_id, name], raw)
-            .optional()
-            .map_err(|e| self.sql(e))?;
+        let row = self.query_one(&sql, params![project_id, name], raw)?;
         row.map(|r| self.decode_agent(r)).transpose()
     }
 
     /// Agents of one project (`Some`) or of all projects, by name.
     pub fn agents(&self, project_id: Option<i64>) -> Result<Vec<AgentRecord>, StoreError> {
-        let conn = self.conn();
         let sql = format!("{SELECT} WHERE ?1 IS NULL OR a.project_id = ?1 ORDER BY p.root, a.name");
-        let mut stmt = conn.prepare(&sql).map_err(|e| self.sql(e))?;
-        let rows: Vec<Raw> = stmt
-            .query_map(params![project_id], raw)
-            .map_err(|e| self.sql(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.sql(e))?;
-        drop(stmt);
-        drop(conn);
+        let rows = self.query_all(&sql, params![project_id], raw)?;
         rows.into_iter().map(|r| self.decode_agent(r)).collect()
     }
 
@@ -166,10 +154,7 @@ impl Store {
             stop_grace_ms,
             liveness,
         ) = r;
-        let env = serde_json::from_str(&env).map_err(|source| StoreError::BadData {
-            path: self.path().into(),
-            source,
-        })?;
+        let env = self.json(&env)?;
         Ok(AgentRecord {
             project_id,
             project_root,

@@ -12,14 +12,11 @@ pub type AncestorRow = (Vec<u8>, Vec<u8>);
 impl Store {
     /// Every path of `link`'s ancestor with its stored entry.
     pub fn ancestor(&self, link: &str) -> Result<Vec<AncestorRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT path, entry FROM sync_ancestors WHERE link = ?1")
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![link], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+        self.query_all(
+            "SELECT path, entry FROM sync_ancestors WHERE link = ?1",
+            params![link],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Writes the paths of `link`'s ancestor that changed (`None`: the path is gone), in one

@@ -64,15 +64,11 @@ impl Store {
 
     /// Events with `seq > since`, oldest first, at most `limit`.
     pub fn events_since(&self, since: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT seq, time_ms, kind, subject, data FROM events
-                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![to_sql_int(since), to_sql_int(limit as u64)], |r| {
+        let rows = self.query_all(
+            "SELECT seq, time_ms, kind, subject, data FROM events
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![to_sql_int(since), to_sql_int(limit as u64)],
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -80,21 +76,16 @@ impl Store {
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, String>(4)?,
                 ))
-            })
-            .map_err(|e| self.sql(e))?;
-        let mut events = Vec::new();
-        for row in rows {
-            let (seq, time_ms, kind, subject, data) = row.map_err(|e| self.sql(e))?;
-            let data = serde_json::from_str(&data).map_err(|source| StoreError::BadData {
-                path: self.path().into(),
-                source,
-            })?;
+            },
+        )?;
+        let mut events = Vec::with_capacity(rows.len());
+        for (seq, time_ms, kind, subject, data) in rows {
             events.push(Event {
                 seq: u64::try_from(seq).unwrap_or(0),
                 time_ms,
                 kind,
                 subject,
-                data,
+                data: self.json(&data)?,
             });
         }
         Ok(events)

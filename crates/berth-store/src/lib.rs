@@ -184,6 +184,41 @@ impl Store {
         StoreError::sqlite(&self.inner.path, e)
     }
 
+    /// Every row `sql` selects, each mapped by `row` (one mapping function per record type).
+    fn query_all<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The first row `sql` selects, if any, mapped by `row`.
+    fn query_one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.conn()
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_row(params, row).optional())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Decodes a JSON column; a row that does not decode is bad data, not a panic.
+    fn json<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|source| StoreError::BadData {
+            path: self.path().into(),
+            source,
+        })
+    }
+
     /// Live events appended from now on; see the crate docs for what to do on `Lagged`.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.live.subscribe()

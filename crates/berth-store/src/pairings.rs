@@ -119,12 +119,7 @@ fn has_open(tx: &Transaction<'_>, project_root: &str) -> rusqlite::Result<bool> 
 
 impl Store {
     fn check_json(&self, text: &str) -> Result<(), StoreError> {
-        serde_json::from_str::<serde_json::Value>(text)
-            .map(drop)
-            .map_err(|source| StoreError::BadData {
-                path: self.path().into(),
-                source,
-            })
+        self.json::<serde_json::Value>(text).map(drop)
     }
 
     /// Records a new pairing; `false` (and nothing written) if its project already has an open
@@ -227,26 +222,20 @@ impl Store {
     }
 
     pub fn pairing(&self, id: &str) -> Result<Option<PairingRecord>, StoreError> {
-        self.conn()
-            .query_row(
-                &format!("{PAIRING} WHERE id = ?1"),
-                params![id],
-                pairing_row,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        self.query_one(
+            &format!("{PAIRING} WHERE id = ?1"),
+            params![id],
+            pairing_row,
+        )
     }
 
     /// The open pairing of a project, if any.
     pub fn open_pairing(&self, project_root: &str) -> Result<Option<PairingRecord>, StoreError> {
-        self.conn()
-            .query_row(
-                &format!("{PAIRING} WHERE project = ?1 AND ended_ms IS NULL"),
-                params![project_root],
-                pairing_row,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        self.query_one(
+            &format!("{PAIRING} WHERE project = ?1 AND ended_ms IS NULL"),
+            params![project_root],
+            pairing_row,
+        )
     }
 
     /// Every open pairing (what the daemon recovers on start), by project.
@@ -300,28 +289,20 @@ impl Store {
 
     /// The newest intent of a pairing, done or not (what recovery starts from).
     pub fn last_intent(&self, pairing: &str) -> Result<Option<IntentRecord>, StoreError> {
-        self.conn()
-            .query_row(
-                &format!("{INTENT} WHERE pairing = ?1 ORDER BY seq DESC LIMIT 1"),
-                params![pairing],
-                intent_row,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        self.query_one(
+            &format!("{INTENT} WHERE pairing = ?1 ORDER BY seq DESC LIMIT 1"),
+            params![pairing],
+            intent_row,
+        )
     }
 
     /// The newest intent of a pairing that is not done: what a crash interrupted.
     pub fn unfinished_intent(&self, pairing: &str) -> Result<Option<IntentRecord>, StoreError> {
-        self.conn()
-            .query_row(
-                &format!(
-                    "{INTENT} WHERE pairing = ?1 AND done_ms IS NULL ORDER BY seq DESC LIMIT 1"
-                ),
-                params![pairing],
-                intent_row,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        self.query_one(
+            &format!("{INTENT} WHERE pairing = ?1 AND done_ms IS NULL ORDER BY seq DESC LIMIT 1"),
+            params![pairing],
+            intent_row,
+        )
     }
 
     /// A pairing's whole journal, oldest first.
@@ -331,17 +312,5 @@ impl Store {
             params![pairing],
             intent_row,
         )
-    }
-
-    fn query_all<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
-        let rows = stmt.query_map(params, row).map_err(|e| self.sql(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 }

@@ -2,7 +2,7 @@
 //! are the truth about which snapshots exist; these rows add what happened to them.
 
 use berth_proto::SnapshotInfo;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::{Store, StoreError};
 
@@ -50,6 +50,26 @@ type Row = (
     String,
 );
 
+const SELECT: &str = "SELECT repo, id, commit_id, branch, head, time_ms, reason, message, pairing,
+                             warnings, state
+                      FROM snapshots";
+
+fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
 impl Store {
     /// Records a snapshot just taken (or found in the refs without a record) as kept.
     pub fn record_snapshot(&self, r: &SnapshotInfo) -> Result<(), StoreError> {
@@ -92,60 +112,22 @@ impl Store {
 
     /// One recorded snapshot.
     pub fn snapshot(&self, repo: &str, id: &str) -> Result<Option<Recorded>, StoreError> {
-        let conn = self.conn();
-        let row: Option<Row> = conn
-            .query_row(
-                "SELECT repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state
-                 FROM snapshots WHERE repo = ?1 AND id = ?2",
-                params![repo, id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        drop(conn);
+        let sql = format!("{SELECT} WHERE repo = ?1 AND id = ?2");
+        let row = self.query_one(&sql, params![repo, id], snapshot_row)?;
         row.map(|row| self.decode(row)).transpose()
     }
 
     /// All recorded snapshots of a repository, oldest first.
     pub fn snapshots(&self, repo: &str) -> Result<Vec<Recorded>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state
-                 FROM snapshots WHERE repo = ?1 ORDER BY time_ms, id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows: Vec<Row> = stmt
-            .query_map(params![repo], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                ))
-            })
-            .map_err(|e| self.sql(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.sql(e))?;
-        drop(stmt);
-        drop(conn);
+        let sql = format!("{SELECT} WHERE repo = ?1 ORDER BY time_ms, id");
+        let rows = self.query_all(&sql, params![repo], snapshot_row)?;
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 
     fn decode(&self, row: Row) -> Result<Recorded, StoreError> {
         let (repo, id, commit, branch, head, time_ms, reason, message, pairing, warnings, state) =
             row;
-        let warnings = serde_json::from_str(&warnings).map_err(|source| StoreError::BadData {
-            path: self.path().into(),
-            source,
-        })?;
+        let warnings = self.json(&warnings)?;
         let info = SnapshotInfo {
             id,
             repo,
