@@ -27,18 +27,23 @@
 
 pub mod agents;
 pub mod api;
+pub mod clock;
 pub mod compose;
 pub mod failpoints;
 pub mod failure;
+pub mod git_lock;
 pub mod ids;
 pub mod logging;
 pub mod memory;
 pub mod metadata;
+pub mod mirror;
 pub mod pairing;
 pub mod readiness;
+pub mod recorder;
 pub mod runtime;
 pub mod serve;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod token;
 
