@@ -8,19 +8,17 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_core::pairing::{
-    Activity, Cause, Failure, Input, Notice, Outcome, RollbackCause, Side, State,
-};
+use berth_core::pairing::{Activity, Cause, Input, Notice, Side, State};
 use berth_proto::{PairConflict, PairFlushed, PairStatus, PairStopped};
 use berth_store::{PairingRecord, Store};
 
+use super::answers;
 use super::driver::Driver;
 use super::error::PairingError;
 use super::front::{InFlight, run_front, set_in_flight};
 use super::link_event::LinkEvent;
 use super::messages::{Msg, Request};
 use super::notices::{self, held_by_git};
-use super::outcome;
 use super::registry::{Handle, Registry};
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
@@ -237,24 +235,13 @@ impl Controller {
             self.work.no_stash = no_stash;
             self.feed(Input::SwitchRequested);
         }
-        if let Some(refusal) = self.driver.take_refused() {
+        let refused = self.driver.take_refused();
+        if refused.is_some() {
             self.driver.switch_refused();
-            return Err(PairingError::Refused(refusal));
         }
-        match self.driver.take_finished() {
-            Some(Outcome::RolledBack {
-                cause:
-                    RollbackCause::Failed {
-                        failure: Failure::Blocked { blockers },
-                        ..
-                    },
-            }) => Err(PairingError::Blocked(blockers.into_iter().collect())),
-            Some(outcome) => Err(PairingError::Failed(outcome::message(
-                &outcome,
-                self.driver.rec(),
-            ))),
-            None => Ok(self.status()),
-        }
+        let finished = self.driver.take_finished();
+        answers::start(refused, finished, self.driver.rec())?;
+        Ok(self.status())
     }
 
     fn stop(&mut self) -> Result<PairStopped, PairingError> {
@@ -263,52 +250,18 @@ impl Controller {
         }
         let before = self.driver.rec().clone();
         self.feed(Input::StopRequested);
-        if let Some(refusal) = self.driver.take_refused() {
-            return Err(PairingError::Refused(refusal));
-        }
-        let finished = self.driver.take_finished();
-        let rec = self.driver.rec();
-        match finished {
-            Some(outcome) => Ok(PairStopped {
-                pairing: before.id.clone(),
-                agent: before.agent.clone(),
-                outcome: outcome::name(&outcome).into(),
-                restored: outcome.restored(),
-                snapshot: (!outcome.restored())
-                    .then(|| rec.snapshot.clone())
-                    .flatten(),
-                message: outcome::message(&outcome, rec),
-            }),
-            // A stop during a start is honoured when the step in progress ends; a stop whose
-            // final sync failed left the pairing paused.
-            None => Err(PairingError::Paused(format!(
-                "pairing is {} — {}",
-                self.driver.state().describe(),
-                self.driver
-                    .notices()
-                    .iter()
-                    .map(Notice::message)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
-        }
+        let (refused, finished) = (self.driver.take_refused(), self.driver.take_finished());
+        answers::stop(
+            refused,
+            finished,
+            &before,
+            self.driver.rec(),
+            self.driver.state(),
+        )
     }
 
     fn flush(&mut self) -> Result<PairFlushed, PairingError> {
-        match self.driver.state() {
-            State::Active { .. } => {}
-            State::Paused { notices } => {
-                return Err(PairingError::Paused(
-                    notices
-                        .iter()
-                        .map(Notice::message)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ));
-            }
-            State::Off => return Err(PairingError::NotPaired),
-            _ => return Err(PairingError::Refused(berth_core::pairing::Refusal::Busy)),
-        }
+        answers::flush(self.driver.state())?;
         let started = Instant::now();
         if !self.work.link.is_running() {
             return Err(PairingError::NotSyncing);

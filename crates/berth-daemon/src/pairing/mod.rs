@@ -29,8 +29,9 @@
 //!   ([`notices`]), and commits are carried by fast-forward when one copy of `berth/<agent>`
 //!   is ahead. What the loop reports reaches the controller as a [`link_event::LinkEvent`].
 //!
-//! Errors are [`PairingError`]s; how a pairing ended is put in words by [`outcome`]; what it
-//! writes to the event log goes through [`events`].
+//! Errors are [`PairingError`]s; what a request is answered is decided by [`answers`], how a
+//! pairing ended is put in words by [`outcome`]; what it writes to the event log goes through
+//! [`events`].
 //!
 //! A daemon start re-opens every open pairing from its journal (`berth_core::pairing::recover`):
 //! an interrupted start is undone (or finished, once sync had begun), an interrupted stop is
@@ -38,6 +39,7 @@
 //! A graceful shutdown parks every pairing after a last flush, leaving its journal as it is.
 
 mod ancestor;
+mod answers;
 mod controller;
 mod driver;
 mod error;
