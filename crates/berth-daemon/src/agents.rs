@@ -4,7 +4,7 @@
 //! The daemon never owns an agent's process: its keeper does (`berth_supervisor::keeper`). The
 //! daemon writes the keeper's spec, starts it detached, and afterwards only reads its
 //! `state.json` and talks to its socket — so the daemon can crash, stop or be upgraded and the
-//! agent runs on. On start, [`adopt_all`] trusts a keeper only if its pid *and* start time match
+//! agent runs on. On start, [`Supervisor::adopt_all`] trusts a keeper only if its pid *and* start time match
 //! what the keeper recorded; anything that should run but vanished is `lost`.
 
 use std::collections::HashMap;
@@ -463,7 +463,7 @@ impl Supervisor {
         self.end(rec, Request::Stop).await
     }
 
-    /// Like [`stop`], but SIGKILL at once (`berth down` past its timeout).
+    /// Like [`Supervisor::stop`], but SIGKILL at once (`berth down` past its timeout).
     pub async fn kill(&self, rec: &AgentRecord) -> Result<(), AgentError> {
         self.end(rec, Request::Kill).await
     }

@@ -1,5 +1,5 @@
-//! The berth daemon: one process per home that owns the control API, the event log and (in later
-//! capabilities) the supervisor and the pairings.
+//! The berth daemon: one process per home that owns the control API, the event log, the agents
+//! under supervision and the pairings.
 //!
 //! # Theory of operation
 //!
@@ -12,8 +12,10 @@
 //!    it never removes.
 //! 2. **Early socket.** The control socket is bound (0600) before storage is prepared, so
 //!    `daemon status` answers `starting` while the store migrates or recovery runs.
-//! 3. **Prepare.** The store is opened; on failure a failure record carrying this run's
-//!    generation is written and the run ends.
+//! 3. **Prepare.** The store is opened and the run's [`services::Services`] are made from it;
+//!    agents that should run are re-adopted ([`agents`]) and open pairings recovered from their
+//!    journals ([`pairing`]). On failure a failure record carrying this run's generation is
+//!    written and the run ends.
 //! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
 //!    `berth daemon start`, one line goes through the inherited readiness pipe
 //!    ([`readiness`]); the parent returns at that moment, not after a sleep.
@@ -24,6 +26,15 @@
 //! The API ([`api`]) is axum behind a hand-written accept loop ([`server`]) so that every Unix
 //! connection's peer uid is checked before a byte is read, and every TCP request carries the
 //! bearer token ([`token`]).
+//!
+//! # Handles, not a context
+//!
+//! The run as a whole ([`state::Shared`]: identity, phase, counters) is held only by `serve`
+//! and the API. What requests are served with are cheap handles ([`services::Services`]): the
+//! store, the git lock ([`git_lock`]), the event recorder ([`recorder`]), the supervisor
+//! ([`agents`]) and the pairings ([`pairing`]); each module is given just the handles it
+//! needs. Agents' commits are mirrored into their project by [`mirror`], the one place besides
+//! pairing that moves refs after the fact.
 
 pub mod agents;
 pub mod api;

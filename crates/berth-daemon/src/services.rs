@@ -1,7 +1,8 @@
 //! What a run serves requests with once its storage is prepared. Each member is a cheap handle
-//! (clones share one thing); the API and `serve` hand every module just the handles it needs —
-//! agents get the store, the event recorder and the git lock, pairing the same, compose the
-//! supervisor — so no module but those two sees the run as a whole.
+//! (clones share one thing), made here once: the supervisor and the pairings are given the
+//! store, the event recorder and the git lock they work with, and the API passes on just the
+//! handle a request needs (`berth up`, which defines and starts several agents, gets them all).
+//! No module but `serve` and the API sees the run as a whole ([`crate::state::Shared`]).
 
 use berth_core::home::Home;
 use berth_store::Store;

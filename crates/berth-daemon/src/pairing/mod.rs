@@ -3,35 +3,37 @@
 //! # Theory of operation
 //!
 //! [`Pairings`] is the handle the API and `serve` hold: every open pairing of the run, by
-//! project root ([`registry`]). Each open pairing is one small family of actors on threads of
-//! their own, talking by typed messages:
+//! project root (`registry.rs`). Each open pairing is a few actors, each on a thread of its own
+//! and reached only by typed messages — the front door, the controller, the sync loop, the git
+//! watch — and the controller's own work is split between a driver that decides and a worker
+//! that acts:
 //!
-//! - the **controller** ([`controller`]) serves the pairing's mailbox ([`messages`]: requests,
-//!   the link's reports, changes in either git dir) behind a **front door** ([`front`]) that
+//! - the **controller** (`controller.rs`) serves the pairing's mailbox (`messages.rs`: requests,
+//!   the link's reports, changes in either git dir) behind a **front door** (`front.rs`) that
 //!   answers a start arriving during a transition at once, as `pairing_busy`;
-//! - its **driver** ([`driver`]) holds the state (`berth_core::pairing::State`), the record
+//! - its **driver** (`driver.rs`) holds the state (`berth_core::pairing::State`), the record
 //!   and the intent journal, and decides: every input goes through the pure transition
-//!   function, and each new state is journaled ([`journal`]) *before* its actions are carried
-//!   out and marked done after. The driver does no git or file work: its [`driver::Hands`]
+//!   function, and each new state is journaled (`journal.rs`) *before* its actions are carried
+//!   out and marked done after. The driver does no git or file work: its hands (`driver::Hands`)
 //!   do, and their reports are fed back in;
-//! - the **worker** ([`worker`]) is those hands: the steps ([`steps`], plain blocking git and
+//! - the **worker** (`worker.rs`) is those hands: the steps (`steps.rs`, plain blocking git and
 //!   file work, each after its failpoint `pair.start.<step>`, `pair.stop.<step>`,
-//!   `pair.undo.<undo>`), both sides' git state ([`sides`] over [`observe`]), the link's
-//!   lifetime and the **status view** ([`status`]: what `pair status` shows, published after
+//!   `pair.undo.<undo>`), both sides' git state (`sides.rs` over `observe.rs`), the link's
+//!   lifetime and the **status view** (`status.rs`: what `pair status` shows, published after
 //!   every change);
-//! - the **link** ([`link`]) runs beside them while a pairing is active: the sync engine's
-//!   live loop ([`sync_loop`]) between the checkout (which wins conflicts) and the workspace,
-//!   whose gate ([`gate`]) reads both sides' git state before every round and before every
+//! - the **link** (`link.rs`) runs beside them while a pairing is active: the sync engine's
+//!   live loop (`sync_loop.rs`) between the checkout (which wins conflicts) and the workspace,
+//!   whose gate (`gate.rs`) reads both sides' git state before every round and before every
 //!   write, so a checkout that switched branches is never carried over; conflict losers go to
-//!   the keeper ([`keeper`]); its trees and settings are [`roots`], its ancestor [`ancestor`].
-//!   Beside the loop, the git watch ([`gitwatch`]: inotify on both git dirs) wakes the
+//!   the keeper (`keeper.rs`); its trees and settings are `roots.rs`, its ancestor `ancestor.rs`.
+//!   Beside the loop, the git watch (`gitwatch.rs`: inotify on both git dirs) wakes the
 //!   controller, which then looks at both sides: pausing causes are raised or cleared
-//!   ([`notices`]), and commits are carried by fast-forward when one copy of `berth/<agent>`
-//!   is ahead. What the loop reports reaches the controller as a [`link_event::LinkEvent`].
+//!   (`notices.rs`), and commits are carried by fast-forward when one copy of `berth/<agent>`
+//!   is ahead. What the loop reports reaches the controller as a `LinkEvent` (`link_event.rs`).
 //!
-//! Errors are [`PairingError`]s; what a request is answered is decided by [`answers`], how a
-//! pairing ended is put in words by [`outcome`]; what it writes to the event log goes through
-//! [`events`].
+//! Errors are [`PairingError`]s; what a request is answered is decided by `answers.rs`, how a
+//! pairing ended is put in words by `outcome.rs`; what it writes to the event log goes through
+//! `events.rs`.
 //!
 //! A daemon start re-opens every open pairing from its journal (`berth_core::pairing::recover`):
 //! an interrupted start is undone (or finished, once sync had begun), an interrupted stop is
