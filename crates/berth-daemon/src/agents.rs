@@ -4,7 +4,7 @@
 //! The daemon never owns an agent's process: its keeper does (`berth_supervisor::keeper`). The
 //! daemon writes the keeper's spec, starts it detached, and afterwards only reads its
 //! `state.json` and talks to its socket — so the daemon can crash, stop or be upgraded and the
-//! agent runs on. On start, [`adopt_all`] trusts a keeper only if its pid *and* start time match
+//! agent runs on. On start, [`Supervisor::adopt_all`] trusts a keeper only if its pid *and* start time match
 //! what the keeper recorded; anything that should run but vanished is `lost`.
 
 use std::collections::HashMap;
@@ -15,17 +15,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_core::agent_state::{self, AgentState, Event};
+use berth_core::home::Home;
 use berth_core::probe::{ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
 use berth_proto::AgentInfo;
-use berth_store::AgentRecord;
+use berth_store::{AgentRecord, Store};
 use berth_supervisor::keeper::control::{self, Request};
 use berth_supervisor::keeper::read_state;
 use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
 use berth_supervisor::probe::{self, Target};
 use berth_supervisor::tree::Identity;
 
-use crate::state::Shared;
+use crate::git_lock::GitLock;
+use crate::mirror::mirror_later;
+use crate::recorder::Recorder;
 
 /// How often a running agent's keeper is looked at (SPEC §7: no periodic work more often than
 /// once a second).
@@ -42,10 +45,22 @@ struct Runtime {
     exit_code: Option<i32>,
 }
 
-/// The daemon's view of every agent it knows.
-#[derive(Debug, Default)]
+/// The daemon's view of every agent it knows, and what starts, stops and watches them. A cheap
+/// handle: clones share one view (the tasks that watch an agent hold one).
+#[derive(Debug, Clone)]
 pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     runtimes: Mutex<HashMap<Key, Runtime>>,
+    /// Where keepers keep their files: `$BERTH_HOME/agents`.
+    keepers: PathBuf,
+    store: Store,
+    events: Recorder,
+    /// For mirroring an agent's commits after it stopped.
+    git: GitLock,
 }
 
 /// Why an agent operation failed.
@@ -69,18 +84,6 @@ fn key(rec: &AgentRecord) -> Key {
     (rec.project_id, rec.name.clone())
 }
 
-/// Where an agent's keeper keeps its files.
-pub fn keeper_dir(shared: &Shared, rec: &AgentRecord) -> KeeperDir {
-    KeeperDir(
-        shared
-            .home()
-            .root()
-            .join("agents")
-            .join(rec.project_id.to_string())
-            .join(&rec.name),
-    )
-}
-
 /// Whether the keeper recorded in `state` is still that very process.
 fn keeper_alive(state: &KeeperState) -> bool {
     Identity {
@@ -90,250 +93,13 @@ fn keeper_alive(state: &KeeperState) -> bool {
     .is_alive()
 }
 
-impl Supervisor {
-    fn with<T>(&self, k: &Key, f: impl FnOnce(&mut Runtime) -> T) -> T {
-        let mut map = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
-        let rt = map.entry(k.clone()).or_insert(Runtime {
-            state: AgentState::Stopped,
-            tracker: Tracker::default(),
-            exit_code: None,
-        });
-        f(rt)
-    }
-
-    fn state(&self, k: &Key) -> AgentState {
-        self.with(k, |rt| rt.state)
-    }
-
-    /// Feeds the state machine; an impossible event is logged and ignored.
-    fn apply(&self, k: &Key, event: Event) -> AgentState {
-        self.with(k, |rt| {
-            match agent_state::next(rt.state, event) {
-                Ok(s) => rt.state = s,
-                Err(e) => tracing::warn!(agent = %k.1, "{e}"),
-            }
-            rt.state
-        })
-    }
-
-    /// Where an agent is now.
-    pub fn state_of(&self, rec: &AgentRecord) -> AgentState {
-        self.state(&key(rec))
-    }
-
-    /// The agent as the API shows it.
-    pub fn info(&self, shared: &Shared, rec: &AgentRecord) -> AgentInfo {
-        let k = key(rec);
-        let (state, exit_code) = self.with(&k, |rt| (rt.state, rt.exit_code));
-        let pid = state
-            .has_process()
-            .then(|| read_state(&keeper_dir(shared, rec)))
-            .flatten()
-            .and_then(|s| s.child.map(|c| c.pid));
-        AgentInfo {
-            kind: rec.kind.clone(),
-            name: rec.name.clone(),
-            project: rec.project_root.clone(),
-            command: rec.command.clone(),
-            branch: (rec.kind == "agent").then(|| berth_git::workspace::branch(&rec.name)),
-            base: rec.base.clone(),
-            workspace: rec.workspace.clone(),
-            restart: rec.restart.clone(),
-            ready: probe_of(rec).ok().flatten().map(|p| p.check.to_string()),
-            state: state.name().to_string(),
-            pid,
-            exit_code,
-            log: keeper_dir(shared, rec).output().display().to_string(),
-        }
-    }
-}
-
 /// The readiness probe a definition records.
 fn probe_of(rec: &AgentRecord) -> Result<Option<ProbeSpec>, serde_json::Error> {
     rec.ready.as_deref().map(serde_json::from_str).transpose()
 }
 
-/// Checks a running process with its liveness probe; when it fails `threshold` times in a row,
-/// kills it (as a crash, not a stop), so the watcher applies the restart policy.
-async fn keep_alive(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec) {
-    let k = key(&rec);
-    let dir = keeper_dir(&shared, &rec);
-    let Ok(mut target) = Target::new(
-        &probe.check,
-        PathBuf::from(&rec.workspace),
-        dir.output(),
-        None,
-    ) else {
-        return;
-    };
-    let mut tracker = ProbeTracker::new(&probe);
-    loop {
-        tokio::time::sleep(probe.interval.max(Duration::from_secs(1))).await;
-        match shared.supervisor.state(&k) {
-            AgentState::Running => {}
-            AgentState::Starting => continue,
-            _ => return,
-        }
-        let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
-        if tracker.record(ok) == Verdict::Failing {
-            shared.record_about(
-                "agent.unhealthy",
-                &rec.name,
-                serde_json::json!({ "probe": probe.check.to_string() }),
-            );
-            let socket = dir.socket();
-            let _ = tokio::task::spawn_blocking(move || {
-                control::request(&socket, &Request::Kill, Duration::from_secs(10))
-            })
-            .await;
-            return;
-        }
-    }
-}
-
 fn policy(rec: &AgentRecord) -> RestartPolicy {
     rec.restart.parse().unwrap_or_default()
-}
-
-/// Starts the agent under a new keeper (no-op if it already runs).
-pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
-    let k = key(rec);
-    if shared.supervisor.state(&k).has_process() {
-        return Ok(());
-    }
-    let command = rec
-        .command
-        .clone()
-        .ok_or_else(|| AgentError::NoCommand(rec.name.clone()))?;
-    let dir = keeper_dir(shared, rec);
-    let fail = |detail: String| AgentError::Keeper {
-        name: rec.name.clone(),
-        detail,
-    };
-    std::fs::create_dir_all(dir.path()).map_err(|e| fail(e.to_string()))?;
-    let mut env = rec.env.clone();
-    env.insert("BERTH_AGENT".into(), rec.name.clone());
-    env.insert("BERTH_WORKSPACE".into(), rec.workspace.clone());
-    // The notify socket exists before the agent does, so `READY=1` can never be missed.
-    let notify_path = dir.path().join("notify.sock");
-    let _ = std::fs::remove_file(&notify_path);
-    let notify = tokio::net::UnixDatagram::bind(&notify_path).map_err(|e| fail(e.to_string()))?;
-    env.insert(
-        "BERTH_NOTIFY_SOCKET".into(),
-        notify_path.display().to_string(),
-    );
-    let probe =
-        probe_of(rec).map_err(|e| fail(format!("its readiness probe is unreadable: {e}")))?;
-    let target = match &probe {
-        Some(p) => Some(
-            Target::new(
-                &p.check,
-                PathBuf::from(&rec.workspace),
-                dir.output(),
-                Some(notify),
-            )
-            .map_err(fail)?,
-        ),
-        None => None,
-    };
-    let spec = KeeperSpec {
-        name: rec.name.clone(),
-        command,
-        cwd: PathBuf::from(&rec.workspace),
-        env,
-        stop_signal: rec.stop_signal.clone(),
-        stop_grace_ms: rec.stop_grace_ms,
-        log_max_bytes: 10 * 1024 * 1024,
-        log_keep: 3,
-    };
-    let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
-    berth_control::files::write_atomically(&dir.spec(), &bytes).map_err(|e| fail(e.to_string()))?;
-    let _ = std::fs::remove_file(dir.state());
-    let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
-    // The keeper writes state.json once the child runs.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while read_state(&dir).is_none() {
-        if exited.try_recv().is_ok() {
-            let said = std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
-            return Err(fail(said.trim().trim_start_matches("error: ").to_string()));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(fail(
-                "it did not report within 10 s; see its output.log".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let started = now_ms();
-    shared.supervisor.apply(&k, Event::Start);
-    shared.record_about(
-        "agent.started",
-        &rec.name,
-        serde_json::json!({ "project": rec.project_root }),
-    );
-    match (probe, target) {
-        (Some(probe), Some(target)) => {
-            tokio::spawn(await_ready(shared.clone(), rec.clone(), probe, target));
-        }
-        _ => {
-            shared.supervisor.apply(&k, Event::Ready);
-        }
-    }
-    if let Some(liveness) = rec
-        .liveness
-        .as_deref()
-        .and_then(|l| serde_json::from_str(l).ok())
-    {
-        tokio::spawn(keep_alive(shared.clone(), rec.clone(), liveness));
-    }
-    tokio::spawn(watch(shared.clone(), rec.clone(), started));
-    Ok(())
-}
-
-/// Runs the readiness probe until it passes (→ `running`) or its deadline passes (the agent is
-/// stopped and `failed`).
-async fn await_ready(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec, mut target: Target) {
-    let k = key(&rec);
-    let began = tokio::time::Instant::now();
-    let deadline = probe
-        .deadline
-        .unwrap_or(berth_core::probe::DEFAULT_DEADLINE);
-    let mut tracker = ProbeTracker::new(&probe);
-    loop {
-        if shared.supervisor.state(&k) != AgentState::Starting {
-            return; // stopped or exited meanwhile
-        }
-        let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
-        if tracker.record(ok) == Verdict::Passing {
-            shared.supervisor.apply(&k, Event::Ready);
-            shared.record_about(
-                "agent.ready",
-                &rec.name,
-                serde_json::json!({ "probe": probe.check.to_string() }),
-            );
-            return;
-        }
-        if began.elapsed() >= deadline {
-            let why = format!(
-                "{} did not pass within {} s",
-                probe.check,
-                deadline.as_secs()
-            );
-            shared.record_about(
-                "agent.not_ready",
-                &rec.name,
-                serde_json::json!({ "reason": why }),
-            );
-            if let Err(e) = stop(&shared, &rec).await {
-                tracing::error!(agent = %rec.name, "{e}");
-            }
-            shared
-                .supervisor
-                .with(&k, |rt| rt.state = AgentState::Failed);
-            return;
-        }
-        tokio::time::sleep(probe.interval).await;
-    }
 }
 
 fn spawn_keeper(
@@ -369,248 +135,443 @@ fn spawn_keeper(
     Ok(rx)
 }
 
-/// Follows a running agent until it ends, then applies the restart policy.
-async fn watch(shared: Arc<Shared>, rec: AgentRecord, started_ms: u64) {
-    let k = key(&rec);
-    let dir = keeper_dir(&shared, &rec);
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        if shared.supervisor.state(&k) == AgentState::Stopping {
-            return; // `stop` owns it now
+impl Supervisor {
+    pub fn new(home: &Home, store: Store, events: Recorder, git: GitLock) -> Supervisor {
+        Supervisor {
+            inner: Arc::new(Inner {
+                runtimes: Mutex::default(),
+                keepers: home.root().join("agents"),
+                store,
+                events,
+                git,
+            }),
         }
-        let Some(st) = read_state(&dir) else { continue };
-        if !st.done && keeper_alive(&st) {
-            continue;
-        }
-        if !st.done {
-            shared.supervisor.apply(&k, Event::Vanished);
-            shared.record_about("agent.lost", &rec.name, serde_json::json!({}));
-            return;
-        }
-        let code = st.exit.and_then(|e| e.code);
-        let exit = if st.exit.is_some_and(|e| e.success()) {
-            Exit::Success
-        } else {
-            Exit::Failure
-        };
-        let now = now_ms();
-        let decision = shared.supervisor.with(&k, |rt| {
-            rt.exit_code = code;
-            rt.tracker
-                .on_exit(policy(&rec), &Backoff::default(), exit, started_ms, now)
+    }
+
+    /// Where an agent's keeper keeps its files.
+    pub fn keeper_dir(&self, rec: &AgentRecord) -> KeeperDir {
+        KeeperDir(
+            self.inner
+                .keepers
+                .join(rec.project_id.to_string())
+                .join(&rec.name),
+        )
+    }
+
+    fn with<T>(&self, k: &Key, f: impl FnOnce(&mut Runtime) -> T) -> T {
+        let mut map = self
+            .inner
+            .runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let rt = map.entry(k.clone()).or_insert(Runtime {
+            state: AgentState::Stopped,
+            tracker: Tracker::default(),
+            exit_code: None,
         });
-        shared
-            .supervisor
-            .apply(&k, Event::Exited { code, decision });
-        mirror_later(&shared, &rec);
-        shared.record_about(
-            "agent.exited",
-            &rec.name,
-            serde_json::json!({ "code": code, "decision": decision }),
-        );
-        if let Decision::Restart { at_ms, .. } = decision {
-            tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
-            if matches!(shared.supervisor.state(&k), AgentState::Backoff { .. }) {
-                shared
-                    .supervisor
-                    .with(&k, |rt| rt.state = AgentState::Stopped);
-                if let Err(e) = start_again(shared.clone(), rec.clone()).await {
-                    tracing::error!(agent = %rec.name, "restart failed: {e}");
-                }
+        f(rt)
+    }
+
+    fn state(&self, k: &Key) -> AgentState {
+        self.with(k, |rt| rt.state)
+    }
+
+    /// Feeds the state machine; an impossible event is logged and ignored.
+    fn apply(&self, k: &Key, event: Event) -> AgentState {
+        self.with(k, |rt| {
+            match agent_state::next(rt.state, event) {
+                Ok(s) => rt.state = s,
+                Err(e) => tracing::warn!(agent = %k.1, "{e}"),
             }
-        }
-        return;
+            rt.state
+        })
     }
-}
 
-/// Mirrors an agent's commits in the background: a stop is complete when its processes are
-/// gone, and mirroring (one git fetch, serialised with other git work) need not hold it up.
-fn mirror_later(shared: &Arc<Shared>, rec: &AgentRecord) {
-    if rec.kind != "agent" {
-        return; // services run in the repository itself
+    /// Where an agent is now.
+    pub fn state_of(&self, rec: &AgentRecord) -> AgentState {
+        self.state(&key(rec))
     }
-    let (shared, rec) = (shared.clone(), rec.clone());
-    tokio::spawn(async move { sync_mirror(&shared, &rec).await });
-}
 
-/// Brings the agent's commits into the project (keep-alive ref, and its branch by fast-forward);
-/// when the user moved that branch, says so in an event instead of overwriting it.
-pub async fn sync_mirror(shared: &Arc<Shared>, rec: &AgentRecord) {
-    let (project, ws, name) = (
-        berth_git::Git::new(&rec.project_root),
-        berth_git::Git::new(&rec.workspace),
-        rec.name.clone(),
-    );
-    let _one_at_a_time = shared.git_lock.lock().await;
-    if !std::path::Path::new(&rec.workspace).exists() {
-        return; // removed meanwhile (`agent rm` synced it itself)
-    }
-    let result =
-        tokio::task::spawn_blocking(move || berth_git::workspace::sync_refs(&project, &ws, &name))
-            .await;
-    use berth_git::workspace::Mirror;
-    let (kind, data) = match result {
-        Ok(Ok(Mirror::UpToDate)) => return,
-        Ok(Ok(Mirror::Moved { from, to })) => (
-            "agent.mirrored",
-            serde_json::json!({ "from": from, "to": to }),
-        ),
-        Ok(Ok(Mirror::UserMoved {
-            branch_at,
-            agent_at,
-        })) => (
-            "agent.mirror_stopped",
-            serde_json::json!({
-                "reason": format!("you moved berth/{} in your repository; berth no longer updates it", rec.name),
-                "branch_at": branch_at,
-                "agent_at": agent_at,
-            }),
-        ),
-        Ok(Ok(Mirror::AgentRewrote { mirrored, agent_at })) => (
-            "agent.mirror_stopped",
-            serde_json::json!({
-                "reason": format!("agent {} rewrote history berth had mirrored; berth/{} is left as it was", rec.name, rec.name),
-                "branch_at": mirrored,
-                "agent_at": agent_at,
-            }),
-        ),
-        Ok(Err(e)) => (
-            "agent.mirror_failed",
-            serde_json::json!({ "error": e.to_string() }),
-        ),
-        Err(e) => (
-            "agent.mirror_failed",
-            serde_json::json!({ "error": e.to_string() }),
-        ),
-    };
-    shared.record_about(kind, &rec.name, data);
-}
-
-/// `start` behind a box: `start` spawns `watch`, which restarts through here, and the box keeps
-/// that cycle out of the futures' types.
-fn start_again(
-    shared: Arc<Shared>,
-    rec: AgentRecord,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AgentError>> + Send>> {
-    Box::pin(async move { start(&shared, &rec).await })
-}
-
-/// Stops the agent and every descendant; returns once none remains.
-pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
-    end(shared, rec, Request::Stop).await
-}
-
-/// Like [`stop`], but SIGKILL at once (`berth down` past its timeout).
-pub async fn kill(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
-    end(shared, rec, Request::Kill).await
-}
-
-async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<(), AgentError> {
-    let k = key(rec);
-    let before = shared.supervisor.state(&k);
-    shared.supervisor.apply(&k, Event::Stop);
-    if !before.has_process() {
-        return Ok(());
-    }
-    let socket = keeper_dir(shared, rec).socket();
-    let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
-    let answer = tokio::task::spawn_blocking(move || control::request(&socket, &how, timeout))
-        .await
-        .map_err(|e| AgentError::Stop {
+    /// The agent as the API shows it.
+    pub fn info(&self, rec: &AgentRecord) -> AgentInfo {
+        let k = key(rec);
+        let (state, exit_code) = self.with(&k, |rt| (rt.state, rt.exit_code));
+        let pid = state
+            .has_process()
+            .then(|| read_state(&self.keeper_dir(rec)))
+            .flatten()
+            .and_then(|s| s.child.map(|c| c.pid));
+        AgentInfo {
+            kind: rec.kind.clone(),
             name: rec.name.clone(),
-            detail: e.to_string(),
-        })?;
-    match answer {
-        Ok(resp) => {
-            shared
-                .supervisor
-                .with(&k, |rt| rt.exit_code = resp.state.exit.and_then(|e| e.code));
-        }
-        // The keeper is already gone (it finished between our look and the request).
-        Err(control::ControlError::Io { .. }) => {}
-        Err(e) => {
-            return Err(AgentError::Stop {
-                name: rec.name.clone(),
-                detail: e.to_string(),
-            });
+            project: rec.project_root.clone(),
+            command: rec.command.clone(),
+            branch: (rec.kind == "agent").then(|| berth_git::workspace::branch(&rec.name)),
+            base: rec.base.clone(),
+            workspace: rec.workspace.clone(),
+            restart: rec.restart.clone(),
+            ready: probe_of(rec).ok().flatten().map(|p| p.check.to_string()),
+            state: state.name().to_string(),
+            pid,
+            exit_code,
+            log: self.keeper_dir(rec).output().display().to_string(),
         }
     }
-    shared.supervisor.apply(&k, Event::Gone);
-    shared.record_about("agent.stopped", &rec.name, serde_json::json!({}));
-    mirror_later(shared, rec);
-    Ok(())
-}
 
-/// Stops every agent and service of every project, concurrently (`berth daemon stop --all`).
-pub async fn stop_all(shared: &Arc<Shared>) {
-    let Some(store) = shared.store.get() else {
-        return;
-    };
-    let all = match store.agents(None) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("cannot list agents to stop: {e}");
-            return;
-        }
-    };
-    let running: Vec<&AgentRecord> = all
-        .iter()
-        .filter(|r| shared.supervisor.state_of(r).has_process())
-        .collect();
-    for r in &running {
-        if let Err(e) = store.set_desired(r.project_id, &r.name, false) {
-            tracing::error!(agent = %r.name, "{e}");
-        }
-    }
-    for (r, result) in running
-        .iter()
-        .zip(futures_util::future::join_all(running.iter().map(|r| stop(shared, r))).await)
-    {
-        if let Err(e) = result {
-            tracing::error!(agent = %r.name, "{e}");
-        }
-    }
-}
-
-/// On daemon start: finds every agent that should run and re-adopts its keeper, or marks it
-/// `lost` (or `exited`, if its keeper finished while nobody watched).
-pub fn adopt_all(shared: &Arc<Shared>) {
-    let Some(store) = shared.store.get() else {
-        return;
-    };
-    let agents = match store.agents(None) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("cannot list agents to re-adopt: {e}");
-            return;
-        }
-    };
-    for rec in agents.into_iter().filter(|a| a.desired_running) {
+    /// Checks a running process with its liveness probe; when it fails `threshold` times in a row,
+    /// kills it (as a crash, not a stop), so the watcher applies the restart policy.
+    async fn keep_alive(self, rec: AgentRecord, probe: ProbeSpec) {
         let k = key(&rec);
-        let st = read_state(&keeper_dir(shared, &rec));
-        match st {
-            Some(st) if !st.done && keeper_alive(&st) => {
-                shared
-                    .supervisor
-                    .with(&k, |rt| rt.state = AgentState::Running);
-                shared.record_about(
-                    "agent.adopted",
-                    &rec.name,
-                    serde_json::json!({ "keeper": st.keeper.pid }),
-                );
-                let started = u64::try_from(st.started_ms).unwrap_or(0);
-                tokio::spawn(watch(shared.clone(), rec, started));
+        let dir = self.keeper_dir(&rec);
+        let Ok(mut target) = Target::new(
+            &probe.check,
+            PathBuf::from(&rec.workspace),
+            dir.output(),
+            None,
+        ) else {
+            return;
+        };
+        let mut tracker = ProbeTracker::new(&probe);
+        loop {
+            tokio::time::sleep(probe.interval.max(Duration::from_secs(1))).await;
+            match self.state(&k) {
+                AgentState::Running => {}
+                AgentState::Starting => continue,
+                _ => return,
             }
-            Some(st) if st.done => {
-                let code = st.exit.and_then(|e| e.code);
-                shared.supervisor.with(&k, |rt| {
-                    rt.state = AgentState::Exited { code };
-                    rt.exit_code = code;
-                });
+            let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+            if tracker.record(ok) == Verdict::Failing {
+                self.inner.events.record_about(
+                    "agent.unhealthy",
+                    &rec.name,
+                    serde_json::json!({ "probe": probe.check.to_string() }),
+                );
+                let socket = dir.socket();
+                let _ = tokio::task::spawn_blocking(move || {
+                    control::request(&socket, &Request::Kill, Duration::from_secs(10))
+                })
+                .await;
+                return;
+            }
+        }
+    }
+
+    /// Starts the agent under a new keeper (no-op if it already runs).
+    pub async fn start(&self, rec: &AgentRecord) -> Result<(), AgentError> {
+        let k = key(rec);
+        if self.state(&k).has_process() {
+            return Ok(());
+        }
+        let command = rec
+            .command
+            .clone()
+            .ok_or_else(|| AgentError::NoCommand(rec.name.clone()))?;
+        let dir = self.keeper_dir(rec);
+        let fail = |detail: String| AgentError::Keeper {
+            name: rec.name.clone(),
+            detail,
+        };
+        std::fs::create_dir_all(dir.path()).map_err(|e| fail(e.to_string()))?;
+        let mut env = rec.env.clone();
+        env.insert("BERTH_AGENT".into(), rec.name.clone());
+        env.insert("BERTH_WORKSPACE".into(), rec.workspace.clone());
+        // The notify socket exists before the agent does, so `READY=1` can never be missed.
+        let notify_path = dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify =
+            tokio::net::UnixDatagram::bind(&notify_path).map_err(|e| fail(e.to_string()))?;
+        env.insert(
+            "BERTH_NOTIFY_SOCKET".into(),
+            notify_path.display().to_string(),
+        );
+        let probe =
+            probe_of(rec).map_err(|e| fail(format!("its readiness probe is unreadable: {e}")))?;
+        let target = match &probe {
+            Some(p) => Some(
+                Target::new(
+                    &p.check,
+                    PathBuf::from(&rec.workspace),
+                    dir.output(),
+                    Some(notify),
+                )
+                .map_err(fail)?,
+            ),
+            None => None,
+        };
+        let spec = KeeperSpec {
+            name: rec.name.clone(),
+            command,
+            cwd: PathBuf::from(&rec.workspace),
+            env,
+            stop_signal: rec.stop_signal.clone(),
+            stop_grace_ms: rec.stop_grace_ms,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 3,
+        };
+        let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
+        berth_control::files::write_atomically(&dir.spec(), &bytes)
+            .map_err(|e| fail(e.to_string()))?;
+        let _ = std::fs::remove_file(dir.state());
+        let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
+        // The keeper writes state.json once the child runs.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while read_state(&dir).is_none() {
+            if exited.try_recv().is_ok() {
+                let said =
+                    std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
+                return Err(fail(said.trim().trim_start_matches("error: ").to_string()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(fail(
+                    "it did not report within 10 s; see its output.log".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = now_ms();
+        self.apply(&k, Event::Start);
+        self.inner.events.record_about(
+            "agent.started",
+            &rec.name,
+            serde_json::json!({ "project": rec.project_root }),
+        );
+        match (probe, target) {
+            (Some(probe), Some(target)) => {
+                tokio::spawn(self.clone().await_ready(rec.clone(), probe, target));
             }
             _ => {
-                shared.supervisor.with(&k, |rt| rt.state = AgentState::Lost);
-                shared.record_about("agent.lost", &rec.name, serde_json::json!({}));
+                self.apply(&k, Event::Ready);
+            }
+        }
+        if let Some(liveness) = rec
+            .liveness
+            .as_deref()
+            .and_then(|l| serde_json::from_str(l).ok())
+        {
+            tokio::spawn(self.clone().keep_alive(rec.clone(), liveness));
+        }
+        tokio::spawn(self.clone().watch(rec.clone(), started));
+        Ok(())
+    }
+
+    /// Runs the readiness probe until it passes (→ `running`) or its deadline passes (the agent is
+    /// stopped and `failed`).
+    async fn await_ready(self, rec: AgentRecord, probe: ProbeSpec, mut target: Target) {
+        let k = key(&rec);
+        let began = tokio::time::Instant::now();
+        let deadline = probe
+            .deadline
+            .unwrap_or(berth_core::probe::DEFAULT_DEADLINE);
+        let mut tracker = ProbeTracker::new(&probe);
+        loop {
+            if self.state(&k) != AgentState::Starting {
+                return; // stopped or exited meanwhile
+            }
+            let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+            if tracker.record(ok) == Verdict::Passing {
+                self.apply(&k, Event::Ready);
+                self.inner.events.record_about(
+                    "agent.ready",
+                    &rec.name,
+                    serde_json::json!({ "probe": probe.check.to_string() }),
+                );
+                return;
+            }
+            if began.elapsed() >= deadline {
+                let why = format!(
+                    "{} did not pass within {} s",
+                    probe.check,
+                    deadline.as_secs()
+                );
+                self.inner.events.record_about(
+                    "agent.not_ready",
+                    &rec.name,
+                    serde_json::json!({ "reason": why }),
+                );
+                if let Err(e) = self.stop(&rec).await {
+                    tracing::error!(agent = %rec.name, "{e}");
+                }
+                self.with(&k, |rt| rt.state = AgentState::Failed);
+                return;
+            }
+            tokio::time::sleep(probe.interval).await;
+        }
+    }
+
+    /// Follows a running agent until it ends, then applies the restart policy.
+    async fn watch(self, rec: AgentRecord, started_ms: u64) {
+        let k = key(&rec);
+        let dir = self.keeper_dir(&rec);
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if self.state(&k) == AgentState::Stopping {
+                return; // `stop` owns it now
+            }
+            let Some(st) = read_state(&dir) else { continue };
+            if !st.done && keeper_alive(&st) {
+                continue;
+            }
+            if !st.done {
+                self.apply(&k, Event::Vanished);
+                self.inner
+                    .events
+                    .record_about("agent.lost", &rec.name, serde_json::json!({}));
+                return;
+            }
+            let code = st.exit.and_then(|e| e.code);
+            let exit = if st.exit.is_some_and(|e| e.success()) {
+                Exit::Success
+            } else {
+                Exit::Failure
+            };
+            let now = now_ms();
+            let decision = self.with(&k, |rt| {
+                rt.exit_code = code;
+                rt.tracker
+                    .on_exit(policy(&rec), &Backoff::default(), exit, started_ms, now)
+            });
+            self.apply(&k, Event::Exited { code, decision });
+            mirror_later(&self.inner.git, &self.inner.events, &rec);
+            self.inner.events.record_about(
+                "agent.exited",
+                &rec.name,
+                serde_json::json!({ "code": code, "decision": decision }),
+            );
+            if let Decision::Restart { at_ms, .. } = decision {
+                tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
+                if matches!(self.state(&k), AgentState::Backoff { .. }) {
+                    self.with(&k, |rt| rt.state = AgentState::Stopped);
+                    if let Err(e) = self.clone().start_again(rec.clone()).await {
+                        tracing::error!(agent = %rec.name, "restart failed: {e}");
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// `start` behind a box: `start` spawns `watch`, which restarts through here, and the box keeps
+    /// that cycle out of the futures' types.
+    fn start_again(
+        self,
+        rec: AgentRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AgentError>> + Send>> {
+        Box::pin(async move { self.start(&rec).await })
+    }
+
+    /// Stops the agent and every descendant; returns once none remains.
+    pub async fn stop(&self, rec: &AgentRecord) -> Result<(), AgentError> {
+        self.end(rec, Request::Stop).await
+    }
+
+    /// Like [`Supervisor::stop`], but SIGKILL at once (`berth down` past its timeout).
+    pub async fn kill(&self, rec: &AgentRecord) -> Result<(), AgentError> {
+        self.end(rec, Request::Kill).await
+    }
+
+    async fn end(&self, rec: &AgentRecord, how: Request) -> Result<(), AgentError> {
+        let k = key(rec);
+        let before = self.state(&k);
+        self.apply(&k, Event::Stop);
+        if !before.has_process() {
+            return Ok(());
+        }
+        let socket = self.keeper_dir(rec).socket();
+        let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
+        let answer = tokio::task::spawn_blocking(move || control::request(&socket, &how, timeout))
+            .await
+            .map_err(|e| AgentError::Stop {
+                name: rec.name.clone(),
+                detail: e.to_string(),
+            })?;
+        match answer {
+            Ok(resp) => {
+                self.with(&k, |rt| rt.exit_code = resp.state.exit.and_then(|e| e.code));
+            }
+            // The keeper is already gone (it finished between our look and the request).
+            Err(control::ControlError::Io { .. }) => {}
+            Err(e) => {
+                return Err(AgentError::Stop {
+                    name: rec.name.clone(),
+                    detail: e.to_string(),
+                });
+            }
+        }
+        self.apply(&k, Event::Gone);
+        self.inner
+            .events
+            .record_about("agent.stopped", &rec.name, serde_json::json!({}));
+        mirror_later(&self.inner.git, &self.inner.events, rec);
+        Ok(())
+    }
+
+    /// Stops every agent and service of every project, concurrently (`berth daemon stop --all`).
+    pub async fn stop_all(&self) {
+        let store = &self.inner.store;
+        let all = match store.agents(None) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("cannot list agents to stop: {e}");
+                return;
+            }
+        };
+        let running: Vec<&AgentRecord> = all
+            .iter()
+            .filter(|r| self.state_of(r).has_process())
+            .collect();
+        for r in &running {
+            if let Err(e) = store.set_desired(r.project_id, &r.name, false) {
+                tracing::error!(agent = %r.name, "{e}");
+            }
+        }
+        for (r, result) in running
+            .iter()
+            .zip(futures_util::future::join_all(running.iter().map(|r| self.stop(r))).await)
+        {
+            if let Err(e) = result {
+                tracing::error!(agent = %r.name, "{e}");
+            }
+        }
+    }
+
+    /// On daemon start: finds every agent that should run and re-adopts its keeper, or marks it
+    /// `lost` (or `exited`, if its keeper finished while nobody watched).
+    pub fn adopt_all(&self) {
+        let store = &self.inner.store;
+        let agents = match store.agents(None) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("cannot list agents to re-adopt: {e}");
+                return;
+            }
+        };
+        for rec in agents.into_iter().filter(|a| a.desired_running) {
+            let k = key(&rec);
+            let st = read_state(&self.keeper_dir(&rec));
+            match st {
+                Some(st) if !st.done && keeper_alive(&st) => {
+                    self.with(&k, |rt| rt.state = AgentState::Running);
+                    self.inner.events.record_about(
+                        "agent.adopted",
+                        &rec.name,
+                        serde_json::json!({ "keeper": st.keeper.pid }),
+                    );
+                    let started = u64::try_from(st.started_ms).unwrap_or(0);
+                    tokio::spawn(self.clone().watch(rec, started));
+                }
+                Some(st) if st.done => {
+                    let code = st.exit.and_then(|e| e.code);
+                    self.with(&k, |rt| {
+                        rt.state = AgentState::Exited { code };
+                        rt.exit_code = code;
+                    });
+                }
+                _ => {
+                    self.with(&k, |rt| rt.state = AgentState::Lost);
+                    self.inner
+                        .events
+                        .record_about("agent.lost", &rec.name, serde_json::json!({}));
+                }
             }
         }
     }

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_core::agent_state::AgentState;
@@ -19,8 +18,7 @@ use berth_git::Git;
 use berth_store::AgentRecord;
 use futures_util::future::join_all;
 
-use crate::agents;
-use crate::state::Shared;
+use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -59,14 +57,6 @@ pub struct Report {
     pub took_ms: u64,
 }
 
-/// The store; the API answers `starting` before it exists, so this is only a safeguard.
-fn store_of(shared: &Shared) -> Result<&berth_store::Store, ComposeError> {
-    shared
-        .store
-        .get()
-        .ok_or_else(|| ComposeError::Config("the daemon is still starting".into()))
-}
-
 fn rank(c: Condition) -> u8 {
     match c {
         Condition::Started => 0,
@@ -90,12 +80,12 @@ fn now_ms() -> i64 {
 
 /// Records (and for a new agent, creates the workspace of) one declared process.
 async fn define(
-    shared: &Arc<Shared>,
+    svc: &Services,
     root: &Git,
     project_id: i64,
     spec: &ProcessSpec,
 ) -> Result<AgentRecord, ComposeError> {
-    let store = store_of(shared)?;
+    let store = &svc.store;
     let err = |detail: String| ComposeError::Define {
         name: spec.name.clone(),
         detail,
@@ -108,8 +98,8 @@ async fn define(
             (dir.display().to_string(), String::new())
         }
         (None, Kind::Agent) => {
-            let ws = shared
-                .home()
+            let ws = svc
+                .home
                 .root()
                 .join("workspaces")
                 .join(project_id.to_string())
@@ -120,7 +110,7 @@ async fn define(
                 spec.base.clone().unwrap_or_else(|| "HEAD".into()),
             );
             let ws2 = ws.clone();
-            let _one_at_a_time = shared.git_lock.lock().await;
+            let _one_at_a_time = svc.git.lock().await;
             let oid = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
                 berth_git::workspace::create(&git, &ws2, &name, &base)
                     .map_err(|e| e.to_string())?;
@@ -165,8 +155,8 @@ async fn define(
 }
 
 /// Whether `rec` reached `wanted`; `Err` when it can no longer get there.
-fn reached(shared: &Shared, rec: &AgentRecord, wanted: Condition) -> Result<bool, ComposeError> {
-    let state = shared.supervisor.state_of(rec);
+fn reached(svc: &Services, rec: &AgentRecord, wanted: Condition) -> Result<bool, ComposeError> {
+    let state = svc.agents.state_of(rec);
     let ended = |code| ComposeError::Ended {
         name: rec.name.clone(),
         code,
@@ -184,7 +174,7 @@ fn reached(shared: &Shared, rec: &AgentRecord, wanted: Condition) -> Result<bool
 }
 
 pub async fn up(
-    shared: &Arc<Shared>,
+    svc: &Services,
     root: &Git,
     names: &[String],
     timeout: Duration,
@@ -201,7 +191,7 @@ pub async fn up(
             }
         }
     }
-    let store = store_of(shared)?;
+    let store = &svc.store;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
     // Every working directory must exist before anything is defined or started.
     for name in plan.names() {
@@ -218,16 +208,13 @@ pub async fn up(
     let mut records = HashMap::new();
     for name in plan.names() {
         if let Some(spec) = file.get(name) {
-            records.insert(
-                name.to_string(),
-                define(shared, root, project_id, spec).await?,
-            );
+            records.insert(name.to_string(), define(svc, root, project_id, spec).await?);
         }
     }
     let deadline = began + timeout;
     for level in &plan.levels {
         let recs: Vec<&AgentRecord> = level.iter().filter_map(|n| records.get(n)).collect();
-        let started = join_all(recs.iter().map(|r| agents::start(shared, r))).await;
+        let started = join_all(recs.iter().map(|r| svc.agents.start(r))).await;
         for (r, result) in recs.iter().zip(started) {
             result.map_err(|e| ComposeError::Start {
                 name: r.name.clone(),
@@ -239,7 +226,7 @@ pub async fn up(
             let mut waiting = Vec::new();
             for r in &recs {
                 let w = wanted.get(&r.name).copied().unwrap_or(Condition::Ready);
-                if !reached(shared, r, w)? {
+                if !reached(svc, r, w)? {
                     waiting.push((*r, w));
                 }
             }
@@ -249,7 +236,7 @@ pub async fn up(
             if Instant::now() >= deadline {
                 let wanted = waiting[0].1.as_str();
                 for (r, _) in &waiting {
-                    let _ = agents::stop(shared, r).await;
+                    let _ = svc.agents.stop(r).await;
                 }
                 return Err(ComposeError::Timeout {
                     names: waiting.iter().map(|(r, _)| r.name.clone()).collect(),
@@ -267,7 +254,7 @@ pub async fn up(
 }
 
 pub async fn down(
-    shared: &Arc<Shared>,
+    svc: &Services,
     root: &Git,
     names: &[String],
     timeout: Duration,
@@ -275,7 +262,7 @@ pub async fn down(
     let began = Instant::now();
     let file = load(root.dir())?;
     let levels = deps::dependents_first(&deps::plan(&file, names)?);
-    let store = store_of(shared)?;
+    let store = &svc.store;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
     let mut records = Vec::new();
     for level in &levels {
@@ -290,14 +277,14 @@ pub async fn down(
     }
     let stopping = async {
         for recs in &records {
-            join_all(recs.iter().map(|r| agents::stop(shared, r))).await;
+            join_all(recs.iter().map(|r| svc.agents.stop(r))).await;
         }
     };
     let mut killed = Vec::new();
     if tokio::time::timeout(timeout, stopping).await.is_err() {
         for r in records.iter().flatten() {
-            if shared.supervisor.state_of(r).has_process() {
-                let _ = agents::kill(shared, r).await;
+            if svc.agents.state_of(r).has_process() {
+                let _ = svc.agents.kill(r).await;
                 killed.push(r.name.clone());
             }
         }

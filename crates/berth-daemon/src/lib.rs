@@ -1,42 +1,59 @@
-//! The berth daemon: one process per home that owns the control API, the event log and (in later
-//! capabilities) the supervisor and the pairings.
+//! The berth daemon: one process per home that owns the control API, the event log, the agents
+//! under supervision and the pairings.
 //!
 //! # Theory of operation
 //!
 //! A run ([`serve::serve`]) goes through the phases of `berth_core::lifecycle`:
 //!
 //! 1. **Claim the home.** `run/` is created 0700 and `run/daemon.lock` is locked exclusively
-//!    ([`runtime::DaemonLock`]). The lock, not a pid file, is what makes a daemon the only one:
+//!    (`berth_control::lock::DaemonLock`). The lock, not a pid file, is what makes a daemon the only one:
 //!    a second `serve` fails at once. Holding it, the daemon may clean runtime files a dead
 //!    predecessor left — except a socket that something else still answers on (foreign), which
 //!    it never removes.
 //! 2. **Early socket.** The control socket is bound (0600) before storage is prepared, so
 //!    `daemon status` answers `starting` while the store migrates or recovery runs.
-//! 3. **Prepare.** The store is opened; on failure a failure record carrying this run's
-//!    generation is written and the run ends.
+//! 3. **Prepare.** The store is opened and the run's [`services::Services`] are made from it;
+//!    agents that should run are re-adopted ([`agents`]) and open pairings recovered from their
+//!    journals ([`pairing`]). On failure a failure record carrying this run's generation is
+//!    written and the run ends.
 //! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
 //!    `berth daemon start`, one line goes through the inherited readiness pipe
-//!    ([`readiness`]); the parent returns at that moment, not after a sleep.
+//!    (`berth_control::readiness`); the parent returns at that moment, not after a sleep.
 //! 5. **Shutdown** on SIGTERM, SIGINT or `POST /v1/daemon/shutdown`: stop accepting, end event
 //!    streams, finish in-flight requests (bounded), checkpoint the store, remove the runtime
-//!    files, release the lock last.
+//!    files, release the lock last. A shutdown that hangs past its limit ends the process with a
+//!    failure record naming the step ([`watchdog`]).
 //!
 //! The API ([`api`]) is axum behind a hand-written accept loop ([`server`]) so that every Unix
 //! connection's peer uid is checked before a byte is read, and every TCP request carries the
-//! bearer token ([`token`]).
+//! bearer token (`berth_control::token`).
+//!
+//! # Handles, not a context
+//!
+//! The run as a whole ([`state::Shared`]: identity, phase, counters) is held only by `serve`
+//! and the API. What requests are served with are cheap handles ([`services::Services`]): the
+//! store, the git lock ([`git_lock`]), the event recorder ([`recorder`]), the supervisor
+//! ([`agents`]) and the pairings ([`pairing`]); each module is given just the handles it
+//! needs. Agents' commits are mirrored into their project by [`mirror`], the one place besides
+//! pairing that moves refs after the fact.
 
 pub mod agents;
 pub mod api;
+pub mod clock;
 pub mod compose;
 pub mod database;
 pub mod debug_sync;
 pub mod failpoints;
+pub mod git_lock;
 pub mod ids;
 pub mod logging;
 pub mod memory;
+pub mod mirror;
 pub mod pairing;
+pub mod recorder;
 pub mod serve;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod watchdog;
 

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::logging::{self, RotatingLog};
 use crate::server::{self, Listener};
+use crate::services::Services;
 use crate::state::Shared;
 use crate::watchdog::{self, Watchdog};
 use crate::{api, failpoints};
@@ -238,11 +239,12 @@ pub async fn launch(
         .and_then(|r| r.map_err(ServeError::from));
     let outcome = match prepared {
         Ok(store) => {
-            let _ = shared.store.set(store);
+            let services = Services::new(home.clone(), store);
+            shared.provide(services.clone());
             // Recovery: every agent that should run is re-adopted (or found lost).
-            crate::agents::adopt_all(&shared);
+            services.agents.adopt_all();
             // Pairings: every interrupted transition is finished or undone from its journal.
-            crate::pairing::recover_all(&shared);
+            services.pairings.recover_all();
             shared
                 .advance(Input::Prepared)
                 .map_err(|e| ServeError::Runtime(e.to_string()))
@@ -335,15 +337,17 @@ impl Daemon {
         }
         failpoints::hit("daemon.shutdown").await;
         step("parking pairings");
-        crate::pairing::park_all(&shared).await;
+        if let Some(services) = shared.services() {
+            services.pairings.park_all().await;
+        }
         step("draining connections");
         let _ = stop.send(true);
         for s in servers {
             let _ = s.await;
         }
         step("checkpointing the store");
-        if let Some(store) = shared.store.get()
-            && let Err(e) = store.checkpoint()
+        if let Some(services) = shared.services()
+            && let Err(e) = services.store.checkpoint()
         {
             tracing::error!("cannot checkpoint the store: {e}");
         }

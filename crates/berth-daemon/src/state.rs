@@ -1,4 +1,6 @@
-//! The state one daemon run shares between its API handlers and its lifecycle.
+//! A run's lifecycle and status: its identity (generation, pid, sockets, fingerprint), its
+//! phase, its activity counters and — once storage is prepared — its [`Services`]. Only `serve`
+//! and the API hold it; everything else gets the narrow handles of [`Services`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +14,11 @@ use berth_core::daemon_state::LivePhase;
 use berth_core::lifecycle::{self, Input, Phase};
 use berth_core::{InvalidTransition, home::Home};
 use berth_proto::{Activity, DaemonPhase, DaemonStatus, Handshake};
-use berth_store::Store;
 use tokio::sync::watch;
 
-/// Shared by everything in one daemon run.
+use crate::services::Services;
+
+/// One daemon run, as `serve` and the API see it.
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServeConfig,
@@ -30,18 +33,12 @@ pub struct Shared {
     /// Present when the TCP listener is on.
     pub token: Option<Token>,
     /// Set once storage is prepared.
-    pub store: OnceLock<Store>,
+    services: OnceLock<Services>,
     phase: Mutex<Phase>,
     live: watch::Sender<LivePhase>,
     pub requests: AtomicU64,
     pub open_connections: AtomicU64,
     pub subscribers: AtomicU64,
-    /// Serialises git operations that change repositories (snapshots, workspaces).
-    pub git_lock: tokio::sync::Mutex<()>,
-    /// Agents under supervision.
-    pub supervisor: crate::agents::Supervisor,
-    /// Open pairings, by project root.
-    pub pairings: crate::pairing::Registry,
 }
 
 impl Shared {
@@ -66,20 +63,29 @@ impl Shared {
             socket,
             tcp,
             token,
-            store: OnceLock::new(),
+            services: OnceLock::new(),
             phase: Mutex::new(lifecycle::INITIAL),
             live: watch::channel(LivePhase::Starting).0,
             requests: AtomicU64::new(0),
             open_connections: AtomicU64::new(0),
             subscribers: AtomicU64::new(0),
-            git_lock: tokio::sync::Mutex::new(()),
-            supervisor: crate::agents::Supervisor::default(),
-            pairings: crate::pairing::Registry::default(),
         }
     }
 
     pub fn home(&self) -> Home {
         self.config.layout()
+    }
+
+    /// The run's services, once storage is prepared (`None` while starting).
+    pub fn services(&self) -> Option<&Services> {
+        self.services.get()
+    }
+
+    /// Makes the run's services available; once only (a second call changes nothing).
+    pub fn provide(&self, services: Services) {
+        if self.services.set(services).is_err() {
+            tracing::warn!("the run's services were provided twice; the first stay");
+        }
     }
 
     /// Feeds the lifecycle machine and publishes the resulting phase.
@@ -121,9 +127,8 @@ impl Shared {
 
     pub fn status(&self) -> DaemonStatus {
         let last_event_seq = self
-            .store
-            .get()
-            .and_then(|s| s.last_seq().ok())
+            .services()
+            .and_then(|s| s.store.last_seq().ok())
             .unwrap_or_default();
         DaemonStatus {
             handshake: self.handshake(),
@@ -158,21 +163,10 @@ impl Shared {
         }
     }
 
-    /// Appends an event if the store is open; failures are logged, never fatal to the caller.
+    /// Appends an event about the daemon if the store is open (see [`crate::recorder`]).
     pub fn record(&self, kind: &str, data: serde_json::Value) {
-        self.append(kind, None, data);
-    }
-
-    /// Like [`Shared::record`], about a subject (an agent, a snapshot id).
-    pub fn record_about(&self, kind: &str, subject: &str, data: serde_json::Value) {
-        self.append(kind, Some(subject), data);
-    }
-
-    fn append(&self, kind: &str, subject: Option<&str>, data: serde_json::Value) {
-        if let Some(store) = self.store.get()
-            && let Err(e) = store.append(kind, subject, data)
-        {
-            tracing::error!("cannot record event {kind}: {e}");
+        if let Some(services) = self.services() {
+            services.events.record(kind, data);
         }
     }
 }

@@ -44,7 +44,7 @@ async fn daemon() -> InProcess {
 
 impl InProcess {
     fn append(&self, n: usize) {
-        let store = self.shared.store.get().unwrap();
+        let store = &self.shared.services().unwrap().store;
         for i in 0..n {
             store
                 .append("test.event", Some("t"), json!({ "i": i }))
@@ -108,7 +108,7 @@ async fn a_slow_subscriber_is_resumed_from_the_store_never_skipped() {
     // Far more than the broadcast (1024) and the per-client queue hold, while the client does
     // not read: the feed lags and must fill the gap from the store.
     let writer = {
-        let store = d.shared.store.get().unwrap().clone();
+        let store = d.shared.services().unwrap().store.clone();
         tokio::task::spawn_blocking(move || {
             for i in 0..5000 {
                 store.append("test.burst", None, json!({ "i": i })).unwrap();

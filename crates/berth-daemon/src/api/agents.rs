@@ -12,9 +12,11 @@ use berth_proto::{
 use berth_store::{AgentRecord, Store};
 use hyper::StatusCode;
 
+use super::ready::services;
 use super::repo::repository;
 use super::{ApiFailure, ApiJson};
 use crate::agents::{self, AgentError};
+use crate::clock::now_ms;
 use crate::state::Shared;
 
 fn invalid(message: impl Into<String>) -> ApiFailure {
@@ -30,25 +32,11 @@ fn db(e: berth_store::StoreError) -> ApiFailure {
     ApiFailure::internal(e.to_string())
 }
 
-fn store(shared: &Shared) -> Result<Store, ApiFailure> {
-    shared
-        .store
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiFailure::unavailable(ErrorCode::Starting))
-}
-
 fn agent_failure(e: AgentError) -> ApiFailure {
     match e {
         AgentError::NoCommand(_) => invalid(e.to_string()),
         _ => ApiFailure::internal(e.to_string()),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The project of `repo`, registered on first use.
@@ -76,7 +64,8 @@ pub async fn new(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<AgentNew>,
 ) -> Result<(StatusCode, Json<AgentInfo>), ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     // Every check before any side effect.
     berth_core::names::validate(&req.name).map_err(|e| invalid(e.to_string()))?;
     let restart: RestartPolicy = match &req.restart {
@@ -99,7 +88,7 @@ pub async fn new(
     if req.start && req.command.is_none() {
         return Err(invalid("--start needs a command (--cmd)"));
     }
-    let (git, project_id) = project(&store, &req.repo)?;
+    let (git, project_id) = project(store, &req.repo)?;
     if store.agent(project_id, &req.name).map_err(db)?.is_some() {
         return Err(ApiFailure::new(
             StatusCode::CONFLICT,
@@ -108,8 +97,8 @@ pub async fn new(
             Some("choose another name, or `berth agent rm` the old one"),
         ));
     }
-    let ws_path = shared
-        .home()
+    let ws_path = svc
+        .home
         .root()
         .join("workspaces")
         .join(project_id.to_string())
@@ -117,7 +106,7 @@ pub async fn new(
     let base = req.base.clone().unwrap_or_else(|| "HEAD".into());
     let created = {
         let (git, name, ws_path) = (git.clone(), req.name.clone(), ws_path.clone());
-        let _one_at_a_time = shared.git_lock.lock().await;
+        let _one_at_a_time = svc.git.lock().await;
         tokio::task::spawn_blocking(move || -> Result<Option<String>, WorkspaceError> {
             workspace::create(&git, &ws_path, &name, &base)?;
             Ok(berth_git::refs::resolve(
@@ -173,32 +162,27 @@ pub async fn new(
         created_ms: now_ms(),
     };
     store.put_agent(&rec).map_err(db)?;
-    shared.record_about(
+    svc.events.record_about(
         "agent.created",
         &rec.name,
         serde_json::json!({ "project": rec.project_root, "base": rec.base }),
     );
     if req.start {
-        agents::start(&shared, &rec).await.map_err(agent_failure)?;
+        svc.agents.start(&rec).await.map_err(agent_failure)?;
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(shared.supervisor.info(&shared, &rec)),
-    ))
+    Ok((StatusCode::CREATED, Json(svc.agents.info(&rec))))
 }
 
 pub async fn list(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<berth_proto::StashRepo>,
 ) -> Result<Json<AgentList>, ApiFailure> {
-    let store = store(&shared)?;
-    let (_, id) = project(&store, &req.repo)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
+    let (_, id) = project(store, &req.repo)?;
     let agents = store.agents(Some(id)).map_err(db)?;
     Ok(Json(AgentList {
-        agents: agents
-            .iter()
-            .map(|a| shared.supervisor.info(&shared, a))
-            .collect(),
+        agents: agents.iter().map(|a| svc.agents.info(a)).collect(),
     }))
 }
 
@@ -206,34 +190,37 @@ pub async fn show(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<AgentTarget>,
 ) -> Result<Json<AgentInfo>, ApiFailure> {
-    let rec = find(&store(&shared)?, &req.repo, &req.name)?;
-    Ok(Json(shared.supervisor.info(&shared, &rec)))
+    let svc = services(&shared)?;
+    let rec = find(&svc.store, &req.repo, &req.name)?;
+    Ok(Json(svc.agents.info(&rec)))
 }
 
 pub async fn start(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<AgentTarget>,
 ) -> Result<Json<AgentInfo>, ApiFailure> {
-    let store = store(&shared)?;
-    let rec = find(&store, &req.repo, &req.name)?;
-    agents::start(&shared, &rec).await.map_err(agent_failure)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
+    let rec = find(store, &req.repo, &req.name)?;
+    svc.agents.start(&rec).await.map_err(agent_failure)?;
     store
         .set_desired(rec.project_id, &rec.name, true)
         .map_err(db)?;
-    Ok(Json(shared.supervisor.info(&shared, &rec)))
+    Ok(Json(svc.agents.info(&rec)))
 }
 
 pub async fn stop(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<AgentTarget>,
 ) -> Result<Json<AgentInfo>, ApiFailure> {
-    let store = store(&shared)?;
-    let rec = find(&store, &req.repo, &req.name)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
+    let rec = find(store, &req.repo, &req.name)?;
     store
         .set_desired(rec.project_id, &rec.name, false)
         .map_err(db)?;
-    agents::stop(&shared, &rec).await.map_err(agent_failure)?;
-    Ok(Json(shared.supervisor.info(&shared, &rec)))
+    svc.agents.stop(&rec).await.map_err(agent_failure)?;
+    Ok(Json(svc.agents.info(&rec)))
 }
 
 /// What `rm` decided, on the blocking thread.
@@ -246,16 +233,17 @@ pub async fn rm(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<AgentRemove>,
 ) -> Result<Json<AgentRemoved>, ApiFailure> {
-    let store = store(&shared)?;
-    let rec = find(&store, &req.repo, &req.name)?;
-    agents::stop(&shared, &rec).await.map_err(agent_failure)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
+    let rec = find(store, &req.repo, &req.name)?;
+    svc.agents.stop(&rec).await.map_err(agent_failure)?;
     store
         .set_desired(rec.project_id, &rec.name, false)
         .map_err(db)?;
     let outcome = {
         let rec = rec.clone();
         let (force, delete_branch) = (req.force, req.delete_branch);
-        let _one_at_a_time = shared.git_lock.lock().await;
+        let _one_at_a_time = svc.git.lock().await;
         tokio::task::spawn_blocking(move || -> Result<Removal, String> {
             let project = berth_git::Git::new(&rec.project_root);
             let ws_path = std::path::PathBuf::from(&rec.workspace);
@@ -330,15 +318,15 @@ pub async fn rm(
         Removal::Done(s) => s,
     };
     if let Some(id) = &snapshot {
-        shared.record_about(
+        svc.events.record_about(
             "stash.saved",
             id,
             serde_json::json!({ "repo": rec.project_root, "agent": rec.name }),
         );
     }
     store.remove_agent(rec.project_id, &rec.name).map_err(db)?;
-    let _ = std::fs::remove_dir_all(agents::keeper_dir(&shared, &rec).path());
-    shared.record_about(
+    let _ = std::fs::remove_dir_all(svc.agents.keeper_dir(&rec).path());
+    svc.events.record_about(
         "agent.removed",
         &rec.name,
         serde_json::json!({ "snapshot": snapshot }),

@@ -9,6 +9,7 @@ use berth_proto::ErrorCode;
 use hyper::StatusCode;
 use serde::Deserialize;
 
+use super::ready::services;
 use super::repo::repository;
 use super::{ApiFailure, ApiJson};
 use crate::compose::{self, ComposeError, Report};
@@ -45,7 +46,7 @@ pub async fn up(
 ) -> Result<Json<Report>, ApiFailure> {
     let root = repository(&req.repo)?;
     let timeout = Duration::from_millis(req.timeout_ms);
-    compose::up(&shared, &root, &req.names, timeout)
+    compose::up(services(&shared)?, &root, &req.names, timeout)
         .await
         .map(Json)
         .map_err(failure)
@@ -57,7 +58,7 @@ pub async fn down(
 ) -> Result<Json<Report>, ApiFailure> {
     let root = repository(&req.repo)?;
     let timeout = Duration::from_millis(req.timeout_ms);
-    compose::down(&shared, &root, &req.names, timeout)
+    compose::down(services(&shared)?, &root, &req.names, timeout)
         .await
         .map(Json)
         .map_err(failure)

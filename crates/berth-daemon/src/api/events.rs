@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiFailure;
+use super::ready::services;
 use crate::state::Shared;
 
 /// Largest page `/v1/events/log` returns.
@@ -48,14 +49,6 @@ pub struct EventPage {
     pub first_seq: Option<u64>,
 }
 
-fn store_of(shared: &Shared) -> Result<Store, ApiFailure> {
-    shared
-        .store
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiFailure::unavailable(ErrorCode::Starting))
-}
-
 fn store_failure(e: impl std::fmt::Display) -> ApiFailure {
     ApiFailure::internal(format!("reading the event log failed: {e}"))
 }
@@ -72,7 +65,7 @@ pub async fn log(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiFailure> {
-    let store = store_of(&shared)?;
+    let store = services(&shared)?.store.clone();
     let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let events = read_since(&store, q.since, limit).await?;
     let last_seq = store.last_seq().map_err(store_failure)?;
@@ -108,7 +101,7 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiFailure> {
     let since = resume_point(&q, &headers)?;
-    let store = store_of(&shared)?;
+    let store = services(&shared)?.store.clone();
     let live = store.subscribe();
     let (tx, rx) = mpsc::channel(64);
     shared.subscribers.fetch_add(1, Ordering::Relaxed);

@@ -18,6 +18,7 @@ mod compose;
 mod error;
 mod events;
 mod pair;
+mod ready;
 mod repo;
 mod stash;
 
@@ -102,8 +103,10 @@ async fn shutdown(
         .reason
         .unwrap_or_else(|| "requested over the API".to_string());
     tracing::info!(%reason, all = req.all, "shutdown requested");
-    if req.all {
-        crate::agents::stop_all(&shared).await;
+    if req.all
+        && let Some(services) = shared.services()
+    {
+        services.agents.stop_all().await;
     }
     shared
         .advance(Input::ShutdownRequested)

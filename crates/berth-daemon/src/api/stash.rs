@@ -18,8 +18,10 @@ use berth_proto::{
 use berth_store::SnapshotState;
 use hyper::StatusCode;
 
+use super::ready::services;
 use super::repo::repository;
 use super::{ApiFailure, ApiJson};
+use crate::git_lock::GitLock;
 use crate::state::Shared;
 
 fn now_ms() -> i64 {
@@ -79,21 +81,13 @@ fn info(repo: &Git, s: &Snapshot, recorded: bool) -> SnapshotInfo {
 
 /// Runs `f` on a blocking thread while holding the daemon's git lock.
 async fn with_git<T: Send + 'static>(
-    shared: &Shared,
+    git: &GitLock,
     f: impl FnOnce() -> Result<T, ApiFailure> + Send + 'static,
 ) -> Result<T, ApiFailure> {
-    let _one_at_a_time = shared.git_lock.lock().await;
+    let _one_at_a_time = git.lock().await;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiFailure::internal(format!("the git task failed: {e}")))?
-}
-
-fn store(shared: &Shared) -> Result<berth_store::Store, ApiFailure> {
-    shared
-        .store
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiFailure::unavailable(ErrorCode::Starting))
 }
 
 fn db_failure(e: berth_store::StoreError) -> ApiFailure {
@@ -104,7 +98,8 @@ pub async fn save(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<StashSave>,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     let repo = repository(&req.repo)?;
     let now = now_ms();
     let opts = CaptureOptions {
@@ -116,14 +111,14 @@ pub async fn save(
     };
     let taken = {
         let repo = repo.clone();
-        with_git(&shared, move || {
+        with_git(&svc.git, move || {
             snapshot::capture(&repo, opts).map_err(failure)
         })
         .await?
     };
     let info = info(&repo, &taken, true);
     store.record_snapshot(&info).map_err(db_failure)?;
-    shared.record_about(
+    svc.events.record_about(
         "stash.saved",
         &info.id,
         serde_json::json!({ "repo": info.repo, "branch": info.branch, "warnings": info.warnings }),
@@ -135,11 +130,12 @@ pub async fn list(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<StashRepo>,
 ) -> Result<Json<SnapshotList>, ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     let repo = repository(&req.repo)?;
     let found = {
         let repo = repo.clone();
-        with_git(&shared, move || snapshot::list(&repo).map_err(failure)).await?
+        with_git(&svc.git, move || snapshot::list(&repo).map_err(failure)).await?
     };
     let top = repo.dir().display().to_string();
     let recorded = store.snapshots(&top).map_err(db_failure)?;
@@ -176,11 +172,12 @@ pub async fn show(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<StashTarget>,
 ) -> Result<Json<SnapshotDetail>, ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     let repo = repository(&req.repo)?;
     let (snap, staged, unstaged) = {
         let repo = repo.clone();
-        with_git(&shared, move || {
+        with_git(&svc.git, move || {
             let snap = snapshot::read(&repo, &req.id).map_err(failure)?;
             let (staged, unstaged) = snapshot::changes(&repo, &snap).map_err(failure)?;
             Ok((snap, staged, unstaged))
@@ -203,11 +200,12 @@ pub async fn restore(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<StashTarget>,
 ) -> Result<Json<RestoreResult>, ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     let repo = repository(&req.repo)?;
     let report = {
         let repo = repo.clone();
-        with_git(&shared, move || {
+        with_git(&svc.git, move || {
             snapshot::restore(&repo, &req.id).map_err(failure)
         })
         .await?
@@ -222,7 +220,7 @@ pub async fn restore(
         )
         .map_err(db_failure)?;
     let snapshot = info(&repo, &report.snapshot, known);
-    shared.record_about(
+    svc.events.record_about(
         "stash.restored",
         &snapshot.id,
         serde_json::json!({ "repo": top, "branch": report.branch, "onto_moved_branch": report.onto_moved_branch }),
@@ -238,11 +236,12 @@ pub async fn drop(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<StashTarget>,
 ) -> Result<Json<SnapshotInfo>, ApiFailure> {
-    let store = store(&shared)?;
+    let svc = services(&shared)?;
+    let store = &svc.store;
     let repo = repository(&req.repo)?;
     let dropped = {
         let repo = repo.clone();
-        with_git(&shared, move || {
+        with_git(&svc.git, move || {
             snapshot::drop_snapshot(&repo, &req.id).map_err(failure)
         })
         .await?
@@ -252,7 +251,7 @@ pub async fn drop(
         .end_snapshot(&top, &dropped.meta.id, SnapshotState::Dropped, now_ms())
         .map_err(db_failure)?;
     let i = info(&repo, &dropped, known);
-    shared.record_about(
+    svc.events.record_about(
         "stash.dropped",
         &i.id,
         serde_json::json!({ "repo": top, "commit": i.commit }),

@@ -1,57 +1,31 @@
-//! One pairing's controller: its thread, its state, the journal, and everything that reaches it
-//! (requests, sync reports, git changes). See the module docs of `pairing`.
+//! The controller: one pairing's actor. It runs on a thread of its own behind a front door
+//! ([`super::front`]) and serves its mailbox ([`Msg`]): requests from the API, the link's
+//! reports, changes in either git dir, and its own timers (both sides are looked at a moment
+//! after git changed, and every few seconds anyway). Decisions are the [`Driver`]'s; the work
+//! is the [`Worker`]'s.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use berth_core::pairing::{
-    Action, Activity, Cause, Failure, Input, Intent, Notice, Outcome, Refusal, Side, State, next,
-};
-use berth_git::Git;
+use berth_core::pairing::{Activity, Cause, Input, Notice, Side, State};
 use berth_proto::{PairConflict, PairFlushed, PairStatus, PairStopped};
-use berth_store::{AgentRecord, PairingRecord, Store};
-use tokio::sync::oneshot;
+use berth_store::{PairingRecord, Store};
 
-use super::front::{InFlight, run_front};
-use super::gitwatch::GitWatch;
-use super::link::{Link, LinkEvent};
-use super::observe::{self, Repos};
-use super::recovery::intent_json;
-use super::roots::{self, Roots};
-use super::status::{Figures, recovering_status};
-use super::{Handle, PairError};
-use crate::state::Shared;
-
-/// A request to the controller.
-#[derive(Debug)]
-pub enum Request {
-    Start {
-        agent: String,
-        no_stash: bool,
-        reply: oneshot::Sender<Result<PairStatus, PairError>>,
-    },
-    Stop {
-        reply: oneshot::Sender<Result<PairStopped, PairError>>,
-    },
-    Flush {
-        reply: oneshot::Sender<Result<PairFlushed, PairError>>,
-    },
-    Park {
-        reply: oneshot::Sender<()>,
-    },
-}
-
-/// What reaches the controller.
-#[derive(Debug)]
-pub enum Msg {
-    Request(Request),
-    Link(LinkEvent),
-    /// Something changed in a git dir of either side.
-    Git,
-}
+use super::answers;
+use super::driver::Driver;
+use super::error::PairingError;
+use super::front::{InFlight, run_front, set_in_flight};
+use super::link_event::LinkEvent;
+use super::messages::{Msg, Request};
+use super::notices::{self, held_by_git};
+use super::registry::{Handle, Registry};
+use super::sides::TwoSides;
+use super::status::{Seen, StatusView};
+use super::worker::Worker;
+use crate::clock::now_ms;
+use crate::git_lock::GitLock;
+use crate::recorder::Recorder;
 
 /// How soon after a change in a git dir both sides are looked at.
 const GIT_SETTLE: Duration = Duration::from_millis(15);
@@ -59,96 +33,36 @@ const GIT_SETTLE: Duration = Duration::from_millis(15);
 /// no git dir), and while active as a safety net.
 const CHECK_PAUSED: Duration = Duration::from_secs(2);
 const CHECK_ACTIVE: Duration = Duration::from_secs(10);
-/// How long a branch move's index update is watched, and how often it is looked at meanwhile.
-const INDEX_WATCH: Duration = Duration::from_secs(5);
+/// How often a branch move's index update is looked at while it is watched.
 const INDEX_RECHECK: Duration = Duration::from_secs(1);
-/// How many recent round times the latency figures are taken from.
-const LATENCY_SAMPLES: usize = 200;
 
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Causes that git shows (and [`observe::notices`] re-checks); while one is held, the link
-/// applies nothing. The others come from the link itself, which keeps retrying.
-fn held_by_git(c: Cause) -> bool {
-    !matches!(
-        c,
-        Cause::Root(_) | Cause::Watch(_) | Cause::Write(_) | Cause::Unexpected
-    )
-}
-
-/// The inputs that bring the notices `held` in line with what was `found`: every found notice
-/// not held yet is raised; every held cause not found (of those `clears` covers; never
-/// `revalidating`) is cleared.
-fn notice_changes(held: &[Notice], found: &[Notice], clears: impl Fn(Cause) -> bool) -> Vec<Input> {
-    let found_causes: BTreeSet<Cause> = found.iter().map(Notice::cause).collect();
-    let gone: BTreeSet<Cause> = held
-        .iter()
-        .map(Notice::cause)
-        .filter(|c| !found_causes.contains(c) && *c != Cause::Revalidating && clears(*c))
-        .collect();
-    found
-        .iter()
-        .filter(|n| !held.contains(n))
-        .map(|n| Input::Raise(n.clone()))
-        .chain(gone.into_iter().map(Input::Clear))
-        .collect()
+/// What every controller of a run is given.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Store,
+    pub events: Recorder,
+    pub git: GitLock,
+    pub registry: Arc<Registry>,
 }
 
 /// One pairing's controller.
-pub(super) struct Controller {
-    pub(super) shared: Arc<Shared>,
-    pub(super) store: Store,
-    /// The checkout's top level.
-    pub(super) root: String,
-    pub(super) rec: PairingRecord,
-    pub(super) state: State,
-    /// The agent's definition (`None`: not defined in this project).
-    pub(super) agent: Option<AgentRecord>,
-    pub(super) repos: Repos,
-    pub(super) link: Option<Link>,
-    pub(super) gitwatch: Option<GitWatch>,
-    /// Whether the link is held.
-    pub(super) held: bool,
-    pub(super) no_stash: bool,
-    /// The agent a switch goes to.
-    pub(super) switch_to: Option<String>,
-    pub(super) figures: Figures,
-    pub(super) conflicts: Vec<PairConflict>,
-    pub(super) status: Arc<Mutex<PairStatus>>,
-    pub(super) tx: Sender<Msg>,
-    /// What the last request's transitions ended with.
-    pub(super) refused: Option<Refusal>,
-    pub(super) finished: Option<Outcome>,
-    pub(super) git_due: Option<Instant>,
-    pub(super) next_check: Instant,
+pub struct Controller {
+    driver: Driver,
+    work: Worker,
+    git_due: Option<Instant>,
+    next_check: Instant,
     /// Set by the front door when it passes a start or stop on; cleared once answered.
-    pub(super) in_flight: InFlight,
-    /// The last branch move of ref sync, watched for a while in case a concurrent `git status`
-    /// undoes its index update ([`observe::repair_index`]).
-    pub(super) moved: Option<(observe::Move, Instant)>,
+    in_flight: InFlight,
 }
 
-/// A controller for a checkout that is not paired yet; its first request is a start.
-pub fn spawn_new(shared: Arc<Shared>, root: String) -> Handle {
-    spawn(shared, root, None)
-}
-
-/// A controller for an open pairing found in the store at daemon start.
-pub fn spawn_recovered(shared: Arc<Shared>, rec: PairingRecord) -> Handle {
-    let root = rec.project_root.clone();
-    spawn(shared, root, Some(rec))
-}
-
-fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handle {
+/// Starts the controller of the checkout at `root` — a fresh one whose first request is a
+/// start, or (`rec`) one that re-opens a pairing found open at daemon start.
+pub fn spawn(cx: &Context, root: String, rec: Option<PairingRecord>) -> Handle {
     let (tx, rx) = mpsc::channel();
     let (front_tx, front_rx) = mpsc::channel();
     // A recovered pairing shows what it was doing from the first moment, not `off`.
     let first = match &rec {
-        Some(rec) => recovering_status(rec),
+        Some(rec) => StatusView::recovering(rec),
         None => PairStatus::off(&root),
     };
     let status = Arc::new(Mutex::new(first));
@@ -167,21 +81,18 @@ fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handl
         tracing::error!("cannot start a pairing controller: {e}");
         return handle;
     }
+    let cx = cx.clone();
     let name = format!("pairing {root}");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        let Some(store) = shared.store.get().cloned() else {
-            return;
-        };
-        let mut c = Controller::new(shared.clone(), store, root.clone(), status.clone(), tx);
-        c.in_flight = in_flight;
+        let mut c = Controller::new(&cx, &root, status.clone(), tx, in_flight);
         if let Some(rec) = rec {
-            c.recover(rec);
+            c.driver.recover(rec, &mut c.work);
         }
         c.run(&rx);
-        shared.pairings.remove(&root, &status);
+        cx.registry.remove(&root, &status);
         // Answer whatever arrived meanwhile: the pairing is over.
         while let Ok(Msg::Request(r)) = rx.try_recv() {
-            c.answer_ended(r);
+            r.answer_ended();
         }
     });
     if let Err(e) = spawned {
@@ -191,101 +102,35 @@ fn spawn(shared: Arc<Shared>, root: String, rec: Option<PairingRecord>) -> Handl
 }
 
 impl Controller {
-    pub(super) fn new(
-        shared: Arc<Shared>,
-        store: Store,
-        root: String,
+    fn new(
+        cx: &Context,
+        root: &str,
         status: Arc<Mutex<PairStatus>>,
         tx: Sender<Msg>,
+        in_flight: InFlight,
     ) -> Controller {
-        let rec = PairingRecord {
-            id: String::new(),
-            project_root: root.clone(),
-            agent: String::new(),
-            state: String::new(),
-            original_branch: None,
-            original_head: None,
-            mirror_before: None,
-            snapshot: None,
-            created_ms: 0,
-            updated_ms: 0,
-            ended_ms: None,
-        };
+        let sides = TwoSides::new(root, cx.store.clone(), cx.git.clone());
+        let view = StatusView::new(root, status);
         Controller {
-            repos: Repos {
-                user: Git::new(&root),
-                agent: Git::new("/nonexistent"),
-                workspace: PathBuf::new(),
-                name: String::new(),
-            },
-            shared,
-            store,
-            root,
-            rec,
-            state: State::Off,
-            agent: None,
-            link: None,
-            gitwatch: None,
-            held: false,
-            no_stash: false,
-            switch_to: None,
-            figures: Figures::default(),
-            conflicts: vec![],
-            status,
-            tx,
-            refused: None,
-            finished: None,
+            driver: Driver::new(root, cx.store.clone(), cx.events.clone()),
+            work: Worker::new(
+                sides,
+                view,
+                cx.store.clone(),
+                cx.events.clone(),
+                cx.git.clone(),
+                tx,
+            ),
             git_due: None,
             next_check: Instant::now() + CHECK_ACTIVE,
-            in_flight: Arc::default(),
-            moved: None,
+            in_flight,
         }
-    }
-
-    /// Agent `name` of this project (`None`: not defined here) and the two repositories of a
-    /// pairing with it.
-    pub(super) fn agent_repos(&self, name: &str) -> (Option<AgentRecord>, Repos) {
-        let pid = self.store.project_id(&self.root, now_ms()).ok();
-        let rec = pid
-            .and_then(|pid| self.store.agent(pid, name).ok().flatten())
-            .filter(|a| a.kind == "agent");
-        let workspace = rec
-            .as_ref()
-            .map(|a| PathBuf::from(&a.workspace))
-            .unwrap_or_default();
-        let repos = Repos {
-            user: Git::new(&self.root),
-            agent: Git::new(&workspace),
-            workspace,
-            name: name.to_string(),
-        };
-        (rec, repos)
-    }
-
-    /// Points the controller at agent `name` (its record, its workspace).
-    pub fn set_agent(&mut self, name: &str) {
-        (self.agent, self.repos) = self.agent_repos(name);
-    }
-
-    /// Both roots and their git dirs (fails when a side is not a repository now).
-    pub fn roots(&self) -> Result<Roots, String> {
-        let dir = |g: &Git| berth_git::pairing::git_dir(g).map_err(|e| e.to_string());
-        let (exclude, max_size) = roots::settings(&self.repos.user)?;
-        Ok(Roots {
-            user: PathBuf::from(&self.root),
-            user_git_dir: dir(&self.repos.user)?,
-            agent: self.repos.workspace.clone(),
-            agent_git_dir: dir(&self.repos.agent)?,
-            branch_ref: self.repos.branch_ref(),
-            exclude,
-            max_size,
-        })
     }
 
     /// Serves until the pairing is over (or parked). A fresh controller waits for its first
     /// request; a recovered one that ended up `off` (a start rolled back) has nothing to do.
-    pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
-        if matches!(self.state, State::Off) && !self.rec.id.is_empty() {
+    fn run(&mut self, rx: &Receiver<Msg>) {
+        if matches!(self.driver.state(), State::Off) && self.driver.is_recorded() {
             return;
         }
         loop {
@@ -295,7 +140,7 @@ impl Controller {
                 Ok(Msg::Request(r)) => {
                     let parked = matches!(r, Request::Park { .. });
                     self.on_request(r);
-                    if parked || matches!(self.state, State::Off) {
+                    if parked || matches!(self.driver.state(), State::Off) {
                         return; // parked, stopped, rolled back, or refused before it began
                     }
                 }
@@ -314,158 +159,165 @@ impl Controller {
         }
     }
 
-    // -- the state machine ----------------------------------------------------------------
-
-    /// Feeds `input` and everything it leads to (step reports) through the state machine,
-    /// journaling each new state before acting on it.
-    pub fn feed(&mut self, input: Input) {
-        let mut queue = VecDeque::from([input]);
-        while let Some(input) = queue.pop_front() {
-            let t = match next(&self.state, &input) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(pairing = self.rec.id, "{e}");
-                    continue;
-                }
-            };
-            let seq = self.enter(t.state);
-            for action in t.actions {
-                queue.extend(self.act(action));
-            }
-            if let Some(seq) = seq
-                && let Err(e) = self.store.mark_intent_done(seq, now_ms())
-            {
-                tracing::error!("cannot mark a pairing intent done: {e}");
-            }
-        }
-        self.sync_hold();
-        self.publish();
+    fn feed(&mut self, input: Input) {
+        self.driver.feed(input, &mut self.work);
     }
 
-    /// Enters `state`: journaled (unless only the activity changed) and recorded.
-    pub(super) fn enter(&mut self, state: State) -> Option<u64> {
-        let only_activity = matches!(
-            (&self.state, &state),
-            (State::Active { .. }, State::Active { .. })
-        );
-        self.state = state;
-        if only_activity || self.rec.id.is_empty() {
-            return None;
-        }
-        let json = serde_json::to_string(&self.state).unwrap_or_default();
-        self.rec.state = json.clone();
-        self.rec.updated_ms = now_ms();
-        let intent = intent_json(
-            &Intent {
-                state: self.state.clone(),
-            },
-            self.switch_to.as_deref(),
-        );
-        let seq = match self.store.append_intent(&self.rec.id, &intent, now_ms()) {
-            Ok(seq) => Some(seq),
-            Err(e) => {
-                tracing::error!("cannot journal a pairing intent: {e}");
-                None
-            }
-        };
-        if let Err(e) = self.store.set_pairing_state(&self.rec.id, &json, now_ms()) {
-            tracing::error!("cannot record a pairing state: {e}");
-        }
-        self.event(
-            "pair.state",
-            serde_json::json!({
-                "state": self.state.name(),
-                "describe": self.state.describe(),
-                "step": self.state.step().map(|s| s.qualified_name()),
-                "notices": self.notices().iter().map(|n| n.code()).collect::<Vec<_>>(),
-            }),
-        );
-        seq
+    fn publish(&self) {
+        let workspace = &self.work.sides.repos.workspace;
+        self.work
+            .view
+            .publish(self.driver.state(), self.driver.rec(), workspace);
     }
 
-    /// Carries out one action; what it found out (a step's report, re-validated notices)
-    /// comes back as the next inputs.
-    pub(super) fn act(&mut self, action: Action) -> Vec<Input> {
-        match action {
-            Action::Run { step } => {
+    fn status(&self) -> PairStatus {
+        let workspace = &self.work.sides.repos.workspace;
+        self.work
+            .view
+            .status(self.driver.state(), self.driver.rec(), workspace)
+    }
+
+    // -- requests -------------------------------------------------------------------------
+
+    fn on_request(&mut self, r: Request) {
+        self.driver.begin_request();
+        match r {
+            Request::Start {
+                agent,
+                no_stash,
+                reply,
+            } => {
+                let answer = self.start(&agent, no_stash);
                 self.publish();
-                let report = match self.run_step(step) {
-                    Ok(()) => Input::StepDone(step),
-                    Err(failure) => Input::StepFailed(step, failure),
-                };
-                // Steps scan whole trees: what they freed goes back.
-                crate::memory::give_back();
-                return vec![report];
+                set_in_flight(&self.in_flight, None);
+                let _ = reply.send(answer);
             }
-            // `sync_hold` decides from the notices; the full reconcile that follows a resume
-            // releases the link (one full round, not two).
-            Action::PauseSync | Action::ResumeSync => {}
-            Action::FullReconcile => match &self.link {
-                Some(link) => {
-                    link.release();
-                    self.held = false;
+            Request::Stop { reply } => {
+                let answer = self.stop();
+                self.publish();
+                set_in_flight(&self.in_flight, None);
+                let _ = reply.send(answer);
+            }
+            Request::Flush { reply } => {
+                let _ = reply.send(self.flush());
+            }
+            Request::Park { reply } => {
+                self.park();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// A start (or, while paired with another agent, a switch); answers once it is done or
+    /// was undone.
+    fn start(&mut self, agent: &str, no_stash: bool) -> Result<PairStatus, PairingError> {
+        if matches!(self.driver.state(), State::Off) {
+            self.work.no_stash = no_stash;
+            self.work.sides.set_agent(agent);
+            let (head, mirror) = self
+                .work
+                .sides
+                .before_start(agent)
+                .map_err(PairingError::Open)?;
+            self.driver.open(agent, &head, mirror)?;
+            self.feed(Input::StartRequested);
+        } else if self.work.sides.repos.name == agent {
+            self.feed(Input::StartRequested); // refused: already paired (or busy)
+        } else {
+            if matches!(self.driver.state(), State::Active { .. }) {
+                // Read-only: the other agent's blockers, before anything changes.
+                let blockers = self.work.sides.switch_blockers(agent, no_stash)?;
+                if !blockers.is_empty() {
+                    return Err(PairingError::Blocked(blockers));
                 }
-                None => self.start_link(),
-            },
-            Action::Revalidate => {
-                self.start_link();
-                return self.revalidate();
             }
-            Action::StopWatching => self.stop_link(),
-            Action::Handover => self.hand_over(),
-            Action::Refuse { refusal } => self.refused = Some(refusal),
-            Action::Finish { outcome } => self.finish(outcome),
+            self.driver.switch_to(agent);
+            self.work.no_stash = no_stash;
+            self.feed(Input::SwitchRequested);
         }
-        vec![]
+        let refused = self.driver.take_refused();
+        if refused.is_some() {
+            self.driver.switch_refused();
+        }
+        let finished = self.driver.take_finished();
+        answers::start(refused, finished, self.driver.rec())?;
+        Ok(self.status())
     }
 
-    /// Holds or releases the link so that it applies nothing while a git-shown cause is held.
-    pub(super) fn sync_hold(&mut self) {
-        let want = match &self.state {
-            State::Paused { notices } => notices.iter().any(|n| held_by_git(n.cause())),
-            _ => false,
-        };
-        if let Some(link) = &self.link
-            && want != self.held
-        {
-            if want {
-                link.hold();
-            } else {
-                link.release();
-            }
-            self.held = want;
+    fn stop(&mut self) -> Result<PairStopped, PairingError> {
+        if matches!(self.driver.state(), State::Off) {
+            return Err(PairingError::NotPaired);
         }
+        let before = self.driver.rec().clone();
+        self.feed(Input::StopRequested);
+        let (refused, finished) = (self.driver.take_refused(), self.driver.take_finished());
+        answers::stop(
+            refused,
+            finished,
+            &before,
+            self.driver.rec(),
+            self.driver.state(),
+        )
     }
 
-    pub fn notices(&self) -> Vec<Notice> {
-        match &self.state {
-            State::Paused { notices } => notices.iter().cloned().collect(),
-            _ => vec![],
+    fn flush(&mut self) -> Result<PairFlushed, PairingError> {
+        answers::flush(self.driver.state())?;
+        let started = Instant::now();
+        if !self.work.link.is_running() {
+            return Err(PairingError::NotSyncing);
         }
-    }
-
-    /// What git shows on both sides now (a failure to look is a notice itself).
-    fn look(&self) -> Result<Vec<Notice>, Notice> {
-        let _git = self.shared.git_lock.blocking_lock();
-        observe::notices(&self.repos).map_err(|e| Notice::UnexpectedError {
-            message: format!("cannot read git's state: {e}"),
+        let stats = self
+            .work
+            .link
+            .flush()
+            .map_err(|e| PairingError::Paused(e.to_string()))?;
+        self.carry_commits();
+        Ok(PairFlushed {
+            to_user: stats.to_alpha as u64,
+            to_agent: stats.to_beta as u64,
+            conflicts: stats.conflicts as u64,
+            took_ms: started.elapsed().as_millis() as u64,
         })
     }
 
+    /// A graceful daemon shutdown: a last flush while active, then the link stops. The journal
+    /// stays: the next daemon start resumes (re-validating first).
+    fn park(&mut self) {
+        if matches!(self.driver.state(), State::Active { .. })
+            && self.work.link.is_running()
+            && let Err(e) = self.work.link.flush()
+        {
+            tracing::warn!(
+                pairing = self.driver.rec().id,
+                "last flush before parking: {e}"
+            );
+        }
+        self.work.link.stop();
+        self.driver.event(
+            "pair.parked",
+            serde_json::json!({ "state": self.driver.state().name() }),
+        );
+    }
+
+    // -- what the link and git show -------------------------------------------------------
+
     /// Looks at both sides' git state: raises what is found, clears the git-shown causes that
     /// are gone; while active, carries commits.
-    pub(super) fn check_git(&mut self) {
+    fn check_git(&mut self) {
         self.next_check = Instant::now()
-            + match self.state {
+            + match self.driver.state() {
                 State::Paused { .. } => CHECK_PAUSED,
                 _ => CHECK_ACTIVE,
             };
-        if !matches!(self.state, State::Active { .. } | State::Paused { .. }) {
+        if !matches!(
+            self.driver.state(),
+            State::Active { .. } | State::Paused { .. }
+        ) {
             return;
         }
-        match self.look() {
+        match self.work.sides.look() {
             Ok(found) => {
-                for input in notice_changes(&self.notices(), &found, held_by_git) {
+                for input in notices::changes(&self.driver.notices(), &found, held_by_git) {
                     self.feed(input);
                 }
             }
@@ -474,71 +326,41 @@ impl Controller {
                 return;
             }
         }
-        if matches!(self.state, State::Active { .. }) {
+        if matches!(self.driver.state(), State::Active { .. }) {
             self.carry_commits();
-            self.watch_moved_index();
+            if self.work.sides.repair_moved_index() {
+                self.next_check = self.next_check.min(Instant::now() + INDEX_RECHECK);
+            }
         }
         self.restart_link();
-    }
-
-    /// Repairs the index of the last branch move if something undid it (see
-    /// [`observe::repair_index`]); a move is watched for [`INDEX_WATCH`].
-    fn watch_moved_index(&mut self) {
-        let Some((m, at)) = &self.moved else {
-            return;
-        };
-        if at.elapsed() > INDEX_WATCH {
-            self.moved = None;
-            return;
-        }
-        let repaired = {
-            let _git = self.shared.git_lock.blocking_lock();
-            observe::repair_index(&self.repos, m)
-        };
-        match repaired {
-            Ok(true) => tracing::info!(pairing = self.rec.id, "the index was put back in step"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(pairing = self.rec.id, "checking the index: {e}"),
-        }
-        // Look again soon: the undoing write may still come.
-        self.next_check = self.next_check.min(Instant::now() + INDEX_RECHECK);
     }
 
     /// A link that ended by itself (it could not watch a tree that was moved away for a
     /// while) is started again once both sides are repositories again; its first full round
     /// clears the notice its end raised. Without this the pairing stayed paused for good.
-    pub(super) fn restart_link(&mut self) {
-        if self.link.is_some()
-            || !matches!(self.state, State::Active { .. } | State::Paused { .. })
-            || !self.repos.workspace_exists()
+    fn restart_link(&mut self) {
+        if self.work.link.is_running()
+            || !matches!(
+                self.driver.state(),
+                State::Active { .. } | State::Paused { .. }
+            )
+            || !self.work.sides.repos.workspace_exists()
         {
             return;
         }
-        tracing::info!(pairing = self.rec.id, "starting syncing again");
-        self.start_link();
-        self.sync_hold();
+        tracing::info!(pairing = self.driver.rec().id, "starting syncing again");
+        self.work.start_link(self.driver.rec());
+        self.work.link.follow(self.driver.state());
     }
 
-    /// After a restart: everything is checked again; the inputs raise what is found and clear
-    /// every cause that is gone, `revalidating` last.
-    pub(super) fn revalidate(&mut self) -> Vec<Input> {
-        let found = self.look().unwrap_or_else(|notice| vec![notice]);
-        let mut inputs = notice_changes(&self.notices(), &found, |_| true);
-        inputs.push(Input::Clear(Cause::Revalidating));
-        inputs
-    }
-
-    pub(super) fn carry_commits(&mut self) {
-        let carried = {
-            let _git = self.shared.git_lock.blocking_lock();
-            observe::carry_commits(&self.repos)
-        };
-        match carried {
+    fn carry_commits(&mut self) {
+        match self.work.sides.carry() {
             Ok(c) if c.to_user > 0 || c.to_agent > 0 => {
-                self.moved = c.moved.map(|m| (m, Instant::now()));
-                self.figures.commits_to_user += c.to_user;
-                self.figures.commits_to_agent += c.to_agent;
-                self.event(
+                self.work.view.note(Seen::Commits {
+                    to_user: c.to_user,
+                    to_agent: c.to_agent,
+                });
+                self.driver.event(
                     "pair.commits",
                     serde_json::json!({ "to_user": c.to_user, "to_agent": c.to_agent }),
                 );
@@ -546,7 +368,7 @@ impl Controller {
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(pairing = self.rec.id, "carrying commits: {e}");
+                tracing::warn!(pairing = self.driver.rec().id, "carrying commits: {e}");
                 self.feed(Input::Raise(Notice::UnexpectedError {
                     message: format!("cannot carry commits between the two branches: {e}"),
                 }));
@@ -554,76 +376,20 @@ impl Controller {
         }
     }
 
-    // -- the link and the git watch -------------------------------------------------------
-
-    pub fn start_link(&mut self) {
-        if self.link.is_some() {
-            return;
-        }
-        let roots = match self.roots() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(pairing = self.rec.id, "cannot start syncing yet: {e}");
-                return;
-            }
-        };
-        for git in [&self.repos.user, &self.repos.agent] {
-            if let Err(e) = roots::exclude_temp_files(git) {
-                tracing::warn!(
-                    pairing = self.rec.id,
-                    "cannot exclude berth's temporary files: {e}"
-                );
-            }
-        }
-        let tx = self.tx.clone();
-        match Link::start(
-            self.store.clone(),
-            self.rec.id.clone(),
-            roots.clone(),
-            Arc::new(move |ev| {
-                let _ = tx.send(Msg::Link(ev));
-            }),
-        ) {
-            Ok(link) => {
-                self.link = Some(link);
-                self.held = false;
-            }
-            Err(e) => tracing::error!(pairing = self.rec.id, "cannot start syncing: {e}"),
-        }
-        if self.gitwatch.is_none() {
-            let tx = self.tx.clone();
-            match GitWatch::start(&roots, move || {
-                let _ = tx.send(Msg::Git);
-            }) {
-                Ok(w) => self.gitwatch = Some(w),
-                Err(e) => tracing::warn!(pairing = self.rec.id, "cannot watch git: {e}"),
-            }
-        }
-    }
-
-    pub fn stop_link(&mut self) {
-        if let Some(link) = self.link.take() {
-            link.stop();
-            crate::memory::give_back();
-        }
-        self.gitwatch = None;
-        self.held = false;
-    }
-
     /// A round went through: watching works and no error is left.
-    pub(super) fn clear_link_troubles(&mut self) {
+    fn clear_link_troubles(&mut self) {
         for c in [
             Cause::Watch(Side::User),
             Cause::Watch(Side::Agent),
             Cause::Unexpected,
         ] {
-            if self.notices().iter().any(|n| n.cause() == c) {
+            if self.driver.notices().iter().any(|n| n.cause() == c) {
                 self.feed(Input::Clear(c));
             }
         }
     }
 
-    pub(super) fn on_link(&mut self, ev: LinkEvent) {
+    fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Ready => {
                 // A first round that went through: what stopped the last link is gone.
@@ -636,18 +402,16 @@ impl Controller {
                 took,
                 warnings,
             } => {
-                self.figures.to_user += to_user;
-                self.figures.to_agent += to_agent;
-                self.figures.last_sync_ms = Some(now_ms());
-                if to_user + to_agent > 0 {
-                    self.figures.rounds.push_back(took.as_secs_f64() * 1000.0);
-                    while self.figures.rounds.len() > LATENCY_SAMPLES {
-                        self.figures.rounds.pop_front();
-                    }
-                }
+                self.work.view.note(Seen::Synced {
+                    to_user,
+                    to_agent,
+                    took,
+                    at_ms: now_ms(),
+                });
                 for w in warnings {
-                    self.event("pair.warning", serde_json::json!({ "warning": w }));
-                    self.figures.warn(w);
+                    self.driver
+                        .event("pair.warning", serde_json::json!({ "warning": w }));
+                    self.work.view.note(Seen::Warning(w));
                 }
                 self.clear_link_troubles();
                 self.feed(Input::Activity(Activity::Idle));
@@ -666,46 +430,38 @@ impl Controller {
             LinkEvent::Held(why) => {
                 // The gate shut before the controller saw why: look now. If git shows nothing
                 // (a branch switched there and back), let the link go on.
-                self.held = true;
+                self.work.link.held_by_gate();
                 self.check_git();
-                let git_cause = self.notices().iter().any(|n| held_by_git(n.cause()));
-                if !git_cause && let Some(link) = &self.link {
-                    tracing::info!(pairing = self.rec.id, "gate shut ({why}); nothing found");
-                    link.release();
-                    self.held = false;
+                let git_cause = self.driver.notices().iter().any(|n| held_by_git(n.cause()));
+                if !git_cause && self.work.link.is_running() {
+                    tracing::info!(
+                        pairing = self.driver.rec().id,
+                        "gate shut ({why}); nothing found"
+                    );
+                    self.work.link.release();
                 }
             }
             LinkEvent::Kept { refname, path } => {
-                self.event(
+                self.driver.event(
                     "pair.conflict_kept",
                     serde_json::json!({ "ref": refname, "path": path }),
                 );
-                self.conflicts.push(PairConflict {
+                self.work.view.note(Seen::Kept(PairConflict {
                     refname,
                     path,
                     time_ms: now_ms(),
-                });
+                }));
                 self.publish();
             }
             LinkEvent::Ended(Err(e)) => {
-                if let Some(link) = self.link.take() {
-                    link.stop(); // joins the thread that just ended
-                }
-                self.held = false;
-                self.feed(Input::Raise(Notice::UnexpectedError { message: e }));
+                self.work.link.ended();
+                self.feed(Input::Raise(Notice::UnexpectedError {
+                    message: e.to_string(),
+                }));
                 // Try again soon (see `restart_link`).
                 self.next_check = self.next_check.min(Instant::now() + CHECK_PAUSED);
             }
             LinkEvent::Ended(Ok(())) => {}
         }
-    }
-}
-
-/// A step's failure from an error message.
-pub(super) fn unexpected(message: impl Into<String>) -> Failure {
-    Failure::Notice {
-        notice: Notice::UnexpectedError {
-            message: message.into(),
-        },
     }
 }

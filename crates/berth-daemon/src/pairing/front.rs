@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use berth_core::pairing::Blocker;
 use berth_proto::PairStatus;
 
-use super::PairError;
-use super::controller::{Msg, Request};
+use super::error::PairingError;
+use super::messages::{Msg, Request};
 
 /// The transition a start or stop the controller has accepted is carrying out (until it
 /// answers): `starting with fixer`, `stopping with fixer`.
@@ -33,7 +33,7 @@ pub(super) fn run_front(
             }) => {
                 if let Some(transition) = busy_with(status, in_flight) {
                     let blocker = Blocker::PairingBusy { transition };
-                    let _ = reply.send(Err(PairError::Blocked(Blocker::report([&blocker]))));
+                    let _ = reply.send(Err(PairingError::Blocked(vec![blocker])));
                     continue;
                 }
                 set_in_flight(in_flight, Some(format!("starting with {agent}")));

@@ -6,13 +6,11 @@
 //! after it) makes the round wait a moment. So nothing from a checkout on another branch ever
 //! reaches the other side, even before the controller has noticed the switch.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_git::operation;
 use berth_sync::gate::{Gate, Gatekeeper};
-
-use super::roots::Roots;
 
 /// How long git may hold `index.lock` before the gate counts it as stale and shuts.
 const STALE_LOCK: Duration = Duration::from_secs(10);
@@ -53,17 +51,17 @@ fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, 
     Ok(None)
 }
 
-/// The gate of a pairing (see the module docs).
-pub fn gate(roots: &Roots) -> Gatekeeper {
-    let roots = roots.clone();
+/// The gate of a pairing (see the module docs): both sides' git dirs, each to be on
+/// `branch_ref` (`refs/heads/berth/<agent>`).
+pub fn gate(user_git_dir: PathBuf, agent_git_dir: PathBuf, branch_ref: String) -> Gatekeeper {
     let mut locked_since: Option<Instant> = None;
     Gatekeeper::new(move || {
         let mut busy = false;
         for (dir, who) in [
-            (&roots.user_git_dir, "your checkout"),
-            (&roots.agent_git_dir, "the agent's workspace"),
+            (&user_git_dir, "your checkout"),
+            (&agent_git_dir, "the agent's workspace"),
         ] {
-            match git_state(dir, &roots.branch_ref, who) {
+            match git_state(dir, &branch_ref, who) {
                 Ok(None) => {}
                 Ok(Some(why)) => {
                     locked_since = None;

@@ -1,23 +1,25 @@
 //! Conflicts: the agent's losing version of a path both sides changed is committed under
-//! `refs/berth/conflicts/<pairing>/<n>` in its workspace before the user's version replaces it.
+//! `refs/berth/conflicts/<pairing>/<n>` in its workspace before the user's version replaces it;
+//! those refs are also how a recovered pairing knows what it kept.
 
 use std::path::Path;
 
 use berth_git::Git;
 use berth_git::pairing::{self as gitpair, KeptKind};
+use berth_proto::PairConflict;
 use berth_sync::apply::ApplyError;
 use berth_sync::engine::Keeper;
 use berth_sync::reconcile::Entry;
 
-use super::link::{LinkEvent, Tell};
+use super::link_event::{LinkEvent, Tell};
 
 /// Where a pairing's kept conflicts are (refs in the agent's workspace).
-pub fn conflicts_prefix(pairing: &str) -> String {
+fn conflicts_prefix(pairing: &str) -> String {
     format!("refs/berth/conflicts/{pairing}/")
 }
 
 /// The ref a conflict's losing version is kept under.
-pub fn conflict_ref(pairing: &str, n: usize) -> String {
+fn conflict_ref(pairing: &str, n: usize) -> String {
     format!("{}{n}", conflicts_prefix(pairing))
 }
 
@@ -38,6 +40,36 @@ pub fn kept_count(ws: &Git, pairing: &str) -> usize {
     ])
     .map(|s| s.lines().count())
     .unwrap_or(0)
+}
+
+/// The conflicts `pairing` kept so far, oldest first.
+pub fn kept_conflicts(ws: &Git, pairing: &str) -> Vec<PairConflict> {
+    let listed = ws.query(&[
+        "for-each-ref",
+        "--sort=creatordate",
+        "--format=%(refname)%00%(creatordate:unix)%00%(subject)",
+        &conflicts_prefix(pairing),
+    ]);
+    listed
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\0');
+            let (refname, time, subject) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(PairConflict {
+                refname: refname.to_string(),
+                path: kept_path(subject).unwrap_or(subject).to_string(),
+                time_ms: time.parse::<i64>().unwrap_or(0) * 1000,
+            })
+        })
+        .collect()
+}
+
+/// The path a kept conflict's commit subject names.
+fn kept_path(subject: &str) -> Option<&str> {
+    subject
+        .strip_prefix("berth: kept the agent's version of ")?
+        .strip_suffix(" (conflict)")
 }
 
 impl Keeper for RefKeeper {

@@ -2,205 +2,182 @@
 //!
 //! # Theory of operation
 //!
-//! Each open pairing has one **controller** ([`controller`]) on a thread of its own. It owns
-//! the pairing's state (`berth_core::pairing::State`) and feeds every observation and request
-//! through the pure transition function; it writes each new state to the intent journal in the
-//! store *before* carrying out what the transition asks (a step, holding or releasing sync, a
-//! full reconcile) and marks it done after. The steps ([`steps`]) are plain blocking git and
-//! file work, each preceded by its failpoint (`pair.start.<step>`, `pair.stop.<step>`,
-//! `pair.undo.<undo>`).
+//! [`Pairings`] is the handle the API and `serve` hold: every open pairing of the run, by
+//! project root (`registry.rs`). Each open pairing is a few actors, each on a thread of its own
+//! and reached only by typed messages — the front door, the controller, the sync loop, the git
+//! watch — and the controller's own work is split between a driver that decides and a worker
+//! that acts:
 //!
-//! While active, two things run beside the controller:
-//! - the **link** ([`link`]): the sync engine's live loop between the checkout (which wins
-//!   conflicts) and the workspace, whose gate reads both sides' git state before every round
-//!   and before every write, so a checkout that switched branches is never carried over;
-//! - the **git watch** ([`gitwatch`]): inotify on both git dirs. Any change there makes the
-//!   controller look at both sides ([`observe`]): pausing causes are raised or cleared, and
-//!   commits are carried by fast-forward when one copy of `berth/<agent>` is ahead.
+//! - the **controller** (`controller.rs`) serves the pairing's mailbox (`messages.rs`: requests,
+//!   the link's reports, changes in either git dir) behind a **front door** (`front.rs`) that
+//!   answers a start arriving during a transition at once, as `pairing_busy`;
+//! - its **driver** (`driver.rs`) holds the state (`berth_core::pairing::State`), the record
+//!   and the intent journal, and decides: every input goes through the pure transition
+//!   function, and each new state is journaled (`journal.rs`) *before* its actions are carried
+//!   out and marked done after. The driver does no git or file work: its hands (`driver::Hands`)
+//!   do, and their reports are fed back in;
+//! - the **worker** (`worker.rs`) is those hands: the steps (`steps.rs`, plain blocking git and
+//!   file work, each after its failpoint `pair.start.<step>`, `pair.stop.<step>`,
+//!   `pair.undo.<undo>`), both sides' git state (`sides.rs` over `observe.rs`), the link's
+//!   lifetime and the **status view** (`status.rs`: what `pair status` shows, published after
+//!   every change);
+//! - the **link** (`link.rs`) runs beside them while a pairing is active: the sync engine's
+//!   live loop (`sync_loop.rs`) between the checkout (which wins conflicts) and the workspace,
+//!   whose gate (`gate.rs`) reads both sides' git state before every round and before every
+//!   write, so a checkout that switched branches is never carried over; conflict losers go to
+//!   the keeper (`keeper.rs`); its trees and settings are `roots.rs`, its ancestor `ancestor.rs`.
+//!   Beside the loop, the git watch (`gitwatch.rs`: inotify on both git dirs) wakes the
+//!   controller, which then looks at both sides: pausing causes are raised or cleared
+//!   (`notices.rs`), and commits are carried by fast-forward when one copy of `berth/<agent>`
+//!   is ahead. What the loop reports reaches the controller as a `LinkEvent` (`link_event.rs`).
 //!
-//! Where things are: `controller` (the thread, the state machine, git checks, the link),
-//! `front` (a start during a transition answered at once), `requests` (start, switch, stop,
-//! flush, park), `steps`, `recovery`, `status` (what `pair status` and events show),
-//! `observe`, `link` (the live loop) with `gate`, `keeper` and `roots`, `gitwatch`.
+//! Errors are [`PairingError`]s; what a request is answered is decided by `answers.rs`, how a
+//! pairing ended is put in words by `outcome.rs`; what it writes to the event log goes through
+//! `events.rs`.
 //!
 //! A daemon start re-opens every open pairing from its journal (`berth_core::pairing::recover`):
 //! an interrupted start is undone (or finished, once sync had begun), an interrupted stop is
 //! finished, and an active pairing comes back through re-validation and a full reconcile.
 //! A graceful shutdown parks every pairing after a last flush, leaving its journal as it is.
 
+mod ancestor;
+mod answers;
 mod controller;
+mod driver;
+mod error;
+mod events;
 mod front;
 mod gate;
 mod gitwatch;
+mod journal;
 mod keeper;
-pub mod link;
-pub mod observe;
-mod recovery;
-mod requests;
+mod link;
+mod link_event;
+mod messages;
+mod notices;
+mod observe;
+mod outcome;
+mod registry;
 mod roots;
+mod sides;
 mod status;
 mod steps;
+mod sync_loop;
+mod worker;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use berth_core::pairing::Refusal;
 use berth_proto::{PairFlushed, PairStatus, PairStopped};
-use tokio::sync::oneshot;
+use berth_store::Store;
 
-pub use controller::{Msg, Request};
+pub use error::PairingError;
 
-use crate::state::Shared;
+use controller::Context;
+use messages::Request;
+use registry::Registry;
 
-/// Why a pairing request did not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum PairError {
-    /// Blockers refuse the start; the text lists them, one line each.
-    #[error("{0}")]
-    Blocked(String),
-    #[error("{}", .0.message())]
-    Refused(Refusal),
-    #[error("not paired — nothing to do (start with `berth pair NAME`)")]
-    NotPaired,
-    /// Paused: the notices say why.
-    #[error("{0}")]
-    Paused(String),
-    /// A step failed; the text says what happened and what is left.
-    #[error("{0}")]
-    Failed(String),
-}
+use crate::git_lock::GitLock;
+use crate::recorder::Recorder;
 
-/// A running controller, as the API sees it.
+/// Every open pairing of this daemon run, by project root; a cheap handle.
 #[derive(Debug, Clone)]
-struct Handle {
-    tx: std::sync::mpsc::Sender<Msg>,
-    status: Arc<Mutex<PairStatus>>,
+pub struct Pairings {
+    cx: Context,
 }
 
-/// Every open pairing of this daemon run, by project root.
-#[derive(Debug, Default)]
-pub struct Registry {
-    open: Mutex<HashMap<String, Handle>>,
-}
-
-impl Registry {
-    fn get(&self, root: &str) -> Option<Handle> {
-        self.lock().get(root).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Forgets the controller of `root` if it is the one whose status is `status`.
-    fn remove(&self, root: &str, status: &Arc<Mutex<PairStatus>>) {
-        let mut open = self.lock();
-        if open
-            .get(root)
-            .is_some_and(|h| Arc::ptr_eq(&h.status, status))
-        {
-            open.remove(root);
+impl Pairings {
+    pub fn new(store: Store, events: Recorder, git: GitLock) -> Pairings {
+        Pairings {
+            cx: Context {
+                store,
+                events,
+                git,
+                registry: Arc::new(Registry::default()),
+            },
         }
     }
-}
 
-/// The status of the checkout at `root` (not paired: state `off`).
-pub fn status(shared: &Shared, root: &str) -> PairStatus {
-    match shared.pairings.get(root) {
-        Some(h) => h.status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        None => PairStatus::off(root),
+    /// The status of the checkout at `root` (not paired: state `off`).
+    pub fn status(&self, root: &str) -> PairStatus {
+        match self.cx.registry.get(root) {
+            Some(h) => h.status(),
+            None => PairStatus::off(root),
+        }
     }
-}
 
-async fn ask<T>(
-    h: &Handle,
-    make: impl FnOnce(oneshot::Sender<Result<T, PairError>>) -> Request,
-) -> Option<Result<T, PairError>> {
-    let (tx, rx) = oneshot::channel();
-    h.tx.send(Msg::Request(make(tx))).ok()?;
-    rx.await.ok()
-}
-
-/// `berth pair AGENT`: starts pairing (or switches to AGENT while paired with another);
-/// answers when the start has finished or was undone.
-pub async fn start(
-    shared: &Arc<Shared>,
-    root: &str,
-    agent: &str,
-    no_stash: bool,
-) -> Result<PairStatus, PairError> {
-    // A controller that is just ending answers nothing: then a new one starts.
-    for _ in 0..2 {
-        let handle = {
-            let mut open = shared.pairings.lock();
-            match open.get(root) {
-                Some(h) => h.clone(),
-                None => {
-                    let h = controller::spawn_new(shared.clone(), root.to_string());
-                    open.insert(root.to_string(), h.clone());
-                    h
+    /// `berth pair AGENT`: starts pairing (or switches to AGENT while paired with another);
+    /// answers when the start has finished or was undone.
+    pub async fn start(
+        &self,
+        root: &str,
+        agent: &str,
+        no_stash: bool,
+    ) -> Result<PairStatus, PairingError> {
+        // A controller that is just ending answers nothing: then a new one starts.
+        for _ in 0..2 {
+            let handle = {
+                let mut open = self.cx.registry.lock();
+                match open.get(root) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = controller::spawn(&self.cx, root.to_string(), None);
+                        open.insert(root.to_string(), h.clone());
+                        h
+                    }
                 }
+            };
+            let request = |reply| Request::Start {
+                agent: agent.to_string(),
+                no_stash,
+                reply,
+            };
+            if let Some(answer) = handle.ask(request).await {
+                return answer;
+            }
+            self.cx.registry.remove(root, &handle.status);
+        }
+        Err(PairingError::ControllerEnded)
+    }
+
+    /// `berth pair stop`.
+    pub async fn stop(&self, root: &str) -> Result<PairStopped, PairingError> {
+        let h = self.cx.registry.get(root).ok_or(PairingError::NotPaired)?;
+        h.ask(|reply| Request::Stop { reply })
+            .await
+            .unwrap_or(Err(PairingError::NotPaired))
+    }
+
+    /// `berth pair flush`.
+    pub async fn flush(&self, root: &str) -> Result<PairFlushed, PairingError> {
+        let h = self.cx.registry.get(root).ok_or(PairingError::NotPaired)?;
+        h.ask(|reply| Request::Flush { reply })
+            .await
+            .unwrap_or(Err(PairingError::NotPaired))
+    }
+
+    /// On daemon start: re-opens every open pairing from its journal.
+    pub fn recover_all(&self) {
+        let open = match self.cx.store.open_pairings() {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!("cannot read open pairings: {e}");
+                return;
             }
         };
-        let request = |reply| Request::Start {
-            agent: agent.to_string(),
-            no_stash,
-            reply,
-        };
-        if let Some(answer) = ask(&handle, request).await {
-            return answer;
+        let mut registry = self.cx.registry.lock();
+        for rec in open {
+            let root = rec.project_root.clone();
+            let h = controller::spawn(&self.cx, root.clone(), Some(rec));
+            registry.insert(root, h);
         }
-        shared.pairings.remove(root, &handle.status);
     }
-    Err(PairError::Failed(
-        "the pairing controller ended unexpectedly; see `berth daemon logs`".into(),
-    ))
-}
 
-/// `berth pair stop`.
-pub async fn stop(shared: &Arc<Shared>, root: &str) -> Result<PairStopped, PairError> {
-    let h = shared.pairings.get(root).ok_or(PairError::NotPaired)?;
-    ask(&h, |reply| Request::Stop { reply })
-        .await
-        .unwrap_or(Err(PairError::NotPaired))
-}
-
-/// `berth pair flush`.
-pub async fn flush(shared: &Arc<Shared>, root: &str) -> Result<PairFlushed, PairError> {
-    let h = shared.pairings.get(root).ok_or(PairError::NotPaired)?;
-    ask(&h, |reply| Request::Flush { reply })
-        .await
-        .unwrap_or(Err(PairError::NotPaired))
-}
-
-/// On daemon start: re-opens every open pairing from its journal.
-pub fn recover_all(shared: &Arc<Shared>) {
-    let Some(store) = shared.store.get() else {
-        return;
-    };
-    let open = match store.open_pairings() {
-        Ok(open) => open,
-        Err(e) => {
-            tracing::error!("cannot read open pairings: {e}");
-            return;
-        }
-    };
-    let mut registry = shared.pairings.lock();
-    for rec in open {
-        let root = rec.project_root.clone();
-        let h = controller::spawn_recovered(shared.clone(), rec);
-        registry.insert(root, h);
-    }
-}
-
-/// On graceful shutdown: every pairing is parked at a safe point (a last flush, then the link
-/// stops); their journals stay as they are, so the next start resumes them.
-pub async fn park_all(shared: &Arc<Shared>) {
-    let handles: Vec<Handle> = shared.pairings.lock().values().cloned().collect();
-    for h in handles {
-        let (tx, rx) = oneshot::channel();
-        if h.tx.send(Msg::Request(Request::Park { reply: tx })).is_ok() {
-            let _ = rx.await;
+    /// On graceful shutdown: every pairing is parked at a safe point (a last flush, then the
+    /// link stops); their journals stay as they are, so the next start resumes them.
+    pub async fn park_all(&self) {
+        let handles: Vec<_> = self.cx.registry.lock().values().cloned().collect();
+        for h in handles {
+            h.park().await;
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The two trees of a pairing: where they are, their git dirs, and the settings syncing them
 //! reads from the checkout's git config.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use berth_core::pairing::Side;
 use berth_git::{Access, Git};
 use berth_sync::apply::TEMP_PREFIX;
 use berth_sync::engine::{DEFAULT_MAX_SIZE, Sides};
 
+use super::error::PairingError;
 use super::gate::gate;
 
 /// The two roots and their git dirs.
@@ -28,34 +28,27 @@ pub struct Roots {
 
 /// Reads pairing's settings from the checkout's git config (`berth.exclude`, repeatable, and
 /// `berth.maxSize`): they live with the repository, like its other ignore rules.
-pub fn settings(user: &Git) -> Result<(Vec<String>, u64), String> {
-    let exclude = user
-        .output(Access::Read, &["config", "--get-all", "berth.exclude"])
-        .map_err(|e| e.to_string())?;
+pub fn settings(user: &Git) -> Result<(Vec<String>, u64), PairingError> {
+    let exclude = user.output(Access::Read, &["config", "--get-all", "berth.exclude"])?;
     let exclude = if exclude.success() {
         exclude.text().lines().map(str::to_string).collect()
     } else {
         vec![]
     };
-    let size = user
-        .output(
-            Access::Read,
-            &["config", "--type=int", "--get", "berth.maxSize"],
-        )
-        .map_err(|e| e.to_string())?;
+    let size = user.output(
+        Access::Read,
+        &["config", "--type=int", "--get", "berth.maxSize"],
+    )?;
     let max_size = if size.success() {
-        size.text().trim().parse::<u64>().map_err(|_| {
-            format!(
-                "git config berth.maxSize is {:?}: give a size in bytes (k, m, g allowed)",
-                size.text()
-            )
-        })?
+        size.text()
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| PairingError::MaxSize(size.text()))?
     } else if size.code == 1 {
         DEFAULT_MAX_SIZE
     } else {
-        return Err(format!(
-            "git config berth.maxSize: {}",
-            String::from_utf8_lossy(&size.stderr).trim()
+        return Err(PairingError::MaxSizeUnreadable(
+            String::from_utf8_lossy(&size.stderr).trim().to_string(),
         ));
     };
     Ok((exclude, max_size))
@@ -63,40 +56,33 @@ pub fn settings(user: &Git) -> Result<(Vec<String>, u64), String> {
 
 impl Roots {
     /// Scanners for both roots with the pairing's gate, size limit and extra exclusions.
-    pub fn sides(&self) -> Result<Sides, String> {
+    pub fn sides(&self) -> Result<Sides, PairingError> {
         let mut sides = Sides::new(&self.user, &self.agent, self.max_size);
         sides
             .exclude(&self.exclude)
-            .map_err(|e| format!("git config berth.exclude: {e}"))?;
-        sides.gate = Some(gate(self));
+            .map_err(|e| PairingError::Exclude(Box::new(e)))?;
+        sides.gate = Some(gate(
+            self.user_git_dir.clone(),
+            self.agent_git_dir.clone(),
+            self.branch_ref.clone(),
+        ));
         // Every deletion waits until its side is quiet: a tree being emptied is then seen whole
         // (and halts) before even its first files are deleted on the other side.
         sides.deletion_burst = 0;
         Ok(sides)
-    }
-
-    /// Which side an absolute path is on.
-    pub fn side_of(&self, path: &str) -> Side {
-        if Path::new(path).starts_with(&self.agent) {
-            Side::Agent
-        } else {
-            Side::User
-        }
     }
 }
 
 /// Makes git leave berth's temporary files alone in `git`'s repository: an agent running
 /// `git add -A` while berth writes a file must not trip over a temporary file that is renamed
 /// away under it. One line in `info/exclude` (berth's own name pattern), added once.
-pub fn exclude_temp_files(git: &Git) -> Result<(), String> {
-    let path = git
-        .query(&[
-            "rev-parse",
-            "--path-format=absolute",
-            "--git-path",
-            "info/exclude",
-        ])
-        .map_err(|e| e.to_string())?;
+pub fn exclude_temp_files(git: &Git) -> Result<(), PairingError> {
+    let path = git.query(&[
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-path",
+        "info/exclude",
+    ])?;
     let path = PathBuf::from(path);
     let pattern = format!("{}*", String::from_utf8_lossy(TEMP_PREFIX));
     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -104,7 +90,10 @@ pub fn exclude_temp_files(git: &Git) -> Result<(), String> {
         return Ok(());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| PairingError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let mut add = String::new();
     if !text.is_empty() && !text.ends_with('\n') {
@@ -119,5 +108,5 @@ pub fn exclude_temp_files(git: &Git) -> Result<(), String> {
         .append(true)
         .open(&path)
         .and_then(|mut f| f.write_all(add.as_bytes()))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| PairingError::Io { path, source })
 }

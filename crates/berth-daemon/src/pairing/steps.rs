@@ -1,27 +1,37 @@
-//! The steps of a start and of a stop, and the undo of each start step, carried out. Each runs
-//! on the controller's thread, holds the daemon's git lock while it touches a repository, and
-//! reaches its failpoint first. Every undo checks before it acts, so running one again (after
-//! a crash) or for a step that never had an effect does nothing.
+//! The git and file work of a start's and a stop's steps, and of the undo of each start step
+//! (the steps that only start or stop the link are the worker's). They run on the controller's
+//! thread, with the daemon's git lock held and their failpoint reached (both by the worker).
+//! Every undo checks before it acts, so running one again (after a crash) or for a step that
+//! never had an effect does nothing.
 
-use berth_core::pairing::{Failure, StartStep, State, Step, StopStep, Undo, blockers};
+use berth_core::pairing::{Blocker, Failure, Notice, blockers};
 use berth_git::snapshot::{self, CaptureOptions};
 use berth_git::{Access, Git, refs, status};
 use berth_proto::SnapshotInfo;
-use berth_store::SnapshotState;
+use berth_store::{PairingRecord, SnapshotState, Store};
 use berth_sync::apply::ApplyError;
 use berth_sync::engine::copy_over;
 use berth_sync::reconcile::Side as SyncSide;
 
-use super::controller::{Controller, now_ms, unexpected};
-use super::link::{load_ancestor, save_ancestor};
-use super::observe;
+use super::sides::TwoSides;
+use super::status::{Seen, StatusView};
+use super::{ancestor, events, observe};
+use crate::clock::now_ms;
+use crate::recorder::Recorder;
 
-type StepResult = Result<(), Failure>;
+pub type StepResult = Result<(), Failure>;
 
-/// Longest wait for the first full round of a start.
-const BEGIN_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// A step's failure from an error message.
+pub fn unexpected(message: impl std::fmt::Display) -> Failure {
+    Failure::Notice {
+        notice: Notice::UnexpectedError {
+            message: message.to_string(),
+        },
+    }
+}
 
-fn git_failure(what: &str, e: impl std::fmt::Display) -> Failure {
+/// A step's failure: what it was doing, and what went wrong.
+pub fn git_failure(what: &str, e: impl std::fmt::Display) -> Failure {
     unexpected(format!("{what}: {e}"))
 }
 
@@ -32,82 +42,54 @@ fn run(git: &Git, what: &str, args: &[&str]) -> StepResult {
         .map_err(|e| git_failure(what, e))
 }
 
-impl Controller {
-    /// Carries out `step` (after its failpoint).
-    pub(super) fn run_step(&mut self, step: Step) -> StepResult {
-        if let Err(e) = berth_git::failpoint::hit(&step.failpoint()) {
-            return Err(git_failure(&format!("failpoint {}", step.failpoint()), e));
-        }
-        let shared = self.shared.clone();
-        // Beginning sync waits for nothing git-related; everything else is git work.
-        let _git =
-            (step != Step::Start(StartStep::BeginSync)).then(|| shared.git_lock.blocking_lock());
-        match step {
-            Step::Start(s) => self.start_step(s),
-            Step::Stop(s) => self.stop_step(s),
-            Step::Undo(u) => self.undo(u),
-        }
-    }
+/// The steps' view of one pairing: its two sides, its record, and where their results go.
+pub struct Steps<'a> {
+    pub sides: &'a TwoSides,
+    pub rec: &'a mut PairingRecord,
+    pub store: &'a Store,
+    pub events: &'a Recorder,
+    pub view: &'a mut StatusView,
+    /// The checkout holds berth's own clean copy of the previous agent's branch, and the
+    /// snapshot (if any) came with the switch.
+    pub carried: bool,
+    pub no_stash: bool,
+}
 
-    fn carried(&self) -> bool {
-        matches!(self.state, State::Starting { carried: true, .. })
-            || matches!(self.state, State::RollingBack { carried: true, .. })
-    }
-
-    fn start_step(&mut self, step: StartStep) -> StepResult {
-        match step {
-            StartStep::Validate => {
-                let agent = self.agent.is_some().then_some(&self.repos);
-                let facts = observe::facts(
-                    &self.repos.user,
-                    &self.repos.name,
-                    agent,
-                    self.no_stash && !self.carried(),
-                    None,
-                )
-                .map_err(|e| git_failure("reading git's state", e))?;
-                let mut found = blockers(&facts);
-                if self.carried() {
-                    // The checkout holds berth's own clean copy of the previous agent's branch.
-                    found.retain(|b| {
-                        !matches!(b, berth_core::pairing::Blocker::DirtyNoStash { .. })
-                    });
-                }
-                if found.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Failure::Blocked {
-                        blockers: found.into_iter().collect(),
-                    })
-                }
-            }
-            StartStep::Snapshot => self.take_snapshot(),
-            StartStep::MirrorBranch => self.mirror(),
-            StartStep::SwitchCheckout => self.switch_checkout(),
-            StartStep::CopyAgentFiles => self.copy_agent_files(),
-            StartStep::BeginSync => {
-                self.start_link();
-                // Done once both trees are watched and agree (a first full round on a very
-                // large tree takes a while), or the gate holds the loop (a cause appeared).
-                match &self.link {
-                    Some(link) if link.wait_started(BEGIN_SYNC_TIMEOUT) => Ok(()),
-                    Some(_) => Err(unexpected(
-                        "syncing did not start (see `berth daemon logs`)",
-                    )),
-                    None => Err(unexpected("cannot start syncing (see `berth daemon logs`)")),
-                }
-            }
+impl Steps<'_> {
+    /// Every blocker of the start, checked again.
+    pub fn validate(&mut self) -> StepResult {
+        let repos = &self.sides.repos;
+        let agent = self.sides.agent.is_some().then_some(repos);
+        let facts = observe::facts(
+            &repos.user,
+            &repos.name,
+            agent,
+            self.no_stash && !self.carried,
+            None,
+        )
+        .map_err(|e| git_failure("reading git's state", e))?;
+        let mut found = blockers(&facts);
+        if self.carried {
+            // The checkout holds berth's own clean copy of the previous agent's branch.
+            found.retain(|b| !matches!(b, Blocker::DirtyNoStash { .. }));
+        }
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Blocked {
+                blockers: found.into_iter().collect(),
+            })
         }
     }
 
     /// Keeps the checkout's uncommitted state in a snapshot (nothing when it is clean or the
     /// snapshot was carried over). The id is recorded *before* the capture, so an undo after a
     /// crash finds it.
-    fn take_snapshot(&mut self) -> StepResult {
-        if self.carried() {
+    pub fn take_snapshot(&mut self) -> StepResult {
+        if self.carried {
             return Ok(());
         }
-        let st = status::status(&self.repos.user, false)
+        let st = status::status(&self.sides.repos.user, false)
             .map_err(|e| git_failure("reading your checkout's status", e))?;
         if st.is_clean() {
             return Ok(());
@@ -116,14 +98,14 @@ impl Controller {
         let id = crate::ids::new_id(now);
         self.rec.snapshot = Some(id.clone());
         self.store
-            .update_pairing(&self.rec)
+            .update_pairing(self.rec)
             .map_err(|e| git_failure("recording the snapshot", e))?;
         let taken = snapshot::capture(
-            &self.repos.user,
+            &self.sides.repos.user,
             CaptureOptions {
                 id: id.clone(),
                 time_ms: now,
-                reason: format!("berth pair {}", self.repos.name),
+                reason: format!("berth pair {}", self.sides.repos.name),
                 message: None,
                 pairing: Some(self.rec.id.clone()),
             },
@@ -131,7 +113,7 @@ impl Controller {
         .map_err(|e| git_failure("keeping your uncommitted work in a snapshot", e))?;
         let info = SnapshotInfo {
             id: taken.meta.id.clone(),
-            repo: self.root.clone(),
+            repo: self.rec.project_root.clone(),
             commit: taken.commit.clone(),
             branch: taken.meta.branch.clone(),
             head: taken.meta.head.clone(),
@@ -145,13 +127,18 @@ impl Controller {
         if let Err(e) = self.store.record_snapshot(&info) {
             tracing::warn!("cannot record snapshot {id}: {e}");
         }
-        self.event("pair.snapshot", serde_json::json!({ "snapshot": id }));
+        events::record(
+            self.events,
+            self.rec,
+            "pair.snapshot",
+            serde_json::json!({ "snapshot": id }),
+        );
         Ok(())
     }
 
     /// The project's `berth/<agent>` to the agent's tip: created, or fast-forwarded.
-    fn mirror(&mut self) -> StepResult {
-        let r = &self.repos;
+    pub fn mirror(&mut self) -> StepResult {
+        let r = &self.sides.repos;
         let branch = r.branch_ref();
         berth_git::workspace::sync_refs(&r.user, &r.agent, &r.name)
             .map_err(|e| git_failure("bringing the agent's commits into your repository", e))?;
@@ -167,10 +154,10 @@ impl Controller {
             .map_err(|e| git_failure("moving your copy of the agent's branch", e))
     }
 
-    /// Undoes [`Controller::mirror`]: back where it was before the start, compare-and-swap.
-    fn restore_mirror(&mut self) -> StepResult {
-        let branch = self.repos.branch_ref();
-        let user = &self.repos.user;
+    /// Undoes [`Steps::mirror`]: back where it was before the start, compare-and-swap.
+    pub fn restore_mirror(&mut self) -> StepResult {
+        let branch = self.sides.repos.branch_ref();
+        let user = &self.sides.repos.user;
         let now = refs::resolve(user, &branch).map_err(|e| git_failure("reading the branch", e))?;
         let before = self.rec.mirror_before.clone();
         let result = match (&now, &before) {
@@ -188,9 +175,9 @@ impl Controller {
 
     /// The checkout onto `berth/<agent>`. Its uncommitted state is in the snapshot: the
     /// working tree must still be exactly what the snapshot holds before it is replaced.
-    fn switch_checkout(&mut self) -> StepResult {
-        let user = self.repos.user.clone();
-        let branch = berth_core::pairing::agent_branch(&self.repos.name);
+    pub fn switch_checkout(&mut self) -> StepResult {
+        let user = self.sides.repos.user.clone();
+        let branch = berth_core::pairing::agent_branch(&self.sides.repos.name);
         let dirty = !status::status(&user, false)
             .map_err(|e| git_failure("reading your checkout's status", e))?
             .is_clean();
@@ -201,7 +188,7 @@ impl Controller {
                 &["checkout", "-q", &branch, "--"],
             );
         }
-        let Some(id) = self.rec.snapshot.clone().filter(|_| !self.carried()) else {
+        let Some(id) = self.rec.snapshot.clone().filter(|_| !self.carried) else {
             return Err(unexpected(
                 "your checkout has changes that no snapshot holds; nothing was switched",
             ));
@@ -227,10 +214,10 @@ impl Controller {
 
     /// The agent's working files over the checkout, one way; the ancestor becomes what both
     /// now hold.
-    fn copy_agent_files(&mut self) -> StepResult {
-        let roots = self.roots().map_err(unexpected)?;
+    pub fn copy_agent_files(&mut self) -> StepResult {
+        let roots = self.sides.roots().map_err(unexpected)?;
         let mut sides = roots.sides().map_err(unexpected)?;
-        let mut ancestor = load_ancestor(&self.store, &self.rec.id).map_err(unexpected)?;
+        let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
         let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
         for _ in 0..1000 {
@@ -240,51 +227,22 @@ impl Controller {
             std::thread::sleep(std::time::Duration::from_millis(10));
             copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
         }
-        save_ancestor(&self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
+        ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
-        self.figures.to_user += stats.to_alpha as u64;
-        Ok(())
-    }
-
-    fn stop_step(&mut self, step: StopStep) -> StepResult {
-        match step {
-            StopStep::FinalSync => self.final_sync(),
-            StopStep::CleanCheckout => self.clean_checkout(true),
-            StopStep::SwitchBack => self.switch_back(),
-            StopStep::RestoreSnapshot => self.restore_snapshot(),
-        }
-    }
-
-    /// Everything synced once more (both files and commits), then syncing stops. Any pausing
-    /// cause fails it (the pairing stays, paused).
-    fn final_sync(&mut self) -> StepResult {
-        let found =
-            observe::notices(&self.repos).map_err(|e| git_failure("reading git's state", e))?;
-        if let Some(notice) = found.into_iter().next() {
-            return Err(Failure::Notice { notice });
-        }
-        if self.link.is_none() {
-            self.start_link();
-        }
-        let Some(link) = &self.link else {
-            return Err(unexpected("syncing is not running"));
-        };
-        link.flush().map_err(|e| git_failure("the final sync", e))?;
-        observe::carry_commits(&self.repos).map_err(|e| git_failure("carrying commits", e))?;
-        self.stop_link();
+        self.view.note(Seen::Copied(stats.to_alpha as u64));
         Ok(())
     }
 
     /// The checkout back to `berth/<agent>`'s tip. `verify`: only when it holds exactly what
     /// the agent's workspace holds (everything in it is there too).
-    fn clean_checkout(&mut self, verify: bool) -> StepResult {
-        let user = self.repos.user.clone();
+    pub fn clean_checkout(&mut self, verify: bool) -> StepResult {
+        let user = self.sides.repos.user.clone();
         let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
-        if head.branch() != Some(self.repos.branch_ref().as_str()) {
+        if head.branch() != Some(self.sides.repos.branch_ref().as_str()) {
             return Ok(()); // never switched (or already switched back)
         }
         if verify {
-            let roots = self.roots().map_err(unexpected)?;
+            let roots = self.sides.roots().map_err(unexpected)?;
             let mut sides = roots.sides().map_err(unexpected)?;
             let scan = |s: &mut berth_sync::scan::Scanner| s.full().map(|(t, _)| t);
             let (a, b) = (scan(&mut sides.alpha), scan(&mut sides.beta));
@@ -295,15 +253,15 @@ impl Controller {
                 // entry of the checkout is either in the agent's workspace as it is, or
                 // exactly what both sides last agreed on (the agent changed or removed it
                 // since — its own edit, which sync would have carried over anyway).
-                (Ok(a), Ok(b)) if held_elsewhere(&a, &b, &self.store, &self.rec.id)? => {}
+                (Ok(a), Ok(b)) if held_elsewhere(&a, &b, self.store, &self.rec.id)? => {}
                 (Ok(_), Ok(_)) => {
                     return Err(unexpected(format!(
                         "your checkout changed after the final sync, so it still holds work the \
                          agent's workspace does not; nothing was cleaned and it stays on `{}` — \
                          commit what you changed there, or pair again (`berth pair {}`) and \
                          stop once it is synced",
-                        berth_core::pairing::agent_branch(&self.repos.name),
-                        self.repos.name
+                        berth_core::pairing::agent_branch(&self.sides.repos.name),
+                        self.sides.repos.name
                     )));
                 }
                 (Err(e), _) | (_, Err(e)) => {
@@ -320,8 +278,8 @@ impl Controller {
     }
 
     /// The checkout back on the original branch (or detached HEAD).
-    fn switch_back(&mut self) -> StepResult {
-        let user = self.repos.user.clone();
+    pub fn switch_back(&mut self) -> StepResult {
+        let user = self.sides.repos.user.clone();
         let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
         match (&self.rec.original_branch, &self.rec.original_head) {
             (Some(b), _) if head.branch() == Some(b.as_str()) => Ok(()),
@@ -348,16 +306,16 @@ impl Controller {
         let Some(id) = self.rec.snapshot.clone() else {
             return Ok(None);
         };
-        let found = refs::resolve(&self.repos.user, &snapshot::refname(&id))
+        let found = refs::resolve(&self.sides.repos.user, &snapshot::refname(&id))
             .map_err(|e| git_failure("reading the snapshot", e))?;
         Ok(found.map(|_| id))
     }
 
-    fn restore_snapshot(&mut self) -> StepResult {
+    pub fn restore_snapshot(&mut self) -> StepResult {
         let Some(id) = self.kept_snapshot()? else {
             return Ok(());
         };
-        let user = self.repos.user.clone();
+        let user = self.sides.repos.user.clone();
         // The checkout may hold it already: on the original branch and commit, with exactly the
         // snapshot's index and files (a start stopped before it switched anything). Then the
         // snapshot has nothing left to give back, and restoring onto a "dirty" tree would be
@@ -375,48 +333,38 @@ impl Controller {
             snapshot::restore(&user, &id)
                 .map_err(|e| git_failure(&format!("restoring snapshot {id}"), e))?;
         }
-        if let Err(e) = self
-            .store
-            .end_snapshot(&self.root, &id, SnapshotState::Restored, now_ms())
-        {
+        if let Err(e) = self.store.end_snapshot(
+            &self.rec.project_root,
+            &id,
+            SnapshotState::Restored,
+            now_ms(),
+        ) {
             tracing::warn!("cannot record snapshot {id} restored: {e}");
         }
         Ok(())
     }
 
     /// The snapshot berth made, dropped (the checkout still holds all of it).
-    fn drop_snapshot(&mut self) -> StepResult {
+    pub fn drop_snapshot(&mut self) -> StepResult {
         let Some(id) = self.kept_snapshot()? else {
             return Ok(());
         };
-        let user = self.repos.user.clone();
+        let user = self.sides.repos.user.clone();
         snapshot::drop_snapshot(&user, &id)
             .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
-        if let Err(e) = self
-            .store
-            .end_snapshot(&self.root, &id, SnapshotState::Dropped, now_ms())
-        {
+        if let Err(e) = self.store.end_snapshot(
+            &self.rec.project_root,
+            &id,
+            SnapshotState::Dropped,
+            now_ms(),
+        ) {
             tracing::warn!("cannot record snapshot {id} dropped: {e}");
         }
         self.rec.snapshot = None;
-        if let Err(e) = self.store.update_pairing(&self.rec) {
+        if let Err(e) = self.store.update_pairing(self.rec) {
             tracing::warn!("cannot record snapshot {id} dropped: {e}");
         }
         Ok(())
-    }
-
-    fn undo(&mut self, undo: Undo) -> StepResult {
-        match undo {
-            Undo::StopSync => {
-                self.stop_link();
-                Ok(())
-            }
-            Undo::CleanCheckout => self.clean_checkout(false),
-            Undo::SwitchBack => self.switch_back(),
-            Undo::RestoreMirror => self.restore_mirror(),
-            Undo::RestoreSnapshot => self.restore_snapshot(),
-            Undo::DropSnapshot => self.drop_snapshot(),
-        }
     }
 }
 
@@ -429,7 +377,7 @@ fn held_elsewhere(
     store: &berth_store::Store,
     pairing: &str,
 ) -> Result<bool, Failure> {
-    let ancestor = load_ancestor(store, pairing).map_err(unexpected)?;
+    let ancestor = ancestor::load(store, pairing).map_err(unexpected)?;
     let agreed = ancestor.tree();
     Ok(user
         .iter()

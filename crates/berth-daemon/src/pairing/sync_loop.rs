@@ -1,0 +1,183 @@
+//! The file side of a pairing: the sync engine's live loop between the user's checkout (alpha,
+//! which wins conflicts) and the agent's workspace (beta), on a thread of its own.
+//!
+//! Its scanners carry the pairing's gate and settings ([`Roots::sides`]), conflict losers go to
+//! the keeper ([`RefKeeper`]), and the ancestor is saved to the store after every report.
+//! Reports become [`LinkEvent`]s for the controller.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use berth_git::Git;
+use berth_store::Store;
+use berth_sync::ancestor::Ancestor;
+use berth_sync::engine::Stats;
+use berth_sync::live::{self, Report};
+use berth_sync::watch::Input;
+
+use super::ancestor;
+use super::error::PairingError;
+use super::keeper::{RefKeeper, kept_count};
+use super::link_event::{LinkEvent, Tell, from_report};
+use super::roots::Roots;
+
+/// Environment variable (milliseconds) shortening the heartbeat period, for tests and
+/// diagnosis; the default is the live loop's.
+const HEARTBEAT_ENV: &str = "BERTH_PAIR_HEARTBEAT_MS";
+
+/// The live loop's timings: its defaults, with the heartbeat from [`HEARTBEAT_ENV`] if set.
+fn options() -> live::Options {
+    let defaults = live::Options::default();
+    match std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+    {
+        Some(ms) => {
+            let every = Duration::from_millis(ms);
+            live::Options {
+                heartbeat_every: every,
+                heartbeat_timeout: defaults.heartbeat_timeout.min(every),
+                ..defaults
+            }
+        }
+        None => defaults,
+    }
+}
+
+/// A running live loop.
+pub struct SyncLoop {
+    input: Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+    /// Sent to once the loop watches both trees and its first full round went through (or the
+    /// gate held it); dropped if the loop ends first.
+    started: Receiver<()>,
+}
+
+impl SyncLoop {
+    /// Starts the loop: its first round is a full one; [`LinkEvent::Ready`] follows once the
+    /// trees agree.
+    pub fn start(
+        store: Store,
+        pairing: String,
+        roots: Roots,
+        tell: Tell,
+    ) -> std::io::Result<SyncLoop> {
+        let (tx, rx) = mpsc::channel();
+        let loop_tx = tx.clone();
+        let (started_tx, started) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("pair-{pairing}"))
+            .spawn(move || {
+                let ws = Git::new(&roots.agent);
+                let mut keeper = RefKeeper {
+                    next: kept_count(&ws, &pairing),
+                    ws,
+                    pairing: pairing.clone(),
+                    tell: tell.clone(),
+                };
+                let prepared = ancestor::load(&store, &pairing)
+                    .and_then(|ancestor| Ok((ancestor, roots.sides()?)));
+                let (ancestor, sides) = match prepared {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tell(LinkEvent::Ended(Err(e)));
+                        return;
+                    }
+                };
+                let mut link = live::Link {
+                    sides,
+                    ancestor,
+                    keeper: &mut keeper,
+                };
+                let mut report = |r: &Report, a: &mut Ancestor| {
+                    if let Err(e) = ancestor::save(&store, &pairing, a) {
+                        tell(LinkEvent::Failed(format!(
+                            "cannot save what both sides agreed on: {e}"
+                        )));
+                    }
+                    if matches!(
+                        r,
+                        Report::Ready { .. }
+                            | Report::Held { .. }
+                            | Report::Synced {
+                                reason: live::Reason::Start,
+                                ..
+                            }
+                    ) {
+                        let _ = started_tx.send(());
+                    }
+                    if let Some(ev) = from_report(&roots.agent, r) {
+                        tell(ev);
+                    }
+                    // A full round scanned both trees: what it freed goes back.
+                    if matches!(
+                        r,
+                        Report::Ready { .. }
+                            | Report::Synced {
+                                reason: live::Reason::Start
+                                    | live::Reason::Rescan(_)
+                                    | live::Reason::Flush,
+                                ..
+                            }
+                    ) {
+                        crate::memory::give_back();
+                    }
+                };
+                let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
+                    .map_err(PairingError::Watch);
+                tell(LinkEvent::Ended(end));
+            })?;
+        Ok(SyncLoop {
+            input: tx,
+            thread: Some(thread),
+            started,
+        })
+    }
+
+    /// Waits until the loop watches both trees and its first full round went through (or the
+    /// gate holds it); `false` if it ended first or `timeout` passed.
+    pub fn wait_started(&self, timeout: Duration) -> bool {
+        self.started.recv_timeout(timeout).is_ok()
+    }
+
+    /// Apply nothing until released.
+    pub fn hold(&self) {
+        let _ = self.input.send(Input::Hold);
+    }
+
+    /// Apply again, beginning with a full round.
+    pub fn release(&self) {
+        let _ = self.input.send(Input::Release);
+    }
+
+    /// Syncs everything now; answers once both sides agree.
+    pub fn flush(&self) -> Result<Stats, PairingError> {
+        let (tx, rx) = mpsc::channel();
+        self.input
+            .send(Input::Flush(tx))
+            .map_err(|_| PairingError::LoopEnded)?;
+        rx.recv()
+            .map_err(|_| PairingError::LoopEnded)?
+            .map_err(PairingError::Sync)
+    }
+
+    /// Stops the loop after the round in progress and waits for it.
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        let _ = self.input.send(Input::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SyncLoop {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
