@@ -85,12 +85,15 @@ impl fmt::Display for Shortfall {
 }
 
 /// Whether a process in `state` reached `wanted`. `not_ready` is set when its readiness probe
-/// gave up during this run (berth is stopping it, or has): that is the failure then, whatever
-/// the state says meanwhile.
+/// gave up during this run: berth is stopping the process, and once nothing of it runs, that is
+/// the failure, whatever state the stop left behind.
 pub fn progress(wanted: Condition, state: AgentState, not_ready: Option<&NotReady>) -> Progress {
     use AgentState as S;
     use Condition as C;
     if let Some(not_ready) = not_ready {
+        if state.has_process() {
+            return Progress::Waiting;
+        }
         return Progress::Failed(Shortfall::ProbeTimedOut(not_ready.clone()));
     }
     match (wanted, state) {
@@ -195,14 +198,20 @@ completed Lost -> failed: vanished: its keeper is gone
     }
 
     #[test]
-    fn a_probe_that_gave_up_is_the_failure_whatever_the_state_says_meanwhile() {
+    fn a_probe_that_gave_up_is_the_failure_once_the_stop_it_caused_is_over() {
         let wanted = "its readiness probe exec:false timed out: it did not pass within 2s; \
                       berth stopped it";
         for condition in CONDITIONS {
             for state in states() {
+                let expected = if state.has_process() {
+                    Progress::Waiting
+                } else {
+                    Progress::Failed(Shortfall::ProbeTimedOut(not_ready()))
+                };
                 assert_eq!(
                     progress(condition, state, Some(&not_ready())),
-                    Progress::Failed(Shortfall::ProbeTimedOut(not_ready()))
+                    expected,
+                    "{condition:?} {state:?}"
                 );
             }
         }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_core::agent_state::{self, AgentState, Event};
-use berth_core::probe::{ProbeSpec, ProbeTracker, Verdict};
+use berth_core::probe::{NotReady, ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
 use berth_proto::AgentInfo;
 use berth_store::AgentRecord;
@@ -40,6 +40,8 @@ struct Runtime {
     state: AgentState,
     tracker: Tracker,
     exit_code: Option<i32>,
+    /// This run's readiness probe gave up (berth stops the process then).
+    not_ready: Option<NotReady>,
 }
 
 /// The daemon's view of every agent it knows.
@@ -97,6 +99,7 @@ impl Supervisor {
             state: AgentState::Stopped,
             tracker: Tracker::default(),
             exit_code: None,
+            not_ready: None,
         });
         f(rt)
     }
@@ -119,6 +122,11 @@ impl Supervisor {
     /// Where an agent is now.
     pub fn state_of(&self, rec: &AgentRecord) -> AgentState {
         self.state(&key(rec))
+    }
+
+    /// Whether this run's readiness probe gave up, and which.
+    pub fn not_ready(&self, rec: &AgentRecord) -> Option<NotReady> {
+        self.with(&key(rec), |rt| rt.not_ready.clone())
     }
 
     /// The agent as the API shows it.
@@ -266,6 +274,7 @@ pub async fn start(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentE
     }
     let started = now_ms();
     shared.supervisor.apply(&k, Event::Start);
+    shared.supervisor.with(&k, |rt| rt.not_ready = None);
     shared.record_about(
         "agent.started",
         &rec.name,
@@ -314,16 +323,18 @@ async fn await_ready(shared: Arc<Shared>, rec: AgentRecord, probe: ProbeSpec, mu
             return;
         }
         if began.elapsed() >= deadline {
-            let why = format!(
-                "{} did not pass within {} s",
-                probe.check,
-                deadline.as_secs()
-            );
+            let not_ready = NotReady {
+                check: probe.check.clone(),
+                after: deadline,
+            };
             shared.record_about(
                 "agent.not_ready",
                 &rec.name,
-                serde_json::json!({ "reason": why }),
+                serde_json::json!({ "reason": not_ready.to_string() }),
             );
+            shared
+                .supervisor
+                .with(&k, |rt| rt.not_ready = Some(not_ready));
             if let Err(e) = stop(&shared, &rec).await {
                 tracing::error!(agent = %rec.name, "{e}");
             }
@@ -497,20 +508,36 @@ fn start_again(
 
 /// Stops the agent and every descendant; returns once none remains.
 pub async fn stop(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
-    end(shared, rec, Request::Stop).await
+    end(shared, rec, Request::Stop { grace_ms: None })
+        .await
+        .map(|_killed| ())
 }
 
-/// Like [`stop`], but SIGKILL at once (`berth down` past its timeout).
-pub async fn kill(shared: &Arc<Shared>, rec: &AgentRecord) -> Result<(), AgentError> {
-    end(shared, rec, Request::Kill).await
+/// Like [`stop`], with the grace period between the stop signal and SIGKILL shortened to at
+/// most `grace` (`berth down` fitting its overall timeout). Returns whether SIGKILL was needed.
+pub async fn stop_within(
+    shared: &Arc<Shared>,
+    rec: &AgentRecord,
+    grace: Duration,
+) -> Result<bool, AgentError> {
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    end(
+        shared,
+        rec,
+        Request::Stop {
+            grace_ms: Some(grace_ms),
+        },
+    )
+    .await
 }
 
-async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<(), AgentError> {
+/// Carries out a stop; returns whether SIGKILL was needed.
+async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<bool, AgentError> {
     let k = key(rec);
     let before = shared.supervisor.state(&k);
     shared.supervisor.apply(&k, Event::Stop);
     if !before.has_process() {
-        return Ok(());
+        return Ok(false);
     }
     let socket = keeper_dir(shared, rec).socket();
     let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
@@ -520,25 +547,26 @@ async fn end(shared: &Arc<Shared>, rec: &AgentRecord, how: Request) -> Result<()
             name: rec.name.clone(),
             detail: e.to_string(),
         })?;
-    match answer {
+    let killed = match answer {
         Ok(resp) => {
             shared
                 .supervisor
                 .with(&k, |rt| rt.exit_code = resp.state.exit.and_then(|e| e.code));
+            resp.killed
         }
         // The keeper is already gone (it finished between our look and the request).
-        Err(control::ControlError::Io { .. }) => {}
+        Err(control::ControlError::Io { .. }) => false,
         Err(e) => {
             return Err(AgentError::Stop {
                 name: rec.name.clone(),
                 detail: e.to_string(),
             });
         }
-    }
+    };
     shared.supervisor.apply(&k, Event::Gone);
     shared.record_about("agent.stopped", &rec.name, serde_json::json!({}));
     mirror_later(shared, rec);
-    Ok(())
+    Ok(killed)
 }
 
 /// Stops every agent and service of every project, concurrently (`berth daemon stop --all`).
