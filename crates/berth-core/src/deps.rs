@@ -8,10 +8,16 @@
 //! `completed`) before starting a dependent; `berth down` walks the levels in reverse
 //! ([`dependents_first`]).
 //!
+//! When a process fails, `berth up` goes on with everything that does not depend on it:
+//! [`blocked_by`] says which processes are skipped, naming the failures they waited for. When
+//! `berth down` has an overall timeout, [`grace_within`] shortens each process's grace period
+//! so that every level still gets its stop signal first.
+//!
 //! A cycle is reported with its path, `a -> b -> c -> a` meaning `a` depends on `b`, which
 //! depends on `c`, which depends on `a`. The walk is iterative, so no input can exhaust the stack.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::project::ProjectFile;
 
@@ -158,10 +164,54 @@ pub fn dependents_first(plan: &Plan) -> Vec<Vec<String>> {
     plan.levels.iter().rev().cloned().collect()
 }
 
+/// How one process of `berth up` turned out, as far as what depends on it is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It reached what its dependents ask for.
+    Reached,
+    /// It did not, and never will in this run.
+    Failed,
+    /// It was not started. `because` names the failed processes it waited for, directly or
+    /// through other skipped ones; empty when it was skipped for no failure (`berth up` ran out
+    /// of time before its turn).
+    Skipped { because: Vec<String> },
+}
+
+/// The failures that keep `name` from starting, sorted: each dependency that failed, and for
+/// each one that was skipped, what that one was skipped for (or itself, when it was skipped
+/// for no failure). A dependency with no outcome yet also blocks, by its own name. Empty: `name`
+/// may start.
+pub fn blocked_by(
+    project: &ProjectFile,
+    name: &str,
+    outcomes: &BTreeMap<String, Outcome>,
+) -> Vec<String> {
+    let mut because = BTreeSet::new();
+    for dep in project.get(name).map_or(&[][..], |p| &p.depends_on[..]) {
+        match outcomes.get(&dep.name) {
+            Some(Outcome::Reached) => {}
+            Some(Outcome::Skipped { because: theirs }) if !theirs.is_empty() => {
+                because.extend(theirs.iter().cloned());
+            }
+            Some(Outcome::Failed | Outcome::Skipped { .. }) | None => {
+                because.insert(dep.name.clone());
+            }
+        }
+    }
+    because.into_iter().collect()
+}
+
+/// The grace period (between the stop signal and SIGKILL) a process gets in `berth down`: its
+/// own, shortened so that the `levels_left` levels still to stop (this one included) share the
+/// `remaining` time equally. Every process is sent its stop signal first, however little time
+/// is left.
+pub fn grace_within(own: Duration, remaining: Duration, levels_left: usize) -> Duration {
+    let share = remaining / u32::try_from(levels_left.max(1)).unwrap_or(u32::MAX);
+    own.min(share)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -385,6 +435,97 @@ depends_on = { db = "started" }
         let plan = plan(&project, &[]).unwrap();
         assert_eq!(plan.levels.len(), 20_000);
         assert_eq!(plan.levels[19_999], ["p19999"]);
+    }
+
+    fn outcomes(list: &[(&str, Outcome)]) -> BTreeMap<String, Outcome> {
+        list.iter()
+            .map(|(n, o)| (n.to_string(), o.clone()))
+            .collect()
+    }
+
+    fn skipped(because: &[&str]) -> Outcome {
+        Outcome::Skipped {
+            because: targets(because),
+        }
+    }
+
+    #[test]
+    fn what_depends_on_a_failure_is_blocked_by_it_and_nothing_else_is() {
+        // a -> b -> d, a -> c -> d, plus e -> f and g alone.
+        let mut project = diamond();
+        for (name, deps) in [("e", &["f"][..]), ("f", &[]), ("g", &[])] {
+            project.services.insert(name.into(), spec(name, deps));
+        }
+        let done = outcomes(&[
+            ("d", Outcome::Reached),
+            ("b", Outcome::Failed),
+            ("c", Outcome::Reached),
+            ("f", Outcome::Failed),
+        ]);
+        assert_eq!(blocked_by(&project, "a", &done), ["b"]);
+        assert_eq!(blocked_by(&project, "e", &done), ["f"]);
+        assert!(blocked_by(&project, "g", &done).is_empty(), "independent");
+        assert!(
+            blocked_by(&project, "d", &done).is_empty(),
+            "no dependencies"
+        );
+        assert!(blocked_by(&project, "b", &outcomes(&[("d", Outcome::Reached)])).is_empty());
+    }
+
+    #[test]
+    fn a_skip_passes_on_the_failures_it_was_skipped_for() {
+        // x -> y -> z: z failed, y was skipped for it, so x is skipped for z too.
+        let project = graph(&["x", "y", "z", "w"], &[("x", "y"), ("y", "z"), ("x", "w")]);
+        let done = outcomes(&[
+            ("z", Outcome::Failed),
+            ("y", skipped(&["z"])),
+            ("w", Outcome::Failed),
+        ]);
+        assert_eq!(
+            blocked_by(&project, "x", &done),
+            ["w", "z"],
+            "sorted, each once"
+        );
+        // Skipped for no failure (out of time): it names the skipped one itself.
+        let late = outcomes(&[("y", skipped(&[])), ("w", Outcome::Reached)]);
+        assert_eq!(blocked_by(&project, "x", &late), ["y"]);
+        // Not decided yet: blocks by its own name rather than start too early.
+        assert_eq!(
+            blocked_by(&project, "x", &outcomes(&[("w", Outcome::Reached)])),
+            ["y"]
+        );
+        assert!(blocked_by(&project, "unknown", &late).is_empty());
+    }
+
+    #[test]
+    fn the_overall_timeout_shortens_each_grace_period_and_shares_it_between_levels() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(
+            grace_within(s(10), s(60), 3),
+            s(10),
+            "plenty of time: its own"
+        );
+        assert_eq!(
+            grace_within(s(10), s(1), 2),
+            ms(500),
+            "two levels share one second"
+        );
+        assert_eq!(
+            grace_within(ms(100), s(1), 2),
+            ms(100),
+            "never longer than its own"
+        );
+        assert_eq!(
+            grace_within(s(10), Duration::ZERO, 1),
+            Duration::ZERO,
+            "out of time"
+        );
+        assert_eq!(
+            grace_within(s(10), s(3), 0),
+            s(3),
+            "no level left counts as one"
+        );
     }
 
     /// Names p00..p{n}: zero-padded so sorting matches indices.

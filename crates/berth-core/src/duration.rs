@@ -29,9 +29,46 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The shortest form [`parse`] reads back, to the millisecond: `250ms`, `10s`, `1.5s`, `2m`,
+/// `1h`.
+pub fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_string(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        1..=999 => format!("{ms}ms"),
+        _ => format!("{}s", ms as f64 / 1000.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shows_the_shortest_form_that_reads_back() {
+        for (ms, shown) in [
+            (0, "0s"),
+            (250, "250ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (61_250, "61.25s"),
+            (120_000, "2m"),
+            (5_400_000, "90m"),
+            (3_600_000, "1h"),
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(show(d), shown);
+            assert_eq!(parse(shown).unwrap(), d, "{shown} reads back");
+        }
+        assert_eq!(
+            show(Duration::from_micros(1_500)),
+            "1ms",
+            "to the millisecond"
+        );
+    }
 
     #[test]
     fn accepts_every_unit() {

@@ -9,7 +9,10 @@
 //! - [`restart`]: restart policies, exponential backoff and the restart budget.
 //! - [`probe`]: readiness and liveness probes and how their results add up.
 //! - [`project`]: `berth.toml`, parsed strictly.
-//! - [`deps`]: dependency order for `berth up` / `berth down`.
+//! - [`deps`]: dependency order for `berth up` / `berth down`; what is skipped after a failure;
+//!   how `berth down`'s overall timeout shortens each grace period.
+//! - [`compose`]: whether a process `berth up` started reached what its dependents ask for, and
+//!   if it never will, why.
 //! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
 //! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
 //!   field-by-field diff shown when a running daemon's configuration differs.
@@ -25,6 +28,7 @@
 //! - [`time`]: timestamps rendered in UTC.
 
 pub mod agent_state;
+pub mod compose;
 pub mod config;
 pub mod daemon_state;
 pub mod deps;

@@ -75,6 +75,26 @@ impl fmt::Display for ProbeCheck {
     }
 }
 
+/// A readiness probe that did not pass within its deadline: berth gives up on the process and
+/// stops it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    pub check: ProbeCheck,
+    /// The deadline that passed ([`ProbeSpec::deadline`]).
+    pub after: Duration,
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its readiness probe {} timed out: it did not pass within {}",
+            self.check,
+            duration::show(self.after)
+        )
+    }
+}
+
 /// A validated probe.
 ///
 /// # The `berth.toml` form

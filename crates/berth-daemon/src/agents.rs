@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_core::agent_state::{self, AgentState, Event};
 use berth_core::home::Home;
-use berth_core::probe::{ProbeSpec, ProbeTracker, Verdict};
+use berth_core::probe::{NotReady, ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
 use berth_proto::AgentInfo;
 use berth_store::{AgentRecord, Store};
@@ -43,6 +43,8 @@ struct Runtime {
     state: AgentState,
     tracker: Tracker,
     exit_code: Option<i32>,
+    /// This run's readiness probe gave up (berth stops the process then).
+    not_ready: Option<NotReady>,
 }
 
 /// The daemon's view of every agent it knows, and what starts, stops and watches them. A cheap
@@ -168,6 +170,7 @@ impl Supervisor {
             state: AgentState::Stopped,
             tracker: Tracker::default(),
             exit_code: None,
+            not_ready: None,
         });
         f(rt)
     }
@@ -190,6 +193,11 @@ impl Supervisor {
     /// Where an agent is now.
     pub fn state_of(&self, rec: &AgentRecord) -> AgentState {
         self.state(&key(rec))
+    }
+
+    /// Whether this run's readiness probe gave up, and which.
+    pub fn not_ready(&self, rec: &AgentRecord) -> Option<NotReady> {
+        self.with(&key(rec), |rt| rt.not_ready.clone())
     }
 
     /// The agent as the API shows it.
@@ -330,6 +338,7 @@ impl Supervisor {
         }
         let started = now_ms();
         self.apply(&k, Event::Start);
+        self.with(&k, |rt| rt.not_ready = None);
         self.inner.events.record_about(
             "agent.started",
             &rec.name,
@@ -378,16 +387,16 @@ impl Supervisor {
                 return;
             }
             if began.elapsed() >= deadline {
-                let why = format!(
-                    "{} did not pass within {} s",
-                    probe.check,
-                    deadline.as_secs()
-                );
+                let not_ready = NotReady {
+                    check: probe.check.clone(),
+                    after: deadline,
+                };
                 self.inner.events.record_about(
                     "agent.not_ready",
                     &rec.name,
-                    serde_json::json!({ "reason": why }),
+                    serde_json::json!({ "reason": not_ready.to_string() }),
                 );
+                self.with(&k, |rt| rt.not_ready = Some(not_ready));
                 if let Err(e) = self.stop(&rec).await {
                     tracing::error!(agent = %rec.name, "{e}");
                 }
@@ -461,20 +470,36 @@ impl Supervisor {
 
     /// Stops the agent and every descendant; returns once none remains.
     pub async fn stop(&self, rec: &AgentRecord) -> Result<(), AgentError> {
-        self.end(rec, Request::Stop).await
+        self.end(rec, Request::Stop { grace_ms: None })
+            .await
+            .map(|_killed| ())
     }
 
-    /// Like [`Supervisor::stop`], but SIGKILL at once (`berth down` past its timeout).
-    pub async fn kill(&self, rec: &AgentRecord) -> Result<(), AgentError> {
-        self.end(rec, Request::Kill).await
+    /// Like [`Supervisor::stop`], with the grace period between the stop signal and SIGKILL
+    /// shortened to at most `grace` (`berth down` fitting its overall timeout). Returns whether
+    /// SIGKILL was needed.
+    pub async fn stop_within(
+        &self,
+        rec: &AgentRecord,
+        grace: Duration,
+    ) -> Result<bool, AgentError> {
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.end(
+            rec,
+            Request::Stop {
+                grace_ms: Some(grace_ms),
+            },
+        )
+        .await
     }
 
-    async fn end(&self, rec: &AgentRecord, how: Request) -> Result<(), AgentError> {
+    /// Carries out a stop; returns whether SIGKILL was needed.
+    async fn end(&self, rec: &AgentRecord, how: Request) -> Result<bool, AgentError> {
         let k = key(rec);
         let before = self.state(&k);
         self.apply(&k, Event::Stop);
         if !before.has_process() {
-            return Ok(());
+            return Ok(false);
         }
         let socket = self.keeper_dir(rec).socket();
         let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
@@ -484,25 +509,26 @@ impl Supervisor {
                 name: rec.name.clone(),
                 detail: e.to_string(),
             })?;
-        match answer {
+        let killed = match answer {
             Ok(resp) => {
                 self.with(&k, |rt| rt.exit_code = resp.state.exit.and_then(|e| e.code));
+                resp.killed
             }
             // The keeper is already gone (it finished between our look and the request).
-            Err(control::ControlError::Io { .. }) => {}
+            Err(control::ControlError::Io { .. }) => false,
             Err(e) => {
                 return Err(AgentError::Stop {
                     name: rec.name.clone(),
                     detail: e.to_string(),
                 });
             }
-        }
+        };
         self.apply(&k, Event::Gone);
         self.inner
             .events
             .record_about("agent.stopped", &rec.name, serde_json::json!({}));
         mirror_later(&self.inner.git, &self.inner.events, rec);
-        Ok(())
+        Ok(killed)
     }
 
     /// Stops every agent and service of every project, concurrently (`berth daemon stop --all`).

@@ -3,23 +3,37 @@
 //! `up` defines every process of the plan (an agent gets its workspace the first time; a
 //! service runs in the repository itself), then starts level by level — concurrently within a
 //! level — and before the next level waits until each process reached what its dependents ask
-//! for (`started`, `ready` or `completed`; `ready` when nobody asks). `down` stops in the
-//! reverse order, concurrently within a level. Each has one overall timeout: whatever has not
-//! made it by then is stopped (`up`) or killed (`down`) and named.
+//! for (`started`, `ready` or `completed`; `ready` when nobody asks). A process that fails
+//! does not stop the others: what depends on it is skipped (`berth_core::deps::blocked_by`),
+//! everything else goes on, and the report lists every failure together (what happened, which
+//! probe, the last lines of its output) and what is left running. When the overall timeout
+//! passes, whatever is still on its way is stopped and counted as failed, and nothing more is
+//! started.
+//!
+//! `down` stops in the reverse order, concurrently within a level. Every process is sent its
+//! stop signal first; the overall timeout only shortens each grace period
+//! (`berth_core::deps::grace_within`), and the report names what had to be killed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_core::agent_state::AgentState;
-use berth_core::deps;
+use berth_core::compose::{Progress, Shortfall, progress};
+use berth_core::deps::{self, Outcome};
 use berth_core::project::{self, Condition, Kind, ProcessSpec, ProjectFile};
 use berth_git::Git;
+use berth_proto::{DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSkipped};
 use berth_store::AgentRecord;
 use futures_util::future::join_all;
 
 use crate::services::Services;
 
+/// How often `up` looks at what it waits for.
+const POLL: Duration = Duration::from_millis(50);
+/// Lines of output shown with a failure.
+const OUTPUT_LINES: usize = 10;
+
+/// Why `up` or `down` could not even begin (nothing was started or stopped).
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("there is no berth.toml in {0}; declare your agents and services there")]
@@ -30,31 +44,8 @@ pub enum ComposeError {
     Deps(#[from] deps::DepsError),
     #[error("cannot prepare {name}: {detail}")]
     Define { name: String, detail: String },
-    #[error("cannot start {name}: {detail}")]
-    Start { name: String, detail: String },
-    #[error("{name} ended (exit {}) before it was {wanted}; see `berth agent logs {name}`", .code.map_or("by a signal".to_string(), |c| c.to_string()))]
-    Ended {
-        name: String,
-        code: Option<i32>,
-        wanted: &'static str,
-    },
-    #[error("not {wanted} within the timeout, so stopped: {}", .names.join(", "))]
-    Timeout {
-        names: Vec<String>,
-        wanted: &'static str,
-    },
     #[error("{0}")]
     Store(#[from] berth_store::StoreError),
-}
-
-/// What `up` or `down` did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
-    /// In the order they were acted on.
-    pub levels: Vec<Vec<String>>,
-    /// `down`: processes killed after the timeout.
-    pub killed: Vec<String>,
-    pub took_ms: u64,
 }
 
 fn rank(c: Condition) -> u8 {
@@ -154,34 +145,9 @@ async fn define(
     Ok(rec)
 }
 
-/// Whether `rec` reached `wanted`; `Err` when it can no longer get there.
-fn reached(svc: &Services, rec: &AgentRecord, wanted: Condition) -> Result<bool, ComposeError> {
-    let state = svc.agents.state_of(rec);
-    let ended = |code| ComposeError::Ended {
-        name: rec.name.clone(),
-        code,
-        wanted: wanted.as_str(),
-    };
-    match (wanted, state) {
-        (Condition::Started, s) => Ok(s.has_process() || matches!(s, AgentState::Exited { .. })),
-        (Condition::Ready, AgentState::Running) => Ok(true),
-        (Condition::Completed, AgentState::Exited { code: Some(0) }) => Ok(true),
-        (Condition::Ready, AgentState::Exited { code }) => Err(ended(code)),
-        (Condition::Completed, AgentState::Exited { code }) => Err(ended(code)),
-        (_, AgentState::Failed | AgentState::Lost | AgentState::Stopped) => Err(ended(None)),
-        _ => Ok(false),
-    }
-}
-
-pub async fn up(
-    svc: &Services,
-    root: &Git,
-    names: &[String],
-    timeout: Duration,
-) -> Result<Report, ComposeError> {
-    let began = Instant::now();
-    let file = load(root.dir())?;
-    let plan = deps::plan(&file, names)?;
+/// The condition each process must reach: the strongest any dependent asks for, `ready` when
+/// nobody depends on it.
+fn wanted_of(file: &ProjectFile) -> HashMap<String, Condition> {
     let mut wanted: HashMap<String, Condition> = HashMap::new();
     for spec in file.all() {
         for d in &spec.depends_on {
@@ -191,6 +157,61 @@ pub async fn up(
             }
         }
     }
+    wanted
+}
+
+/// How the processes of one `up` turned out so far.
+#[derive(Default)]
+struct Tally {
+    outcomes: BTreeMap<String, Outcome>,
+    failed: Vec<UpFailure>,
+    skipped: Vec<UpSkipped>,
+}
+
+impl Tally {
+    fn reached(&mut self, rec: &AgentRecord) {
+        self.outcomes.insert(rec.name.clone(), Outcome::Reached);
+    }
+
+    fn skip(&mut self, name: &str, because: Vec<String>) {
+        self.skipped.push(UpSkipped {
+            name: name.to_string(),
+            because: because.clone(),
+        });
+        self.outcomes
+            .insert(name.to_string(), Outcome::Skipped { because });
+    }
+
+    /// Records a failure with what a person needs to act on it. Nothing of the process runs
+    /// any more (it ended, or berth stopped it), so it is no longer wanted running either.
+    fn fail(&mut self, svc: &Services, rec: &AgentRecord, why: &Shortfall) {
+        let info = svc.agents.info(rec);
+        if let Err(e) = svc.store.set_desired(rec.project_id, &rec.name, false) {
+            tracing::error!(agent = %rec.name, "{e}");
+        }
+        self.failed.push(UpFailure {
+            name: rec.name.clone(),
+            kind: rec.kind.clone(),
+            reason: why.to_string(),
+            probe: info.ready,
+            exit_code: info.exit_code,
+            output: berth_control::logs::tail(Path::new(&info.log), OUTPUT_LINES),
+            log: info.log,
+        });
+        self.outcomes.insert(rec.name.clone(), Outcome::Failed);
+    }
+}
+
+pub async fn up(
+    svc: &Services,
+    root: &Git,
+    names: &[String],
+    timeout: Duration,
+) -> Result<UpReport, ComposeError> {
+    let began = Instant::now();
+    let file = load(root.dir())?;
+    let plan = deps::plan(&file, names)?;
+    let wanted = wanted_of(&file);
     let store = &svc.store;
     let project_id = store.project_id(&root.dir().display().to_string(), now_ms())?;
     // Every working directory must exist before anything is defined or started.
@@ -212,45 +233,89 @@ pub async fn up(
         }
     }
     let deadline = began + timeout;
+    let mut tally = Tally::default();
     for level in &plan.levels {
-        let recs: Vec<&AgentRecord> = level.iter().filter_map(|n| records.get(n)).collect();
-        let started = join_all(recs.iter().map(|r| svc.agents.start(r))).await;
-        for (r, result) in recs.iter().zip(started) {
-            result.map_err(|e| ComposeError::Start {
-                name: r.name.clone(),
-                detail: e.to_string(),
-            })?;
-            store.set_desired(project_id, &r.name, true)?;
+        let mut starting = Vec::new();
+        for name in level {
+            let Some(rec) = records.get(name) else {
+                continue;
+            };
+            let because = deps::blocked_by(&file, name, &tally.outcomes);
+            if !because.is_empty() || Instant::now() >= deadline {
+                tally.skip(name, because);
+            } else {
+                starting.push(rec);
+            }
         }
-        loop {
-            let mut waiting = Vec::new();
-            for r in &recs {
-                let w = wanted.get(&r.name).copied().unwrap_or(Condition::Ready);
-                if !reached(svc, r, w)? {
-                    waiting.push((*r, w));
+        let started = join_all(starting.iter().map(|r| svc.agents.start(r))).await;
+        let mut waiting = Vec::new();
+        for (rec, result) in starting.into_iter().zip(started) {
+            match result {
+                Ok(()) => {
+                    store.set_desired(project_id, &rec.name, true)?;
+                    let w = wanted.get(&rec.name).copied().unwrap_or(Condition::Ready);
+                    waiting.push((rec, w));
+                }
+                Err(e) => tally.fail(
+                    svc,
+                    rec,
+                    &Shortfall::NotStarted {
+                        detail: e.to_string(),
+                    },
+                ),
+            }
+        }
+        while !waiting.is_empty() {
+            let mut still = Vec::new();
+            for (rec, w) in waiting {
+                let state = svc.agents.state_of(rec);
+                match progress(w, state, svc.agents.not_ready(rec).as_ref()) {
+                    Progress::Reached => tally.reached(rec),
+                    Progress::Failed(why) => tally.fail(svc, rec, &why),
+                    Progress::Waiting => still.push((rec, w)),
                 }
             }
+            waiting = still;
             if waiting.is_empty() {
                 break;
             }
             if Instant::now() >= deadline {
-                let wanted = waiting[0].1.as_str();
-                for (r, _) in &waiting {
-                    let _ = svc.agents.stop(r).await;
+                let stops = join_all(waiting.iter().map(|(r, _)| svc.agents.stop(r))).await;
+                for ((rec, w), stopped) in waiting.drain(..).zip(stops) {
+                    if let Err(e) = stopped {
+                        tracing::error!(agent = %rec.name, "{e}");
+                    }
+                    let why = Shortfall::OutOfTime {
+                        wanted: w,
+                        after: timeout,
+                    };
+                    tally.fail(svc, rec, &why);
                 }
-                return Err(ComposeError::Timeout {
-                    names: waiting.iter().map(|(r, _)| r.name.clone()).collect(),
-                    wanted,
-                });
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
-    Ok(Report {
+    let running = plan
+        .names()
+        .filter(|n| {
+            records
+                .get(*n)
+                .is_some_and(|r| svc.agents.state_of(r).has_process())
+        })
+        .map(str::to_string)
+        .collect();
+    Ok(UpReport {
         levels: plan.levels.clone(),
-        killed: Vec::new(),
-        took_ms: began.elapsed().as_millis() as u64,
+        failed: tally.failed,
+        skipped: tally.skipped,
+        running,
+        took_ms: millis(began.elapsed()),
     })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub async fn down(
@@ -258,7 +323,7 @@ pub async fn down(
     root: &Git,
     names: &[String],
     timeout: Duration,
-) -> Result<Report, ComposeError> {
+) -> Result<DownReport, ComposeError> {
     let began = Instant::now();
     let file = load(root.dir())?;
     let levels = deps::dependents_first(&deps::plan(&file, names)?);
@@ -275,23 +340,44 @@ pub async fn down(
         }
         records.push(recs);
     }
-    let stopping = async {
-        for recs in &records {
-            join_all(recs.iter().map(|r| svc.agents.stop(r))).await;
-        }
-    };
-    let mut killed = Vec::new();
-    if tokio::time::timeout(timeout, stopping).await.is_err() {
-        for r in records.iter().flatten() {
-            if svc.agents.state_of(r).has_process() {
-                let _ = svc.agents.kill(r).await;
-                killed.push(r.name.clone());
+    let deadline = began + timeout;
+    let (mut killed, mut failed) = (Vec::new(), Vec::new());
+    for (i, recs) in records.iter().enumerate() {
+        // The levels that still have something to stop share what is left of the timeout.
+        let levels_left = records[i..]
+            .iter()
+            .filter(|l| l.iter().any(|r| svc.agents.state_of(r).has_process()))
+            .count();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let graces: Vec<Duration> = recs
+            .iter()
+            .map(|r| {
+                let own = Duration::from_millis(r.stop_grace_ms);
+                deps::grace_within(own, remaining, levels_left)
+            })
+            .collect();
+        let stops = recs
+            .iter()
+            .zip(&graces)
+            .map(|(r, grace)| svc.agents.stop_within(r, *grace));
+        for ((rec, grace), result) in recs.iter().zip(&graces).zip(join_all(stops).await) {
+            match result {
+                Ok(false) => {}
+                Ok(true) => killed.push(DownKilled {
+                    name: rec.name.clone(),
+                    grace_ms: millis(*grace),
+                }),
+                Err(e) => failed.push(DownFailure {
+                    name: rec.name.clone(),
+                    error: e.to_string(),
+                }),
             }
         }
     }
-    Ok(Report {
+    Ok(DownReport {
         levels,
         killed,
-        took_ms: began.elapsed().as_millis() as u64,
+        failed,
+        took_ms: millis(began.elapsed()),
     })
 }

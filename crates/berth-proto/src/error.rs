@@ -56,7 +56,8 @@ pub enum ErrorCode {
     UnsavedWork,
     /// `berth.toml` is missing or invalid (the message names the key and line), or has a cycle.
     InvalidConfig,
-    /// A process could not be started or ended before it was ready.
+    /// A process of `berth.toml` could not be prepared (its workspace could not be made).
+    /// Processes that were started and failed are listed in `berth up`'s answer instead.
     StartFailed,
     /// Refused: pairing cannot start; the message lists every blocker, one line each with its
     /// code and fix.

@@ -12,6 +12,7 @@
 //! - Errors are always [`ErrorBody`] with a stable [`ErrorCode`].
 
 mod agent;
+mod compose;
 mod error;
 mod event;
 mod pair;
@@ -19,6 +20,9 @@ mod stash;
 mod status;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
+pub use compose::{
+    ComposeRequest, DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSkipped,
+};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use pair::{

@@ -336,7 +336,7 @@ fn carry_out(
                 };
                 let content = scan::absolute(source, &p);
                 let written = apply::apply(target, &p, entry.as_ref(), Some(&content))?;
-                sides.side(*to).wrote(&p);
+                sides.side(*to).wrote(&p, written.as_ref());
                 match to {
                     Side::Alpha => stats.to_alpha += 1,
                     Side::Beta => stats.to_beta += 1,
@@ -346,7 +346,7 @@ fn carry_out(
             Decision::Yield { kept } => {
                 keeper.keep(&p, kept, &scan::absolute(&beta, &p))?;
                 apply::apply(&beta, &p, None, None)?;
-                sides.beta.wrote(&p);
+                sides.beta.wrote(&p, None);
                 stats.conflicts += 1;
                 None
             }
@@ -356,7 +356,7 @@ fn carry_out(
                 }
                 let content = scan::absolute(&alpha, &p);
                 let written = apply::apply(&beta, &p, Some(entry), Some(&content))?;
-                sides.beta.wrote(&p);
+                sides.beta.wrote(&p, written.as_ref());
                 stats.conflicts += 1;
                 written
             }

@@ -91,6 +91,14 @@ impl Stamp {
     fn ctime_ns(&self) -> i128 {
         i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1)
     }
+
+    /// Whether the inode last changed clearly before `at` (ns since the epoch). If not, the
+    /// stamp is *racy*: the file system's clock ticks coarsely, so a same-size write in the same
+    /// tick would leave every field as it is. ctime is what is compared because a write moves it
+    /// as far as mtime and no program can set it back.
+    fn settled_before(&self, at: i128) -> bool {
+        self.ctime_ns() < at - CLOCK_SLACK_NS
+    }
 }
 
 /// A file's digest and the stat data it was computed for.
@@ -117,7 +125,40 @@ impl Hashed {
     /// "racy": a write in the same clock tick would leave its stat data unchanged, so it is
     /// read again. `ctime` cannot be set by a program, so a later change always moves it.
     fn holds_for(&self, now: &Stamp) -> bool {
-        self.stamp == *now && self.stamp.ctime_ns() < self.at - CLOCK_SLACK_NS
+        self.stamp == *now && self.stamp.settled_before(self.at)
+    }
+}
+
+/// One of berth's own writes: what it wrote, the stat data right after, and when it recorded
+/// them (ns since the epoch).
+#[derive(Debug, Clone)]
+struct Written {
+    entry: Entry,
+    stamp: Stamp,
+    at: i128,
+}
+
+impl Written {
+    /// Whether `path`, with stat data `now`, is still exactly what berth wrote. Equal stat data
+    /// is enough only when the write had settled before berth recorded it; otherwise the file is
+    /// *racily clean* (as git says of its index): a write by someone else in the same clock tick
+    /// would leave the stat data unchanged, so the content is compared. A write berth just made
+    /// is nearly always racy, so an echo costs one read of the file it wrote.
+    fn matches(&self, path: &Path, now: &Stamp) -> bool {
+        if self.stamp != *now {
+            return false;
+        }
+        if self.stamp.settled_before(self.at) {
+            return true;
+        }
+        match &self.entry {
+            Entry::File { digest, .. } => hash(path).is_ok_and(|d| d == *digest),
+            Entry::Symlink { target } => {
+                std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == target)
+            }
+            // A directory has no content of its own; what is inside has events of its own.
+            Entry::Dir => true,
+        }
     }
 }
 
@@ -145,7 +186,7 @@ pub struct Scanner {
     max_size: u64,
     hashed: BTreeMap<RelPath, Hashed>,
     hashes: u64,
-    written: HashMap<RelPath, Stamp>,
+    written: HashMap<RelPath, Written>,
     ignores: Ignores,
 }
 
@@ -237,21 +278,32 @@ impl Scanner {
             })
     }
 
-    /// Records that berth itself just wrote `rel`, so the event it causes is recognised.
-    pub fn wrote(&mut self, rel: &[u8]) {
-        match std::fs::symlink_metadata(absolute(&self.root, rel)) {
-            Ok(m) => self.written.insert(rel.to_vec(), Stamp::of(&m)),
-            Err(_) => self.written.remove(rel),
+    /// Records that berth itself just wrote `entry` at `rel` (`None`: removed it), so the event
+    /// it causes is recognised.
+    pub fn wrote(&mut self, rel: &[u8], entry: Option<&Entry>) {
+        let meta = std::fs::symlink_metadata(absolute(&self.root, rel));
+        match (entry, meta) {
+            (Some(entry), Ok(m)) => self.written.insert(
+                rel.to_vec(),
+                Written {
+                    entry: entry.clone(),
+                    stamp: Stamp::of(&m),
+                    at: now_ns(),
+                },
+            ),
+            _ => self.written.remove(rel),
         };
     }
 
     /// Whether an event on `rel` is only the echo of berth's own last write there (the path
-    /// is exactly as berth left it). Each recorded write answers once.
+    /// is exactly as berth left it: same stat data and, when those are racy, same content).
+    /// Each recorded write answers once.
     pub fn is_echo(&mut self, rel: &[u8]) -> bool {
-        let Some(stamp) = self.written.remove(rel) else {
+        let Some(written) = self.written.remove(rel) else {
             return false;
         };
-        std::fs::symlink_metadata(absolute(&self.root, rel)).is_ok_and(|m| Stamp::of(&m) == stamp)
+        let path = absolute(&self.root, rel);
+        std::fs::symlink_metadata(&path).is_ok_and(|m| written.matches(&path, &Stamp::of(&m)))
     }
 
     /// Whether the root is gone, or holds nothing but `.git`.
@@ -554,17 +606,79 @@ mod tests {
         assert!(sc.under(b"missing").0.is_empty());
     }
 
+    /// Writes `bytes` at `rel` the way berth does (a new file renamed into place) and returns
+    /// the entry written.
+    fn write_like_berth(root: &Path, rel: &str, bytes: &[u8]) -> Entry {
+        let tmp = root.join(format!(".tmp-{rel}"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, root.join(rel)).unwrap();
+        Entry::File {
+            digest: *blake3::hash(bytes).as_bytes(),
+            executable: false,
+        }
+    }
+
+    /// Overwrites `rel` in place, as an editor that does not rename would.
+    fn write_in_place(root: &Path, rel: &str, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(root.join(rel))
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+    }
+
     #[test]
     fn berths_own_write_is_recognised_once_and_a_later_change_is_not_an_echo() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        write(r, "f", b"ours");
         let mut sc = Scanner::new(r, u64::MAX);
-        sc.wrote(b"f");
+        let ours = write_like_berth(r, "f", b"ours");
+        sc.wrote(b"f", Some(&ours));
         assert!(sc.is_echo(b"f"));
         assert!(!sc.is_echo(b"f"), "answers once");
-        sc.wrote(b"f");
+        sc.wrote(b"f", Some(&ours));
         write(r, "f", b"theirs, longer");
         assert!(!sc.is_echo(b"f"));
+        sc.wrote(b"gone", None);
+        assert!(!sc.is_echo(b"gone"), "a removal is not recorded");
+    }
+
+    #[test]
+    fn a_same_size_write_right_after_berths_own_is_not_an_echo() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut sc = Scanner::new(r, u64::MAX);
+        // Someone writes before berth got to record its write: the stat data berth records
+        // are already theirs, so only the content tells.
+        let ours = write_like_berth(r, "f", b"ours");
+        write_in_place(r, "f", b"mine");
+        sc.wrote(b"f", Some(&ours));
+        assert!(
+            !sc.is_echo(b"f"),
+            "written before berth recorded its own write"
+        );
+        // Someone writes right after: on a file system whose clock ticks coarsely, in the same
+        // tick, which leaves size, times and inode as berth recorded them.
+        let ours = write_like_berth(r, "g", b"ours");
+        sc.wrote(b"g", Some(&ours));
+        write_in_place(r, "g", b"mine");
+        assert!(
+            !sc.is_echo(b"g"),
+            "written right after berth recorded its own write"
+        );
+        // A link replaced by another of the same length is told apart too.
+        symlink("ab", r.join("l")).unwrap();
+        let link = Entry::Symlink {
+            target: b"ab".to_vec(),
+        };
+        std::fs::remove_file(r.join("l")).unwrap();
+        symlink("cd", r.join("l")).unwrap();
+        sc.wrote(b"l", Some(&link));
+        assert!(!sc.is_echo(b"l"));
+        // What berth wrote, untouched, is still its echo.
+        let ours = write_like_berth(r, "h", b"ours");
+        sc.wrote(b"h", Some(&ours));
+        assert!(sc.is_echo(b"h"));
     }
 }

@@ -11,6 +11,7 @@ mod cli {
     pub mod debug_sync;
     pub mod demo;
     pub mod doctor;
+    pub mod hardening;
     pub mod keeper;
     pub mod lifecycle;
     pub mod pair;

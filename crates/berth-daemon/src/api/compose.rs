@@ -5,45 +5,31 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use berth_proto::ErrorCode;
+use berth_proto::{ComposeRequest, DownReport, ErrorCode, UpReport};
 use hyper::StatusCode;
-use serde::Deserialize;
 
 use super::ready::services;
 use super::repo::repository;
 use super::{ApiFailure, ApiJson};
-use crate::compose::{self, ComposeError, Report};
+use crate::compose::{self, ComposeError};
 use crate::state::Shared;
-
-/// Body of `POST /v1/up` and `POST /v1/down`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComposeRequest {
-    pub repo: String,
-    /// Only these (and what they depend on); empty: everything.
-    #[serde(default)]
-    pub names: Vec<String>,
-    pub timeout_ms: u64,
-}
 
 fn failure(e: ComposeError) -> ApiFailure {
     let (status, code) = match &e {
         ComposeError::NoFile(_) | ComposeError::Config(_) | ComposeError::Deps(_) => {
             (StatusCode::BAD_REQUEST, ErrorCode::InvalidConfig)
         }
-        ComposeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout),
-        ComposeError::Ended { .. } | ComposeError::Start { .. } | ComposeError::Define { .. } => {
-            (StatusCode::CONFLICT, ErrorCode::StartFailed)
-        }
+        ComposeError::Define { .. } => (StatusCode::CONFLICT, ErrorCode::StartFailed),
         ComposeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     };
     ApiFailure::new(status, code, e.to_string(), None)
 }
 
+/// Answers with the report also when processes failed: it lists every failure.
 pub async fn up(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<ComposeRequest>,
-) -> Result<Json<Report>, ApiFailure> {
+) -> Result<Json<UpReport>, ApiFailure> {
     let root = repository(&req.repo)?;
     let timeout = Duration::from_millis(req.timeout_ms);
     compose::up(services(&shared)?, &root, &req.names, timeout)
@@ -55,7 +41,7 @@ pub async fn up(
 pub async fn down(
     State(shared): State<Arc<Shared>>,
     ApiJson(req): ApiJson<ComposeRequest>,
-) -> Result<Json<Report>, ApiFailure> {
+) -> Result<Json<DownReport>, ApiFailure> {
     let root = repository(&req.repo)?;
     let timeout = Duration::from_millis(req.timeout_ms);
     compose::down(services(&shared)?, &root, &req.names, timeout)

@@ -14,8 +14,13 @@ use super::spec::KeeperState;
 pub enum Request {
     /// The current state.
     Status,
-    /// Stop the child and every descendant; answer once none remains.
-    Stop,
+    /// Stop the child and every descendant; answer once none remains. `grace_ms` shortens the
+    /// grace period between the stop signal and SIGKILL (never lengthens it); absent: the
+    /// spec's.
+    Stop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_ms: Option<u64>,
+    },
     /// Like `Stop`, without the grace period: SIGKILL at once.
     Kill,
 }
@@ -63,4 +68,26 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
         path,
         detail: format!("{e}: {answer:?}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_reads_and_writes_the_same_as_before_a_grace_could_be_given() {
+        let plain: Request = serde_json::from_str(r#"{"op":"stop"}"#).unwrap();
+        assert_eq!(plain, Request::Stop { grace_ms: None });
+        assert_eq!(
+            serde_json::to_string(&Request::Stop { grace_ms: None }).unwrap(),
+            r#"{"op":"stop"}"#
+        );
+        let short: Request = serde_json::from_str(r#"{"op":"stop","grace_ms":250}"#).unwrap();
+        assert_eq!(
+            short,
+            Request::Stop {
+                grace_ms: Some(250)
+            }
+        );
+    }
 }

@@ -124,13 +124,19 @@ impl Keeper {
         }
     }
 
+    /// The grace period of a stop: the spec's, or `asked` if that is shorter.
+    fn grace(&self, asked: Option<u64>) -> Duration {
+        let own = self.spec.stop_grace_ms;
+        Duration::from_millis(asked.map_or(own, |ms| ms.min(own)))
+    }
+
     /// Stops every descendant: the stop signal, the grace period, then SIGKILL until none is
-    /// left (`kill`: SIGKILL at once). Returns whether SIGKILL was needed.
-    fn stop_all(&self, kill: bool) -> bool {
-        if !kill {
+    /// left (`grace` none: SIGKILL at once). Returns whether SIGKILL was needed.
+    fn stop_all(&self, grace: Option<Duration>) -> bool {
+        if let Some(grace) = grace {
             let sig = signal_number(&self.spec.stop_signal).unwrap_or(libc::SIGTERM);
             self.signal_all(sig);
-            if self.wait_gone(Duration::from_millis(self.spec.stop_grace_ms)) {
+            if self.wait_gone(grace) {
                 return false;
             }
         }
@@ -297,7 +303,7 @@ fn reap(keeper: &Keeper, child_pid: u32) {
         keeper.update(|s| s.exit = Some(exit));
         if !stopping && !keeper.live_descendants().is_empty() {
             keeper.log_line("keeper", "stopping what the exited process left running");
-            keeper.stop_all(false);
+            keeper.stop_all(Some(keeper.grace(None)));
         }
     }
 }
@@ -327,10 +333,14 @@ fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
             killed: false,
             stop_ms: 0,
         },
-        Ok(req @ (Request::Stop | Request::Kill)) => {
+        Ok(req @ (Request::Stop { .. } | Request::Kill)) => {
             let began = Instant::now();
             keeper.update(|s| s.stopping = true);
-            let killed = keeper.stop_all(req == Request::Kill);
+            let grace = match req {
+                Request::Stop { grace_ms } => Some(keeper.grace(grace_ms)),
+                _ => None,
+            };
+            let killed = keeper.stop_all(grace);
             // The reaper records the exit right after the last process goes.
             let deadline = Instant::now() + Duration::from_secs(1);
             while keeper.state().exit.is_none() && Instant::now() < deadline {

@@ -142,6 +142,174 @@ fn up_names_and_stops_what_is_not_ready_in_time() {
     h.run(&["daemon", "stop"]).expect_code(0);
 }
 
+fn names(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn up_goes_on_past_a_failure_and_reports_every_failure_and_what_is_left_running() {
+    let h = home();
+    start(&h);
+    // bad fails at level 1; front needs it, deep needs front; fine and after are independent.
+    let toml = format!(
+        "[service.bad]\ncommand = \"echo bad booting; echo no disk left >&2; exit 3\"\nready = {{ log = \"never printed\" }}\n\n\
+         [service.slow]\ncommand = \"echo slow waiting; exec sleep 300\"\nready = {{ exec = \"false\", interval = \"100ms\", timeout = \"1s\" }}\n\n{}{}{}{}",
+        service("fine", ""),
+        service("after", "depends_on = [\"fine\"]"),
+        service("front", "depends_on = [\"bad\"]"),
+        service("deep", "depends_on = [\"front\", \"fine\"]"),
+    );
+    let p = project(&toml);
+    let out = berth(&h, p.path(), &["--json", "up", "--timeout", "60s"]);
+    out.expect_code(1);
+    let r = out.json();
+    let failed = r["failed"].as_array().unwrap();
+    let by_name = |n: &str| {
+        failed
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not among the failures: {r}"))
+    };
+    assert_eq!(failed.len(), 2, "{r}");
+    let bad = by_name("bad");
+    assert_eq!(
+        bad["reason"], "ended with exit code 3 before it was ready",
+        "{r}"
+    );
+    assert_eq!(bad["exit_code"], 3);
+    assert_eq!(bad["probe"], "log:never printed");
+    let output = names(&bad["output"]).join("\n");
+    assert!(
+        output.contains("bad booting") && output.contains("no disk left"),
+        "{output}"
+    );
+    let slow = by_name("slow");
+    assert_eq!(
+        slow["reason"],
+        "its readiness probe exec:false timed out: it did not pass within 1s; berth stopped it",
+        "{r}"
+    );
+    assert!(
+        names(&slow["output"]).join("\n").contains("slow waiting"),
+        "{r}"
+    );
+    let skipped: Vec<(String, Vec<String>)> = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap().into(), names(&k["because"])))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("front".to_string(), vec!["bad".to_string()]),
+            ("deep".to_string(), vec!["bad".to_string()])
+        ]
+    );
+    assert_eq!(names(&r["running"]), ["fine", "after"], "{r}");
+    assert!(!order(p.path()).contains(&"start front".to_string()));
+    let state =
+        |n: &str| berth(&h, p.path(), &["--json", "agent", "show", n]).json()["state"].clone();
+    assert_eq!(state("after"), "running");
+    assert_eq!(state("slow"), "failed");
+
+    // The same for a person: what started on standard output, every failure on standard error.
+    berth(&h, p.path(), &["down"]).expect_code(0);
+    let out = berth(&h, p.path(), &["up", "--timeout", "60s"]);
+    out.expect_code(1);
+    assert!(out.stdout.contains("started (level 1): fine"), "{out}");
+    assert!(out.stdout.contains("started (level 2): after"), "{out}");
+    for wanted in [
+        "error: 4 of 6 did not come up",
+        "bad (service): ended with exit code 3 before it was ready",
+        "no disk left",
+        "slow (service): its readiness probe exec:false timed out",
+        "front: not started: it needs bad, which did not come up",
+        "deep: not started: it needs bad, which did not come up",
+        "left running: fine, after",
+    ] {
+        assert!(out.stderr.contains(wanted), "{wanted:?} missing: {out}");
+    }
+    berth(&h, p.path(), &["down"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_readiness_timeout_names_the_probe_how_long_it_waited_and_that_berth_stopped_it() {
+    let h = home();
+    start(&h);
+    let p = project(
+        "[service.web]\ncommand = \"exec sleep 300\"\nready = { http = \"http://127.0.0.1:9/health\", interval = \"100ms\", timeout = \"2s\" }\n",
+    );
+    let out = berth(&h, p.path(), &["up", "--timeout", "60s"]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains(
+            "web (service): its readiness probe http:http://127.0.0.1:9/health timed out: it did \
+             not pass within 2s; berth stopped it"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains("before it was ready"),
+        "not taken for an exit: {out}"
+    );
+    assert!(out.stderr.contains("nothing is left running"), "{out}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn down_sends_every_process_its_stop_signal_first_and_names_what_it_had_to_kill() {
+    let h = home();
+    start(&h);
+    // web ignores SIGTERM; db stops on it. The timeout is far shorter than web's grace.
+    let toml = format!(
+        "{}[service.web]\ncommand = \"trap 'echo term web >> order.log' TERM; echo web up; while true; do sleep 0.05; done\"\nready = {{ log = \"web up\" }}\ndepends_on = [\"db\"]\n",
+        service("db", ""),
+    );
+    let p = project(&toml);
+    berth(&h, p.path(), &["up"]).expect_code(0);
+    let out = berth(&h, p.path(), &["down", "--timeout", "1s"]);
+    out.expect_code(0);
+    let o = order(p.path());
+    assert!(
+        o.contains(&"term web".to_string()),
+        "web got SIGTERM: {o:?}"
+    );
+    assert!(
+        o.contains(&"stop db".to_string()),
+        "db got SIGTERM and stopped: {o:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("killed (level 1): web (still running")),
+        "{out}"
+    );
+    assert!(out.stdout.contains("stopped (level 2): db"), "{out}");
+    assert!(
+        !out.stdout.contains("stopped (level 1)"),
+        "web was not stopped: {out}"
+    );
+    for n in ["web", "db"] {
+        let info = berth(&h, p.path(), &["--json", "agent", "show", n]).json();
+        assert_eq!(info["state"], "stopped", "{info}");
+    }
+
+    // The same as JSON: only web was killed, after at most half of the second.
+    berth(&h, p.path(), &["up"]).expect_code(0);
+    let down = berth(&h, p.path(), &["--json", "down", "--timeout", "1s"]).json();
+    let killed = down["killed"].as_array().unwrap();
+    assert_eq!(killed.len(), 1, "{down}");
+    assert_eq!(killed[0]["name"], "web");
+    assert!(killed[0]["grace_ms"].as_u64().unwrap() <= 500, "{down}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
 #[test]
 fn a_missing_working_directory_is_refused_before_anything_starts() {
     let h = home();

@@ -90,12 +90,21 @@ struct Kept(KeeperDir);
 
 impl Drop for Kept {
     fn drop(&mut self) {
-        let _ = control::request(&self.0.socket(), &Request::Stop, Duration::from_secs(10));
+        let _ = control::request(
+            &self.0.socket(),
+            &Request::Stop { grace_ms: None },
+            Duration::from_secs(10),
+        );
     }
 }
 
 fn stop(dir: &KeeperDir) -> control::Response {
-    control::request(&dir.socket(), &Request::Stop, Duration::from_secs(30)).unwrap()
+    control::request(
+        &dir.socket(),
+        &Request::Stop { grace_ms: None },
+        Duration::from_secs(30),
+    )
+    .unwrap()
 }
 
 #[test]
