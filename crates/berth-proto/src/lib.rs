@@ -30,8 +30,8 @@ pub use pair::{
     PairStopped,
 };
 pub use stash::{
-    FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, StashRepo, StashSave,
-    StashTarget,
+    FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,
+    StashSave, StashTarget,
 };
 pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest};
 

@@ -27,22 +27,30 @@ pub struct StashRepo {
     pub repo: String,
 }
 
-/// A snapshot.
+/// What a snapshot records about itself: in the database, in the snapshot commit's message
+/// (`berth_git::snapshot::meta`) and on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotInfo {
+pub struct SnapshotMeta {
     pub id: String,
-    /// The repository's top level.
-    pub repo: String,
-    /// The snapshot commit (`refs/berth/stash/<id>`).
-    pub commit: String,
-    /// The branch it was taken on (full ref), `None` when HEAD was detached.
+    /// The branch checked out at capture (full ref), `None` when HEAD was detached.
     pub branch: Option<String>,
-    /// HEAD at capture, `None` on an unborn branch.
+    /// HEAD's commit at capture, `None` on an unborn branch.
     pub head: Option<String>,
     pub time_ms: i64,
     pub reason: String,
     pub message: Option<String>,
     pub pairing: Option<String>,
+}
+
+/// A snapshot: what it records about itself, where it is, and what berth knows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    #[serde(flatten)]
+    pub meta: SnapshotMeta,
+    /// The repository's top level.
+    pub repo: String,
+    /// The snapshot commit (`refs/berth/stash/<id>`).
+    pub commit: String,
     /// What could not be captured exactly.
     pub warnings: Vec<String>,
     /// Whether berth's database knew it (`false`: found from the refs alone).

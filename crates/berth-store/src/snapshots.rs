@@ -1,7 +1,7 @@
 //! The history of snapshots (`berth stash`). The `refs/berth/stash/*` refs in each repository
 //! are the truth about which snapshots exist; these rows add what happened to them.
 
-use berth_proto::SnapshotInfo;
+use berth_proto::{SnapshotInfo, SnapshotMeta};
 use rusqlite::params;
 
 use crate::{Store, StoreError};
@@ -84,8 +84,8 @@ impl Store {
                  (repo, id, commit_id, branch, head, time_ms, reason, message, pairing, warnings, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    r.repo, r.id, r.commit, r.branch, r.head, r.time_ms, r.reason, r.message,
-                    r.pairing, warnings, SnapshotState::Kept.as_str()
+                    r.repo, r.meta.id, r.commit, r.meta.branch, r.meta.head, r.meta.time_ms,
+                    r.meta.reason, r.meta.message, r.meta.pairing, warnings, SnapshotState::Kept.as_str()
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -129,15 +129,17 @@ impl Store {
             row;
         let warnings = self.json(&warnings)?;
         let info = SnapshotInfo {
-            id,
+            meta: SnapshotMeta {
+                id,
+                branch,
+                head,
+                time_ms,
+                reason,
+                message,
+                pairing,
+            },
             repo,
             commit,
-            branch,
-            head,
-            time_ms,
-            reason,
-            message,
-            pairing,
             warnings,
             recorded: true,
         };

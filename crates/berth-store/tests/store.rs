@@ -299,20 +299,22 @@ fn open_refuses_a_file_that_is_not_a_database_and_leaves_it_alone() {
 
 #[test]
 fn snapshots_are_recorded_listed_and_ended() {
-    use berth_proto::SnapshotInfo;
+    use berth_proto::{SnapshotInfo, SnapshotMeta};
     use berth_store::SnapshotState;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, StoreOptions::default());
     let info = |id: &str, time_ms| SnapshotInfo {
+        meta: SnapshotMeta {
+            id: id.into(),
+            branch: Some("refs/heads/main".into()),
+            head: None,
+            time_ms,
+            reason: "test".into(),
+            message: Some("m".into()),
+            pairing: None,
+        },
         repo: "/r".into(),
-        id: id.into(),
         commit: "c".repeat(40),
-        branch: Some("refs/heads/main".into()),
-        head: None,
-        time_ms,
-        reason: "test".into(),
-        message: Some("m".into()),
-        pairing: None,
         warnings: vec!["w".into()],
         recorded: true,
     };
@@ -322,7 +324,7 @@ fn snapshots_are_recorded_listed_and_ended() {
         .snapshots("/r")
         .unwrap()
         .into_iter()
-        .map(|(i, _)| i.id)
+        .map(|(i, _)| i.meta.id)
         .collect();
     assert_eq!(ids, ["a", "b"]);
     assert!(store.snapshots("/other").unwrap().is_empty());

@@ -64,19 +64,7 @@ fn failure(e: SnapshotError) -> ApiFailure {
 }
 
 fn info(repo: &Git, s: &Snapshot, recorded: bool) -> SnapshotInfo {
-    SnapshotInfo {
-        id: s.meta.id.clone(),
-        repo: repo.dir().display().to_string(),
-        commit: s.commit.clone(),
-        branch: s.meta.branch.clone(),
-        head: s.meta.head.clone(),
-        time_ms: s.meta.time_ms,
-        reason: s.meta.reason.clone(),
-        message: s.meta.message.clone(),
-        pairing: s.meta.pairing.clone(),
-        warnings: s.warnings.clone(),
-        recorded,
-    }
+    s.info(&repo.dir().display().to_string(), recorded)
 }
 
 /// Runs `f` on a blocking thread while holding the daemon's git lock.
@@ -120,8 +108,8 @@ pub async fn save(
     store.record_snapshot(&info).map_err(db_failure)?;
     svc.events.record_about(
         "stash.saved",
-        &info.id,
-        serde_json::json!({ "repo": info.repo, "branch": info.branch, "warnings": info.warnings }),
+        &info.meta.id,
+        serde_json::json!({ "repo": info.repo, "branch": info.meta.branch, "warnings": info.warnings }),
     );
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -141,7 +129,7 @@ pub async fn list(
     let recorded = store.snapshots(&top).map_err(db_failure)?;
     let mut snapshots = Vec::new();
     for s in &found {
-        let known = recorded.iter().any(|(r, _)| r.id == s.meta.id);
+        let known = recorded.iter().any(|(r, _)| r.meta.id == s.meta.id);
         let i = info(&repo, s, known);
         if !known {
             // The database lost track of it (or it was made elsewhere): record it again.
@@ -152,9 +140,9 @@ pub async fn list(
     let missing = recorded
         .iter()
         .filter(|(r, state)| {
-            *state == SnapshotState::Kept && !found.iter().any(|s| s.meta.id == r.id)
+            *state == SnapshotState::Kept && !found.iter().any(|s| s.meta.id == r.meta.id)
         })
-        .map(|(r, _)| r.id.clone())
+        .map(|(r, _)| r.meta.id.clone())
         .collect();
     Ok(Json(SnapshotList { snapshots, missing }))
 }
@@ -222,7 +210,7 @@ pub async fn restore(
     let snapshot = info(&repo, &report.snapshot, known);
     svc.events.record_about(
         "stash.restored",
-        &snapshot.id,
+        &snapshot.meta.id,
         serde_json::json!({ "repo": top, "branch": report.branch, "onto_moved_branch": report.onto_moved_branch }),
     );
     Ok(Json(RestoreResult {
@@ -253,7 +241,7 @@ pub async fn drop(
     let i = info(&repo, &dropped, known);
     svc.events.record_about(
         "stash.dropped",
-        &i.id,
+        &i.meta.id,
         serde_json::json!({ "repo": top, "commit": i.commit }),
     );
     Ok(Json(i))

@@ -7,7 +7,6 @@
 use berth_core::pairing::{Blocker, Failure, Notice, blockers};
 use berth_git::snapshot::{self, CaptureOptions};
 use berth_git::{Access, Git, refs, status};
-use berth_proto::SnapshotInfo;
 use berth_store::{PairingRecord, SnapshotState, Store};
 use berth_sync::apply::ApplyError;
 use berth_sync::engine::copy_over;
@@ -111,19 +110,7 @@ impl Steps<'_> {
             },
         )
         .map_err(|e| git_failure("keeping your uncommitted work in a snapshot", e))?;
-        let info = SnapshotInfo {
-            id: taken.meta.id.clone(),
-            repo: self.rec.project_root.clone(),
-            commit: taken.commit.clone(),
-            branch: taken.meta.branch.clone(),
-            head: taken.meta.head.clone(),
-            time_ms: taken.meta.time_ms,
-            reason: taken.meta.reason.clone(),
-            message: None,
-            pairing: taken.meta.pairing.clone(),
-            warnings: taken.warnings.clone(),
-            recorded: true,
-        };
+        let info = taken.info(&self.rec.project_root, true);
         if let Err(e) = self.store.record_snapshot(&info) {
             tracing::warn!("cannot record snapshot {id}: {e}");
         }

@@ -16,19 +16,7 @@
 //! Values are single lines (newlines in user text are replaced by spaces), so the database can
 //! be lost and every snapshot still describes itself.
 
-/// What a snapshot records about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotMeta {
-    pub id: String,
-    /// The branch checked out at capture (full ref), `None` when HEAD was detached.
-    pub branch: Option<String>,
-    /// HEAD's commit at capture, `None` on an unborn branch.
-    pub head: Option<String>,
-    pub time_ms: i64,
-    pub reason: String,
-    pub message: Option<String>,
-    pub pairing: Option<String>,
-}
+pub use berth_proto::SnapshotMeta;
 
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")

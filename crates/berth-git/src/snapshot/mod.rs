@@ -27,6 +27,8 @@ mod capture;
 pub mod meta;
 mod restore;
 
+use berth_proto::SnapshotInfo;
+
 use crate::git::{Access, Git, GitError};
 use crate::refs::{self, RefError};
 
@@ -53,6 +55,17 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn refname(&self) -> String {
         refname(&self.meta.id)
+    }
+
+    /// The snapshot as the API shows it and the store records it.
+    pub fn info(&self, repo: &str, recorded: bool) -> SnapshotInfo {
+        SnapshotInfo {
+            meta: self.meta.clone(),
+            repo: repo.to_string(),
+            commit: self.commit.clone(),
+            warnings: self.warnings.clone(),
+            recorded,
+        }
     }
 }
 

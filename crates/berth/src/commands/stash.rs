@@ -53,10 +53,10 @@ pub async fn run(ctx: &Ctx, cmd: StashCommand) -> CliResult<i32> {
                 format!(
                     "{}saved snapshot {} ({} at {})\nrestore it with `berth stash restore {}`",
                     warnings(i),
-                    i.id,
-                    branch(&i.branch),
-                    short(&i.head),
-                    i.id
+                    i.meta.id,
+                    branch(&i.meta.branch),
+                    short(&i.meta.head),
+                    i.meta.id
                 )
             });
         }
@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, cmd: StashCommand) -> CliResult<i32> {
             emit(ctx.json, &r, |r| {
                 let mut s = format!(
                     "restored snapshot {} on {}",
-                    r.snapshot.id,
+                    r.snapshot.meta.id,
                     branch(&r.branch)
                 );
                 if let Some(b) = &r.onto_moved_branch {
@@ -102,7 +102,7 @@ pub async fn run(ctx: &Ctx, cmd: StashCommand) -> CliResult<i32> {
             emit(ctx.json, &i, |i| {
                 format!(
                     "dropped snapshot {}\nuntil git prunes it, `git update-ref refs/berth/stash/{} {}` brings it back",
-                    i.id, i.id, i.commit
+                    i.meta.id, i.meta.id, i.commit
                 )
             });
         }
@@ -136,7 +136,7 @@ fn render_list(l: &SnapshotList) -> String {
         s += "no snapshots in this repository\n";
     }
     for i in &l.snapshots {
-        let note = i.message.as_deref().unwrap_or(&i.reason);
+        let note = i.meta.message.as_deref().unwrap_or(&i.meta.reason);
         let found = if i.recorded {
             ""
         } else {
@@ -144,9 +144,9 @@ fn render_list(l: &SnapshotList) -> String {
         };
         s += &format!(
             "{}  {}  {:<20}  {note}{found}\n",
-            i.id,
-            output::time_ms(i.time_ms),
-            branch(&i.branch)
+            i.meta.id,
+            output::time_ms(i.meta.time_ms),
+            branch(&i.meta.branch)
         );
     }
     for m in &l.missing {
@@ -161,11 +161,11 @@ fn render_detail(d: &SnapshotDetail) -> String {
     let i = &d.snapshot;
     let mut s = format!(
         "snapshot {}\n  taken     {}\n  branch    {}\n  head      {}\n  reason    {}\n  commit    {}\n",
-        i.id,
-        output::time_ms(i.time_ms),
-        branch(&i.branch),
-        short(&i.head),
-        i.message.as_deref().unwrap_or(&i.reason),
+        i.meta.id,
+        output::time_ms(i.meta.time_ms),
+        branch(&i.meta.branch),
+        short(&i.meta.head),
+        i.meta.message.as_deref().unwrap_or(&i.meta.reason),
         i.commit
     );
     for (title, list) in [
