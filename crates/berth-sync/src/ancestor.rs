@@ -9,7 +9,8 @@
 use std::collections::BTreeSet;
 
 use crate::reconcile::Entry;
-use crate::scan::{RelPath, Tree};
+use crate::relpath::RelPath;
+use crate::scan::Tree;
 
 /// What both trees last agreed on, and which paths of it are not saved yet.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use crate::ancestor::Ancestor;
 use crate::apply::{self, ApplyError};
 use crate::gate::{Gate, Gatekeeper};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
-use crate::scan::{self, RelPath, Scanner, Tree, Warning};
+use crate::relpath::{self, RelPath};
+use crate::scan::{self, Scanner, Tree, Warning};
 
 /// Receives the losing version of a conflict before it is overwritten.
 pub trait Keeper {
@@ -222,7 +223,7 @@ pub fn sync_paths(
             tree.get_key_value(root)
                 .map(|(k, _)| k)
                 .into_iter()
-                .chain(tree.range(scan::below(root)).map(|(k, _)| k))
+                .chain(tree.range(relpath::below(root)).map(|(k, _)| k))
                 .cloned(),
         );
     }
@@ -334,7 +335,7 @@ fn carry_out(
                     Side::Alpha => (&alpha, &beta),
                     Side::Beta => (&beta, &alpha),
                 };
-                let content = scan::absolute(source, &p);
+                let content = relpath::absolute(source, &p);
                 let written = apply::apply(target, &p, entry.as_ref(), Some(&content))?;
                 sides.side(*to).wrote(&p, written.as_ref());
                 match to {
@@ -344,7 +345,7 @@ fn carry_out(
                 written
             }
             Decision::Yield { kept } => {
-                keeper.keep(&p, kept, &scan::absolute(&beta, &p))?;
+                keeper.keep(&p, kept, &relpath::absolute(&beta, &p))?;
                 apply::apply(&beta, &p, None, None)?;
                 sides.beta.wrote(&p, None);
                 stats.conflicts += 1;
@@ -352,9 +353,9 @@ fn carry_out(
             }
             Decision::Conflict { entry, kept } => {
                 if let Some(k) = kept {
-                    keeper.keep(&p, k, &scan::absolute(&beta, &p))?;
+                    keeper.keep(&p, k, &relpath::absolute(&beta, &p))?;
                 }
-                let content = scan::absolute(&alpha, &p);
+                let content = relpath::absolute(&alpha, &p);
                 let written = apply::apply(&beta, &p, Some(entry), Some(&content))?;
                 sides.beta.wrote(&p, written.as_ref());
                 stats.conflicts += 1;

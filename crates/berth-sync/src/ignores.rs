@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::scan::RelPath;
+use crate::relpath::{self, RelPath};
 
 /// The name of the per-directory ignore file.
 pub const IGNORE_FILE: &[u8] = b".gitignore";
@@ -99,7 +99,7 @@ impl Ignores {
 
     fn dir_rules(&mut self, dir: &[u8]) -> Option<&Gitignore> {
         if !self.dirs.contains_key(dir) {
-            let mut file = crate::scan::absolute(&self.root, dir);
+            let mut file = relpath::absolute(&self.root, dir);
             if dir.is_empty() {
                 file = self.root.clone();
             }
@@ -122,7 +122,7 @@ impl Ignores {
 
     /// Whether `rel` itself is ignored, assuming its parent directories are not.
     pub fn is_ignored(&mut self, rel: &[u8], is_dir: bool) -> bool {
-        let abs = crate::scan::absolute(&self.root, rel);
+        let abs = relpath::absolute(&self.root, rel);
         if let Some(extra) = &self.extra
             && extra.matched(&abs, is_dir).is_ignore()
         {

@@ -21,5 +21,6 @@ pub mod gate;
 pub mod ignores;
 pub mod live;
 pub mod reconcile;
+pub mod relpath;
 pub mod scan;
 pub mod watch;

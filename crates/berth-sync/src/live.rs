@@ -24,7 +24,7 @@ use crate::apply::ApplyError;
 use crate::engine::{Keeper, Sides, Stats, sync_once, sync_paths};
 use crate::ignores::is_rules_file;
 use crate::reconcile::Side;
-use crate::scan::RelPath;
+use crate::relpath::RelPath;
 use crate::watch::{self, Input, Watch};
 
 /// Timings of the live loop.

@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ignores::Ignores;
 use crate::reconcile::Entry;
-
-/// Paths relative to the root, as bytes (names need not be UTF-8), `/`-separated.
-pub type RelPath = Vec<u8>;
+use crate::relpath::{self, RelPath};
 
 /// One tree at one moment.
 pub type Tree = BTreeMap<RelPath, Entry>;
@@ -162,15 +160,6 @@ impl Written {
     }
 }
 
-/// The range of keys strictly below `rel` in a map ordered by bytes (`rel/` up to `rel0`).
-pub fn below(rel: &[u8]) -> (std::ops::Bound<RelPath>, std::ops::Bound<RelPath>) {
-    let mut lo = rel.to_vec();
-    lo.push(b'/');
-    let mut hi = rel.to_vec();
-    hi.push(b'/' + 1);
-    (std::ops::Bound::Included(lo), std::ops::Bound::Excluded(hi))
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("cannot scan {root}: {error}")]
 pub struct ScanError {
@@ -241,7 +230,11 @@ impl Scanner {
         let mut warnings = Vec::new();
         let stale: Vec<RelPath> = std::iter::once(rel.to_vec())
             .filter(|r| self.hashed.contains_key(r))
-            .chain(self.hashed.range(below(rel)).map(|(k, _)| k.clone()))
+            .chain(
+                self.hashed
+                    .range(relpath::below(rel))
+                    .map(|(k, _)| k.clone()),
+            )
             .collect();
         let mut old = BTreeMap::new();
         for k in stale {
@@ -250,7 +243,7 @@ impl Scanner {
             }
         }
         if self.reachable(rel)
-            && let Ok(meta) = std::fs::symlink_metadata(absolute(&self.root, rel))
+            && let Ok(meta) = std::fs::symlink_metadata(relpath::absolute(&self.root, rel))
             && !self.ignores.is_ignored_with_parents(rel, meta.is_dir())
         {
             let mut walk = Walk {
@@ -274,14 +267,15 @@ impl Scanner {
             .enumerate()
             .filter(|(_, b)| **b == b'/')
             .all(|(i, _)| {
-                std::fs::symlink_metadata(absolute(&self.root, &rel[..i])).is_ok_and(|m| m.is_dir())
+                std::fs::symlink_metadata(relpath::absolute(&self.root, &rel[..i]))
+                    .is_ok_and(|m| m.is_dir())
             })
     }
 
     /// Records that berth itself just wrote `entry` at `rel` (`None`: removed it), so the event
     /// it causes is recognised.
     pub fn wrote(&mut self, rel: &[u8], entry: Option<&Entry>) {
-        let meta = std::fs::symlink_metadata(absolute(&self.root, rel));
+        let meta = std::fs::symlink_metadata(relpath::absolute(&self.root, rel));
         match (entry, meta) {
             (Some(entry), Ok(m)) => self.written.insert(
                 rel.to_vec(),
@@ -302,7 +296,7 @@ impl Scanner {
         let Some(written) = self.written.remove(rel) else {
             return false;
         };
-        let path = absolute(&self.root, rel);
+        let path = relpath::absolute(&self.root, rel);
         std::fs::symlink_metadata(&path).is_ok_and(|m| written.matches(&path, &Stamp::of(&m)))
     }
 
@@ -337,7 +331,7 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn dir(&mut self, rel: RelPath) {
-        let abs = absolute(&self.scanner.root, &rel);
+        let abs = relpath::absolute(&self.scanner.root, &rel);
         let read = match std::fs::read_dir(&abs) {
             Ok(r) => r,
             Err(e) => {
@@ -376,7 +370,7 @@ impl Walk<'_> {
 
     /// Records `rel` (not ignored; `meta` from lstat) and, for a directory, what is inside.
     fn entry(&mut self, rel: RelPath, meta: &std::fs::Metadata) {
-        let path = absolute(&self.scanner.root, &rel);
+        let path = relpath::absolute(&self.scanner.root, &rel);
         let ft = meta.file_type();
         if ft.is_dir() {
             self.out.insert(rel.clone(), Entry::Dir);
@@ -446,11 +440,6 @@ pub fn hash(path: &Path) -> std::io::Result<[u8; 32]> {
         hasher.update(&buf[..n]);
     }
     Ok(*hasher.finalize().as_bytes())
-}
-
-/// The absolute path of a relative one under `root`.
-pub fn absolute(root: &Path, rel: &[u8]) -> PathBuf {
-    root.join(std::ffi::OsStr::from_bytes(rel))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify, WatchDescriptor}
 
 use crate::engine::Stats;
 use crate::reconcile::Side;
-use crate::scan::RelPath;
+use crate::relpath::RelPath;
 
 /// What the live loop receives: file events, and requests from whoever runs it.
 #[derive(Debug)]

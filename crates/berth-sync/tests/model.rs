@@ -15,7 +15,8 @@ use berth_store::{Store, StoreOptions};
 use berth_sync::ancestor::Ancestor;
 use berth_sync::engine::{DirKeeper, Sides, sync_once, sync_paths};
 use berth_sync::reconcile::Entry;
-use berth_sync::scan::{RelPath, Scanner, Tree};
+use berth_sync::relpath::RelPath;
+use berth_sync::scan::{Scanner, Tree};
 use proptest::prelude::*;
 
 const PATHS: [&str; 6] = ["a", "b", "d", "d/x", "d/y", "e/f"];
