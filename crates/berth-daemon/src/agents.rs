@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use berth_core::agent_state::{self, AgentState, Event};
 use berth_core::home::Home;
@@ -76,10 +76,9 @@ pub enum AgentError {
     Stop { name: String, detail: String },
 }
 
+/// Milliseconds since the epoch, as the restart tracker counts them.
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
 }
 
 fn key(rec: &AgentRecord) -> Key {

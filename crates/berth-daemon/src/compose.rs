@@ -26,6 +26,7 @@ use berth_proto::{DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSk
 use berth_store::AgentRecord;
 use futures_util::future::join_all;
 
+use crate::clock::now_ms;
 use crate::services::Services;
 
 /// How often `up` looks at what it waits for.
@@ -61,12 +62,6 @@ fn load(root: &Path) -> Result<ProjectFile, ComposeError> {
     let text = std::fs::read_to_string(&path)
         .map_err(|_| ComposeError::NoFile(root.display().to_string()))?;
     project::parse(&text).map_err(|e| ComposeError::Config(e.to_string()))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Records (and for a new agent, creates the workspace of) one declared process.

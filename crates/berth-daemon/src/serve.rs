@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::logging::{self, RotatingLog};
 use crate::server::{self, Listener};
 use crate::services::Services;
@@ -87,12 +88,6 @@ impl ServeError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, ServeError::Foreign { .. })
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn new_generation() -> String {

@@ -5,7 +5,6 @@
 //! command cannot be cancelled halfway, so answering "timeout" while it goes on would mislead.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
@@ -21,14 +20,9 @@ use hyper::StatusCode;
 use super::ready::services;
 use super::repo::repository;
 use super::{ApiFailure, ApiJson};
+use crate::clock::now_ms;
 use crate::git_lock::GitLock;
 use crate::state::Shared;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 fn failure(e: SnapshotError) -> ApiFailure {
     use SnapshotError as E;
