@@ -63,6 +63,14 @@ impl Home {
         self.run_dir().join(format!("failure-{phase}.json"))
     }
 
+    /// The workspace of agent `agent` of project `project` (its id in the store).
+    pub fn workspace(&self, project: i64, agent: &str) -> PathBuf {
+        self.root
+            .join("workspaces")
+            .join(project.to_string())
+            .join(agent)
+    }
+
     pub fn database(&self) -> PathBuf {
         self.root.join("state").join("berth.db")
     }

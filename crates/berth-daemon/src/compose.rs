@@ -28,6 +28,7 @@ use futures_util::future::join_all;
 
 use crate::clock::now_ms;
 use crate::services::Services;
+use crate::workspaces;
 
 /// How often `up` looks at what it waits for.
 const POLL: Duration = Duration::from_millis(50);
@@ -84,29 +85,12 @@ async fn define(
             (dir.display().to_string(), String::new())
         }
         (None, Kind::Agent) => {
-            let ws = svc
-                .home
-                .root()
-                .join("workspaces")
-                .join(project_id.to_string())
-                .join(&spec.name);
-            let (git, name, base) = (
-                root.clone(),
-                spec.name.clone(),
-                spec.base.clone().unwrap_or_else(|| "HEAD".into()),
-            );
-            let ws2 = ws.clone();
-            let _one_at_a_time = svc.git.lock().await;
-            let oid = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
-                berth_git::workspace::create(&git, &ws2, &name, &base)
-                    .map_err(|e| e.to_string())?;
-                berth_git::refs::resolve(&git, &berth_git::workspace::keep_alive_ref(&name))
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| err(e.to_string()))?
-            .map_err(err)?;
-            (ws.display().to_string(), oid.unwrap_or_default())
+            let ws = svc.home.workspace(project_id, &spec.name);
+            let base = spec.base.as_deref().unwrap_or("HEAD");
+            let oid = workspaces::create(&svc.git, root, &ws, &spec.name, base)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            (ws.display().to_string(), oid)
         }
     };
     let rec = AgentRecord {

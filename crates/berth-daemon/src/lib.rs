@@ -56,6 +56,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod watchdog;
+pub mod workspaces;
 
 pub use serve::{Daemon, ServeError, ServeOptions, launch, serve};
 

@@ -18,6 +18,7 @@ use super::{ApiFailure, ApiJson};
 use crate::agents::{self, AgentError};
 use crate::clock::now_ms;
 use crate::state::Shared;
+use crate::workspaces::{self, CreateError};
 
 fn invalid(message: impl Into<String>) -> ApiFailure {
     ApiFailure::new(
@@ -97,37 +98,22 @@ pub async fn new(
             Some("choose another name, or `berth agent rm` the old one"),
         ));
     }
-    let ws_path = svc
-        .home
-        .root()
-        .join("workspaces")
-        .join(project_id.to_string())
-        .join(&req.name);
-    let base = req.base.clone().unwrap_or_else(|| "HEAD".into());
-    let created = {
-        let (git, name, ws_path) = (git.clone(), req.name.clone(), ws_path.clone());
-        let _one_at_a_time = svc.git.lock().await;
-        tokio::task::spawn_blocking(move || -> Result<Option<String>, WorkspaceError> {
-            workspace::create(&git, &ws_path, &name, &base)?;
-            Ok(berth_git::refs::resolve(
-                &git,
-                &workspace::keep_alive_ref(&name),
-            )?)
-        })
-        .await
-        .map_err(|e| ApiFailure::internal(e.to_string()))?
-    };
+    let ws_path = svc.home.workspace(project_id, &req.name);
+    let base = req.base.as_deref().unwrap_or("HEAD");
+    let created = workspaces::create(&svc.git, &git, &ws_path, &req.name, base).await;
     let base_oid = match created {
-        Ok(Some(oid)) => oid,
-        Ok(None) => {
-            return Err(ApiFailure::internal(
-                "the workspace was created without its keep-alive ref",
-            ));
+        Ok(oid) => oid,
+        Err(e @ (CreateError::NoKeepAlive | CreateError::Interrupted(_))) => {
+            return Err(ApiFailure::internal(e.to_string()));
         }
-        Err(e @ (WorkspaceError::BadBase(_) | WorkspaceError::PathExists(_))) => {
+        Err(CreateError::Workspace(
+            e @ (WorkspaceError::BadBase(_) | WorkspaceError::PathExists(_)),
+        )) => {
             return Err(invalid(e.to_string()));
         }
-        Err(e @ (WorkspaceError::BranchExists { .. } | WorkspaceError::AgentExists(_))) => {
+        Err(CreateError::Workspace(
+            e @ (WorkspaceError::BranchExists { .. } | WorkspaceError::AgentExists(_)),
+        )) => {
             return Err(ApiFailure::new(
                 StatusCode::CONFLICT,
                 ErrorCode::AgentExists,
