@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, columns};
 
 /// An agent's or a service's definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,14 +125,14 @@ impl Store {
 
     pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE a.project_id = ?1 AND a.name = ?2");
-        let row = self.query_one(&sql, params![project_id, name], raw)?;
+        let row = self.query_one(&sql, params![project_id, name], columns::<Raw>)?;
         row.map(|r| self.decode_agent(r)).transpose()
     }
 
     /// Agents of one project (`Some`) or of all projects, by name.
     pub fn agents(&self, project_id: Option<i64>) -> Result<Vec<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE ?1 IS NULL OR a.project_id = ?1 ORDER BY p.root, a.name");
-        let rows = self.query_all(&sql, params![project_id], raw)?;
+        let rows = self.query_all(&sql, params![project_id], columns::<Raw>)?;
         rows.into_iter().map(|r| self.decode_agent(r)).collect()
     }
 
@@ -192,23 +192,3 @@ type Raw = (
     i64,
     Option<String>,
 );
-
-fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-    ))
-}

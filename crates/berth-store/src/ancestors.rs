@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, columns};
 
 /// One stored path of an ancestor and its entry, both as bytes.
 pub type AncestorRow = (Vec<u8>, Vec<u8>);
@@ -15,7 +15,7 @@ impl Store {
         self.query_all(
             "SELECT path, entry FROM sync_ancestors WHERE link = ?1",
             params![link],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            columns,
         )
     }
 

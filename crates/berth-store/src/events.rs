@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_proto::Event;
 use rusqlite::{OptionalExtension, params};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, columns};
 
 /// Retention runs once per this many appends (and at open).
 const PRUNE_EVERY: u64 = 1000;
@@ -68,15 +68,7 @@ impl Store {
             "SELECT seq, time_ms, kind, subject, data FROM events
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             params![to_sql_int(since), to_sql_int(limit as u64)],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
+            columns::<(i64, i64, String, Option<String>, String)>,
         )?;
         let mut events = Vec::with_capacity(rows.len());
         for (seq, time_ms, kind, subject, data) in rows {

@@ -184,7 +184,7 @@ impl Store {
         StoreError::sqlite(&self.inner.path, e)
     }
 
-    /// Every row `sql` selects, each mapped by `row` (one mapping function per record type).
+    /// Every row `sql` selects, each mapped by `row` ([`columns`] for a plain tuple).
     fn query_all<T>(
         &self,
         sql: &str,
@@ -230,6 +230,14 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| self.sql(e))
     }
+}
+
+/// A row as the tuple of its columns, in the order the query selects them.
+fn columns<T>(r: &rusqlite::Row<'_>) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
+{
+    T::try_from(r)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 use berth_proto::{SnapshotInfo, SnapshotMeta};
 use rusqlite::params;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, columns};
 
 /// What became of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,22 +54,6 @@ const SELECT: &str = "SELECT repo, id, commit_id, branch, head, time_ms, reason,
                              warnings, state
                       FROM snapshots";
 
-fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-    ))
-}
-
 impl Store {
     /// Records a snapshot just taken (or found in the refs without a record) as kept.
     pub fn record_snapshot(&self, r: &SnapshotInfo) -> Result<(), StoreError> {
@@ -113,14 +97,14 @@ impl Store {
     /// One recorded snapshot.
     pub fn snapshot(&self, repo: &str, id: &str) -> Result<Option<Recorded>, StoreError> {
         let sql = format!("{SELECT} WHERE repo = ?1 AND id = ?2");
-        let row = self.query_one(&sql, params![repo, id], snapshot_row)?;
+        let row = self.query_one(&sql, params![repo, id], columns)?;
         row.map(|row| self.decode(row)).transpose()
     }
 
     /// All recorded snapshots of a repository, oldest first.
     pub fn snapshots(&self, repo: &str) -> Result<Vec<Recorded>, StoreError> {
         let sql = format!("{SELECT} WHERE repo = ?1 ORDER BY time_ms, id");
-        let rows = self.query_all(&sql, params![repo], snapshot_row)?;
+        let rows = self.query_all(&sql, params![repo], columns)?;
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 
