@@ -73,7 +73,11 @@ fn with_marker(marker: &str) -> Vec<u32> {
             })
             .unwrap_or(true);
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !zombie && comm.trim() == "sleep" && String::from_utf8_lossy(&cmdline).contains(marker) {
+        // A whole argument, not a substring: `303.1234` must not match another run's `303.12345`.
+        let has_marker = cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == marker.as_bytes());
+        if !zombie && comm.trim() == "sleep" && has_marker {
             found.push(pid);
         }
     }
