@@ -115,9 +115,12 @@ impl Link {
         }
     }
 
-    /// Syncs everything now; answers once both sides agree.
-    pub fn flush(&self) -> Result<Stats, PairingError> {
-        self.sync.as_ref().ok_or(PairingError::NotSyncing)?.flush()
+    /// Syncs everything now; answers once both sides agree, or gives up after `limit`.
+    pub fn flush(&mut self, limit: Duration) -> Result<Stats, PairingError> {
+        self.sync
+            .as_mut()
+            .ok_or(PairingError::NotSyncing)?
+            .flush(limit)
     }
 
     /// Waits until the loop watches both trees and its first full round went through (or the

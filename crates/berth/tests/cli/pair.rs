@@ -1334,6 +1334,70 @@ fn stop_while_paused_changes_nothing_and_keeps_the_snapshot() {
 }
 
 #[test]
+fn a_final_sync_without_an_answer_gives_up_in_time_and_changes_nothing() {
+    // Every flush hangs for a minute inside the sync loop: a tree that does not respond.
+    let f = Fixture::with_env(
+        &["fixer"],
+        &[("BERTH_FAILPOINTS", "sync.flush=sleep(60000)")],
+    );
+    let user = f.user();
+    git(user, &["config", "berth.stopTimeout", "1s"]);
+    dirty(user);
+    let ws = f.pair("fixer");
+    let snapshot = f.status()["snapshot"].as_str().unwrap().to_string();
+    write(user, "while-paired.txt", "x\n");
+    wait_content(&ws, "while-paired.txt", Some("x\n"));
+    let (user_before, ws_before) = (worktree_state(user), worktree_state(&ws));
+
+    let began = std::time::Instant::now();
+    let out = f.berth(&["pair", "stop"]);
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop gave up after {took:?}"
+    );
+    assert_ne!(out.code, 0, "{out}");
+    for says in [
+        "got no answer within 1s",
+        "nothing was changed in either tree",
+        "`berth pair stop`",
+        &snapshot,
+    ] {
+        assert!(out.stderr.contains(says), "says {says:?}: {out}");
+    }
+    assert_eq!(
+        worktree_state(user),
+        user_before,
+        "the checkout is unchanged"
+    );
+    assert_eq!(worktree_state(&ws), ws_before, "the workspace is unchanged");
+    let s = f.status();
+    assert_eq!(s["state"], "paused", "{s}");
+    assert_eq!(codes(&s), ["final_sync_timed_out"]);
+    assert_eq!(s["snapshot"], snapshot.as_str());
+
+    // Stopping again does not wait for the hung loop: both trees stay as they are, and the
+    // snapshot is kept.
+    let began = std::time::Instant::now();
+    let out = f.berth(&["pair", "stop"]);
+    let took = began.elapsed();
+    out.expect_code(0);
+    assert!(
+        took < Duration::from_secs(10),
+        "the second stop took {took:?}"
+    );
+    assert!(
+        out.stdout.contains("nothing was changed") && out.stdout.contains(&snapshot),
+        "{out}"
+    );
+    assert_eq!(f.status()["state"], "off");
+    assert_eq!(worktree_state(user), user_before);
+    assert_eq!(worktree_state(&ws), ws_before);
+    let list = f.berth(&["--json", "stash", "list"]).json();
+    assert!(list.to_string().contains(&snapshot), "{list}");
+}
+
+#[test]
 fn switching_agents_carries_the_snapshot_over() {
     let f = Fixture::new(&["first", "second"]);
     let user = f.user();
