@@ -50,6 +50,8 @@ pub enum PairingError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("berth's line in info/exclude: {0}")]
+    ExcludeFile(#[from] berth_git::exclude::ExcludeError),
     #[error("cannot watch the trees: {0}")]
     Watch(#[source] std::io::Error),
     #[error("the sync loop has ended")]

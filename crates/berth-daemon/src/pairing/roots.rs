@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use berth_core::pairing::stop_timeout;
 use berth_git::{Access, Git};
-use berth_sync::apply::TEMP_PREFIX;
 use berth_sync::engine::{DEFAULT_MAX_SIZE, Sides};
 
 use super::error::PairingError;
@@ -101,42 +100,4 @@ impl Roots {
         sides.deletion_burst = 0;
         Ok(sides)
     }
-}
-
-/// Makes git leave berth's temporary files alone in `git`'s repository: an agent running
-/// `git add -A` while berth writes a file must not trip over a temporary file that is renamed
-/// away under it. One line in `info/exclude` (berth's own name pattern), added once.
-pub fn exclude_temp_files(git: &Git) -> Result<(), PairingError> {
-    let path = git.query(&[
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-path",
-        "info/exclude",
-    ])?;
-    let path = PathBuf::from(path);
-    let pattern = format!("{}*", String::from_utf8_lossy(TEMP_PREFIX));
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    if text.lines().any(|l| l.trim() == pattern) {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| PairingError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let mut add = String::new();
-    if !text.is_empty() && !text.ends_with('\n') {
-        add.push('\n');
-    }
-    add.push_str(&format!(
-        "# berth: its temporary files while it writes\n{pattern}\n"
-    ));
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(add.as_bytes()))
-        .map_err(|source| PairingError::Io { path, source })
 }

@@ -12,6 +12,7 @@ use berth_store::{PairingRecord, Store};
 
 use super::driver::Hands;
 use super::error::PairingError;
+use super::excludes;
 use super::keeper::kept_conflicts;
 use super::link::Link;
 use super::messages::Msg;
@@ -216,6 +217,10 @@ impl Hands for Worker {
 
     fn stop_link(&mut self) {
         self.link.stop();
+    }
+
+    fn finished(&mut self, rec: &PairingRecord) {
+        excludes::remove_all(&self.store, &rec.project_root);
     }
 
     fn mirror_of(&mut self, agent: &str) -> Option<String> {
