@@ -15,8 +15,10 @@
 //! - [`workspace`]: agent workspaces (shared clones), keep-alive refs, the fast-forward mirror.
 //! - [`pairing`]: what the daemon needs for pairing: git dirs, ahead/behind counts, moving a
 //!   branch with the index following, keeping an agent's losing version of a conflict.
+//! - [`exclude`]: a block of lines berth adds to `info/exclude` and takes out again exactly.
 //! - [`failpoint`]: failpoints at every step of snapshot capture and restore.
 
+pub mod exclude;
 pub mod failpoint;
 pub mod git;
 pub mod head;

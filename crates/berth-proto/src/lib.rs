@@ -26,8 +26,8 @@ pub use compose::{
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use pair::{
-    PairConflict, PairFlushed, PairLatency, PairNotice, PairRepo, PairStart, PairStatus,
-    PairStopped,
+    PairConflict, PairFlushed, PairLatency, PairLeftover, PairLeftovers, PairLeftoversRequest,
+    PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
 };
 pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,

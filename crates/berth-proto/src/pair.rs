@@ -139,3 +139,30 @@ pub struct PairStopped {
     /// What happened, and what to do when something is left.
     pub message: String,
 }
+
+/// `POST /v1/pair/leftovers`: the lines pairing added to repositories' `info/exclude` that are
+/// still there although no pairing of their checkout is open (a daemon that died as a pairing
+/// ended); `fix`: take them out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLeftoversRequest {
+    pub fix: bool,
+}
+
+/// Answer to `POST /v1/pair/leftovers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLeftovers {
+    pub lines: Vec<PairLeftover>,
+}
+
+/// One line berth left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLeftover {
+    /// The `info/exclude` file.
+    pub path: String,
+    /// The checkout whose pairing added it.
+    pub project: String,
+    /// Taken out (only when asked to fix).
+    pub removed: bool,
+    /// Why it could not be taken out.
+    pub error: Option<String>,
+}

@@ -23,6 +23,9 @@
 //! - **Pairings.** One row per pairing (at most one open per project) and its intent journal:
 //!   each transition is appended before it is acted on and marked done after, so the newest
 //!   unfinished intent is what a crash interrupted.
+//! - **Exclude lines.** The lines pairing added to repositories' `info/exclude`, recorded
+//!   before they are written, so a stop (or `berth doctor --fix`) takes out berth's own and
+//!   never an identical one of the user's.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
 //!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
 //!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
@@ -35,6 +38,7 @@ mod agents;
 mod ancestors;
 mod error;
 mod events;
+mod excludes;
 pub mod migrations;
 mod pairings;
 mod snapshots;
@@ -51,6 +55,7 @@ use tokio::sync::broadcast;
 pub use agents::AgentRecord;
 pub use ancestors::AncestorRow;
 pub use error::StoreError;
+pub use excludes::ExcludeLine;
 pub use migrations::SCHEMA_VERSION;
 pub use pairings::{IntentRecord, PairingRecord};
 pub use snapshots::{Recorded, SnapshotState};

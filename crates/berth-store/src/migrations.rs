@@ -85,6 +85,15 @@ pub const MIGRATIONS: &[&str] = &[
          done_ms INTEGER
      );
      CREATE INDEX pairing_journal_by_pairing ON pairing_journal (pairing, seq);",
+    // 9: lines pairing added to a repository's info/exclude (`berth_git::exclude`), recorded
+    // before they are written and forgotten once taken out again.
+    "CREATE TABLE exclude_lines (
+         path      TEXT    PRIMARY KEY,
+         project   TEXT    NOT NULL,
+         created   INTEGER NOT NULL,
+         separator INTEGER NOT NULL,
+         added_ms  INTEGER NOT NULL
+     );",
 ];
 
 /// The newest schema version this build knows.

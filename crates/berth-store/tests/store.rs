@@ -676,3 +676,48 @@ fn the_pairing_tables_are_added_to_an_existing_database() {
     );
     assert_eq!(Store::inspect(&path).unwrap().version, SCHEMA_VERSION);
 }
+
+#[test]
+fn exclude_lines_are_left_over_only_once_their_project_has_no_open_pairing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    let line = |path: &str, project: &str| berth_store::ExcludeLine {
+        path: path.into(),
+        project: project.into(),
+        created: false,
+        separator: true,
+        added_ms: 7,
+    };
+    store
+        .create_pairing(&pairing("p1", "/repo", "fixer", 1))
+        .unwrap();
+    for l in [
+        line("/repo/.git/info/exclude", "/repo"),
+        line("/ws/fixer/.git/info/exclude", "/repo"),
+        line("/other/.git/info/exclude", "/other"),
+    ] {
+        store.record_exclude_line(&l).unwrap();
+    }
+    // Recorded again (added anew after it was taken out): still one row.
+    store
+        .record_exclude_line(&line("/other/.git/info/exclude", "/other"))
+        .unwrap();
+    assert_eq!(store.exclude_lines("/repo").unwrap().len(), 2);
+    let left: Vec<_> = store
+        .leftover_exclude_lines()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.path)
+        .collect();
+    assert_eq!(left, ["/other/.git/info/exclude"], "/repo is still paired");
+    store.end_pairing("p1", r#"{"state":"off"}"#, 9).unwrap();
+    assert_eq!(store.leftover_exclude_lines().unwrap().len(), 3);
+    assert_eq!(
+        store.exclude_lines("/repo").unwrap()[0],
+        line("/repo/.git/info/exclude", "/repo")
+    );
+    for l in store.leftover_exclude_lines().unwrap() {
+        store.forget_exclude_line(&l.path).unwrap();
+    }
+    assert!(store.leftover_exclude_lines().unwrap().is_empty());
+}

@@ -1,6 +1,7 @@
 //! Failpoints inside the engine (`BERTH_FAILPOINTS`, syntax in `berth_core::failpoint`), so
 //! tests can make a write fail for real reasons — `sync.write=error(28)` is a full disk — and
-//! check that nothing partial is left and the condition is reported.
+//! check that nothing partial is left and the condition is reported, or make the live loop
+//! stop answering — `sync.flush=sleep(60000)` is a tree that hangs while a flush syncs it.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

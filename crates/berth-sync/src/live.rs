@@ -278,7 +278,12 @@ pub fn run(
         match rx.recv_timeout(timeout) {
             Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(Input::Flush(reply)) => {
-                let _ = reply.send(flush(link, &mut st, opts, report));
+                // `sync.flush=sleep(MS)`: a tree that does not respond, for tests.
+                let answer = match crate::failpoint::hit("sync.flush") {
+                    Some(e) => Err(format!("failpoint sync.flush: {e}")),
+                    None => flush(link, &mut st, opts, report),
+                };
+                let _ = reply.send(answer);
             }
             Ok(input) => {
                 on_input(link, &mut st, opts, input, report);

@@ -49,6 +49,7 @@
 //! - `text`: wording the messages share ([`agent_branch`], plurals).
 //! - `state`: the [`State`]s, the [`Input`]s, the [`Action`]s and the transition function
 //!   [`next`].
+//! - `settings`: the time limit of a stop's final sync ([`stop_timeout`]).
 //! - `validate`: every blocker from the [`Facts`] the daemon observed ([`blockers`]).
 //! - `journal`: the intent journal's [`JournalEntry`] and crash recovery ([`recover`]).
 
@@ -56,6 +57,7 @@ mod blocker;
 mod journal;
 mod notice;
 mod operation;
+mod settings;
 mod state;
 mod steps;
 mod text;
@@ -68,6 +70,7 @@ pub use blocker::Blocker;
 pub use journal::{Intent, JournalEntry, recover};
 pub use notice::{Cause, Notice, Side};
 pub use operation::Operation;
+pub use settings::{STOP_TIMEOUT, stop_timeout};
 pub use state::{
     Action, Activity, Failure, Input, Outcome, Refusal, RollbackCause, State, StopFrom, Transition,
     next,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::operation::Operation;
 use super::text::agent_branch;
+use crate::duration;
 
 /// Which side of a pairing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,6 +61,9 @@ pub enum Notice {
     PermissionDenied { side: Side, path: String },
     /// Anything else; `message` says what.
     UnexpectedError { message: String },
+    /// The final sync of a stop got no answer within its time limit (`waited_ms`): a tree does
+    /// not respond. Nothing was changed; the pairing waits for syncing to answer again.
+    FinalSyncTimedOut { waited_ms: u64 },
     /// The daemon restarted while paired: both sides are checked again before syncing.
     Revalidating,
 }
@@ -81,6 +85,8 @@ pub enum Cause {
     /// Disk full or permission denied while applying on this side.
     Write(Side),
     Unexpected,
+    /// The sync loop did not answer the final sync of a stop in time.
+    SyncUnanswered,
     Revalidating,
 }
 
@@ -101,6 +107,7 @@ impl Notice {
             Notice::DiskFull { .. } => "disk_full",
             Notice::PermissionDenied { .. } => "permission_denied",
             Notice::UnexpectedError { .. } => "unexpected_error",
+            Notice::FinalSyncTimedOut { .. } => "final_sync_timed_out",
             Notice::Revalidating => "revalidating",
         }
     }
@@ -124,6 +131,7 @@ impl Notice {
                 Cause::Write(*side)
             }
             Notice::UnexpectedError { .. } => Cause::Unexpected,
+            Notice::FinalSyncTimedOut { .. } => Cause::SyncUnanswered,
             Notice::Revalidating => Cause::Revalidating,
         }
     }
@@ -199,6 +207,15 @@ impl Notice {
                 "unexpected error: {message} — pairing resumes when a retry succeeds \
                  (details in `berth daemon logs`)"
             ),
+            Notice::FinalSyncTimedOut { waited_ms } => format!(
+                "`berth pair stop` gave up: its final sync got no answer within {waited} (a \
+                 tree does not respond — a hung disk or network filesystem?), so nothing was \
+                 changed in either tree and your snapshot is kept — pairing resumes by itself \
+                 once syncing answers again, and `berth pair stop` then stops as usual; \
+                 `berth pair stop` before that leaves both trees as they are (raise the limit \
+                 with `git config berth.stopTimeout 60s`)",
+                waited = duration::show(std::time::Duration::from_millis(*waited_ms))
+            ),
             Notice::Revalidating => "berth restarted — checking both sides again before \
                                      syncing; pairing resumes by itself when they check out"
                 .to_string(),
@@ -241,6 +258,7 @@ mod tests {
             Notice::UnexpectedError {
                 message: "index.lock exists".into(),
             },
+            Notice::FinalSyncTimedOut { waited_ms: 15_000 },
             Notice::Revalidating,
         ];
         for side in [Side::User, Side::Agent] {
@@ -287,7 +305,7 @@ mod tests {
             assert_eq!(serde_json::to_value(&n).unwrap()["code"], n.code());
             assert_eq!(n.to_string(), m);
         }
-        assert_eq!(codes.len(), 14, "one code per kind of notice");
+        assert_eq!(codes.len(), 15, "one code per kind of notice");
         let by_code = |code: &str, side: Option<Side>| {
             all_notices()
                 .into_iter()
@@ -314,6 +332,11 @@ mod tests {
             "{disk}"
         );
         assert!(by_code("root_emptied", None).contains("halted"));
+        let timed_out = by_code("final_sync_timed_out", None);
+        assert!(
+            timed_out.contains("within 15s") && timed_out.contains("nothing was changed"),
+            "{timed_out}"
+        );
     }
 
     #[test]
@@ -331,6 +354,6 @@ mod tests {
             };
             assert_eq!(codes, expected, "{cause:?}");
         }
-        assert_eq!(by_cause.len(), 15, "every cause, the sided ones per side");
+        assert_eq!(by_cause.len(), 16, "every cause, the sided ones per side");
     }
 }

@@ -1043,6 +1043,51 @@ mod tests {
     }
 
     #[test]
+    fn a_final_sync_that_timed_out_pauses_until_syncing_answers_and_a_second_stop_changes_nothing()
+    {
+        let s = S::Stopping {
+            step: StopStep::FinalSync,
+            from: StopFrom::Active,
+        };
+        let timed_out = Failure::Notice {
+            notice: n_timed_out(),
+        };
+        let t = next(
+            &s,
+            &I::StepFailed(Step::Stop(StopStep::FinalSync), timed_out),
+        )
+        .unwrap();
+        assert_eq!(
+            t.state,
+            S::Paused {
+                notices: BTreeSet::from([n_timed_out()])
+            }
+        );
+        assert_eq!(
+            t.actions,
+            [Action::PauseSync],
+            "no step runs: nothing changes"
+        );
+        // Stopping again before syncing answers: both trees and the snapshot stay as they are.
+        let again = next(&t.state, &I::StopRequested).unwrap();
+        assert_eq!(
+            again.actions,
+            [
+                Action::StopWatching,
+                Action::Finish {
+                    outcome: Outcome::LeftAsIs
+                }
+            ]
+        );
+        assert!(!Outcome::LeftAsIs.restored());
+        // Syncing answered again: active after a full reconcile, so a stop runs every step.
+        let back = next(&t.state, &I::Clear(Cause::SyncUnanswered)).unwrap();
+        assert_eq!(back.actions, [Action::ResumeSync, Action::FullReconcile]);
+        let stop = next(&back.state, &I::StopRequested).unwrap();
+        assert_eq!(stop.state.step(), Some(Step::Stop(StopStep::FinalSync)));
+    }
+
+    #[test]
     fn a_report_for_another_step_is_invalid() {
         let s = S::Starting {
             step: StartStep::Snapshot,

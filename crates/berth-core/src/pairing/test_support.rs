@@ -24,6 +24,10 @@ pub(super) fn n_disk() -> Notice {
         path: "src/lib.rs".into(),
     }
 }
+/// The final sync of a stop got no answer in time.
+pub(super) fn n_timed_out() -> Notice {
+    Notice::FinalSyncTimedOut { waited_ms: 15_000 }
+}
 pub(super) fn fail() -> Failure {
     Failure::Notice { notice: n_disk() }
 }
@@ -129,6 +133,9 @@ pub(super) fn states() -> Vec<State> {
     v.push(S::Paused {
         notices: BTreeSet::from([Notice::Revalidating]),
     });
+    v.push(S::Paused {
+        notices: BTreeSet::from([n_timed_out()]),
+    });
     for step in StopStep::ALL {
         for from in [StopFrom::Active, StopFrom::Switch] {
             v.push(S::Stopping { step, from });
@@ -145,6 +152,14 @@ pub(super) fn inputs() -> Vec<Input> {
     }
     v.push(I::StepFailed(Step::Start(StartStep::Validate), blocked()));
     v.push(I::StepFailed(Step::Stop(StopStep::FinalSync), blocked()));
+    v.push(I::StepFailed(
+        Step::Stop(StopStep::FinalSync),
+        Failure::Notice {
+            notice: n_timed_out(),
+        },
+    ));
+    v.push(I::Raise(n_timed_out()));
+    v.push(I::Clear(Cause::SyncUnanswered));
     v.push(I::Raise(n_user()));
     v.push(I::Raise(n_user_detached()));
     v.push(I::Raise(n_disk()));

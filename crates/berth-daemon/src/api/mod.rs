@@ -11,6 +11,7 @@
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
+//! | POST | `/v1/pair/leftovers` | berth's lines left in `info/exclude` (`berth doctor`) |
 
 mod agents;
 mod auth;
@@ -69,6 +70,7 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/pair/status", post(pair::status))
         .route("/v1/pair/flush", post(pair::flush))
         .route("/v1/pair/stop", post(pair::stop))
+        .route("/v1/pair/leftovers", post(pair::leftovers))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(berth_proto::MAX_BODY_BYTES))

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use berth_proto::{ErrorCode, PairFlushed, PairRepo, PairStart, PairStatus, PairStopped};
+use berth_proto::{
+    ErrorCode, PairFlushed, PairLeftovers, PairLeftoversRequest, PairRepo, PairStart, PairStatus,
+    PairStopped,
+};
 use hyper::StatusCode;
 
 use super::ready::services;
@@ -83,4 +86,17 @@ pub async fn stop(
 ) -> Result<Json<PairStopped>, ApiFailure> {
     let (pairings, root) = target(&shared, &req.repo)?;
     pairings.stop(&root).await.map(Json).map_err(failure)
+}
+
+/// berth's lines left in `info/exclude` where no pairing is open (`berth doctor [--fix]`).
+pub async fn leftovers(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<PairLeftoversRequest>,
+) -> Result<Json<PairLeftovers>, ApiFailure> {
+    let pairings = services(&shared)?.pairings.clone();
+    tokio::task::spawn_blocking(move || pairings.leftovers(req.fix))
+        .await
+        .map_err(|e| ApiFailure::internal(format!("the leftover check ended early: {e}")))?
+        .map(Json)
+        .map_err(failure)
 }

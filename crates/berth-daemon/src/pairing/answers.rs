@@ -56,11 +56,19 @@ pub fn stop(
         }),
         // A stop during a start is honoured when the step in progress ends; a stop whose
         // final sync failed left the pairing paused.
-        None => Err(PairingError::Paused(format!(
-            "pairing is {} — {}",
-            state.describe(),
-            messages(state).join("; ")
-        ))),
+        None => {
+            let kept = match (state, &rec.snapshot) {
+                (State::Paused { .. }, Some(id)) => {
+                    format!(" (your uncommitted work from before pairing stays in snapshot {id})")
+                }
+                _ => String::new(),
+            };
+            Err(PairingError::Paused(format!(
+                "pairing is {} — {}{kept}",
+                state.describe(),
+                messages(state).join("; ")
+            )))
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_core::pairing::{Activity, Cause, Input, Notice, Side, State};
+use berth_core::pairing::{Activity, Cause, Input, Notice, STOP_TIMEOUT, Side, State};
 use berth_proto::{PairConflict, PairFlushed, PairStatus, PairStopped};
 use berth_store::{PairingRecord, Store};
 
@@ -266,11 +266,11 @@ impl Controller {
         if !self.work.link.is_running() {
             return Err(PairingError::NotSyncing);
         }
-        let stats = self
-            .work
-            .link
-            .flush()
-            .map_err(|e| PairingError::Paused(e.to_string()))?;
+        let limit = self.work.stop_timeout()?;
+        let stats = self.work.link.flush(limit).map_err(|e| match e {
+            PairingError::FlushTimedOut(_) => e,
+            e => PairingError::Paused(e.to_string()),
+        })?;
         self.carry_commits();
         Ok(PairFlushed {
             to_user: stats.to_alpha as u64,
@@ -280,12 +280,14 @@ impl Controller {
         })
     }
 
-    /// A graceful daemon shutdown: a last flush while active, then the link stops. The journal
-    /// stays: the next daemon start resumes (re-validating first).
+    /// A graceful daemon shutdown: a last flush while active (within `berth.stopTimeout`),
+    /// then the link stops. The journal stays: the next daemon start resumes (re-validating
+    /// first).
     fn park(&mut self) {
+        let limit = self.work.stop_timeout().unwrap_or(STOP_TIMEOUT);
         if matches!(self.driver.state(), State::Active { .. })
             && self.work.link.is_running()
-            && let Err(e) = self.work.link.flush()
+            && let Err(e) = self.work.link.flush(limit)
         {
             tracing::warn!(
                 pairing = self.driver.rec().id,
@@ -376,12 +378,13 @@ impl Controller {
         }
     }
 
-    /// A round went through: watching works and no error is left.
+    /// A round went through: watching works, no error is left, and syncing answers again.
     fn clear_link_troubles(&mut self) {
         for c in [
             Cause::Watch(Side::User),
             Cause::Watch(Side::Agent),
             Cause::Unexpected,
+            Cause::SyncUnanswered,
         ] {
             if self.driver.notices().iter().any(|n| n.cause() == c) {
                 self.feed(Input::Clear(c));

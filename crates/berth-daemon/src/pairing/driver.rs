@@ -34,6 +34,9 @@ pub trait Hands {
     /// The pairing is now `rec` (recovered, or the new one of a switch): both sides point at
     /// its agent, and the status starts from what it kept.
     fn joined(&mut self, rec: &PairingRecord);
+    /// The pairing `rec` ended (its link stopped): what it added to the repositories is taken
+    /// out again.
+    fn finished(&mut self, rec: &PairingRecord);
     /// After every batch of inputs: the link held or released for `state`, the status
     /// published.
     fn settle(&mut self, state: &State, rec: &PairingRecord);
@@ -326,7 +329,8 @@ impl Driver {
         hands.joined(&self.rec);
     }
 
-    /// The pairing is over: its record ends, its ancestor goes.
+    /// The pairing is over: its record ends, its ancestor goes, and so do its lines in
+    /// `info/exclude`.
     fn finish(&mut self, outcome: Outcome, hands: &mut impl Hands) {
         hands.stop_link();
         let state = serde_json::to_string(&State::Off).unwrap_or_default();
@@ -336,6 +340,7 @@ impl Driver {
         if let Err(e) = self.store.drop_ancestor(&ancestor::key(&self.rec.id)) {
             tracing::warn!("cannot drop pairing {}'s ancestor: {e}", self.rec.id);
         }
+        hands.finished(&self.rec);
         self.event(
             "pair.finished",
             serde_json::json!({

@@ -39,8 +39,10 @@ pub enum PairingError {
     Store(#[from] StoreError),
     #[error("git config berth.maxSize is {0:?}: give a size in bytes (k, m, g allowed)")]
     MaxSize(String),
-    #[error("git config berth.maxSize: {0}")]
-    MaxSizeUnreadable(String),
+    #[error("git config {key}: {message}")]
+    Setting { key: &'static str, message: String },
+    #[error("git config berth.stopTimeout is {0:?}: give a duration above zero (e.g. 15s, 1m)")]
+    StopTimeout(String),
     #[error("git config berth.exclude: {0}")]
     Exclude(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{}: {source}", .path.display())]
@@ -48,10 +50,20 @@ pub enum PairingError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("berth's line in info/exclude: {0}")]
+    ExcludeFile(#[from] berth_git::exclude::ExcludeError),
     #[error("cannot watch the trees: {0}")]
     Watch(#[source] std::io::Error),
     #[error("the sync loop has ended")]
     LoopEnded,
+    /// The sync loop did not answer a flush within the limit (`berth.stopTimeout`).
+    #[error(
+        "syncing got no answer within {}: a tree does not respond (a hung disk or network \
+         filesystem?) — see `berth pair status`; raise the limit with `git config \
+         berth.stopTimeout 60s`",
+        berth_core::duration::show(*.0)
+    )]
+    FlushTimedOut(std::time::Duration),
     /// The sync loop's own answer to a flush (a round failed, or syncing is held).
     #[error("{0}")]
     Sync(String),

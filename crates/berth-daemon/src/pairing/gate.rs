@@ -7,6 +7,8 @@
 //! reaches the other side, even before the controller has noticed the switch.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_git::operation;
@@ -84,5 +86,16 @@ pub fn gate(user_git_dir: PathBuf, agent_git_dir: PathBuf, branch_ref: String) -
         } else {
             Gate::Busy("git is rewriting the index".into())
         }
+    })
+}
+
+/// `inner`, shut for good once `shut` is set: a sync loop that was let go of without ending
+/// (it did not answer in time) applies nothing more when it wakes up.
+pub fn until_shut(mut inner: Option<Gatekeeper>, shut: Arc<AtomicBool>) -> Gatekeeper {
+    Gatekeeper::new(move || {
+        if shut.load(Ordering::SeqCst) {
+            return Gate::Closed("the pairing let go of this sync loop".into());
+        }
+        inner.as_mut().map_or(Gate::Open, Gatekeeper::check)
     })
 }

@@ -11,10 +11,11 @@ use berth_store::Store;
 use berth_sync::engine::Stats;
 
 use super::error::PairingError;
+use super::excludes;
 use super::gitwatch::GitWatch;
 use super::link_event::Tell;
 use super::notices::held_by_git;
-use super::roots::{Roots, exclude_temp_files};
+use super::roots::Roots;
 use super::sync_loop::SyncLoop;
 
 /// A pairing's link (none running until started).
@@ -46,7 +47,8 @@ impl Link {
             return;
         }
         for root in [&roots.user, &roots.agent] {
-            if let Err(e) = exclude_temp_files(&Git::new(root)) {
+            let project = roots.user.display().to_string();
+            if let Err(e) = excludes::add(store, &project, &Git::new(root)) {
                 tracing::warn!(pairing, "cannot exclude berth's temporary files: {e}");
             }
         }
@@ -115,9 +117,12 @@ impl Link {
         }
     }
 
-    /// Syncs everything now; answers once both sides agree.
-    pub fn flush(&self) -> Result<Stats, PairingError> {
-        self.sync.as_ref().ok_or(PairingError::NotSyncing)?.flush()
+    /// Syncs everything now; answers once both sides agree, or gives up after `limit`.
+    pub fn flush(&mut self, limit: Duration) -> Result<Stats, PairingError> {
+        self.sync
+            .as_mut()
+            .ok_or(PairingError::NotSyncing)?
+            .flush(limit)
     }
 
     /// Waits until the loop watches both trees and its first full round went through (or the

@@ -25,7 +25,9 @@
 //!   live loop (`sync_loop.rs`) between the checkout (which wins conflicts) and the workspace,
 //!   whose gate (`gate.rs`) reads both sides' git state before every round and before every
 //!   write, so a checkout that switched branches is never carried over; conflict losers go to
-//!   the keeper (`keeper.rs`); its trees and settings are `roots.rs`, its ancestor `ancestor.rs`.
+//!   the keeper (`keeper.rs`); its trees and settings are `roots.rs`, its ancestor `ancestor.rs`,
+//!   the line that keeps berth's temporary files out of git (added when syncing starts, taken
+//!   out when the pairing ends) `excludes.rs`.
 //!   Beside the loop, the git watch (`gitwatch.rs`: inotify on both git dirs) wakes the
 //!   controller, which then looks at both sides: pausing causes are raised or cleared
 //!   (`notices.rs`), and commits are carried by fast-forward when one copy of `berth/<agent>`
@@ -46,6 +48,7 @@ mod controller;
 mod driver;
 mod error;
 mod events;
+mod excludes;
 mod front;
 mod gate;
 mod gitwatch;
@@ -67,7 +70,7 @@ mod worker;
 
 use std::sync::Arc;
 
-use berth_proto::{PairFlushed, PairStatus, PairStopped};
+use berth_proto::{PairFlushed, PairLeftovers, PairStatus, PairStopped};
 use berth_store::Store;
 
 pub use error::PairingError;
@@ -153,6 +156,12 @@ impl Pairings {
         h.ask(|reply| Request::Flush { reply })
             .await
             .unwrap_or(Err(PairingError::NotPaired))
+    }
+
+    /// berth's lines left in repositories' `info/exclude` where no pairing is open (`berth
+    /// doctor`); `fix`: taken out (`berth doctor --fix`).
+    pub fn leftovers(&self, fix: bool) -> Result<PairLeftovers, PairingError> {
+        excludes::leftovers(&self.cx.store, fix).map(|lines| PairLeftovers { lines })
     }
 
     /// On daemon start: re-opens every open pairing from its journal.

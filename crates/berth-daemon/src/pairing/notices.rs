@@ -10,7 +10,11 @@ use berth_core::pairing::{Cause, Input, Notice, State};
 pub fn held_by_git(c: Cause) -> bool {
     !matches!(
         c,
-        Cause::Root(_) | Cause::Watch(_) | Cause::Write(_) | Cause::Unexpected
+        Cause::Root(_)
+            | Cause::Watch(_)
+            | Cause::Write(_)
+            | Cause::Unexpected
+            | Cause::SyncUnanswered
     )
 }
 

@@ -2,9 +2,10 @@
 //! reads from the checkout's git config.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use berth_core::pairing::stop_timeout;
 use berth_git::{Access, Git};
-use berth_sync::apply::TEMP_PREFIX;
 use berth_sync::engine::{DEFAULT_MAX_SIZE, Sides};
 
 use super::error::PairingError;
@@ -19,16 +20,26 @@ pub struct Roots {
     pub agent_git_dir: PathBuf,
     /// `refs/heads/berth/<agent>`.
     pub branch_ref: String,
-    /// Extra exclusions (gitignore syntax): the checkout's `git config berth.exclude` values.
-    pub exclude: Vec<String>,
-    /// Files larger than this are not synced: `git config berth.maxSize` (bytes, `k`/`m`/`g`
-    /// suffixes as git reads them), else the engine's default.
-    pub max_size: u64,
+    /// What the checkout's git config says (exclusions, size limit, stop timeout).
+    pub settings: Settings,
 }
 
-/// Reads pairing's settings from the checkout's git config (`berth.exclude`, repeatable, and
-/// `berth.maxSize`): they live with the repository, like its other ignore rules.
-pub fn settings(user: &Git) -> Result<(Vec<String>, u64), PairingError> {
+/// Pairing's settings from the checkout's git config: they live with the repository, like its
+/// other ignore rules.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `berth.exclude` (repeatable): extra exclusions, gitignore syntax.
+    pub exclude: Vec<String>,
+    /// `berth.maxSize`: bytes (`k`/`m`/`g` suffixes as git reads them), else the engine's
+    /// default.
+    pub max_size: u64,
+    /// `berth.stopTimeout`: how long a flush (a stop's final sync above all) may wait for the
+    /// sync loop's answer (`berth_core::pairing::stop_timeout`).
+    pub stop_timeout: Duration,
+}
+
+/// Reads [`Settings`] from `user`'s git config.
+pub fn settings(user: &Git) -> Result<Settings, PairingError> {
     let exclude = user.output(Access::Read, &["config", "--get-all", "berth.exclude"])?;
     let exclude = if exclude.success() {
         exclude.text().lines().map(str::to_string).collect()
@@ -47,19 +58,37 @@ pub fn settings(user: &Git) -> Result<(Vec<String>, u64), PairingError> {
     } else if size.code == 1 {
         DEFAULT_MAX_SIZE
     } else {
-        return Err(PairingError::MaxSizeUnreadable(
-            String::from_utf8_lossy(&size.stderr).trim().to_string(),
-        ));
+        return Err(PairingError::Setting {
+            key: "berth.maxSize",
+            message: String::from_utf8_lossy(&size.stderr).trim().to_string(),
+        });
     };
-    Ok((exclude, max_size))
+    let timeout = user.output(Access::Read, &["config", "--get", "berth.stopTimeout"])?;
+    let setting = match timeout.code {
+        0 => Some(timeout.text()),
+        1 => None,
+        _ => {
+            return Err(PairingError::Setting {
+                key: "berth.stopTimeout",
+                message: String::from_utf8_lossy(&timeout.stderr).trim().to_string(),
+            });
+        }
+    };
+    let stop_timeout = stop_timeout(setting.as_deref().map(str::trim))
+        .map_err(|e| PairingError::StopTimeout(e.0))?;
+    Ok(Settings {
+        exclude,
+        max_size,
+        stop_timeout,
+    })
 }
 
 impl Roots {
     /// Scanners for both roots with the pairing's gate, size limit and extra exclusions.
     pub fn sides(&self) -> Result<Sides, PairingError> {
-        let mut sides = Sides::new(&self.user, &self.agent, self.max_size);
+        let mut sides = Sides::new(&self.user, &self.agent, self.settings.max_size);
         sides
-            .exclude(&self.exclude)
+            .exclude(&self.settings.exclude)
             .map_err(|e| PairingError::Exclude(Box::new(e)))?;
         sides.gate = Some(gate(
             self.user_git_dir.clone(),
@@ -71,42 +100,4 @@ impl Roots {
         sides.deletion_burst = 0;
         Ok(sides)
     }
-}
-
-/// Makes git leave berth's temporary files alone in `git`'s repository: an agent running
-/// `git add -A` while berth writes a file must not trip over a temporary file that is renamed
-/// away under it. One line in `info/exclude` (berth's own name pattern), added once.
-pub fn exclude_temp_files(git: &Git) -> Result<(), PairingError> {
-    let path = git.query(&[
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-path",
-        "info/exclude",
-    ])?;
-    let path = PathBuf::from(path);
-    let pattern = format!("{}*", String::from_utf8_lossy(TEMP_PREFIX));
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    if text.lines().any(|l| l.trim() == pattern) {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| PairingError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let mut add = String::new();
-    if !text.is_empty() && !text.ends_with('\n') {
-        add.push('\n');
-    }
-    add.push_str(&format!(
-        "# berth: its temporary files while it writes\n{pattern}\n"
-    ));
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(add.as_bytes()))
-        .map_err(|source| PairingError::Io { path, source })
 }

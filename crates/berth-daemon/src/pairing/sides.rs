@@ -79,15 +79,14 @@ impl TwoSides {
 
     /// Both roots and their git dirs (fails when a side is not a repository now).
     pub fn roots(&self) -> Result<Roots, PairingError> {
-        let (exclude, max_size) = roots::settings(&self.repos.user)?;
+        let settings = roots::settings(&self.repos.user)?;
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: berth_git::pairing::git_dir(&self.repos.user)?,
             agent: self.repos.workspace.clone(),
             agent_git_dir: berth_git::pairing::git_dir(&self.repos.agent)?,
             branch_ref: self.repos.branch_ref(),
-            exclude,
-            max_size,
+            settings,
         })
     }
 

@@ -197,6 +197,6 @@ fn notice_side(n: &Notice) -> Option<Side> {
         Cause::Operation(s) | Cause::Root(s) | Cause::Watch(s) | Cause::Write(s) => Some(s),
         Cause::UserBranch => Some(Side::User),
         Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone => Some(Side::Agent),
-        Cause::Diverged | Cause::Unexpected | Cause::Revalidating => None,
+        Cause::Diverged | Cause::Unexpected | Cause::SyncUnanswered | Cause::Revalidating => None,
     }
 }

@@ -4,8 +4,16 @@
 //! Its scanners carry the pairing's gate and settings ([`Roots::sides`]), conflict losers go to
 //! the keeper ([`RefKeeper`]), and the ancestor is saved to the store after every report.
 //! Reports become [`LinkEvent`]s for the controller.
+//!
+//! Nothing waits for the loop without a limit: a flush gives up after its limit (a tree that
+//! does not respond keeps the loop in its round), and a stop lets go of a loop that does not
+//! end in time. A loop let go of keeps its gate shut ([`until_shut`]) and reports nothing
+//! more, so when it wakes up it applies nothing (at most the one write it was blocked in
+//! completes) and leaves the store alone.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +26,7 @@ use berth_sync::watch::Input;
 
 use super::ancestor;
 use super::error::PairingError;
+use super::gate::until_shut;
 use super::keeper::{RefKeeper, kept_count};
 use super::link_event::{LinkEvent, Tell, from_report};
 use super::roots::Roots;
@@ -46,6 +55,9 @@ fn options() -> live::Options {
     }
 }
 
+/// How long a stop waits for the round in progress before it lets go of the loop.
+const END_WAIT: Duration = Duration::from_secs(5);
+
 /// A running live loop.
 pub struct SyncLoop {
     input: Sender<Input>,
@@ -53,6 +65,12 @@ pub struct SyncLoop {
     /// Sent to once the loop watches both trees and its first full round went through (or the
     /// gate held it); dropped if the loop ends first.
     started: Receiver<()>,
+    /// Nothing is sent on it: it is disconnected once the loop's thread has ended.
+    ended: Receiver<()>,
+    /// Set when the loop is let go of: its gate stays shut and it reports nothing more.
+    shut: Arc<AtomicBool>,
+    /// The last flush got no answer in time: a stop does not wait for the loop again.
+    unanswered: bool,
 }
 
 impl SyncLoop {
@@ -67,9 +85,14 @@ impl SyncLoop {
         let (tx, rx) = mpsc::channel();
         let loop_tx = tx.clone();
         let (started_tx, started) = mpsc::channel();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let shut = Arc::new(AtomicBool::new(false));
+        let loop_shut = shut.clone();
         let thread = std::thread::Builder::new()
             .name(format!("pair-{pairing}"))
             .spawn(move || {
+                let _ended = ended_tx;
+                let shut = loop_shut;
                 let ws = Git::new(&roots.agent);
                 let mut keeper = RefKeeper {
                     next: kept_count(&ws, &pairing),
@@ -79,19 +102,23 @@ impl SyncLoop {
                 };
                 let prepared = ancestor::load(&store, &pairing)
                     .and_then(|ancestor| Ok((ancestor, roots.sides()?)));
-                let (ancestor, sides) = match prepared {
+                let (ancestor, mut sides) = match prepared {
                     Ok(p) => p,
                     Err(e) => {
                         tell(LinkEvent::Ended(Err(e)));
                         return;
                     }
                 };
+                sides.gate = Some(until_shut(sides.gate.take(), shut.clone()));
                 let mut link = live::Link {
                     sides,
                     ancestor,
                     keeper: &mut keeper,
                 };
                 let mut report = |r: &Report, a: &mut Ancestor| {
+                    if shut.load(Ordering::SeqCst) {
+                        return; // let go of: the pairing may be over
+                    }
                     if let Err(e) = ancestor::save(&store, &pairing, a) {
                         tell(LinkEvent::Failed(format!(
                             "cannot save what both sides agreed on: {e}"
@@ -127,12 +154,17 @@ impl SyncLoop {
                 };
                 let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
                     .map_err(PairingError::Watch);
-                tell(LinkEvent::Ended(end));
+                if !shut.load(Ordering::SeqCst) {
+                    tell(LinkEvent::Ended(end));
+                }
             })?;
         Ok(SyncLoop {
             input: tx,
             thread: Some(thread),
             started,
+            ended,
+            shut,
+            unanswered: false,
         })
     }
 
@@ -152,26 +184,53 @@ impl SyncLoop {
         let _ = self.input.send(Input::Release);
     }
 
-    /// Syncs everything now; answers once both sides agree.
-    pub fn flush(&self) -> Result<Stats, PairingError> {
+    /// Syncs everything now; answers once both sides agree, or gives up after `limit`
+    /// ([`PairingError::FlushTimedOut`]; the loop goes on with the flush).
+    pub fn flush(&mut self, limit: Duration) -> Result<Stats, PairingError> {
         let (tx, rx) = mpsc::channel();
         self.input
             .send(Input::Flush(tx))
             .map_err(|_| PairingError::LoopEnded)?;
-        rx.recv()
-            .map_err(|_| PairingError::LoopEnded)?
-            .map_err(PairingError::Sync)
+        match rx.recv_timeout(limit) {
+            Ok(answer) => {
+                self.unanswered = false;
+                answer.map_err(PairingError::Sync)
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.unanswered = true;
+                Err(PairingError::FlushTimedOut(limit))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(PairingError::LoopEnded),
+        }
     }
 
-    /// Stops the loop after the round in progress and waits for it.
+    /// Stops the loop after the round in progress and waits for it — for [`END_WAIT`] at
+    /// most, and not at all once a flush went unanswered; then it is let go of.
     pub fn stop(mut self) {
         self.end();
     }
 
     fn end(&mut self) {
         let _ = self.input.send(Input::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let wait = if self.unanswered {
+            Duration::ZERO
+        } else {
+            END_WAIT
+        };
+        match self.ended.recv_timeout(wait) {
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+            }
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {
+                // Dropping the handle detaches the thread; its shut gate keeps it harmless.
+                self.shut.store(true, Ordering::SeqCst);
+                tracing::warn!(
+                    "the sync loop did not end in time; let go of it (it applies nothing more)"
+                );
+            }
         }
     }
 }

@@ -11,11 +11,14 @@ use berth_core::pairing::{Cause, Failure, Input, Notice, StartStep, State, Step,
 use berth_store::{PairingRecord, Store};
 
 use super::driver::Hands;
+use super::error::PairingError;
+use super::excludes;
 use super::keeper::kept_conflicts;
 use super::link::Link;
 use super::messages::Msg;
 use super::notices;
 use super::observe;
+use super::roots;
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
 use super::steps::{StepResult, Steps, git_failure, unexpected};
@@ -143,21 +146,37 @@ impl Worker {
         }
     }
 
+    /// How long a flush may wait for the sync loop: the checkout's `berth.stopTimeout`.
+    pub fn stop_timeout(&self) -> Result<Duration, PairingError> {
+        roots::settings(&self.sides.repos.user).map(|s| s.stop_timeout)
+    }
+
     /// Everything synced once more (both files and commits), then syncing stops. Any pausing
-    /// cause fails it (the pairing stays, paused).
+    /// cause fails it (the pairing stays, paused), and so does a loop that does not answer
+    /// within `berth.stopTimeout`.
     fn final_sync(&mut self, rec: &PairingRecord) -> StepResult {
         let found = observe::notices(&self.sides.repos)
             .map_err(|e| git_failure("reading git's state", e))?;
         if let Some(notice) = found.into_iter().next() {
             return Err(Failure::Notice { notice });
         }
+        let limit = self.stop_timeout().map_err(unexpected)?;
         self.start_link(rec);
         if !self.link.is_running() {
             return Err(unexpected("syncing is not running"));
         }
-        self.link
-            .flush()
-            .map_err(|e| git_failure("the final sync", e))?;
+        match self.link.flush(limit) {
+            Ok(_) => {}
+            // A tree does not respond: nothing is changed, the pairing waits (paused).
+            Err(PairingError::FlushTimedOut(waited)) => {
+                return Err(Failure::Notice {
+                    notice: Notice::FinalSyncTimedOut {
+                        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    },
+                });
+            }
+            Err(e) => return Err(git_failure("the final sync", e)),
+        }
         observe::carry_commits(&self.sides.repos)
             .map_err(|e| git_failure("carrying commits", e))?;
         self.link.stop();
@@ -198,6 +217,10 @@ impl Hands for Worker {
 
     fn stop_link(&mut self) {
         self.link.stop();
+    }
+
+    fn finished(&mut self, rec: &PairingRecord) {
+        excludes::remove_all(&self.store, &rec.project_root);
     }
 
     fn mirror_of(&mut self, agent: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use berth_client::{Client, ClientError};
 use berth_core::daemon_state::DaemonState;
 use berth_daemon::database::{self, DatabaseHealth};
-use berth_proto::{ErrorCode, PairRepo, PairStatus};
+use berth_proto::{ErrorCode, PairLeftovers, PairLeftoversRequest, PairRepo, PairStatus};
 use serde::Serialize;
 
 use super::pair;
@@ -92,6 +92,7 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
         check_daemon(ctx, args.fix).await,
         check_database(ctx),
         check_pairing(ctx).await,
+        check_leftovers(ctx, args.fix).await,
     ];
     let report = DoctorReport {
         ok: checks.iter().all(|c| c.status != Verdict::Problem),
@@ -272,6 +273,74 @@ async fn check_pairing(ctx: &Ctx) -> Check {
     }
 }
 
+/// berth's lines left in repositories' `info/exclude` where no pairing is open (a daemon that
+/// died as a pairing ended); `fix` asks the daemon to take them out (asked only of a live
+/// daemon, which knows which lines are berth's).
+async fn check_leftovers(ctx: &Ctx, fix: bool) -> Check {
+    const NAME: &str = "leftovers";
+    if !probe(&ctx.home).await.state.is_alive() {
+        return Check::ok(NAME, "not checked: the daemon is not running");
+    }
+    match Client::unix(ctx.home.socket())
+        .post_json::<_, PairLeftovers>("/v1/pair/leftovers", &PairLeftoversRequest { fix })
+        .await
+    {
+        Ok(found) => leftovers_check(&found, fix),
+        Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
+            Check::ok(NAME, "not checked: this daemon does not offer it")
+        }
+        Err(e) => Check::warning(
+            NAME,
+            format!("cannot ask the daemon: {e}"),
+            "check `berth daemon status` and `berth daemon logs`",
+        ),
+    }
+}
+
+/// None left is fine; lines left are a problem `--fix` solves (fixed once all are out).
+fn leftovers_check(found: &PairLeftovers, fix: bool) -> Check {
+    const NAME: &str = "leftovers";
+    if found.lines.is_empty() {
+        return Check::ok(NAME, "no line of berth's left in any info/exclude");
+    }
+    let failed: Vec<String> = found
+        .lines
+        .iter()
+        .filter_map(|l| l.error.as_ref().map(|e| format!("{}: {e}", l.path)))
+        .collect();
+    let paths: Vec<&str> = found.lines.iter().map(|l| l.path.as_str()).collect();
+    if !failed.is_empty() {
+        let mut c = Check::problem(
+            NAME,
+            "berth's line could not be taken out of info/exclude where no pairing is open",
+            "remove the two lines `# berth: …` and `.berth-tmp-*` from each file by hand",
+        );
+        c.details = failed;
+        return c;
+    }
+    let mut c = if fix {
+        Check::fixed(
+            NAME,
+            format!(
+                "took berth's line out of {} info/exclude file(s) where pairing had ended",
+                paths.len()
+            ),
+        )
+    } else {
+        Check::problem(
+            NAME,
+            format!(
+                "berth's line `.berth-tmp-*` is still in {} info/exclude file(s) although no \
+                 pairing is open there (a daemon stopped as a pairing ended)",
+                paths.len()
+            ),
+            "run `berth doctor --fix` (takes out exactly berth's lines)",
+        )
+    };
+    c.details = paths.into_iter().map(str::to_string).collect();
+    c
+}
+
 /// Off and active are fine; paused (with its notices) and a transition under way are worth a
 /// warning.
 fn pairing_check(s: &PairStatus) -> Check {
@@ -352,6 +421,32 @@ mod tests {
         let c = pairing_check(&s);
         assert_eq!(c.status, Verdict::Warning);
         assert_eq!(c.details, ["paused: you switched to `main` — switch back"]);
+    }
+
+    #[test]
+    fn lines_left_behind_are_a_problem_until_taken_out() {
+        let line = |error: Option<&str>| berth_proto::PairLeftover {
+            path: "/r/.git/info/exclude".into(),
+            project: "/r".into(),
+            removed: error.is_none(),
+            error: error.map(str::to_string),
+        };
+        let none = PairLeftovers { lines: vec![] };
+        assert_eq!(leftovers_check(&none, false).status, Verdict::Ok);
+        let left = PairLeftovers {
+            lines: vec![line(None)],
+        };
+        let c = leftovers_check(&left, false);
+        assert_eq!(c.status, Verdict::Problem);
+        assert!(c.hint.unwrap().contains("--fix"));
+        assert_eq!(c.details, ["/r/.git/info/exclude"]);
+        assert_eq!(leftovers_check(&left, true).status, Verdict::Fixed);
+        let failed = PairLeftovers {
+            lines: vec![line(Some("permission denied"))],
+        };
+        let c = leftovers_check(&failed, true);
+        assert_eq!(c.status, Verdict::Problem);
+        assert_eq!(c.details, ["/r/.git/info/exclude: permission denied"]);
     }
 
     #[test]

@@ -1334,6 +1334,165 @@ fn stop_while_paused_changes_nothing_and_keeps_the_snapshot() {
 }
 
 #[test]
+fn a_final_sync_without_an_answer_gives_up_in_time_and_changes_nothing() {
+    // Every flush hangs for a minute inside the sync loop: a tree that does not respond.
+    let f = Fixture::with_env(
+        &["fixer"],
+        &[("BERTH_FAILPOINTS", "sync.flush=sleep(60000)")],
+    );
+    let user = f.user();
+    git(user, &["config", "berth.stopTimeout", "1s"]);
+    dirty(user);
+    let ws = f.pair("fixer");
+    let snapshot = f.status()["snapshot"].as_str().unwrap().to_string();
+    write(user, "while-paired.txt", "x\n");
+    wait_content(&ws, "while-paired.txt", Some("x\n"));
+    let (user_before, ws_before) = (worktree_state(user), worktree_state(&ws));
+
+    let began = std::time::Instant::now();
+    let out = f.berth(&["pair", "stop"]);
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop gave up after {took:?}"
+    );
+    assert_ne!(out.code, 0, "{out}");
+    for says in [
+        "got no answer within 1s",
+        "nothing was changed in either tree",
+        "`berth pair stop`",
+        &snapshot,
+    ] {
+        assert!(out.stderr.contains(says), "says {says:?}: {out}");
+    }
+    assert_eq!(
+        worktree_state(user),
+        user_before,
+        "the checkout is unchanged"
+    );
+    assert_eq!(worktree_state(&ws), ws_before, "the workspace is unchanged");
+    let s = f.status();
+    assert_eq!(s["state"], "paused", "{s}");
+    assert_eq!(codes(&s), ["final_sync_timed_out"]);
+    assert_eq!(s["snapshot"], snapshot.as_str());
+
+    // Stopping again does not wait for the hung loop: both trees stay as they are, and the
+    // snapshot is kept.
+    let began = std::time::Instant::now();
+    let out = f.berth(&["pair", "stop"]);
+    let took = began.elapsed();
+    out.expect_code(0);
+    assert!(
+        took < Duration::from_secs(10),
+        "the second stop took {took:?}"
+    );
+    assert!(
+        out.stdout.contains("nothing was changed") && out.stdout.contains(&snapshot),
+        "{out}"
+    );
+    assert_eq!(f.status()["state"], "off");
+    assert_eq!(worktree_state(user), user_before);
+    assert_eq!(worktree_state(&ws), ws_before);
+    let list = f.berth(&["--json", "stash", "list"]).json();
+    assert!(list.to_string().contains(&snapshot), "{list}");
+}
+
+/// The bytes of `dir`'s `.git/info/exclude` (`None`: no such file).
+fn info_exclude(dir: &Path) -> Option<Vec<u8>> {
+    std::fs::read(dir.join(".git/info/exclude")).ok()
+}
+
+#[test]
+fn stop_takes_out_exactly_the_exclude_line_berth_added() {
+    let f = Fixture::new(&["fixer", "other"]);
+    let user = f.user();
+    // A file without a final newline, to be given back without one.
+    let exclude = user.join(".git/info/exclude");
+    std::fs::write(&exclude, "# the user's own\n*.mine").unwrap();
+    let (before, ws_before) = (info_exclude(user), info_exclude(&f.ws("fixer")));
+    let ws = f.pair("fixer");
+    for dir in [user, ws.as_path()] {
+        let text = String::from_utf8(info_exclude(dir).unwrap()).unwrap();
+        assert!(text.lines().any(|l| l == ".berth-tmp-*"), "{text}");
+    }
+    f.berth(&["pair", "stop"]).expect_code(0);
+    assert_eq!(
+        info_exclude(user),
+        before,
+        "the checkout's exclude is as it was"
+    );
+    assert_eq!(
+        info_exclude(&ws),
+        ws_before,
+        "the workspace's exclude is as it was"
+    );
+
+    // The same line written by the user before pairing is theirs: it stays, and the file is
+    // not touched at all.
+    std::fs::write(&exclude, "*.mine\n.berth-tmp-*\n").unwrap();
+    let before = info_exclude(user);
+    f.pair("other");
+    assert_eq!(
+        info_exclude(user),
+        before,
+        "nothing added: the pattern is there"
+    );
+    f.berth(&["pair", "stop"]).expect_code(0);
+    assert_eq!(info_exclude(user), before, "the user's own line stays");
+}
+
+#[test]
+fn a_line_a_crash_left_behind_is_found_and_taken_out_by_doctor_fix() {
+    let f = Fixture::with_env(
+        &["fixer"],
+        &[("BERTH_FAILPOINTS", "pair.finish.exclude=sleep(60000)")],
+    );
+    let user = f.user();
+    let before = info_exclude(user);
+    f.pair("fixer");
+    // The daemon dies after the pairing ended, before it took its line out.
+    let mut stop = f.h.command(&["pair", "stop"]);
+    stop.current_dir(user)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut stop = stop.spawn().unwrap();
+    poll(
+        "the failpoint is reached",
+        || std::fs::read_to_string(f.h.run_dir().join("daemon.log")).unwrap_or_default(),
+        |log| log.contains("failpoint reached") && log.contains("pair.finish.exclude"),
+    );
+    f.h.signal_daemon(libc::SIGKILL);
+    let _ = stop.wait();
+    poll(
+        "the daemon is gone",
+        || f.h.state(),
+        |s| s == "stale" || s == "stopped",
+    );
+    f.h.run(&["daemon", "start"]).expect_code(0);
+    assert_eq!(f.status()["state"], "off");
+    assert_ne!(info_exclude(user), before, "the line is left behind");
+
+    let out = f.berth(&["doctor"]);
+    out.expect_code(1);
+    assert!(
+        out.stdout.contains("PROBLEM leftovers") && out.stdout.contains("--fix"),
+        "{out}"
+    );
+    let exclude = user.join(".git/info/exclude");
+    let out = f.berth(&["doctor", "--fix"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("fixed   leftovers")
+            && out.stdout.contains(&exclude.display().to_string()),
+        "{out}"
+    );
+    assert_eq!(info_exclude(user), before, "taken out exactly");
+    let out = f.berth(&["--json", "doctor"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("no line of berth's left"), "{out}");
+}
+
+#[test]
 fn switching_agents_carries_the_snapshot_over() {
     let f = Fixture::new(&["first", "second"]);
     let user = f.user();
