@@ -22,16 +22,26 @@ pub struct FailureRecord {
     pub message: String,
 }
 
+/// Milliseconds since the Unix epoch, as failure records carry them.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl FailureRecord {
     /// A failure of this process, now.
     pub fn of_this_process(generation: &str, phase: &str, message: String) -> FailureRecord {
+        FailureRecord::of_process(std::process::id(), generation, phase, message)
+    }
+
+    /// A failure of process `pid`, now (the CLI records one for a daemon that could not).
+    pub fn of_process(pid: u32, generation: &str, phase: &str, message: String) -> FailureRecord {
         FailureRecord {
             generation: generation.to_string(),
             phase: phase.to_string(),
-            pid: std::process::id(),
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            pid,
+            time_ms: now_ms(),
             message,
         }
     }

@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use berth_core::config::{self, ServeConfig, TokenSource};
 use berth_core::daemon_state::DaemonState;
@@ -22,7 +22,7 @@ use berth_proto::PROTOCOL_VERSION;
 use serde::Serialize;
 
 use crate::error::ControlError;
-use crate::failure::FailureRecord;
+use crate::failure::{FailureRecord, now_ms};
 use crate::files::prepare_run_dir;
 use crate::logs::{Mark, tail_since};
 use crate::probe::{Probe, clean_stale, probe};
@@ -171,12 +171,6 @@ pub async fn start(
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The log lines this run wrote, for a person.
 fn run_log(home: &Home, mark: Option<Mark>) -> Vec<String> {
     let lines = tail_since(&home.daemon_log(), mark, FAILURE_TAIL);
@@ -202,13 +196,7 @@ fn record_for(home: &Home, child: &Child, phase: &str, message: String) -> Optio
     let generation = crate::metadata::Metadata::read(home)
         .filter(|m| m.pid == child.id())
         .map_or_else(|| format!("start-{}", child.id()), |m| m.generation);
-    let record = FailureRecord {
-        generation,
-        phase: phase.to_string(),
-        pid: child.id(),
-        time_ms: now_ms(),
-        message,
-    };
+    let record = FailureRecord::of_process(child.id(), &generation, phase, message);
     // Recording is best effort: the error the caller returns says the same.
     record.write(home).ok().map(|()| record)
 }
