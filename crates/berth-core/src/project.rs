@@ -952,7 +952,10 @@ command = "migrate up"
         );
         assert_eq!(fixer.base.as_deref(), Some("origin/main"));
         assert!(fixer.tty);
-        assert!(!project.get("db").unwrap().tty, "tty is off unless asked for");
+        assert!(
+            !project.get("db").unwrap().tty,
+            "tty is off unless asked for"
+        );
     }
 
     #[test]
@@ -964,7 +967,11 @@ command = "migrate up"
             matches!(e, ProjectError::WrongType { line: 4, ref key, .. } if key == "tty"),
             "{e:?}"
         );
-        assert!(e.to_string().starts_with("berth.toml line 4: wrong type for \"tty\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("berth.toml line 4: wrong type for \"tty\""),
+            "{e}"
+        );
     }
 
     #[test]

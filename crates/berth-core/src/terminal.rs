@@ -27,11 +27,7 @@ impl Size {
 
     /// Checks a requested size.
     pub fn new(rows: u32, cols: u32) -> Result<Size, SizeError> {
-        let side = |n: u32| {
-            u16::try_from(n)
-                .ok()
-                .filter(|n| (1..=MAX_SIDE).contains(n))
-        };
+        let side = |n: u32| u16::try_from(n).ok().filter(|n| (1..=MAX_SIDE).contains(n));
         match (side(rows), side(cols)) {
             (Some(rows), Some(cols)) => Ok(Size { rows, cols }),
             _ => Err(SizeError { rows, cols }),
@@ -55,9 +51,7 @@ pub struct SizeError {
 pub enum InputError {
     #[error("there is nothing to type: give text, `-` to read it from stdin, or --enter")]
     Empty,
-    #[error(
-        "{bytes} bytes are more than one input may type ({MAX_INPUT_BYTES}); send it in parts"
-    )]
+    #[error("{bytes} bytes are more than one input may type ({MAX_INPUT_BYTES}); send it in parts")]
     TooLarge { bytes: usize },
 }
 
@@ -85,9 +79,12 @@ pub fn check_input(bytes: &[u8]) -> Result<(), InputError> {
 mod tests {
     use super::*;
 
+    type SizeCase = (u32, u32, Option<(u16, u16)>);
+    type InputCase<'a> = (&'a str, bool, Result<&'a [u8], InputError>);
+
     #[test]
     fn sizes() {
-        let table: &[(u32, u32, Option<(u16, u16)>)] = &[
+        let table: &[SizeCase] = &[
             (24, 80, Some((24, 80))),
             (1, 1, Some((1, 1))),
             (1000, 1000, Some((1000, 1000))),
@@ -104,13 +101,16 @@ mod tests {
         }
         assert_eq!(Size::new(24, 80), Ok(Size::DEFAULT));
         let e = Size::new(0, 80).unwrap_err().to_string();
-        assert!(e.contains("0 rows") && e.contains("between 1 and 1000"), "{e}");
+        assert!(
+            e.contains("0 rows") && e.contains("between 1 and 1000"),
+            "{e}"
+        );
     }
 
     #[test]
     fn keystrokes_with_and_without_enter() {
         let big = "x".repeat(MAX_INPUT_BYTES);
-        let table: &[(&str, bool, Result<&[u8], InputError>)] = &[
+        let table: &[InputCase] = &[
             ("ls", false, Ok(b"ls")),
             ("ls", true, Ok(b"ls\r")),
             ("", true, Ok(b"\r")),

@@ -386,7 +386,10 @@ fn projects_register_once_and_agents_round_trip() {
     let got = store.agent(p, "fixer").unwrap().unwrap();
     assert_eq!(got.command.as_deref(), Some("sleep 2"));
     assert_eq!(got.workspace, "/ws/fixer");
-    assert!(got.tty, "whether it runs under a terminal is part of the definition");
+    assert!(
+        got.tty,
+        "whether it runs under a terminal is part of the definition"
+    );
     store.put_agent(&a).unwrap();
     let other = AgentRecord {
         project_id: q,
