@@ -237,7 +237,7 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
             path: spec_path.display().to_string(),
             source,
         })?;
-    let (mut child, output) = spawn_child(&spec, terminal.map(|(size, _)| size))?;
+    let (mut child, terminal) = spawn_child(&spec, terminal)?;
     let child_pid = child.id();
     let state = KeeperState {
         keeper: ident(std::process::id()),
@@ -248,16 +248,7 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
         done: false,
     };
     write_state(&dir, &state).map_err(io("cannot write state.json"))?;
-    let terminal = match (&output, terminal) {
-        (Some(master), Some((size, scrollback))) => Some(Terminal::new(
-            master
-                .try_clone()
-                .map_err(io("cannot hold the terminal's master side"))?,
-            size,
-            scrollback,
-        )),
-        _ => None,
-    };
+    let (terminal, output) = terminal.unzip();
     let keeper = Arc::new(Keeper {
         dir: dir.clone(),
         spec,
@@ -300,26 +291,28 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     Ok(())
 }
 
-/// Starts `sh -c COMMAND` as the leader of a new session: under a new terminal of `size` (whose
-/// master side is returned), or with stdin from `/dev/null` and stdout and stderr piped.
+/// Starts `sh -c COMMAND` as the leader of a new session: under a new terminal of `size` with
+/// `scrollback` lines (returned with the master side to read the output from), or with stdin
+/// from `/dev/null` and stdout and stderr piped.
 fn spawn_child(
     spec: &KeeperSpec,
-    size: Option<Size>,
-) -> Result<(std::process::Child, Option<std::fs::File>), KeeperError> {
+    terminal: Option<(Size, usize)>,
+) -> Result<(std::process::Child, Option<(Terminal, std::fs::File)>), KeeperError> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
-    if size.is_some() {
+    if terminal.is_some() {
         // Before the spec's environment, so an agent may ask for another TERM.
         cmd.env("TERM", berth_core::terminal::TERM);
     }
     cmd.env_remove("BERTH_TOKEN").envs(&spec.env);
-    let master = match size {
-        Some(size) => {
-            let pty = pty::Pty::open(size).map_err(io("cannot open a pseudo-terminal"))?;
-            Some(
-                pty.attach(&mut cmd)
-                    .map_err(io("cannot open a pseudo-terminal"))?,
-            )
+    let terminal = match terminal {
+        Some((size, scrollback)) => {
+            let failed = || io("cannot open a pseudo-terminal");
+            let master = pty::Pty::open(size)
+                .and_then(|pty| pty.attach(&mut cmd))
+                .map_err(failed())?;
+            let writer = master.try_clone().map_err(failed())?;
+            Some((Terminal::new(writer, size, scrollback), master))
         }
         None => {
             cmd.stdin(Stdio::null())
@@ -341,7 +334,7 @@ fn spawn_child(
         .spawn()
         .map_err(io(format!("cannot start `{}`", spec.command)))?;
     // `cmd` (and with it the keeper's last hold on the terminal's slave side) goes here.
-    Ok((child, master))
+    Ok((child, terminal))
 }
 
 /// Copies one output stream into the log, a timestamped line at a time — and, for a terminal

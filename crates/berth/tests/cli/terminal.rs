@@ -364,6 +364,40 @@ fn terminal_requests_that_cannot_be_carried_out_say_why_and_what_to_do() {
 }
 
 #[test]
+fn a_log_probe_reads_a_terminal_agents_output_and_a_restart_runs_it_under_a_terminal_again() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let cmd = "printf 'warming up\\r\\n'; sleep 0.2; printf 'ready to serve\\r\\n'; exec sleep 300";
+    agent(
+        &h,
+        p.path(),
+        &[
+            "new",
+            "srv",
+            "--tty",
+            "--ready",
+            "log:^ready to serve$",
+            "--cmd",
+            cmd,
+        ],
+    )
+    .expect_code(0);
+    agent(&h, p.path(), &["start", "srv"]).expect_code(0);
+    wait_until("the log probe passed", WAIT, || {
+        agent(&h, p.path(), &["show", "srv"]).json()["state"] == "running"
+    });
+    let first = pid_of(&h, p.path(), "srv");
+    agent(&h, p.path(), &["restart", "srv"]).expect_code(0);
+    let second = pid_of(&h, p.path(), "srv");
+    assert_ne!(first, second);
+    assert!(!alive(first));
+    wait_for(&h, p.path(), "srv", "ready to serve");
+    agent(&h, p.path(), &["stop", "srv"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
 fn tty_in_berth_toml_runs_a_service_under_a_terminal() {
     let h = home();
     start(&h);
