@@ -48,8 +48,9 @@ const POLL: Duration = Duration::from_millis(10);
 /// How long a terminal agent gets to end after SIGHUP before the stop signal follows (within
 /// the grace period).
 const HANGUP_WAIT: Duration = Duration::from_millis(250);
-/// How much output is read at once.
-const CHUNK: usize = 16 * 1024;
+/// How much output is read at once (a pseudo-terminal hands out at most 4 KiB per read; a
+/// pipe's reader had an 8 KiB buffer before, and a keeper's memory is mostly such buffers).
+const CHUNK: usize = 8 * 1024;
 /// A longer line goes to the log in pieces of this size (a program that redraws one line with
 /// `\r` forever never ends it).
 const MAX_LINE: usize = 16 * 1024;
