@@ -238,6 +238,7 @@ mod tests {
                 })
                 .collect(),
             base: None,
+            tty: false,
         }
     }
 

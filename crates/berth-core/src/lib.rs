@@ -25,6 +25,8 @@
 //!   the transition function, the intent journal's entry and crash recovery.
 //! - [`duration`]: human durations (`250ms`, `10s`).
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
+//! - [`terminal`]: terminal agents: the size of their pseudo-terminal, what may be typed into
+//!   one, the scrollback their keeper keeps.
 //! - [`time`]: timestamps rendered in UTC.
 
 pub mod agent_state;
@@ -42,6 +44,7 @@ pub mod probe;
 pub mod project;
 pub mod restart;
 pub mod stop;
+pub mod terminal;
 pub mod time;
 
 /// The transition asked for is not defined for the current state. Returned by every pure state

@@ -116,6 +116,8 @@ pub struct ProcessSpec {
     pub depends_on: Vec<Dependency>,
     /// Agents only: the ref the workspace starts from.
     pub base: Option<String>,
+    /// Runs under a pseudo-terminal its keeper owns (`tty = true`).
+    pub tty: bool,
 }
 
 /// `depends_on` entry: start this process only once `name` reached `condition`.
@@ -332,6 +334,8 @@ struct RawProcess {
     depends_on: RawDepends,
     #[serde(default)]
     base: Option<Spanned<String>>,
+    #[serde(default)]
+    tty: bool,
 }
 
 /// `depends_on`: names with their (optional) condition, from either form.
@@ -723,6 +727,7 @@ impl Checker<'_> {
             stop_grace,
             depends_on,
             base,
+            tty: raw.tty,
         }
     }
 }
@@ -817,6 +822,7 @@ depends_on = ["db"]
             stop_grace: Duration::from_secs(10),
             depends_on: vec![],
             base: None,
+            tty: false,
         }
     }
 
@@ -893,6 +899,7 @@ stop_signal = "int"
 stop_grace = "250ms"
 depends_on = { db = "started", migrate = "completed", cache = "ready" }
 base = "origin/main"
+tty = true
 
 [service.db]
 command = "postgres"
@@ -944,6 +951,27 @@ command = "migrate up"
             ]
         );
         assert_eq!(fixer.base.as_deref(), Some("origin/main"));
+        assert!(fixer.tty);
+        assert!(
+            !project.get("db").unwrap().tty,
+            "tty is off unless asked for"
+        );
+    }
+
+    #[test]
+    fn tty_is_a_boolean_for_agents_and_services() {
+        let p = parse("[service.shell]\ncommand = \"bash -i\"\ntty = true\n").unwrap();
+        assert!(p.get("shell").unwrap().tty);
+        let e = err("[agent.a]\ncommand = \"x\"\n\ntty = \"yes\"\n");
+        assert!(
+            matches!(e, ProjectError::WrongType { line: 4, ref key, .. } if key == "tty"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("berth.toml line 4: wrong type for \"tty\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1058,7 +1086,7 @@ comand = "npm start"
         assert_eq!(
             e.to_string(),
             "berth.toml line 7: unknown key \"comand\" in [service.web]; expected one of command, \
-             cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base"
+             cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base, tty"
         );
         assert!(matches!(e, ProjectError::UnknownKey { line: 7, ref key, .. } if key == "comand"));
 

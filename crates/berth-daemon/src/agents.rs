@@ -18,11 +18,12 @@ use berth_core::agent_state::{self, AgentState, Event};
 use berth_core::home::Home;
 use berth_core::probe::{NotReady, ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
+use berth_core::terminal::Size;
 use berth_proto::AgentInfo;
 use berth_store::{AgentRecord, Store};
 use berth_supervisor::keeper::control::{self, Request};
 use berth_supervisor::keeper::read_state;
-use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
+use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState, TerminalSpec};
 use berth_supervisor::probe::{self, Target};
 use berth_supervisor::tree::Identity;
 
@@ -222,6 +223,7 @@ impl Supervisor {
             pid,
             exit_code,
             log: self.keeper_dir(rec).output().display().to_string(),
+            tty: rec.tty,
         }
     }
 
@@ -314,6 +316,11 @@ impl Supervisor {
             stop_grace_ms: rec.stop_grace_ms,
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 3,
+            terminal: rec.tty.then_some(TerminalSpec {
+                rows: Size::DEFAULT.rows,
+                cols: Size::DEFAULT.cols,
+                scrollback: berth_core::terminal::DEFAULT_SCROLLBACK,
+            }),
         };
         let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
         berth_control::files::write_atomically(&dir.spec(), &bytes)

@@ -55,6 +55,7 @@ pub mod serve;
 pub mod server;
 pub mod services;
 pub mod state;
+pub mod terminals;
 pub mod watchdog;
 pub mod workspaces;
 

@@ -28,6 +28,9 @@ pub struct AgentNew {
     /// Start it right away.
     #[serde(default)]
     pub start: bool,
+    /// Run it under a pseudo-terminal (`berth agent screen`, `berth agent input`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Body of `POST /v1/agents/show|start|stop`.
@@ -61,6 +64,9 @@ pub struct AgentInfo {
     pub exit_code: Option<i32>,
     /// Its output log (stdout and stderr, timestamped).
     pub log: String,
+    /// Whether it runs under a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Answer to `POST /v1/agents/list`.

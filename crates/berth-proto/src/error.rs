@@ -69,6 +69,13 @@ pub enum ErrorCode {
     NotPaired,
     /// Pairing is paused: a flush cannot make both sides agree until the notices are gone.
     PairingPaused,
+    /// The agent does not run under a pseudo-terminal (create it with `--tty`).
+    NotATerminal,
+    /// The agent has no running process (start it first).
+    AgentNotRunning,
+    /// What was to be typed or the size asked for is not valid (empty, too large); nothing was
+    /// typed.
+    InvalidInput,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -125,6 +132,9 @@ impl ErrorCode {
             ErrorCode::PairingRefused => "pairing_refused",
             ErrorCode::NotPaired => "not_paired",
             ErrorCode::PairingPaused => "pairing_paused",
+            ErrorCode::NotATerminal => "not_a_terminal",
+            ErrorCode::AgentNotRunning => "agent_not_running",
+            ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -182,6 +192,9 @@ mod tests {
             ErrorCode::PairingRefused,
             ErrorCode::NotPaired,
             ErrorCode::PairingPaused,
+            ErrorCode::NotATerminal,
+            ErrorCode::AgentNotRunning,
+            ErrorCode::InvalidInput,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

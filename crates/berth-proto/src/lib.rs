@@ -18,6 +18,7 @@ mod event;
 mod pair;
 mod stash;
 mod status;
+mod terminal;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
 pub use compose::{
@@ -34,6 +35,9 @@ pub use stash::{
     StashSave, StashTarget,
 };
 pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest};
+pub use terminal::{
+    AgentInput, AgentScreenRequest, AgentTyped, Cursor, TerminalScreen, TerminalSize,
+};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -53,6 +57,7 @@ pub const CAPABILITIES: &[&str] = &[
     "stash",
     "agents",
     "pairing",
+    "terminal",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

@@ -32,11 +32,13 @@ pub struct AgentRecord {
     /// Whether it should be running (re-adopted or restarted after a daemon start).
     pub desired_running: bool,
     pub created_ms: i64,
+    /// Runs under a pseudo-terminal its keeper owns.
+    pub tty: bool,
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
                              a.workspace, a.desired, a.created_ms, a.ready, a.kind,
-                             a.stop_signal, a.stop_grace_ms, a.liveness
+                             a.stop_signal, a.stop_grace_ms, a.liveness, a.tty
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -56,8 +58,8 @@ impl Store {
         .map_err(|e| self.sql(e))
     }
 
-    /// Adds a definition, or updates the command, policy, probe and stop settings of an
-    /// existing one (its workspace and base never change).
+    /// Adds a definition, or updates the command, policy, probe, stop and terminal settings of
+    /// an existing one (its workspace and base never change).
     pub fn put_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
         let env = serde_json::to_string(&a.env).map_err(|source| StoreError::BadData {
             path: self.path().into(),
@@ -66,12 +68,13 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
-                                     kind, stop_signal, stop_grace_ms, liveness)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                     kind, stop_signal, stop_grace_ms, liveness, tty)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (project_id, name) DO UPDATE SET
                      command = excluded.command, restart = excluded.restart, env = excluded.env,
                      ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
-                     stop_grace_ms = excluded.stop_grace_ms, liveness = excluded.liveness",
+                     stop_grace_ms = excluded.stop_grace_ms, liveness = excluded.liveness,
+                     tty = excluded.tty",
                 params![
                     a.project_id,
                     a.name,
@@ -86,7 +89,8 @@ impl Store {
                     a.kind,
                     a.stop_signal,
                     i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX),
-                    a.liveness
+                    a.liveness,
+                    a.tty
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -153,6 +157,7 @@ impl Store {
             stop_signal,
             stop_grace_ms,
             liveness,
+            tty,
         ) = r;
         let env = self.json(&env)?;
         Ok(AgentRecord {
@@ -171,6 +176,7 @@ impl Store {
             workspace,
             desired_running: desired == "running",
             created_ms,
+            tty,
         })
     }
 }
@@ -191,4 +197,5 @@ type Raw = (
     String,
     i64,
     Option<String>,
+    bool,
 );

@@ -94,6 +94,8 @@ pub const MIGRATIONS: &[&str] = &[
          separator INTEGER NOT NULL,
          added_ms  INTEGER NOT NULL
      );",
+    // 10: whether an agent runs under a pseudo-terminal its keeper owns.
+    "ALTER TABLE agents ADD COLUMN tty INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The newest schema version this build knows.

@@ -372,18 +372,24 @@ fn projects_register_once_and_agents_round_trip() {
         workspace: "/ws/fixer".into(),
         desired_running: false,
         created_ms: 5,
+        tty: false,
     };
     store.put_agent(&a).unwrap();
     // Putting it again updates its definition but never its workspace.
     let changed = AgentRecord {
         command: Some("sleep 2".into()),
         workspace: "/elsewhere".into(),
+        tty: true,
         ..a.clone()
     };
     store.put_agent(&changed).unwrap();
     let got = store.agent(p, "fixer").unwrap().unwrap();
     assert_eq!(got.command.as_deref(), Some("sleep 2"));
     assert_eq!(got.workspace, "/ws/fixer");
+    assert!(
+        got.tty,
+        "whether it runs under a terminal is part of the definition"
+    );
     store.put_agent(&a).unwrap();
     let other = AgentRecord {
         project_id: q,
@@ -675,6 +681,37 @@ fn the_pairing_tables_are_added_to_an_existing_database() {
             .unwrap()
     );
     assert_eq!(Store::inspect(&path).unwrap().version, SCHEMA_VERSION);
+}
+
+#[test]
+fn agents_defined_before_terminals_existed_are_not_terminal_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/berth.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let before = berth_store::migrations::MIGRATIONS.len() - 1;
+        for (i, sql) in berth_store::migrations::MIGRATIONS[..before]
+            .iter()
+            .enumerate()
+        {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", (i + 1) as u32)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO projects (root, created_ms) VALUES ('/repo', 1);
+             INSERT INTO agents (project_id, name, command, base, restart, workspace, created_ms)
+             VALUES (1, 'old', 'sleep 1', 'b', 'no', '/ws/old', 2);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let old = store.agent(1, "old").unwrap().unwrap();
+    assert!(!old.tty);
+    assert_eq!(old.command.as_deref(), Some("sleep 1"));
 }
 
 #[test]

@@ -162,6 +162,10 @@ pub enum AgentCommand {
         /// Start it right away.
         #[arg(long)]
         start: bool,
+        /// Run it under a pseudo-terminal (80x24), for interactive programs: see `agent
+        /// screen` and `agent input`.
+        #[arg(long)]
+        tty: bool,
     },
     /// List this repository's agents.
     List,
@@ -192,6 +196,22 @@ pub enum AgentCommand {
         /// Keep printing new lines as they are written.
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+    /// Type into a terminal agent (one created with --tty), as if at its keyboard.
+    Input {
+        name: String,
+        /// What to type; `-` reads it from stdin. Control characters are typed as they are.
+        text: Option<String>,
+        /// Press Return afterwards.
+        #[arg(long)]
+        enter: bool,
+    },
+    /// Print a terminal agent's screen as it is now.
+    Screen {
+        name: String,
+        /// Also the last N lines that scrolled off the top.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        scrollback: usize,
     },
     /// Run a one-off command in the agent's workspace.
     Exec {

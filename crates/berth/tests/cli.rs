@@ -20,6 +20,7 @@ mod cli {
     pub mod probes;
     pub mod stash;
     pub mod states;
+    pub mod terminal;
 }
 
 use berth_testkit::TestHome;

@@ -7,7 +7,8 @@ use axum::extract::State;
 use berth_core::restart::RestartPolicy;
 use berth_git::workspace::{self, WorkspaceError};
 use berth_proto::{
-    AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget, ErrorCode,
+    AgentInfo, AgentInput, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentScreenRequest,
+    AgentTarget, AgentTyped, ErrorCode, TerminalScreen,
 };
 use berth_store::{AgentRecord, Store};
 use hyper::StatusCode;
@@ -18,6 +19,7 @@ use super::{ApiFailure, ApiJson};
 use crate::agents::{self, AgentError};
 use crate::clock::now_ms;
 use crate::state::Shared;
+use crate::terminals::{self, TerminalError};
 use crate::workspaces::{self, CreateError};
 
 fn invalid(message: impl Into<String>) -> ApiFailure {
@@ -37,6 +39,41 @@ fn agent_failure(e: AgentError) -> ApiFailure {
     match e {
         AgentError::NoCommand(_) => invalid(e.to_string()),
         _ => ApiFailure::internal(e.to_string()),
+    }
+}
+
+fn terminal_failure(e: TerminalError) -> ApiFailure {
+    let message = e.to_string();
+    match e {
+        TerminalError::NotATerminal(_) => ApiFailure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotATerminal,
+            message,
+            Some(
+                "only an agent created with `berth agent new NAME --tty` (or `tty = true` in berth.toml) has a terminal",
+            ),
+        ),
+        TerminalError::NotRunning { name, .. } => ApiFailure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::AgentNotRunning,
+            message,
+            Some(&format!("start it with `berth agent start {name}`")),
+        ),
+        TerminalError::Invalid(_) => ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
+            message,
+            None,
+        ),
+        TerminalError::Stuck { name, .. } => ApiFailure::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::Timeout,
+            message,
+            Some(&format!(
+                "the program is busy or not reading; see `berth agent screen {name}`"
+            )),
+        ),
+        TerminalError::Keeper { .. } => ApiFailure::internal(message),
     }
 }
 
@@ -146,6 +183,7 @@ pub async fn new(
         workspace: ws_path.display().to_string(),
         desired_running: req.start,
         created_ms: now_ms(),
+        tty: req.tty,
     };
     store.put_agent(&rec).map_err(db)?;
     svc.events.record_about(
@@ -207,6 +245,41 @@ pub async fn stop(
         .map_err(db)?;
     svc.agents.stop(&rec).await.map_err(agent_failure)?;
     Ok(Json(svc.agents.info(&rec)))
+}
+
+pub async fn screen(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentScreenRequest>,
+) -> Result<Json<TerminalScreen>, ApiFailure> {
+    let svc = services(&shared)?;
+    let rec = find(&svc.store, &req.repo, &req.name)?;
+    terminals::screen(&svc.agents, &rec, req.scrollback)
+        .await
+        .map(Json)
+        .map_err(terminal_failure)
+}
+
+pub async fn input(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<AgentInput>,
+) -> Result<Json<AgentTyped>, ApiFailure> {
+    let svc = services(&shared)?;
+    let bytes = berth_core::terminal::keystrokes(&req.text, req.enter).map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
+            format!("{e}; nothing was typed"),
+            None,
+        )
+    })?;
+    let rec = find(&svc.store, &req.repo, &req.name)?;
+    let bytes = terminals::type_in(&svc.agents, &rec, bytes)
+        .await
+        .map_err(terminal_failure)?;
+    Ok(Json(AgentTyped {
+        name: rec.name,
+        bytes,
+    }))
 }
 
 /// What `rm` decided, on the blocking thread.

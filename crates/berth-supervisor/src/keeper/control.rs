@@ -1,10 +1,16 @@
 //! The keeper's control socket: one JSON line in, one JSON line out.
+//!
+//! `status`, `stop` and `kill` are answered with a [`Response`]; a terminal agent's keeper also
+//! answers `screen`, `input` and `resize`, with a [`TerminalAnswer`] (any other keeper refuses
+//! them with `not_a_terminal`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use berth_proto::TerminalScreen;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::spec::KeeperState;
@@ -23,6 +29,50 @@ pub enum Request {
     },
     /// Like `Stop`, without the grace period: SIGKILL at once.
     Kill,
+    /// The terminal's screen, with the newest `scrollback` lines of scrollback.
+    Screen {
+        #[serde(default)]
+        scrollback: usize,
+    },
+    /// Types `bytes` into the terminal (at most `berth_core::terminal::MAX_INPUT_BYTES`).
+    Input { bytes: Vec<u8> },
+    /// Resizes the terminal; the program gets SIGWINCH.
+    Resize { rows: u32, cols: u32 },
+}
+
+/// The answer to `screen`, `input` and `resize`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum TerminalAnswer {
+    Screen(TerminalScreen),
+    /// The input was written to the terminal.
+    Typed {
+        bytes: usize,
+    },
+    Resized {
+        rows: u16,
+        cols: u16,
+    },
+    /// Nothing was done (or, for input the program stopped taking, only part: the message says
+    /// how much).
+    Refused {
+        reason: Refusal,
+        message: String,
+    },
+}
+
+/// Why a terminal request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// This keeper's process does not run under a terminal.
+    NotATerminal,
+    /// The program has exited.
+    Exited,
+    /// The size or input is not valid; nothing was done.
+    Invalid,
+    /// The program did not take the input in time.
+    Stuck,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +97,17 @@ pub enum ControlError {
     Protocol { path: String, detail: String },
 }
 
-/// Sends one request and waits (bounded by `timeout`) for the answer.
+/// Sends `status`, `stop` or `kill` and waits (bounded by `timeout`) for the answer.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    ask(socket, req, timeout)
+}
+
+/// Sends one request and waits (bounded by `timeout`) for an answer of type `T`.
+pub fn ask<T: DeserializeOwned>(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> Result<T, ControlError> {
     let path = socket.display().to_string();
     let io = |source| ControlError::Io {
         path: path.clone(),
@@ -88,6 +147,49 @@ mod tests {
             Request::Stop {
                 grace_ms: Some(250)
             }
+        );
+    }
+
+    #[test]
+    fn terminal_requests_and_answers_on_the_wire() {
+        let table: &[(&str, Request)] = &[
+            (r#"{"op":"screen"}"#, Request::Screen { scrollback: 0 }),
+            (
+                r#"{"op":"screen","scrollback":5}"#,
+                Request::Screen { scrollback: 5 },
+            ),
+            (
+                r#"{"op":"input","bytes":[108,115,13]}"#,
+                Request::Input {
+                    bytes: b"ls\r".to_vec(),
+                },
+            ),
+            (
+                r#"{"op":"resize","rows":40,"cols":120}"#,
+                Request::Resize {
+                    rows: 40,
+                    cols: 120,
+                },
+            ),
+        ];
+        for (wire, req) in table {
+            assert_eq!(
+                &serde_json::from_str::<Request>(wire).unwrap(),
+                req,
+                "{wire}"
+            );
+        }
+        let refused = TerminalAnswer::Refused {
+            reason: Refusal::NotATerminal,
+            message: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"answer":"refused","reason":"not_a_terminal","message":"m"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&TerminalAnswer::Typed { bytes: 3 }).unwrap(),
+            r#"{"answer":"typed","bytes":3}"#
         );
     }
 }

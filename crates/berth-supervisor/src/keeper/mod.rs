@@ -5,16 +5,28 @@
 //! records the exit status in `state.json`, and answers on `keeper.sock` ([`control`]). It is
 //! started detached, so it lives on whatever happens to the daemon.
 //!
+//! A terminal agent's child runs under a pseudo-terminal the keeper opens ([`pty`]): the child
+//! leads its session with the terminal as its controlling tty, and the keeper holds the master
+//! side for as long as it lives — the daemon never does. Everything the program writes goes
+//! through the keeper's terminal emulator ([`screen`]) and, as for any agent, into the log; the
+//! control socket answers `screen`, `input` and `resize` ([`terminal`]). The keeper stays small
+//! and plain: threads and `poll`, no async runtime.
+//!
 //! A stop signals the child's process group *and* every descendant of the keeper (orphans were
 //! reparented to it, including ones that escaped with `setsid`), waits the grace period,
-//! SIGKILLs whatever remains, and answers only when no descendant is left. When the child ends
-//! by itself, whatever it left running is stopped the same way: an exited agent leaves nothing
-//! behind. Then the keeper records that it is done and exits.
+//! SIGKILLs whatever remains, and answers only when no descendant is left. A terminal agent is
+//! first sent SIGHUP, as a terminal that goes away would (an interactive shell ignores SIGTERM,
+//! but not a hangup). When the child ends by itself, whatever it left running is stopped the
+//! same way: an exited agent leaves nothing behind. Then the keeper records that it is done and
+//! exits.
 
 pub mod control;
+pub mod pty;
+pub mod screen;
 pub mod spec;
+pub mod terminal;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -22,8 +34,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use control::{Request, Response};
+use berth_core::terminal::Size;
+use control::{Refusal, Request, Response, TerminalAnswer};
 use spec::{ExitInfo, Ident, KeeperDir, KeeperSpec, KeeperState, signal_number};
+use terminal::Terminal;
 
 use crate::logs::RotatingFile;
 use crate::tree::{self, Identity};
@@ -31,11 +45,25 @@ use crate::tree::{self, Identity};
 /// How long SIGKILLed processes get to disappear before the keeper reports failure.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(10);
+/// How long a terminal agent gets to end after SIGHUP before the stop signal follows (within
+/// the grace period).
+const HANGUP_WAIT: Duration = Duration::from_millis(250);
+/// How much output is read at once (a pseudo-terminal hands out at most 4 KiB per read; a
+/// pipe's reader had an 8 KiB buffer before, and a keeper's memory is mostly such buffers).
+const CHUNK: usize = 8 * 1024;
+/// A longer line goes to the log in pieces of this size (a program that redraws one line with
+/// `\r` forever never ends it).
+const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeeperError {
     #[error("cannot read the keeper spec {path}: {detail}")]
     Spec { path: String, detail: String },
+    #[error("the keeper spec {path} asks for a terminal that cannot be: {source}")]
+    Size {
+        path: String,
+        source: berth_core::terminal::SizeError,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -64,6 +92,8 @@ struct Keeper {
     pgid: u32,
     /// Control requests being answered; the keeper waits for them before it exits.
     answering: AtomicUsize,
+    /// A terminal agent's terminal.
+    terminal: Option<Terminal>,
 }
 
 impl Keeper {
@@ -134,9 +164,16 @@ impl Keeper {
     /// left (`grace` none: SIGKILL at once). Returns whether SIGKILL was needed.
     fn stop_all(&self, grace: Option<Duration>) -> bool {
         if let Some(grace) = grace {
+            let began = Instant::now();
+            if self.terminal.is_some() {
+                self.signal_all(libc::SIGHUP);
+                if self.wait_gone(grace.min(HANGUP_WAIT)) {
+                    return false;
+                }
+            }
             let sig = signal_number(&self.spec.stop_signal).unwrap_or(libc::SIGTERM);
             self.signal_all(sig);
-            if self.wait_gone(grace) {
+            if self.wait_gone(grace.saturating_sub(began.elapsed())) {
                 return false;
             }
         }
@@ -193,27 +230,15 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     let log = RotatingFile::open(dir.output(), spec.log_max_bytes, spec.log_keep)
         .map_err(io("cannot open output.log"))?;
 
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.cwd)
-        .env_remove("BERTH_TOKEN")
-        .envs(&spec.env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: setsid(2) in the forked child before exec; async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(io(format!("cannot start `{}`", spec.command)))?;
+    let terminal = spec
+        .terminal
+        .map(|t| Size::new(t.rows.into(), t.cols.into()).map(|size| (size, t.scrollback)))
+        .transpose()
+        .map_err(|source| KeeperError::Size {
+            path: spec_path.display().to_string(),
+            source,
+        })?;
+    let (mut child, terminal) = spawn_child(&spec, terminal)?;
     let child_pid = child.id();
     let state = KeeperState {
         keeper: ident(std::process::id()),
@@ -224,6 +249,7 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
         done: false,
     };
     write_state(&dir, &state).map_err(io("cannot write state.json"))?;
+    let (terminal, output) = terminal.unzip();
     let keeper = Arc::new(Keeper {
         dir: dir.clone(),
         spec,
@@ -231,14 +257,20 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
         log: Mutex::new(log),
         pgid: child_pid,
         answering: AtomicUsize::new(0),
+        terminal,
     });
 
     let mut readers = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        readers.push(pump(keeper.clone(), "out", out));
+    if let Some(mut master) = output {
+        readers.push(pump(keeper.clone(), "out", move |buf| {
+            pty::read(&mut master, buf)
+        }));
     }
-    if let Some(err) = child.stderr.take() {
-        readers.push(pump(keeper.clone(), "err", err));
+    if let Some(mut out) = child.stdout.take() {
+        readers.push(pump(keeper.clone(), "out", move |buf| out.read(buf)));
+    }
+    if let Some(mut err) = child.stderr.take() {
+        readers.push(pump(keeper.clone(), "err", move |buf| err.read(buf)));
     }
     {
         let keeper = keeper.clone();
@@ -260,19 +292,87 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     Ok(())
 }
 
-/// Copies one output stream into the log, a timestamped line at a time.
+/// Starts `sh -c COMMAND` as the leader of a new session: under a new terminal of `size` with
+/// `scrollback` lines (returned with the master side to read the output from), or with stdin
+/// from `/dev/null` and stdout and stderr piped.
+fn spawn_child(
+    spec: &KeeperSpec,
+    terminal: Option<(Size, usize)>,
+) -> Result<(std::process::Child, Option<(Terminal, std::fs::File)>), KeeperError> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
+    if terminal.is_some() {
+        // Before the spec's environment, so an agent may ask for another TERM.
+        cmd.env("TERM", berth_core::terminal::TERM);
+    }
+    cmd.env_remove("BERTH_TOKEN").envs(&spec.env);
+    let terminal = match terminal {
+        Some((size, scrollback)) => {
+            let failed = || io("cannot open a pseudo-terminal");
+            let master = pty::Pty::open(size)
+                .and_then(|pty| pty.attach(&mut cmd))
+                .map_err(failed())?;
+            let writer = master.try_clone().map_err(failed())?;
+            Some((Terminal::new(writer, size, scrollback), master))
+        }
+        None => {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            // SAFETY: setsid(2) in the forked child before exec; async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            None
+        }
+    };
+    let child = cmd
+        .spawn()
+        .map_err(io(format!("cannot start `{}`", spec.command)))?;
+    // `cmd` (and with it the keeper's last hold on the terminal's slave side) goes here.
+    Ok((child, terminal))
+}
+
+/// Copies one output stream into the log, a timestamped line at a time — and, for a terminal
+/// agent (whose only stream this is), through its screen first.
 fn pump(
     keeper: Arc<Keeper>,
     stream: &'static str,
-    from: impl Read + Send + 'static,
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize> + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
+        let mut buf = vec![0u8; CHUNK];
         let mut line = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line);
+        let log = |line: &mut Vec<u8>| {
+            let text = String::from_utf8_lossy(line);
             keeper.log_line(stream, text.trim_end_matches(['\n', '\r']));
             line.clear();
+        };
+        loop {
+            let n = match read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let chunk = &buf[..n];
+            if let Some(terminal) = &keeper.terminal {
+                terminal.feed(chunk);
+            }
+            for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                line.extend_from_slice(piece);
+                if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
+                    log(&mut line);
+                }
+            }
+        }
+        if !line.is_empty() {
+            log(&mut line);
         }
     })
 }
@@ -353,9 +453,34 @@ fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
                 stop_ms,
             }
         }
+        Ok(Request::Screen { scrollback }) => {
+            return send(conn, &terminal(keeper, |t| t.view(scrollback)));
+        }
+        Ok(Request::Input { bytes }) => {
+            let exited = keeper.state().exit.is_some();
+            return send(conn, &terminal(keeper, |t| t.type_in(&bytes, exited)));
+        }
+        Ok(Request::Resize { rows, cols }) => {
+            return send(conn, &terminal(keeper, |t| t.resize(rows, cols)));
+        }
         Err(_) => return,
     };
-    if let Ok(mut text) = serde_json::to_string(&response) {
+    send(conn, &response);
+}
+
+/// A terminal request answered by the terminal, or refused by a keeper without one.
+fn terminal(keeper: &Keeper, f: impl FnOnce(&Terminal) -> TerminalAnswer) -> TerminalAnswer {
+    match &keeper.terminal {
+        Some(t) => f(t),
+        None => TerminalAnswer::Refused {
+            reason: Refusal::NotATerminal,
+            message: format!("{} does not run under a terminal", keeper.spec.name),
+        },
+    }
+}
+
+fn send(conn: &mut std::os::unix::net::UnixStream, answer: &impl serde::Serialize) {
+    if let Ok(mut text) = serde_json::to_string(answer) {
         text.push('\n');
         let _ = conn.write_all(text.as_bytes());
     }

@@ -21,6 +21,20 @@ pub struct KeeperSpec {
     pub stop_grace_ms: u64,
     pub log_max_bytes: u64,
     pub log_keep: u32,
+    /// Run under a pseudo-terminal the keeper owns; absent: stdin is `/dev/null`, stdout and
+    /// stderr are pipes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSpec>,
+}
+
+/// A terminal agent's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalSpec {
+    pub rows: u16,
+    pub cols: u16,
+    /// Lines kept above the screen.
+    pub scrollback: usize,
 }
 
 /// The files of one supervised process, all in one directory.

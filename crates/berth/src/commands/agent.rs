@@ -1,8 +1,12 @@
-//! `berth agent new|list|show|start|stop`.
+//! `berth agent new|list|show|start|stop|restart|rm|logs|input|screen|exec`.
+
+use std::io::Read;
 
 use berth_client::Client;
+use berth_core::terminal::{InputError, MAX_INPUT_BYTES, keystrokes};
 use berth_proto::{
-    AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget, StashRepo,
+    AgentInfo, AgentInput, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentScreenRequest,
+    AgentTarget, AgentTyped, StashRepo, TerminalScreen,
 };
 
 use super::stash::here;
@@ -23,13 +27,60 @@ fn line(a: &AgentInfo) -> String {
 
 fn detail(a: &AgentInfo) -> String {
     format!(
-        "{}\n  command    {}\n  workspace  {}\n  base       {}\n  restart    {}\n",
+        "{}\n  command    {}\n  workspace  {}\n  base       {}\n  restart    {}\n  terminal   {}\n",
         line(a),
         a.command.as_deref().unwrap_or("(none)"),
         a.workspace,
         a.base,
-        a.restart
+        a.restart,
+        if a.tty { "yes" } else { "no" }
     )
+}
+
+/// The screen for a person: its rows, without the blank ones at the bottom (scrollback first).
+fn screen_text(s: &TerminalScreen) -> String {
+    let used = s
+        .rows
+        .iter()
+        .rposition(|r| !r.is_empty())
+        .map_or(0, |i| i + 1);
+    s.scrollback
+        .iter()
+        .chain(&s.rows[..used])
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What `agent input` types: TEXT, or stdin for `-`, then Return with `--enter`; checked here
+/// so that input that cannot be typed is refused before anything is sent.
+fn input_text(text: Option<String>, enter: bool) -> CliResult<String> {
+    let text = match text.as_deref() {
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(MAX_INPUT_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)?;
+            String::from_utf8(bytes).map_err(|_| {
+                CliError::new(Kind::Usage, "invalid_input", "stdin is not UTF-8 text")
+                    .hint("type text; control characters may be given as they are")
+            })?
+        }
+        _ => text.unwrap_or_default(),
+    };
+    keystrokes(&text, enter).map_err(|e| {
+        let hint = match e {
+            InputError::Empty => "e.g. `berth agent input NAME 'make test' --enter`",
+            InputError::TooLarge { .. } => "split it into several inputs",
+        };
+        CliError::new(
+            Kind::Usage,
+            "invalid_input",
+            format!("{e}; nothing was typed"),
+        )
+        .hint(hint)
+    })?;
+    Ok(text)
 }
 
 pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
@@ -44,6 +95,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             env,
             ready,
             start,
+            tty,
         } => {
             let req = AgentNew {
                 repo,
@@ -54,6 +106,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 env: env.into_iter().collect(),
                 ready,
                 start,
+                tty,
             };
             let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
             emit(ctx.json, &a, |a| {
@@ -123,6 +176,28 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 .post_json("/v1/agents/show", &AgentTarget { repo, name })
                 .await?;
             super::logs::print_tail(ctx, std::path::Path::new(&a.log), tail, follow)?;
+        }
+        AgentCommand::Input { name, text, enter } => {
+            let text = input_text(text, enter)?;
+            let req = AgentInput {
+                repo,
+                name,
+                text,
+                enter,
+            };
+            let typed: AgentTyped = client.post_json("/v1/agents/input", &req).await?;
+            emit(ctx.json, &typed, |t| {
+                format!("typed {} bytes into {}", t.bytes, t.name)
+            });
+        }
+        AgentCommand::Screen { name, scrollback } => {
+            let req = AgentScreenRequest {
+                repo,
+                name,
+                scrollback,
+            };
+            let screen: TerminalScreen = client.post_json("/v1/agents/screen", &req).await?;
+            emit(ctx.json, &screen, screen_text);
         }
         AgentCommand::Exec { name, command } => {
             let a: AgentInfo = client

@@ -25,6 +25,7 @@ fn keeper(h: &TestHome, name: &str, command: &str, grace_ms: u64) -> KeeperDir {
         stop_grace_ms: grace_ms,
         log_max_bytes: 1 << 20,
         log_keep: 2,
+        terminal: None,
     };
     std::fs::write(dir.spec(), serde_json::to_vec(&spec).unwrap()).unwrap();
     let mut cmd = h.command(&["__keeper", "--dir", dir.path().to_str().unwrap()]);
@@ -216,6 +217,7 @@ fn the_environment_carries_the_agent_name_and_never_the_token() {
         stop_grace_ms: 100,
         log_max_bytes: 1 << 20,
         log_keep: 1,
+        terminal: None,
     };
     std::fs::write(dir.spec(), serde_json::to_vec(&spec).unwrap()).unwrap();
     let mut cmd = h.command(&["__keeper", "--dir", dir.path().to_str().unwrap()]);

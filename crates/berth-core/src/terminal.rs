@@ -1,0 +1,138 @@
+//! Terminal agents (`--tty`, `tty = true`): the size of their pseudo-terminal, what may be typed
+//! into one, and how much scrollback their keeper keeps.
+//!
+//! Both the daemon (before it asks the keeper anything) and the keeper (before it touches the
+//! terminal) check with these functions, so a bad size or input is refused before any side
+//! effect, and the same way everywhere.
+
+/// `TERM` of every terminal agent (unless its environment sets another).
+pub const TERM: &str = "xterm-256color";
+/// Lines of scrollback a keeper keeps above the screen unless configured.
+pub const DEFAULT_SCROLLBACK: usize = 10_000;
+/// The most bytes one input request may type.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// The largest terminal, either way.
+pub const MAX_SIDE: u16 = 1000;
+
+/// A terminal's size, both sides between 1 and [`MAX_SIDE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+impl Size {
+    /// 80×24 until a client says otherwise.
+    pub const DEFAULT: Size = Size { rows: 24, cols: 80 };
+
+    /// Checks a requested size.
+    pub fn new(rows: u32, cols: u32) -> Result<Size, SizeError> {
+        let side = |n: u32| u16::try_from(n).ok().filter(|n| (1..=MAX_SIDE).contains(n));
+        match (side(rows), side(cols)) {
+            (Some(rows), Some(cols)) => Ok(Size { rows, cols }),
+            _ => Err(SizeError { rows, cols }),
+        }
+    }
+}
+
+/// A size no terminal can have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a terminal of {rows} rows and {cols} columns is not possible: both must be between 1 and \
+     {MAX_SIDE}"
+)]
+pub struct SizeError {
+    pub rows: u32,
+    pub cols: u32,
+}
+
+/// Input that is not typed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("there is nothing to type: give text, `-` to read it from stdin, or --enter")]
+    Empty,
+    #[error("{bytes} bytes are more than one input may type ({MAX_INPUT_BYTES}); send it in parts")]
+    TooLarge { bytes: usize },
+}
+
+/// The bytes typed for `text`, followed by Return (`\r`, what a terminal's Enter key sends)
+/// when `enter`.
+pub fn keystrokes(text: &str, enter: bool) -> Result<Vec<u8>, InputError> {
+    let mut bytes = text.as_bytes().to_vec();
+    if enter {
+        bytes.push(b'\r');
+    }
+    check_input(&bytes)?;
+    Ok(bytes)
+}
+
+/// Whether `bytes` may be typed in one request.
+pub fn check_input(bytes: &[u8]) -> Result<(), InputError> {
+    match bytes.len() {
+        0 => Err(InputError::Empty),
+        n if n > MAX_INPUT_BYTES => Err(InputError::TooLarge { bytes: n }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type SizeCase = (u32, u32, Option<(u16, u16)>);
+    type InputCase<'a> = (&'a str, bool, Result<&'a [u8], InputError>);
+
+    #[test]
+    fn sizes() {
+        let table: &[SizeCase] = &[
+            (24, 80, Some((24, 80))),
+            (1, 1, Some((1, 1))),
+            (1000, 1000, Some((1000, 1000))),
+            (0, 80, None),
+            (24, 0, None),
+            (1001, 80, None),
+            (24, 1001, None),
+            (70_000, 80, None),
+            (u32::MAX, u32::MAX, None),
+        ];
+        for &(rows, cols, want) in table {
+            let got = Size::new(rows, cols).ok().map(|s| (s.rows, s.cols));
+            assert_eq!(got, want, "{rows}x{cols}");
+        }
+        assert_eq!(Size::new(24, 80), Ok(Size::DEFAULT));
+        let e = Size::new(0, 80).unwrap_err().to_string();
+        assert!(
+            e.contains("0 rows") && e.contains("between 1 and 1000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keystrokes_with_and_without_enter() {
+        let big = "x".repeat(MAX_INPUT_BYTES);
+        let table: &[InputCase] = &[
+            ("ls", false, Ok(b"ls")),
+            ("ls", true, Ok(b"ls\r")),
+            ("", true, Ok(b"\r")),
+            ("", false, Err(InputError::Empty)),
+            ("\u{3}", false, Ok(b"\x03")),
+            (&big, false, Ok(big.as_bytes())),
+            (
+                &big,
+                true,
+                Err(InputError::TooLarge {
+                    bytes: MAX_INPUT_BYTES + 1,
+                }),
+            ),
+        ];
+        for (text, enter, want) in table {
+            let got = keystrokes(text, *enter);
+            assert_eq!(
+                got.as_deref().map_err(Clone::clone),
+                want.clone(),
+                "{:?} {enter}",
+                &text[..text.len().min(8)]
+            );
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What a terminal agent's terminal shows: every byte the program writes goes through a
+//! terminal emulator (`vt100`), so the keeper always knows the screen, the cursor, the title and
+//! the scrollback.
+//!
+//! The emulator keeps the screen only (its own scrollback is off): a line that scrolls off the
+//! top is handed to [`Scrollback`] as plain text and kept there, at most `limit` lines, oldest
+//! dropped first. A cell of the emulator takes 32 bytes, so 10,000 lines of 80 columns as cells
+//! would take some 25 MB; as text they take what they say (SPEC §10.1: a keeper with 10,000
+//! lines of scrollback stays under 8 MiB). Lines that scroll off the alternate screen (a
+//! full-screen program's) are not history and are not kept.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU16;
+
+use berth_core::terminal::Size;
+use berth_proto::{Cursor, TerminalScreen, TerminalSize};
+use vt100::capture::{BasicFormattedCaptureState, RowContents, basic_formatted_to_plain};
+
+/// The emulator's side effects that the keeper keeps: scrolled-off lines and the title.
+#[derive(Debug)]
+struct Scrollback {
+    lines: VecDeque<Box<str>>,
+    limit: usize,
+    title: Option<String>,
+}
+
+impl vt100::Callbacks for Scrollback {
+    fn on_scroll(&mut self, contents: RowContents<'_>, alternate_screen: bool) {
+        if alternate_screen || self.limit == 0 {
+            return;
+        }
+        let mut formatted = String::new();
+        // Writing into a String cannot fail.
+        let _ =
+            contents.write_formatted_basic(&mut formatted, &mut BasicFormattedCaptureState::new());
+        let plain: String = basic_formatted_to_plain(&formatted).collect();
+        if self.lines.len() >= self.limit {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(plain.trim_end().into());
+    }
+
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        self.title = Some(String::from_utf8_lossy(title).into_owned());
+    }
+}
+
+/// A terminal's screen and scrollback.
+pub struct Screen {
+    parser: vt100::Parser<Scrollback>,
+}
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rows, cols) = self.parser.screen().size();
+        f.debug_struct("Screen")
+            .field("rows", &rows)
+            .field("cols", &cols)
+            .field("scrollback", &self.parser.callbacks().lines.len())
+            .finish()
+    }
+}
+
+fn sides(size: Size) -> (NonZeroU16, NonZeroU16) {
+    (
+        NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
+        NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN),
+    )
+}
+
+impl Screen {
+    /// An empty screen of `size` that keeps at most `scrollback` lines above it.
+    pub fn new(size: Size, scrollback: usize) -> Screen {
+        let (rows, cols) = sides(size);
+        let kept = Scrollback {
+            lines: VecDeque::new(),
+            limit: scrollback,
+            title: None,
+        };
+        Screen {
+            parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
+        }
+    }
+
+    /// Takes what the program wrote.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.process(bytes);
+    }
+
+    pub fn resize(&mut self, size: Size) {
+        let (rows, cols) = sides(size);
+        self.parser.set_size(rows, cols);
+    }
+
+    /// The screen as text, with the newest `scrollback` lines of scrollback.
+    pub fn view(&self, scrollback: usize) -> TerminalScreen {
+        let screen = self.parser.screen();
+        let kept = self.parser.callbacks();
+        let (rows, cols) = screen.size();
+        let (row, col) = screen.cursor_position();
+        let skip = kept.lines.len().saturating_sub(scrollback);
+        TerminalScreen {
+            size: TerminalSize {
+                rows: rows.get(),
+                cols: cols.get(),
+            },
+            rows: screen
+                .rows(0, cols.get())
+                .map(|r| r.trim_end().to_string())
+                .collect(),
+            cursor: Cursor { row, col },
+            title: kept.title.clone(),
+            scrollback: kept
+                .lines
+                .iter()
+                .skip(skip)
+                .map(|l| l.to_string())
+                .collect(),
+            scrollback_lines: kept.lines.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(rows: u16, cols: u16) -> Size {
+        Size { rows, cols }
+    }
+
+    #[test]
+    fn text_and_cursor_moves_land_where_a_terminal_puts_them() {
+        let mut s = Screen::new(Size::DEFAULT, 100);
+        s.feed(b"$ echo hi\r\nhi\r\n$ ");
+        let v = s.view(0);
+        assert_eq!(v.size, TerminalSize { rows: 24, cols: 80 });
+        assert_eq!(&v.rows[..3], ["$ echo hi", "hi", "$"]);
+        assert_eq!(v.cursor, Cursor { row: 2, col: 2 });
+        // Clear the screen, then write at row 5, column 10 (1-based).
+        s.feed(b"\x1b[2J\x1b[5;10Hhello");
+        let v = s.view(0);
+        assert_eq!(v.rows[4], format!("{}hello", " ".repeat(9)));
+        assert!(
+            v.rows
+                .iter()
+                .enumerate()
+                .all(|(i, r)| i == 4 || r.is_empty())
+        );
+        assert_eq!(v.cursor, Cursor { row: 4, col: 14 });
+        assert_eq!(v.rows.len(), 24);
+    }
+
+    #[test]
+    fn the_title_is_kept() {
+        let mut s = Screen::new(Size::DEFAULT, 10);
+        assert_eq!(s.view(0).title, None);
+        s.feed(b"\x1b]2;building\x07");
+        assert_eq!(s.view(0).title.as_deref(), Some("building"));
+    }
+
+    #[test]
+    fn scrollback_is_bounded_plain_text_oldest_dropped_first() {
+        let mut s = Screen::new(size(3, 20), 5);
+        for i in 0..10 {
+            s.feed(format!("\x1b[31mline {i}\x1b[0m\r\n").as_bytes());
+        }
+        let v = s.view(100);
+        // 3 rows: lines 8, 9 and the empty one the cursor is on; 0..=7 scrolled off.
+        assert_eq!(v.rows, ["line 8", "line 9", ""]);
+        assert_eq!(v.scrollback_lines, 5);
+        assert_eq!(
+            v.scrollback,
+            ["line 3", "line 4", "line 5", "line 6", "line 7"]
+        );
+        assert_eq!(s.view(2).scrollback, ["line 6", "line 7"]);
+        assert!(s.view(0).scrollback.is_empty());
+    }
+
+    #[test]
+    fn the_alternate_screen_leaves_no_history() {
+        let mut s = Screen::new(size(3, 20), 100);
+        s.feed(b"before\r\n");
+        s.feed(b"\x1b[?1049h");
+        for i in 0..10 {
+            s.feed(format!("full {i}\r\n").as_bytes());
+        }
+        s.feed(b"\x1b[?1049l");
+        let v = s.view(100);
+        assert!(v.scrollback.iter().all(|l| !l.starts_with("full")), "{v:?}");
+        assert_eq!(v.rows[0], "before");
+    }
+
+    #[test]
+    fn resize_changes_the_size() {
+        let mut s = Screen::new(Size::DEFAULT, 10);
+        s.resize(size(40, 120));
+        let v = s.view(0);
+        assert_eq!(
+            v.size,
+            TerminalSize {
+                rows: 40,
+                cols: 120
+            }
+        );
+        assert_eq!(v.rows.len(), 40);
+    }
+}
