@@ -656,7 +656,11 @@ fn the_pairing_tables_are_added_to_an_existing_database() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
-        let previous = berth_store::migrations::MIGRATIONS.len() - 1;
+        // Every migration before the one that creates the pairing tables.
+        let previous = berth_store::migrations::MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("CREATE TABLE pairings"))
+            .unwrap();
         for (i, sql) in berth_store::migrations::MIGRATIONS[..previous]
             .iter()
             .enumerate()
