@@ -31,6 +31,7 @@ fn failure(e: PairingError) -> ApiFailure {
             ErrorCode::PairingPaused,
             Some("`berth pair status` lists what pairing waits for"),
         ),
+        PairingError::FlushTimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, None),
         // A step failed, or pairing could not read or record what it needs: the message
         // says what and what is left.
         _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None),

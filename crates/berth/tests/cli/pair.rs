@@ -1334,6 +1334,28 @@ fn stop_while_paused_changes_nothing_and_keeps_the_snapshot() {
 }
 
 #[test]
+fn a_flush_without_an_answer_times_out_with_its_own_code() {
+    let f = Fixture::with_env(
+        &["fixer"],
+        &[("BERTH_FAILPOINTS", "sync.flush=sleep(60000)")],
+    );
+    let user = f.user();
+    git(user, &["config", "berth.stopTimeout", "1s"]);
+    f.pair("fixer");
+    let out = f.berth(&["--json", "pair", "flush"]);
+    assert_eq!(out.code, 1, "{out}");
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "timeout", "not an internal error: {out}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("got no answer within 1s"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_final_sync_without_an_answer_gives_up_in_time_and_changes_nothing() {
     // Every flush hangs for a minute inside the sync loop: a tree that does not respond.
     let f = Fixture::with_env(
