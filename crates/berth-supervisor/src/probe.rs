@@ -145,7 +145,7 @@ async fn log_matches(target: &mut Target) -> bool {
     while let Some(end) = target.partial.find('\n') {
         let line: String = target.partial.drain(..=end).collect();
         // Keeper lines are "<time> out| <text>": match the text.
-        let text = line.split_once("| ").map_or(line.as_str(), |(_, t)| t);
+        let (_, text) = berth_core::output_line::split(&line);
         matched |= pattern.is_match(text.trim_end());
     }
     matched

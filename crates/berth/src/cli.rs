@@ -196,6 +196,10 @@ pub enum AgentCommand {
         /// Keep printing new lines as they are written.
         #[arg(long, short = 'f')]
         follow: bool,
+        /// Show lines as the program wrote them, escape sequences included (by default a
+        /// terminal agent's colours and cursor movements are taken out).
+        #[arg(long)]
+        raw: bool,
     },
     /// Type into a terminal agent (one created with --tty), as if at its keyboard.
     Input {

@@ -110,7 +110,7 @@ impl Keeper {
     }
 
     fn log_line(&self, stream: &str, line: &str) {
-        let record = format!("{} {stream}| {line}\n", berth_core::time::utc(now_ms()));
+        let record = berth_core::output_line::record(now_ms(), stream, line);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Nowhere left to report a failing log write.
         let _ = log.write_record(record.as_bytes());

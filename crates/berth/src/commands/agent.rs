@@ -9,6 +9,7 @@ use berth_proto::{
     AgentTarget, AgentTyped, StashRepo, TerminalScreen,
 };
 
+use super::logs::Shown;
 use super::stash::here;
 use crate::Ctx;
 use crate::cli::AgentCommand;
@@ -171,11 +172,17 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 s
             });
         }
-        AgentCommand::Logs { name, tail, follow } => {
+        AgentCommand::Logs {
+            name,
+            tail,
+            follow,
+            raw,
+        } => {
             let a: AgentInfo = client
                 .post_json("/v1/agents/show", &AgentTarget { repo, name })
                 .await?;
-            super::logs::print_tail(ctx, std::path::Path::new(&a.log), tail, follow)?;
+            let shown = if raw { Shown::Raw } else { Shown::Plain };
+            super::logs::print_tail(ctx, std::path::Path::new(&a.log), tail, follow, shown)?;
         }
         AgentCommand::Input { name, text, enter } => {
             let text = input_text(text, enter)?;

@@ -48,14 +48,44 @@ pub fn run(ctx: &Ctx, args: LogsArgs) -> CliResult<i32> {
         s
     });
     if args.follow {
-        follow(ctx, &home.daemon_log())?;
+        follow(ctx, &home.daemon_log(), Shown::Raw)?;
     }
     Ok(0)
 }
 
+/// How lines of a log are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// As written.
+    Raw,
+    /// As a terminal would show them (`berth_core::plain_text`).
+    Plain,
+}
+
+impl Shown {
+    fn line(self, text: &str) -> String {
+        match self {
+            Shown::Raw => text.to_string(),
+            Shown::Plain => {
+                let (prefix, written) = berth_core::output_line::split(text);
+                format!("{prefix}{}", berth_core::plain_text::plain(written))
+            }
+        }
+    }
+}
+
 /// Prints the last `n` lines of a log (and with `follow`, new ones as they come).
-pub fn print_tail(ctx: &Ctx, path: &std::path::Path, n: usize, follow_it: bool) -> CliResult {
-    let lines = tail(path, n.min(MAX_TAIL));
+pub fn print_tail(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    n: usize,
+    follow_it: bool,
+    shown: Shown,
+) -> CliResult {
+    let lines: Vec<String> = tail(path, n.min(MAX_TAIL))
+        .iter()
+        .map(|l| shown.line(l))
+        .collect();
     if ctx.json && !follow_it {
         output::json(&serde_json::json!({ "log": path, "lines": lines }));
     } else {
@@ -64,7 +94,7 @@ pub fn print_tail(ctx: &Ctx, path: &std::path::Path, n: usize, follow_it: bool) 
         }
     }
     if follow_it {
-        follow(ctx, path)?;
+        follow(ctx, path, shown)?;
     }
     Ok(())
 }
@@ -78,12 +108,12 @@ fn print_line(ctx: &Ctx, text: &str) {
 }
 
 /// Prints lines appended to the log from now on; survives rotation. Ends on Ctrl-C.
-fn follow(ctx: &Ctx, path: &std::path::Path) -> CliResult {
+fn follow(ctx: &Ctx, path: &std::path::Path, shown: Shown) -> CliResult {
     let mut follower = Follower::from_end(path);
     loop {
         std::thread::sleep(FOLLOW_POLL);
         for line in follower.poll()? {
-            print_line(ctx, &line);
+            print_line(ctx, &shown.line(&line));
         }
     }
 }

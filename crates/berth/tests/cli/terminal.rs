@@ -413,3 +413,54 @@ fn tty_in_berth_toml_runs_a_service_under_a_terminal() {
     h.run_in(p.path(), &["down"]).expect_code(0);
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn agent_logs_show_a_terminal_agents_lines_as_seen_and_raw_as_written() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let cmd = r#"printf '\033[31mred\033[0m and \033[1mbold\033[m\n50%%\r100%%\n'; exec sleep 300"#;
+    agent(
+        &h,
+        p.path(),
+        &["new", "colours", "--tty", "--start", "--cmd", cmd],
+    )
+    .expect_code(0);
+    wait_for(&h, p.path(), "colours", "100%");
+    let lines = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["logs", "colours"];
+        args.extend_from_slice(extra);
+        let mut lines = Vec::new();
+        wait_until("the log holds both lines", WAIT, || {
+            let out = agent(&h, p.path(), &args);
+            out.expect_code(0);
+            lines = out.json()["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect();
+            lines.iter().any(|l| l.contains("100%"))
+        });
+        lines
+    };
+    let shown = lines(&[]);
+    assert!(
+        shown.iter().any(|l| l.ends_with("red and bold")),
+        "{shown:?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.ends_with("100%") && !l.contains("50%")),
+        "{shown:?}"
+    );
+    assert!(!shown.iter().any(|l| l.contains('\u{1b}')), "{shown:?}");
+    let raw = lines(&["--raw"]);
+    assert!(
+        raw.iter().any(|l| l.contains("\u{1b}[31mred\u{1b}[0m")),
+        "{raw:?}"
+    );
+    agent(&h, p.path(), &["stop", "colours"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
