@@ -144,9 +144,10 @@ async fn log_matches(target: &mut Target) -> bool {
     let mut matched = false;
     while let Some(end) = target.partial.find('\n') {
         let line: String = target.partial.drain(..=end).collect();
-        // Keeper lines are "<time> out| <text>": match the text.
+        // Keeper lines are "<time> out| <text>": match the text as a terminal shows it
+        // (a terminal agent's colours and carriage returns are not part of what it says).
         let (_, text) = berth_core::output_line::split(&line);
-        matched |= pattern.is_match(text.trim_end());
+        matched |= pattern.is_match(&berth_core::plain_text::plain(text.trim_end()));
     }
     matched
 }

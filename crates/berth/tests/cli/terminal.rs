@@ -368,7 +368,8 @@ fn a_log_probe_reads_a_terminal_agents_output_and_a_restart_runs_it_under_a_term
     let h = home();
     start(&h);
     let p = project();
-    let cmd = "printf 'warming up\\r\\n'; sleep 0.2; printf 'ready to serve\\r\\n'; exec sleep 300";
+    // Coloured, as such programs print it: the probe matches what the screen shows.
+    let cmd = "printf 'warming up\\r\\n'; sleep 0.2; printf '\\033[1;32mready\\033[0m to serve\\r\\n'; exec sleep 300";
     agent(
         &h,
         p.path(),
