@@ -648,6 +648,27 @@ fn an_unfinished_intent_is_found_after_a_crash() {
     );
 }
 
+/// A database at `path` with every migration applied before the one whose SQL contains
+/// `marker`: what an older berth left behind.
+fn migrated_up_to(path: &std::path::Path, marker: &str) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let before = berth_store::migrations::MIGRATIONS
+        .iter()
+        .position(|sql| sql.contains(marker))
+        .unwrap();
+    for (i, sql) in berth_store::migrations::MIGRATIONS[..before]
+        .iter()
+        .enumerate()
+    {
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(sql).unwrap();
+        tx.pragma_update(None, "user_version", (i + 1) as u32)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    conn
+}
+
 #[test]
 fn the_pairing_tables_are_added_to_an_existing_database() {
     // A database at the previous schema version keeps its rows and gains the pairing tables.
@@ -655,22 +676,7 @@ fn the_pairing_tables_are_added_to_an_existing_database() {
     let path = dir.path().join("state/berth.db");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     {
-        let mut conn = rusqlite::Connection::open(&path).unwrap();
-        // Every migration before the one that creates the pairing tables.
-        let previous = berth_store::migrations::MIGRATIONS
-            .iter()
-            .position(|sql| sql.contains("CREATE TABLE pairings"))
-            .unwrap();
-        for (i, sql) in berth_store::migrations::MIGRATIONS[..previous]
-            .iter()
-            .enumerate()
-        {
-            let tx = conn.transaction().unwrap();
-            tx.execute_batch(sql).unwrap();
-            tx.pragma_update(None, "user_version", (i + 1) as u32)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        let conn = migrated_up_to(&path, "CREATE TABLE pairings");
         conn.execute(
             "INSERT INTO events (time_ms, kind, data) VALUES (1, 'old', '{}')",
             [],
@@ -693,18 +699,7 @@ fn agents_defined_before_terminals_existed_are_not_terminal_agents() {
     let path = dir.path().join("state/berth.db");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     {
-        let mut conn = rusqlite::Connection::open(&path).unwrap();
-        let before = berth_store::migrations::MIGRATIONS.len() - 1;
-        for (i, sql) in berth_store::migrations::MIGRATIONS[..before]
-            .iter()
-            .enumerate()
-        {
-            let tx = conn.transaction().unwrap();
-            tx.execute_batch(sql).unwrap();
-            tx.pragma_update(None, "user_version", (i + 1) as u32)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        let conn = migrated_up_to(&path, "ADD COLUMN tty");
         conn.execute_batch(
             "INSERT INTO projects (root, created_ms) VALUES ('/repo', 1);
              INSERT INTO agents (project_id, name, command, base, restart, workspace, created_ms)
