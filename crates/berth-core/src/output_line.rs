@@ -17,6 +17,16 @@ pub fn split(line: &str) -> (&str, &str) {
     }
 }
 
+/// The text of a record as a terminal shows it (`crate::plain_text`): what probes match.
+pub fn shown_text(line: &str) -> String {
+    crate::plain_text::plain(split(line).1)
+}
+
+/// A whole record with its text as a terminal shows it: what a person is shown.
+pub fn shown(line: &str) -> String {
+    format!("{}{}", split(line).0, shown_text(line))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +40,11 @@ mod tests {
             ("2026-11-23 01:29:42.762Z out| ", "hello | world")
         );
         assert_eq!(split("no prefix here"), ("", "no prefix here"));
+        let coloured = record(0, "out", "\u{1b}[31mred\u{1b}[0m 50%\r100%");
+        assert_eq!(shown_text(coloured.trim_end()), "100%50%");
+        assert_eq!(
+            shown(coloured.trim_end()),
+            "1970-01-01 00:00:00.000Z out| 100%50%"
+        );
     }
 }

@@ -175,7 +175,10 @@ impl Tally {
             reason: why.to_string(),
             probe: info.ready,
             exit_code: info.exit_code,
-            output: berth_control::logs::tail(Path::new(&info.log), OUTPUT_LINES),
+            output: berth_control::logs::tail(Path::new(&info.log), OUTPUT_LINES)
+                .iter()
+                .map(|l| berth_core::output_line::shown(l))
+                .collect(),
             log: info.log,
         });
         self.outcomes.insert(rec.name.clone(), Outcome::Failed);

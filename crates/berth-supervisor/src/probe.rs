@@ -146,8 +146,7 @@ async fn log_matches(target: &mut Target) -> bool {
         let line: String = target.partial.drain(..=end).collect();
         // Keeper lines are "<time> out| <text>": match the text as a terminal shows it
         // (a terminal agent's colours and carriage returns are not part of what it says).
-        let (_, text) = berth_core::output_line::split(&line);
-        matched |= pattern.is_match(&berth_core::plain_text::plain(text.trim_end()));
+        matched |= pattern.is_match(&berth_core::output_line::shown_text(line.trim_end()));
     }
     matched
 }

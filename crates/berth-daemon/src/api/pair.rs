@@ -32,6 +32,11 @@ fn failure(e: PairingError) -> ApiFailure {
             Some("`berth pair status` lists what pairing waits for"),
         ),
         PairingError::FlushTimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, None),
+        PairingError::NotSyncing | PairingError::LoopEnded => (
+            StatusCode::CONFLICT,
+            ErrorCode::PairingPaused,
+            Some("`berth pair status` says why; `berth daemon logs` has the details"),
+        ),
         // A step failed, or pairing could not read or record what it needs: the message
         // says what and what is left.
         _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None),

@@ -62,6 +62,11 @@ fn input_text(text: Option<String>, enter: bool) -> CliResult<String> {
             std::io::stdin()
                 .take(MAX_INPUT_BYTES as u64 + 1)
                 .read_to_end(&mut bytes)?;
+            // Over the limit is said as such, even when the cut fell inside a character.
+            if bytes.len() > MAX_INPUT_BYTES {
+                let bytes = bytes.len();
+                return Err(input_error(InputError::TooLarge { bytes }));
+            }
             String::from_utf8(bytes).map_err(|_| {
                 CliError::new(Kind::Usage, "invalid_input", "stdin is not UTF-8 text")
                     .hint("type text; control characters may be given as they are")
@@ -69,19 +74,21 @@ fn input_text(text: Option<String>, enter: bool) -> CliResult<String> {
         }
         _ => text.unwrap_or_default(),
     };
-    keystrokes(&text, enter).map_err(|e| {
-        let hint = match e {
-            InputError::Empty => "e.g. `berth agent input NAME 'make test' --enter`",
-            InputError::TooLarge { .. } => "split it into several inputs",
-        };
-        CliError::new(
-            Kind::Usage,
-            "invalid_input",
-            format!("{e}; nothing was typed"),
-        )
-        .hint(hint)
-    })?;
+    keystrokes(&text, enter).map_err(input_error)?;
     Ok(text)
+}
+
+fn input_error(e: InputError) -> CliError {
+    let hint = match e {
+        InputError::Empty => "e.g. `berth agent input NAME 'make test' --enter`",
+        InputError::TooLarge { .. } => "split it into several inputs",
+    };
+    CliError::new(
+        Kind::Usage,
+        "invalid_input",
+        format!("{e}; nothing was typed"),
+    )
+    .hint(hint)
 }
 
 pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {

@@ -66,10 +66,7 @@ impl Shown {
     fn line(self, text: &str) -> String {
         match self {
             Shown::Raw => text.to_string(),
-            Shown::Plain => {
-                let (prefix, written) = berth_core::output_line::split(text);
-                format!("{prefix}{}", berth_core::plain_text::plain(written))
-            }
+            Shown::Plain => berth_core::output_line::shown(text),
         }
     }
 }
