@@ -1,8 +1,12 @@
-//! Terminal agents through the daemon: their screen and typing into them. The daemon never
-//! holds a terminal; it relays each request to the agent's keeper (`keeper.sock`), which owns
-//! the master side and the screen (`berth_supervisor::keeper::terminal`).
+//! Terminal agents through the daemon: their screen, typing into them, attaching to them. The
+//! daemon never holds a terminal; it relays each request to the agent's keeper (`keeper.sock`),
+//! which owns the master side and the screen (`berth_supervisor::keeper::terminal`).
 
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use berth_proto::TerminalScreen;
 use berth_store::AgentRecord;
@@ -53,10 +57,98 @@ pub async fn type_in(
     }
 }
 
+/// A client's connection to an agent's keeper, attached: frames both ways
+/// (`berth_proto::Frame`).
+#[derive(Debug)]
+pub struct Attached {
+    /// Reads the keeper's frames (what it sent with its answer is in the buffer).
+    pub from_keeper: BufReader<OwnedReadHalf>,
+    pub to_keeper: OwnedWriteHalf,
+}
+
+/// Attaches a client to the agent's terminal: it takes the client's `size` unless `read_only`.
+pub async fn attach(
+    agents: &Supervisor,
+    rec: &AgentRecord,
+    read_only: bool,
+    size: Option<(u32, u32)>,
+) -> Result<Attached, TerminalError> {
+    let keeper = |detail: String| TerminalError::Keeper {
+        name: rec.name.clone(),
+        detail,
+    };
+    let socket = check(agents, rec)?;
+    let req = Request::Attach {
+        read_only,
+        rows: size.map(|s| s.0),
+        cols: size.map(|s| s.1),
+    };
+    let mut line = serde_json::to_string(&req).map_err(|e| keeper(e.to_string()))?;
+    line.push('\n');
+    let exchange = async {
+        let (from, mut to) = UnixStream::connect(&socket).await?.into_split();
+        to.write_all(line.as_bytes()).await?;
+        let mut from = BufReader::new(from);
+        let mut answer = String::new();
+        from.read_line(&mut answer).await?;
+        Ok::<_, std::io::Error>((from, to, answer))
+    };
+    let (from_keeper, to_keeper, answer) = match tokio::time::timeout(ANSWER_WITHIN, exchange).await
+    {
+        Ok(Ok(done)) => done,
+        Ok(Err(_)) => return Err(not_running(rec, "its keeper has ended".into())),
+        Err(_) => return Err(keeper("its keeper did not answer in time".into())),
+    };
+    match serde_json::from_str::<TerminalAnswer>(&answer) {
+        Ok(TerminalAnswer::Attached) => Ok(Attached {
+            from_keeper,
+            to_keeper,
+        }),
+        Ok(TerminalAnswer::Refused { reason, message }) => Err(refusal(rec, reason, message)),
+        Ok(other) => Err(unexpected(rec, &other)),
+        // An empty answer: the keeper ended in between.
+        Err(_) if answer.is_empty() => Err(not_running(rec, "its keeper has ended".into())),
+        Err(e) => Err(keeper(format!("{e}: {answer:?}"))),
+    }
+}
+
 fn unexpected(rec: &AgentRecord, answer: &TerminalAnswer) -> TerminalError {
     TerminalError::Keeper {
         name: rec.name.clone(),
         detail: format!("it answered {answer:?}"),
+    }
+}
+
+fn not_running(rec: &AgentRecord, state: String) -> TerminalError {
+    TerminalError::NotRunning {
+        name: rec.name.clone(),
+        state,
+    }
+}
+
+/// Checks that the agent is a terminal agent with a process; its keeper's socket.
+fn check(agents: &Supervisor, rec: &AgentRecord) -> Result<std::path::PathBuf, TerminalError> {
+    if !rec.tty {
+        return Err(TerminalError::NotATerminal(rec.name.clone()));
+    }
+    let state = agents.state_of(rec);
+    if !state.has_process() {
+        return Err(not_running(rec, state.name().to_string()));
+    }
+    Ok(agents.keeper_dir(rec).socket())
+}
+
+/// The error for a keeper's refusal.
+fn refusal(rec: &AgentRecord, reason: Refusal, message: String) -> TerminalError {
+    match reason {
+        // Its keeper was started before the definition said tty (`berth up` changed it).
+        Refusal::NotATerminal => TerminalError::NotATerminal(rec.name.clone()),
+        Refusal::Exited => not_running(rec, "exited".into()),
+        Refusal::Invalid => TerminalError::Invalid(message),
+        Refusal::Stuck => TerminalError::Stuck {
+            name: rec.name.clone(),
+            detail: message,
+        },
     }
 }
 
@@ -67,18 +159,7 @@ async fn ask(
     rec: &AgentRecord,
     req: Request,
 ) -> Result<TerminalAnswer, TerminalError> {
-    if !rec.tty {
-        return Err(TerminalError::NotATerminal(rec.name.clone()));
-    }
-    let not_running = |state: String| TerminalError::NotRunning {
-        name: rec.name.clone(),
-        state,
-    };
-    let state = agents.state_of(rec);
-    if !state.has_process() {
-        return Err(not_running(state.name().to_string()));
-    }
-    let socket = agents.keeper_dir(rec).socket();
+    let socket = check(agents, rec)?;
     let answer = tokio::task::spawn_blocking(move || {
         control::ask::<TerminalAnswer>(&socket, &req, ANSWER_WITHIN)
     })
@@ -88,19 +169,12 @@ async fn ask(
         detail: e.to_string(),
     })?;
     match answer {
-        Ok(TerminalAnswer::Refused { reason, message }) => Err(match reason {
-            // Its keeper was started before the definition said tty (`berth up` changed it).
-            Refusal::NotATerminal => TerminalError::NotATerminal(rec.name.clone()),
-            Refusal::Exited => not_running("exited".into()),
-            Refusal::Invalid => TerminalError::Invalid(message),
-            Refusal::Stuck => TerminalError::Stuck {
-                name: rec.name.clone(),
-                detail: message,
-            },
-        }),
+        Ok(TerminalAnswer::Refused { reason, message }) => Err(refusal(rec, reason, message)),
         Ok(answer) => Ok(answer),
         // The keeper is gone (it finished between our look and the request).
-        Err(control::ControlError::Io { .. }) => Err(not_running("its keeper has ended".into())),
+        Err(control::ControlError::Io { .. }) => {
+            Err(not_running(rec, "its keeper has ended".into()))
+        }
         Err(e) => Err(TerminalError::Keeper {
             name: rec.name.clone(),
             detail: e.to_string(),

@@ -12,6 +12,7 @@
 //! - Errors are always [`ErrorBody`] with a stable [`ErrorCode`].
 
 mod agent;
+mod attach;
 mod compose;
 mod error;
 mod event;
@@ -21,6 +22,7 @@ mod status;
 mod terminal;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
+pub use attach::{AttachControl, AttachEvent, AttachQuery, Frame, FrameError, MAX_FRAME_BYTES};
 pub use compose::{
     ComposeRequest, DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSkipped,
 };
@@ -58,6 +60,7 @@ pub const CAPABILITIES: &[&str] = &[
     "agents",
     "pairing",
     "terminal",
+    "attach",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

@@ -42,7 +42,7 @@ fn agent_failure(e: AgentError) -> ApiFailure {
     }
 }
 
-fn terminal_failure(e: TerminalError) -> ApiFailure {
+pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
     let message = e.to_string();
     match e {
         TerminalError::NotATerminal(_) => ApiFailure::new(
@@ -86,7 +86,7 @@ fn project(store: &Store, repo: &str) -> Result<(berth_git::Git, i64), ApiFailur
     Ok((git, id))
 }
 
-fn find(store: &Store, repo: &str, name: &str) -> Result<AgentRecord, ApiFailure> {
+pub(super) fn find(store: &Store, repo: &str, name: &str) -> Result<AgentRecord, ApiFailure> {
     let (_, id) = project(store, repo)?;
     store.agent(id, name).map_err(db)?.ok_or_else(|| {
         ApiFailure::new(

@@ -9,12 +9,14 @@
 //! | GET | `/v1/events/log?since=SEQ&limit=N` | a page of the event log as JSON |
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/agents/screen`, `input` | a terminal agent's screen; typing into it |
+//! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
 //! | POST | `/v1/pair/leftovers` | berth's lines left in `info/exclude` (`berth doctor`) |
 
 mod agents;
+mod attach;
 mod auth;
 mod compose;
 mod error;
@@ -62,6 +64,7 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/agents/rm", post(agents::rm))
         .route("/v1/agents/screen", post(agents::screen))
         .route("/v1/agents/input", post(agents::input))
+        .route("/v1/agents/attach", get(attach::attach))
         .route("/v1/up", post(compose::up))
         .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))

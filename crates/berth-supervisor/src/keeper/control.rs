@@ -1,8 +1,9 @@
 //! The keeper's control socket: one JSON line in, one JSON line out.
 //!
 //! `status`, `stop` and `kill` are answered with a [`Response`]; a terminal agent's keeper also
-//! answers `screen`, `input` and `resize`, with a [`TerminalAnswer`] (any other keeper refuses
-//! them with `not_a_terminal`).
+//! answers `screen`, `input`, `resize` and `attach`, with a [`TerminalAnswer`] (any other keeper
+//! refuses them with `not_a_terminal`). After `attached`, the connection carries
+//! [`berth_proto::Frame`]s both ways (`super::attach`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -38,6 +39,15 @@ pub enum Request {
     Input { bytes: Vec<u8> },
     /// Resizes the terminal; the program gets SIGWINCH.
     Resize { rows: u32, cols: u32 },
+    /// Attaches a client: the terminal takes its size (unless it is read-only), then frames.
+    Attach {
+        #[serde(default)]
+        read_only: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cols: Option<u32>,
+    },
 }
 
 /// The answer to `screen`, `input` and `resize`.
@@ -53,6 +63,8 @@ pub enum TerminalAnswer {
         rows: u16,
         cols: u16,
     },
+    /// The client is attached; frames follow.
+    Attached,
     /// Nothing was done (or, for input the program stopped taking, only part: the message says
     /// how much).
     Refused {
@@ -169,6 +181,22 @@ mod tests {
                 Request::Resize {
                     rows: 40,
                     cols: 120,
+                },
+            ),
+            (
+                r#"{"op":"attach"}"#,
+                Request::Attach {
+                    read_only: false,
+                    rows: None,
+                    cols: None,
+                },
+            ),
+            (
+                r#"{"op":"attach","read_only":true,"rows":50,"cols":200}"#,
+                Request::Attach {
+                    read_only: true,
+                    rows: Some(50),
+                    cols: Some(200),
                 },
             ),
         ];

@@ -9,8 +9,9 @@
 //! leads its session with the terminal as its controlling tty, and the keeper holds the master
 //! side for as long as it lives — the daemon never does. Everything the program writes goes
 //! through the keeper's terminal emulator ([`screen`]) and, as for any agent, into the log; the
-//! control socket answers `screen`, `input` and `resize` ([`terminal`]). The keeper stays small
-//! and plain: threads and `poll`, no async runtime.
+//! control socket answers `screen`, `input` and `resize` ([`terminal`]), and serves attached
+//! clients ([`attach`]). The keeper stays small and plain: threads and `poll`, no async
+//! runtime.
 //!
 //! A stop signals the child's process group *and* every descendant of the keeper (orphans were
 //! reparented to it, including ones that escaped with `setsid`), waits the grace period,
@@ -20,6 +21,7 @@
 //! same way: an exited agent leaves nothing behind. Then the keeper records that it is done and
 //! exits.
 
+pub mod attach;
 pub mod control;
 pub mod pty;
 pub mod screen;
@@ -93,7 +95,7 @@ struct Keeper {
     /// Control requests being answered; the keeper waits for them before it exits.
     answering: AtomicUsize,
     /// A terminal agent's terminal.
-    terminal: Option<Terminal>,
+    terminal: Option<Arc<Terminal>>,
 }
 
 impl Keeper {
@@ -280,6 +282,9 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     for r in readers {
         let _ = r.join();
     }
+    if let Some(terminal) = &keeper.terminal {
+        terminal.end();
+    }
     // The socket goes first: once `done` is recorded, nothing of the keeper is left to find.
     let _ = std::fs::remove_file(dir.socket());
     keeper.update(|s| s.done = true);
@@ -292,13 +297,13 @@ pub fn run(dir: KeeperDir) -> Result<(), KeeperError> {
     Ok(())
 }
 
+/// The child, and a terminal agent's terminal with the master side to read its output from.
+type Spawned = (std::process::Child, Option<(Arc<Terminal>, std::fs::File)>);
+
 /// Starts `sh -c COMMAND` as the leader of a new session: under a new terminal of `size` with
 /// `scrollback` lines (returned with the master side to read the output from), or with stdin
 /// from `/dev/null` and stdout and stderr piped.
-fn spawn_child(
-    spec: &KeeperSpec,
-    terminal: Option<(Size, usize)>,
-) -> Result<(std::process::Child, Option<(Terminal, std::fs::File)>), KeeperError> {
+fn spawn_child(spec: &KeeperSpec, terminal: Option<(Size, usize)>) -> Result<Spawned, KeeperError> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
     if terminal.is_some() {
@@ -313,7 +318,8 @@ fn spawn_child(
                 .and_then(|pty| pty.attach(&mut cmd))
                 .map_err(failed())?;
             let writer = master.try_clone().map_err(failed())?;
-            Some((Terminal::new(writer, size, scrollback), master))
+            let terminal = Terminal::new(writer, size, scrollback).map_err(failed())?;
+            Some((Arc::new(terminal), master))
         }
         None => {
             cmd.stdin(Stdio::null())
@@ -424,9 +430,13 @@ fn serve(keeper: Arc<Keeper>, listener: UnixListener) {
 /// Reads one request from `conn` and writes its answer.
 fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
     let mut line = String::new();
-    if BufReader::new(&*conn).read_line(&mut line).is_err() {
+    let mut reader = BufReader::new(&*conn);
+    if reader.read_line(&mut line).is_err() {
         return;
     }
+    // An attached client's first frames may have come with the request.
+    let unread = reader.buffer().to_vec();
+    drop(reader);
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Status) => Response {
             state: keeper.state(),
@@ -463,9 +473,42 @@ fn answer(keeper: &Keeper, conn: &mut std::os::unix::net::UnixStream) {
         Ok(Request::Resize { rows, cols }) => {
             return send(conn, &terminal(keeper, |t| t.resize(rows, cols)));
         }
+        Ok(Request::Attach {
+            read_only,
+            rows,
+            cols,
+        }) => return attach(keeper, conn, unread, read_only, rows.zip(cols)),
         Err(_) => return,
     };
     send(conn, &response);
+}
+
+/// `attach`: refused like any terminal request when there is no terminal or the program has
+/// exited; otherwise the terminal takes the client's size (unless it only watches), and the
+/// client is served until it leaves.
+fn attach(
+    keeper: &Keeper,
+    conn: &mut std::os::unix::net::UnixStream,
+    unread: Vec<u8>,
+    read_only: bool,
+    size: Option<(u32, u32)>,
+) {
+    let answer = terminal(keeper, |t| match size {
+        _ if keeper.state().exit.is_some() => TerminalAnswer::Refused {
+            reason: Refusal::Exited,
+            message: "the program has exited".into(),
+        },
+        Some((rows, cols)) if !read_only => t.resize(rows, cols),
+        _ => TerminalAnswer::Attached,
+    });
+    let (TerminalAnswer::Attached | TerminalAnswer::Resized { .. }, Some(terminal)) =
+        (&answer, &keeper.terminal)
+    else {
+        return send(conn, &answer);
+    };
+    send(conn, &TerminalAnswer::Attached);
+    let client = attach::Client { read_only };
+    attach::serve(terminal, conn, unread, client, || keeper.state().exit);
 }
 
 /// A terminal request answered by the terminal, or refused by a keeper without one.

@@ -8,6 +8,13 @@
 //! would take some 25 MB; as text they take what they say (SPEC §10.1: a keeper with 10,000
 //! lines of scrollback stays under 8 MiB). Lines that scroll off the alternate screen (a
 //! full-screen program's) are not history and are not kept.
+//!
+//! An attached client is drawn from the emulator, not sent the program's bytes: a [`Picture`]
+//! of the screen is taken whenever it changed, and the client gets what turns the last picture
+//! it was sent into this one ([`Picture::draw`]: the whole screen first, then differences). So
+//! a client attaching late sees the screen at once, a slow client skips what it had no time
+//! to show instead of falling behind, and the client's own terminal never leaves the screen
+//! berth drew it on (a program's switch to the alternate screen is just another change).
 
 use std::collections::VecDeque;
 use std::num::NonZeroU16;
@@ -16,12 +23,14 @@ use berth_core::terminal::Size;
 use berth_proto::{Cursor, TerminalScreen, TerminalSize};
 use vt100::capture::{BasicFormattedCaptureState, RowContents, basic_formatted_to_plain};
 
-/// The emulator's side effects that the keeper keeps: scrolled-off lines and the title.
+/// The emulator's side effects that the keeper keeps: scrolled-off lines, the title and how
+/// often the program rang the bell.
 #[derive(Debug)]
 struct Scrollback {
     lines: VecDeque<Box<str>>,
     limit: usize,
     title: Option<String>,
+    bells: u64,
 }
 
 impl vt100::Callbacks for Scrollback {
@@ -42,6 +51,47 @@ impl vt100::Callbacks for Scrollback {
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
         self.title = Some(String::from_utf8_lossy(title).into_owned());
+    }
+
+    fn audible_bell(&mut self, _: &mut vt100::Screen) {
+        self.bells += 1;
+    }
+}
+
+/// What the screen showed at one moment, to draw an attached client's terminal from.
+#[derive(Clone)]
+pub struct Picture {
+    screen: vt100::Screen,
+    bells: u64,
+}
+
+impl std::fmt::Debug for Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picture")
+            .field("size", &self.size())
+            .field("bells", &self.bells)
+            .finish()
+    }
+}
+
+impl Picture {
+    /// What turns a terminal that shows `before` (nothing yet: `None`) into one that shows
+    /// this picture: the whole screen the first time and after a resize, the differences
+    /// otherwise; a bell for the bells rung in between.
+    pub fn draw(&self, before: Option<&Picture>) -> Vec<u8> {
+        let mut out = match before {
+            Some(b) if b.screen.size() == self.screen.size() => self.screen.state_diff(&b.screen),
+            _ => self.screen.state_formatted(),
+        };
+        if before.is_some_and(|b| b.bells < self.bells) {
+            out.push('\x07');
+        }
+        out.into_bytes()
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.screen.size();
+        (rows.get(), cols.get())
     }
 }
 
@@ -76,6 +126,7 @@ impl Screen {
             lines: VecDeque::new(),
             limit: scrollback,
             title: None,
+            bells: 0,
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
@@ -90,6 +141,14 @@ impl Screen {
     pub fn resize(&mut self, size: Size) {
         let (rows, cols) = sides(size);
         self.parser.set_size(rows, cols);
+    }
+
+    /// A copy of what the screen shows now.
+    pub fn picture(&self) -> Picture {
+        Picture {
+            screen: self.parser.screen().clone(),
+            bells: self.parser.callbacks().bells,
+        }
     }
 
     /// The screen as text, with the newest `scrollback` lines of scrollback.
@@ -189,6 +248,70 @@ mod tests {
         let v = s.view(100);
         assert!(v.scrollback.iter().all(|l| !l.starts_with("full")), "{v:?}");
         assert_eq!(v.rows[0], "before");
+    }
+
+    /// What a fresh terminal of the same size shows after `drawn`.
+    fn shown(drawn: &[u8], size: Size) -> Vec<String> {
+        let mut client = Screen::new(size, 0);
+        client.feed(drawn);
+        client.view(0).rows
+    }
+
+    #[test]
+    fn a_picture_draws_the_whole_screen_then_only_what_changed() {
+        let mut s = Screen::new(size(4, 20), 10);
+        s.feed(b"\x1b[1;31mred\x1b[0m\r\nplain\r\n$ ");
+        let first = s.picture();
+        let whole = first.draw(None);
+        assert_eq!(shown(&whole, size(4, 20)), s.view(0).rows);
+
+        s.feed(b"ls\r\nfile\r\n$ ");
+        let second = s.picture();
+        let diff = second.draw(Some(&first));
+        assert!(diff.len() < second.draw(None).len(), "{diff:?}");
+        let mut both = whole.clone();
+        both.extend_from_slice(&diff);
+        assert_eq!(shown(&both, size(4, 20)), s.view(0).rows);
+        // Nothing changed: nothing to draw.
+        assert!(s.picture().draw(Some(&second)).is_empty());
+    }
+
+    #[test]
+    fn a_full_screen_program_leaving_is_drawn_as_a_change() {
+        let mut s = Screen::new(size(3, 20), 10);
+        s.feed(b"$ vim\r\n");
+        let before = s.picture();
+        s.feed(b"\x1b[?1049h\x1b[2J\x1b[Hediting");
+        let editing = s.picture();
+        let drawn = editing.draw(Some(&before));
+        // The client is drawn the new screen; it is never switched to its own alternate one.
+        assert!(
+            !String::from_utf8_lossy(&drawn).contains("1049"),
+            "{drawn:?}"
+        );
+        let mut all = before.draw(None);
+        all.extend_from_slice(&drawn);
+        assert_eq!(shown(&all, size(3, 20))[0], "editing");
+        s.feed(b"\x1b[?1049l");
+        all.extend_from_slice(&s.picture().draw(Some(&editing)));
+        assert_eq!(shown(&all, size(3, 20))[0], "$ vim");
+    }
+
+    #[test]
+    fn a_resize_or_a_bell_is_drawn() {
+        let mut s = Screen::new(size(3, 20), 10);
+        let before = s.picture();
+        s.feed(b"\x07");
+        assert_eq!(s.picture().draw(Some(&before)), b"\x07");
+        s.resize(size(5, 30));
+        let after = s.picture();
+        assert_eq!(after.size(), (5, 30));
+        // Another size: the whole screen again (it starts by clearing it).
+        assert!(
+            after
+                .draw(Some(&before))
+                .starts_with(&before.draw(None)[..6])
+        );
     }
 
     #[test]
