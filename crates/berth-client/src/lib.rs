@@ -4,8 +4,10 @@
 //! microseconds, and a fresh connection per command keeps the CLI stateless. [`Connection`]
 //! keeps one connection open for callers that make many requests (benchmarks, the events
 //! follower). [`EventStream`] reads Server-Sent Events; a follower that loses the connection
-//! resumes with `Last-Event-ID` (see `berth events --follow`).
+//! resumes with `Last-Event-ID` (see `berth events --follow`). [`Client::attach`] opens a
+//! terminal agent's WebSocket.
 
+mod attach;
 mod error;
 mod sse;
 
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use attach::AttachStream;
 pub use error::ClientError;
 pub use sse::{EventStream, StreamItem};
 
@@ -323,7 +326,7 @@ where
         .await
         .map_err(ClientError::http)?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }

@@ -1,5 +1,5 @@
 //! Terminal agents (`--tty`, `tty = true`): the size of their pseudo-terminal, what may be typed
-//! into one, and how much scrollback their keeper keeps.
+//! into one, how much scrollback their keeper keeps, and the key that detaches `berth attach`.
 //!
 //! Both the daemon (before it asks the keeper anything) and the keeper (before it touches the
 //! terminal) check with these functions, so a bad size or input is refused before any side
@@ -75,9 +75,137 @@ pub fn check_input(bytes: &[u8]) -> Result<(), InputError> {
     }
 }
 
+/// The key that ends `berth attach` without touching the program: a control character, or none
+/// (`--detach-key none`: only closing the terminal detaches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetachKey(pub Option<u8>);
+
+impl DetachKey {
+    /// `Ctrl-\`, as dtach and abduco use: no shell or editor binds it to anything a person
+    /// types often (its usual meaning, SIGQUIT, is not what one sends an agent).
+    pub const DEFAULT: DetachKey = DetachKey(Some(0x1c));
+
+    /// Reads `ctrl-X` (X a letter or one of `@ \\ ] ^ _`, any case; `C-X` and `^X` too) or
+    /// `none`. `ctrl-[` (Escape, the start of every arrow key) and `ctrl-m` (Return) would
+    /// detach at the first arrow or Enter, so they are refused.
+    pub fn parse(text: &str) -> Result<DetachKey, DetachKeyError> {
+        let bad = |why: &str| DetachKeyError {
+            given: text.to_string(),
+            why: why.to_string(),
+        };
+        let lower = text.trim().to_ascii_lowercase();
+        if lower == "none" {
+            return Ok(DetachKey(None));
+        }
+        let key = ["ctrl-", "ctrl+", "c-", "^"]
+            .iter()
+            .find_map(|p| lower.strip_prefix(p))
+            .ok_or_else(|| bad("it is not ctrl-KEY"))?;
+        let &[k] = key.as_bytes() else {
+            return Err(bad("it is not ctrl- and one key"));
+        };
+        let code = match k {
+            b'a'..=b'z' => k - b'a' + 1,
+            b'@' => 0,
+            b'\\' => 0x1c,
+            b']' => 0x1d,
+            b'^' => 0x1e,
+            b'_' => 0x1f,
+            b'[' => return Err(bad("ctrl-[ is Escape, which every arrow key starts with")),
+            _ => return Err(bad("only a letter or one of @ \\ ] ^ _ can follow ctrl-")),
+        };
+        if code == b'\r' {
+            return Err(bad("ctrl-m is Return"));
+        }
+        Ok(DetachKey(Some(code)))
+    }
+
+    /// How a person types it (`ctrl-\\`), for messages.
+    pub fn name(self) -> String {
+        match self.0 {
+            None => "none".to_string(),
+            Some(0) => "ctrl-@".to_string(),
+            Some(c @ 1..=26) => format!("ctrl-{}", char::from(b'a' + c - 1)),
+            Some(c) => format!("ctrl-{}", char::from(c + 0x40)),
+        }
+    }
+
+    /// Where in `keys` the detach key is, if it is there.
+    pub fn find(self, keys: &[u8]) -> Option<usize> {
+        let k = self.0?;
+        keys.iter().position(|b| *b == k)
+    }
+}
+
+/// A detach key that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot use `{given}` as the detach key: {why}; give ctrl-LETTER, ctrl-\\, ctrl-], ctrl-^, \
+     ctrl-_, ctrl-@ or none"
+)]
+pub struct DetachKeyError {
+    pub given: String,
+    pub why: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys() {
+        let table: &[(&str, Option<Option<u8>>)] = &[
+            ("ctrl-\\", Some(Some(0x1c))),
+            ("ctrl-]", Some(Some(0x1d))),
+            ("Ctrl-A", Some(Some(0x01))),
+            ("ctrl-z", Some(Some(0x1a))),
+            ("C-q", Some(Some(0x11))),
+            ("^]", Some(Some(0x1d))),
+            ("ctrl+_", Some(Some(0x1f))),
+            ("ctrl-^", Some(Some(0x1e))),
+            ("ctrl-@", Some(Some(0x00))),
+            ("none", Some(None)),
+            (" NONE ", Some(None)),
+            ("ctrl-[", None),
+            ("ctrl-m", None),
+            ("ctrl-", None),
+            ("ctrl-ab", None),
+            ("ctrl-1", None),
+            ("alt-x", None),
+            ("x", None),
+            ("", None),
+            ("ctrl-é", None),
+        ];
+        for (text, want) in table {
+            let got = DetachKey::parse(text).ok().map(|k| k.0);
+            assert_eq!(got, *want, "{text:?}");
+        }
+        assert_eq!(DetachKey::parse("ctrl-\\"), Ok(DetachKey::DEFAULT));
+        let e = DetachKey::parse("ctrl-[").unwrap_err().to_string();
+        assert!(
+            e.contains("Escape") && e.contains("give ctrl-LETTER"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn detach_key_names_read_back() {
+        for text in [
+            "ctrl-\\", "ctrl-]", "ctrl-a", "ctrl-z", "ctrl-@", "ctrl-^", "ctrl-_", "none",
+        ] {
+            let key = DetachKey::parse(text).unwrap();
+            assert_eq!(key.name(), text);
+            assert_eq!(DetachKey::parse(&key.name()), Ok(key));
+        }
+    }
+
+    #[test]
+    fn the_detach_key_is_found_among_keys() {
+        let k = DetachKey::DEFAULT;
+        assert_eq!(k.find(b"abc\x1cdef"), Some(3));
+        assert_eq!(k.find(b"abc"), None);
+        assert_eq!(DetachKey(None).find(b"\x1c"), None);
+    }
 
     type SizeCase = (u32, u32, Option<(u16, u16)>);
     type InputCase<'a> = (&'a str, bool, Result<&'a [u8], InputError>);

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -100,15 +101,19 @@ fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(router.clone());
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let conn = graceful.watch(conn);
+    let watcher = graceful.watcher();
     let shared = shared.clone();
     shared.open_connections.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        // With upgrades: `GET /v1/agents/attach` becomes a WebSocket, which then lives on
+        // outside the connection (a shutdown's drain does not wait for it).
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn).await {
             tracing::debug!("connection ended with an error: {e}");
         }
         shared.open_connections.fetch_sub(1, Ordering::Relaxed);

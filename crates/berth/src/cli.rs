@@ -37,6 +37,8 @@ pub enum Command {
     /// Agents: long-lived processes, each in its own workspace on its own branch.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Attach to a terminal agent: its screen, then your keys (detach with ctrl-\\).
+    Attach(AttachArgs),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
     /// Tools for diagnosis.
@@ -61,6 +63,23 @@ pub enum Command {
     Unpair,
     /// See pairing work in a throwaway project with a scripted agent; leaves nothing behind.
     Demo,
+}
+
+/// `berth attach NAME [--read-only] [--detach-key KEY]`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth attach claude                 type into it; ctrl-\\ detaches, it keeps running\n  berth attach claude --read-only     watch only\n  berth attach claude --detach-key ctrl-]"
+)]
+pub struct AttachArgs {
+    /// The terminal agent (one created with --tty).
+    pub name: String,
+    /// Watch without typing (your window size does not change the agent's either).
+    #[arg(long)]
+    pub read_only: bool,
+    /// The key that detaches: ctrl-LETTER, ctrl-\\, ctrl-], ctrl-^, ctrl-_, ctrl-@, or none
+    /// (then only closing the terminal detaches).
+    #[arg(long, value_name = "KEY", default_value = "ctrl-\\")]
+    pub detach_key: String,
 }
 
 /// `berth pair NAME [--no-stash]` starts (or switches); `berth pair status|flush|stop`.

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod error;
 mod output;
+mod raw_terminal;
 
 use std::path::PathBuf;
 
@@ -125,6 +126,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Doctor(a) => runtime(false)?.block_on(commands::doctor::run(&ctx, a)),
         Command::Agent(cmd) => runtime(false)?.block_on(commands::agent::run(&ctx, cmd)),
         Command::Debug(cli::DebugCommand::Sync(a)) => commands::debug_sync::run(&ctx, &a),
+        Command::Attach(a) => runtime(false)?.block_on(commands::attach::run(&ctx, a)),
         Command::Status => runtime(false)?.block_on(commands::status::run(&ctx)),
         Command::Up(a) => runtime(false)?.block_on(commands::compose::run(&ctx, true, a)),
         Command::Down(a) => runtime(false)?.block_on(commands::compose::run(&ctx, false, a)),

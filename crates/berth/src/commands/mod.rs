@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod agent;
+pub mod attach;
 pub mod compose;
 pub mod daemon;
 pub mod debug_sync;

@@ -1,0 +1,65 @@
+//! Attaching to a terminal agent: `GET /v1/agents/attach` upgraded to a WebSocket on a
+//! connection of its own.
+
+use berth_proto::AttachQuery;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::upgrade::Upgraded;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::{Client, ClientError, api_error};
+
+/// An attached terminal: binary messages are output (to the client) and keys (from it); text
+/// messages are `berth_proto::AttachEvent`s and `berth_proto::AttachControl`s.
+pub type AttachStream = WebSocketStream<TokioIo<Upgraded>>;
+
+impl Client {
+    /// Attaches to a terminal agent. Every refusal (unknown agent, not a terminal, not
+    /// running) is a [`ClientError::Api`], as for any request.
+    pub async fn attach(&self, query: &AttachQuery) -> Result<AttachStream, ClientError> {
+        let mut conn = self.connect().await?;
+        let query =
+            serde_urlencoded::to_string(query).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let key = generate_key();
+        let req = conn
+            .builder(Method::GET, &format!("/v1/agents/attach?{query}"))
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, "websocket")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, &key)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = tokio::time::timeout(self.timeout, conn.sender.send_request(req))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: "attaching".into(),
+            })?
+            .map_err(ClientError::http)?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(ClientError::http)?
+                .to_bytes();
+            return Err(api_error(status, &body));
+        }
+        let accepted = resp.headers().get(SEC_WEBSOCKET_ACCEPT);
+        if accepted.map(|v| v.as_bytes()) != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
+            return Err(ClientError::Protocol(
+                "the daemon's WebSocket handshake does not answer ours".into(),
+            ));
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(ClientError::http)?;
+        Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
+    }
+}
