@@ -9,7 +9,10 @@
 // only ever runs under `cargo test` (berth-testkit is a dev-dependency of every crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod tmux;
 mod worktree;
+
+pub use tmux::{Tmux, quote};
 
 pub use worktree::{
     WorktreeState, base, base_with_env, chmod, dirty, files, reset_clean, worktree_state, write,
@@ -80,6 +83,11 @@ impl TestHome {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The binary under test.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn run_dir(&self) -> PathBuf {

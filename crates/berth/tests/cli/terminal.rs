@@ -14,29 +14,29 @@ use crate::{home, start};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn project() -> tempfile::TempDir {
+pub fn project() -> tempfile::TempDir {
     repo(&[("README", "hi\n")])
 }
 
-fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> Outcome {
+pub fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> Outcome {
     let mut all = vec!["--json", "agent"];
     all.extend_from_slice(args);
     h.run_in(repo, &all)
 }
 
-fn screen(h: &TestHome, repo: &Path, name: &str) -> TerminalScreen {
+pub fn screen(h: &TestHome, repo: &Path, name: &str) -> TerminalScreen {
     let out = agent(h, repo, &["screen", name]);
     out.expect_code(0);
     serde_json::from_value(out.json()).unwrap()
 }
 
-fn shows(s: &TerminalScreen, text: &str) -> bool {
+pub fn shows(s: &TerminalScreen, text: &str) -> bool {
     s.rows.iter().any(|r| r.contains(text))
 }
 
 /// Waits until the screen shows `text` on some row; returns that screen.
 #[track_caller]
-fn wait_for(h: &TestHome, repo: &Path, name: &str, text: &str) -> TerminalScreen {
+pub fn wait_for(h: &TestHome, repo: &Path, name: &str, text: &str) -> TerminalScreen {
     let mut last = None;
     wait_until(&format!("the screen shows {text:?}"), WAIT, || {
         let s = screen(h, repo, name);
@@ -48,7 +48,7 @@ fn wait_for(h: &TestHome, repo: &Path, name: &str, text: &str) -> TerminalScreen
 }
 
 /// An interactive bash with a fixed prompt, started under a terminal; waits for its prompt.
-fn shell(h: &TestHome, repo: &Path, name: &str) {
+pub fn shell(h: &TestHome, repo: &Path, name: &str) {
     agent(
         h,
         repo,
@@ -67,7 +67,7 @@ fn shell(h: &TestHome, repo: &Path, name: &str) {
     wait_for(h, repo, name, "$");
 }
 
-fn typed(h: &TestHome, repo: &Path, name: &str, text: &str) {
+pub fn typed(h: &TestHome, repo: &Path, name: &str, text: &str) {
     agent(h, repo, &["input", name, text, "--enter"]).expect_code(0);
 }
 
@@ -87,7 +87,7 @@ fn ask_keeper(h: &TestHome, name: &str, req: &Request) -> TerminalAnswer {
     control::ask(&socket, req, Duration::from_secs(10)).unwrap()
 }
 
-fn pid_of(h: &TestHome, repo: &Path, name: &str) -> i32 {
+pub fn pid_of(h: &TestHome, repo: &Path, name: &str) -> i32 {
     agent(h, repo, &["show", name]).json()["pid"]
         .as_i64()
         .expect("a running agent has a pid") as i32
