@@ -1,5 +1,5 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`); each
+//! `pairing`, `terminal`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
@@ -10,6 +10,7 @@ mod snapshots;
 mod stats;
 mod supervisor;
 mod sync;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -43,9 +44,10 @@ fn main() -> ExitCode {
         "snapshots" => snapshots::run(&repo_root()),
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
+        "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal\n{}\n{}",
             sync::USAGE,
             pairing::USAGE
         )),

@@ -37,7 +37,7 @@ fn kib(file: &str, key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     kib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
@@ -55,7 +55,7 @@ fn median(mut v: Vec<u64>) -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
-fn keeper_pids(home: &Path) -> Vec<u32> {
+pub(crate) fn keeper_pids(home: &Path) -> Vec<u32> {
     let mut pids = Vec::new();
     for project in std::fs::read_dir(home.join("agents"))
         .into_iter()

@@ -1,5 +1,6 @@
 //! Installing the peer tools when they are missing (Debian's `unison`, `syncthing` and `rsync`,
-//! and the crates.io `unison-fsmonitor` that Unison's watch mode needs), and their versions.
+//! and the crates.io `unison-fsmonitor` that Unison's watch mode needs; Debian's `tmux` for the
+//! terminal benchmark), and their versions.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -44,6 +45,14 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Installs Debian's `packages` (as root).
+pub fn debian(packages: &[&str]) -> Result<(), String> {
+    run("apt-get", &["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q"];
+    args.extend(packages);
+    run("apt-get", &args)
+}
+
 /// Installs what `tools` need and is not on `PATH` yet.
 pub fn ensure(tools: &[Tool]) -> Result<(), String> {
     let path = path_with_cargo_bin();
@@ -58,10 +67,7 @@ pub fn ensure(tools: &[Tool]) -> Result<(), String> {
         }
     }
     if !packages.is_empty() {
-        run("apt-get", &["update", "-q"])?;
-        let mut args = vec!["install", "-y", "-q"];
-        args.extend(&packages);
-        run("apt-get", &args)?;
+        debian(&packages)?;
     }
     if tools.contains(&Tool::Unison) && !on_path("unison-fsmonitor", &path) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -6,7 +6,7 @@ mod cleanup;
 mod first_copy;
 mod group;
 mod http;
-mod install;
+pub(crate) mod install;
 mod live;
 mod options;
 pub use options::USAGE;

@@ -1,0 +1,549 @@
+//! The terminal benchmark: `berth attach` against `tmux attach`, the same program under each,
+//! both driven from a pseudo-terminal of the benchmark's own (80×24) as a person's terminal
+//! would drive them — keystroke to echo, output throughput, attach until the screen is drawn,
+//! and the memory that holds 10,000 lines of scrollback.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::stat::Mode;
+
+use crate::machine;
+use crate::stats::{Summary, ms};
+use crate::supervisor::{keeper_pids, rss_kib};
+
+const ROWS: u16 = 24;
+const COLS: u16 = 80;
+/// Keystrokes per tool and round; rounds alternate the tools.
+const KEYS: usize = 200;
+const ROUNDS: usize = 5;
+const ATTACHES: usize = 20;
+const CAT_MIB: usize = 100;
+const SCROLLBACK: usize = 10_000;
+/// The program both run for the keystroke test: every key written back as it arrives.
+const ECHO: &str = "stty raw -echo; exec cat";
+const SHELL: &str = "PS1='$ ' exec bash --norc --noprofile -i";
+
+/// A client (`berth attach`, `tmux attach`) on a terminal of the benchmark's.
+struct Client {
+    master: File,
+    child: Child,
+    seen: Vec<u8>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Client {
+    fn spawn(mut cmd: Command) -> Result<Client, String> {
+        let master =
+            posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err)?;
+        grantpt(&master).map_err(err)?;
+        unlockpt(&master).map_err(err)?;
+        let slave: OwnedFd = open(
+            ptsname_r(&master).map_err(err)?.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)?;
+        let master = File::from(OwnedFd::from(master));
+        let ws = libc::winsize {
+            ws_row: ROWS,
+            ws_col: COLS,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL).map_err(err)?);
+        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(err)?;
+        cmd.stdin(Stdio::from(slave.try_clone().map_err(err)?))
+            .stdout(Stdio::from(slave.try_clone().map_err(err)?))
+            .stderr(Stdio::from(slave))
+            .env("TERM", "xterm-256color");
+        // SAFETY: setsid(2) and ioctl(2) between fork and exec; both async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(err)?;
+        Ok(Client {
+            master,
+            child,
+            seen: Vec::new(),
+        })
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) -> Result<(), String> {
+        self.master.write_all(keys).map_err(err)
+    }
+
+    /// Reads what the client draws until it has drawn `needle` (since the last call); how long
+    /// that took.
+    fn wait_for(&mut self, needle: &[u8], limit: Duration) -> Result<Duration, String> {
+        let began = Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
+                self.seen.drain(..at + needle.len());
+                return Ok(began.elapsed());
+            }
+            // Only the tail can still hold the start of a match.
+            let keep = self.seen.len().saturating_sub(needle.len());
+            self.seen.drain(..keep);
+            let left = limit.checked_sub(began.elapsed()).ok_or_else(|| {
+                format!(
+                    "{:?} was not drawn within {limit:?}",
+                    String::from_utf8_lossy(needle)
+                )
+            })?;
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            )
+            .map_err(err)?;
+            match self.master.read(&mut buf) {
+                Ok(0) => return Err("the client ended".into()),
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    return Err("the client ended".into());
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Reads for `quiet` and drops what was drawn.
+    fn settle(&mut self, quiet: Duration) {
+        let _ = self.wait_for(b"\0never\0", quiet);
+        self.seen.clear();
+    }
+
+    fn end(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One side of the comparison: how to start a program, attach to it and detach.
+trait Host {
+    fn label(&self) -> &'static str;
+    /// (Re)starts the program under this host.
+    fn start(&self, program: &str) -> Result<(), String>;
+    fn attach(&self) -> Result<Client, String>;
+    fn detach_keys(&self) -> &'static [u8];
+    /// Types `text` into the program without attaching.
+    fn type_in(&self, text: &str) -> Result<(), String>;
+    /// The process holding the program's terminal and scrollback.
+    fn holder_pid(&self) -> Result<u32, String>;
+}
+
+struct Berth {
+    bin: PathBuf,
+    home: PathBuf,
+    repo: PathBuf,
+}
+
+impl Berth {
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .env("BERTH_HOME", &self.home)
+            .current_dir(&self.repo)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(err)?;
+        if !out.status.success() {
+            return Err(format!(
+                "berth {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Host for Berth {
+    fn label(&self) -> &'static str {
+        "berth attach"
+    }
+
+    fn start(&self, program: &str) -> Result<(), String> {
+        let _ = self.run(&["agent", "rm", "t", "--force"]);
+        self.run(&["agent", "new", "t", "--tty", "--start", "--cmd", program])
+            .map(drop)
+    }
+
+    fn attach(&self) -> Result<Client, String> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("BERTH_HOME", &self.home)
+            .current_dir(&self.repo)
+            .args(["attach", "t"]);
+        Client::spawn(cmd)
+    }
+
+    fn detach_keys(&self) -> &'static [u8] {
+        b"\x1c"
+    }
+
+    fn type_in(&self, text: &str) -> Result<(), String> {
+        self.run(&["agent", "input", "t", text, "--enter"])
+            .map(drop)
+    }
+
+    fn holder_pid(&self) -> Result<u32, String> {
+        keeper_pids(&self.home)
+            .into_iter()
+            .find(|pid| rss_kib(*pid).is_some())
+            .ok_or_else(|| "the agent's keeper is not running".into())
+    }
+}
+
+struct Tmux {
+    socket: PathBuf,
+    repo: PathBuf,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg("/dev/null")
+            .args(args)
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(err)?;
+        if !out.status.success() {
+            return Err(format!(
+                "tmux {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Host for Tmux {
+    fn label(&self) -> &'static str {
+        "tmux attach"
+    }
+
+    fn start(&self, program: &str) -> Result<(), String> {
+        let _ = self.run(&["kill-session", "-t", "t"]);
+        let (cols, rows) = (COLS.to_string(), ROWS.to_string());
+        let dir = self.repo.display().to_string();
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &cols,
+            "-y",
+            &rows,
+            "-c",
+            &dir,
+            program,
+        ])?;
+        // The same scrollback as berth's keeper keeps, and no status line in the way.
+        self.run(&["set-option", "-g", "history-limit", &SCROLLBACK.to_string()])?;
+        self.run(&["set-option", "-g", "status", "off"]).map(drop)
+    }
+
+    fn attach(&self) -> Result<Client, String> {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S")
+            .arg(&self.socket)
+            .args(["attach", "-t", "t"])
+            .env_remove("TMUX");
+        Client::spawn(cmd)
+    }
+
+    fn detach_keys(&self) -> &'static [u8] {
+        b"\x02d"
+    }
+
+    fn type_in(&self, text: &str) -> Result<(), String> {
+        self.run(&["send-keys", "-t", "t", "-l", text])?;
+        self.run(&["send-keys", "-t", "t", "Enter"]).map(drop)
+    }
+
+    fn holder_pid(&self) -> Result<u32, String> {
+        self.run(&["display-message", "-p", "#{pid}"])?
+            .trim()
+            .parse()
+            .map_err(err)
+    }
+}
+
+/// Keystroke to echo: one key at a time into `cat` in raw mode, timed until the client drew it.
+fn keystrokes(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String> {
+    let mut client = host.attach()?;
+    client.settle(Duration::from_millis(300));
+    for i in 0..KEYS {
+        // Back to the start of the line now and then, so nothing scrolls.
+        if i % 60 == 0 {
+            client.type_keys(b"\r")?;
+            client.settle(Duration::from_millis(20));
+        }
+        let key = [b"xyzvw"[i % 5]];
+        let began = Instant::now();
+        client.type_keys(&key)?;
+        client.wait_for(&key, Duration::from_secs(5))?;
+        samples.push(began.elapsed());
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    client.type_keys(host.detach_keys())?;
+    client.settle(Duration::from_millis(100));
+    client.end();
+    Ok(())
+}
+
+/// `cat` of a large file while attached: until the client drew what the shell printed after it.
+fn throughput(host: &dyn Host, file: &Path) -> Result<Duration, String> {
+    host.start(SHELL)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut client = host.attach()?;
+    client.settle(Duration::from_millis(300));
+    let line = format!("cat {}; echo DONE-$((40+2))\r", file.display());
+    let began = Instant::now();
+    client.type_keys(line.as_bytes())?;
+    client.wait_for(b"DONE-42", Duration::from_secs(600))?;
+    let took = began.elapsed();
+    client.type_keys(host.detach_keys())?;
+    client.settle(Duration::from_millis(100));
+    client.end();
+    Ok(took)
+}
+
+/// From starting the client until it drew a line that was on the screen before.
+fn attach_times(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String> {
+    host.type_in("echo READY-$((6*7))")?;
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..ATTACHES {
+        let began = Instant::now();
+        let mut client = host.attach()?;
+        client.wait_for(b"READY-42", Duration::from_secs(10))?;
+        samples.push(began.elapsed());
+        client.type_keys(host.detach_keys())?;
+        client.settle(Duration::from_millis(150));
+        client.end();
+    }
+    Ok(())
+}
+
+fn ensure_tmux() -> Result<String, String> {
+    let version = || {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(v) = version() {
+        return Ok(v);
+    }
+    crate::sync::install::debian(&["tmux"])?;
+    version().ok_or_else(|| "tmux did not install".into())
+}
+
+/// A text file of `mib` MiB in lines of 80 columns.
+fn big_file(path: &Path, mib: usize) -> Result<(), String> {
+    let mut f = std::io::BufWriter::new(File::create(path).map_err(err)?);
+    let mut written = 0;
+    let mut n = 0u64;
+    while written < mib << 20 {
+        let line =
+            format!("{n:>10} the quick brown fox jumps over the lazy dog, and again, and on\n");
+        f.write_all(line.as_bytes()).map_err(err)?;
+        written += line.len();
+        n += 1;
+    }
+    f.flush().map_err(err)
+}
+
+pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
+    let tmux_version = ensure_tmux()?;
+    let tmp = tempfile::tempdir().map_err(err)?;
+    let repo = tmp.path().join("project");
+    std::fs::create_dir_all(&repo).map_err(err)?;
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    ] {
+        Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .status()
+            .map_err(err)?;
+    }
+    let berth = Berth {
+        bin: bin.to_path_buf(),
+        home: tmp.path().join("home"),
+        repo: repo.clone(),
+    };
+    let tmux = Tmux {
+        socket: tmp.path().join("tmux.sock"),
+        repo: repo.clone(),
+    };
+    berth.run(&["daemon", "start"])?;
+    let result = measure(&berth, &tmux, tmp.path());
+    let _ = berth.run(&["daemon", "stop", "--all"]);
+    let _ = tmux.run(&["kill-server"]);
+    let m = result?;
+    let report = write_report(root, bin, &tmux_version, &m)?;
+    Ok(report)
+}
+
+struct Measured {
+    keys: [Vec<Duration>; 2],
+    cat: [Duration; 2],
+    rss: [u64; 2],
+    attach: [Vec<Duration>; 2],
+}
+
+fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
+    let hosts: [&dyn Host; 2] = [berth, tmux];
+    let mut keys = [Vec::new(), Vec::new()];
+    for host in hosts {
+        host.start(ECHO)?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..ROUNDS {
+        for (i, host) in hosts.iter().enumerate() {
+            keystrokes(*host, &mut keys[i])?;
+        }
+    }
+    eprintln!("keystrokes measured");
+    let file = tmp.join("big.txt");
+    big_file(&file, CAT_MIB)?;
+    let mut cat = [Duration::ZERO; 2];
+    let mut rss = [0; 2];
+    let mut attach = [Vec::new(), Vec::new()];
+    for (i, host) in hosts.iter().enumerate() {
+        cat[i] = throughput(*host, &file)?;
+        eprintln!(
+            "{}: cat of {CAT_MIB} MiB drawn in {}",
+            host.label(),
+            ms(cat[i])
+        );
+        rss[i] = rss_kib(host.holder_pid()?).unwrap_or(0);
+        attach_times(*host, &mut attach[i])?;
+    }
+    Ok(Measured {
+        keys,
+        cat,
+        rss,
+        attach,
+    })
+}
+
+fn write_report(
+    root: &Path,
+    bin: &Path,
+    tmux_version: &str,
+    m: &Measured,
+) -> Result<PathBuf, String> {
+    let version = Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let keys = [Summary::of(&m.keys[0]), Summary::of(&m.keys[1])];
+    let attach = [Summary::of(&m.attach[0]), Summary::of(&m.attach[1])];
+    let rate = |d: Duration| CAT_MIB as f64 / d.as_secs_f64();
+    let mut md = String::from("# Terminal benchmark\n\n");
+    md += &format!(
+        "Produced by `cargo run --release --locked -p berth-bench -- terminal`: the same program \
+         under berth (a terminal agent, its keeper holding the terminal; the client is `berth \
+         attach`, through the daemon's WebSocket) and under tmux ({tmux_version}, its own server, \
+         `history-limit` {SCROLLBACK}, no status line; the client is `tmux attach`), each client \
+         on a pseudo-terminal of the benchmark's ({COLS}×{ROWS}) that it reads everything from, \
+         as a terminal emulator would. {version}. Times in milliseconds.\n\n## Machine\n\n"
+    );
+    md += &machine::describe();
+    md += "\n## Results\n\n| what | berth attach | tmux attach | ratio (berth / tmux) | goal |\n|---|---|---|---|---|\n";
+    md += &format!(
+        "| keystroke to echo, p50 ({} keys each, `cat` in raw mode) | {} | {} | {:.2} | ≤ 1 ms, never worse than tmux |\n",
+        keys[0].n,
+        ms(keys[0].p50),
+        ms(keys[1].p50),
+        keys[0].p50.as_secs_f64() / keys[1].p50.as_secs_f64()
+    );
+    md += &format!(
+        "| keystroke to echo, p99 | {} | {} | {:.2} | never worse than tmux |\n",
+        ms(keys[0].p99),
+        ms(keys[1].p99),
+        keys[0].p99.as_secs_f64() / keys[1].p99.as_secs_f64()
+    );
+    md += &format!(
+        "| keystroke to echo, max | {} | {} | | |\n",
+        ms(keys[0].max),
+        ms(keys[1].max)
+    );
+    md += &format!(
+        "| `cat` of a {CAT_MIB} MiB file while attached, until the line after it is drawn | {} ({:.0} MiB/s) | {} ({:.0} MiB/s) | {:.2} | at least tmux's throughput |\n",
+        ms(m.cat[0]),
+        rate(m.cat[0]),
+        ms(m.cat[1]),
+        rate(m.cat[1]),
+        m.cat[0].as_secs_f64() / m.cat[1].as_secs_f64()
+    );
+    md += &format!(
+        "| RSS holding the terminal with {SCROLLBACK} lines of scrollback (berth: the agent's keeper; tmux: its server) | {:.1} MiB | {:.1} MiB | {:.2} | keeper ≤ 8 MiB |\n",
+        m.rss[0] as f64 / 1024.0,
+        m.rss[1] as f64 / 1024.0,
+        m.rss[0] as f64 / m.rss[1].max(1) as f64
+    );
+    md += &format!(
+        "| attach until the screen is drawn, p50 ({} attaches each) | {} | {} | {:.2} | ≤ 20 ms |\n",
+        attach[0].n,
+        ms(attach[0].p50),
+        ms(attach[1].p50),
+        attach[0].p50.as_secs_f64() / attach[1].p50.as_secs_f64()
+    );
+    md += &format!(
+        "| attach until the screen is drawn, max | {} | {} | | |\n",
+        ms(attach[0].max),
+        ms(attach[1].max)
+    );
+    md += "\nKeystrokes alternate between the two in rounds, so both see the same machine. berth \
+           draws an attached client from its keeper's emulator (the whole screen, then \
+           differences), as tmux draws from its own; both skip what a client had no time to \
+           show, so the `cat` figure is how fast each takes in and parses the program's output. \
+           berth's keeper also writes every line to the agent's rotating output log.\n";
+    let out = root.join("bench/results/terminal.md");
+    std::fs::write(&out, &md).map_err(err)?;
+    print!("{md}");
+    Ok(out)
+}
