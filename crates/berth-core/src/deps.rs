@@ -239,6 +239,7 @@ mod tests {
                 .collect(),
             base: None,
             tty: false,
+            scrollback: None,
         }
     }
 

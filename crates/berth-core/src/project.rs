@@ -118,6 +118,9 @@ pub struct ProcessSpec {
     pub base: Option<String>,
     /// Runs under a pseudo-terminal its keeper owns (`tty = true`).
     pub tty: bool,
+    /// Lines of scrollback its keeper keeps (`scrollback = N`, terminal processes only; absent:
+    /// `terminal::DEFAULT_SCROLLBACK`).
+    pub scrollback: Option<u32>,
 }
 
 /// `depends_on` entry: start this process only once `name` reached `condition`.
@@ -336,6 +339,8 @@ struct RawProcess {
     base: Option<Spanned<String>>,
     #[serde(default)]
     tty: bool,
+    #[serde(default)]
+    scrollback: Option<Spanned<i64>>,
 }
 
 /// `depends_on`: names with their (optional) condition, from either form.
@@ -654,6 +659,19 @@ impl Checker<'_> {
                 DEFAULT_STOP_GRACE
             }),
         };
+        let scrollback = raw.scrollback.as_ref().and_then(|s| {
+            let n = *s.get_ref();
+            let checked = u32::try_from(n)
+                .map_err(|_| format!("{n}: a number of lines, 0 or more"))
+                .and_then(|n| crate::terminal::check_scrollback(n).map_err(|e| e.to_string()))
+                .and_then(|n| match raw.tty {
+                    true => Ok(n),
+                    false => Err("only a process with `tty = true` has scrollback".to_string()),
+                });
+            checked
+                .map_err(|message| self.invalid(s, "scrollback", &table, message))
+                .ok()
+        });
         let deps_table = format!("{table}.depends_on");
         let mut depends_on: Vec<Dependency> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -728,6 +746,7 @@ impl Checker<'_> {
             depends_on,
             base,
             tty: raw.tty,
+            scrollback,
         }
     }
 }
@@ -823,6 +842,7 @@ depends_on = ["db"]
             depends_on: vec![],
             base: None,
             tty: false,
+            scrollback: None,
         }
     }
 
@@ -975,6 +995,31 @@ command = "migrate up"
     }
 
     #[test]
+    fn scrollback_is_for_terminal_processes_and_bounded() {
+        let p = parse("[agent.a]\ncommand = \"x\"\ntty = true\nscrollback = 500\n").unwrap();
+        assert_eq!(p.get("a").unwrap().scrollback, Some(500));
+        let p = parse("[agent.a]\ncommand = \"x\"\ntty = true\n").unwrap();
+        assert_eq!(p.get("a").unwrap().scrollback, None, "the default");
+        for (text, says) in [
+            (
+                "[agent.a]\ncommand = \"x\"\nscrollback = 500\n",
+                "only a process with `tty = true`",
+            ),
+            (
+                "[agent.a]\ncommand = \"x\"\ntty = true\nscrollback = 100001\n",
+                "at most 100000",
+            ),
+            (
+                "[agent.a]\ncommand = \"x\"\ntty = true\nscrollback = -1\n",
+                "0 or more",
+            ),
+        ] {
+            let e = err(text).to_string();
+            assert!(e.contains("scrollback") && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn both_depends_on_forms_are_accepted() {
         let text = |deps: &str| {
             format!(
@@ -1086,7 +1131,8 @@ comand = "npm start"
         assert_eq!(
             e.to_string(),
             "berth.toml line 7: unknown key \"comand\" in [service.web]; expected one of command, \
-             cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base, tty"
+             cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base, tty, \
+             scrollback"
         );
         assert!(matches!(e, ProjectError::UnknownKey { line: 7, ref key, .. } if key == "comand"));
 

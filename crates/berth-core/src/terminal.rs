@@ -9,6 +9,8 @@
 pub const TERM: &str = "xterm-256color";
 /// Lines of scrollback a keeper keeps above the screen unless configured.
 pub const DEFAULT_SCROLLBACK: usize = 10_000;
+/// The most lines of scrollback one may ask for (kept as text: some 10 MB of 80-column lines).
+pub const MAX_SCROLLBACK: u32 = 100_000;
 /// The most bytes one input request may type.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
 /// The largest terminal, either way.
@@ -44,6 +46,21 @@ impl Size {
 pub struct SizeError {
     pub rows: u32,
     pub cols: u32,
+}
+
+/// Checks a configured scrollback (lines kept above the screen).
+pub fn check_scrollback(lines: u32) -> Result<u32, ScrollbackError> {
+    if lines > MAX_SCROLLBACK {
+        return Err(ScrollbackError { lines });
+    }
+    Ok(lines)
+}
+
+/// More scrollback than a keeper keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{lines} lines of scrollback are more than a keeper keeps (at most {MAX_SCROLLBACK})")]
+pub struct ScrollbackError {
+    pub lines: u32,
 }
 
 /// Input that is not typed.
@@ -151,6 +168,16 @@ pub struct DetachKeyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrollback_is_bounded() {
+        assert_eq!(check_scrollback(0), Ok(0));
+        assert_eq!(check_scrollback(MAX_SCROLLBACK), Ok(MAX_SCROLLBACK));
+        let e = check_scrollback(MAX_SCROLLBACK + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 100000"), "{e}");
+    }
 
     #[test]
     fn detach_keys() {

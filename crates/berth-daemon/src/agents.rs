@@ -224,6 +224,10 @@ impl Supervisor {
             exit_code,
             log: self.keeper_dir(rec).output().display().to_string(),
             tty: rec.tty,
+            scrollback: rec.tty.then(|| {
+                rec.scrollback
+                    .unwrap_or(berth_core::terminal::DEFAULT_SCROLLBACK as u32)
+            }),
         }
     }
 
@@ -319,7 +323,9 @@ impl Supervisor {
             terminal: rec.tty.then_some(TerminalSpec {
                 rows: Size::DEFAULT.rows,
                 cols: Size::DEFAULT.cols,
-                scrollback: berth_core::terminal::DEFAULT_SCROLLBACK,
+                scrollback: rec
+                    .scrollback
+                    .map_or(berth_core::terminal::DEFAULT_SCROLLBACK, |n| n as usize),
             }),
         };
         let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;

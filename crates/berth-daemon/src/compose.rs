@@ -120,6 +120,7 @@ async fn define(
         desired_running: existing.as_ref().is_some_and(|e| e.desired_running),
         created_ms: existing.as_ref().map_or_else(now_ms, |e| e.created_ms),
         tty: spec.tty,
+        scrollback: spec.scrollback,
     };
     store.put_agent(&rec)?;
     Ok(rec)

@@ -31,6 +31,9 @@ pub struct AgentNew {
     /// Run it under a pseudo-terminal (`berth agent screen`, `berth agent input`).
     #[serde(default)]
     pub tty: bool,
+    /// Lines of scrollback its keeper keeps (terminal agents only; absent: 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<u32>,
 }
 
 /// Body of `POST /v1/agents/show|start|stop`.
@@ -67,6 +70,9 @@ pub struct AgentInfo {
     /// Whether it runs under a pseudo-terminal.
     #[serde(default)]
     pub tty: bool,
+    /// Lines of scrollback its keeper keeps, for a terminal agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<u32>,
 }
 
 /// Answer to `POST /v1/agents/list`.

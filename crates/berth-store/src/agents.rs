@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use crate::{Store, StoreError, columns};
+use crate::{Store, StoreError};
 
 /// An agent's or a service's definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +34,13 @@ pub struct AgentRecord {
     pub created_ms: i64,
     /// Runs under a pseudo-terminal its keeper owns.
     pub tty: bool,
+    /// Lines of scrollback its keeper keeps (`None`: the default).
+    pub scrollback: Option<u32>,
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
                              a.workspace, a.desired, a.created_ms, a.ready, a.kind,
-                             a.stop_signal, a.stop_grace_ms, a.liveness, a.tty
+                             a.stop_signal, a.stop_grace_ms, a.liveness, a.tty, a.scrollback
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -68,13 +70,13 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
-                                     kind, stop_signal, stop_grace_ms, liveness, tty)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                     kind, stop_signal, stop_grace_ms, liveness, tty, scrollback)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (project_id, name) DO UPDATE SET
                      command = excluded.command, restart = excluded.restart, env = excluded.env,
                      ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
                      stop_grace_ms = excluded.stop_grace_ms, liveness = excluded.liveness,
-                     tty = excluded.tty",
+                     tty = excluded.tty, scrollback = excluded.scrollback",
                 params![
                     a.project_id,
                     a.name,
@@ -90,7 +92,8 @@ impl Store {
                     a.stop_signal,
                     i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX),
                     a.liveness,
-                    a.tty
+                    a.tty,
+                    a.scrollback
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -129,73 +132,47 @@ impl Store {
 
     pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE a.project_id = ?1 AND a.name = ?2");
-        let row = self.query_one(&sql, params![project_id, name], columns::<Raw>)?;
+        let row = self.query_one(&sql, params![project_id, name], row)?;
         row.map(|r| self.decode_agent(r)).transpose()
     }
 
     /// Agents of one project (`Some`) or of all projects, by name.
     pub fn agents(&self, project_id: Option<i64>) -> Result<Vec<AgentRecord>, StoreError> {
         let sql = format!("{SELECT} WHERE ?1 IS NULL OR a.project_id = ?1 ORDER BY p.root, a.name");
-        let rows = self.query_all(&sql, params![project_id], columns::<Raw>)?;
+        let rows = self.query_all(&sql, params![project_id], row)?;
         rows.into_iter().map(|r| self.decode_agent(r)).collect()
     }
 
-    fn decode_agent(&self, r: Raw) -> Result<AgentRecord, StoreError> {
-        let (
-            project_id,
-            project_root,
-            name,
-            command,
-            base,
-            restart,
-            env,
-            workspace,
-            desired,
-            created_ms,
-            ready,
-            kind,
-            stop_signal,
-            stop_grace_ms,
-            liveness,
-            tty,
-        ) = r;
-        let env = self.json(&env)?;
-        Ok(AgentRecord {
-            project_id,
-            project_root,
-            name,
-            command,
-            base,
-            restart,
-            env,
-            ready,
-            liveness,
-            stop_signal,
-            stop_grace_ms: u64::try_from(stop_grace_ms).unwrap_or(0),
-            kind,
-            workspace,
-            desired_running: desired == "running",
-            created_ms,
-            tty,
-        })
+    /// Completes a row of [`SELECT`] with its environment, which is stored as JSON.
+    fn decode_agent(
+        &self,
+        (mut rec, env): (AgentRecord, String),
+    ) -> Result<AgentRecord, StoreError> {
+        rec.env = self.json(&env)?;
+        Ok(rec)
     }
 }
 
-type Raw = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    String,
-    String,
-    i64,
-    Option<String>,
-    bool,
-);
+/// A row of [`SELECT`], with its environment still JSON.
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AgentRecord, String)> {
+    let rec = AgentRecord {
+        project_id: r.get(0)?,
+        project_root: r.get(1)?,
+        name: r.get(2)?,
+        command: r.get(3)?,
+        base: r.get(4)?,
+        restart: r.get(5)?,
+        env: Default::default(),
+        workspace: r.get(7)?,
+        desired_running: r.get::<_, String>(8)? == "running",
+        created_ms: r.get(9)?,
+        ready: r.get(10)?,
+        kind: r.get(11)?,
+        stop_signal: r.get(12)?,
+        stop_grace_ms: u64::try_from(r.get::<_, i64>(13)?).unwrap_or(0),
+        liveness: r.get(14)?,
+        tty: r.get(15)?,
+        scrollback: r.get(16)?,
+    };
+    Ok((rec, r.get(6)?))
+}

@@ -96,6 +96,8 @@ pub const MIGRATIONS: &[&str] = &[
      );",
     // 10: whether an agent runs under a pseudo-terminal its keeper owns.
     "ALTER TABLE agents ADD COLUMN tty INTEGER NOT NULL DEFAULT 0;",
+    // 11: how many lines of scrollback a terminal agent's keeper keeps (NULL: the default).
+    "ALTER TABLE agents ADD COLUMN scrollback INTEGER;",
 ];
 
 /// The newest schema version this build knows.

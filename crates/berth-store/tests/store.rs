@@ -373,6 +373,7 @@ fn projects_register_once_and_agents_round_trip() {
         desired_running: false,
         created_ms: 5,
         tty: false,
+        scrollback: None,
     };
     store.put_agent(&a).unwrap();
     // Putting it again updates its definition but never its workspace.
@@ -380,6 +381,7 @@ fn projects_register_once_and_agents_round_trip() {
         command: Some("sleep 2".into()),
         workspace: "/elsewhere".into(),
         tty: true,
+        scrollback: Some(500),
         ..a.clone()
     };
     store.put_agent(&changed).unwrap();
@@ -390,6 +392,7 @@ fn projects_register_once_and_agents_round_trip() {
         got.tty,
         "whether it runs under a terminal is part of the definition"
     );
+    assert_eq!(got.scrollback, Some(500), "and so is its scrollback");
     store.put_agent(&a).unwrap();
     let other = AgentRecord {
         project_id: q,
@@ -710,6 +713,7 @@ fn agents_defined_before_terminals_existed_are_not_terminal_agents() {
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     let old = store.agent(1, "old").unwrap().unwrap();
     assert!(!old.tty);
+    assert_eq!(old.scrollback, None, "the default scrollback");
     assert_eq!(old.command.as_deref(), Some("sleep 1"));
 }
 

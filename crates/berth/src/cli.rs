@@ -185,6 +185,9 @@ pub enum AgentCommand {
         /// screen` and `agent input`.
         #[arg(long)]
         tty: bool,
+        /// With --tty: lines of scrollback its keeper keeps (default 10,000, at most 100,000).
+        #[arg(long, value_name = "LINES", requires = "tty")]
+        scrollback: Option<u32>,
     },
     /// List this repository's agents.
     List,

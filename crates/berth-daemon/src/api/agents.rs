@@ -126,6 +126,12 @@ pub async fn new(
     if req.start && req.command.is_none() {
         return Err(invalid("--start needs a command (--cmd)"));
     }
+    if let Some(lines) = req.scrollback {
+        if !req.tty {
+            return Err(invalid("only a terminal agent (--tty) has scrollback"));
+        }
+        berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
+    }
     let (git, project_id) = project(store, &req.repo)?;
     if store.agent(project_id, &req.name).map_err(db)?.is_some() {
         return Err(ApiFailure::new(
@@ -184,6 +190,7 @@ pub async fn new(
         desired_running: req.start,
         created_ms: now_ms(),
         tty: req.tty,
+        scrollback: req.scrollback,
     };
     store.put_agent(&rec).map_err(db)?;
     svc.events.record_about(

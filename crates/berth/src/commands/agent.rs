@@ -34,7 +34,11 @@ fn detail(a: &AgentInfo) -> String {
         a.workspace,
         a.base,
         a.restart,
-        if a.tty { "yes" } else { "no" }
+        match (a.tty, a.scrollback) {
+            (true, Some(n)) => format!("yes, {n} lines of scrollback"),
+            (true, None) => "yes".to_string(),
+            (false, _) => "no".to_string(),
+        }
     )
 }
 
@@ -104,6 +108,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             ready,
             start,
             tty,
+            scrollback,
         } => {
             let req = AgentNew {
                 repo,
@@ -115,6 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 ready,
                 start,
                 tty,
+                scrollback,
             };
             let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
             emit(ctx.json, &a, |a| {

@@ -405,12 +405,14 @@ fn tty_in_berth_toml_runs_a_service_under_a_terminal() {
     let p = project();
     std::fs::write(
         p.path().join("berth.toml"),
-        "[service.screen]\ncommand = \"printf 'term=%s' \\\"$TERM\\\"; exec sleep 300\"\ntty = true\n",
+        "[service.screen]\ncommand = \"printf 'term=%s' \\\"$TERM\\\"; exec sleep 300\"\ntty = true\nscrollback = 7\n",
     )
     .unwrap();
     h.run_in(p.path(), &["up"]).expect_code(0);
     let s = wait_for(&h, p.path(), "screen", "term=xterm-256color");
     assert_eq!(s.cursor.row, 0);
+    let shown = agent(&h, p.path(), &["show", "screen"]).json();
+    assert_eq!(shown["scrollback"], 7, "{shown}");
     h.run_in(p.path(), &["down"]).expect_code(0);
     h.run(&["daemon", "stop"]).expect_code(0);
 }
@@ -464,4 +466,63 @@ fn agent_logs_show_a_terminal_agents_lines_as_seen_and_raw_as_written() {
     );
     agent(&h, p.path(), &["stop", "colours"]).expect_code(0);
     h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn scrollback_is_configurable_per_agent_and_bounded() {
+    let h = home();
+    start(&h);
+    let p = project();
+    agent(
+        &h,
+        p.path(),
+        &[
+            "new",
+            "short",
+            "--tty",
+            "--scrollback",
+            "5",
+            "--start",
+            "--cmd",
+            "for i in $(seq 1 40); do echo line-$i; done; exec sleep 600",
+        ],
+    )
+    .expect_code(0);
+    let s = wait_for(&h, p.path(), "short", "line-40");
+    let out = agent(&h, p.path(), &["screen", "short", "--scrollback", "100"]);
+    let all: TerminalScreen = serde_json::from_value(out.json()).unwrap();
+    assert_eq!(all.scrollback_lines, 5, "{all:?}");
+    // 40 lines and the empty one the cursor is on, on 24 rows: lines 1..=17 scrolled off, and
+    // only the newest 5 of those are kept.
+    assert_eq!(
+        all.scrollback,
+        ["line-13", "line-14", "line-15", "line-16", "line-17"]
+    );
+    assert_eq!(s.rows[0], "line-18");
+    let shown = agent(&h, p.path(), &["show", "short"]).json();
+    assert_eq!(shown["scrollback"], 5, "{shown}");
+
+    // Scrollback is for terminal agents, and bounded.
+    let out = agent(
+        &h,
+        p.path(),
+        &["new", "plain", "--scrollback", "5", "--cmd", "x"],
+    );
+    out.expect_code(2);
+    let out = agent(
+        &h,
+        p.path(),
+        &[
+            "new",
+            "huge",
+            "--tty",
+            "--scrollback",
+            "100001",
+            "--cmd",
+            "x",
+        ],
+    );
+    assert_eq!(out.json()["error"]["code"], "invalid_agent", "{out}");
+    assert!(out.stdout.contains("at most 100000"), "{out}");
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
 }
