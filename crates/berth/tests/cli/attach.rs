@@ -219,6 +219,28 @@ fn the_daemon_killed_while_attached_then_attach_again_finds_the_same_shell() {
     h.run(&["daemon", "stop", "--all"]).expect_code(0);
 }
 
+#[test]
+fn a_daemon_that_stops_says_so_to_attached_clients_and_leaves_the_program_running() {
+    let h = home();
+    start(&h);
+    let p = project();
+    shell(&h, p.path(), "sh");
+    let pid = pid_of(&h, p.path(), "sh");
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["sh"]);
+    t.wait_for("a", "$");
+    h.run(&["daemon", "stop"]).expect_code(0);
+    let shown = t.wait_for("a", "EXIT=3");
+    assert!(
+        shown.contains("the daemon is stopping; sh keeps running"),
+        "{shown}"
+    );
+    terminal_put_back(&t, "a");
+    assert!(alive(pid));
+    start(&h);
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
+}
+
 /// The pid of the process that window `win`'s shell runs (its only child).
 fn child_of_window(t: &Tmux, win: &str) -> i32 {
     let shell: i32 = t
