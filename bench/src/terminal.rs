@@ -101,15 +101,17 @@ impl Client {
                 self.seen.drain(..at + needle.len());
                 return Ok(began.elapsed());
             }
-            // Only the tail can still hold the start of a match.
-            let keep = self.seen.len().saturating_sub(needle.len());
-            self.seen.drain(..keep);
             let left = limit.checked_sub(began.elapsed()).ok_or_else(|| {
+                let tail = &self.seen[self.seen.len().saturating_sub(200)..];
                 format!(
-                    "{:?} was not drawn within {limit:?}",
-                    String::from_utf8_lossy(needle)
+                    "{:?} was not drawn within {limit:?}; the last it drew: {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(tail)
                 )
             })?;
+            // Only the tail can still hold the start of a match.
+            let keep_from = self.seen.len().saturating_sub(4096);
+            self.seen.drain(..keep_from);
             let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
             poll(
                 &mut fds,
@@ -185,7 +187,7 @@ impl Host for Berth {
     }
 
     fn start(&self, program: &str) -> Result<(), String> {
-        let _ = self.run(&["agent", "rm", "t", "--force"]);
+        let _ = self.run(&["agent", "rm", "t", "--force", "--delete-branch"]);
         self.run(&["agent", "new", "t", "--tty", "--start", "--cmd", program])
             .map(drop)
     }
@@ -305,7 +307,8 @@ fn keystrokes(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String
             client.type_keys(b"\r")?;
             client.settle(Duration::from_millis(20));
         }
-        let key = [b"xyzvw"[i % 5]];
+        // Never the letter already in that column: an unchanged cell is not drawn again.
+        let key = [b"xyzvw"[(i % 60 + i / 60) % 5]];
         let began = Instant::now();
         client.type_keys(&key)?;
         client.wait_for(&key, Duration::from_secs(5))?;
@@ -441,7 +444,7 @@ fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..ROUNDS {
         for (i, host) in hosts.iter().enumerate() {
-            keystrokes(*host, &mut keys[i])?;
+            keystrokes(*host, &mut keys[i]).map_err(|e| format!("{}: {e}", host.label()))?;
         }
     }
     eprintln!("keystrokes measured");

@@ -5,7 +5,13 @@
 /// The record for `text` written to `stream` at `time_ms` (milliseconds since the epoch),
 /// newline included.
 pub fn record(time_ms: i64, stream: &str, text: &str) -> String {
-    format!("{} {stream}| {text}\n", crate::time::utc(time_ms))
+    format!("{}{text}\n", prefix(time_ms, stream))
+}
+
+/// What comes before the text of a record written to `stream` at `time_ms`: the same for
+/// every line read at one moment.
+pub fn prefix(time_ms: i64, stream: &str) -> String {
+    format!("{} {stream}| ", crate::time::utc(time_ms))
 }
 
 /// A record split into its prefix (time and stream, separator included) and the text the

@@ -64,6 +64,27 @@ impl RotatingFile {
         Ok(rotate)
     }
 
+    /// Writes the records in `records`, the `n`th ending at `ends[n]` (and the last at the
+    /// end), as few writes as rotation allows. Returns whether it rotated.
+    pub fn write_records(&mut self, records: &[u8], ends: &[usize]) -> std::io::Result<bool> {
+        let mut rotated = false;
+        let mut from = 0;
+        let mut start = 0;
+        for &end in ends {
+            let len = (end - start) as u64;
+            if self.size > 0 && self.size + len > self.max_bytes {
+                self.file.write_all(&records[from..start])?;
+                self.rotate()?;
+                rotated = true;
+                from = start;
+            }
+            self.size += len;
+            start = end;
+        }
+        self.file.write_all(&records[from..])?;
+        Ok(rotated)
+    }
+
     fn rotate(&mut self) -> std::io::Result<()> {
         if self.keep == 0 {
             std::fs::remove_file(&self.path)?;
@@ -87,6 +108,40 @@ impl RotatingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_written_together_rotate_between_records_as_one_at_a_time_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, many) = (dir.path().join("one.log"), dir.path().join("many.log"));
+        let records: Vec<String> = (0..300)
+            .map(|i| format!("line {i:04} {}\n", "y".repeat(i % 50)))
+            .collect();
+        let mut log = RotatingFile::open(&one, 2048, 3).unwrap();
+        for r in &records {
+            log.write_record(r.as_bytes()).unwrap();
+        }
+        let mut log = RotatingFile::open(&many, 2048, 3).unwrap();
+        for batch in records.chunks(7) {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::new();
+            for r in batch {
+                bytes.extend_from_slice(r.as_bytes());
+                ends.push(bytes.len());
+            }
+            log.write_records(&bytes, &ends).unwrap();
+        }
+        for n in 0..=3 {
+            let (a, b) = match n {
+                0 => (one.clone(), many.clone()),
+                n => (rotated(&one, n), rotated(&many, n)),
+            };
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "file {n}"
+            );
+        }
+    }
 
     #[test]
     fn rotation_caps_each_file_keeps_whole_records_and_the_newest() {

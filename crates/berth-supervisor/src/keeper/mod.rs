@@ -56,6 +56,9 @@ const CHUNK: usize = 8 * 1024;
 /// A longer line goes to the log in pieces of this size (a program that redraws one line with
 /// `\r` forever never ends it).
 const MAX_LINE: usize = 16 * 1024;
+/// Reads of a terminal's output waiting for its screen (at most this many; the program then
+/// waits for the emulator, as for a terminal that is slow to draw).
+const SCREEN_QUEUE: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeeperError {
@@ -116,6 +119,12 @@ impl Keeper {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Nowhere left to report a failing log write.
         let _ = log.write_record(record.as_bytes());
+    }
+
+    fn log_records(&self, records: &Records) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        // Nowhere left to report a failing log write.
+        let _ = log.write_records(&records.bytes, &records.ends);
     }
 
     /// Descendants of the keeper that still run (zombies are as good as gone).
@@ -344,21 +353,52 @@ fn spawn_child(spec: &KeeperSpec, terminal: Option<(Size, usize)>) -> Result<Spa
     Ok((child, terminal))
 }
 
-/// Copies one output stream into the log, a timestamped line at a time — and, for a terminal
-/// agent (whose only stream this is), through its screen first.
+/// Log records gathered from one read, written together.
+#[derive(Default)]
+struct Records {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Records {
+    /// Adds the record of `line` (its line end left out) after `prefix`.
+    fn push(&mut self, prefix: &str, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        self.bytes.extend_from_slice(prefix.as_bytes());
+        self.bytes
+            .extend_from_slice(text.trim_end_matches(['\n', '\r']).as_bytes());
+        self.bytes.push(b'\n');
+        self.ends.push(self.bytes.len());
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+/// Copies one output stream into the log, a timestamped line at a time (the lines of one read
+/// in one write) — and, for a terminal agent (whose only stream this is), through its screen,
+/// which a thread of its own feeds, so that parsing the output and logging it overlap.
 fn pump(
     keeper: Arc<Keeper>,
     stream: &'static str,
     mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize> + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let screen = keeper.terminal.clone().map(|terminal| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(SCREEN_QUEUE);
+            let feeder = std::thread::spawn(move || {
+                for chunk in rx {
+                    terminal.feed(&chunk);
+                }
+            });
+            (tx, feeder)
+        });
         let mut buf = vec![0u8; CHUNK];
         let mut line = Vec::new();
-        let log = |line: &mut Vec<u8>| {
-            let text = String::from_utf8_lossy(line);
-            keeper.log_line(stream, text.trim_end_matches(['\n', '\r']));
-            line.clear();
-        };
+        let mut records = Records::default();
         loop {
             let n = match read(&mut buf) {
                 Ok(0) => break,
@@ -367,18 +407,32 @@ fn pump(
                 Err(_) => break,
             };
             let chunk = &buf[..n];
-            if let Some(terminal) = &keeper.terminal {
-                terminal.feed(chunk);
+            if let Some((tx, _)) = &screen {
+                // The feeder ends only when this sender is dropped.
+                let _ = tx.send(chunk.to_vec());
             }
+            let mut prefix = None;
             for piece in chunk.split_inclusive(|b| *b == b'\n') {
                 line.extend_from_slice(piece);
                 if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
-                    log(&mut line);
+                    let prefix = prefix
+                        .get_or_insert_with(|| berth_core::output_line::prefix(now_ms(), stream));
+                    records.push(prefix, &line);
+                    line.clear();
                 }
+            }
+            if !records.ends.is_empty() {
+                keeper.log_records(&records);
+                records.clear();
             }
         }
         if !line.is_empty() {
-            log(&mut line);
+            records.push(&berth_core::output_line::prefix(now_ms(), stream), &line);
+            keeper.log_records(&records);
+        }
+        if let Some((tx, feeder)) = screen {
+            drop(tx);
+            let _ = feeder.join();
         }
     })
 }

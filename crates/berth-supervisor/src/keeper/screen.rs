@@ -31,6 +31,8 @@ struct Scrollback {
     limit: usize,
     title: Option<String>,
     bells: u64,
+    /// Reused for each line that scrolls off.
+    formatted: String,
 }
 
 impl vt100::Callbacks for Scrollback {
@@ -38,15 +40,21 @@ impl vt100::Callbacks for Scrollback {
         if alternate_screen || self.limit == 0 {
             return;
         }
-        let mut formatted = String::new();
+        let formatted = &mut self.formatted;
+        formatted.clear();
         // Writing into a String cannot fail.
-        let _ =
-            contents.write_formatted_basic(&mut formatted, &mut BasicFormattedCaptureState::new());
-        let plain: String = basic_formatted_to_plain(&formatted).collect();
+        let _ = contents.write_formatted_basic(formatted, &mut BasicFormattedCaptureState::new());
+        // Most lines have no colours: their formatted form is their text.
+        let line: Box<str> = if formatted.contains('\x1b') {
+            let plain: String = basic_formatted_to_plain(formatted).collect();
+            plain.trim_end().into()
+        } else {
+            formatted.trim_end().into()
+        };
         if self.lines.len() >= self.limit {
             self.lines.pop_front();
         }
-        self.lines.push_back(plain.trim_end().into());
+        self.lines.push_back(line);
     }
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
@@ -127,6 +135,7 @@ impl Screen {
             limit: scrollback,
             title: None,
             bells: 0,
+            formatted: String::new(),
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
