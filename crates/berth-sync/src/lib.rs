@@ -28,5 +28,6 @@ pub mod live;
 mod local;
 pub mod reconcile;
 pub mod relpath;
+pub mod remote;
 pub mod scan;
 pub mod watch;
