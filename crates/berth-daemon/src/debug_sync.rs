@@ -207,9 +207,24 @@ fn persist(store: &Store, link: &str, ancestor: &mut Ancestor) -> Result<(), Str
         .map_err(|e| e.to_string())
 }
 
+/// SIGINT and SIGTERM, which stop the live loop between rounds: blocked before any thread
+/// starts (a remote endpoint starts threads of its own), so every thread inherits the mask, and
+/// awaited by one thread.
+fn stop_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+}
+
 /// Runs the engine between two directories (the second one possibly remote), its ancestor kept
 /// in `home`'s store, printing one line per round to standard output.
 pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
+    if !args.once {
+        stop_signals()
+            .thread_block()
+            .map_err(|e| DebugSyncError::Signals(e.to_string()))?;
+    }
     let alpha = absolute(&args.alpha)?;
     let alpha_side = Scanner::new(&alpha, args.max_size);
     let target = args
@@ -274,14 +289,7 @@ fn run_between<B: Endpoint>(
             &kept_in,
         );
     }
-    // SIGINT and SIGTERM stop the loop between rounds: blocked here (before any thread starts,
-    // so every thread inherits it) and awaited by one thread.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals
-        .thread_block()
-        .map_err(|e| DebugSyncError::Signals(e.to_string()))?;
+    let signals = stop_signals();
     let (tx, rx) = mpsc::channel();
     let stop = tx.clone();
     std::thread::spawn(move || {
