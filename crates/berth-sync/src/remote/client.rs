@@ -138,7 +138,11 @@ impl RemoteEndpoint {
             responses,
             sink,
             child: None,
-            said: Arc::new(Mutex::new(Said::default())),
+            // No command: nothing will be said.
+            said: Arc::new(Mutex::new(Said {
+                tail: Vec::new(),
+                closed: true,
+            })),
             lost: None,
         })
     }
