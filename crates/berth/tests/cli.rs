@@ -18,7 +18,7 @@ mod cli {
     pub mod pair_crash;
     pub mod pair_model;
     pub mod probes;
-    pub mod remote_model;
+    pub mod remote;
     pub mod ssh;
     pub mod stash;
     pub mod states;
