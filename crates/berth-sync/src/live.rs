@@ -362,15 +362,14 @@ pub fn run<A: Endpoint, B: Endpoint>(
                     report(&Report::Stalled { side }, &mut link.ancestor);
                     // If the root cannot be watched now (it is gone), the next missed
                     // heartbeat tries again; the rescan meanwhile halts on the missing root.
-                    match watches.start(&mut link.sides, side, tx) {
-                        Ok(()) => {}
-                        Err(e) => report(
+                    if let Err(e) = watches.start(&mut link.sides, side, tx) {
+                        report(
                             &Report::WatchTrouble {
                                 side,
                                 error: format!("cannot watch it again: {e}"),
                             },
                             &mut link.ancestor,
-                        ),
+                        );
                     }
                     st.full = Some("watching had stalled");
                 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::apply::check_rel;
 use crate::endpoint::Endpoint;
-use crate::reconcile::Side;
+use crate::reconcile::{Entry, Side};
 use crate::scan::{ScanError, Scanner, Tree, Warning};
 use crate::watch::{Input, Watch};
 
@@ -143,16 +143,13 @@ impl<W: Write + Send + 'static> Served<W> {
                 let scanned = lock(&self.scanner).full();
                 return Ok(self.send_scan(scanned)?);
             }
-            Request::Under(rel) => {
-                let scanned = match check_rel(&rel) {
-                    Ok(_) => Ok(lock(&self.scanner).under(&rel)),
-                    Err(e) => Err(Fault::of_apply(&e)),
-                };
-                return match scanned {
-                    Ok((tree, warnings)) => Ok(self.send_scan(Ok((tree, warnings)))?),
-                    Err(f) => Ok(send(&self.out, &[Response::Failed(f)])?),
-                };
-            }
+            Request::Under(rel) => match check_rel(&rel) {
+                Ok(_) => {
+                    let scanned = lock(&self.scanner).under(&rel);
+                    return Ok(self.send_scan(Ok(scanned))?);
+                }
+                Err(e) => Response::Failed(Fault::of_apply(&e)),
+            },
             Request::RootIsEmpty => Response::Empty(lock(&self.scanner).root_is_empty()),
             Request::Exclude(patterns) => done(
                 Endpoint::exclude(&mut *lock(&self.scanner), &patterns).map_err(Fault::of_scan),
@@ -170,16 +167,15 @@ impl<W: Write + Send + 'static> Served<W> {
                 return Ok(());
             }
             Request::Apply { rel, entry } => {
+                // A file's content follows the request; nothing else has any.
+                let is_file = matches!(entry, Some(Entry::File { .. }));
                 let mut content = ChunkReader::new(input);
                 let applied = {
                     let mut scanner = lock(&self.scanner);
-                    let content: Option<&mut dyn Read> = match entry {
-                        Some(crate::reconcile::Entry::File { .. }) => Some(&mut content),
-                        _ => None,
-                    };
+                    let content = is_file.then_some(&mut content as &mut dyn Read);
                     Endpoint::apply(&mut *scanner, &rel, entry.as_ref(), content)
                 };
-                if matches!(entry, Some(crate::reconcile::Entry::File { .. })) {
+                if is_file {
                     content.finish()?;
                 }
                 match applied {
@@ -219,7 +215,7 @@ impl<W: Write + Send + 'static> Served<W> {
         let (mut batch, mut bytes) = (Vec::new(), 0);
         for (path, entry) in tree {
             bytes += path.len() + 48;
-            if let crate::reconcile::Entry::Symlink { target } = &entry {
+            if let Entry::Symlink { target } = &entry {
                 bytes += target.len();
             }
             batch.push((path, entry));
