@@ -235,7 +235,7 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
         .flatten();
     if let Some(target) = target {
         let name = args.beta.display().to_string();
-        let beta = RemoteEndpoint::spawn(&name, target.command(), args.max_size)?;
+        let beta = RemoteEndpoint::spawn(&name, move || target.command(), args.max_size)?;
         let name = alpha
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -1,19 +1,18 @@
 //! The daemon's end: a [`RemoteEndpoint`] is a tree served by `berth __endpoint` at the other
 //! end of a byte stream — the standard input and output of a command it starts (`ssh host berth
-//! __endpoint DIR`, or the local binary in tests) or any reader and writer.
+//! __endpoint DIR`, or the local binary in tests) or any reader and writer — over a
+//! [`Connection`].
 //!
-//! Requests go out one after another. A thread reads every frame that comes back: watch events
-//! go straight to the live loop's channel (once [`Endpoint::watch`] gave it one), everything
-//! else to the request waiting for it, through a bounded queue (a large file streamed from the
-//! far side never piles up in memory). When the stream breaks, the waiting request fails with
-//! what the command said on its standard error (ssh's reason, typically), and a watching loop
-//! hears of it as a watch error.
+//! Requests go out one after another, each waiting for its answer. When the stream breaks, the
+//! request fails with why (what ssh said, typically), and so does every later one — except
+//! that an endpoint that started a command starts it again at the next request: the handshake
+//! again, the extra exclusions, and the watch if there was one. The live loop's own retries
+//! (every few seconds) are the pace, and the full rescan that follows a lost watch carries
+//! over what changed on either side meanwhile.
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::process::Command;
+use std::sync::mpsc::Sender;
 
 use crate::apply::ApplyError;
 use crate::endpoint::Endpoint;
@@ -22,43 +21,29 @@ use crate::scan::{ScanError, Tree, Warning};
 use crate::watch::Input;
 
 use super::RemoteError;
-use super::frame::{FrameError, FrameReader, FrameWriter};
-use super::message::{CHUNK, Event, Fault, GitFacts, PROTOCOL, Request, Response};
+use super::connection::{Connection, Sink, lock};
+use super::message::{CHUNK, Fault, GitFacts, PROTOCOL, Request, Response};
 
 /// The version of berth speaking.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Responses queued between the reading thread and the request waiting for them.
-const QUEUED: usize = 16;
-
-/// Where the watch's events go: the live loop's channel and the side the tree is.
-type Sink = Arc<Mutex<Option<(Side, Sender<Input>)>>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// How to start an endpoint again.
+struct Restart {
+    command: Box<dyn FnMut() -> Command + Send>,
+    max_size: u64,
 }
-
-/// The last bytes a command wrote on its standard error, and whether it closed it.
-#[derive(Default)]
-struct Said {
-    tail: Vec<u8>,
-    closed: bool,
-}
-
-/// How much of the command's standard error is kept for messages.
-const SAID_TAIL: usize = 4096;
 
 /// A tree on the other side of a byte stream.
 pub struct RemoteEndpoint {
     name: String,
-    out: FrameWriter<Box<dyn Write + Send>>,
-    responses: Receiver<Result<Response, String>>,
+    conn: Connection,
     sink: Sink,
-    /// The command at the other end, if this endpoint started one.
-    child: Option<Child>,
-    said: Arc<Mutex<Said>>,
-    /// Why the stream broke, once it did.
+    /// Why the stream broke, until it is made again.
     lost: Option<String>,
+    /// For an endpoint this one started: how to start it again.
+    restart: Option<Restart>,
+    /// The extra exclusions given so far (a new endpoint gets them again).
+    exclude: Vec<String>,
 }
 
 impl std::fmt::Debug for RemoteEndpoint {
@@ -71,126 +56,88 @@ impl std::fmt::Debug for RemoteEndpoint {
 }
 
 impl RemoteEndpoint {
-    /// Starts `command` (which must run `berth __endpoint ROOT`) and speaks the protocol over
-    /// its standard input and output; `name` names the tree in messages. Files over `max_size`
-    /// bytes are not synced.
+    /// Starts the command `command` makes (it must run `berth __endpoint ROOT`) and speaks the
+    /// protocol over its standard input and output; `name` names the tree in messages. Files
+    /// over `max_size` bytes are not synced. After the stream broke, the next request starts a
+    /// new command.
     pub fn spawn(
         name: &str,
-        mut command: Command,
+        mut command: impl FnMut() -> Command + Send + 'static,
         max_size: u64,
     ) -> Result<RemoteEndpoint, RemoteError> {
-        let shown = format!("{command:?}");
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| RemoteError::Spawn {
-                command: shown.clone(),
-                source,
-            })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(RemoteError::Spawn {
-                command: shown,
-                source: std::io::Error::other("its standard streams could not be connected"),
-            });
-        };
-        let said = Arc::new(Mutex::new(Said::default()));
-        let keep = said.clone();
-        std::thread::Builder::new()
-            .name("berth-remote-stderr".into())
-            .spawn(move || collect_stderr(stderr, &keep))
-            .map_err(|source| RemoteError::Spawn {
-                command: shown.clone(),
-                source,
-            })?;
-        let mut endpoint = RemoteEndpoint::over(name, stdout, stdin)?;
-        endpoint.said = said;
-        endpoint.child = Some(child);
+        let sink = Sink::default();
+        let conn = Connection::spawn(command(), &sink)?;
+        let mut endpoint = RemoteEndpoint::with(name, conn, sink);
+        endpoint.restart = Some(Restart {
+            command: Box::new(command),
+            max_size,
+        });
         endpoint.handshake(max_size)?;
         Ok(endpoint)
     }
 
-    /// Speaks the protocol over `input` and `output` (connected to an endpoint's output and
-    /// input); nothing is sent until the handshake.
-    fn over(
-        name: &str,
-        input: impl Read + Send + 'static,
-        output: impl Write + Send + 'static,
-    ) -> Result<RemoteEndpoint, RemoteError> {
-        let (tx, responses) = sync_channel(QUEUED);
-        let sink: Sink = Arc::new(Mutex::new(None));
-        let events = sink.clone();
-        std::thread::Builder::new()
-            .name("berth-remote-read".into())
-            .spawn(move || pump(FrameReader::new(input), &tx, &events))
-            .map_err(|source| RemoteError::Spawn {
-                command: name.to_string(),
-                source,
-            })?;
-        Ok(RemoteEndpoint {
-            name: name.to_string(),
-            out: FrameWriter::new(Box::new(output)),
-            responses,
-            sink,
-            child: None,
-            // No command: nothing will be said.
-            said: Arc::new(Mutex::new(Said {
-                tail: Vec::new(),
-                closed: true,
-            })),
-            lost: None,
-        })
-    }
-
-    /// Like [`RemoteEndpoint::spawn`], over a stream that is already connected.
+    /// Like [`RemoteEndpoint::spawn`], over a stream that is already connected to an endpoint's
+    /// output (`input`) and input (`output`); once it breaks, it stays broken.
     pub fn connect(
         name: &str,
         input: impl Read + Send + 'static,
-        output: impl Write + Send + 'static,
+        output: impl std::io::Write + Send + 'static,
         max_size: u64,
     ) -> Result<RemoteEndpoint, RemoteError> {
-        let mut endpoint = RemoteEndpoint::over(name, input, output)?;
+        let sink = Sink::default();
+        let conn = Connection::over(input, output, &sink).map_err(|source| RemoteError::Spawn {
+            command: name.to_string(),
+            source,
+        })?;
+        let mut endpoint = RemoteEndpoint::with(name, conn, sink);
         endpoint.handshake(max_size)?;
         Ok(endpoint)
+    }
+
+    fn with(name: &str, conn: Connection, sink: Sink) -> RemoteEndpoint {
+        RemoteEndpoint {
+            name: name.to_string(),
+            conn,
+            sink,
+            lost: None,
+            restart: None,
+            exclude: Vec::new(),
+        }
     }
 
     /// The endpoint's hello, then ours; the endpoint checks the root.
     fn handshake(&mut self, max_size: u64) -> Result<(), RemoteError> {
-        let not_started = |this: &mut RemoteEndpoint, message: String| RemoteError::NotStarted {
+        let not_started = |this: &RemoteEndpoint, message: String| RemoteError::NotStarted {
             name: this.name.clone(),
             message,
-            said: this.said(),
+            said: this.conn.said(),
         };
-        match self.responses.recv() {
-            Ok(Ok(Response::Hello {
+        match self.conn.next() {
+            Ok(Response::Hello {
                 protocol: PROTOCOL, ..
-            })) => {}
-            Ok(Ok(Response::Hello { protocol, version })) => {
+            }) => {}
+            Ok(Response::Hello { protocol, version }) => {
                 return Err(RemoteError::Version {
                     name: self.name.clone(),
                     theirs: format!("berth {version} (protocol {protocol})"),
                     ours: format!("berth {VERSION} (protocol {PROTOCOL})"),
                 });
             }
-            Ok(Ok(other)) => {
+            Ok(other) => {
                 let message = format!("it began with {other:?} instead of a hello");
                 return Err(not_started(self, message));
             }
-            Ok(Err(message)) => return Err(not_started(self, message)),
-            Err(_) => return Err(not_started(self, "the stream closed".into())),
+            Err(message) => return Err(not_started(self, message)),
         }
-        self.send(&[Request::Hello {
+        let hello = Request::Hello {
             protocol: PROTOCOL,
             version: VERSION.to_string(),
             max_size,
-        }])
-        .map_err(|e| not_started(self, e.to_string()))?;
-        match self.next() {
+        };
+        if let Err(e) = self.conn.send(&[hello]) {
+            return Err(not_started(self, e.to_string()));
+        }
+        match self.conn.next() {
             Ok(Response::Done) => Ok(()),
             Ok(Response::Failed(fault)) => {
                 Err(RemoteError::Refused(format!("{}: {fault}", self.name)))
@@ -200,27 +147,42 @@ impl RemoteEndpoint {
         }
     }
 
-    /// What the command said on its standard error (waiting a moment for it to finish saying
-    /// it, when the stream broke).
-    fn said(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !lock(&self.said).closed && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        String::from_utf8_lossy(&lock(&self.said).tail)
-            .trim()
-            .to_string()
+    /// Starts the endpoint again after the stream broke, and gives it what the old one had.
+    fn reconnect(&mut self) -> Result<(), String> {
+        let lost = self.lost.clone().unwrap_or_default();
+        let Some(restart) = self.restart.as_mut() else {
+            return Err(lost);
+        };
+        let (command, max_size) = ((restart.command)(), restart.max_size);
+        let again = Connection::spawn(command, &self.sink)
+            .map(|conn| self.conn = conn)
+            .and_then(|()| self.handshake(max_size))
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                self.lost = None;
+                let exclude = self.exclude.clone();
+                if !exclude.is_empty() {
+                    self.simple(Request::Exclude(exclude))
+                        .map_err(|e| e.to_string())?;
+                }
+                if lock(&self.sink).is_some() {
+                    self.simple(Request::Watch).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            });
+        again.map_err(|e| {
+            let message = format!("{lost}; starting it again failed: {e}");
+            self.lost = Some(message.clone());
+            message
+        })
     }
 
-    /// Sends requests and flushes them.
+    /// Sends requests and flushes them (starting the endpoint again first if the stream broke).
     fn send(&mut self, requests: &[Request]) -> Result<(), String> {
-        if let Some(lost) = &self.lost {
-            return Err(lost.clone());
+        if self.lost.is_some() {
+            self.reconnect()?;
         }
-        let sent = requests
-            .iter()
-            .try_for_each(|r| self.out.write(r))
-            .and_then(|()| self.out.flush());
+        let sent = self.conn.send(requests);
         sent.map_err(|e| self.lose(e.to_string()))
     }
 
@@ -229,17 +191,13 @@ impl RemoteEndpoint {
         if let Some(lost) = &self.lost {
             return Err(lost.clone());
         }
-        let message = match self.responses.recv() {
-            Ok(Ok(r)) => return Ok(r),
-            Ok(Err(message)) => message,
-            Err(_) => "the stream closed".to_string(),
-        };
-        Err(self.lose(message))
+        let next = self.conn.next();
+        next.map_err(|message| self.lose(message))
     }
 
     /// Records that the stream broke, and why.
     fn lose(&mut self, message: String) -> String {
-        let said = self.said();
+        let said = self.conn.said();
         let lost = if said.is_empty() {
             format!("the connection to {} was lost: {message}", self.name)
         } else {
@@ -321,85 +279,6 @@ fn unexpected(r: &Response) -> String {
         Response::Event(_) => "an event",
     };
     format!("the endpoint answered out of turn ({what})")
-}
-
-impl Drop for RemoteEndpoint {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // End of input: the endpoint ends, and ssh with it. One that does not is killed.
-        self.out = FrameWriter::new(Box::new(std::io::sink()));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Reads every frame from the endpoint: events to the sink, the rest to the waiting request.
-fn pump<R: Read>(
-    mut frames: FrameReader<R>,
-    responses: &SyncSender<Result<Response, String>>,
-    sink: &Sink,
-) {
-    loop {
-        match frames.read::<Response>() {
-            Ok(Response::Event(event)) => {
-                if let Some((side, tx)) = &*lock(sink) {
-                    let side = *side;
-                    let input = match event {
-                        Event::Changed(paths) => Input::Changed { side, paths },
-                        Event::Overflow => Input::Overflow { side },
-                        Event::WatchError(error) => Input::WatchError { side, error },
-                        Event::Heartbeat => Input::Heartbeat { side },
-                    };
-                    let _ = tx.send(input);
-                }
-            }
-            Ok(response) => {
-                if responses.send(Ok(response)).is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                let message = match e {
-                    FrameError::Closed => "the stream closed".to_string(),
-                    other => other.to_string(),
-                };
-                if let Some((side, tx)) = &*lock(sink) {
-                    let _ = tx.send(Input::WatchError {
-                        side: *side,
-                        error: format!("the connection was lost: {message}"),
-                    });
-                }
-                let _ = responses.send(Err(message));
-                return;
-            }
-        }
-    }
-}
-
-/// Keeps the last bytes of the command's standard error.
-fn collect_stderr(mut stderr: impl Read, said: &Mutex<Said>) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match stderr.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let mut s = lock(said);
-                s.tail.extend_from_slice(&buf[..n]);
-                let excess = s.tail.len().saturating_sub(SAID_TAIL);
-                s.tail.drain(..excess);
-            }
-        }
-    }
-    lock(said).closed = true;
 }
 
 /// A file's content arriving from the endpoint, checked against its digest at the end. What
@@ -515,7 +394,9 @@ impl Endpoint for RemoteEndpoint {
     }
 
     fn exclude(&mut self, patterns: &[String]) -> Result<(), ScanError> {
-        self.simple(Request::Exclude(patterns.to_vec()))
+        self.simple(Request::Exclude(patterns.to_vec()))?;
+        self.exclude.extend_from_slice(patterns);
+        Ok(())
     }
 
     fn forget_rules(&mut self) -> Result<(), ScanError> {

@@ -19,9 +19,11 @@
 //!
 //! [`serve`] is the endpoint (`berth __endpoint`, on the far side); [`RemoteEndpoint`] is the
 //! daemon's end, an [`crate::endpoint::Endpoint`] like a local tree, over the standard input
-//! and output of a command it starts ([`ssh::SshTarget::command`] for `ssh://` targets).
+//! and output of a command it starts ([`ssh::SshTarget::command`] for `ssh://` targets) and
+//! starts again when the stream broke.
 
 mod client;
+mod connection;
 mod content;
 mod error;
 pub mod frame;

@@ -24,11 +24,16 @@ fn endpoint_with(
     beta: &std::path::Path,
     env: &[(&str, &str)],
 ) -> Result<RemoteEndpoint, RemoteError> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .arg("__endpoint")
-        .arg(beta)
-        .envs(env.iter().copied());
+    let beta = beta.to_path_buf();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let command = move || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command.arg("__endpoint").arg(&beta).envs(env.clone());
+        command
+    };
     RemoteEndpoint::spawn("beta (berth __endpoint)", command, u64::MAX)
 }
 
@@ -75,4 +80,52 @@ fn a_missing_root_on_the_far_side_is_refused_at_the_start() {
     let err = endpoint_with(&dir.path().join("missing"), &[]).unwrap_err();
     assert!(matches!(err, RemoteError::Refused(_)), "{err}");
     assert!(err.to_string().contains("missing"), "{err}");
+}
+
+/// SIGKILLs every process whose arguments include all of `needles`; how many there were.
+pub fn kill_where(needles: &[&str]) -> usize {
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if pid != std::process::id() as i32 && needles.iter().all(|n| args.contains(n)) {
+            // SAFETY: kill(2) of a process this test started (its arguments name the test's
+            // own temporary directory).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    killed
+}
+
+#[test]
+fn an_endpoint_that_died_is_started_again_at_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alpha, beta) = (dir.path().join("alpha"), dir.path().join("beta"));
+    std::fs::create_dir_all(&alpha).unwrap();
+    std::fs::create_dir_all(&beta).unwrap();
+    std::fs::write(alpha.join("first"), "1").unwrap();
+    let mut sides = Sides::with(Scanner::new(&alpha, u64::MAX), endpoint(&beta));
+    let mut keeper = DirKeeper::new(&dir.path().join("kept"));
+    let mut ancestor = Ancestor::default();
+    sync_once(&mut sides, &mut ancestor, &mut keeper).unwrap();
+    let beta_arg = beta.to_str().unwrap();
+    assert_eq!(kill_where(&["__endpoint", beta_arg]), 1);
+    std::fs::write(alpha.join("second"), "2").unwrap();
+    std::fs::write(beta.join("made-meanwhile"), "3").unwrap();
+    // The round that finds the stream broken fails and says so; the next one starts the
+    // endpoint again and carries over what changed on both sides meanwhile.
+    let err = sync_once(&mut sides, &mut ancestor, &mut keeper).unwrap_err();
+    assert!(err.to_string().contains("was lost"), "{err}");
+    sync_once(&mut sides, &mut ancestor, &mut keeper).unwrap();
+    assert_eq!(std::fs::read_to_string(beta.join("second")).unwrap(), "2");
+    assert_eq!(
+        std::fs::read_to_string(alpha.join("made-meanwhile")).unwrap(),
+        "3"
+    );
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use berth_testkit::wait_until;
 
 use super::debug_sync::Live;
+use super::remote::kill_where;
 use crate::home;
 
 /// Where Debian puts the server.
@@ -58,6 +59,7 @@ impl Sshd {
             "{SSHD} is missing: the ssh tests need openssh-server (scripts/test-deps installs \
              it: apt-get install openssh-server)"
         );
+        run("ssh", &["-V"]);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let keygen = |file: &Path| {
@@ -229,6 +231,20 @@ fn live_sync_over_ssh_carries_edits_both_ways() {
         "the deletion reached the far side",
         Duration::from_secs(10),
         || !beta.join("mine.txt").exists(),
+    );
+    // The connection cut (the ssh client killed): what changed on both sides meanwhile
+    // arrives once the next round has started ssh again.
+    let config = d_join(&sshd, "config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "BatchMode=yes"]) >= 1);
+    std::fs::write(alpha.join("during-the-cut.txt"), "here").unwrap();
+    std::fs::write(beta.join("during-the-cut-there.txt"), "there").unwrap();
+    wait_until(
+        "both sides' edits crossed a new connection",
+        Duration::from_secs(30),
+        || {
+            read(&beta.join("during-the-cut.txt")).as_deref() == Some("here")
+                && read(&alpha.join("during-the-cut-there.txt")).as_deref() == Some("there")
+        },
     );
     live.stop();
 }
