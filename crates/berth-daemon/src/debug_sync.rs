@@ -236,24 +236,30 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
     if let Some(target) = target {
         let name = args.beta.display().to_string();
         let beta = RemoteEndpoint::spawn(&name, move || target.command(), args.max_size)?;
-        let name = alpha
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let kept_in = alpha.with_file_name(format!("{name}.berth-kept"));
-        return run_between(home, args, Sides::with(alpha_side, beta), &kept_in);
+        let kept_in = kept_beside(&alpha);
+        return run_between(home, args, Sides::with(alpha_side, beta), kept_in);
     }
     let beta = absolute(&args.beta)?;
     if alpha.starts_with(&beta) || beta.starts_with(&alpha) {
         return Err(DebugSyncError::NestedRoots);
     }
-    let name = beta
+    let beta_side = Scanner::new(&beta, args.max_size);
+    run_between(
+        home,
+        args,
+        Sides::with(alpha_side, beta_side),
+        kept_beside(&beta),
+    )
+}
+
+/// Where beta's losing versions are kept: `<dir>.berth-kept` beside `dir` (beta's own
+/// directory, or alpha's when beta is on another machine).
+fn kept_beside(dir: &Path) -> PathBuf {
+    let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let kept_in = beta.with_file_name(format!("{name}.berth-kept"));
-    let beta_side = Scanner::new(&beta, args.max_size);
-    run_between(home, args, Sides::with(alpha_side, beta_side), &kept_in)
+    dir.with_file_name(format!("{name}.berth-kept"))
 }
 
 /// Runs the engine between `sides`, losing versions kept in `kept_in`.
@@ -261,7 +267,7 @@ fn run_between<B: Endpoint>(
     home: &Home,
     args: &Options,
     mut sides: Sides<Scanner, B>,
-    kept_in: &Path,
+    kept_in: PathBuf,
 ) -> Result<(), DebugSyncError> {
     let names = format!("{}\0{}", sides.name(Side::Alpha), sides.name(Side::Beta));
     let id = blake3::hash(names.as_bytes()).to_hex();
@@ -273,7 +279,6 @@ fn run_between<B: Endpoint>(
             .ancestor(&link)
             .map_err(|e| DebugSyncError::Store(e.to_string()))?,
     );
-    let kept_in = kept_in.to_path_buf();
     let mut keeper = DirKeeper::new(&kept_in);
     sides
         .exclude(&args.exclude)
