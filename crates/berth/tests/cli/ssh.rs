@@ -126,27 +126,27 @@ impl Sshd {
             waited += 1;
         }
         // The client: its own identity, and a known-hosts file that knows this server's key.
-        let host_key = std::fs::read_to_string(d_join(&sshd, "host_key.pub")).unwrap();
+        let host_key = std::fs::read_to_string(sshd.file("host_key.pub")).unwrap();
         let mut fields = host_key.split_whitespace();
         let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
         std::fs::write(
-            d_join(&sshd, "known_hosts"),
+            sshd.file("known_hosts"),
             format!("[127.0.0.1]:{port} {kind} {key}\n"),
         )
         .unwrap();
-        std::fs::write(d_join(&sshd, "unknown_hosts"), "").unwrap();
+        std::fs::write(sshd.file("unknown_hosts"), "").unwrap();
         for (name, known) in [
             ("config", "known_hosts"),
             ("config-unknown", "unknown_hosts"),
         ] {
             std::fs::write(
-                d_join(&sshd, name),
+                sshd.file(name),
                 format!(
                     "Host 127.0.0.1\n  User {user}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
                      UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
                     user = run("id", &["-un"]),
-                    id = d_join(&sshd, "id").display(),
-                    known = d_join(&sshd, known).display(),
+                    id = sshd.file("id").display(),
+                    known = sshd.file(known).display(),
                 ),
             )
             .unwrap();
@@ -159,7 +159,7 @@ impl Sshd {
         [
             (
                 "BERTH_SSH".to_string(),
-                format!("ssh -F {}", d_join(self, config).display()),
+                format!("ssh -F {}", self.file(config).display()),
             ),
             (
                 "BERTH_REMOTE_BIN".to_string(),
@@ -168,14 +168,15 @@ impl Sshd {
         ]
     }
 
+    /// A file of this server's and its clients' configuration.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// The `ssh://` URL of `dir` on this server.
     fn url(&self, dir: &Path) -> String {
         format!("ssh://127.0.0.1:{}{}", self.port, dir.display())
     }
-}
-
-fn d_join(sshd: &Sshd, name: &str) -> PathBuf {
-    sshd.dir.path().join(name)
 }
 
 fn read(p: &Path) -> Option<String> {
@@ -234,7 +235,7 @@ fn live_sync_over_ssh_carries_edits_both_ways() {
     );
     // The connection cut (the ssh client killed): what changed on both sides meanwhile
     // arrives once the next round has started ssh again.
-    let config = d_join(&sshd, "config");
+    let config = sshd.file("config");
     assert!(kill_where(&["-F", config.to_str().unwrap(), "BatchMode=yes"]) >= 1);
     std::fs::write(alpha.join("during-the-cut.txt"), "here").unwrap();
     std::fs::write(beta.join("during-the-cut-there.txt"), "there").unwrap();
@@ -277,7 +278,7 @@ fn an_unknown_host_key_is_refused_with_what_to_do() {
     );
     assert!(!beta.join("f").exists(), "nothing crossed");
     assert_eq!(
-        std::fs::read_to_string(d_join(&sshd, "unknown_hosts")).unwrap(),
+        std::fs::read_to_string(sshd.file("unknown_hosts")).unwrap(),
         "",
         "the key was not added"
     );
