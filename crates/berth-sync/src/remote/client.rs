@@ -22,10 +22,7 @@ use crate::watch::Input;
 
 use super::RemoteError;
 use super::connection::{Connection, Sink, lock};
-use super::message::{CHUNK, Fault, GitFacts, PROTOCOL, Request, Response};
-
-/// The version of berth speaking.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use super::message::{CHUNK, Fault, GitFacts, PROTOCOL, Request, Response, VERSION};
 
 /// How to start an endpoint again.
 struct Restart {

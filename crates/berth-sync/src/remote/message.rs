@@ -26,6 +26,9 @@ use crate::scan::{ScanError, Warning};
 /// The protocol's version: both ends must speak the same one.
 pub const PROTOCOL: u32 = 1;
 
+/// The version of berth speaking (told in the hellos, for messages).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Bytes of content per [`Response::Chunk`] or [`Request::Chunk`].
 pub const CHUNK: usize = 256 * 1024;
 

@@ -24,10 +24,9 @@ use crate::watch::{Input, Watch};
 use super::RemoteError;
 use super::content::{ChunkReader, send_content};
 use super::frame::{FrameError, FrameReader, FrameWriter};
-use super::message::{ENTRIES_PER_FRAME, Event, Fault, GitFacts, PROTOCOL, Request, Response};
-
-/// The version of berth speaking.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use super::message::{
+    ENTRIES_PER_FRAME, Event, Fault, GitFacts, PROTOCOL, Request, Response, VERSION,
+};
 
 /// Bytes of entries per [`Response::Entries`] (well below the frame limit).
 const ENTRY_BYTES_PER_FRAME: usize = 1 << 20;
