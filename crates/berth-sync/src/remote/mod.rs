@@ -124,6 +124,40 @@ mod tests {
     }
 
     #[test]
+    fn the_far_sides_watch_sends_changes_and_heartbeats_but_not_berths_own_writes() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+
+        use crate::reconcile::Side;
+        use crate::watch::Input;
+
+        let there = tempfile::tempdir().unwrap();
+        let mut far = served(there.path());
+        let (tx, rx) = channel();
+        let watch = far.watch(Side::Beta, tx).unwrap();
+        far.heartbeat().unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            matches!(got, Input::Heartbeat { side: Side::Beta }),
+            "{got:?}"
+        );
+        // berth's own write is left out; someone else's edit comes through.
+        far.apply(b"ours", Some(&Entry::Dir), None).unwrap();
+        std::fs::write(there.path().join("theirs"), "edited there").unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        match got {
+            Input::Changed { side, paths } => {
+                assert_eq!((side, paths), (Side::Beta, vec![b"theirs".to_vec()]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Once the watch is dropped, nothing reaches the loop any more.
+        drop(watch);
+        std::fs::write(there.path().join("later"), "x").unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    }
+
+    #[test]
     fn content_that_breaks_off_leaves_nothing_on_the_far_side() {
         let there = tempfile::tempdir().unwrap();
         std::fs::write(there.path().join("f"), "old").unwrap();
