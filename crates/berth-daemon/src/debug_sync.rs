@@ -1,4 +1,7 @@
-//! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories.
+//! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories; BETA
+//! may be `ssh://[user@]host[:port]/dir`, a directory on another machine served by `berth
+//! __endpoint` there over the system's ssh (`berth_sync::remote`), whose losing versions of
+//! conflicts are kept beside ALPHA (`<alpha>.berth-kept`).
 //!
 //! The ancestor is kept in berth's store under the link `debug:<hash of both paths>`, so a new
 //! run resumes without false conflicts. Live mode prints one line per round (JSON lines with
@@ -13,9 +16,13 @@ use std::time::Duration;
 use berth_core::home::Home;
 use berth_store::{Store, StoreOptions};
 use berth_sync::ancestor::Ancestor;
+use berth_sync::endpoint::Endpoint;
 use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
 use berth_sync::live::{self, Link, Reason, Report};
 use berth_sync::reconcile::Side;
+use berth_sync::remote::ssh::SshTarget;
+use berth_sync::remote::{RemoteEndpoint, RemoteError};
+use berth_sync::scan::Scanner;
 use berth_sync::watch::Input;
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Value, json};
@@ -27,6 +34,7 @@ pub const DEFAULT_MAX_SIZE: u64 = berth_sync::engine::DEFAULT_MAX_SIZE;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub alpha: PathBuf,
+    /// A directory, or `ssh://[user@]host[:port]/dir`.
     pub beta: PathBuf,
     /// One full round, then return; otherwise watch and sync until SIGINT or SIGTERM.
     pub once: bool,
@@ -61,6 +69,8 @@ pub enum DebugSyncError {
     Watch(String),
     #[error("{message}")]
     Sync { message: String, pausing: bool },
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl DebugSyncError {
@@ -74,6 +84,8 @@ impl DebugSyncError {
             DebugSyncError::Signals(_) => "signals",
             DebugSyncError::Watch(_) => "watch_failed",
             DebugSyncError::Sync { .. } => "sync_failed",
+            DebugSyncError::Remote(RemoteError::BadTarget(_)) => "bad_root",
+            DebugSyncError::Remote(_) => "endpoint_failed",
         }
     }
 
@@ -84,6 +96,7 @@ impl DebugSyncError {
             DebugSyncError::BadRoot { .. }
                 | DebugSyncError::NestedRoots
                 | DebugSyncError::BadExclude(_)
+                | DebugSyncError::Remote(RemoteError::BadTarget(_))
         )
     }
 
@@ -101,6 +114,7 @@ impl DebugSyncError {
             DebugSyncError::Sync { pausing: true, .. } => {
                 Some("nothing was half-written; free space or fix the permission, then run again")
             }
+            DebugSyncError::Remote(e) => e.hint(),
             _ => None,
         }
     }
@@ -193,14 +207,70 @@ fn persist(store: &Store, link: &str, ancestor: &mut Ancestor) -> Result<(), Str
         .map_err(|e| e.to_string())
 }
 
-/// Runs the engine between two plain directories, its ancestor kept in `home`'s store, printing
-/// one line per round to standard output.
+/// SIGINT and SIGTERM, which stop the live loop between rounds: blocked before any thread
+/// starts (a remote endpoint starts threads of its own), so every thread inherits the mask, and
+/// awaited by one thread.
+fn stop_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+}
+
+/// Runs the engine between two directories (the second one possibly remote), its ancestor kept
+/// in `home`'s store, printing one line per round to standard output.
 pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
-    let (alpha, beta) = (absolute(&args.alpha)?, absolute(&args.beta)?);
+    if !args.once {
+        stop_signals()
+            .thread_block()
+            .map_err(|e| DebugSyncError::Signals(e.to_string()))?;
+    }
+    let alpha = absolute(&args.alpha)?;
+    let alpha_side = Scanner::new(&alpha, args.max_size);
+    let target = args
+        .beta
+        .to_str()
+        .map(SshTarget::parse)
+        .transpose()?
+        .flatten();
+    if let Some(target) = target {
+        let name = args.beta.display().to_string();
+        let beta = RemoteEndpoint::spawn(&name, move || target.command(), args.max_size)?;
+        let kept_in = kept_beside(&alpha);
+        return run_between(home, args, Sides::with(alpha_side, beta), kept_in);
+    }
+    let beta = absolute(&args.beta)?;
     if alpha.starts_with(&beta) || beta.starts_with(&alpha) {
         return Err(DebugSyncError::NestedRoots);
     }
-    let id = blake3::hash(format!("{}\0{}", alpha.display(), beta.display()).as_bytes()).to_hex();
+    let beta_side = Scanner::new(&beta, args.max_size);
+    run_between(
+        home,
+        args,
+        Sides::with(alpha_side, beta_side),
+        kept_beside(&beta),
+    )
+}
+
+/// Where beta's losing versions are kept: `<dir>.berth-kept` beside `dir` (beta's own
+/// directory, or alpha's when beta is on another machine).
+fn kept_beside(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!("{name}.berth-kept"))
+}
+
+/// Runs the engine between `sides`, losing versions kept in `kept_in`.
+fn run_between<B: Endpoint>(
+    home: &Home,
+    args: &Options,
+    mut sides: Sides<Scanner, B>,
+    kept_in: PathBuf,
+) -> Result<(), DebugSyncError> {
+    let names = format!("{}\0{}", sides.name(Side::Alpha), sides.name(Side::Beta));
+    let id = blake3::hash(names.as_bytes()).to_hex();
     let link = format!("debug:{}", &id[..16]);
     let store = Store::open(&home.database(), StoreOptions::default())
         .map_err(|e| DebugSyncError::Store(e.to_string()))?;
@@ -209,13 +279,7 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
             .ancestor(&link)
             .map_err(|e| DebugSyncError::Store(e.to_string()))?,
     );
-    let name = beta
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let kept_in = beta.with_file_name(format!("{name}.berth-kept"));
     let mut keeper = DirKeeper::new(&kept_in);
-    let mut sides = Sides::new(&alpha, &beta, args.max_size);
     sides
         .exclude(&args.exclude)
         .map_err(|e| DebugSyncError::BadExclude(e.to_string()))?;
@@ -230,14 +294,7 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
             &kept_in,
         );
     }
-    // SIGINT and SIGTERM stop the loop between rounds: blocked here (before any thread starts,
-    // so every thread inherits it) and awaited by one thread.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals
-        .thread_block()
-        .map_err(|e| DebugSyncError::Signals(e.to_string()))?;
+    let signals = stop_signals();
     let (tx, rx) = mpsc::channel();
     let stop = tx.clone();
     std::thread::spawn(move || {
@@ -333,11 +390,11 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
 }
 
 /// `--once`: one full round, saved, printed.
-fn once(
+fn once<B: Endpoint>(
     json_mode: bool,
     store: &Store,
     link: &str,
-    mut sides: Sides,
+    mut sides: Sides<Scanner, B>,
     mut ancestor: Ancestor,
     keeper: &mut DirKeeper,
     kept_in: &Path,

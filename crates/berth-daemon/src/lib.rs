@@ -66,3 +66,9 @@ pub use serve::{Daemon, ServeError, ServeOptions, launch, serve};
 pub fn run_keeper(dir: std::path::PathBuf) -> Result<(), berth_supervisor::keeper::KeeperError> {
     berth_supervisor::keeper::run(berth_supervisor::keeper::spec::KeeperDir(dir))
 }
+
+/// `berth __endpoint ROOT`: serves one tree on standard input and output to a daemon at the
+/// other end of a byte stream (ssh, a pipe): `berth_sync::remote`'s protocol.
+pub fn run_endpoint(root: std::path::PathBuf) -> Result<(), berth_sync::remote::RemoteError> {
+    berth_sync::remote::serve_stdio(&root)
+}

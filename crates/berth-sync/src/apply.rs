@@ -188,9 +188,10 @@ fn remove_at(dir: i32, name: &CString, rel: &[u8]) -> Result<(), ApplyError> {
 }
 
 /// Makes `rel` under `root` hold `entry` (`None`: nothing) and returns what it now holds. A
-/// file's content is copied from `content` through a bounded buffer (so large files need
-/// little memory) and hashed on the way: if the source changed since it was scanned, the
-/// returned entry describes what was really written.
+/// file's content is copied from `content` (a file of the other side, or the bytes arriving
+/// from a remote one) through a bounded buffer (so large files need little memory) and hashed
+/// on the way: if the source changed since it was scanned, the returned entry describes what
+/// was really written.
 ///
 /// Files are not flushed to disk one by one (that would cost a millisecond or more each); the
 /// rename is atomic for every reader, and durability across a power cut is the file system's.
@@ -198,7 +199,7 @@ pub fn apply(
     root: &Path,
     rel: &[u8],
     entry: Option<&Entry>,
-    content: Option<&Path>,
+    content: Option<&mut dyn Read>,
 ) -> Result<Option<Entry>, ApplyError> {
     // Errors name the path in the root written to, so the owner can tell which side failed.
     apply_in(root, rel, entry, content).map_err(|e| match e {
@@ -214,7 +215,7 @@ fn apply_in(
     root: &Path,
     rel: &[u8],
     entry: Option<&Entry>,
-    content: Option<&Path>,
+    content: Option<&mut dyn Read>,
 ) -> Result<Option<Entry>, ApplyError> {
     let (dir, name) = parent(root, rel)?;
     let d = dir.as_raw_fd();
@@ -272,8 +273,7 @@ fn apply_in(
             let mut out = unsafe { File::from_raw_fd(fd) };
             let written = (|| -> std::io::Result<[u8; 32]> {
                 let mut hasher = blake3::Hasher::new();
-                if let Some(src) = content {
-                    let mut input = File::open(src)?;
+                if let Some(input) = content {
                     let mut buf = vec![0u8; 256 * 1024];
                     loop {
                         let n = input.read(&mut buf)?;
@@ -373,7 +373,13 @@ mod tests {
         let (root, src) = (dir.path().join("root"), dir.path().join("src"));
         std::fs::create_dir(&root).unwrap();
         std::fs::write(&src, b"content").unwrap();
-        apply(&root, b"deep/new/file.sh", Some(&file(true)), Some(&src)).unwrap();
+        apply(
+            &root,
+            b"deep/new/file.sh",
+            Some(&file(true)),
+            Some(&mut File::open(&src).unwrap()),
+        )
+        .unwrap();
         let written = root.join("deep/new/file.sh");
         assert_eq!(std::fs::read(&written).unwrap(), b"content");
         assert_eq!(
@@ -396,7 +402,13 @@ mod tests {
         apply(&root, b"empty", Some(&Entry::Dir), None).unwrap();
         assert!(root.join("empty").is_dir());
         // Type changes both ways, and deletion.
-        apply(&root, b"empty", Some(&file(false)), Some(&src)).unwrap();
+        apply(
+            &root,
+            b"empty",
+            Some(&file(false)),
+            Some(&mut File::open(&src).unwrap()),
+        )
+        .unwrap();
         assert!(root.join("empty").is_file());
         apply(&root, b"empty", Some(&Entry::Dir), None).unwrap();
         assert!(root.join("empty").is_dir());
@@ -422,7 +434,13 @@ mod tests {
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(&src, b"payload").unwrap();
         symlink(&outside, root.join("escape")).unwrap();
-        let err = apply(&root, b"escape/owned.txt", Some(&file(false)), Some(&src)).unwrap_err();
+        let err = apply(
+            &root,
+            b"escape/owned.txt",
+            Some(&file(false)),
+            Some(&mut File::open(&src).unwrap()),
+        )
+        .unwrap_err();
         assert!(matches!(err, ApplyError::Io { .. }), "{err}");
         assert_eq!(
             std::fs::read_dir(&outside).unwrap().count(),
@@ -430,7 +448,13 @@ mod tests {
             "nothing written outside the root"
         );
         // Replacing the link itself (as an entry) is fine and stays inside.
-        apply(&root, b"escape", Some(&file(false)), Some(&src)).unwrap();
+        apply(
+            &root,
+            b"escape",
+            Some(&file(false)),
+            Some(&mut File::open(&src).unwrap()),
+        )
+        .unwrap();
         assert!(root.join("escape").is_file());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
@@ -441,9 +465,19 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("f"), b"old").unwrap();
-        // A source that cannot be read fails the copy midway.
-        let missing = dir.path().join("no-such-source");
-        let err = apply(&root, b"f", Some(&file(false)), Some(&missing)).unwrap_err();
+        // A source that fails midway (a file that vanished, a connection that broke).
+        struct Broken(usize);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                if self.0 > 1 {
+                    return Err(std::io::Error::other("the source broke"));
+                }
+                buf[0] = b'x';
+                Ok(1)
+            }
+        }
+        let err = apply(&root, b"f", Some(&file(false)), Some(&mut Broken(0))).unwrap_err();
         assert!(matches!(err, ApplyError::Io { .. }));
         assert_eq!(std::fs::read(root.join("f")).unwrap(), b"old");
         assert_eq!(

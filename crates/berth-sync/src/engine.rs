@@ -4,20 +4,31 @@
 //! Order matters where a path changes kind: removals go deepest first (a directory is emptied
 //! before it goes), creations shallowest first (a directory exists before its children).
 //! Conflicts hand beta's losing version to a [`Keeper`] before alpha's version replaces it.
+//!
+//! Both trees are reached through their [`Endpoint`]s ([`Sides`] is generic over them), so a
+//! round decides the same way whether a tree is local or remote.
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::ancestor::Ancestor;
 use crate::apply::{self, ApplyError};
+use crate::endpoint::{Endpoint, transfer};
 use crate::gate::{Gate, Gatekeeper};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
 use crate::relpath::{self, RelPath};
 use crate::scan::{self, Scanner, Tree, Warning};
 
-/// Receives the losing version of a conflict before it is overwritten.
+/// Receives the losing version of a conflict before it is overwritten; a file's bytes come
+/// from `content`.
 pub trait Keeper {
-    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError>;
+    fn keep(
+        &mut self,
+        rel: &[u8],
+        entry: &Entry,
+        content: Option<&mut dyn Read>,
+    ) -> Result<(), ApplyError>;
 }
 
 /// Keeps losing versions as files in a directory (what `berth debug sync` uses): each in a
@@ -45,14 +56,18 @@ impl DirKeeper {
 }
 
 impl Keeper for DirKeeper {
-    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError> {
+    fn keep(
+        &mut self,
+        rel: &[u8],
+        entry: &Entry,
+        content: Option<&mut dyn Read>,
+    ) -> Result<(), ApplyError> {
         self.kept += 1;
         let slot = self.dir.join(self.kept.to_string());
         std::fs::create_dir_all(&slot).map_err(|source| ApplyError::Io {
             path: slot.display().to_string(),
             source,
         })?;
-        let content = matches!(entry, Entry::File { .. }).then_some(from);
         apply::apply(&slot, rel, Some(entry), content).map(|_| ())
     }
 }
@@ -92,11 +107,11 @@ pub const DELETION_BURST: usize = 64;
 /// Files larger than this are not synced unless configured otherwise.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 
-/// Both trees' scanners, kept between rounds.
+/// Both trees' endpoints (local ones: their scanners), kept between rounds.
 #[derive(Debug)]
-pub struct Sides {
-    pub alpha: Scanner,
-    pub beta: Scanner,
+pub struct Sides<A = Scanner, B = Scanner> {
+    pub alpha: A,
+    pub beta: B,
     /// Asked before scanning and again before applying; none: always open.
     pub gate: Option<Gatekeeper>,
     /// More deletions than this in one round wait for quiet (see [`DELETION_BURST`]). Pairing
@@ -110,9 +125,16 @@ pub struct Sides {
 impl Sides {
     /// Scanners for `alpha` and `beta`; files larger than `max_size` are not synced.
     pub fn new(alpha: &Path, beta: &Path, max_size: u64) -> Sides {
+        Sides::with(Scanner::new(alpha, max_size), Scanner::new(beta, max_size))
+    }
+}
+
+impl<A: Endpoint, B: Endpoint> Sides<A, B> {
+    /// Two endpoints, with no gate.
+    pub fn with(alpha: A, beta: B) -> Sides<A, B> {
         Sides {
-            alpha: Scanner::new(alpha, max_size),
-            beta: Scanner::new(beta, max_size),
+            alpha,
+            beta,
             gate: None,
             deletion_burst: DELETION_BURST,
             burst_settled: false,
@@ -130,17 +152,47 @@ impl Sides {
     }
 
     /// Adds extra exclusions (gitignore syntax) to both sides.
-    pub fn exclude(&mut self, patterns: &[String]) -> Result<(), ignore::Error> {
+    pub fn exclude(&mut self, patterns: &[String]) -> Result<(), scan::ScanError> {
         self.alpha.exclude(patterns)?;
         self.beta.exclude(patterns)
     }
 
-    /// The scanner of `side`.
-    pub fn side(&mut self, side: Side) -> &mut Scanner {
+    /// Forgets the ignore rules both sides read so far (an ignore file changed).
+    pub fn forget_rules(&mut self) -> Result<(), ApplyError> {
+        self.alpha.forget_rules().map_err(scan_err)?;
+        self.beta.forget_rules().map_err(scan_err)
+    }
+
+    /// Whether an event on `rel` of `side` is only the echo of berth's own last write there.
+    pub fn is_echo(&mut self, side: Side, rel: &[u8]) -> bool {
         match side {
-            Side::Alpha => &mut self.alpha,
-            Side::Beta => &mut self.beta,
+            Side::Alpha => self.alpha.is_echo(rel),
+            Side::Beta => self.beta.is_echo(rel),
         }
+    }
+
+    /// Sends a heartbeat through `side`'s watch.
+    pub fn heartbeat(&mut self, side: Side) -> std::io::Result<()> {
+        match side {
+            Side::Alpha => self.alpha.heartbeat(),
+            Side::Beta => self.beta.heartbeat(),
+        }
+    }
+
+    /// The name of `side`'s tree, for messages.
+    pub fn name(&self, side: Side) -> String {
+        match side {
+            Side::Alpha => self.alpha.name(),
+            Side::Beta => self.beta.name(),
+        }
+    }
+}
+
+/// A scan error as a round's error.
+fn scan_err(e: scan::ScanError) -> ApplyError {
+    ApplyError::Io {
+        path: e.root.clone(),
+        source: std::io::Error::other(e.error),
     }
 }
 
@@ -150,15 +202,11 @@ fn depth(rel: &[u8]) -> usize {
 
 /// Reconciles the whole of both trees against `ancestor` once; on success `ancestor` is what
 /// both now hold.
-pub fn sync_once(
-    sides: &mut Sides,
+pub fn sync_once<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
 ) -> Result<Stats, ApplyError> {
-    let scan_err = |e: scan::ScanError| ApplyError::Io {
-        path: e.root.clone(),
-        source: std::io::Error::other(e.error),
-    };
     sides.pass_gate()?;
     guard(sides, ancestor.tree())?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
@@ -171,22 +219,20 @@ pub fn sync_once(
 /// The safety halt: when what both agreed on is not nothing, but one root is now empty or
 /// gone (a removed checkout, an unmounted disk) and the other is not, syncing would empty the
 /// other side too. Refuse instead, until the root is back or both sides are empty.
-fn guard(sides: &Sides, ancestor: &Tree) -> Result<(), ApplyError> {
+fn guard<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
+    ancestor: &Tree,
+) -> Result<(), ApplyError> {
     if ancestor.is_empty() {
         return Ok(());
     }
-    let (a, b) = (sides.alpha.root_is_empty(), sides.beta.root_is_empty());
+    let a = sides.alpha.root_is_empty().map_err(scan_err)?;
+    let b = sides.beta.root_is_empty().map_err(scan_err)?;
     if a == b {
         return Ok(());
     }
-    let root = if a {
-        sides.alpha.root()
-    } else {
-        sides.beta.root()
-    };
-    Err(ApplyError::RootEmptied {
-        root: root.display().to_string(),
-    })
+    let root = sides.name(if a { Side::Alpha } else { Side::Beta });
+    Err(ApplyError::RootEmptied { root })
 }
 
 /// The smallest set of paths covering `dirty`: none is below another.
@@ -203,8 +249,8 @@ fn covering(dirty: &BTreeSet<RelPath>) -> Vec<&RelPath> {
 
 /// Reconciles only what is at or below the `dirty` paths (those the watcher saw change, on
 /// either side); the rest of the ancestor is untouched.
-pub fn sync_paths(
-    sides: &mut Sides,
+pub fn sync_paths<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
     dirty: &BTreeSet<RelPath>,
@@ -213,8 +259,8 @@ pub fn sync_paths(
     guard(sides, ancestor.tree())?;
     let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
     for root in covering(dirty) {
-        let (ta, wa) = sides.alpha.under(root);
-        let (tb, wb) = sides.beta.under(root);
+        let (ta, wa) = sides.alpha.under(root).map_err(scan_err)?;
+        let (tb, wb) = sides.beta.under(root).map_err(scan_err)?;
         a.extend(ta);
         b.extend(tb);
         warnings.extend(wa.into_iter().chain(wb));
@@ -233,8 +279,8 @@ pub fn sync_paths(
 
 /// Decides every path in `a`, `b` and `known` (ancestor paths in scope), applies the decisions
 /// in a safe order, and moves the ancestor on.
-fn settle(
-    sides: &mut Sides,
+fn settle<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
     a: Tree,
@@ -264,8 +310,8 @@ fn settle(
 /// The deletion safety checks of a round: a burst waits for quiet; after it, a side that lost
 /// more than half of what both agreed on (in more than [`DELETION_BURST`] paths) halts syncing
 /// (as an emptied root does) rather than emptying the other side too.
-fn check_deletions(
-    sides: &mut Sides,
+fn check_deletions<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     agreed: &Tree,
     decisions: &[(RelPath, Decision)],
 ) -> Result<(), ApplyError> {
@@ -278,18 +324,18 @@ fn check_deletions(
             continue;
         }
         let from = match to {
-            Side::Alpha => sides.beta.root().to_path_buf(),
-            Side::Beta => sides.alpha.root().to_path_buf(),
+            Side::Alpha => Side::Beta,
+            Side::Beta => Side::Alpha,
         };
         if !sides.burst_settled {
             return Err(ApplyError::Burst {
-                root: from.display().to_string(),
+                root: sides.name(from),
                 deletions,
             });
         }
         if deletions > DELETION_BURST && deletions * 2 > agreed.len() {
             return Err(ApplyError::RootEmptied {
-                root: from.display().to_string(),
+                root: sides.name(from),
             });
         }
     }
@@ -298,8 +344,8 @@ fn check_deletions(
 }
 
 /// Applies `decisions` in a safe order and moves the ancestor on, path by path.
-fn carry_out(
-    sides: &mut Sides,
+fn carry_out<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     keeper: &mut dyn Keeper,
     mut decisions: Vec<(RelPath, Decision)>,
@@ -323,41 +369,30 @@ fn carry_out(
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => depth(pa).cmp(&depth(pb)).then(pa.cmp(pb)),
     });
-    let (alpha, beta) = (
-        sides.alpha.root().to_path_buf(),
-        sides.beta.root().to_path_buf(),
-    );
     for (p, d) in decisions {
         let result = match &d {
             Decision::Agree(e) => e.clone(),
-            Decision::Propagate { to, entry } => {
-                let (target, source) = match to {
-                    Side::Alpha => (&alpha, &beta),
-                    Side::Beta => (&beta, &alpha),
-                };
-                let content = relpath::absolute(source, &p);
-                let written = apply::apply(target, &p, entry.as_ref(), Some(&content))?;
-                sides.side(*to).wrote(&p, written.as_ref());
-                match to {
-                    Side::Alpha => stats.to_alpha += 1,
-                    Side::Beta => stats.to_beta += 1,
+            Decision::Propagate { to, entry } => match to {
+                Side::Alpha => {
+                    stats.to_alpha += 1;
+                    transfer(&mut sides.beta, &mut sides.alpha, &p, entry.as_ref())?
                 }
-                written
-            }
+                Side::Beta => {
+                    stats.to_beta += 1;
+                    transfer(&mut sides.alpha, &mut sides.beta, &p, entry.as_ref())?
+                }
+            },
             Decision::Yield { kept } => {
-                keeper.keep(&p, kept, &relpath::absolute(&beta, &p))?;
-                apply::apply(&beta, &p, None, None)?;
-                sides.beta.wrote(&p, None);
+                keep(&mut sides.beta, keeper, &p, kept)?;
+                sides.beta.apply(&p, None, None)?;
                 stats.conflicts += 1;
                 None
             }
             Decision::Conflict { entry, kept } => {
                 if let Some(k) = kept {
-                    keeper.keep(&p, k, &relpath::absolute(&beta, &p))?;
+                    keep(&mut sides.beta, keeper, &p, k)?;
                 }
-                let content = relpath::absolute(&alpha, &p);
-                let written = apply::apply(&beta, &p, Some(entry), Some(&content))?;
-                sides.beta.wrote(&p, written.as_ref());
+                let written = transfer(&mut sides.alpha, &mut sides.beta, &p, Some(entry))?;
                 stats.conflicts += 1;
                 written
             }
@@ -367,19 +402,31 @@ fn carry_out(
     Ok(stats)
 }
 
+/// Hands beta's version `kept` of `rel` to the keeper (a file's bytes read from beta).
+fn keep<B: Endpoint>(
+    beta: &mut B,
+    keeper: &mut dyn Keeper,
+    rel: &[u8],
+    kept: &Entry,
+) -> Result<(), ApplyError> {
+    match kept {
+        Entry::File { .. } => {
+            let mut content = beta.read(rel)?;
+            keeper.keep(rel, kept, Some(&mut content))
+        }
+        _ => keeper.keep(rel, kept, None),
+    }
+}
+
 /// Makes side `to` identical to the other side, one way, and sets the ancestor to the result
 /// (a pairing's start copies the agent's working files over the checkout this way). Nothing of
 /// `to` is kept: call it only when everything `to` holds is held elsewhere as well. Paths
 /// either side could not read are left alone.
-pub fn copy_over(
-    sides: &mut Sides,
+pub fn copy_over<A: Endpoint, B: Endpoint>(
+    sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     to: Side,
 ) -> Result<Stats, ApplyError> {
-    let scan_err = |e: scan::ScanError| ApplyError::Io {
-        path: e.root.clone(),
-        source: std::io::Error::other(e.error),
-    };
     sides.pass_gate()?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
@@ -409,7 +456,12 @@ pub fn copy_over(
     // Only `Propagate` and `Agree` are decided here, and neither hands anything to a keeper.
     struct Unused;
     impl Keeper for Unused {
-        fn keep(&mut self, rel: &[u8], _: &Entry, _: &Path) -> Result<(), ApplyError> {
+        fn keep(
+            &mut self,
+            rel: &[u8],
+            _: &Entry,
+            _: Option<&mut dyn Read>,
+        ) -> Result<(), ApplyError> {
             Err(ApplyError::BadPath(
                 String::from_utf8_lossy(rel).into_owned(),
             ))

@@ -12,15 +12,22 @@
 //! outside the root) and watching ([`watch`]) are the I/O around this pure decision; [`engine`]
 //! runs one round over everything or over the paths that changed, and [`live`] keeps two trees
 //! in step as they change, a few milliseconds apart, whatever their size.
+//!
+//! The engine reaches each tree through an [`endpoint::Endpoint`]: a directory here (the
+//! [`scan::Scanner`], see [`local`]) or one served by `berth __endpoint` across any byte stream
+//! (ssh, a pipe: [`remote`], which holds the versioned, framed protocol and both of its ends).
 
 pub mod ancestor;
 pub mod apply;
+pub mod endpoint;
 pub mod engine;
 mod failpoint;
 pub mod gate;
 pub mod ignores;
 pub mod live;
+mod local;
 pub mod reconcile;
 pub mod relpath;
+pub mod remote;
 pub mod scan;
 pub mod watch;

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use crate::ancestor::Ancestor;
 use crate::apply::ApplyError;
+use crate::endpoint::Endpoint;
 use crate::engine::{Keeper, Sides, Stats, sync_once, sync_paths};
 use crate::ignores::is_rules_file;
 use crate::reconcile::Side;
 use crate::relpath::RelPath;
-use crate::watch::{self, Input, Watch};
+use crate::scan::Scanner;
+use crate::watch::Input;
 
 /// Timings of the live loop.
 #[derive(Debug, Clone)]
@@ -192,11 +194,39 @@ impl Heartbeat {
     }
 }
 
-/// What the loop keeps: both scanners, the ancestor and the keeper of conflict losers.
-pub struct Link<'a> {
-    pub sides: Sides,
+/// What the loop keeps: both endpoints, the ancestor and the keeper of conflict losers.
+pub struct Link<'a, A = Scanner, B = Scanner> {
+    pub sides: Sides<A, B>,
     pub ancestor: Ancestor,
     pub keeper: &'a mut dyn Keeper,
+}
+
+/// Both sides' watches.
+struct Watches<A: Endpoint, B: Endpoint> {
+    alpha: Option<A::Watching>,
+    beta: Option<B::Watching>,
+}
+
+impl<A: Endpoint, B: Endpoint> Watches<A, B> {
+    /// Watches `side` (anew: a watch it had is stopped first).
+    fn start(
+        &mut self,
+        sides: &mut Sides<A, B>,
+        side: Side,
+        tx: &Sender<Input>,
+    ) -> std::io::Result<()> {
+        match side {
+            Side::Alpha => {
+                self.alpha = None;
+                self.alpha = Some(sides.alpha.watch(side, tx.clone())?);
+            }
+            Side::Beta => {
+                self.beta = None;
+                self.beta = Some(sides.beta.watch(side, tx.clone())?);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn index(side: Side) -> usize {
@@ -228,16 +258,19 @@ struct State {
 /// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
 /// same channel as `rx` (the watches send into it). Every report comes with the ancestor, so the
 /// owner can save what changed ([`Ancestor::unsaved_rows`], also after a failed round).
-pub fn run(
-    link: &mut Link,
+pub fn run<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
     opts: &Options,
     rx: &Receiver<Input>,
     tx: &Sender<Input>,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<(), std::io::Error> {
-    let mut watches: [Option<Watch>; 2] = [None, None];
+    let mut watches = Watches::<A, B> {
+        alpha: None,
+        beta: None,
+    };
     for side in [Side::Alpha, Side::Beta] {
-        watches[index(side)] = Some(start_watch(link, side, tx)?);
+        watches.start(&mut link.sides, side, tx)?;
     }
     let started = Instant::now();
     let now = started;
@@ -314,7 +347,7 @@ pub fn run(
             match st.beats[i].tick(now, opts.heartbeat_every, opts.heartbeat_timeout) {
                 Beat::Nothing => {}
                 Beat::Send => {
-                    if let Err(e) = watch::touch_root(link.sides.side(side).root()) {
+                    if let Err(e) = link.sides.heartbeat(side) {
                         report(
                             &Report::WatchTrouble {
                                 side,
@@ -327,18 +360,16 @@ pub fn run(
                 }
                 Beat::Missed => {
                     report(&Report::Stalled { side }, &mut link.ancestor);
-                    watches[i] = None;
                     // If the root cannot be watched now (it is gone), the next missed
                     // heartbeat tries again; the rescan meanwhile halts on the missing root.
-                    match start_watch(link, side, tx) {
-                        Ok(w) => watches[i] = Some(w),
-                        Err(e) => report(
+                    if let Err(e) = watches.start(&mut link.sides, side, tx) {
+                        report(
                             &Report::WatchTrouble {
                                 side,
                                 error: format!("cannot watch it again: {e}"),
                             },
                             &mut link.ancestor,
-                        ),
+                        );
                     }
                     st.full = Some("watching had stalled");
                 }
@@ -367,16 +398,8 @@ pub fn run(
     }
 }
 
-fn start_watch(link: &Link, side: Side, tx: &Sender<Input>) -> std::io::Result<Watch> {
-    let root = match side {
-        Side::Alpha => link.sides.alpha.root(),
-        Side::Beta => link.sides.beta.root(),
-    };
-    watch::watch(root, side, tx.clone())
-}
-
-fn on_input(
-    link: &mut Link,
+fn on_input<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
     st: &mut State,
     opts: &Options,
     input: Input,
@@ -385,10 +408,9 @@ fn on_input(
     let now = Instant::now();
     match input {
         Input::Changed { side, paths } => {
-            let scanner = link.sides.side(side);
             let mut any = false;
             for p in paths {
-                if scanner.is_echo(&p) {
+                if link.sides.is_echo(side, &p) {
                     continue;
                 }
                 if is_rules_file(&p) {
@@ -426,8 +448,8 @@ fn on_input(
 
 /// One round: full when one is pending, else over the dirty paths. Returns the round's figures
 /// (for a flush: once both sides agree).
-fn round(
-    link: &mut Link,
+fn round<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
     st: &mut State,
     opts: &Options,
     reason: Option<Reason>,
@@ -447,11 +469,12 @@ fn round(
         None => Reason::Events(dirty.len()),
     });
     let result = if full.is_some() {
-        if full.is_some_and(|w| w == "ignore rules changed") {
-            link.sides.alpha.forget_rules();
-            link.sides.beta.forget_rules();
-        }
-        full_until_quiet(link, reason == Reason::Flush)
+        let forgot = if full.is_some_and(|w| w == "ignore rules changed") {
+            link.sides.forget_rules()
+        } else {
+            Ok(())
+        };
+        forgot.and_then(|()| full_until_quiet(link, reason == Reason::Flush))
     } else {
         sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty)
     };
@@ -518,8 +541,8 @@ fn round(
 }
 
 /// A flush: full rounds until both sides agree, waiting while the gate is busy.
-fn flush(
-    link: &mut Link,
+fn flush<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
     st: &mut State,
     opts: &Options,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
@@ -540,8 +563,8 @@ fn flush(
 }
 
 /// The gate shut: the loop holds (reported once per hold) and applies nothing until released.
-fn hold(
-    link: &mut Link,
+fn hold<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
     st: &mut State,
     why: &str,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
@@ -554,7 +577,10 @@ fn hold(
 }
 
 /// Full rounds; for a flush, repeated (a few times at most) until one finds nothing to do.
-fn full_until_quiet(link: &mut Link, until_quiet: bool) -> Result<Stats, ApplyError> {
+fn full_until_quiet<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
+    until_quiet: bool,
+) -> Result<Stats, ApplyError> {
     let mut total = Stats::default();
     for _ in 0..5 {
         let stats = sync_once(&mut link.sides, &mut link.ancestor, link.keeper)?;

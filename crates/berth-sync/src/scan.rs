@@ -24,7 +24,7 @@ use crate::relpath::{self, RelPath};
 pub type Tree = BTreeMap<RelPath, Entry>;
 
 /// What a scan left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Warning {
     /// A FIFO, socket or device: not synced.
     OtherType(RelPath),

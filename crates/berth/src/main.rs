@@ -23,11 +23,21 @@ pub struct Ctx {
     pub env_token: Option<String>,
 }
 
-/// `berth __keeper --dir DIR`, recognised before anything else is set up: a keeper stays
-/// small (SPEC §7: under 4 MB each) by never running the command-line parser or a runtime.
-fn keeper_fast_path() -> Option<i32> {
+/// `berth __keeper --dir DIR` and `berth __endpoint ROOT`, recognised before anything else is
+/// set up: a keeper stays small (SPEC §7: under 4 MB each) by never running the command-line
+/// parser or a runtime, and neither needs them.
+fn fast_path() -> Option<i32> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match args.as_slice() {
+        [cmd, root] if cmd == "__endpoint" => {
+            Some(match berth_daemon::run_endpoint(PathBuf::from(root)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Kind::Failed.exit_code()
+                }
+            })
+        }
         [cmd, flag, dir] if cmd == "__keeper" && flag == "--dir" => {
             Some(match berth_daemon::run_keeper(PathBuf::from(dir)) {
                 Ok(()) => 0,
@@ -42,7 +52,7 @@ fn keeper_fast_path() -> Option<i32> {
 }
 
 fn main() {
-    if let Some(code) = keeper_fast_path() {
+    if let Some(code) = fast_path() {
         std::process::exit(code);
     }
     let cli = match Cli::try_parse() {

@@ -19,6 +19,8 @@ mod cli {
     pub mod pair_crash;
     pub mod pair_model;
     pub mod probes;
+    pub mod remote;
+    pub mod ssh;
     pub mod stash;
     pub mod states;
     pub mod terminal;

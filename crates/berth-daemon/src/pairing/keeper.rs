@@ -2,7 +2,7 @@
 //! `refs/berth/conflicts/<pairing>/<n>` in its workspace before the user's version replaces it;
 //! those refs are also how a recovered pairing knows what it kept.
 
-use std::path::Path;
+use std::io::Read;
 
 use berth_git::Git;
 use berth_git::pairing::{self as gitpair, KeptKind};
@@ -73,18 +73,30 @@ fn kept_path(subject: &str) -> Option<&str> {
 }
 
 impl Keeper for RefKeeper {
-    fn keep(&mut self, rel: &[u8], entry: &Entry, from: &Path) -> Result<(), ApplyError> {
+    fn keep(
+        &mut self,
+        rel: &[u8],
+        entry: &Entry,
+        content: Option<&mut dyn Read>,
+    ) -> Result<(), ApplyError> {
+        let from = berth_sync::relpath::absolute(self.ws.dir(), rel);
         let io = |source: std::io::Error| ApplyError::Io {
             path: from.display().to_string(),
             source,
         };
         let (kind, content) = match entry {
-            Entry::File { executable, .. } => (
-                KeptKind::File {
-                    executable: *executable,
-                },
-                std::fs::read(from).map_err(io)?,
-            ),
+            Entry::File { executable, .. } => {
+                let mut bytes = Vec::new();
+                if let Some(content) = content {
+                    content.read_to_end(&mut bytes).map_err(io)?;
+                }
+                (
+                    KeptKind::File {
+                        executable: *executable,
+                    },
+                    bytes,
+                )
+            }
             Entry::Symlink { target } => (KeptKind::Symlink, target.clone()),
             // An empty directory holds nothing to lose.
             Entry::Dir => return Ok(()),

@@ -92,7 +92,8 @@ fn syncs_both_ways_keeps_conflicts_and_resumes_without_false_conflicts() {
 }
 
 /// A live `berth --json debug sync A B` with its standard input and output at hand.
-struct Live {
+/// A live `berth --json debug sync` with its JSON lines (also driven by the ssh tests).
+pub struct Live {
     child: std::process::Child,
     stdin: std::process::ChildStdin,
     lines: std::sync::mpsc::Receiver<serde_json::Value>,
@@ -103,7 +104,7 @@ impl Live {
         Live::start_with(h, a, b, env, &[])
     }
 
-    fn start_with(
+    pub fn start_with(
         h: &berth_testkit::TestHome,
         a: &Path,
         b: &Path,
@@ -154,7 +155,7 @@ impl Live {
     }
 
     /// The next line whose event is `event` (earlier lines are skipped).
-    fn next_event(&self, event: &str) -> serde_json::Value {
+    pub fn next_event(&self, event: &str) -> serde_json::Value {
         self.next_matching(|v| v["event"] == event)
     }
 
@@ -176,7 +177,7 @@ impl Live {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
 
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         self.signal(libc::SIGTERM);
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
