@@ -28,6 +28,7 @@ fn failure(e: SnapshotError) -> ApiFailure {
     use SnapshotError as E;
     let (status, code, hint) = match &e {
         E::BadId(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadId, None),
+        E::NulInMessage => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest, None),
         E::NotFound(_) | E::NotASnapshot(_) => (
             StatusCode::NOT_FOUND,
             ErrorCode::SnapshotNotFound,
