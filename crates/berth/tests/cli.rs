@@ -12,6 +12,7 @@ mod cli {
     pub mod debug_sync;
     pub mod demo;
     pub mod doctor;
+    pub mod exit_codes;
     pub mod hardening;
     pub mod keeper;
     pub mod lifecycle;

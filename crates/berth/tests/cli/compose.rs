@@ -106,7 +106,7 @@ fn a_cycle_is_an_error_that_shows_it() {
         "[service.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n[service.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
     );
     let out = berth(&h, p.path(), &["up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     assert!(out.stderr.contains("a -> b -> a"), "{out}");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
@@ -117,7 +117,7 @@ fn an_unknown_key_is_named_with_its_line() {
     start(&h);
     let p = project("[service.web]\ncommand = \"true\"\n\ncomand = \"typo\"\n");
     let out = berth(&h, p.path(), &["--json", "up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     let err = out.json()["error"].clone();
     assert_eq!(err["code"], "invalid_config");
     let msg = err["message"].as_str().unwrap();
@@ -319,7 +319,7 @@ fn a_missing_working_directory_is_refused_before_anything_starts() {
         service("fine", "")
     ));
     let out = berth(&h, p.path(), &["up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     assert!(
         out.stderr.contains("no/such/dir") && out.stderr.contains("does not exist"),
         "{out}"

@@ -130,12 +130,13 @@ fn drop_asks_unless_told_and_bad_input_is_refused_cleanly() {
     missing.expect_code(1);
     assert_eq!(missing.json()["error"]["code"], "snapshot_not_found");
     let bad = run(&["--json", "stash", "show", "../../etc"]);
+    bad.expect_code(2);
     assert_eq!(bad.json()["error"]["code"], "bad_id");
     let outside = tempfile::tempdir().unwrap();
     let mut c = h.command(&["--json", "stash", "save"]);
     c.current_dir(outside.path());
     let not_repo = h.run_cmd(c);
-    not_repo.expect_code(1);
+    not_repo.expect_code(2);
     assert_eq!(not_repo.json()["error"]["code"], "not_a_repository");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
