@@ -276,7 +276,11 @@ pub struct ServeOptionArgs {
     /// Also listen on TCP (e.g. 127.0.0.1:7878); always requires a bearer token.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// File holding the TCP bearer token (or set BERTH_TOKEN).
+    /// Allow --listen on an address other than loopback: plain HTTP to the network (prefer an
+    /// ssh tunnel to 127.0.0.1).
+    #[arg(long, requires = "listen")]
+    pub listen_public: bool,
+    /// File holding the TCP bearer token (or set BERTH_TOKEN); it must be private (mode 600).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Size at which the daemon log is rotated.
