@@ -8,6 +8,7 @@ mod cli {
     pub mod agents;
     pub mod api;
     pub mod bad_input;
+    pub mod completions;
     pub mod compose;
     pub mod debug_sync;
     pub mod demo;

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod agent;
+pub mod completions;
 pub mod compose;
 pub mod daemon;
 pub mod debug_sync;
@@ -8,6 +9,7 @@ pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod logs;
+pub mod man;
 pub mod pair;
 pub mod serve;
 pub mod stash;
