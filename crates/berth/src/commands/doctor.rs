@@ -1,8 +1,8 @@
 //! `berth doctor [--fix]`: diagnose the home; repair only what is safe to repair.
 //!
 //! Never repaired: a foreign socket (someone else's program), an incompatible daemon, and the
-//! database (an unreadable or newer-schema database is the user's data; doctor explains what to
-//! do with it instead).
+//! database's content (an unreadable or newer-schema database is the user's data; doctor explains
+//! what to do with it instead). Modes are: `--fix` makes an open home private again.
 
 use std::os::unix::fs::MetadataExt;
 
