@@ -138,7 +138,7 @@ fn text(repo: &str) -> BoxedStrategy<String> {
         2 => "[a-z0-9][a-z0-9_-]{0,8}",
         2 => "[ -~]{0,24}",
         1 => "\\PC{0,16}",
-        2 => ".{0,8}\u{0}.{0,8}",
+        4 => ".{0,8}\u{0}.{0,8}",
         1 => "-{1,2}[a-z-]{1,12}",
         1 => "(HEAD|main|berth/[a-z]{1,4}|refs/[a-z/]{0,12}|[0-9a-f]{40})[~^:@{}.]{0,3}",
         1 => "(tcp|http|exec|log|notify|none):[ -~]{0,16}",
@@ -170,54 +170,80 @@ fn value(repo: &str) -> BoxedStrategy<Value> {
     .boxed()
 }
 
-/// A value of the field's type most of the time, anything now and then.
-fn field(name: &str, repo: &str) -> BoxedStrategy<Value> {
-    let typed = match name {
+/// A value that makes the field valid, or nearly always so.
+fn valid(name: &str, repo: &str) -> BoxedStrategy<Value> {
+    let one_of = |pattern: &'static str| pattern.prop_map(Value::String).boxed();
+    match name {
         "all" | "start" | "tty" | "no_stash" | "force" | "delete_branch" | "enter" | "fix" => {
             any::<bool>().prop_map(Value::Bool).boxed()
         }
-        "timeout_ms" | "scrollback" => prop_oneof![0u64..100_000, any::<u64>()]
-            .prop_map(Value::from)
-            .boxed(),
-        "env" => prop::collection::btree_map(text(repo), text(repo), 0..3)
-            .prop_map(|m| json!(m))
-            .boxed(),
-        "names" => prop::collection::vec(text(repo), 0..3)
-            .prop_map(|v| json!(v))
-            .boxed(),
-        "repo" => prop_oneof![8 => Just(repo.to_string()), 2 => text(repo)]
-            .prop_map(Value::String)
-            .boxed(),
-        "name" | "agent" => likely("(a|b|fixer)", repo),
-        "command" => likely("(true|sleep 30|echo hi)", repo),
-        "base" => likely("(HEAD|main)", repo),
-        "restart" => likely("(no|on-failure|always)", repo),
-        "ready" => likely("(none|notify|log:x|tcp:127.0.0.1:1)", repo),
-        _ => text(repo).prop_map(Value::String).boxed(),
-    };
-    prop_oneof![19 => typed, 1 => value(repo)].boxed()
+        "timeout_ms" | "scrollback" => (0u64..100_000).prop_map(Value::from).boxed(),
+        "env" => Just(json!({"A": "1"})).boxed(),
+        "names" => Just(json!([])).boxed(),
+        "repo" => Just(Value::String(repo.to_string())).boxed(),
+        "name" | "agent" => one_of("(a|b|fixer)"),
+        "command" => one_of("(true|sleep 30|echo hi)"),
+        "base" => one_of("(HEAD|main)"),
+        "restart" => one_of("(no|on-failure|always)"),
+        "ready" => one_of("(none|notify|log:x|tcp:127.0.0.1:1)"),
+        _ => one_of("[a-z0-9 -]{0,12}"),
+    }
 }
 
-/// Mostly one of a few valid strings (`pattern`), otherwise any text.
-fn likely(pattern: &'static str, repo: &str) -> BoxedStrategy<Value> {
-    prop_oneof![2 => pattern.boxed(), 1 => text(repo)]
-        .prop_map(Value::String)
+/// A hostile value for the field: hostile text where it takes text (also as the names and
+/// values of `env` and the items of `names`), now and then any JSON at all.
+fn hostile(name: &str, repo: &str) -> BoxedStrategy<Value> {
+    let typed = match name {
+        "env" => prop::collection::btree_map(text(repo), text(repo), 1..3)
+            .prop_map(|m| json!(m))
+            .boxed(),
+        "names" => prop::collection::vec(text(repo), 1..3)
+            .prop_map(|v| json!(v))
+            .boxed(),
+        "timeout_ms" | "scrollback" => any::<u64>().prop_map(Value::from).boxed(),
+        _ => text(repo).prop_map(Value::String).boxed(),
+    };
+    prop_oneof![4 => typed, 1 => value(repo)].boxed()
+}
+
+/// Every field of `fields` valid but the one at `bad`, which is hostile.
+fn one_off(
+    fields: &'static [&'static str],
+    bad: usize,
+    repo: &str,
+) -> BoxedStrategy<Option<Vec<u8>>> {
+    let values: Vec<_> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == bad {
+                hostile(f, repo)
+            } else {
+                valid(f, repo)
+            }
+        })
+        .collect();
+    values
+        .prop_map(move |values| {
+            let object: serde_json::Map<String, Value> =
+                fields.iter().map(|f| f.to_string()).zip(values).collect();
+            Some(Value::Object(object).to_string().into_bytes())
+        })
         .boxed()
 }
 
-/// A body for a route with these fields: mostly an object of them, sometimes one stray field,
-/// any JSON, random bytes or none.
-fn body(fields: &'static [&'static str], repo: &str) -> BoxedStrategy<Option<Vec<u8>>> {
+/// Any body at all for a route with these fields: a mix of valid, hostile and missing fields
+/// (sometimes with one stray field), any JSON, random bytes or none.
+fn any_body(fields: &'static [&'static str], repo: &str) -> BoxedStrategy<Option<Vec<u8>>> {
     let members: Vec<_> = fields
         .iter()
         .map(|f| {
-            let required = ["repo", "name", "agent", "id"].contains(f);
-            prop::option::weighted(if required { 0.95 } else { 0.6 }, field(f, repo))
-                .prop_map(move |v| (*f, v))
+            let either = prop_oneof![3 => valid(f, repo), 1 => hostile(f, repo)];
+            prop::option::weighted(0.8, either).prop_map(move |v| (*f, v))
         })
         .collect();
-    let object = (members, prop::option::weighted(0.1, text(repo))).prop_map(|(members, stray)| {
-        let mut object: serde_json::Map<String, Value> = members
+    let mixed = (members, prop::option::weighted(0.1, text(repo))).prop_map(|(m, stray)| {
+        let mut object: serde_json::Map<String, Value> = m
             .into_iter()
             .filter_map(|(k, v)| Some((k.to_string(), v?)))
             .collect();
@@ -230,7 +256,7 @@ fn body(fields: &'static [&'static str], repo: &str) -> BoxedStrategy<Option<Vec
         1 => Just(None),
         1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Some),
         1 => value(repo).prop_map(|v| Some(v.to_string().into_bytes())),
-        8 => object,
+        4 => mixed,
     ]
     .boxed()
 }
@@ -243,29 +269,46 @@ fn query() -> impl Strategy<Value = String> {
     ]
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Request {
     method: &'static str,
     path: String,
     body: Option<Vec<u8>>,
 }
 
+/// The body as text, so a failing case reads as what was sent.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = self.body.as_deref().map(String::from_utf8_lossy);
+        write!(f, "{} {} {body:?}", self.method, self.path)
+    }
+}
+
+/// Mostly one hostile field in an otherwise valid body, every (route, field) pair as likely as
+/// any other; otherwise any body for any route, or a path that is no route.
 fn request(repo: String) -> impl Strategy<Value = Request> {
-    let route = prop_oneof![
-        8 => prop::sample::select(ROUTES).prop_map(|(m, p, f)| (m, p.to_string(), f)),
-        1 => (
-            prop::sample::select(&["GET", "POST", "PUT", "DELETE"][..]),
-            "/(v1/)?[a-z/_.%-]{0,16}",
-            Just(&[][..]),
-        ),
-    ];
-    route.prop_flat_map(move |(method, path, fields)| {
-        (query(), body(fields, &repo)).prop_map(move |(query, body)| Request {
+    let pairs: Vec<(&'static str, &'static str, &'static [&'static str], usize)> = ROUTES
+        .iter()
+        .flat_map(|&(m, p, f)| (0..f.len()).map(move |i| (m, p, f, i)))
+        .collect();
+    let repo_off = repo.clone();
+    let off = prop::sample::select(pairs).prop_flat_map(move |(m, p, f, i)| {
+        (Just(m), Just(p.to_string()), one_off(f, i, &repo_off))
+    });
+    let anything = prop::sample::select(ROUTES)
+        .prop_flat_map(move |(m, p, f)| (Just(m), Just(p.to_string()), any_body(f, &repo)));
+    let nowhere = (
+        prop::sample::select(&["GET", "POST", "PUT", "DELETE"][..]),
+        "/(v1/)?[a-z/_.%-]{0,16}",
+        Just(None),
+    );
+    (prop_oneof![6 => off, 3 => anything, 1 => nowhere], query()).prop_map(
+        |((method, path, body), query)| Request {
             method,
             path: format!("{path}{query}"),
             body,
-        })
-    })
+        },
+    )
 }
 
 /// Whether this request would legitimately shut the daemon down.
@@ -286,7 +329,7 @@ fn random_requests_to_every_route_never_get_a_5xx_and_always_the_envelope() {
     let stream = Client::unix(h.socket()).with_timeout(Duration::from_millis(500));
     let rt = rt();
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: 2000,
         failure_persistence: None,
         ..Config::default()
     });
