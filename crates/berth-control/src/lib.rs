@@ -8,7 +8,8 @@
 //! - **Runtime files** the daemon writes and everyone else reads: the exclusive lock
 //!   ([`lock`]: taken by the daemon, queried with `F_GETLK` by everyone else), the metadata
 //!   ([`metadata`]), failure records ([`failure`]), the readiness pipe's one line
-//!   ([`readiness`]), the bearer token's handling ([`token`]), atomic writes ([`files`]).
+//!   ([`readiness`]), the bearer token's handling ([`token`]), atomic writes ([`files`]), the
+//!   home kept private ([`privacy`]).
 //! - **Discovery** ([`probe`]): the lock holder, a handshake on the socket and the files present
 //!   are classified by `berth_core::daemon_state` into the seven states of `daemon status`.
 //! - **Lifecycle**: [`start`] spawns `berth serve --detached` and waits for its readiness line
@@ -25,6 +26,7 @@ pub mod files;
 pub mod lock;
 pub mod logs;
 pub mod metadata;
+pub mod privacy;
 pub mod probe;
 pub mod readiness;
 pub mod start;

@@ -283,6 +283,9 @@ fn spawn(
         .stderr(log);
     if let Some(addr) = config.listen {
         cmd.arg("--listen").arg(addr.to_string());
+        if config.listen_public {
+            cmd.arg("--listen-public");
+        }
     }
     let mut token_read = None;
     match &config.token_source {

@@ -27,6 +27,9 @@ pub struct ServeConfig {
     pub home: PathBuf,
     /// Optional TCP listener; always requires a token.
     pub listen: Option<SocketAddr>,
+    /// The listener may be on an address other than loopback (`--listen-public`).
+    #[serde(default)]
+    pub listen_public: bool,
     /// Where the token comes from, if one is set.
     pub token_source: Option<TokenSource>,
     pub log_max_bytes: u64,
@@ -52,6 +55,13 @@ pub enum ConfigError {
          pass --token-file FILE or set BERTH_TOKEN"
     )]
     ListenWithoutToken(SocketAddr),
+    #[error(
+        "--listen {0} would serve berth's API to the network over plain HTTP, unencrypted (the \
+         token included); listen on 127.0.0.1 and reach it through an ssh tunnel \
+         (`ssh -L {port}:127.0.0.1:{port} HOST`), or pass --listen-public if you mean it",
+        port = .0.port()
+    )]
+    PublicListen(SocketAddr),
     #[error("--log-max-bytes must be at least 4096 (got {0})")]
     LogTooSmall(u64),
 }
@@ -62,6 +72,7 @@ impl ServeConfig {
         ServeConfig {
             home: home.into(),
             listen: None,
+            listen_public: false,
             token_source: None,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             log_keep: DEFAULT_LOG_KEEP,
@@ -78,10 +89,28 @@ impl ServeConfig {
         if let (Some(addr), None) = (self.listen, &self.token_source) {
             return Err(ConfigError::ListenWithoutToken(addr));
         }
+        if let Some(addr) = self.listen
+            && !addr.ip().is_loopback()
+            && !self.listen_public
+        {
+            return Err(ConfigError::PublicListen(addr));
+        }
         if self.log_max_bytes < 4096 {
             return Err(ConfigError::LogTooSmall(self.log_max_bytes));
         }
         Ok(())
+    }
+
+    /// What to tell a person about an allowed but risky configuration: a listener reachable
+    /// from the network speaks plain HTTP.
+    pub fn warning(&self) -> Option<String> {
+        let addr = self.listen.filter(|a| !a.ip().is_loopback())?;
+        Some(format!(
+            "the API on {addr} is plain HTTP: everything sent to it, the bearer token included, \
+             crosses the network unencrypted; prefer --listen 127.0.0.1:{port} and an ssh tunnel \
+             (`ssh -L {port}:127.0.0.1:{port} HOST`)",
+            port = addr.port()
+        ))
     }
 
     /// The fields the fingerprint covers, by name.
@@ -194,6 +223,28 @@ mod tests {
         );
         assert_eq!(listening(Some(TokenSource::Env)).validate(), Ok(()));
         assert_eq!(ServeConfig::new("/h").validate(), Ok(()));
+    }
+
+    #[test]
+    fn only_loopback_unless_public_is_asked_for_and_then_a_warning() {
+        let on = |addr: &str, public: bool| ServeConfig {
+            listen: Some(addr.parse().unwrap()),
+            listen_public: public,
+            ..listening(Some(TokenSource::Env))
+        };
+        for addr in ["127.0.0.1:7878", "127.1.2.3:7878", "[::1]:7878"] {
+            assert_eq!(on(addr, false).validate(), Ok(()), "{addr}");
+            assert_eq!(on(addr, false).warning(), None, "{addr}");
+        }
+        for addr in ["0.0.0.0:7878", "192.168.1.5:7878", "[::]:7878"] {
+            let refused = on(addr, false).validate().unwrap_err();
+            assert_eq!(refused, ConfigError::PublicListen(addr.parse().unwrap()));
+            assert!(refused.to_string().contains("--listen-public"), "{refused}");
+            assert!(refused.to_string().contains("ssh -L 7878:127.0.0.1:7878"));
+            assert_eq!(on(addr, true).validate(), Ok(()), "{addr}");
+            let warning = on(addr, true).warning().unwrap();
+            assert!(warning.contains("unencrypted") && warning.contains("ssh"));
+        }
     }
 
     #[test]

@@ -9,10 +9,12 @@
 //!     daemon.json      metadata: generation, phase, serve options, fingerprint
 //!     daemon.log       daemon log (rotated: daemon.log.1, daemon.log.2, ...)
 //!     last_failure.json, failure-<phase>.json
-//!   state/berth.db     SQLite store
-//!   logs/              agent and service logs
+//!   state/berth.db     SQLite store (0600, as its -wal and -shm files)
+//!   agents/            one directory per agent and service: its keeper's files and output log
 //!   workspaces/        agent workspaces
 //! ```
+//!
+//! The home and these folders are 0700: nobody else may read what agents did or wrote.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,21 @@ impl Home {
         self.run_dir().join(format!("failure-{phase}.json"))
     }
 
+    /// The folders berth keeps in the home.
+    pub fn folders(&self) -> [PathBuf; 4] {
+        [
+            self.run_dir(),
+            self.root.join("state"),
+            self.agents_dir(),
+            self.root.join("workspaces"),
+        ]
+    }
+
+    /// Where each agent's keeper keeps its files.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.root.join("agents")
+    }
+
     /// The workspace of agent `agent` of project `project` (its id in the store).
     pub fn workspace(&self, project: i64, agent: &str) -> PathBuf {
         self.root
@@ -73,6 +90,17 @@ impl Home {
 
     pub fn database(&self) -> PathBuf {
         self.root.join("state").join("berth.db")
+    }
+
+    /// The database and the files SQLite keeps beside it (write-ahead log, shared memory).
+    pub fn database_files(&self) -> [PathBuf; 3] {
+        let db = self.database();
+        let beside = |suffix: &str| {
+            let mut s = db.as_os_str().to_owned();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        [beside("-wal"), beside("-shm"), db]
     }
 
     /// Runtime files that only a live daemon run may leave behind: once no daemon holds the lock,
@@ -110,5 +138,18 @@ mod tests {
         assert!(!home.runtime_files().contains(&home.daemon_log()));
         assert!(!home.runtime_files().contains(&home.last_failure()));
         assert_eq!(home.database(), Path::new("/h/state/berth.db"));
+        assert_eq!(
+            home.database_files().map(|p| p.display().to_string()),
+            [
+                "/h/state/berth.db-wal",
+                "/h/state/berth.db-shm",
+                "/h/state/berth.db"
+            ]
+        );
+        for folder in home.folders() {
+            assert_eq!(folder.parent(), Some(Path::new("/h")), "{folder:?}");
+        }
+        assert!(home.database().starts_with(&home.folders()[1]));
+        assert!(home.workspace(1, "a").starts_with(&home.folders()[3]));
     }
 }

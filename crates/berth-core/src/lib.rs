@@ -5,6 +5,8 @@
 //! gather observations and carry out the answers.
 //!
 //! - [`names`]: what an agent or service may be called.
+//! - [`command`]: what a process may run: a command line and environment variables exec can
+//!   take.
 //! - [`agent_state`]: the states of a supervised process and their transitions.
 //! - [`restart`]: restart policies, exponential backoff and the restart budget.
 //! - [`probe`]: readiness and liveness probes and how their results add up.
@@ -30,6 +32,7 @@
 //! - [`time`]: timestamps rendered in UTC.
 
 pub mod agent_state;
+pub mod command;
 pub mod compose;
 pub mod config;
 pub mod daemon_state;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::{self, CommandError};
 use crate::duration::{self, DurationError};
 
 /// Time between two attempts, unless configured.
@@ -184,8 +185,8 @@ pub enum ProbeError {
     },
     #[error("a log probe needs a non-empty pattern")]
     EmptyPattern,
-    #[error("an exec probe needs a non-empty command")]
-    EmptyCommand,
+    #[error("an exec probe needs a command that can run: {0}")]
+    Command(CommandError),
     #[error("threshold must be between 1 and {max} (got {0})", max = u32::MAX)]
     Threshold(i64),
     /// A duration that must be positive is zero.
@@ -209,9 +210,7 @@ fn given_suffix(given: &[&'static str]) -> String {
 fn validate_check(check: &ProbeCheck) -> Result<(), ProbeError> {
     match check {
         ProbeCheck::Exec { command } => {
-            if command.trim().is_empty() {
-                return Err(ProbeError::EmptyCommand);
-            }
+            command::check(command).map_err(ProbeError::Command)?;
         }
         ProbeCheck::Http { url } => validate_url(url)?,
         ProbeCheck::Tcp { address } => validate_address(address)?,
@@ -611,7 +610,7 @@ mod tests {
             (r#"{ log = "" }"#, "a log probe needs a non-empty pattern"),
             (
                 r#"{ exec = "  " }"#,
-                "an exec probe needs a non-empty command",
+                "an exec probe needs a command that can run: the command is empty",
             ),
         ];
         for (text, wanted) in cases {
@@ -703,8 +702,9 @@ mod tests {
             ("notify:x", UnknownKind("notify:x".into())),
             ("none:x", UnknownKind("none:x".into())),
             ("TCP:a:1", UnknownKind("TCP:a:1".into())),
-            ("exec:", EmptyCommand),
-            ("exec", EmptyCommand),
+            ("exec:", Command(CommandError::Empty)),
+            ("exec", Command(CommandError::Empty)),
+            ("exec:a\0b", Command(CommandError::Nul)),
             ("log:", EmptyPattern),
             ("http:https://a/", Https("https://a/".into())),
             ("http:a/b", NotHttp("a/b".into())),

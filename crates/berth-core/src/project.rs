@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::command::{self, CommandError};
 use crate::duration;
 use crate::names;
 use crate::probe::ProbeSpec;
@@ -603,8 +604,8 @@ impl Checker<'_> {
                 reason: e.reason,
             });
         }
-        if raw.command.get_ref().trim().is_empty() {
-            self.invalid(&raw.command, "command", &table, "it is empty");
+        if let Err(e) = command::check(raw.command.get_ref()) {
+            self.invalid(&raw.command, "command", &table, e);
         }
         let cwd = raw
             .cwd
@@ -625,15 +626,10 @@ impl Checker<'_> {
         let mut env = BTreeMap::new();
         for (key, value) in raw.env {
             let k = key.get_ref();
-            if k.is_empty() || k.contains(['=', '\0']) {
-                self.invalid(
-                    &key,
-                    k,
-                    &env_table,
-                    "a variable name must be non-empty, without '=' or NUL",
-                );
-            } else if value.get_ref().contains('\0') {
-                self.invalid(&value, k, &env_table, "the value contains a NUL byte");
+            match command::check_env(k, value.get_ref()) {
+                Err(e @ CommandError::EnvValue(_)) => self.invalid(&value, k, &env_table, e),
+                Err(e) => self.invalid(&key, k, &env_table, e),
+                Ok(()) => {}
             }
             env.insert(key.into_inner(), value.into_inner());
         }
@@ -1436,7 +1432,12 @@ depends_on = ["web"]
             ),
             ("ready = { tcp = \"db\" }", 3, "ready", "numeric port"),
             ("ready = { log = \"\" }", 3, "ready", "non-empty pattern"),
-            ("ready = { exec = \"\" }", 3, "ready", "non-empty command"),
+            (
+                "ready = { exec = \"\" }",
+                3,
+                "ready",
+                "the command is empty",
+            ),
             (
                 "ready = { tcp = \"db:1\", threshold = 0 }",
                 3,
@@ -1467,6 +1468,11 @@ depends_on = ["web"]
             assert!(shown.contains(&format!("{key:?}")), "{line_text}: {shown}");
             assert!(shown.contains(message), "{line_text}: {shown}");
         }
+        let e = err("[agent.a]\ncommand = \"echo a\\u0000b\"\n");
+        assert_eq!(e.line(), 2, "{e}");
+        assert!(e.to_string().contains("NUL byte"), "{e}");
+        let e = err("[agent.a]\ncommand = \"x\"\nenv = { A = \"\\u0000\" }\n");
+        assert!(e.to_string().contains("contains a NUL byte"), "{e}");
         let e = err("[service.db]\ncommand = \"x\"\n\nrestart = \"sometimes\"\n");
         assert_eq!(
             e,

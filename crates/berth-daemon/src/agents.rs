@@ -142,7 +142,7 @@ impl Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 runtimes: Mutex::default(),
-                keepers: home.root().join("agents"),
+                keepers: home.agents_dir(),
                 store,
                 events,
                 git,

@@ -40,6 +40,11 @@ const OUTPUT_LINES: usize = 10;
 pub enum ComposeError {
     #[error("there is no berth.toml in {0}; declare your agents and services there")]
     NoFile(String),
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
@@ -60,8 +65,13 @@ fn rank(c: Condition) -> u8 {
 
 fn load(root: &Path) -> Result<ProjectFile, ComposeError> {
     let path = root.join("berth.toml");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|_| ComposeError::NoFile(root.display().to_string()))?;
+    let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => ComposeError::NoFile(root.display().to_string()),
+        _ => ComposeError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        },
+    })?;
     project::parse(&text).map_err(|e| ComposeError::Config(e.to_string()))
 }
 

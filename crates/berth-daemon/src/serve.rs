@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_control::failure::FailureRecord;
-use berth_control::files;
 use berth_control::lock::{DaemonLock, LockError};
 use berth_control::readiness::ReadyPipe;
 use berth_control::token::Token;
+use berth_control::{files, privacy};
 use berth_core::config::{ConfigError, ServeConfig};
 use berth_core::daemon_state::LivePhase;
 use berth_core::home::Home;
@@ -176,6 +176,18 @@ pub async fn launch(
         }
     };
     tracing::info!(generation = %generation, pid = std::process::id(), "berth daemon starting");
+    // An older berth, or a loose umask, may have left the home readable by others.
+    match privacy::make_private(&home) {
+        Ok(tightened) => {
+            for open in tightened {
+                tracing::warn!("{open}: made it private");
+            }
+        }
+        Err(e) => tracing::warn!(
+            "cannot make {} private: {e}; see `berth doctor`",
+            home.root().display()
+        ),
+    }
 
     let listeners = match bind(&config, &home).await {
         Ok(l) => l,

@@ -14,8 +14,10 @@ use std::process::{Command, Stdio};
 /// A failed git invocation.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("cannot run git: {0}; is git installed and on PATH?")]
+    #[error("cannot run git: {0}{hint}", hint = install_hint(.0))]
     Spawn(std::io::Error),
+    #[error("{} is not a directory that exists", .0.display())]
+    NoDirectory(PathBuf),
     #[error("`git {args}` failed (exit {code}): {stderr}")]
     Failed {
         args: String,
@@ -24,6 +26,15 @@ pub enum GitError {
     },
     #[error("unexpected output from `git {args}`: {detail}")]
     Parse { args: String, detail: String },
+}
+
+/// Said when git itself was not found (its directory was checked first).
+fn install_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        "; is git installed and on PATH?"
+    } else {
+        ""
+    }
 }
 
 /// Whether a command may take git's optional locks.
@@ -143,7 +154,14 @@ impl Git {
         if input.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let mut child = cmd.spawn().map_err(GitError::Spawn)?;
+        let mut child = cmd.spawn().map_err(|e| {
+            // Starting git in a directory that is not there fails like a missing git would.
+            if self.dir.is_dir() {
+                GitError::Spawn(e)
+            } else {
+                GitError::NoDirectory(self.dir.clone())
+            }
+        })?;
         if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
             // A git that exits early closes its stdin; its exit code then tells what happened.
             let _ = stdin.write_all(bytes);
@@ -196,4 +214,24 @@ fn check<S: AsRef<OsStr>>(args: &[S], out: Output) -> Result<Output, GitError> {
         code: out.code,
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_git_is_blamed_on_git() {
+        let err = Git::new("/no/such/dir/for/berth")
+            .query(&["status"])
+            .unwrap_err();
+        assert!(matches!(err, GitError::NoDirectory(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "/no/such/dir/for/berth is not a directory that exists"
+        );
+        let nul = Git::new(std::env::temp_dir()).query(&["a\0b"]).unwrap_err();
+        assert!(matches!(nul, GitError::Spawn(_)), "{nul:?}");
+        assert!(!nul.to_string().contains("installed"), "{nul}");
+    }
 }

@@ -29,8 +29,12 @@ fn show(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("nothing")
 }
 
-/// The commit a ref points at, if it exists.
+/// The commit a ref (or any commit-ish) points at, if it exists. A name with a NUL byte names
+/// nothing: git cannot even be given it.
 pub fn resolve(git: &Git, refname: &str) -> Result<Option<String>, GitError> {
+    if refname.contains('\0') {
+        return Ok(None);
+    }
     let out = git.output(
         Access::Read,
         &[

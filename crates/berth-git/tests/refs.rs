@@ -88,3 +88,12 @@ fn delete_only_removes_the_expected_value() {
     refs::delete(&git, "refs/berth/test", &tip).unwrap();
     assert!(refs::resolve(&git, "refs/berth/test").unwrap().is_none());
 }
+
+#[test]
+fn a_name_git_cannot_be_given_resolves_to_nothing() {
+    let (_dir, git) = repo();
+    assert!(refs::resolve(&git, "HEAD").unwrap().is_some());
+    for name in ["ma\0in", "HEAD\0", "\0"] {
+        assert_eq!(refs::resolve(&git, name).unwrap(), None, "{name:?}");
+    }
+}

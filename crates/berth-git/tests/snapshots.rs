@@ -455,6 +455,25 @@ fn a_conflicted_index_cannot_be_captured() {
 }
 
 #[test]
+fn a_message_with_a_nul_byte_is_refused_before_git_runs() {
+    let r = Repo::new();
+    r.write("a.txt", b"work\n");
+    let objects = || r.git(&["count-objects", "-v"]);
+    let before = (r.state(), objects());
+    let opts = CaptureOptions {
+        id: "n".into(),
+        time_ms: 0,
+        reason: "t".into(),
+        message: Some("a\0b".into()),
+        pairing: None,
+    };
+    let err = snapshot::capture(&r.api(), opts).unwrap_err();
+    assert!(matches!(err, SnapshotError::NulInMessage), "{err}");
+    assert_eq!((r.state(), objects()), before, "nothing was written");
+    assert!(snapshot::list(&r.api()).unwrap().is_empty());
+}
+
+#[test]
 fn a_submodule_with_changes_of_its_own_is_named_in_a_warning() {
     let sub = Repo::new();
     let r = Repo::new();

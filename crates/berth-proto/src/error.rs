@@ -99,6 +99,24 @@ impl ErrorCode {
         )
     }
 
+    /// Codes that mean "the request itself is wrong": a bad argument, body, query or token, a
+    /// path outside any repository, an invalid `berth.toml`. Nothing was done; the caller fixes
+    /// what it asked. The CLI exits 2 for these, as for its own usage errors.
+    pub fn is_usage(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::MalformedJson
+                | ErrorCode::BodyTooLarge
+                | ErrorCode::BadRequest
+                | ErrorCode::Unauthorized
+                | ErrorCode::NotARepository
+                | ErrorCode::BadId
+                | ErrorCode::InvalidAgent
+                | ErrorCode::InvalidConfig
+                | ErrorCode::InvalidInput
+        )
+    }
+
     /// The stable wire name of the code.
     pub fn as_str(self) -> &'static str {
         match self {

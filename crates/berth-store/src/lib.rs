@@ -114,6 +114,10 @@ impl Store {
                 source,
             })?;
         }
+        create_private_file(path).map_err(|source| StoreError::Io {
+            path: path.into(),
+            source,
+        })?;
         let sql = |source| StoreError::sqlite(path, source);
         let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
@@ -243,6 +247,19 @@ where
     T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
 {
     T::try_from(r)
+}
+
+/// Creates the database file 0600 if it is missing (an empty file is an empty database); SQLite
+/// gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -255,13 +255,23 @@ fn retention_runs_by_itself_every_thousand_appends() {
 }
 
 #[test]
-fn open_creates_missing_directories_private() {
+fn open_creates_missing_directories_and_the_database_private() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, StoreOptions::default());
+    store.append("k", None, json!({})).unwrap();
     let state = dir.path().join("state");
-    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700);
+    let mode = |name: &str| {
+        std::fs::metadata(state.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700);
     assert_eq!(store.path(), state.join("berth.db"));
+    for file in ["berth.db", "berth.db-wal", "berth.db-shm"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
 }
 
 #[test]

@@ -45,6 +45,7 @@ pub enum Command {
     #[command(subcommand)]
     Debug(DebugCommand),
     /// Start what berth.toml declares, in dependency order, waiting for readiness.
+    #[command(after_help = UP_EXAMPLES)]
     Up(ComposeArgs),
     /// Stop what berth.toml declares, dependents first.
     Down(ComposeArgs),
@@ -55,14 +56,24 @@ pub enum Command {
         message: String,
     },
     /// Snapshots of uncommitted work: exact, and hidden from `git stash list`.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = STASH_EXAMPLES)]
     Stash(StashCommand),
     /// Pair your checkout with an agent: both trees sync live, commits flow both ways.
+    #[command(after_help = PAIR_EXAMPLES)]
     Pair(PairArgs),
     /// Leave pairing (the same as `berth pair stop`).
     Unpair,
     /// See pairing work in a throwaway project with a scripted agent; leaves nothing behind.
     Demo,
+    /// Print a completion script for your shell.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// bash, zsh or fish.
+        shell: Shell,
+    },
+    /// Print berth's manual page (roff), made from the same definitions as --help.
+    #[command(after_help = "Example:\n  berth man > ~/.local/share/man/man1/berth.1 && man berth")]
+    Man,
 }
 
 /// `berth attach NAME [--read-only] [--detach-key KEY]`.
@@ -81,6 +92,43 @@ pub struct AttachArgs {
     #[arg(long, value_name = "KEY", default_value = "ctrl-\\")]
     pub detach_key: String,
 }
+
+/// The shells `berth completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  berth completions bash > ~/.local/share/bash-completion/completions/berth
+  berth completions zsh > ~/.zfunc/_berth    # with fpath+=~/.zfunc before compinit
+  berth completions fish > ~/.config/fish/completions/berth.fish";
+
+const PAIR_EXAMPLES: &str = "Examples:
+  berth pair fixer        pair this checkout with agent fixer
+  berth pair status       where pairing is, what it carried, what it kept
+  berth pair stop         back to your branch, your changes restored";
+
+const AGENT_NEW_EXAMPLES: &str = "Examples:
+  berth agent new fixer --cmd 'claude --dangerously-skip-permissions' --start
+  berth agent new web --cmd 'npm run dev' --ready http:http://127.0.0.1:3000/ --restart on-failure
+  berth agent new shell --tty --start --cmd 'bash -i'";
+
+const UP_EXAMPLES: &str = "Examples:
+  berth up                start everything berth.toml declares
+  berth up web            web and what it depends on
+  berth down --timeout 10s";
+
+const STASH_EXAMPLES: &str = "Examples:
+  berth stash save -m 'before the refactor'
+  berth stash list
+  berth stash restore 20261123-013612-ab12";
+
+const DAEMON_START_EXAMPLES: &str = "Examples:
+  berth daemon start
+  berth daemon start --listen 127.0.0.1:7878 --token-file ~/.berth-token";
 
 /// `berth pair NAME [--no-stash]` starts (or switches); `berth pair status|flush|stop`.
 #[derive(Debug, Args)]
@@ -163,6 +211,7 @@ pub struct ComposeArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Create an agent: a workspace borrowing this repository's objects, on branch berth/NAME.
+    #[command(after_help = AGENT_NEW_EXAMPLES)]
     New {
         name: String,
         /// The command it runs (through `sh -c`).
@@ -283,6 +332,7 @@ pub enum StashCommand {
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Start the daemon in the background; returns once it is ready.
+    #[command(after_help = DAEMON_START_EXAMPLES)]
     Start(StartArgs),
     /// Stop the daemon: ask, then SIGTERM, then SIGKILL, each wait bounded.
     Stop(StopArgs),
@@ -300,7 +350,11 @@ pub struct ServeOptionArgs {
     /// Also listen on TCP (e.g. 127.0.0.1:7878); always requires a bearer token.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// File holding the TCP bearer token (or set BERTH_TOKEN).
+    /// Allow --listen on an address other than loopback: plain HTTP to the network (prefer an
+    /// ssh tunnel to 127.0.0.1).
+    #[arg(long, requires = "listen")]
+    pub listen_public: bool,
+    /// File holding the TCP bearer token (or set BERTH_TOKEN); it must be private (mode 600).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Size at which the daemon log is rotated.

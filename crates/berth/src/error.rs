@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | 0 | success |
 //! | 1 | the operation failed |
-//! | 2 | usage error (bad flags or arguments) |
+//! | 2 | usage error: bad arguments or configuration (also from the daemon: `ErrorCode::is_usage`) |
 //! | 3 | the daemon is not running |
 //! | 4 | refused for safety (a foreign socket, an incompatible daemon, a blocker) |
 
@@ -96,6 +96,8 @@ impl From<berth_client::ClientError> for CliError {
             E::Api { error, .. } => {
                 let kind = if error.code.is_refusal() {
                     Kind::Refused
+                } else if error.code.is_usage() {
+                    Kind::Usage
                 } else {
                     Kind::Failed
                 };

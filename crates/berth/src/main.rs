@@ -145,5 +145,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Pair(a) => runtime(false)?.block_on(commands::pair::run(&ctx, a)),
         Command::Unpair => runtime(false)?.block_on(commands::pair::stop(&ctx)),
         Command::Demo => commands::demo::run(&ctx),
+        Command::Completions { shell } => commands::completions::run(shell),
+        Command::Man => commands::man::run(),
     }
 }

@@ -8,10 +8,13 @@ mod cli {
     pub mod agents;
     pub mod api;
     pub mod attach;
+    pub mod bad_input;
+    pub mod completions;
     pub mod compose;
     pub mod debug_sync;
     pub mod demo;
     pub mod doctor;
+    pub mod exit_codes;
     pub mod hardening;
     pub mod keeper;
     pub mod lifecycle;
@@ -31,6 +34,18 @@ use berth_testkit::TestHome;
 /// A fresh home driven by the binary under test.
 pub fn home() -> TestHome {
     TestHome::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Fails the test, saying what is missing, unless it runs as root. Tests that need root are
+/// `#[ignore = "needs root ..."]`, so a plain `cargo test` lists them as ignored instead of
+/// passing them untested; `.ci/run` (as root) runs them with `--include-ignored`.
+pub fn require_root(to: &str) {
+    // SAFETY: geteuid(2) has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root to {to}; run it as root: scripts/test -- --include-ignored"
+    );
 }
 
 /// Starts the daemon and checks it reports itself running.

@@ -120,8 +120,11 @@ pub async fn new(
             .map_err(|e| ApiFailure::internal(e.to_string()))?,
         None => None,
     };
-    if req.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-        return Err(invalid("the command is empty"));
+    if let Some(command) = &req.command {
+        berth_core::command::check(command).map_err(|e| invalid(e.to_string()))?;
+    }
+    for (name, value) in &req.env {
+        berth_core::command::check_env(name, value).map_err(|e| invalid(e.to_string()))?;
     }
     if req.start && req.command.is_none() {
         return Err(invalid("--start needs a command (--cmd)"));

@@ -21,7 +21,7 @@ pub async fn require_token(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     let ok = match (&shared.token, presented) {
         (Some(token), Some(p)) => token.matches(p),
         _ => false,
@@ -46,4 +46,27 @@ pub async fn require_token(
         hyper::header::HeaderValue::from_static("Bearer"),
     );
     resp
+}
+
+/// The credentials of a `Bearer` authorization; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim_start_matches(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_is_not() {
+        for value in ["Bearer Tok", "bearer Tok", "BEARER Tok", "bEaReR  Tok"] {
+            assert_eq!(bearer(value), Some("Tok"), "{value}");
+        }
+        for value in ["Basic Tok", "Bearer", "BearerTok", "Bearers Tok", ""] {
+            assert_eq!(bearer(value), None, "{value}");
+        }
+    }
 }

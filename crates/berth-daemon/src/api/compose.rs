@@ -14,15 +14,24 @@ use super::{ApiFailure, ApiJson};
 use crate::compose::{self, ComposeError};
 use crate::state::Shared;
 
+/// Where a missing or unreadable `berth.toml` sends the user.
+const FORMAT_HINT: &str = "write berth.toml at the repository root, e.g. `[service.web]` with \
+     `command = \"npm run dev\"`; its format is under `berth up` in docs/cli.md";
+
 fn failure(e: ComposeError) -> ApiFailure {
-    let (status, code) = match &e {
-        ComposeError::NoFile(_) | ComposeError::Config(_) | ComposeError::Deps(_) => {
-            (StatusCode::BAD_REQUEST, ErrorCode::InvalidConfig)
+    let (status, code, hint) = match &e {
+        ComposeError::NoFile(_) | ComposeError::Unreadable { .. } => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidConfig,
+            Some(FORMAT_HINT),
+        ),
+        ComposeError::Config(_) | ComposeError::Deps(_) => {
+            (StatusCode::BAD_REQUEST, ErrorCode::InvalidConfig, None)
         }
-        ComposeError::Define { .. } => (StatusCode::CONFLICT, ErrorCode::StartFailed),
-        ComposeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        ComposeError::Define { .. } => (StatusCode::CONFLICT, ErrorCode::StartFailed, None),
+        ComposeError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None),
     };
-    ApiFailure::new(status, code, e.to_string(), None)
+    ApiFailure::new(status, code, e.to_string(), hint)
 }
 
 /// Answers with the report also when processes failed: it lists every failure.

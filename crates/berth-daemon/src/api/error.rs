@@ -1,7 +1,8 @@
-//! Structured error responses and the JSON body extractor that produces them.
+//! Structured error responses, and the body and query extractors that reject with them.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use berth_proto::{ApiError, ErrorBody, ErrorCode};
 use hyper::StatusCode;
@@ -99,5 +100,33 @@ fn from_rejection(rejection: JsonRejection) -> ApiFailure {
         ErrorCode::MalformedJson,
         rejection.body_text(),
         Some(hint),
+    )
+}
+
+/// Like `axum::extract::Query`, but a query string that does not parse is a `bad_request` (400)
+/// in the error envelope, not axum's plain-text rejection.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(bad_query(rejection)),
+        }
+    }
+}
+
+fn bad_query(rejection: QueryRejection) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+        rejection.body_text(),
+        Some("see the endpoint's query parameters in docs/api.md"),
     )
 }

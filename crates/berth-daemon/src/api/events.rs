@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use berth_core::daemon_state::LivePhase;
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::ApiFailure;
 use super::ready::services;
+use super::{ApiFailure, ApiQuery};
 use crate::state::Shared;
 
 /// Largest page `/v1/events/log` returns.
@@ -63,7 +63,7 @@ async fn read_since(store: &Store, since: u64, limit: usize) -> Result<Vec<Event
 
 pub async fn log(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiFailure> {
     let store = services(&shared)?.store.clone();
     let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
@@ -97,7 +97,7 @@ fn resume_point(q: &EventsQuery, headers: &HeaderMap) -> Result<u64, ApiFailure>
 
 pub async fn stream(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiFailure> {
     let since = resume_point(&q, &headers)?;

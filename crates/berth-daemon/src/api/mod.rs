@@ -39,7 +39,7 @@ use berth_core::lifecycle::Input;
 use berth_proto::{DaemonStatus, ErrorCode, Handshake, ShutdownRequest};
 use hyper::StatusCode;
 
-pub use error::{ApiFailure, ApiJson};
+pub use error::{ApiFailure, ApiJson, ApiQuery};
 
 use crate::state::Shared;
 

@@ -27,7 +27,12 @@ use crate::state::Shared;
 fn failure(e: SnapshotError) -> ApiFailure {
     use SnapshotError as E;
     let (status, code, hint) = match &e {
-        E::BadId(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadId, None),
+        E::BadId(_) => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadId,
+            Some("`berth stash list` shows the ids of this repository's snapshots"),
+        ),
+        E::NulInMessage => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest, None),
         E::NotFound(_) | E::NotASnapshot(_) => (
             StatusCode::NOT_FOUND,
             ErrorCode::SnapshotNotFound,

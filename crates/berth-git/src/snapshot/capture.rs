@@ -70,6 +70,9 @@ fn warnings(st: &status::Status) -> Vec<String> {
 /// Captures the index and the working tree of the repository `git` runs in.
 pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotError> {
     validate_id(&opts.id)?;
+    if opts.message.as_deref().is_some_and(|m| m.contains('\0')) {
+        return Err(SnapshotError::NulInMessage);
+    }
     let head = head::head(git)?;
     let st = status::status(git, false)?;
     let unmerged: Vec<String> = st

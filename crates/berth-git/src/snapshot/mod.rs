@@ -73,6 +73,11 @@ impl Snapshot {
 pub enum SnapshotError {
     #[error("invalid snapshot id {0:?}: use lowercase letters, digits and '-'")]
     BadId(String),
+    #[error(
+        "the snapshot message contains a NUL byte, which a git commit message cannot hold; \
+         write it without one"
+    )]
+    NulInMessage,
     #[error("no snapshot {0} in this repository; `berth stash list` shows them")]
     NotFound(String),
     #[error("{0} is not a berth snapshot (its commit message has no berth metadata)")]

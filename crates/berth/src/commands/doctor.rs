@@ -1,10 +1,10 @@
 //! `berth doctor [--fix]`: diagnose the home; repair only what is safe to repair.
 //!
 //! Never repaired: a foreign socket (someone else's program), an incompatible daemon, and the
-//! database (an unreadable or newer-schema database is the user's data; doctor explains what to
-//! do with it instead).
+//! database's content (an unreadable or newer-schema database is the user's data; doctor explains
+//! what to do with it instead). Modes are: `--fix` makes an open home private again.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 
 use berth_client::{Client, ClientError};
 use berth_core::daemon_state::DaemonState;
@@ -17,6 +17,7 @@ use crate::Ctx;
 use crate::cli::DoctorArgs;
 use crate::error::CliResult;
 use crate::output::emit;
+use berth_control::privacy;
 use berth_control::probe::{clean_stale, probe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +89,7 @@ struct DoctorReport {
 
 pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
     let checks = vec![
-        check_run_dir(ctx, args.fix),
+        check_home(ctx, args.fix),
         check_daemon(ctx, args.fix).await,
         check_database(ctx),
         check_pairing(ctx).await,
@@ -120,14 +121,17 @@ pub async fn run(ctx: &Ctx, args: DoctorArgs) -> CliResult<i32> {
     Ok(if report.ok { 0 } else { 1 })
 }
 
-fn check_run_dir(ctx: &Ctx, fix: bool) -> Check {
-    const NAME: &str = "run dir";
+fn check_home(ctx: &Ctx, fix: bool) -> Check {
+    const NAME: &str = "home";
+    let root = ctx.home.root();
+    if !root.exists() {
+        return Check::ok(NAME, format!("{} does not exist yet", root.display()));
+    }
     let dir = ctx.home.run_dir();
-    let Ok(meta) = std::fs::metadata(&dir) else {
-        return Check::ok(NAME, format!("{} does not exist yet", dir.display()));
-    };
     let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me {
+    if let Ok(meta) = std::fs::metadata(&dir)
+        && meta.uid() != me
+    {
         return Check::problem(
             NAME,
             format!(
@@ -138,22 +142,35 @@ fn check_run_dir(ctx: &Ctx, fix: bool) -> Check {
             "use a BERTH_HOME of your own",
         );
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode == 0o700 {
-        return Check::ok(NAME, format!("{} is private (0700)", dir.display()));
-    }
-    let what = format!("{} has mode {mode:o}, not 0700", dir.display());
-    if !fix {
-        return Check::problem(NAME, what, "run `berth doctor --fix` (chmod 0700)");
-    }
-    match std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)) {
-        Ok(()) => Check::fixed(NAME, format!("{what}; set it to 0700")),
-        Err(e) => Check::problem(
+    let open = privacy::open_paths(&ctx.home);
+    if open.is_empty() {
+        return Check::ok(
             NAME,
-            format!("{what}; chmod failed: {e}"),
-            format!("chmod 700 {}", dir.display()),
-        ),
+            format!(
+                "{} is private (folders 0700, database 0600)",
+                root.display()
+            ),
+        );
     }
+    let what = "others can read what is in the home";
+    let details = open.iter().map(ToString::to_string).collect();
+    let check = if !fix {
+        Check::problem(
+            NAME,
+            what,
+            "run `berth doctor --fix` (chmod 700 folders, 600 the database)",
+        )
+    } else {
+        match privacy::tighten(&open) {
+            Ok(()) => Check::fixed(NAME, format!("{what}; made it private")),
+            Err(e) => Check::problem(
+                NAME,
+                format!("{what}; chmod failed: {e}"),
+                "chmod each path listed as it says",
+            ),
+        }
+    };
+    Check { details, ..check }
 }
 
 async fn check_daemon(ctx: &Ctx, fix: bool) -> Check {

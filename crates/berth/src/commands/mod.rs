@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod attach;
+pub mod completions;
 pub mod compose;
 pub mod daemon;
 pub mod debug_sync;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod logs;
+pub mod man;
 pub mod pair;
 pub mod serve;
 pub mod stash;

@@ -19,6 +19,7 @@ pub fn config(ctx: &Ctx, o: &ServeOptionArgs) -> ServeConfig {
     ServeConfig {
         home: ctx.home.root().to_path_buf(),
         listen: o.listen,
+        listen_public: o.listen_public,
         token_source,
         log_max_bytes: o.log_max_bytes,
         log_keep: o.log_keep,
@@ -26,11 +27,15 @@ pub fn config(ctx: &Ctx, o: &ServeOptionArgs) -> ServeConfig {
     }
 }
 
-/// Checks a configuration before anything is started.
+/// Checks a configuration before anything is started, and warns about a risky one.
 pub fn validate(config: &ServeConfig) -> CliResult {
     config
         .validate()
-        .map_err(|e| CliError::new(Kind::Usage, "invalid_config", e.to_string()))
+        .map_err(|e| CliError::new(Kind::Usage, "invalid_config", e.to_string()))?;
+    if let Some(warning) = config.warning() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(())
 }
 
 /// Loads the token the configuration names.

@@ -13,11 +13,22 @@ use crate::cli::StashCommand;
 use crate::error::{CliError, CliResult, Kind};
 use crate::output::{self, emit};
 
-/// The directory berth was run in; the daemon finds the repository from it.
+/// The directory berth was run in; the daemon finds the repository from it. The API carries
+/// paths as text, so a path that is not UTF-8 is refused here rather than sent mangled.
 pub fn here() -> CliResult<String> {
     let dir = std::env::current_dir()
         .map_err(|e| CliError::failed("cwd", format!("cannot read the current directory: {e}")))?;
-    Ok(dir.display().to_string())
+    dir.to_str().map(str::to_string).ok_or_else(|| {
+        CliError::failed(
+            "path_not_utf8",
+            format!(
+                "the path of this directory is not valid UTF-8 ({}), and berth passes paths to \
+                 its daemon as text",
+                dir.display()
+            ),
+        )
+        .hint("rename it (or the directory above it that is not UTF-8) to a UTF-8 name")
+    })
 }
 
 fn short(oid: &Option<String>) -> String {

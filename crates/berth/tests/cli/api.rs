@@ -94,11 +94,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A token file only its owner can read, as berth requires.
+fn private_token(h: &berth_testkit::TestHome, token: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = h.path().join("token");
+    std::fs::write(&path, token).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 #[test]
 fn tcp_requires_the_bearer_token_on_every_request() {
     let h = home();
-    let token_file = h.path().join("token");
-    std::fs::write(&token_file, "correct-horse-battery-staple\n").unwrap();
+    let token_file = private_token(&h, "correct-horse-battery-staple\n");
     let addr = format!("127.0.0.1:{}", free_port());
     let out = h.run(&[
         "--json",
@@ -139,6 +147,18 @@ fn tcp_requires_the_bearer_token_on_every_request() {
                 }
             }
         }
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        for (header, expected) in [
+            ("bearer correct-horse-battery-staple", StatusCode::OK),
+            ("BEARER correct-horse-battery-staple", StatusCode::OK),
+            (
+                "bearer CORRECT-HORSE-BATTERY-STAPLE",
+                StatusCode::UNAUTHORIZED,
+            ),
+        ] {
+            let resp = raw_get(addr, "/v1/status", header).await;
+            assert_eq!(resp, expected, "{header}");
+        }
         match tcp(None).status().await {
             Err(ClientError::Api { status: 401, error }) => {
                 assert_eq!(error.code, ErrorCode::Unauthorized)
@@ -149,6 +169,88 @@ fn tcp_requires_the_bearer_token_on_every_request() {
     h.run(&["daemon", "stop"]).expect_code(0);
     let log = std::fs::read_to_string(h.run_dir().join("daemon.log")).unwrap();
     assert!(!log.contains("correct-horse"), "the token reached the log");
+}
+
+/// GET with an `Authorization` header written as given; the answer's status.
+async fn raw_get(addr: std::net::SocketAddr, path: &str, authorization: &str) -> StatusCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let code = answer.split(' ').nth(1).unwrap().parse::<u16>().unwrap();
+    StatusCode::from_u16(code).unwrap()
+}
+
+#[test]
+fn a_public_listener_needs_listen_public_and_then_is_warned_about() {
+    let h = home();
+    let token = private_token(&h, "a-long-random-token\n");
+    let addr = format!("0.0.0.0:{}", free_port());
+    let args = [
+        "daemon",
+        "start",
+        "--listen",
+        &addr,
+        "--token-file",
+        token.to_str().unwrap(),
+    ];
+    let refused = h.run(&args);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("--listen-public") && refused.stderr.contains("ssh -L"),
+        "{refused}"
+    );
+    assert_eq!(h.state(), "stopped", "nothing was started");
+
+    let mut public = args.to_vec();
+    public.push("--listen-public");
+    let started = h.run(&public);
+    started.expect_code(0);
+    assert!(
+        started.stderr.contains("warning:")
+            && started.stderr.contains("unencrypted")
+            && started.stderr.contains("ssh -L"),
+        "{started}"
+    );
+    let log = std::fs::read_to_string(h.run_dir().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("unencrypted"),
+        "the daemon log says it too: {log}"
+    );
+    // A restart keeps the permission it was started with.
+    h.run(&["daemon", "restart"]).expect_code(0);
+    assert_eq!(h.status()["tcp"], addr.as_str());
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = home();
+    let token = private_token(&h, "a-long-random-token\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = h.run(&[
+        "--json",
+        "daemon",
+        "start",
+        "--listen",
+        &addr,
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    out.expect_code(2);
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "bad_token");
+    assert!(
+        err["message"].as_str().unwrap().contains("chmod 600"),
+        "{err}"
+    );
+    assert_eq!(h.state(), "stopped");
 }
 
 #[test]
@@ -255,14 +357,11 @@ fn stream_item_reader_sees_live_events() {
 /// Connections from another uid are refused by the daemon itself (peer credentials), even when
 /// the directory and socket modes would let them through. Needs root to act as another user.
 #[test]
+#[ignore = "needs root to act as another user; .ci/run runs it"]
 fn a_peer_with_another_uid_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: acting as another user needs root");
-        return;
-    }
+    crate::require_root("act as another user");
     let h = home();
     start(&h);
     // Open the way on purpose: only the peer-uid check is left to stop the other user.

@@ -99,6 +99,36 @@ fn up_starts_in_dependency_order_and_down_stops_in_reverse() {
 }
 
 #[test]
+fn a_missing_or_unreadable_berth_toml_points_to_its_format() {
+    let h = home();
+    start(&h);
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let out = berth(&h, p.path(), &["--json", "up"]);
+    out.expect_code(2);
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "invalid_config");
+    assert!(
+        err["message"].as_str().unwrap().contains("no berth.toml"),
+        "{err}"
+    );
+    let hint = err["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("[service.web]") && hint.contains("docs/cli.md"),
+        "{err}"
+    );
+
+    std::fs::create_dir(p.path().join("berth.toml")).unwrap();
+    let out = berth(&h, p.path(), &["--json", "up"]);
+    out.expect_code(2);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("cannot read") && !message.contains("no berth.toml"),
+        "{message}"
+    );
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
 fn a_cycle_is_an_error_that_shows_it() {
     let h = home();
     start(&h);
@@ -106,7 +136,7 @@ fn a_cycle_is_an_error_that_shows_it() {
         "[service.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n[service.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
     );
     let out = berth(&h, p.path(), &["up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     assert!(out.stderr.contains("a -> b -> a"), "{out}");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
@@ -117,7 +147,7 @@ fn an_unknown_key_is_named_with_its_line() {
     start(&h);
     let p = project("[service.web]\ncommand = \"true\"\n\ncomand = \"typo\"\n");
     let out = berth(&h, p.path(), &["--json", "up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     let err = out.json()["error"].clone();
     assert_eq!(err["code"], "invalid_config");
     let msg = err["message"].as_str().unwrap();
@@ -319,7 +349,7 @@ fn a_missing_working_directory_is_refused_before_anything_starts() {
         service("fine", "")
     ));
     let out = berth(&h, p.path(), &["up"]);
-    out.expect_code(1);
+    out.expect_code(2);
     assert!(
         out.stderr.contains("no/such/dir") && out.stderr.contains("does not exist"),
         "{out}"

@@ -73,6 +73,49 @@ fn an_open_run_dir_is_tightened_by_fix() {
 }
 
 #[test]
+fn an_open_home_is_made_private_at_start_and_by_doctor_fix() {
+    let h = home();
+    start(&h);
+    h.run(&["daemon", "stop"]).expect_code(0);
+    let db = h.path().join("state/berth.db");
+    let open = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let open_all = || {
+        open(h.path(), 0o755);
+        open(&h.path().join("agents"), 0o755);
+        open(&h.path().join("state"), 0o750);
+        open(&db, 0o644);
+    };
+    let private = || {
+        assert_eq!(mode(h.path()), 0o700);
+        assert_eq!(mode(&h.path().join("agents")), 0o700);
+        assert_eq!(mode(&h.path().join("state")), 0o700);
+        assert_eq!(mode(&db), 0o600);
+    };
+    private();
+
+    open_all();
+    let out = h.run(&["--json", "doctor"]);
+    out.expect_code(1);
+    let c = check(&out.json(), "home").clone();
+    assert_eq!(c["status"], "problem", "{c}");
+    assert_eq!(c["details"].as_array().unwrap().len(), 4, "{c}");
+    let out = h.run(&["--json", "doctor", "--fix"]);
+    out.expect_code(0);
+    assert_eq!(check(&out.json(), "home")["status"], "fixed");
+    private();
+    h.run(&["doctor"]).expect_code(0);
+
+    open_all();
+    start(&h);
+    private();
+    let log = std::fs::read_to_string(h.run_dir().join("daemon.log")).unwrap();
+    assert!(log.contains("made it private"), "{log}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
 fn an_unreadable_database_is_reported_and_left_alone() {
     let h = home();
     let db = h.path().join("state/berth.db");

@@ -941,10 +941,11 @@ fn a_refused_write_pauses_until_it_succeeds() {
     let f = Fixture::new(&["fixer"]);
     let user = f.user();
     let ws = f.pair("fixer");
-    if !refuse_writes(&ws.join("dir"), true) {
-        eprintln!("skipped: cannot make a directory refuse writes here (no chattr +i)");
-        return;
-    }
+    assert!(
+        refuse_writes(&ws.join("dir"), true),
+        "cannot make a directory refuse writes: as root that takes `chattr +i`, which failed \
+         here (is chattr installed, and does this file system support it?)"
+    );
     /// Lets the directory be written (and removed) again, even when the test fails.
     struct Unrefuse(PathBuf);
     impl Drop for Unrefuse {
@@ -964,22 +965,25 @@ fn a_refused_write_pauses_until_it_succeeds() {
 }
 
 #[test]
+#[ignore = "needs root to mount a small tmpfs; .ci/run runs it"]
 fn a_full_disk_pauses_until_there_is_room() {
+    crate::require_root("mount a small tmpfs");
     let f = Fixture::new(&["fixer"]);
     let user = f.user();
     let ws = f.pair("fixer");
-    // A small file system inside the workspace (root only; skipped elsewhere).
+    // A small file system inside the workspace.
     let small = ws.join("small");
     std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
+    let mount = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
         .arg(&small)
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
-        return;
-    }
+        .expect("run mount(8)");
+    assert!(
+        mount.status.success(),
+        "cannot mount a small tmpfs: {}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
     /// Unmounts it, even when the test fails.
     struct Unmount(PathBuf);
     impl Drop for Unmount {

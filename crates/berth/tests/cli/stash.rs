@@ -130,12 +130,37 @@ fn drop_asks_unless_told_and_bad_input_is_refused_cleanly() {
     missing.expect_code(1);
     assert_eq!(missing.json()["error"]["code"], "snapshot_not_found");
     let bad = run(&["--json", "stash", "show", "../../etc"]);
+    bad.expect_code(2);
     assert_eq!(bad.json()["error"]["code"], "bad_id");
     let outside = tempfile::tempdir().unwrap();
     let mut c = h.command(&["--json", "stash", "save"]);
     c.current_dir(outside.path());
     let not_repo = h.run_cmd(c);
-    not_repo.expect_code(1);
+    not_repo.expect_code(2);
     assert_eq!(not_repo.json()["error"]["code"], "not_a_repository");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn errors_say_what_happened_and_what_to_do() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = home();
+    start(&h);
+    let r = repo();
+    let bad_id = h.run_in(r.path(), &["stash", "restore", "../x"]);
+    bad_id.expect_code(2);
+    assert!(bad_id.stderr.contains("berth stash list"), "{bad_id}");
+
+    // A repository whose path is not UTF-8: not blamed on a missing git.
+    let parent = tempfile::tempdir().unwrap();
+    let odd = parent.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&odd).unwrap();
+    berth_testkit::init_repo(&odd);
+    let out = h.run_in(&odd, &["--json", "stash", "list"]);
+    out.expect_code(1);
+    let err = out.json()["error"].clone();
+    assert_eq!(err["code"], "path_not_utf8", "{out}");
+    assert!(err["message"].as_str().unwrap().contains("UTF-8"), "{err}");
+    assert!(!out.stdout.contains("installed"), "{out}");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
