@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::response::Response;
 use berth_core::daemon_state::LivePhase;
 use berth_core::terminal::{InputError, Size, check_input};
@@ -21,9 +21,9 @@ use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::ApiFailure;
 use super::agents::{find, terminal_failure};
 use super::ready::services;
+use super::{ApiFailure, ApiQuery};
 use crate::state::Shared;
 use crate::terminals::{self, Attached};
 
@@ -36,17 +36,9 @@ const KEEPER_GONE: u16 = 1011;
 
 pub async fn attach(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<AttachQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AttachQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiFailure> {
-    let Query(q) = query.map_err(|e| {
-        ApiFailure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            e.body_text(),
-            Some("give repo and name, and rows and cols together (docs/api.md)"),
-        )
-    })?;
     let upgrade = upgrade.map_err(|e| {
         ApiFailure::new(
             StatusCode::UPGRADE_REQUIRED,

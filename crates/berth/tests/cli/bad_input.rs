@@ -108,6 +108,7 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         &["repo", "name", "force", "delete_branch"],
     ),
     ("POST", "/v1/agents/screen", &["repo", "name", "scrollback"]),
+    ("GET", "/v1/agents/attach", &[]),
     (
         "POST",
         "/v1/agents/input",
