@@ -429,6 +429,8 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
 }
 
 struct Measured {
+    /// `/proc/loadavg` when the measurements began.
+    load: String,
     keys: [Vec<Duration>; 2],
     cat: [Duration; 2],
     rss: [u64; 2],
@@ -436,6 +438,7 @@ struct Measured {
 }
 
 fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let hosts: [&dyn Host; 2] = [berth, tmux];
     let mut keys = [Vec::new(), Vec::new()];
     for host in hosts {
@@ -464,6 +467,11 @@ fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
         attach_times(*host, &mut attach[i])?;
     }
     Ok(Measured {
+        load: load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         keys,
         cat,
         rss,
@@ -495,6 +503,7 @@ fn write_report(
          as a terminal emulator would. {version}. Times in milliseconds.\n\n## Machine\n\n"
     );
     md += &machine::describe();
+    md += &format!("- load average when the measurements began: {}\n", m.load);
     md += "\n## Results\n\n| what | berth attach | tmux attach | ratio (berth / tmux) | goal |\n|---|---|---|---|---|\n";
     md += &format!(
         "| keystroke to echo, p50 ({} keys each, `cat` in raw mode) | {} | {} | {:.2} | ≤ 1 ms, never worse than tmux |\n",

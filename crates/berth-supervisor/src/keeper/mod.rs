@@ -56,9 +56,9 @@ const CHUNK: usize = 8 * 1024;
 /// A longer line goes to the log in pieces of this size (a program that redraws one line with
 /// `\r` forever never ends it).
 const MAX_LINE: usize = 16 * 1024;
-/// Reads of a terminal's output waiting for its screen (at most this many; the program then
-/// waits for the emulator, as for a terminal that is slow to draw).
-const SCREEN_QUEUE: usize = 32;
+/// Reads of a terminal's output waiting to be logged (at most this many; the program then
+/// waits for the log, as for a disk that is slow to write).
+const LOG_QUEUE: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeeperError {
@@ -119,12 +119,6 @@ impl Keeper {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Nowhere left to report a failing log write.
         let _ = log.write_record(record.as_bytes());
-    }
-
-    fn log_records(&self, records: &Records) {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        // Nowhere left to report a failing log write.
-        let _ = log.write_records(&records.bytes, &records.ends);
     }
 
     /// Descendants of the keeper that still run (zombies are as good as gone).
@@ -353,52 +347,92 @@ fn spawn_child(spec: &KeeperSpec, terminal: Option<(Size, usize)>) -> Result<Spa
     Ok((child, terminal))
 }
 
-/// Log records gathered from one read, written together.
-#[derive(Default)]
-struct Records {
+/// An output stream cut into log records: the lines of one read go to the log in one write.
+struct LineLog {
+    keeper: Arc<Keeper>,
+    stream: &'static str,
+    /// The line not ended yet.
+    line: Vec<u8>,
+    /// Records of the current read.
     bytes: Vec<u8>,
     /// Where each record ends in `bytes`.
     ends: Vec<usize>,
 }
 
-impl Records {
-    /// Adds the record of `line` (its line end left out) after `prefix`.
-    fn push(&mut self, prefix: &str, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
+impl LineLog {
+    fn new(keeper: Arc<Keeper>, stream: &'static str) -> LineLog {
+        LineLog {
+            keeper,
+            stream,
+            line: Vec::new(),
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Adds the record of the current line (its line end left out) after `prefix`.
+    fn record(&mut self, prefix: &str) {
+        let text = String::from_utf8_lossy(&self.line);
         self.bytes.extend_from_slice(prefix.as_bytes());
         self.bytes
             .extend_from_slice(text.trim_end_matches(['\n', '\r']).as_bytes());
         self.bytes.push(b'\n');
         self.ends.push(self.bytes.len());
+        self.line.clear();
     }
 
-    fn clear(&mut self) {
+    fn write(&mut self) {
+        if self.ends.is_empty() {
+            return;
+        }
+        let mut log = self.keeper.log.lock().unwrap_or_else(|p| p.into_inner());
+        // Nowhere left to report a failing log write.
+        let _ = log.write_records(&self.bytes, &self.ends);
         self.bytes.clear();
         self.ends.clear();
     }
+
+    /// Logs the lines `chunk` ends (every line read at one moment has the same time).
+    fn take(&mut self, chunk: &[u8]) {
+        let mut prefix = None;
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            self.line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") || self.line.len() >= MAX_LINE {
+                let p = prefix
+                    .get_or_insert_with(|| berth_core::output_line::prefix(now_ms(), self.stream))
+                    .clone();
+                self.record(&p);
+            }
+        }
+        self.write();
+    }
+
+    /// Logs the last line, if it was not ended.
+    fn finish(mut self) {
+        if !self.line.is_empty() {
+            self.record(&berth_core::output_line::prefix(now_ms(), self.stream));
+            self.write();
+        }
+    }
 }
 
-/// Copies one output stream into the log, a timestamped line at a time (the lines of one read
-/// in one write) — and, for a terminal agent (whose only stream this is), through its screen,
-/// which a thread of its own feeds, so that parsing the output and logging it overlap.
+/// Copies one output stream into the log, a timestamped line at a time — and, for a terminal
+/// agent (whose only stream this is), through its screen first. A terminal's lines are logged
+/// by a thread of their own, so the screen (what an attached client is drawn from) is fed as
+/// soon as the output is read, and parsing it and logging it overlap.
 fn pump(
     keeper: Arc<Keeper>,
     stream: &'static str,
     mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize> + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let screen = keeper.terminal.clone().map(|terminal| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(SCREEN_QUEUE);
-            let feeder = std::thread::spawn(move || {
-                for chunk in rx {
-                    terminal.feed(&chunk);
-                }
-            });
-            (tx, feeder)
-        });
+        let terminal = keeper.terminal.clone();
+        let log = LineLog::new(keeper, stream);
+        let mut sink = match terminal {
+            None => Sink::Here(log),
+            Some(_) => Sink::Thread(spawn_logger(log)),
+        };
         let mut buf = vec![0u8; CHUNK];
-        let mut line = Vec::new();
-        let mut records = Records::default();
         loop {
             let n = match read(&mut buf) {
                 Ok(0) => break,
@@ -407,34 +441,48 @@ fn pump(
                 Err(_) => break,
             };
             let chunk = &buf[..n];
-            if let Some((tx, _)) = &screen {
-                // The feeder ends only when this sender is dropped.
-                let _ = tx.send(chunk.to_vec());
+            if let Some(terminal) = &terminal {
+                terminal.feed(chunk);
             }
-            let mut prefix = None;
-            for piece in chunk.split_inclusive(|b| *b == b'\n') {
-                line.extend_from_slice(piece);
-                if piece.ends_with(b"\n") || line.len() >= MAX_LINE {
-                    let prefix = prefix
-                        .get_or_insert_with(|| berth_core::output_line::prefix(now_ms(), stream));
-                    records.push(prefix, &line);
-                    line.clear();
+            match &mut sink {
+                Sink::Here(log) => log.take(chunk),
+                Sink::Thread((tx, _)) => {
+                    // The logger ends only when this sender is dropped.
+                    let _ = tx.send(chunk.to_vec());
                 }
             }
-            if !records.ends.is_empty() {
-                keeper.log_records(&records);
-                records.clear();
+        }
+        match sink {
+            Sink::Here(log) => log.finish(),
+            Sink::Thread((tx, logger)) => {
+                drop(tx);
+                let _ = logger.join();
             }
         }
-        if !line.is_empty() {
-            records.push(&berth_core::output_line::prefix(now_ms(), stream), &line);
-            keeper.log_records(&records);
-        }
-        if let Some((tx, feeder)) = screen {
-            drop(tx);
-            let _ = feeder.join();
-        }
     })
+}
+
+/// Where a pump's output goes to be logged.
+enum Sink {
+    Here(LineLog),
+    Thread(Logger),
+}
+
+/// A thread logging the reads it is sent.
+type Logger = (
+    std::sync::mpsc::SyncSender<Vec<u8>>,
+    std::thread::JoinHandle<()>,
+);
+
+fn spawn_logger(mut log: LineLog) -> Logger {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LOG_QUEUE);
+    let logger = std::thread::spawn(move || {
+        for chunk in rx {
+            log.take(&chunk);
+        }
+        log.finish();
+    });
+    (tx, logger)
 }
 
 /// Reaps every child (the agent and adopted orphans) until none is left; records the agent's
