@@ -97,14 +97,12 @@ async fn all(client: &Client, path: &str, repo: &str) -> Result<Duration, String
     Ok(began.elapsed())
 }
 
-pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let home = tmp.path().join("home");
-    let repo = tmp.path().join("project");
-    std::fs::create_dir_all(&repo).map_err(|e| e.to_string())?;
+/// A repository at `dir` with one empty commit on `main`: a project for agents.
+pub(crate) fn empty_project(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec![
+        &["init", "-q", "-b", "main"][..],
+        &[
             "-c",
             "user.name=b",
             "-c",
@@ -117,11 +115,19 @@ pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
         ],
     ] {
         Command::new("git")
-            .current_dir(&repo)
-            .args(&args)
+            .current_dir(dir)
+            .args(args)
             .status()
             .map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+pub fn run_bench(bin: &Path, root: &Path) -> Result<PathBuf, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let home = tmp.path().join("home");
+    let repo = tmp.path().join("project");
+    empty_project(&repo)?;
     run(bin, &home, &["daemon", "start"])?;
     let client = Client::unix(home.join("run/berth.sock"));
     let repo_s = repo.display().to_string();

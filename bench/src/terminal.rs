@@ -18,7 +18,7 @@ use nix::sys::stat::Mode;
 
 use crate::machine;
 use crate::stats::{Summary, ms};
-use crate::supervisor::{keeper_pids, rss_kib};
+use crate::supervisor::{empty_project, keeper_pids, rss_kib};
 
 const ROWS: u16 = 24;
 const COLS: u16 = 80;
@@ -389,27 +389,7 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     let tmux_version = ensure_tmux()?;
     let tmp = tempfile::tempdir().map_err(err)?;
     let repo = tmp.path().join("project");
-    std::fs::create_dir_all(&repo).map_err(err)?;
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &[
-            "-c",
-            "user.name=b",
-            "-c",
-            "user.email=b@b",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-    ] {
-        Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .status()
-            .map_err(err)?;
-    }
+    empty_project(&repo)?;
     let berth = Berth {
         bin: bin.to_path_buf(),
         home: tmp.path().join("home"),

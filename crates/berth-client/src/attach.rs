@@ -3,7 +3,7 @@
 
 use berth_proto::AttachQuery;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::{Client, ClientError, api_error};
+use crate::{Client, ClientError};
 
 /// An attached terminal: binary messages are output (to the client) and keys (from it); text
 /// messages are `berth_proto::AttachEvent`s and `berth_proto::AttachControl`s.
@@ -37,22 +37,9 @@ impl Client {
             .header(SEC_WEBSOCKET_KEY, &key)
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = tokio::time::timeout(self.timeout, conn.sender.send_request(req))
-            .await
-            .map_err(|_| ClientError::Timeout {
-                what: "attaching".into(),
-            })?
-            .map_err(ClientError::http)?;
-        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(ClientError::http)?
-                .to_bytes();
-            return Err(api_error(status, &body));
-        }
+        let resp = conn
+            .open(req, "attaching", |s| *s == StatusCode::SWITCHING_PROTOCOLS)
+            .await?;
         let accepted = resp.headers().get(SEC_WEBSOCKET_ACCEPT);
         if accepted.map(|v| v.as_bytes()) != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
             return Err(ClientError::Protocol(

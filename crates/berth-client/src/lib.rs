@@ -170,22 +170,9 @@ impl Client {
             .header("last-event-id", since.to_string())
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = tokio::time::timeout(self.timeout, conn.sender.send_request(req))
-            .await
-            .map_err(|_| ClientError::Timeout {
-                what: "subscribing to events".into(),
-            })?
-            .map_err(ClientError::http)?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(ClientError::http)?
-                .to_bytes();
-            return Err(api_error(status, &body));
-        }
+        let resp = conn
+            .open(req, "subscribing to events", StatusCode::is_success)
+            .await?;
         Ok(EventStream::new(resp.into_body()))
     }
 }
@@ -198,6 +185,31 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Sends a request whose answer is a stream: the response once its head arrived, unless
+    /// its status is not `expected` (then the daemon's error). `what` names it for a timeout.
+    async fn open(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        what: &str,
+        expected: impl Fn(&StatusCode) -> bool,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let resp = tokio::time::timeout(self.timeout, self.sender.send_request(req))
+            .await
+            .map_err(|_| ClientError::Timeout { what: what.into() })?
+            .map_err(ClientError::http)?;
+        if !expected(&resp.status()) {
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(ClientError::http)?
+                .to_bytes();
+            return Err(api_error(status, &body));
+        }
+        Ok(resp)
+    }
+
     fn builder(&self, method: Method, path: &str) -> hyper::http::request::Builder {
         let host = match &self.endpoint {
             Endpoint::Unix(_) => "berth".to_string(),
