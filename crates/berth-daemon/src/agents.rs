@@ -107,10 +107,13 @@ fn policy(rec: &AgentRecord) -> RestartPolicy {
 fn spawn_keeper(
     dir: &KeeperDir,
 ) -> std::io::Result<std::sync::mpsc::Receiver<std::process::ExitStatus>> {
-    let exe = std::env::current_exe()?;
+    // The daemon's own binary, also when its file was replaced or removed since it started (an
+    // upgrade in place): the keeper is always the daemon's version. Shown under its path.
+    let shown = std::env::current_exe()?;
     // Whatever the keeper says before its own log exists (it cannot start the child, say).
     let errors = std::fs::File::create(dir.path().join("keeper.err"))?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(shown.as_os_str());
     // `__keeper` first: the binary recognises it before parsing anything else (see its main).
     cmd.arg("__keeper")
         .arg("--dir")

@@ -431,3 +431,33 @@ fn daemon_stop_all_stops_the_agents_too() {
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_daemon_whose_binary_was_replaced_on_disk_still_starts_agents() {
+    // An upgrade in place: the file the daemon was started from is replaced while it runs.
+    let bins = tempfile::tempdir().unwrap();
+    let bin = bins.path().join("berth");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
+    let h = home();
+    // The daemon from the copy; every other command from the binary under test.
+    let started = Command::new(&bin)
+        .env("BERTH_HOME", h.path())
+        .args(["daemon", "start"])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let p = project();
+    std::fs::remove_file(&bin).unwrap();
+    std::fs::write(&bin, "#!/bin/sh\nexit 97\n").unwrap();
+    agent(
+        &h,
+        p.path(),
+        &["new", "a", "--cmd", "exec sleep 600", "--start"],
+    )
+    .expect_code(0);
+    let pid = pid_of(&h, p.path(), "a").expect("it runs");
+    assert!(alive(pid));
+    agent(&h, p.path(), &["stop", "a"]).expect_code(0);
+    assert!(!alive(pid));
+    h.signal_daemon(libc::SIGTERM);
+}
