@@ -1,6 +1,7 @@
 //! `attach` on the control socket: a client that watches the terminal and, unless it is
 //! read-only, types into it and sizes it. After the JSON answer line the connection carries
-//! [`berth_proto::Frame`]s both ways.
+//! [`berth_proto::Frame`]s both ways. A single change (a key's echo) is drawn at once; during
+//! a burst of output a client is sent at most 100 pictures a second.
 //!
 //! Two threads per client: this one draws (it waits for the screen to change, then sends what
 //! turns the client's last picture into the new one, so a slow client skips pictures instead
@@ -13,7 +14,7 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_proto::{AttachControl, AttachEvent, Frame};
 
@@ -23,6 +24,9 @@ use super::terminal::Terminal;
 
 /// A client that takes no output for this long is let go of.
 const WRITE_WAIT: Duration = Duration::from_secs(30);
+/// The shortest time between two pictures sent to one client.
+const FRAME: Duration = Duration::from_millis(1000 / FRAMES_PER_SECOND);
+const FRAMES_PER_SECOND: u64 = 100;
 
 /// What one attached client may do.
 #[derive(Debug, Clone, Copy)]
@@ -76,10 +80,22 @@ fn draw(
 ) {
     let mut drawn = None;
     let mut before: Option<Picture> = None;
+    let mut last: Option<Instant> = None;
     loop {
-        let Some((picture, ended)) = terminal.next_picture(&mut drawn, gone) else {
+        let Some(ahead) = terminal.wait_change(drawn, gone) else {
             return;
         };
+        // Several changes since the last picture, and that one was just sent: a burst of
+        // output. Let it gather for the rest of a frame, so a busy program is drawn at most
+        // FRAMES_PER_SECOND times; a single change (a key's echo) is drawn at once.
+        if let Some(since) = last.map(|l| l.elapsed())
+            && ahead > 1
+            && since < FRAME
+        {
+            std::thread::sleep(FRAME - since);
+        }
+        let (picture, ended) = terminal.picture(&mut drawn);
+        last = Some(Instant::now());
         if before.is_none() {
             let (rows, cols) = picture.size();
             let attached = AttachEvent::Attached {

@@ -1,7 +1,7 @@
 //! A terminal agent's terminal as its keeper holds it: the master side of the pseudo-terminal
 //! (input, resize) and the screen every byte of output went through. Answers the control
 //! socket's `screen`, `input` and `resize`, and tells attached clients when the screen changed
-//! ([`Terminal::next_picture`]).
+//! ([`Terminal::wait_change`]).
 //!
 //! Lock order: `screen`, then `master`; a resize needs neither the writer's lock nor a wait
 //! (it goes through its own handle), so a program that stops reading its input never holds up
@@ -83,7 +83,7 @@ impl Terminal {
         self.changed.notify_all();
     }
 
-    /// Wakes every client waiting in [`Terminal::next_picture`], so one whose `gone` was set
+    /// Wakes every client waiting in [`Terminal::wait_change`], so one whose `gone` was set
     /// sees it.
     pub fn wake(&self) {
         let _guard = self.shown();
@@ -91,24 +91,27 @@ impl Terminal {
     }
 
     /// For an attached client that drew generation `drawn` (`None`: nothing yet): waits until
-    /// the screen is newer or the output ended, then returns the screen as it is and whether
-    /// it is final; `None` once `gone` is set.
-    pub fn next_picture(
-        &self,
-        drawn: &mut Option<u64>,
-        gone: &AtomicBool,
-    ) -> Option<(Picture, bool)> {
+    /// the screen is newer or the output ended, and says how many changes it is ahead (`None`
+    /// once `gone` is set).
+    pub fn wait_change(&self, drawn: Option<u64>, gone: &AtomicBool) -> Option<u64> {
         let mut shown = self.shown();
         loop {
             if gone.load(Ordering::SeqCst) {
                 return None;
             }
-            if *drawn != Some(shown.generation) || shown.ended {
-                *drawn = Some(shown.generation);
-                return Some((shown.screen.picture(), shown.ended));
+            if drawn != Some(shown.generation) || shown.ended {
+                return Some(drawn.map_or(u64::MAX, |d| shown.generation.wrapping_sub(d)));
             }
             shown = self.changed.wait(shown).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The screen as it is now for an attached client, which then has drawn its generation;
+    /// and whether it is final (the output ended).
+    pub fn picture(&self, drawn: &mut Option<u64>) -> (Picture, bool) {
+        let shown = self.shown();
+        *drawn = Some(shown.generation);
+        (shown.screen.picture(), shown.ended)
     }
 
     /// `screen`: the screen with the newest `scrollback` lines of scrollback (readable while
