@@ -36,7 +36,12 @@ const SHELL: &str = "PS1='$ ' exec bash --norc --noprofile -i";
 struct Client {
     master: File,
     child: Child,
-    seen: Vec<u8>,
+    /// What the client drew, as a terminal shows it.
+    terminal: vt100::Parser,
+}
+
+fn side(n: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -83,7 +88,7 @@ impl Client {
         Ok(Client {
             master,
             child,
-            seen: Vec::new(),
+            terminal: vt100::Parser::new(side(ROWS), side(COLS), 0),
         })
     }
 
@@ -93,25 +98,26 @@ impl Client {
 
     /// Reads what the client draws until it has drawn `needle` (since the last call); how long
     /// that took.
-    fn wait_for(&mut self, needle: &[u8], limit: Duration) -> Result<Duration, String> {
+    /// Reads what the client draws, through a terminal emulator as a person's terminal would,
+    /// until its screen satisfies `shown`; how long that took.
+    fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        shown: impl Fn(&vt100::Screen) -> bool,
+    ) -> Result<Duration, String> {
         let began = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
-                self.seen.drain(..at + needle.len());
+            if shown(self.terminal.screen()) {
                 return Ok(began.elapsed());
             }
             let left = limit.checked_sub(began.elapsed()).ok_or_else(|| {
-                let tail = &self.seen[self.seen.len().saturating_sub(200)..];
                 format!(
-                    "{:?} was not drawn within {limit:?}; the last it drew: {:?}",
-                    String::from_utf8_lossy(needle),
-                    String::from_utf8_lossy(tail)
+                    "{what} was not drawn within {limit:?}; the screen shows:\n{}",
+                    self.terminal.screen().contents()
                 )
             })?;
-            // Only the tail can still hold the start of a match.
-            let keep_from = self.seen.len().saturating_sub(4096);
-            self.seen.drain(..keep_from);
             let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
             poll(
                 &mut fds,
@@ -120,7 +126,7 @@ impl Client {
             .map_err(err)?;
             match self.master.read(&mut buf) {
                 Ok(0) => return Err("the client ended".into()),
-                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Ok(n) => self.terminal.process(&buf[..n]),
                 Err(e)
                     if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => {
@@ -131,10 +137,14 @@ impl Client {
         }
     }
 
-    /// Reads for `quiet` and drops what was drawn.
+    /// Until `text` is on the screen.
+    fn wait_for_text(&mut self, text: &str, limit: Duration) -> Result<Duration, String> {
+        self.wait_until(&format!("{text:?}"), limit, |s| s.contents().contains(text))
+    }
+
+    /// Draws what comes for `quiet`.
     fn settle(&mut self, quiet: Duration) {
-        let _ = self.wait_for(b"\0never\0", quiet);
-        self.seen.clear();
+        let _ = self.wait_until("nothing", quiet, |_| false);
     }
 
     fn end(mut self) {
@@ -311,7 +321,13 @@ fn keystrokes(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String
         let key = [b"xyzvw"[(i % 60 + i / 60) % 5]];
         let began = Instant::now();
         client.type_keys(&key)?;
-        client.wait_for(&key, Duration::from_secs(5))?;
+        let col = (i % 60) as u16;
+        client.wait_until(&format!("key {:?}", key[0] as char), Duration::from_secs(5), |s| {
+            let (row, at) = s.cursor_position();
+            at == col + 1
+                && s.cell(row, col)
+                    .is_some_and(|c| c.contents() == (key[0] as char).to_string())
+        })?;
         samples.push(began.elapsed());
         std::thread::sleep(Duration::from_millis(3));
     }
@@ -330,7 +346,7 @@ fn throughput(host: &dyn Host, file: &Path) -> Result<Duration, String> {
     let line = format!("cat {}; echo DONE-$((40+2))\r", file.display());
     let began = Instant::now();
     client.type_keys(line.as_bytes())?;
-    client.wait_for(b"DONE-42", Duration::from_secs(600))?;
+    client.wait_for_text("DONE-42", Duration::from_secs(600))?;
     let took = began.elapsed();
     client.type_keys(host.detach_keys())?;
     client.settle(Duration::from_millis(100));
@@ -345,7 +361,7 @@ fn attach_times(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), Stri
     for _ in 0..ATTACHES {
         let began = Instant::now();
         let mut client = host.attach()?;
-        client.wait_for(b"READY-42", Duration::from_secs(10))?;
+        client.wait_for_text("READY-42", Duration::from_secs(10))?;
         samples.push(began.elapsed());
         client.type_keys(host.detach_keys())?;
         client.settle(Duration::from_millis(150));
