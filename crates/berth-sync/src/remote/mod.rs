@@ -19,20 +19,32 @@
 //!
 //! [`serve`] is the endpoint (`berth __endpoint`, on the far side); [`RemoteEndpoint`] is the
 //! daemon's end, an [`crate::endpoint::Endpoint`] like a local tree, over the standard input
-//! and output of a command it starts ([`ssh::SshTarget::command`] for `ssh://` targets) and
-//! starts again when the stream broke.
+//! and output of a command its [`Launcher`] starts, started again when the stream broke.
+//!
+//! # The far side
+//!
+//! A [`target::Target`] is where the tree is: `ssh://` ([`ssh`]) or a container ([`container`]:
+//! `docker://IMAGE/dir` made and kept by berth, `docker-exec://CONTAINER/dir`, podman's too),
+//! each running scripts with `sh` there over its own byte stream. [`install::Installing`]
+//! starts the endpoint there, installing this very binary first (by digest) when it is
+//! missing or answers with another version.
 
 mod client;
 mod connection;
+pub mod container;
 mod content;
 mod error;
 pub mod frame;
+pub mod install;
+mod launch;
 pub mod message;
 mod serve;
 pub mod ssh;
+pub mod target;
 
 pub use client::{RemoteEndpoint, RemoteReader, RemoteWatch};
 pub use error::RemoteError;
+pub use launch::Launcher;
 pub use serve::{serve, serve_stdio};
 
 #[cfg(test)]
