@@ -466,11 +466,18 @@ fn berth_of_another_version_is_replaced_and_another_machine_or_container_is_refu
     );
     let out = once(&h, &alpha, &url);
     assert_eq!(out.code, 1, "{out}");
+    let error = &serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["error"];
+    assert_eq!(error["code"], "endpoint_failed", "{out}");
+    let message = error["message"].as_str().unwrap();
     assert!(
-        out.stderr
-            .contains("is Linux aarch64 and this berth is built for linux x86_64")
-            && out.stderr.contains("same OS and architecture")
-            && out.stderr.contains("BERTH_REMOTE_BIN"),
+        message.ends_with(
+            "is Linux aarch64 and this berth is built for linux x86_64: the far side must run \
+             the same OS and architecture"
+        ),
+        "{out}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("BERTH_REMOTE_BIN"),
         "{out}"
     );
     assert_eq!(
@@ -486,7 +493,7 @@ fn berth_of_another_version_is_replaced_and_another_machine_or_container_is_refu
     let out = once(&h, &alpha, &url);
     assert_eq!(out.code, 1, "{out}");
     assert!(
-        out.stderr.contains("is not running") && out.stderr.contains("start the container"),
+        out.stdout.contains("is not running") && out.stdout.contains("start the container"),
         "{out}"
     );
     let out = once(
@@ -496,7 +503,7 @@ fn berth_of_another_version_is_replaced_and_another_machine_or_container_is_refu
     );
     assert_eq!(out.code, 1, "{out}");
     assert!(
-        out.stderr.contains("No such container") && out.stderr.contains("start the container"),
+        out.stdout.contains("No such container") && out.stdout.contains("start the container"),
         "{out}"
     );
 }
