@@ -68,14 +68,13 @@ fn stop_leftovers() {
         if Path::new(&format!("/proc/{}", owner.trim())).exists() && !owner.trim().is_empty() {
             continue;
         }
-        if let Ok(pid) = std::fs::read_to_string(dir.join("pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                // SAFETY: kill(2) of the dockerd a finished test run recorded in its pidfile.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+        let pid = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            // SAFETY: kill(2) of the dockerd a finished test run recorded in its pidfile.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
