@@ -88,15 +88,14 @@ impl Installing {
             digest = me.digest,
             file = me.file_name(),
         );
-        let mut child = self
-            .target
-            .shell(&script)
+        let mut command = self.target.shell(&script);
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| RemoteError::Spawn {
-                command: format!("{:?}", self.target.shell("…")),
+                command: command.get_program().to_string_lossy().into_owned(),
                 source,
             })?;
         let stdin = child.stdin.take();

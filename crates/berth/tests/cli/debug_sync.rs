@@ -184,6 +184,16 @@ impl Live {
     }
 }
 
+/// A test that failed half-way leaves no sync running behind it.
+impl Drop for Live {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn read(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }

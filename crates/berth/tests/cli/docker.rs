@@ -5,8 +5,10 @@
 //! the test process ends (a parent-death signal), and a daemon left by a run that was killed is
 //! stopped by the next one. The image is made here, nothing is pulled: `docker import` of a
 //! root file system holding this machine's `sh`, a few basic programs, git, and the C library
-//! and loader they and berth need. berth itself is not in it: berth installs itself there. A
-//! component that cannot start fails the test with what to install; nothing is skipped.
+//! and loader they and berth need. berth itself is not in it: berth installs itself there. The
+//! same image imported into podman (storage of its own in a temporary directory) shows podman's
+//! containers made with the limits it needs here. A component that cannot start fails the test
+//! with what to install; nothing is skipped.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -97,10 +99,7 @@ fn start_dockerd() -> Dockerd {
              it: apt-get install docker.io)"
         );
     }
-    stop_leftovers();
-    let dir = PathBuf::from(PARENT).join(std::process::id().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("owner"), std::process::id().to_string()).unwrap();
+    let dir = own_dir();
     let socket = dir.join("docker.sock");
     let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
     let mut cmd = Command::new("dockerd");
@@ -159,7 +158,11 @@ fn start_dockerd() -> Dockerd {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    make_image(&host, &dir.join("rootfs"));
+    let mut import = Command::new("docker");
+    import
+        .args(["import", "-", IMAGE])
+        .env("DOCKER_HOST", &host);
+    import_rootfs(import);
     Dockerd { host }
 }
 
@@ -191,39 +194,57 @@ fn which(program: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{program} is not on the PATH"))
 }
 
-/// The test image: this machine's programs and libraries, imported (nothing pulled).
-fn make_image(host: &str, root: &Path) {
-    for program in [
-        "sh", "cat", "chmod", "mkdir", "mv", "rm", "sleep", "uname", "ls",
-    ] {
-        copy_with_libraries(root, &which(program), &format!("/bin/{program}"));
-    }
-    copy_with_libraries(root, &which("git"), "/usr/bin/git");
-    // The libraries of berth itself, which installs itself there.
-    copy_with_libraries(
-        root,
-        Path::new(env!("CARGO_BIN_EXE_berth")),
-        "/tmp/berth-libraries",
-    );
-    std::fs::remove_file(root.join("tmp/berth-libraries")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("root")).unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+/// This test process's directory under [`PARENT`] (what finished runs left there removed
+/// first).
+fn own_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        stop_leftovers();
+        let dir = PathBuf::from(PARENT).join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("owner"), std::process::id().to_string()).unwrap();
+        dir
+    })
+}
+
+/// The test image's root file system: this machine's programs and libraries.
+fn rootfs() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = own_dir().join("rootfs");
+        for program in [
+            "sh", "cat", "chmod", "mkdir", "mv", "rm", "sleep", "uname", "ls",
+        ] {
+            copy_with_libraries(&root, &which(program), &format!("/bin/{program}"));
+        }
+        copy_with_libraries(&root, &which("git"), "/usr/bin/git");
+        // The libraries of berth itself, which installs itself there.
+        copy_with_libraries(
+            &root,
+            Path::new(env!("CARGO_BIN_EXE_berth")),
+            "/tmp/berth-libraries",
+        );
+        std::fs::remove_file(root.join("tmp/berth-libraries")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("root")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        root
+    })
+}
+
+/// Makes the test image with `import` (`docker import - IMAGE` or podman's), fed a tar of
+/// [`rootfs`]: nothing is pulled.
+fn import_rootfs(mut import: Command) {
     let mut tar = Command::new("tar")
-        .args(["-C", root.to_str().unwrap(), "-c", "."])
+        .args(["-C", rootfs().to_str().unwrap(), "-c", "."])
         .stdout(Stdio::piped())
         .spawn()
         .expect("tar runs");
-    let imported = Command::new("docker")
-        .args(["import", "-", IMAGE])
-        .env("DOCKER_HOST", host)
-        .stdin(tar.stdout.take().unwrap())
-        .output()
-        .unwrap();
+    let imported = import.stdin(tar.stdout.take().unwrap()).output().unwrap();
     assert!(tar.wait().unwrap().success());
     assert!(
         imported.status.success(),
-        "docker import failed: {}",
+        "{import:?} failed: {}",
         String::from_utf8_lossy(&imported.stderr)
     );
 }
@@ -504,5 +525,105 @@ fn berth_of_another_version_is_replaced_and_another_machine_or_container_is_refu
     assert!(
         out.stdout.contains("No such container") && out.stdout.contains("start the container"),
         "{out}"
+    );
+}
+
+/// podman with storage of its own in a temporary directory (`CONTAINERS_STORAGE_CONF`), whose
+/// containers are removed when it goes.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        assert!(
+            Command::new("podman").arg("--version").output().is_ok(),
+            "podman is missing: the podman test needs it (scripts/test-deps installs it: \
+             apt-get install podman)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{root}\"\nrunroot = \"{run}\"\n",
+                root = dir.path().join("root").display(),
+                run = dir.path().join("run").display(),
+            ),
+        )
+        .unwrap();
+        let podman = Podman { dir };
+        import_rootfs(podman.command(&["import", "-", IMAGE]));
+        podman
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("storage.conf")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.args(args).env("CONTAINERS_STORAGE_CONF", self.conf());
+        cmd
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.command(&["rm", "--force", "--all"]).output();
+        let _ = self.command(&["volume", "prune", "--force"]).output();
+    }
+}
+
+#[test]
+fn a_podman_container_berth_makes_runs_with_lowered_limits_and_gets_berth_installed_once() {
+    let podman = Podman::new();
+    let h = home();
+    let work = tempfile::tempdir().unwrap();
+    let alpha = work.path().join("alpha");
+    std::fs::create_dir_all(&alpha).unwrap();
+    std::fs::write(alpha.join("f"), "to podman").unwrap();
+    let url = format!("podman://{IMAGE}/work");
+    let sync = || {
+        let mut cmd = h.command(&[
+            "--json",
+            "debug",
+            "sync",
+            "--once",
+            alpha.to_str().unwrap(),
+            &url,
+        ]);
+        cmd.env("CONTAINERS_STORAGE_CONF", podman.conf());
+        let out = h.run_cmd(cmd);
+        assert_eq!(out.code, 0, "{out}");
+        events(&out, "installed").len()
+    };
+    assert_eq!(sync(), 1);
+    let name = ok(&mut podman.command(&[
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        "label=berth.managed=1",
+    ]));
+    assert!(name.starts_with("berth-"), "{name}");
+    assert_eq!(
+        ok(&mut podman.command(&["exec", &name, "cat", "/work/f"])),
+        "to podman"
+    );
+    let inspected = ok(&mut podman.command(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.NetworkMode}} {{.HostConfig.Ulimits}}",
+        &name,
+    ]));
+    assert!(
+        inspected.starts_with("none ") && inspected.contains("4096"),
+        "{inspected}"
+    );
+    std::fs::write(alpha.join("f"), "again").unwrap();
+    assert_eq!(sync(), 0, "the copy installed there is used");
+    assert_eq!(
+        ok(&mut podman.command(&["exec", &name, "cat", "/work/f"])),
+        "again"
     );
 }
