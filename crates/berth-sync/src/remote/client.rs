@@ -81,11 +81,11 @@ impl RemoteEndpoint {
         max_size: u64,
     ) -> Result<RemoteEndpoint, RemoteError> {
         let sink = Sink::default();
-        let conn = Connection::over(input, output, &sink).map_err(|source| RemoteError::Spawn {
-            command: name.to_string(),
-            source,
-        })?;
-        let mut conn = conn;
+        let mut conn =
+            Connection::over(input, output, &sink).map_err(|source| RemoteError::Spawn {
+                command: name.to_string(),
+                source,
+            })?;
         handshake(name, &mut conn, max_size)?;
         Ok(RemoteEndpoint::with(name, conn, sink))
     }
