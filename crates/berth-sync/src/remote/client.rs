@@ -299,6 +299,7 @@ fn unexpected(r: &Response) -> String {
         Response::GitFacts(_) => "git facts",
         Response::Failed(_) => "a failure",
         Response::Event(_) => "an event",
+        Response::Alive => "a keepalive",
     };
     format!("the endpoint answered out of turn ({what})")
 }

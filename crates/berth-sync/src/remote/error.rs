@@ -71,6 +71,11 @@ impl RemoteError {
                 Some("start the docker daemon, or point DOCKER_HOST at one that runs")
             }
             RemoteError::NotStarted { said, .. } | RemoteError::Engine { said, .. }
+                if said.contains("is paused") =>
+            {
+                Some("the container is paused: docker unpause CONTAINER, and syncing goes on")
+            }
+            RemoteError::NotStarted { said, .. } | RemoteError::Engine { said, .. }
                 if said.contains("No such container") || said.contains("is not running") =>
             {
                 Some(

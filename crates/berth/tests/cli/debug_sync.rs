@@ -160,7 +160,7 @@ impl Live {
     }
 
     /// The next line that `pred` accepts (earlier lines are skipped).
-    fn next_matching(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn next_matching(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         loop {
             let v = self
                 .lines

@@ -329,7 +329,11 @@ fn a_container_berth_makes_syncs_live_with_berth_installed_once_and_survives_kil
     std::fs::write(alpha.join("mine.txt"), "from alpha").unwrap();
     let dir = "/work/live";
     let url = format!("docker://{IMAGE}{dir}");
-    let env = [("DOCKER_HOST", host.as_str())];
+    // A far side silent for 3 s has stopped answering (a paused container, below).
+    let env = [
+        ("DOCKER_HOST", host.as_str()),
+        ("BERTH_REMOTE_SILENCE_MS", "3000"),
+    ];
     let live = Live::start_with(&h, &alpha, Path::new(&url), &env, &[]);
     let installed = live.next_event("installed");
     assert_eq!(installed["replaced"], false, "{installed}");
@@ -388,6 +392,20 @@ fn a_container_berth_makes_syncs_live_with_berth_installed_once_and_survives_kil
         || exec(&c, &format!("cat {dir}/after-kill.txt 2>/dev/null || true")) == "after the kill",
     );
     assert_eq!(exec(&c, &format!("cat {dir}/sub/theirs.txt")), "made there");
+    // The container paused: the round that waits for it fails saying it stopped answering,
+    // instead of waiting for ever; once it is unpaused, what changed meanwhile arrives.
+    ok(&mut docker(&["pause", &c]));
+    std::fs::write(alpha.join("paused.txt"), "while paused").unwrap();
+    let failed = live.next_matching(|v| {
+        v["event"] == "failed" && v["error"].as_str().unwrap().contains("stopped answering")
+    });
+    assert!(failed["error"].as_str().unwrap().contains(&url), "{failed}");
+    ok(&mut docker(&["unpause", &c]));
+    wait_until(
+        "the edit reached the container unpaused",
+        Duration::from_secs(30),
+        || exec(&c, &format!("cat {dir}/paused.txt 2>/dev/null || true")) == "while paused",
+    );
     live.stop();
     // A new run uses the berth installed there: nothing is installed again.
     let out = once(&h, &alpha, &url);
