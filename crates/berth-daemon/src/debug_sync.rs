@@ -254,12 +254,11 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
     let target = args.beta.to_str().map(Target::parse).transpose()?.flatten();
     if let Some(target) = target {
         let name = args.beta.display().to_string();
-        let json_mode = args.json;
-        let kept = kept_beside(&alpha);
+        let (json_mode, kept_in) = (args.json, kept_beside(&alpha));
+        let kept = kept_in.clone();
         let notify = move |i: &Installed| print(json_mode, &installed_json(i), &kept);
         let launcher = Installing::new(&name, target, notify);
         let beta = RemoteEndpoint::spawn(&name, launcher, args.max_size)?;
-        let kept_in = kept_beside(&alpha);
         return run_between(home, args, Sides::with(alpha_side, beta), kept_in);
     }
     let beta = absolute(&args.beta)?;

@@ -102,6 +102,9 @@ impl RemoteError {
             RemoteError::NotStarted { said, .. } if said.contains("Permission denied") => Some(
                 "ssh could not log in without a prompt (berth runs it with BatchMode=yes): load your key into ssh-agent or name it in ~/.ssh/config",
             ),
+            RemoteError::NotStarted { said, .. } if said.contains("\"sh\"") => Some(
+                "berth needs a POSIX sh on the far side (and sleep, in a container berth makes): use an image that has them",
+            ),
             RemoteError::NotStarted { said, .. }
                 if said.contains("not found") || said.contains("No such file") =>
             {

@@ -6,7 +6,7 @@
 //! being the first 16 hex digits of the blake3 of this executable's bytes. The script that
 //! starts it (run by `sh` there, over ssh or `docker exec -i`) runs that file if it is there,
 //! and otherwise says so on standard error with the machine's `uname -s` and `uname -m`.
-//! Then, if the machine is of the same OS and architecture (a berth built for another one
+//! Then, unless the machine is of another OS or architecture (a berth built for another one
 //! cannot run there: that is an error saying so), the binary is copied over the same kind of
 //! stream — a script reading it from standard input into a temporary file beside the final one
 //! — checked there by its blake3 digest (computed by the copy itself, `berth __digest FILE`,
@@ -153,7 +153,7 @@ impl Launcher for Installing {
                 let me = local().map_err(|message| self.install_error(message))?;
                 format!(
                     "p={BIN_DIR}/{file}\n[ -x \"$p\" ] && exec \"$p\" __endpoint {dir}\n\
-                     echo \"{MISSING} $(uname -s) $(uname -m)\" >&2\nexit 127\n",
+                     echo \"{MISSING} $(uname -s 2>/dev/null) $(uname -m 2>/dev/null)\" >&2\nexit 127\n",
                     file = me.file_name(),
                 )
             }
@@ -172,7 +172,8 @@ impl Launcher for Installing {
                 };
                 let theirs = theirs.trim();
                 let ours = format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
-                if !theirs.eq_ignore_ascii_case(&ours) {
+                // No `uname` there: the copy's own check tells whether it runs.
+                if !theirs.is_empty() && !theirs.eq_ignore_ascii_case(&ours) {
                     return Err(RemoteError::Platform {
                         name: self.name.clone(),
                         theirs: theirs.to_string(),
