@@ -1,7 +1,8 @@
 //! `berth debug sync ALPHA BETA [--once]`: the sync engine between two plain directories; BETA
-//! may be `ssh://[user@]host[:port]/dir`, a directory on another machine served by `berth
-//! __endpoint` there over the system's ssh (`berth_sync::remote`), whose losing versions of
-//! conflicts are kept beside ALPHA (`<alpha>.berth-kept`).
+//! may be elsewhere — `ssh://[user@]host[:port]/dir`, `docker://IMAGE/dir`,
+//! `docker-exec://CONTAINER/dir` (podman's alike) — a directory served by `berth __endpoint`
+//! there, berth installing itself first when needed (`berth_sync::remote`), whose losing
+//! versions of conflicts are kept beside ALPHA (`<alpha>.berth-kept`).
 //!
 //! The ancestor is kept in berth's store under the link `debug:<hash of both paths>`, so a new
 //! run resumes without false conflicts. Live mode prints one line per round (JSON lines with
@@ -20,7 +21,8 @@ use berth_sync::endpoint::Endpoint;
 use berth_sync::engine::{DirKeeper, Sides, Stats, sync_once};
 use berth_sync::live::{self, Link, Reason, Report};
 use berth_sync::reconcile::Side;
-use berth_sync::remote::ssh::SshTarget;
+use berth_sync::remote::install::{Installed, Installing};
+use berth_sync::remote::target::Target;
 use berth_sync::remote::{RemoteEndpoint, RemoteError};
 use berth_sync::scan::Scanner;
 use berth_sync::watch::Input;
@@ -34,7 +36,7 @@ pub const DEFAULT_MAX_SIZE: u64 = berth_sync::engine::DEFAULT_MAX_SIZE;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub alpha: PathBuf,
-    /// A directory, or `ssh://[user@]host[:port]/dir`.
+    /// A directory, or a tree elsewhere (`ssh://…`, `docker://…`, `docker-exec://…`, podman's).
     pub beta: PathBuf,
     /// One full round, then return; otherwise watch and sync until SIGINT or SIGTERM.
     pub once: bool,
@@ -153,6 +155,17 @@ fn stats_json(event: &str, reason: Option<&Reason>, stats: &Stats, ms: f64) -> V
     })
 }
 
+/// An installation of berth on the far side as a JSON object.
+fn installed_json(i: &Installed) -> Value {
+    json!({
+        "event": "installed",
+        "path": i.path,
+        "replaced": i.replaced,
+        "bytes": i.bytes,
+        "ms": (i.took.as_secs_f64() * 1e6).round() / 1000.0,
+    })
+}
+
 /// Prints an event: the JSON line with `--json`, else a line for a person.
 fn print(json_mode: bool, v: &Value, kept_in: &Path) {
     let text = if json_mode {
@@ -188,6 +201,17 @@ fn human(v: &Value, kept_in: &Path) -> String {
             }
             out.join("\n")
         }
+        "installed" => format!(
+            "installed berth at {} there ({} bytes, {} ms){}",
+            text("path"),
+            v["bytes"],
+            v["ms"],
+            if v["replaced"] == true {
+                ", replacing one of another version"
+            } else {
+                ""
+            }
+        ),
         "paused" => format!("paused: {} (retrying)", text("cause")),
         "resumed" => "resumed".into(),
         "failed" => format!("round failed: {} (retrying)", text("error")),
@@ -227,16 +251,14 @@ pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
     }
     let alpha = absolute(&args.alpha)?;
     let alpha_side = Scanner::new(&alpha, args.max_size);
-    let target = args
-        .beta
-        .to_str()
-        .map(SshTarget::parse)
-        .transpose()?
-        .flatten();
+    let target = args.beta.to_str().map(Target::parse).transpose()?.flatten();
     if let Some(target) = target {
         let name = args.beta.display().to_string();
-        let beta = RemoteEndpoint::spawn(&name, move || target.command(), args.max_size)?;
-        let kept_in = kept_beside(&alpha);
+        let (json_mode, kept_in) = (args.json, kept_beside(&alpha));
+        let kept = kept_in.clone();
+        let notify = move |i: &Installed| print(json_mode, &installed_json(i), &kept);
+        let launcher = Installing::new(&name, target, notify);
+        let beta = RemoteEndpoint::spawn(&name, launcher, args.max_size)?;
         return run_between(home, args, Sides::with(alpha_side, beta), kept_in);
     }
     let beta = absolute(&args.beta)?;

@@ -72,3 +72,9 @@ pub fn run_keeper(dir: std::path::PathBuf) -> Result<(), berth_supervisor::keepe
 pub fn run_endpoint(root: std::path::PathBuf) -> Result<(), berth_sync::remote::RemoteError> {
     berth_sync::remote::serve_stdio(&root)
 }
+
+/// `berth __digest FILE`: the blake3 digest of a file in hex, with which a copy of berth just
+/// installed on the far side checks itself (`berth_sync::remote::install`).
+pub fn file_digest(file: &std::path::Path) -> std::io::Result<String> {
+    berth_sync::remote::install::digest_file(file)
+}

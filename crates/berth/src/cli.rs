@@ -170,8 +170,10 @@ pub enum DebugCommand {
 #[derive(Debug, Args)]
 pub struct DebugSyncArgs {
     pub alpha: PathBuf,
-    /// A directory, or one on another machine: ssh://[user@]host[:port]/dir (run with the
-    /// system's ssh, or BERTH_SSH; berth must be installed there).
+    /// A directory, or one elsewhere: ssh://[user@]host[:port]/dir (the system's ssh, or
+    /// BERTH_SSH), docker://IMAGE/dir (a container berth makes and keeps),
+    /// docker-exec://CONTAINER/dir, podman:// and podman-exec:// alike; berth installs itself
+    /// there when needed.
     pub beta: PathBuf,
     /// One full round, then exit (otherwise: watch both and sync until Ctrl-C; a line `flush`
     /// on standard input syncs everything now and answers when both sides agree).

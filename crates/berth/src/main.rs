@@ -7,6 +7,7 @@ mod error;
 mod output;
 mod raw_terminal;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use berth_core::home::Home;
@@ -23,9 +24,10 @@ pub struct Ctx {
     pub env_token: Option<String>,
 }
 
-/// `berth __keeper --dir DIR` and `berth __endpoint ROOT`, recognised before anything else is
-/// set up: a keeper stays small (SPEC §7: under 4 MB each) by never running the command-line
-/// parser or a runtime, and neither needs them.
+/// `berth __keeper --dir DIR`, `berth __endpoint ROOT` and `berth __digest FILE` (a copy of
+/// berth installed on the far side checking itself), recognised before anything else is set
+/// up: a keeper stays small (SPEC §7: under 4 MB each) by never running the command-line
+/// parser or a runtime, and none of them needs one.
 fn fast_path() -> Option<i32> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match args.as_slice() {
@@ -38,6 +40,18 @@ fn fast_path() -> Option<i32> {
                 }
             })
         }
+        [cmd, file] if cmd == "__digest" => Some(
+            match berth_daemon::file_digest(std::path::Path::new(file)) {
+                Ok(digest) => match writeln!(std::io::stdout(), "{digest}") {
+                    Ok(()) => 0,
+                    Err(_) => Kind::Failed.exit_code(),
+                },
+                Err(e) => {
+                    eprintln!("error: {}: {e}", std::path::Path::new(file).display());
+                    Kind::Failed.exit_code()
+                }
+            },
+        ),
         [cmd, flag, dir] if cmd == "__keeper" && flag == "--dir" => {
             Some(match berth_daemon::run_keeper(PathBuf::from(dir)) {
                 Ok(()) => 0,

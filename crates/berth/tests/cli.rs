@@ -13,6 +13,7 @@ mod cli {
     pub mod compose;
     pub mod debug_sync;
     pub mod demo;
+    pub mod docker;
     pub mod doctor;
     pub mod exit_codes;
     pub mod hardening;

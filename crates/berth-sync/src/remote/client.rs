@@ -1,7 +1,9 @@
 //! The daemon's end: a [`RemoteEndpoint`] is a tree served by `berth __endpoint` at the other
-//! end of a byte stream — the standard input and output of a command it starts (`ssh host berth
-//! __endpoint DIR`, or the local binary in tests) or any reader and writer — over a
-//! [`Connection`].
+//! end of a byte stream — the standard input and output of a command its [`Launcher`] makes
+//! (`ssh host … berth __endpoint DIR`, `docker exec -i …`, or the local binary in tests) or any
+//! reader and writer — over a [`Connection`]. An endpoint that does not answer its hello, or
+//! answers with another version, is given to the launcher to repair (installing berth there)
+//! and tried once more.
 //!
 //! Requests go out one after another, each waiting for its answer. When the stream breaks, the
 //! request fails with why (what ssh said, typically), and so does every later one — except
@@ -11,7 +13,6 @@
 //! over what changed on either side meanwhile.
 
 use std::io::Read;
-use std::process::Command;
 use std::sync::mpsc::Sender;
 
 use crate::apply::ApplyError;
@@ -22,11 +23,12 @@ use crate::watch::Input;
 
 use super::RemoteError;
 use super::connection::{Connection, Sink, lock};
+use super::launch::Launcher;
 use super::message::{CHUNK, Fault, GitFacts, PROTOCOL, Request, Response, VERSION};
 
 /// How to start an endpoint again.
 struct Restart {
-    command: Box<dyn FnMut() -> Command + Send>,
+    launcher: Box<dyn Launcher>,
     max_size: u64,
 }
 
@@ -53,23 +55,20 @@ impl std::fmt::Debug for RemoteEndpoint {
 }
 
 impl RemoteEndpoint {
-    /// Starts the command `command` makes (it must run `berth __endpoint ROOT`) and speaks the
+    /// Starts the command `launcher` makes (it must run `berth __endpoint ROOT`) and speaks the
     /// protocol over its standard input and output; `name` names the tree in messages. Files
     /// over `max_size` bytes are not synced. After the stream broke, the next request starts a
     /// new command.
     pub fn spawn(
         name: &str,
-        mut command: impl FnMut() -> Command + Send + 'static,
+        launcher: impl Launcher + 'static,
         max_size: u64,
     ) -> Result<RemoteEndpoint, RemoteError> {
         let sink = Sink::default();
-        let conn = Connection::spawn(command(), &sink)?;
+        let mut launcher: Box<dyn Launcher> = Box::new(launcher);
+        let conn = open(name, launcher.as_mut(), &sink, max_size)?;
         let mut endpoint = RemoteEndpoint::with(name, conn, sink);
-        endpoint.restart = Some(Restart {
-            command: Box::new(command),
-            max_size,
-        });
-        endpoint.handshake(max_size)?;
+        endpoint.restart = Some(Restart { launcher, max_size });
         Ok(endpoint)
     }
 
@@ -82,13 +81,13 @@ impl RemoteEndpoint {
         max_size: u64,
     ) -> Result<RemoteEndpoint, RemoteError> {
         let sink = Sink::default();
-        let conn = Connection::over(input, output, &sink).map_err(|source| RemoteError::Spawn {
-            command: name.to_string(),
-            source,
-        })?;
-        let mut endpoint = RemoteEndpoint::with(name, conn, sink);
-        endpoint.handshake(max_size)?;
-        Ok(endpoint)
+        let mut conn =
+            Connection::over(input, output, &sink).map_err(|source| RemoteError::Spawn {
+                command: name.to_string(),
+                source,
+            })?;
+        handshake(name, &mut conn, max_size)?;
+        Ok(RemoteEndpoint::with(name, conn, sink))
     }
 
     fn with(name: &str, conn: Connection, sink: Sink) -> RemoteEndpoint {
@@ -102,71 +101,32 @@ impl RemoteEndpoint {
         }
     }
 
-    /// The endpoint's hello, then ours; the endpoint checks the root.
-    fn handshake(&mut self, max_size: u64) -> Result<(), RemoteError> {
-        let not_started = |this: &RemoteEndpoint, message: String| RemoteError::NotStarted {
-            name: this.name.clone(),
-            message,
-            said: this.conn.said(),
-        };
-        match self.conn.next() {
-            Ok(Response::Hello {
-                protocol: PROTOCOL, ..
-            }) => {}
-            Ok(Response::Hello { protocol, version }) => {
-                return Err(RemoteError::Version {
-                    name: self.name.clone(),
-                    theirs: format!("berth {version} (protocol {protocol})"),
-                    ours: format!("berth {VERSION} (protocol {PROTOCOL})"),
-                });
-            }
-            Ok(other) => {
-                let message = format!("it began with {other:?} instead of a hello");
-                return Err(not_started(self, message));
-            }
-            Err(message) => return Err(not_started(self, message)),
-        }
-        let hello = Request::Hello {
-            protocol: PROTOCOL,
-            version: VERSION.to_string(),
-            max_size,
-        };
-        if let Err(e) = self.conn.send(&[hello]) {
-            return Err(not_started(self, e.to_string()));
-        }
-        match self.conn.next() {
-            Ok(Response::Done) => Ok(()),
-            Ok(Response::Failed(fault)) => {
-                Err(RemoteError::Refused(format!("{}: {fault}", self.name)))
-            }
-            Ok(other) => Err(not_started(self, format!("it answered {other:?}"))),
-            Err(message) => Err(not_started(self, message)),
-        }
-    }
-
     /// Starts the endpoint again after the stream broke, and gives it what the old one had.
     fn reconnect(&mut self) -> Result<(), String> {
         let lost = self.lost.clone().unwrap_or_default();
         let Some(restart) = self.restart.as_mut() else {
             return Err(lost);
         };
-        let (command, max_size) = ((restart.command)(), restart.max_size);
-        let again = Connection::spawn(command, &self.sink)
-            .map(|conn| self.conn = conn)
-            .and_then(|()| self.handshake(max_size))
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                self.lost = None;
-                let exclude = self.exclude.clone();
-                if !exclude.is_empty() {
-                    self.simple(Request::Exclude(exclude))
-                        .map_err(|e| e.to_string())?;
-                }
-                if lock(&self.sink).is_some() {
-                    self.simple(Request::Watch).map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            });
+        let again = open(
+            &self.name,
+            restart.launcher.as_mut(),
+            &self.sink,
+            restart.max_size,
+        )
+        .map(|conn| self.conn = conn)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            self.lost = None;
+            let exclude = self.exclude.clone();
+            if !exclude.is_empty() {
+                self.simple(Request::Exclude(exclude))
+                    .map_err(|e| e.to_string())?;
+            }
+            if lock(&self.sink).is_some() {
+                self.simple(Request::Watch).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
         again.map_err(|e| {
             let message = format!("{lost}; starting it again failed: {e}");
             self.lost = Some(message.clone());
@@ -261,6 +221,71 @@ impl RemoteEndpoint {
     }
 }
 
+/// Starts an endpoint with `launcher` and shakes hands with it; one that does not answer, or
+/// answers with another version, is repaired by the launcher if it can and started once more.
+fn open(
+    name: &str,
+    launcher: &mut dyn Launcher,
+    sink: &Sink,
+    max_size: u64,
+) -> Result<Connection, RemoteError> {
+    let mut repaired = false;
+    loop {
+        let mut conn = Connection::spawn(launcher.command()?, sink)?;
+        match handshake(name, &mut conn, max_size) {
+            Ok(()) => return Ok(conn),
+            Err(failure) => {
+                // The endpoint that failed ends before anything is repaired.
+                drop(conn);
+                if repaired || !launcher.repair(&failure)? {
+                    return Err(failure);
+                }
+                repaired = true;
+            }
+        }
+    }
+}
+
+/// The endpoint's hello, then ours; the endpoint checks the root.
+fn handshake(name: &str, conn: &mut Connection, max_size: u64) -> Result<(), RemoteError> {
+    let not_started = |conn: &Connection, message: String| RemoteError::NotStarted {
+        name: name.to_string(),
+        message,
+        said: conn.said(),
+    };
+    match conn.next() {
+        Ok(Response::Hello {
+            protocol: PROTOCOL, ..
+        }) => {}
+        Ok(Response::Hello { protocol, version }) => {
+            return Err(RemoteError::Version {
+                name: name.to_string(),
+                theirs: format!("berth {version} (protocol {protocol})"),
+                ours: format!("berth {VERSION} (protocol {PROTOCOL})"),
+            });
+        }
+        Ok(other) => {
+            let message = format!("it began with {other:?} instead of a hello");
+            return Err(not_started(conn, message));
+        }
+        Err(message) => return Err(not_started(conn, message)),
+    }
+    let hello = Request::Hello {
+        protocol: PROTOCOL,
+        version: VERSION.to_string(),
+        max_size,
+    };
+    if let Err(e) = conn.send(&[hello]) {
+        return Err(not_started(conn, e.to_string()));
+    }
+    match conn.next() {
+        Ok(Response::Done) => Ok(()),
+        Ok(Response::Failed(fault)) => Err(RemoteError::Refused(format!("{name}: {fault}"))),
+        Ok(other) => Err(not_started(conn, format!("it answered {other:?}"))),
+        Err(message) => Err(not_started(conn, message)),
+    }
+}
+
 fn unexpected(r: &Response) -> String {
     let what = match r {
         Response::Hello { .. } => "a hello",
@@ -274,6 +299,7 @@ fn unexpected(r: &Response) -> String {
         Response::GitFacts(_) => "git facts",
         Response::Failed(_) => "a failure",
         Response::Event(_) => "an event",
+        Response::Alive => "a keepalive",
     };
     format!("the endpoint answered out of turn ({what})")
 }

@@ -5,12 +5,15 @@
 //! piles up in memory — and the command at the other end, if the connection started one, with
 //! the last of what it said on its standard error (ssh's reason, when it fails). When the
 //! stream breaks, the waiting request hears why and a watching loop hears of it as a watch
-//! error. Dropping a connection closes the endpoint's input, so it ends (and ssh with it); a
-//! command that does not end within two seconds is killed.
+//! error. A request that hears nothing at all from the far side — not even its keepalive,
+//! [`Response::Alive`], sent every second — for [`silence_limit`] fails as a broken stream does:
+//! a frozen host or a paused container is said to have stopped answering instead of holding
+//! the loop for ever. Dropping a connection closes the endpoint's input, so it ends (and ssh
+//! with it); a command that does not end within two seconds is killed.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,15 @@ const QUEUED: usize = 16;
 
 /// How much of the command's standard error is kept for messages.
 const SAID_TAIL: usize = 4096;
+
+/// How long a request waits for the far side when nothing at all comes from it (30 s;
+/// `BERTH_REMOTE_SILENCE_MS` for tests and diagnosis).
+pub fn silence_limit() -> Duration {
+    std::env::var("BERTH_REMOTE_SILENCE_MS")
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
 
 /// Where watch events go: the live loop's channel and the side the tree is.
 pub type Sink = Arc<Mutex<Option<(Side, Sender<Input>)>>>;
@@ -46,6 +58,9 @@ pub struct Connection {
     responses: Receiver<Result<Response, String>>,
     child: Option<Child>,
     said: Arc<Mutex<Said>>,
+    /// When the last frame of any kind came.
+    heard: Arc<Mutex<Instant>>,
+    silence_limit: Duration,
 }
 
 impl Connection {
@@ -94,12 +109,16 @@ impl Connection {
     ) -> std::io::Result<Connection> {
         let (tx, responses) = sync_channel(QUEUED);
         let events = sink.clone();
+        let heard = Arc::new(Mutex::new(Instant::now()));
+        let hearing = heard.clone();
         std::thread::Builder::new()
             .name("berth-remote-read".into())
-            .spawn(move || pump(FrameReader::new(input), &tx, &events))?;
+            .spawn(move || pump(FrameReader::new(input), &tx, &events, &hearing))?;
         Ok(Connection {
             out: FrameWriter::new(Box::new(output)),
             responses,
+            heard,
+            silence_limit: silence_limit(),
             child: None,
             // No command: nothing will be said.
             said: Arc::new(Mutex::new(Said {
@@ -117,9 +136,23 @@ impl Connection {
 
     /// The next response, or why none will come.
     pub fn next(&mut self) -> Result<Response, String> {
-        match self.responses.recv() {
-            Ok(answer) => answer,
-            Err(_) => Err("the stream closed".to_string()),
+        let waiting = Instant::now();
+        loop {
+            match self.responses.recv_timeout(Duration::from_millis(250)) {
+                Ok(answer) => return answer,
+                Err(RecvTimeoutError::Disconnected) => return Err("the stream closed".to_string()),
+                Err(RecvTimeoutError::Timeout) => {
+                    // Silence counts from the last frame, or from when this wait began (the
+                    // reading thread may have been held by a full queue before).
+                    let silent = lock(&self.heard).elapsed().min(waiting.elapsed());
+                    if silent >= self.silence_limit {
+                        return Err(format!(
+                            "nothing came from the far side for {:.1} s: it stopped answering",
+                            silent.as_secs_f64()
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -155,14 +188,21 @@ impl Drop for Connection {
     }
 }
 
-/// Reads every frame from the endpoint: events to the sink, the rest to the waiting request.
+/// Reads every frame from the endpoint: events to the sink, keepalives only noted, the rest to
+/// the waiting request.
 fn pump<R: Read>(
     mut frames: FrameReader<R>,
     responses: &SyncSender<Result<Response, String>>,
     sink: &Sink,
+    heard: &Mutex<Instant>,
 ) {
     loop {
-        match frames.read::<Response>() {
+        let frame = frames.read::<Response>();
+        if frame.is_ok() {
+            *lock(heard) = Instant::now();
+        }
+        match frame {
+            Ok(Response::Alive) => {}
             Ok(Response::Event(event)) => {
                 if let Some((side, tx)) = &*lock(sink) {
                     let side = *side;

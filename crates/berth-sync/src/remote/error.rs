@@ -27,6 +27,22 @@ pub enum RemoteError {
     },
     #[error("{0}")]
     Refused(String),
+    /// berth could not be installed there.
+    #[error("cannot install berth on {name}: {message}")]
+    Install { name: String, message: String },
+    /// The far side is of another OS or architecture than this berth is built for.
+    #[error(
+        "{name} is {theirs} and this berth is built for {ours}: the far side must run the same OS \
+         and architecture"
+    )]
+    Platform {
+        name: String,
+        theirs: String,
+        ours: String,
+    },
+    /// The container engine's client failed.
+    #[error("{command} failed: {said}")]
+    Engine { command: String, said: String },
     #[error("the stream broke: {0}")]
     Frame(#[from] FrameError),
 }
@@ -43,10 +59,39 @@ impl RemoteError {
     /// What to do about it.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            RemoteError::BadTarget(_) => Some("write it as ssh://[user@]host[:port]/dir"),
-            RemoteError::Spawn { .. } => Some(
-                "install the ssh client (Debian: openssh-client), or set BERTH_SSH to the command to use",
+            RemoteError::BadTarget(_) => Some(
+                "write it as ssh://[user@]host[:port]/dir, docker://IMAGE/dir or docker-exec://CONTAINER/dir (podman:// and podman-exec:// alike)",
             ),
+            RemoteError::Spawn { .. } => Some(
+                "install the client it names (ssh: openssh-client; docker: docker.io; podman), or set BERTH_SSH to the ssh command to use",
+            ),
+            RemoteError::NotStarted { said, .. } | RemoteError::Engine { said, .. }
+                if said.contains("Cannot connect to the Docker daemon") =>
+            {
+                Some("start the docker daemon, or point DOCKER_HOST at one that runs")
+            }
+            RemoteError::NotStarted { said, .. } | RemoteError::Engine { said, .. }
+                if said.contains("is paused") =>
+            {
+                Some("the container is paused: docker unpause CONTAINER, and syncing goes on")
+            }
+            RemoteError::NotStarted { said, .. } | RemoteError::Engine { said, .. }
+                if said.contains("No such container") || said.contains("is not running") =>
+            {
+                Some(
+                    "start the container (docker ps -a lists them), or use docker://IMAGE/dir to have berth make one",
+                )
+            }
+            RemoteError::Engine { said, .. }
+                if said.contains("No such image")
+                    || said.contains("Unable to find image")
+                    || said.contains("pull access denied") =>
+            {
+                Some("pull or build the image first (berth never pulls: docker pull IMAGE)")
+            }
+            RemoteError::Engine { .. } => {
+                Some("check that the docker (or podman) client works, e.g. docker ps")
+            }
             RemoteError::NotStarted { said, .. }
                 if said.contains("Host key verification failed") =>
             {
@@ -57,17 +102,28 @@ impl RemoteError {
             RemoteError::NotStarted { said, .. } if said.contains("Permission denied") => Some(
                 "ssh could not log in without a prompt (berth runs it with BatchMode=yes): load your key into ssh-agent or name it in ~/.ssh/config",
             ),
+            RemoteError::NotStarted { said, .. } if said.contains("\"sh\"") => Some(
+                "berth needs a POSIX sh on the far side (and sleep, in a container berth makes): use an image that has them",
+            ),
             RemoteError::NotStarted { said, .. }
                 if said.contains("not found") || said.contains("No such file") =>
             {
                 Some(
-                    "install the same version of berth there, on the PATH of a non-interactive shell, or set BERTH_REMOTE_BIN to its path there",
+                    "BERTH_REMOTE_BIN names a berth there that is not found: fix the path, or unset it and berth installs itself there",
                 )
             }
             RemoteError::NotStarted { .. } => Some(
-                "check that `ssh HOST true` works without a prompt and that berth is installed there",
+                "check that `ssh HOST true` (or `docker exec CONTAINER true`) works without a prompt",
             ),
-            RemoteError::Version { .. } => Some("install the same version of berth on both sides"),
+            RemoteError::Version { .. } => Some(
+                "install the same version of berth on both sides (BERTH_REMOTE_BIN names another one: unset it and berth installs itself there)",
+            ),
+            RemoteError::Install { .. } => Some(
+                "berth copies itself into ~/.cache/berth/bin there (XDG_CACHE_HOME if set): make room or make it writable, or install berth there yourself and set BERTH_REMOTE_BIN to its path",
+            ),
+            RemoteError::Platform { .. } => Some(
+                "run a berth built for that machine there and set BERTH_REMOTE_BIN to its path there",
+            ),
             RemoteError::Refused(_) | RemoteError::Frame(_) => None,
         }
     }

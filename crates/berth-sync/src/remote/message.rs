@@ -14,6 +14,11 @@
 //! | `Exclude`, `ForgetRules`, `Watch`, `Heartbeat` | `Done`, or `Failed` |
 //! | `GitFacts` | `GitFacts` |
 //!
+//! Once the handshake is done, the endpoint also sends `Alive` every [`ALIVE_EVERY`], between
+//! any two frames, whatever it is doing: a far side from which nothing at all comes for a while
+//! (a frozen host, a paused container) has stopped answering, and the client says so instead of
+//! waiting for ever.
+//!
 //! Changing a message's shape changes [`PROTOCOL`]; both ends refuse a peer of another one.
 
 use serde::{Deserialize, Serialize};
@@ -24,10 +29,13 @@ use crate::relpath::RelPath;
 use crate::scan::{ScanError, Warning};
 
 /// The protocol's version: both ends must speak the same one.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The version of berth speaking (told in the hellos, for messages).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How often the endpoint says it is alive ([`Response::Alive`]).
+pub const ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes of content per [`Response::Chunk`] or [`Request::Chunk`].
 pub const CHUNK: usize = 256 * 1024;
@@ -98,6 +106,8 @@ pub enum Response {
     Failed(Fault),
     /// Something happened in the watched tree.
     Event(Event),
+    /// The endpoint still runs (sent every [`ALIVE_EVERY`]).
+    Alive,
 }
 
 /// A watch's news.

@@ -19,26 +19,40 @@
 //!
 //! [`serve`] is the endpoint (`berth __endpoint`, on the far side); [`RemoteEndpoint`] is the
 //! daemon's end, an [`crate::endpoint::Endpoint`] like a local tree, over the standard input
-//! and output of a command it starts ([`ssh::SshTarget::command`] for `ssh://` targets) and
-//! starts again when the stream broke.
+//! and output of a command its [`Launcher`] starts, started again when the stream broke.
+//!
+//! # The far side
+//!
+//! A [`target::Target`] is where the tree is: `ssh://` ([`ssh`]) or a container ([`container`]:
+//! `docker://IMAGE/dir` made and kept by berth, `docker-exec://CONTAINER/dir`, podman's too),
+//! each running scripts with `sh` there over its own byte stream. [`install::Installing`]
+//! starts the endpoint there, installing this very binary first (by digest) when it is
+//! missing or answers with another version.
 
 mod client;
 mod connection;
+pub mod container;
 mod content;
 mod error;
 pub mod frame;
+pub mod install;
+mod launch;
 pub mod message;
 mod serve;
 pub mod ssh;
+pub mod target;
 
 pub use client::{RemoteEndpoint, RemoteReader, RemoteWatch};
 pub use error::RemoteError;
+pub use launch::Launcher;
 pub use serve::{serve, serve_stdio};
 
 #[cfg(test)]
 mod tests {
     use std::io::{Read, pipe};
     use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::frame::{FrameReader, FrameWriter};
     use super::message::{Fault, PROTOCOL, Request, Response};
@@ -232,6 +246,73 @@ mod tests {
         let err = RemoteEndpoint::connect("far", from_endpoint, to_endpoint, 1).unwrap_err();
         assert!(matches!(err, RemoteError::Version { .. }), "{err}");
         assert!(err.hint().unwrap().contains("same version"));
+    }
+
+    /// A launcher whose endpoint greets with another protocol (an older berth), counting what
+    /// it is asked; its repair fails with `repair_fails` if given.
+    struct OlderBerth {
+        started: Arc<AtomicUsize>,
+        repaired: Arc<AtomicUsize>,
+        repair_fails: Option<String>,
+    }
+
+    impl Launcher for OlderBerth {
+        fn command(&mut self) -> Result<std::process::Command, RemoteError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let mut c = std::process::Command::new("sh");
+            // The frame of `Response::Hello { protocol: 0, version: "0.0.1" }`.
+            c.args([
+                "-c",
+                r"printf '\000\000\000\010\000\000\005%s' 0.0.1; cat >/dev/null",
+            ]);
+            Ok(c)
+        }
+
+        fn repair(&mut self, failure: &RemoteError) -> Result<bool, RemoteError> {
+            assert!(matches!(failure, RemoteError::Version { .. }), "{failure}");
+            self.repaired.fetch_add(1, Ordering::SeqCst);
+            match &self.repair_fails {
+                Some(why) => Err(RemoteError::Install {
+                    name: "far".into(),
+                    message: why.clone(),
+                }),
+                None => Ok(true),
+            }
+        }
+    }
+
+    #[test]
+    fn an_endpoint_that_fails_its_hello_is_repaired_and_tried_once_more_only() {
+        let (started, repaired) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let launcher = OlderBerth {
+            started: started.clone(),
+            repaired: repaired.clone(),
+            repair_fails: None,
+        };
+        // Repaired once, started once more, still another version: that is the error.
+        let err = RemoteEndpoint::spawn("far", launcher, 1).unwrap_err();
+        assert!(matches!(err, RemoteError::Version { .. }), "{err}");
+        assert!(
+            err.to_string().contains("berth 0.0.1 (protocol 0)"),
+            "{err}"
+        );
+        assert_eq!(
+            (
+                started.load(Ordering::SeqCst),
+                repaired.load(Ordering::SeqCst)
+            ),
+            (2, 1)
+        );
+        // A repair that fails says why, and nothing is started again.
+        started.store(0, Ordering::SeqCst);
+        let launcher = OlderBerth {
+            started: started.clone(),
+            repaired,
+            repair_fails: Some("the disk there is full".into()),
+        };
+        let err = RemoteEndpoint::spawn("far", launcher, 1).unwrap_err();
+        assert!(err.to_string().contains("the disk there is full"), "{err}");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
     }
 
     #[test]

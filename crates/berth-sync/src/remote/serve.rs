@@ -7,11 +7,13 @@
 //! file's bytes cross the stream only when the engine copies it). Applies go through
 //! [`crate::apply`], so nothing is written outside the root and every file appears whole.
 //! Watch events are sent as they come, from a thread of their own, with berth's own writes left
-//! out (the scanner knows them), so the client never sees its echoes. The endpoint ends when
-//! the stream does.
+//! out (the scanner knows them), so the client never sees its echoes; and once the handshake is
+//! done, a thread of its own says the endpoint is alive every [`ALIVE_EVERY`]. The endpoint
+//! ends when the stream does.
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -25,7 +27,7 @@ use super::RemoteError;
 use super::content::{ChunkReader, send_content};
 use super::frame::{FrameError, FrameReader, FrameWriter};
 use super::message::{
-    ENTRIES_PER_FRAME, Event, Fault, GitFacts, PROTOCOL, Request, Response, VERSION,
+    ALIVE_EVERY, ENTRIES_PER_FRAME, Event, Fault, GitFacts, PROTOCOL, Request, Response, VERSION,
 };
 
 /// Bytes of entries per [`Response::Entries`] (well below the frame limit).
@@ -105,6 +107,7 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
         }
     };
     send(&out, &[Response::Done])?;
+    let _alive = KeepAlive::start(out.clone())?;
     let mut endpoint = Served {
         scanner: Arc::new(Mutex::new(Scanner::new(&root, max_size))),
         watching: None,
@@ -117,6 +120,34 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
             Err(e) => return Err(e.into()),
         };
         endpoint.answer(request, &mut input)?;
+    }
+}
+
+/// The thread that says the endpoint is alive, until it is dropped (or the stream breaks).
+struct KeepAlive(Arc<AtomicBool>);
+
+impl KeepAlive {
+    fn start<W: Write + Send + 'static>(out: Output<W>) -> Result<KeepAlive, RemoteError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("berth-endpoint-alive".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(ALIVE_EVERY);
+                    if stopped.load(Ordering::Relaxed) || send(&out, &[Response::Alive]).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| RemoteError::Frame(FrameError::Io(e)))?;
+        Ok(KeepAlive(stop))
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -2,8 +2,9 @@
 //! client as it is (the user's `~/.ssh/config`, agent and known hosts). The client command is
 //! `ssh`, or `BERTH_SSH` run by the shell with the arguments appended (as git does with
 //! `GIT_SSH_COMMAND`); it always gets `-o BatchMode=yes`, so it never prompts — an unknown host
-//! key is refused, never accepted. The far side runs `berth __endpoint DIR` (`BERTH_REMOTE_BIN`
-//! names another berth there). A dir that begins with `/~/` is relative to the home directory.
+//! key is refused, never accepted. What runs there is a script for a POSIX `sh` (whatever the
+//! login shell is), which starts or installs berth ([`super::install`]). A dir that begins with
+//! `/~/` is relative to the home directory.
 
 use std::process::Command;
 
@@ -63,8 +64,9 @@ impl SshTarget {
         }))
     }
 
-    /// The command that runs the endpoint there.
-    pub fn command(&self) -> Command {
+    /// The command that runs `script` with `sh` there, its standard input and output the
+    /// stream.
+    pub fn shell(&self, script: &str) -> Command {
         let mut command = match std::env::var("BERTH_SSH")
             .ok()
             .filter(|s| !s.trim().is_empty())
@@ -83,18 +85,14 @@ impl SshTarget {
         if let Some(user) = &self.user {
             command.args(["-l", user]);
         }
-        let bin = std::env::var("BERTH_REMOTE_BIN")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "berth".to_string());
-        let remote = format!("{} __endpoint {}", quote(&bin), quote(&self.dir));
-        command.args(["--", &self.host, &remote]);
+        // ssh hands the command to the login shell, which may not be a POSIX one.
+        command.args(["--", &self.host, &format!("sh -c {}", quote(script))]);
         command
     }
 }
 
-/// `s` quoted for the remote shell.
-fn quote(s: &str) -> String {
+/// `s` quoted for a POSIX shell.
+pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -130,14 +128,15 @@ mod tests {
     }
 
     #[test]
-    fn the_remote_command_is_quoted_for_the_shell_there() {
+    fn the_script_is_quoted_for_the_login_shell_there() {
         let t = SshTarget::parse("ssh://box/it's here").unwrap().unwrap();
-        let c = t.command();
+        let c = t.shell("echo 'x'");
         let args: Vec<_> = c
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert!(args.contains(&"BatchMode=yes".to_string()), "{args:?}");
-        assert_eq!(args.last().unwrap(), r"'berth' __endpoint '/it'\''s here'");
+        assert_eq!(args.last().unwrap(), r"sh -c 'echo '\''x'\'''");
+        assert_eq!(t.dir, "/it's here");
     }
 }

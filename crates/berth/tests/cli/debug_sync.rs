@@ -160,7 +160,7 @@ impl Live {
     }
 
     /// The next line that `pred` accepts (earlier lines are skipped).
-    fn next_matching(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn next_matching(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         loop {
             let v = self
                 .lines
@@ -181,6 +181,16 @@ impl Live {
         self.signal(libc::SIGTERM);
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
+    }
+}
+
+/// A test that failed half-way leaves no sync running behind it.
+impl Drop for Live {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Sync with one side on the far end of a real ssh connection: an `sshd` of the test's own on
 //! 127.0.0.1 (a free port; its own config, host key and `AuthorizedKeysFile` in a temporary
 //! directory; `UsePAM no`, `StrictModes no`), the system's `ssh` client driven with `-F` (its
-//! own identity and known-hosts file) through `BERTH_SSH`, and the far side running the binary
-//! under test as `berth __endpoint` (`BERTH_REMOTE_BIN`). Nothing leaves 127.0.0.1. A missing
+//! own identity and known-hosts file, and `XDG_CACHE_HOME` sent to point the far side's cache
+//! into that directory) through `BERTH_SSH`, and the far side running the binary under test as
+//! `berth __endpoint` (`BERTH_REMOTE_BIN`), or the copy berth installs there. Nothing leaves
+//! 127.0.0.1. A missing
 //! program fails the test with what to install; nothing is skipped.
 
 use std::net::{TcpListener, TcpStream};
@@ -97,7 +99,8 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n\
                  AuthorizedKeysFile {keys}\nPidFile {pid}\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n",
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 AcceptEnv XDG_CACHE_HOME\n",
                 host_key = d.join("host_key").display(),
                 keys = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
@@ -143,10 +146,12 @@ impl Sshd {
                 sshd.file(name),
                 format!(
                     "Host 127.0.0.1\n  User {user}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
-                     UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
+                     UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n  \
+                     SetEnv XDG_CACHE_HOME={cache}\n",
                     user = run("id", &["-un"]),
                     id = sshd.file("id").display(),
                     known = sshd.file(known).display(),
+                    cache = sshd.file("cache").display(),
                 ),
             )
             .unwrap();
@@ -281,5 +286,56 @@ fn an_unknown_host_key_is_refused_with_what_to_do() {
         std::fs::read_to_string(sshd.file("unknown_hosts")).unwrap(),
         "",
         "the key was not added"
+    );
+}
+
+#[test]
+fn berth_installs_itself_over_ssh_once_and_uses_that_copy_after() {
+    let sshd = Sshd::start();
+    let h = home();
+    let work = tempfile::tempdir().unwrap();
+    let (alpha, beta) = (work.path().join("alpha"), work.path().join("beta"));
+    std::fs::create_dir_all(&alpha).unwrap();
+    std::fs::create_dir_all(&beta).unwrap();
+    std::fs::write(alpha.join("f"), "crossed").unwrap();
+    let sync = || {
+        let mut cmd = h.command(&[
+            "--json",
+            "debug",
+            "sync",
+            "--once",
+            alpha.to_str().unwrap(),
+            &sshd.url(&beta),
+        ]);
+        // No BERTH_REMOTE_BIN: the far side has no berth until this one installs itself.
+        let [ssh, _] = sshd.env("config");
+        cmd.env(ssh.0, ssh.1).env_remove("BERTH_REMOTE_BIN");
+        let out = h.run_cmd(cmd);
+        assert_eq!(out.code, 0, "{out}");
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["event"] == "installed")
+            .collect::<Vec<_>>()
+    };
+    let installed = sync();
+    assert_eq!(installed.len(), 1, "{installed:?}");
+    let path = PathBuf::from(installed[0]["path"].as_str().unwrap());
+    assert_eq!(path.parent().unwrap(), sshd.file("cache/berth/bin"));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap()
+    );
+    assert_eq!(read(&beta.join("f")).as_deref(), Some("crossed"));
+    // The next run uses that copy.
+    std::fs::write(alpha.join("f"), "again").unwrap();
+    assert!(sync().is_empty());
+    assert_eq!(read(&beta.join("f")).as_deref(), Some("again"));
+    assert_eq!(
+        std::fs::read_dir(sshd.file("cache/berth/bin"))
+            .unwrap()
+            .count(),
+        1,
+        "nothing else is left there"
     );
 }
