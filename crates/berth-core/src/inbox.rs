@@ -484,7 +484,12 @@ mod tests {
             ("hi".into(), Some("k-1"), Mode::Type, Ok(())),
             ("".into(), None, Mode::Turn, Err(MessageError::Empty)),
             ("a\0b".into(), None, Mode::Turn, Err(MessageError::Nul)),
-            ("a".into(), Some(""), Mode::Turn, Err(MessageError::EmptyKey)),
+            (
+                "a".into(),
+                Some(""),
+                Mode::Turn,
+                Err(MessageError::EmptyKey),
+            ),
             (
                 "a".into(),
                 Some(&"k".repeat(201)),
@@ -513,7 +518,11 @@ mod tests {
             ),
         ];
         for (text, key, mode, expected) in cases {
-            assert_eq!(check_message(&text, key, mode), expected, "{key:?} {mode:?}");
+            assert_eq!(
+                check_message(&text, key, mode),
+                expected,
+                "{key:?} {mode:?}"
+            );
         }
     }
 
@@ -592,9 +601,7 @@ mod tests {
                     let expected = match (mode, status, s) {
                         (Mode::Type, TurnStatus::Running, _) => Recovery::Retype,
                         (Mode::Turn, TurnStatus::Running, Seen::Alive) => Recovery::Adopt,
-                        (Mode::Turn, TurnStatus::Running, Seen::Exited { .. }) => {
-                            Recovery::Collect
-                        }
+                        (Mode::Turn, TurnStatus::Running, Seen::Exited { .. }) => Recovery::Collect,
                         (Mode::Turn, TurnStatus::Running, Seen::Gone) => Recovery::Interrupt,
                         _ => Recovery::NextAttempt,
                     };

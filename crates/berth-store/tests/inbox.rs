@@ -92,14 +92,20 @@ fn a_cancelled_item_is_never_delivered_and_a_delivering_one_never_cancelled() {
     let store = open(&dir);
     let p = store.project_id("/r", 0).unwrap();
     let (one, _) = send(&store, p, "one", 0, None);
-    let (rec, moved) = store.inbox_move(one, "queued", "cancelled", 5).unwrap().unwrap();
+    let (rec, moved) = store
+        .inbox_move(one, "queued", "cancelled", 5)
+        .unwrap()
+        .unwrap();
     assert!(moved);
     assert_eq!(rec.state, "cancelled");
     assert!(turn(&store, one).is_none(), "a cancelled item gets no turn");
     assert!(store.last_turn(one).unwrap().is_none());
     let (two, _) = send(&store, p, "two", 0, None);
     turn(&store, two).unwrap();
-    let (rec, moved) = store.inbox_move(two, "queued", "cancelled", 5).unwrap().unwrap();
+    let (rec, moved) = store
+        .inbox_move(two, "queued", "cancelled", 5)
+        .unwrap()
+        .unwrap();
     assert!(!moved);
     assert_eq!(rec.state, "delivering");
 }
@@ -116,16 +122,25 @@ fn attempts_count_and_an_ended_turn_is_never_ended_again() {
     assert_eq!(store.inbox_item(one).unwrap().unwrap().state, "delivering");
     let t2 = turn(&store, one).unwrap();
     assert_eq!(t2.attempt, 2);
-    let ended = store.end_turn(t2.id, &end("failed", Some("failed"))).unwrap().unwrap();
+    let ended = store
+        .end_turn(t2.id, &end("failed", Some("failed")))
+        .unwrap()
+        .unwrap();
     assert_eq!(ended.status, "failed");
     assert_eq!(ended.commit_after.as_deref(), Some("c1"));
     // Ending it again (a recovery that raced) changes nothing.
-    let again = store.end_turn(t2.id, &end("done", Some("done"))).unwrap().unwrap();
+    let again = store
+        .end_turn(t2.id, &end("done", Some("done")))
+        .unwrap()
+        .unwrap();
     assert_eq!(again.status, "failed");
     assert_eq!(store.inbox_item(one).unwrap().unwrap().state, "failed");
     assert_eq!(store.inbox_item(one).unwrap().unwrap().attempts, 2);
     let turns = store.turns(p, "a", 10).unwrap();
-    assert_eq!(turns.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t1.id, t2.id]);
+    assert_eq!(
+        turns.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![t1.id, t2.id]
+    );
 }
 
 #[test]
