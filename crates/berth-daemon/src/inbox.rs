@@ -39,8 +39,12 @@ use crate::clock::now_ms;
 use crate::recorder::Recorder;
 use crate::terminals;
 
-/// How often a running turn's keeper is looked at.
-const WATCH_EVERY: Duration = Duration::from_millis(20);
+/// How often a running turn's keeper is looked at: often at first (most turns of a busy inbox
+/// are short), then less.
+const WATCH_FIRST: Duration = Duration::from_millis(5);
+const WATCH_EVERY: Duration = Duration::from_millis(25);
+/// For how long after its start a turn is looked at every [`WATCH_FIRST`].
+const WATCH_CLOSELY: i64 = 250;
 /// How often a terminal's screen is looked at while waiting for it to settle.
 const SCREEN_EVERY: Duration = Duration::from_millis(100);
 /// A keeper that has not written its state this long after its spec never started.
@@ -365,14 +369,8 @@ impl Inbox {
     /// has not said anything yet).
     async fn seen(&self, dir: &KeeperDir) -> Seen {
         loop {
-            match read_state(dir) {
-                Some(st) if st.done => {
-                    return Seen::Exited {
-                        code: st.exit.and_then(|e| e.code),
-                    };
-                }
-                Some(st) if keeper_alive(&st) => return Seen::Alive,
-                Some(_) => return Seen::Gone,
+            match look(dir) {
+                Some(seen) => return seen,
                 None => {
                     let young = std::fs::metadata(dir.spec())
                         .and_then(|m| m.modified())
@@ -505,12 +503,9 @@ impl Inbox {
             started_ms.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let mut timed_out = false;
         loop {
-            let seen = match read_state(dir) {
-                Some(st) if st.done => Some(Seen::Exited {
-                    code: st.exit.and_then(|e| e.code),
-                }),
-                Some(st) if !keeper_alive(&st) => Some(Seen::Gone),
-                Some(_) => None,
+            let seen = match look(dir) {
+                Some(Seen::Alive) => None,
+                Some(seen) => Some(seen),
                 None => {
                     let gone = match &exited {
                         Some(rx) => rx.try_recv().is_ok(),
@@ -571,7 +566,8 @@ impl Inbox {
                     tracing::warn!(agent = %rec.name, "stopping a turn that timed out: {e}");
                 }
             }
-            tokio::time::sleep(WATCH_EVERY).await;
+            let closely = now_ms().saturating_sub(started_ms) < WATCH_CLOSELY;
+            tokio::time::sleep(if closely { WATCH_FIRST } else { WATCH_EVERY }).await;
         }
     }
 
@@ -692,6 +688,26 @@ impl Inbox {
             AfterTurn::Wait => None,
         }
     }
+}
+
+/// What a turn's keeper files show; `None` before the keeper wrote any.
+fn look(dir: &KeeperDir) -> Option<Seen> {
+    let exited = |st: &berth_supervisor::keeper::spec::KeeperState| Seen::Exited {
+        code: st.exit.and_then(|e| e.code),
+    };
+    let st = read_state(dir)?;
+    if st.done {
+        return Some(exited(&st));
+    }
+    if keeper_alive(&st) {
+        return Some(Seen::Alive);
+    }
+    // It may have finished between reading its state and looking at its process: only a keeper
+    // that is gone and never said it was done has vanished.
+    Some(match read_state(dir) {
+        Some(st) if st.done => exited(&st),
+        _ => Seen::Gone,
+    })
 }
 
 fn mode_name(mode: Mode) -> &'static str {
