@@ -479,7 +479,9 @@ mod tests {
     #[test]
     fn messages_checked() {
         let typed_max = crate::terminal::MAX_INPUT_BYTES - 1;
-        let cases: Vec<(String, Option<&str>, Mode, Result<(), MessageError>)> = vec![
+        let long_key = "k".repeat(201);
+        type Case<'a> = (String, Option<&'a str>, Mode, Result<(), MessageError>);
+        let cases: Vec<Case> = vec![
             ("hi".into(), None, Mode::Turn, Ok(())),
             ("hi".into(), Some("k-1"), Mode::Type, Ok(())),
             ("".into(), None, Mode::Turn, Err(MessageError::Empty)),
@@ -492,7 +494,7 @@ mod tests {
             ),
             (
                 "a".into(),
-                Some(&"k".repeat(201)),
+                Some(long_key.as_str()),
                 Mode::Turn,
                 Err(MessageError::LongKey(201)),
             ),
