@@ -1198,7 +1198,7 @@ comand = "npm start"
             e.to_string(),
             "berth.toml line 7: unknown key \"comand\" in [service.web]; expected one of command, \
              cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base, tty, \
-             scrollback"
+             scrollback, turn, turn_timeout"
         );
         assert!(matches!(e, ProjectError::UnknownKey { line: 7, ref key, .. } if key == "comand"));
 

@@ -14,7 +14,9 @@
 //! On daemon start, [`Inbox::recover`] wakes every agent with open items; an item found
 //! `delivering` goes through `berth_core::inbox::recover`: a turn whose keeper still runs is
 //! watched to its end, one that ended meanwhile is collected, one whose keeper vanished is
-//! `interrupted` and retried. One worker per agent, and a turn is only ever started after the
+//! `interrupted` and retried. Failpoints mark the moments a crash matters: `inbox.turn.recorded`
+//! (the turn recorded, nothing started), `inbox.turn.started` (its keeper started),
+//! `inbox.turn.ended` (it ended, not yet recorded). One worker per agent, and a turn is only ever started after the
 //! previous one is recorded as ended: never two turns of one agent at once.
 
 use std::collections::HashMap;
@@ -36,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::agents::{Supervisor, keeper_alive, spawn_keeper};
 use crate::clock::now_ms;
+use crate::failpoints;
 use crate::recorder::Recorder;
 use crate::terminals;
 
@@ -411,6 +414,7 @@ impl Inbox {
                 return None;
             }
         };
+        failpoints::hit("inbox.turn.recorded").await;
         if turn.attempt == 1 {
             self.inner.events.record_about(
                 "inbox.delivering",
@@ -484,6 +488,7 @@ impl Inbox {
             Ok(rx) => rx,
             Err(e) => return failed(format!("cannot start the turn's keeper: {e}")),
         };
+        failpoints::hit("inbox.turn.started").await;
         self.watch(rec, &dir, turn.started_ms, Some(exited)).await
     }
 
@@ -634,6 +639,7 @@ impl Inbox {
         turn: TurnRecord,
         ended: Ended,
     ) -> Option<Duration> {
+        failpoints::hit("inbox.turn.ended").await;
         let dir = self.turn_dir(rec, turn.id);
         let output = output_slice(&dir.output());
         let after_tip = branch_tip(rec).await;

@@ -658,3 +658,43 @@ fn under_load_every_message_is_delivered_exactly_once_in_order() {
     );
     h.run(&["daemon", "stop"]).expect_code(0);
 }
+
+/// A daemon that dies at each failpoint of a delivery: after the turn is recorded (nothing
+/// started: the turn is `interrupted` and run again), after its keeper started, after it ended
+/// but before that is recorded (re-adopted or collected: run once).
+#[test]
+fn a_daemon_that_dies_at_any_step_of_a_delivery_loses_nothing_and_runs_nothing_twice() {
+    for (failpoint, expected) in [
+        (
+            "inbox.turn.recorded",
+            &[("interrupted", 1), ("done", 2)][..],
+        ),
+        ("inbox.turn.started", &[("done", 1)][..]),
+        ("inbox.turn.ended", &[("done", 1)][..]),
+    ] {
+        let h = home();
+        let mut cmd = h.command(&["daemon", "start"]);
+        cmd.env("BERTH_FAILPOINTS", format!("{failpoint}=exit(9)"));
+        h.run_cmd(cmd).expect_code(0);
+        let p = project();
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Gate::new(dir.path());
+        gate.open();
+        turn_agent(&h, p.path(), "bot", &gate.script(RECORD), &[]);
+        let pid = h.recorded_pid().unwrap();
+        send(&h, p.path(), "bot", "one", &[]);
+        wait_until("the daemon died at the failpoint", WAIT, || !alive(pid));
+        start(&h);
+        let all = settled(&h, p.path(), "bot", 1);
+        assert_eq!(all[0].state, "done", "{failpoint}");
+        assert_eq!(received(&h, p.path(), "bot"), "one\n", "{failpoint}: once");
+        assert_eq!(gate.starts(), 1, "{failpoint}: the turn ran once");
+        let turns = turns(&h, p.path(), "bot");
+        let shown: Vec<(&str, u32)> = turns
+            .iter()
+            .map(|t| (t.status.as_str(), t.attempt))
+            .collect();
+        assert_eq!(shown, expected, "{failpoint}");
+        h.run(&["daemon", "stop"]).expect_code(0);
+    }
+}
