@@ -77,7 +77,7 @@ fn message(args: &SendArgs) -> CliResult<String> {
 
 pub async fn send(ctx: &Ctx, args: SendArgs) -> CliResult<i32> {
     args.priority.parse::<Priority>().map_err(|e| {
-        CliError::new(Kind::Usage, "usage", e).hint("use --priority now or --priority normal")
+        invalid(format!("{e}; nothing was queued")).hint("use --priority now or --priority normal")
     })?;
     let text = message(&args)?;
     let client = Client::unix(ctx.home.socket());

@@ -391,7 +391,10 @@ fn what_cannot_be_sent_is_refused_before_anything_is_queued() {
     for (args, code) in [
         (vec!["send", "bot", ""], "invalid_message"),
         (vec!["send", "bot", "x", "--key", ""], "invalid_message"),
-        (vec!["send", "bot", "x", "--priority", "urgent"], "usage"),
+        (
+            vec!["send", "bot", "x", "--priority", "urgent"],
+            "invalid_message",
+        ),
     ] {
         let out = berth(&h, p.path(), &args);
         out.expect_code(2);
