@@ -154,3 +154,38 @@ fn removing_an_agent_cancels_what_it_had_queued() {
     assert_eq!(store.inbox_cancel_all(p, "a", 9).unwrap(), vec![two]);
     assert_eq!(store.inbox_item(one).unwrap().unwrap().state, "delivering");
 }
+
+/// The store takes an agent's next item as `berth_core::inbox::order` says (`now` first, then
+/// oldest), whatever the mix; and the one being delivered before all.
+#[test]
+fn the_next_item_is_the_one_the_core_order_puts_first() {
+    use berth_core::inbox::{Priority, order};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let p = store.project_id("/r", 0).unwrap();
+    // A fixed pseudo-random mix of priorities.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut queued: Vec<(Priority, i64)> = Vec::new();
+    for n in 0..60 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let priority = if x % 3 == 0 {
+            Priority::Now
+        } else {
+            Priority::Normal
+        };
+        let (id, _) = send(&store, p, &format!("m{n}"), priority.rank(), None);
+        queued.push((priority, id));
+        if n % 7 == 6 {
+            // Deliver the first by the core's order; the store must agree.
+            let first = *queued.iter().min_by_key(|(p, id)| order(*p, *id)).unwrap();
+            let next = store.inbox_next(p, "a").unwrap().unwrap();
+            assert_eq!(next.id, first.1);
+            let t = turn(&store, next.id).unwrap();
+            assert_eq!(store.inbox_next(p, "a").unwrap().unwrap().id, next.id);
+            store.end_turn(t.id, &end("done", Some("done"))).unwrap();
+            queued.retain(|q| q.1 != first.1);
+        }
+    }
+}

@@ -76,16 +76,19 @@ fn turn(h: &TestHome, repo: &Path, id: i64) -> TurnInfo {
     serde_json::from_value(out.json()).unwrap()
 }
 
+fn finished(i: &InboxItem) -> bool {
+    i.state
+        .parse::<berth_core::inbox::ItemState>()
+        .is_ok_and(|s| s.is_final())
+}
+
 /// Waits until the agent has `n` items and every one is finished; returns them.
 #[track_caller]
 fn settled(h: &TestHome, repo: &Path, name: &str, n: usize) -> Vec<InboxItem> {
     let mut last = Vec::new();
     wait_until(&format!("{n} items of {name} finished"), WAIT, || {
         last = items(h, repo, name);
-        last.len() == n
-            && last
-                .iter()
-                .all(|i| matches!(i.state.as_str(), "done" | "failed" | "cancelled"))
+        last.len() == n && last.iter().all(finished)
     });
     last
 }
@@ -612,9 +615,7 @@ fn under_load_every_message_is_delivered_exactly_once_in_order() {
     // every item had its turn.
     for name in &names {
         wait_until(&format!("every item of {name} delivered"), WAIT, || {
-            items(&h, p.path(), name)
-                .iter()
-                .all(|i| !matches!(i.state.as_str(), "queued" | "delivering"))
+            items(&h, p.path(), name).iter().all(finished)
                 && turns(&h, p.path(), name).len() == MESSAGES / AGENTS
         });
     }
