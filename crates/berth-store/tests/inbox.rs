@@ -170,7 +170,7 @@ fn the_next_item_is_the_one_the_core_order_puts_first() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let priority = if x % 3 == 0 {
+        let priority = if x.is_multiple_of(3) {
             Priority::Now
         } else {
             Priority::Normal
