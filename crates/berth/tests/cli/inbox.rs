@@ -444,7 +444,15 @@ fn turn_keeper(h: &TestHome, name: &str, turn: i64) -> (i32, i32) {
         .join("turns")
         .join(turn.to_string())
         .join("state.json");
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+    // The child may say it started before its keeper wrote its state.
+    let mut st = serde_json::Value::Null;
+    wait_until("the turn's keeper wrote its state", WAIT, || {
+        st = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        st["child"]["pid"].is_i64()
+    });
     (
         st["keeper"]["pid"].as_i64().unwrap() as i32,
         st["child"]["pid"].as_i64().unwrap() as i32,
