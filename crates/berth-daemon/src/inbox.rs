@@ -203,8 +203,10 @@ impl Inbox {
             let rec = match store.agent(key.0, &key.1) {
                 Ok(Some(rec)) => rec,
                 Ok(None) => {
-                    self.forget(&key);
-                    return;
+                    if self.forget(&key) {
+                        return;
+                    }
+                    continue;
                 }
                 Err(e) => {
                     tracing::error!(agent = %key.1, "cannot read the agent to deliver to: {e}");
@@ -227,9 +229,14 @@ impl Inbox {
         }
     }
 
-    /// The agent is gone: what it had queued is cancelled, and its worker ends.
-    fn forget(&self, key: &Key) {
+    /// The agent is gone: what it had queued is cancelled, and its worker ends (`true`). Under
+    /// the workers' lock, so a send cannot slip in between; `false` when an agent of that name
+    /// was made again meanwhile (its items are its own: the worker goes on).
+    fn forget(&self, key: &Key) -> bool {
         let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(self.inner.store.agent(key.0, &key.1), Ok(None)) {
+            return false;
+        }
         match self.inner.store.inbox_cancel_all(key.0, &key.1, now_ms()) {
             Ok(ids) => {
                 for id in ids {
@@ -243,6 +250,7 @@ impl Inbox {
             Err(e) => tracing::error!(agent = %key.1, "cannot cancel a removed agent's inbox: {e}"),
         }
         workers.remove(key);
+        true
     }
 
     /// Takes one step of the item's delivery: starts (or recovers) a turn and records how it
