@@ -240,6 +240,8 @@ mod tests {
             base: None,
             tty: false,
             scrollback: None,
+            turn: None,
+            turn_timeout: None,
         }
     }
 

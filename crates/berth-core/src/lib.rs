@@ -15,6 +15,8 @@
 //!   how `berth down`'s overall timeout shortens each grace period.
 //! - [`compose`]: whether a process `berth up` started reached what its dependents ask for, and
 //!   if it never will, why.
+//! - [`inbox`]: an agent's inbox: an item's states, priorities, how an agent takes messages,
+//!   what follows a turn (retries with backoff) and what a restarted daemon makes of a delivery.
 //! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
 //! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
 //!   field-by-field diff shown when a running daemon's configuration differs.
@@ -40,6 +42,7 @@ pub mod deps;
 pub mod duration;
 pub mod failpoint;
 pub mod home;
+pub mod inbox;
 pub mod lifecycle;
 pub mod names;
 pub mod output_line;

@@ -122,6 +122,10 @@ pub struct ProcessSpec {
     /// Lines of scrollback its keeper keeps (`scrollback = N`, terminal processes only; absent:
     /// `terminal::DEFAULT_SCROLLBACK`).
     pub scrollback: Option<u32>,
+    /// Agents only: the turn command run once per inbox message (`turn = "..."`).
+    pub turn: Option<String>,
+    /// How long a turn may run (`turn_timeout = "10m"`; absent: `inbox::DEFAULT_TURN_TIMEOUT`).
+    pub turn_timeout: Option<Duration>,
 }
 
 /// `depends_on` entry: start this process only once `name` reached `condition`.
@@ -342,6 +346,10 @@ struct RawProcess {
     tty: bool,
     #[serde(default)]
     scrollback: Option<Spanned<i64>>,
+    #[serde(default)]
+    turn: Option<Spanned<String>>,
+    #[serde(default)]
+    turn_timeout: Option<Spanned<String>>,
 }
 
 /// `depends_on`: names with their (optional) condition, from either form.
@@ -668,6 +676,32 @@ impl Checker<'_> {
                 .map_err(|message| self.invalid(s, "scrollback", &table, message))
                 .ok()
         });
+        let turn = raw.turn.as_ref().and_then(|t| {
+            let checked = command::check(t.get_ref())
+                .map_err(|e| e.to_string())
+                .and_then(|()| match (kind, raw.tty) {
+                    (Kind::Service, _) => Err("only an agent has a turn command".to_string()),
+                    (Kind::Agent, true) => Err(
+                        "a terminal agent (`tty = true`) is sent messages by typing; leave out `turn`"
+                            .to_string(),
+                    ),
+                    (Kind::Agent, false) => Ok(t.get_ref().clone()),
+                });
+            checked
+                .map_err(|message| self.invalid(t, "turn", &table, message))
+                .ok()
+        });
+        let turn_timeout = raw.turn_timeout.as_ref().and_then(|t| {
+            let checked = duration::parse(t.get_ref())
+                .map_err(|e| e.to_string())
+                .and_then(|d| match raw.turn {
+                    Some(_) => Ok(d),
+                    None => Err("only an agent with a `turn` has a turn timeout".to_string()),
+                });
+            checked
+                .map_err(|message| self.invalid(t, "turn_timeout", &table, message))
+                .ok()
+        });
         let deps_table = format!("{table}.depends_on");
         let mut depends_on: Vec<Dependency> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -743,6 +777,8 @@ impl Checker<'_> {
             base,
             tty: raw.tty,
             scrollback,
+            turn,
+            turn_timeout,
         }
     }
 }
@@ -839,6 +875,8 @@ depends_on = ["db"]
             base: None,
             tty: false,
             scrollback: None,
+            turn: None,
+            turn_timeout: None,
         }
     }
 
@@ -972,6 +1010,38 @@ command = "migrate up"
             !project.get("db").unwrap().tty,
             "tty is off unless asked for"
         );
+    }
+
+    #[test]
+    fn a_turn_is_for_agents_without_a_terminal() {
+        let project = parse(
+            "[agent.bot]\ncommand = \"sleep 1\"\nturn = \"cat >> seen\"\nturn_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        let bot = project.get("bot").unwrap();
+        assert_eq!(bot.turn.as_deref(), Some("cat >> seen"));
+        assert_eq!(bot.turn_timeout, Some(Duration::from_secs(120)));
+        for (text, what) in [
+            (
+                "[agent.a]\ncommand = \"x\"\nturn = \"y\"\ntty = true\n",
+                "is sent messages by typing",
+            ),
+            (
+                "[service.a]\ncommand = \"x\"\nturn = \"y\"\n",
+                "only an agent",
+            ),
+            (
+                "[agent.a]\ncommand = \"x\"\nturn_timeout = \"1m\"\n",
+                "only an agent with a `turn`",
+            ),
+            (
+                "[agent.a]\ncommand = \"x\"\nturn = \"y\"\nturn_timeout = \"soon\"\n",
+                "soon",
+            ),
+        ] {
+            let e = err(text).to_string();
+            assert!(e.contains(what), "{text}: {e}");
+        }
     }
 
     #[test]
@@ -1128,7 +1198,7 @@ comand = "npm start"
             e.to_string(),
             "berth.toml line 7: unknown key \"comand\" in [service.web]; expected one of command, \
              cwd, env, restart, ready, liveness, stop_signal, stop_grace, depends_on, base, tty, \
-             scrollback"
+             scrollback, turn, turn_timeout"
         );
         assert!(matches!(e, ProjectError::UnknownKey { line: 7, ref key, .. } if key == "comand"));
 

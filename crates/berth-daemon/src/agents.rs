@@ -87,7 +87,7 @@ fn key(rec: &AgentRecord) -> Key {
 }
 
 /// Whether the keeper recorded in `state` is still that very process.
-fn keeper_alive(state: &KeeperState) -> bool {
+pub(crate) fn keeper_alive(state: &KeeperState) -> bool {
     Identity {
         pid: state.keeper.pid,
         start_time: state.keeper.start_time,
@@ -104,7 +104,9 @@ fn policy(rec: &AgentRecord) -> RestartPolicy {
     rec.restart.parse().unwrap_or_default()
 }
 
-fn spawn_keeper(
+/// Starts a keeper for the spec in `dir`, detached (in a session of its own); the receiver
+/// says when it exits. Turns (`inbox.rs`) start theirs through here too.
+pub(crate) fn spawn_keeper(
     dir: &KeeperDir,
 ) -> std::io::Result<std::sync::mpsc::Receiver<std::process::ExitStatus>> {
     // The daemon's own binary, also when its file was replaced or removed since it started (an
@@ -231,6 +233,7 @@ impl Supervisor {
                 rec.scrollback
                     .unwrap_or(berth_core::terminal::DEFAULT_SCROLLBACK as u32)
             }),
+            turn: rec.turn.clone(),
         }
     }
 
@@ -330,6 +333,7 @@ impl Supervisor {
                     .scrollback
                     .map_or(berth_core::terminal::DEFAULT_SCROLLBACK, |n| n as usize),
             }),
+            stdin: None,
         };
         let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
         berth_control::files::write_atomically(&dir.spec(), &bytes)

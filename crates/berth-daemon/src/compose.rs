@@ -131,6 +131,10 @@ async fn define(
         created_ms: existing.as_ref().map_or_else(now_ms, |e| e.created_ms),
         tty: spec.tty,
         scrollback: spec.scrollback,
+        turn: spec.turn.clone(),
+        turn_timeout_ms: spec
+            .turn_timeout
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
     store.put_agent(&rec)?;
     Ok(rec)

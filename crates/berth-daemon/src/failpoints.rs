@@ -1,4 +1,5 @@
-//! The daemon's own failpoints (`daemon.prepare`, `daemon.shutdown`), reached from async code.
+//! The daemon's own failpoints (`daemon.prepare`, `daemon.shutdown`, the inbox's
+//! `inbox.turn.*`), reached from async code.
 //! `BERTH_FAILPOINTS` is read and carried out by `berth_git::failpoint` (which the pairing
 //! steps reach directly); here it runs on a blocking thread, so a `sleep` never stalls the
 //! runtime. An `error(ERRNO)` action is ignored: these points mark moments, not operations.

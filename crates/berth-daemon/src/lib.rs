@@ -13,8 +13,9 @@
 //! 2. **Early socket.** The control socket is bound (0600) before storage is prepared, so
 //!    `daemon status` answers `starting` while the store migrates or recovery runs.
 //! 3. **Prepare.** The store is opened and the run's [`services::Services`] are made from it;
-//!    agents that should run are re-adopted ([`agents`]) and open pairings recovered from their
-//!    journals ([`pairing`]). On failure a failure record carrying this run's generation is
+//!    agents that should run are re-adopted ([`agents`]), open pairings recovered from their
+//!    journals ([`pairing`]) and every inbox with work handed to its worker ([`inbox`]: a turn
+//!    found running is re-adopted, one whose keeper vanished retried). On failure a failure record carrying this run's generation is
 //!    written and the run ends.
 //! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
 //!    `berth daemon start`, one line goes through the inherited readiness pipe
@@ -33,7 +34,7 @@
 //! The run as a whole ([`state::Shared`]: identity, phase, counters) is held only by `serve`
 //! and the API. What requests are served with are cheap handles ([`services::Services`]): the
 //! store, the git lock ([`git_lock`]), the event recorder ([`recorder`]), the supervisor
-//! ([`agents`]) and the pairings ([`pairing`]); each module is given just the handles it
+//! ([`agents`]), the inboxes ([`inbox`]) and the pairings ([`pairing`]); each module is given just the handles it
 //! needs. Agents' commits are mirrored into their project by [`mirror`], the one place besides
 //! pairing that moves refs after the fact.
 
@@ -46,6 +47,7 @@ pub mod debug_sync;
 pub mod failpoints;
 pub mod git_lock;
 pub mod ids;
+pub mod inbox;
 pub mod logging;
 pub mod memory;
 pub mod mirror;

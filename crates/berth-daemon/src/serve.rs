@@ -250,6 +250,8 @@ pub async fn launch(
             shared.provide(services.clone());
             // Recovery: every agent that should run is re-adopted (or found lost).
             services.agents.adopt_all();
+            // Inboxes: every agent with items queued or delivering gets its worker back.
+            services.inbox.recover();
             // Pairings: every interrupted transition is finished or undone from its journal.
             services.pairings.recover_all();
             shared

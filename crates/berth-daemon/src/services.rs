@@ -9,6 +9,7 @@ use berth_store::Store;
 
 use crate::agents::Supervisor;
 use crate::git_lock::GitLock;
+use crate::inbox::Inbox;
 use crate::pairing::Pairings;
 use crate::recorder::Recorder;
 
@@ -22,6 +23,8 @@ pub struct Services {
     pub git: GitLock,
     /// Agents under supervision.
     pub agents: Supervisor,
+    /// Agents' inboxes and the workers that deliver them.
+    pub inbox: Inbox,
     /// Open pairings, by project root.
     pub pairings: Pairings,
 }
@@ -30,8 +33,10 @@ impl Services {
     pub fn new(home: Home, store: Store) -> Services {
         let events = Recorder::new(store.clone());
         let git = GitLock::default();
+        let agents = Supervisor::new(&home, store.clone(), events.clone(), git.clone());
         Services {
-            agents: Supervisor::new(&home, store.clone(), events.clone(), git.clone()),
+            inbox: Inbox::new(store.clone(), events.clone(), agents.clone()),
+            agents,
             pairings: Pairings::new(store.clone(), events.clone(), git.clone()),
             home,
             store,

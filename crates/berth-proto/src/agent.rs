@@ -34,6 +34,12 @@ pub struct AgentNew {
     /// Lines of scrollback its keeper keeps (terminal agents only; absent: 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrollback: Option<u32>,
+    /// A turn agent's turn command: run once per inbox message, in its workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<String>,
+    /// How long a turn may run, in milliseconds (absent: 30 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_timeout_ms: Option<u64>,
 }
 
 /// Body of `POST /v1/agents/show|start|stop`.
@@ -73,6 +79,9 @@ pub struct AgentInfo {
     /// Lines of scrollback its keeper keeps, for a terminal agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrollback: Option<u32>,
+    /// A turn agent's turn command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<String>,
 }
 
 /// Answer to `POST /v1/agents/list`.

@@ -76,6 +76,17 @@ pub enum ErrorCode {
     /// What was to be typed or the size asked for is not valid (empty, too large); nothing was
     /// typed.
     InvalidInput,
+    /// A message that cannot be sent (empty, too large, a NUL byte, a bad key or priority);
+    /// nothing was queued.
+    InvalidMessage,
+    /// The agent takes no messages (it has neither a turn command nor a terminal).
+    NotDeliverable,
+    /// No inbox item with that id.
+    ItemNotFound,
+    /// The item is no longer queued (it is being delivered, or finished): it cannot be cancelled.
+    NotCancellable,
+    /// No turn with that id.
+    TurnNotFound,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -114,6 +125,7 @@ impl ErrorCode {
                 | ErrorCode::InvalidAgent
                 | ErrorCode::InvalidConfig
                 | ErrorCode::InvalidInput
+                | ErrorCode::InvalidMessage
         )
     }
 
@@ -153,6 +165,11 @@ impl ErrorCode {
             ErrorCode::NotATerminal => "not_a_terminal",
             ErrorCode::AgentNotRunning => "agent_not_running",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::NotDeliverable => "not_deliverable",
+            ErrorCode::ItemNotFound => "item_not_found",
+            ErrorCode::NotCancellable => "not_cancellable",
+            ErrorCode::TurnNotFound => "turn_not_found",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -213,6 +230,11 @@ mod tests {
             ErrorCode::NotATerminal,
             ErrorCode::AgentNotRunning,
             ErrorCode::InvalidInput,
+            ErrorCode::InvalidMessage,
+            ErrorCode::NotDeliverable,
+            ErrorCode::ItemNotFound,
+            ErrorCode::NotCancellable,
+            ErrorCode::TurnNotFound,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

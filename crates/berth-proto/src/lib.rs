@@ -16,6 +16,7 @@ mod attach;
 mod compose;
 mod error;
 mod event;
+mod inbox;
 mod pair;
 mod stash;
 mod status;
@@ -28,6 +29,7 @@ pub use compose::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
+pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
 pub use pair::{
     PairConflict, PairFlushed, PairLatency, PairLeftover, PairLeftovers, PairLeftoversRequest,
     PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
@@ -61,6 +63,7 @@ pub const CAPABILITIES: &[&str] = &[
     "pairing",
     "terminal",
     "attach",
+    "inbox",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

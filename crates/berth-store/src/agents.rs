@@ -36,11 +36,16 @@ pub struct AgentRecord {
     pub tty: bool,
     /// Lines of scrollback its keeper keeps (`None`: the default).
     pub scrollback: Option<u32>,
+    /// A turn agent's turn command: run once per message of its inbox.
+    pub turn: Option<String>,
+    /// How long a turn may run (`None`: the default).
+    pub turn_timeout_ms: Option<u64>,
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
                              a.workspace, a.desired, a.created_ms, a.ready, a.kind,
-                             a.stop_signal, a.stop_grace_ms, a.liveness, a.tty, a.scrollback
+                             a.stop_signal, a.stop_grace_ms, a.liveness, a.tty, a.scrollback,
+                             a.turn, a.turn_timeout_ms
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -70,13 +75,14 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
-                                     kind, stop_signal, stop_grace_ms, liveness, tty, scrollback)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                                     kind, stop_signal, stop_grace_ms, liveness, tty, scrollback, turn, turn_timeout_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT (project_id, name) DO UPDATE SET
                      command = excluded.command, restart = excluded.restart, env = excluded.env,
                      ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
                      stop_grace_ms = excluded.stop_grace_ms, liveness = excluded.liveness,
-                     tty = excluded.tty, scrollback = excluded.scrollback",
+                     tty = excluded.tty, scrollback = excluded.scrollback,
+                     turn = excluded.turn, turn_timeout_ms = excluded.turn_timeout_ms",
                 params![
                     a.project_id,
                     a.name,
@@ -93,7 +99,9 @@ impl Store {
                     i64::try_from(a.stop_grace_ms).unwrap_or(i64::MAX),
                     a.liveness,
                     a.tty,
-                    a.scrollback
+                    a.scrollback,
+                    a.turn,
+                    a.turn_timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -173,6 +181,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AgentRecord, String)> {
         liveness: r.get(14)?,
         tty: r.get(15)?,
         scrollback: r.get(16)?,
+        turn: r.get(17)?,
+        turn_timeout_ms: r
+            .get::<_, Option<i64>>(18)?
+            .map(|ms| u64::try_from(ms).unwrap_or(0)),
     };
     Ok((rec, r.get(6)?))
 }

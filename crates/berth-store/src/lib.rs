@@ -26,6 +26,10 @@
 //! - **Exclude lines.** The lines pairing added to repositories' `info/exclude`, recorded
 //!   before they are written, so a stop (or `berth doctor --fix`) takes out berth's own and
 //!   never an identical one of the user's.
+//! - **Inboxes and turns.** Each agent's queue of messages, and every attempt to deliver one
+//!   (a turn). A turn's start moves its item to `delivering` in the same transaction, and its end
+//!   settles the item's state in the same transaction too; moves are compare-and-swaps on the
+//!   state expected, and an idempotency key is unique per agent.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
 //!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
 //!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
@@ -39,9 +43,11 @@ mod ancestors;
 mod error;
 mod events;
 mod excludes;
+mod inbox;
 pub mod migrations;
 mod pairings;
 mod snapshots;
+mod turns;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -56,9 +62,11 @@ pub use agents::AgentRecord;
 pub use ancestors::AncestorRow;
 pub use error::StoreError;
 pub use excludes::ExcludeLine;
+pub use inbox::{ItemRecord, NewItem};
 pub use migrations::SCHEMA_VERSION;
 pub use pairings::{IntentRecord, PairingRecord};
 pub use snapshots::{Recorded, SnapshotState};
+pub use turns::{NewTurn, TurnEnd, TurnRecord};
 
 /// How the store behaves.
 #[derive(Debug, Clone)]

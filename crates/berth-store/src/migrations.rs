@@ -98,6 +98,43 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE agents ADD COLUMN tty INTEGER NOT NULL DEFAULT 0;",
     // 11: how many lines of scrollback a terminal agent's keeper keeps (NULL: the default).
     "ALTER TABLE agents ADD COLUMN scrollback INTEGER;",
+    // 12: the inbox: each agent's durable queue of messages, and the turns that delivered them.
+    "ALTER TABLE agents ADD COLUMN turn TEXT;
+     ALTER TABLE agents ADD COLUMN turn_timeout_ms INTEGER;
+     CREATE TABLE inbox (
+         id         INTEGER PRIMARY KEY AUTOINCREMENT,
+         project_id INTEGER NOT NULL REFERENCES projects(id),
+         agent      TEXT    NOT NULL,
+         text       TEXT    NOT NULL,
+         source     TEXT    NOT NULL,
+         priority   INTEGER NOT NULL,
+         key        TEXT,
+         state      TEXT    NOT NULL,
+         attempts   INTEGER NOT NULL DEFAULT 0,
+         created_ms INTEGER NOT NULL,
+         updated_ms INTEGER NOT NULL
+     );
+     CREATE UNIQUE INDEX inbox_key ON inbox (project_id, agent, key) WHERE key IS NOT NULL;
+     CREATE INDEX inbox_open ON inbox (project_id, agent, state, priority, id);
+     CREATE TABLE turns (
+         id            INTEGER PRIMARY KEY AUTOINCREMENT,
+         item_id       INTEGER NOT NULL REFERENCES inbox(id),
+         project_id    INTEGER NOT NULL,
+         agent         TEXT    NOT NULL,
+         attempt       INTEGER NOT NULL,
+         trigger       TEXT    NOT NULL,
+         mode          TEXT    NOT NULL,
+         status        TEXT    NOT NULL,
+         started_ms    INTEGER NOT NULL,
+         ended_ms      INTEGER,
+         exit_code     INTEGER,
+         error         TEXT,
+         output        TEXT    NOT NULL DEFAULT '',
+         commit_before TEXT,
+         commit_after  TEXT
+     );
+     CREATE INDEX turns_item ON turns (item_id, id);
+     CREATE INDEX turns_agent ON turns (project_id, agent, id);",
 ];
 
 /// The newest schema version this build knows.

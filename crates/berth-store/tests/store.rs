@@ -384,6 +384,8 @@ fn projects_register_once_and_agents_round_trip() {
         created_ms: 5,
         tty: false,
         scrollback: None,
+        turn: Some("cat >> seen".into()),
+        turn_timeout_ms: Some(60_000),
     };
     store.put_agent(&a).unwrap();
     // Putting it again updates its definition but never its workspace.

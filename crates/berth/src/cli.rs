@@ -39,6 +39,15 @@ pub enum Command {
     Agent(AgentCommand),
     /// Attach to a terminal agent: its screen, then your keys (detach with ctrl-\\).
     Attach(AttachArgs),
+    /// Queue a message for an agent: a run of its turn command, or typed into its terminal.
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(SendArgs),
+    /// An agent's inbox (`berth inbox NAME`), or cancel a queued item (`berth inbox cancel ID`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Inbox(InboxArgs),
+    /// An agent's turns: every delivery, its exit, output and commits (`berth turns show ID`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Turns(TurnsArgs),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
     /// Tools for diagnosis.
@@ -74,6 +83,61 @@ pub enum Command {
     /// Print berth's manual page (roff), made from the same definitions as --help.
     #[command(after_help = "Example:\n  berth man > ~/.local/share/man/man1/berth.1 && man berth")]
     Man,
+}
+
+const SEND_EXAMPLES: &str = "Examples:
+  berth agent new bot --turn 'claude -p \"$(cat $BERTH_MESSAGE_FILE)\"'
+  berth send bot 'fix the failing test in parser.rs'
+  git diff | berth send bot -
+  berth send bot --file task.md --key task-42 --priority now";
+
+/// `berth send NAME [TEXT | -] [--file F] [--key K] [--priority now|normal]`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The agent.
+    pub name: String,
+    /// The message; `-` reads it from stdin.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// Read the message from this file.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// An idempotency key: sending again with the same key queues nothing.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// now (before every normal item) or normal.
+    #[arg(long, value_name = "PRIORITY", default_value = "normal")]
+    pub priority: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// The agent whose inbox to show.
+    #[arg(required = true)]
+    pub name: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<InboxCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// Cancel a queued item (one whose delivery has not started).
+    Cancel { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct TurnsArgs {
+    /// The agent whose turns to list.
+    #[arg(required = true)]
+    pub name: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<TurnsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TurnsCommand {
+    /// One turn in full, its output included.
+    Show { id: i64 },
 }
 
 /// `berth attach NAME [--read-only] [--detach-key KEY]`.
@@ -241,6 +305,13 @@ pub enum AgentCommand {
         /// With --tty: lines of scrollback its keeper keeps (default 10,000, at most 100,000).
         #[arg(long, value_name = "LINES", requires = "tty")]
         scrollback: Option<u32>,
+        /// Make it a turn agent: each message of its inbox runs CMD (through `sh -c`) in its
+        /// workspace, the message on stdin and in $BERTH_MESSAGE_FILE.
+        #[arg(long, value_name = "CMD", conflicts_with = "tty")]
+        turn: Option<String>,
+        /// With --turn: how long a turn may run before it is stopped (default 30m).
+        #[arg(long, value_name = "DURATION", requires = "turn", value_parser = parse_duration)]
+        turn_timeout: Option<Duration>,
     },
     /// List this repository's agents.
     List,

@@ -129,6 +129,21 @@ pub async fn new(
     if req.start && req.command.is_none() {
         return Err(invalid("--start needs a command (--cmd)"));
     }
+    if let Some(turn) = &req.turn {
+        berth_core::command::check(turn).map_err(|e| invalid(format!("--turn: {e}")))?;
+        if req.tty {
+            return Err(invalid(
+                "a terminal agent (--tty) is sent messages by typing into it; leave out --turn",
+            ));
+        }
+    }
+    match req.turn_timeout_ms {
+        Some(_) if req.turn.is_none() => {
+            return Err(invalid("--turn-timeout needs a turn command (--turn)"));
+        }
+        Some(0) => return Err(invalid("--turn-timeout must be longer than 0")),
+        _ => {}
+    }
     if let Some(lines) = req.scrollback {
         if !req.tty {
             return Err(invalid("only a terminal agent (--tty) has scrollback"));
@@ -194,6 +209,8 @@ pub async fn new(
         created_ms: now_ms(),
         tty: req.tty,
         scrollback: req.scrollback,
+        turn: req.turn.clone(),
+        turn_timeout_ms: req.turn_timeout_ms,
     };
     store.put_agent(&rec).map_err(db)?;
     svc.events.record_about(

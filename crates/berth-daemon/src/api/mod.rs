@@ -10,6 +10,8 @@
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/agents/screen`, `input` | a terminal agent's screen; typing into it |
 //! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
+//! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
+//! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
@@ -21,10 +23,12 @@ mod auth;
 mod compose;
 mod error;
 mod events;
+mod inbox;
 mod pair;
 mod ready;
 mod repo;
 mod stash;
+mod turns;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -65,6 +69,11 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/agents/screen", post(agents::screen))
         .route("/v1/agents/input", post(agents::input))
         .route("/v1/agents/attach", get(attach::attach))
+        .route("/v1/inbox/send", post(inbox::send))
+        .route("/v1/inbox/list", post(inbox::list))
+        .route("/v1/inbox/cancel", post(inbox::cancel))
+        .route("/v1/turns/list", post(turns::list))
+        .route("/v1/turns/show", post(turns::show))
         .route("/v1/up", post(compose::up))
         .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))

@@ -305,7 +305,7 @@ type Spawned = (std::process::Child, Option<(Arc<Terminal>, std::fs::File)>);
 
 /// Starts `sh -c COMMAND` as the leader of a new session: under a new terminal of `size` with
 /// `scrollback` lines (returned with the master side to read the output from), or with stdin
-/// from `/dev/null` and stdout and stderr piped.
+/// from the spec's file (or `/dev/null`) and stdout and stderr piped.
 fn spawn_child(spec: &KeeperSpec, terminal: Option<(Size, usize)>) -> Result<Spawned, KeeperError> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
@@ -325,7 +325,14 @@ fn spawn_child(spec: &KeeperSpec, terminal: Option<(Size, usize)>) -> Result<Spa
             Some((Arc::new(terminal), master))
         }
         None => {
-            cmd.stdin(Stdio::null())
+            let stdin = match &spec.stdin {
+                Some(path) => Stdio::from(
+                    std::fs::File::open(path)
+                        .map_err(io(format!("cannot open {}", path.display())))?,
+                ),
+                None => Stdio::null(),
+            };
+            cmd.stdin(stdin)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             // SAFETY: setsid(2) in the forked child before exec; async-signal-safe.

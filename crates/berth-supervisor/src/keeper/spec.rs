@@ -25,6 +25,10 @@ pub struct KeeperSpec {
     /// stderr are pipes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal: Option<TerminalSpec>,
+    /// A file given to the child as its stdin (a turn's message); absent: `/dev/null`. Not for
+    /// a terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<PathBuf>,
 }
 
 /// A terminal agent's terminal.

@@ -28,9 +28,10 @@ fn line(a: &AgentInfo) -> String {
 
 fn detail(a: &AgentInfo) -> String {
     format!(
-        "{}\n  command    {}\n  workspace  {}\n  base       {}\n  restart    {}\n  terminal   {}\n",
+        "{}\n  command    {}\n  turn       {}\n  workspace  {}\n  base       {}\n  restart    {}\n  terminal   {}\n",
         line(a),
         a.command.as_deref().unwrap_or("(none)"),
+        a.turn.as_deref().unwrap_or("(none)"),
         a.workspace,
         a.base,
         a.restart,
@@ -109,6 +110,8 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             start,
             tty,
             scrollback,
+            turn,
+            turn_timeout,
         } => {
             let req = AgentNew {
                 repo,
@@ -121,6 +124,9 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 start,
                 tty,
                 scrollback,
+                turn,
+                turn_timeout_ms: turn_timeout
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             };
             let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
             emit(ctx.json, &a, |a| {

@@ -95,7 +95,17 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         "POST",
         "/v1/agents/new",
         &[
-            "repo", "name", "command", "base", "restart", "env", "ready", "start", "tty",
+            "repo",
+            "name",
+            "command",
+            "base",
+            "restart",
+            "env",
+            "ready",
+            "start",
+            "tty",
+            "turn",
+            "turn_timeout_ms",
         ],
     ),
     ("POST", "/v1/agents/list", &["repo"]),
@@ -114,6 +124,15 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         "/v1/agents/input",
         &["repo", "name", "text", "enter"],
     ),
+    (
+        "POST",
+        "/v1/inbox/send",
+        &["repo", "name", "text", "key", "priority"],
+    ),
+    ("POST", "/v1/inbox/list", &["repo", "name"]),
+    ("POST", "/v1/inbox/cancel", &["id"]),
+    ("POST", "/v1/turns/list", &["repo", "name"]),
+    ("POST", "/v1/turns/show", &["id"]),
     ("POST", "/v1/up", &["repo", "names", "timeout_ms"]),
     ("POST", "/v1/down", &["repo", "names", "timeout_ms"]),
     ("POST", "/v1/stash/save", &["repo", "message"]),
@@ -178,12 +197,18 @@ fn valid(name: &str, repo: &str) -> BoxedStrategy<Value> {
         "all" | "start" | "tty" | "no_stash" | "force" | "delete_branch" | "enter" | "fix" => {
             any::<bool>().prop_map(Value::Bool).boxed()
         }
-        "timeout_ms" | "scrollback" => (0u64..100_000).prop_map(Value::from).boxed(),
+        "timeout_ms" | "scrollback" | "turn_timeout_ms" => {
+            (0u64..100_000).prop_map(Value::from).boxed()
+        }
+        "id" => (0i64..100).prop_map(Value::from).boxed(),
         "env" => Just(json!({"A": "1"})).boxed(),
         "names" => Just(json!([])).boxed(),
         "repo" => Just(Value::String(repo.to_string())).boxed(),
         "name" | "agent" => one_of("(a|b|fixer)"),
         "command" => one_of("(true|sleep 30|echo hi)"),
+        "turn" => one_of("(true|cat|exit 1)"),
+        "text" => one_of("[a-z ]{1,12}"),
+        "priority" => one_of("(now|normal)"),
         "base" => one_of("(HEAD|main)"),
         "restart" => one_of("(no|on-failure|always)"),
         "ready" => one_of("(none|notify|log:x|tcp:127.0.0.1:1)"),
@@ -201,7 +226,10 @@ fn hostile(name: &str, repo: &str) -> BoxedStrategy<Value> {
         "names" => prop::collection::vec(text(repo), 1..3)
             .prop_map(|v| json!(v))
             .boxed(),
-        "timeout_ms" | "scrollback" => any::<u64>().prop_map(Value::from).boxed(),
+        "timeout_ms" | "scrollback" | "turn_timeout_ms" => {
+            any::<u64>().prop_map(Value::from).boxed()
+        }
+        "id" => any::<i64>().prop_map(Value::from).boxed(),
         _ => text(repo).prop_map(Value::String).boxed(),
     };
     prop_oneof![4 => typed, 1 => value(repo)].boxed()

@@ -24,6 +24,11 @@ fn exit_1_the_operation_failed() {
     let out = h.run_in(p.path(), &["--json", "agent", "start", "nobody"]);
     out.expect_code(1);
     assert_eq!(out.json()["error"]["code"], "agent_not_found");
+    h.run_in(p.path(), &["agent", "new", "plain"])
+        .expect_code(0);
+    let out = h.run_in(p.path(), &["--json", "send", "plain", "hi"]);
+    out.expect_code(1);
+    assert_eq!(out.json()["error"]["code"], "not_deliverable");
     h.run(&["daemon", "stop"]).expect_code(0);
 }
 
@@ -33,6 +38,8 @@ fn exit_2_bad_arguments_or_configuration() {
     h.run(&["daemon", "start", "--no-such-flag"]).expect_code(2);
     start(&h);
     let p = repo(&[("README", "hi\n")]);
+    h.run_in(p.path(), &["agent", "new", "bot", "--turn", "cat"])
+        .expect_code(0);
     for (args, code) in [
         (
             &["--json", "agent", "new", "BadName", "--cmd", "true"][..],
@@ -44,6 +51,7 @@ fn exit_2_bad_arguments_or_configuration() {
         ),
         (&["--json", "up"], "invalid_config"),
         (&["--json", "stash", "restore", "../x"], "bad_id"),
+        (&["--json", "send", "bot", ""], "invalid_message"),
     ] {
         let out = h.run_in(p.path(), args);
         out.expect_code(2);

@@ -26,6 +26,7 @@ fn keeper(h: &TestHome, name: &str, command: &str, grace_ms: u64) -> KeeperDir {
         log_max_bytes: 1 << 20,
         log_keep: 2,
         terminal: None,
+        stdin: None,
     };
     std::fs::write(dir.spec(), serde_json::to_vec(&spec).unwrap()).unwrap();
     let mut cmd = h.command(&["__keeper", "--dir", dir.path().to_str().unwrap()]);
@@ -218,6 +219,7 @@ fn the_environment_carries_the_agent_name_and_never_the_token() {
         log_max_bytes: 1 << 20,
         log_keep: 1,
         terminal: None,
+        stdin: None,
     };
     std::fs::write(dir.spec(), serde_json::to_vec(&spec).unwrap()).unwrap();
     let mut cmd = h.command(&["__keeper", "--dir", dir.path().to_str().unwrap()]);
