@@ -322,12 +322,16 @@ fn keystrokes(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String
         let began = Instant::now();
         client.type_keys(&key)?;
         let col = (i % 60) as u16;
-        client.wait_until(&format!("key {:?}", key[0] as char), Duration::from_secs(5), |s| {
-            let (row, at) = s.cursor_position();
-            at == col + 1
-                && s.cell(row, col)
-                    .is_some_and(|c| c.contents() == (key[0] as char).to_string())
-        })?;
+        client.wait_until(
+            &format!("key {:?}", key[0] as char),
+            Duration::from_secs(5),
+            |s| {
+                let (row, at) = s.cursor_position();
+                at == col + 1
+                    && s.cell(row, col)
+                        .is_some_and(|c| c.contents() == (key[0] as char).to_string())
+            },
+        )?;
         samples.push(began.elapsed());
         std::thread::sleep(Duration::from_millis(3));
     }
