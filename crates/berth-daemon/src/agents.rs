@@ -87,12 +87,39 @@ fn key(rec: &AgentRecord) -> Key {
 }
 
 /// Whether the keeper recorded in `state` is still that very process.
-pub(crate) fn keeper_alive(state: &KeeperState) -> bool {
+fn keeper_alive(state: &KeeperState) -> bool {
     Identity {
         pid: state.keeper.pid,
         start_time: state.keeper.start_time,
     }
     .is_alive()
+}
+
+/// What a keeper's files and process show.
+pub(crate) enum Look {
+    /// It runs.
+    Alive(KeeperState),
+    /// It recorded that everything it kept has ended.
+    Done(KeeperState),
+    /// It is gone without saying it was done.
+    Vanished,
+}
+
+/// Looks at the keeper of `dir`; `None` before it wrote its state. A keeper records `done`
+/// just before it exits, so one whose process is gone is looked at again: it may have
+/// finished between the two looks, and only one that never said so has vanished.
+pub(crate) fn look(dir: &KeeperDir) -> Option<Look> {
+    let st = read_state(dir)?;
+    if st.done {
+        return Some(Look::Done(st));
+    }
+    if keeper_alive(&st) {
+        return Some(Look::Alive(st));
+    }
+    Some(match read_state(dir) {
+        Some(st) if st.done => Look::Done(st),
+        _ => Look::Vanished,
+    })
 }
 
 /// The readiness probe a definition records.
@@ -435,17 +462,17 @@ impl Supervisor {
             if self.state(&k) == AgentState::Stopping {
                 return; // `stop` owns it now
             }
-            let Some(st) = read_state(&dir) else { continue };
-            if !st.done && keeper_alive(&st) {
-                continue;
-            }
-            if !st.done {
-                self.apply(&k, Event::Vanished);
-                self.inner
-                    .events
-                    .record_about("agent.lost", &rec.name, serde_json::json!({}));
-                return;
-            }
+            let st = match look(&dir) {
+                None | Some(Look::Alive(_)) => continue,
+                Some(Look::Done(st)) => st,
+                Some(Look::Vanished) => {
+                    self.apply(&k, Event::Vanished);
+                    self.inner
+                        .events
+                        .record_about("agent.lost", &rec.name, serde_json::json!({}));
+                    return;
+                }
+            };
             let code = st.exit.and_then(|e| e.code);
             let exit = if st.exit.is_some_and(|e| e.success()) {
                 Exit::Success
@@ -592,9 +619,8 @@ impl Supervisor {
         };
         for rec in agents.into_iter().filter(|a| a.desired_running) {
             let k = key(&rec);
-            let st = read_state(&self.keeper_dir(&rec));
-            match st {
-                Some(st) if !st.done && keeper_alive(&st) => {
+            match look(&self.keeper_dir(&rec)) {
+                Some(Look::Alive(st)) => {
                     self.with(&k, |rt| rt.state = AgentState::Running);
                     self.inner.events.record_about(
                         "agent.adopted",
@@ -604,7 +630,7 @@ impl Supervisor {
                     let started = u64::try_from(st.started_ms).unwrap_or(0);
                     tokio::spawn(self.clone().watch(rec, started));
                 }
-                Some(st) if st.done => {
+                Some(Look::Done(st)) => {
                     let code = st.exit.and_then(|e| e.code);
                     self.with(&k, |rt| {
                         rt.state = AgentState::Exited { code };

@@ -36,7 +36,7 @@ use berth_supervisor::keeper::read_state;
 use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec};
 use tokio::sync::Notify;
 
-use crate::agents::{Supervisor, keeper_alive, spawn_keeper};
+use crate::agents::{self, Look, Supervisor, spawn_keeper};
 use crate::clock::now_ms;
 use crate::failpoints;
 use crate::recorder::Recorder;
@@ -706,21 +706,12 @@ impl Inbox {
 
 /// What a turn's keeper files show; `None` before the keeper wrote any.
 fn look(dir: &KeeperDir) -> Option<Seen> {
-    let exited = |st: &berth_supervisor::keeper::spec::KeeperState| Seen::Exited {
-        code: st.exit.and_then(|e| e.code),
-    };
-    let st = read_state(dir)?;
-    if st.done {
-        return Some(exited(&st));
-    }
-    if keeper_alive(&st) {
-        return Some(Seen::Alive);
-    }
-    // It may have finished between reading its state and looking at its process: only a keeper
-    // that is gone and never said it was done has vanished.
-    Some(match read_state(dir) {
-        Some(st) if st.done => exited(&st),
-        _ => Seen::Gone,
+    Some(match agents::look(dir)? {
+        Look::Alive(_) => Seen::Alive,
+        Look::Done(st) => Seen::Exited {
+            code: st.exit.and_then(|e| e.code),
+        },
+        Look::Vanished => Seen::Gone,
     })
 }
 
