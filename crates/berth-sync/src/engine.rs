@@ -19,6 +19,7 @@ use crate::gate::{Gate, Gatekeeper};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
 use crate::relpath::{self, RelPath};
 use crate::scan::{self, Scanner, Tree, Warning};
+use crate::stats::Stats;
 
 /// Receives the losing version of a conflict before it is overwritten; a file's bytes come
 /// from `content`.
@@ -69,30 +70,6 @@ impl Keeper for DirKeeper {
             source,
         })?;
         apply::apply(&slot, rel, Some(entry), content).map(|_| ())
-    }
-}
-
-/// What a reconcile did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
-    pub to_alpha: usize,
-    pub to_beta: usize,
-    pub conflicts: usize,
-    pub warnings: Vec<Warning>,
-}
-
-impl Stats {
-    /// Whether nothing was written to either side.
-    pub fn is_quiet(&self) -> bool {
-        self.to_alpha == 0 && self.to_beta == 0 && self.conflicts == 0
-    }
-
-    /// Adds another round's figures to these.
-    pub fn absorb(&mut self, other: Stats) {
-        self.to_alpha += other.to_alpha;
-        self.to_beta += other.to_beta;
-        self.conflicts += other.conflicts;
-        self.warnings.extend(other.warnings);
     }
 }
 

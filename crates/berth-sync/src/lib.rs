@@ -30,4 +30,5 @@ pub mod reconcile;
 pub mod relpath;
 pub mod remote;
 pub mod scan;
+pub mod stats;
 pub mod watch;

@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use crate::ancestor::Ancestor;
 use crate::apply::ApplyError;
 use crate::endpoint::Endpoint;
-use crate::engine::{Keeper, Sides, Stats, sync_once, sync_paths};
+use crate::engine::{Keeper, Sides, sync_once, sync_paths};
 use crate::ignores::is_rules_file;
 use crate::reconcile::Side;
 use crate::relpath::RelPath;
 use crate::scan::Scanner;
+use crate::stats::Stats;
 use crate::watch::Input;
 
 /// Timings of the live loop.

@@ -26,9 +26,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify, WatchDescriptor};
 
-use crate::engine::Stats;
 use crate::reconcile::Side;
 use crate::relpath::RelPath;
+use crate::stats::Stats;
 
 /// What the live loop receives: file events, and requests from whoever runs it.
 #[derive(Debug)]

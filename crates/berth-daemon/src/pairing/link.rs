@@ -8,7 +8,7 @@ use std::time::Duration;
 use berth_core::pairing::State;
 use berth_git::Git;
 use berth_store::Store;
-use berth_sync::engine::Stats;
+use berth_sync::stats::Stats;
 
 use super::error::PairingError;
 use super::excludes;

@@ -20,8 +20,8 @@ use std::time::Duration;
 use berth_git::Git;
 use berth_store::Store;
 use berth_sync::ancestor::Ancestor;
-use berth_sync::engine::Stats;
 use berth_sync::live::{self, Report};
+use berth_sync::stats::Stats;
 use berth_sync::watch::Input;
 
 use super::ancestor;
