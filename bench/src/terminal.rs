@@ -5,16 +5,14 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use berth_core::terminal::Size;
+use berth_supervisor::keeper::pty::Pty;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::stat::Mode;
 
 use crate::machine;
 use crate::stats::{Summary, ms};
@@ -49,41 +47,14 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl Client {
+    /// Starts `cmd` as the leader of a session of its own on a new terminal of ROWS×COLS,
+    /// the way the keeper starts a terminal agent (`berth_supervisor::keeper::pty`).
     fn spawn(mut cmd: Command) -> Result<Client, String> {
-        let master =
-            posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err)?;
-        grantpt(&master).map_err(err)?;
-        unlockpt(&master).map_err(err)?;
-        let slave: OwnedFd = open(
-            ptsname_r(&master).map_err(err)?.as_str(),
-            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(err)?;
-        let master = File::from(OwnedFd::from(master));
-        let ws = libc::winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL).map_err(err)?);
-        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(err)?;
-        cmd.stdin(Stdio::from(slave.try_clone().map_err(err)?))
-            .stdout(Stdio::from(slave.try_clone().map_err(err)?))
-            .stderr(Stdio::from(slave))
-            .env("TERM", "xterm-256color");
-        // SAFETY: setsid(2) and ioctl(2) between fork and exec; both async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let size = Size::new(ROWS.into(), COLS.into()).map_err(err)?;
+        cmd.env("TERM", "xterm-256color");
+        let master = Pty::open(size)
+            .and_then(|pty| pty.attach(&mut cmd))
+            .map_err(err)?;
         let child = cmd.spawn().map_err(err)?;
         Ok(Client {
             master,
