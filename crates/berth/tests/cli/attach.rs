@@ -273,6 +273,27 @@ fn berth_killed_while_attached_still_puts_the_terminal_back() {
 }
 
 #[test]
+fn closing_the_terminal_detaches_and_the_program_keeps_running() {
+    let h = home();
+    start(&h);
+    let p = project();
+    shell(&h, p.path(), "sh");
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["sh"]);
+    t.wait_for("a", "$");
+    let berth = child_of_window(&t, "a");
+    // The window goes away: its terminal hangs up.
+    t.run(&["kill-window", "-t", "a"]);
+    berth_testkit::wait_until("berth attach has ended", Duration::from_secs(20), || {
+        !alive(berth)
+    });
+    assert_eq!(state(&h, p.path(), "sh"), "running");
+    typed(&h, p.path(), "sh", "echo still-there");
+    wait_for(&h, p.path(), "sh", "still-there");
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
+}
+
+#[test]
 fn attaching_to_what_cannot_be_attached_to_says_why_and_what_to_do() {
     let h = home();
     start(&h);
