@@ -122,7 +122,9 @@ fn report(name: &str, key: DetachKey, end: End) -> CliResult<i32> {
         .hint(format!(
             "`berth daemon status` tells why; after `berth daemon start`, {again}"
         ))),
-        End::Closed(reason) => Err(CliError::failed("attach_ended", reason)),
+        End::Closed(reason) => Err(CliError::failed("attach_ended", reason).hint(format!(
+            "`berth agent show {name}` and `berth daemon logs` tell more; {again}"
+        ))),
     }
 }
 
