@@ -114,6 +114,32 @@ pub struct Follower {
     pending: Vec<u8>,
 }
 
+/// A place in a log a follower had read to: the file's identity and the byte after the last
+/// whole line read. Written as `INODE:OFFSET` (an SSE event id, for one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub ino: u64,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.ino, self.offset)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Position, ()> {
+        let (ino, offset) = s.trim().split_once(':').ok_or(())?;
+        Ok(Position {
+            ino: ino.parse().map_err(|_| ())?,
+            offset: offset.parse().map_err(|_| ())?,
+        })
+    }
+}
+
 /// Opens the log, positioned at its end (`at_end`) or start; with its inode.
 fn open_log(path: &Path, at_end: bool) -> Option<(File, u64)> {
     let mut f = File::open(path).ok()?;
@@ -132,6 +158,45 @@ impl Follower {
             current: open_log(path, true),
             pending: Vec::new(),
         }
+    }
+
+    /// Starts right after `at`, when the log still holds it: in the current file, or in the
+    /// one rotation made since (then the rest of that file comes first). `None` when that place
+    /// is gone (rotated further, or the log was replaced).
+    pub fn resume(path: &Path, at: Position) -> Option<Follower> {
+        let open_at = |p: &Path| -> Option<(File, u64)> {
+            let mut f = File::open(p).ok()?;
+            let m = f.metadata().ok()?;
+            if m.ino() != at.ino || m.len() < at.offset {
+                return None;
+            }
+            f.seek(SeekFrom::Start(at.offset)).ok()?;
+            Some((f, m.ino()))
+        };
+        if let Some(current) = open_at(path) {
+            return Some(Follower {
+                path: path.to_path_buf(),
+                current: Some(current),
+                pending: Vec::new(),
+            });
+        }
+        // The rotated file is read to its end first; `poll` then sees the inode change and moves
+        // on to the new file from its beginning.
+        open_at(&rotated_log(path, 1)).map(|older| Follower {
+            path: path.to_path_buf(),
+            current: Some(older),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Where the lines returned so far end; `None` before the log exists.
+    pub fn position(&mut self) -> Option<Position> {
+        let (file, ino) = self.current.as_mut()?;
+        let read = file.stream_position().ok()?;
+        Some(Position {
+            ino: *ino,
+            offset: read - self.pending.len() as u64,
+        })
     }
 
     /// The whole lines appended since the last call (oldest first).
@@ -225,5 +290,32 @@ mod tests {
         append(&path, "three\n");
         assert_eq!(f.poll().unwrap(), ["two"]);
         assert_eq!(f.poll().unwrap(), ["three"]);
+    }
+
+    #[test]
+    fn a_follower_resumes_where_another_stopped_also_after_one_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        append(&path, "zero\n");
+        let mut first = Follower::from_end(&path);
+        append(&path, "one\ntw");
+        assert_eq!(first.poll().unwrap(), ["one"]);
+        let at = first.position().unwrap();
+        assert_eq!(at.to_string().parse::<Position>(), Ok(at));
+        append(&path, "o\n");
+
+        let mut again = Follower::resume(&path, at).unwrap();
+        assert_eq!(again.poll().unwrap(), ["two"]);
+
+        std::fs::rename(&path, rotated_log(&path, 1)).unwrap();
+        append(&path, "three\n");
+        let mut after_rotation = Follower::resume(&path, at).unwrap();
+        assert_eq!(after_rotation.poll().unwrap(), ["two"]);
+        assert_eq!(after_rotation.poll().unwrap(), ["three"]);
+
+        // Rotated twice: that place is gone.
+        std::fs::rename(rotated_log(&path, 1), rotated_log(&path, 2)).unwrap();
+        assert!(Follower::resume(&path, at).is_none());
+        assert!("nonsense".parse::<Position>().is_err());
     }
 }

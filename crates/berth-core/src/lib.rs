@@ -37,6 +37,7 @@ pub mod agent_state;
 pub mod command;
 pub mod compose;
 pub mod config;
+pub mod console;
 pub mod daemon_state;
 pub mod deps;
 pub mod duration;

@@ -40,6 +40,7 @@
 
 mod agents;
 mod ancestors;
+mod console;
 mod error;
 mod events;
 mod excludes;
@@ -60,6 +61,7 @@ use tokio::sync::broadcast;
 
 pub use agents::AgentRecord;
 pub use ancestors::AncestorRow;
+pub use console::ConsoleSession;
 pub use error::StoreError;
 pub use excludes::ExcludeLine;
 pub use inbox::{ItemRecord, NewItem};

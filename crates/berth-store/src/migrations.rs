@@ -135,6 +135,18 @@ pub const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX turns_item ON turns (item_id, id);
      CREATE INDEX turns_agent ON turns (project_id, agent, id);",
+    // 13: the web console: browser sessions (digests of their secrets) and the loopback port
+    // its listener had, so a restarted daemon serves the console where the pages expect it.
+    "CREATE TABLE console_sessions (
+         digest     TEXT    PRIMARY KEY,
+         csrf       TEXT    NOT NULL,
+         created_ms INTEGER NOT NULL,
+         expires_ms INTEGER NOT NULL
+     );
+     CREATE TABLE settings (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
 ];
 
 /// The newest schema version this build knows.
