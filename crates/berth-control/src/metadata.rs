@@ -25,6 +25,9 @@ pub struct Metadata {
     pub version: String,
     pub socket: PathBuf,
     pub tcp: Option<SocketAddr>,
+    /// The web console's listener, once `berth web` started one (or `tcp`'s when configured).
+    #[serde(default)]
+    pub console: Option<SocketAddr>,
     pub config: ServeConfig,
     pub fingerprint: String,
     pub fields: BTreeMap<String, String>,

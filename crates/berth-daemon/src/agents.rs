@@ -46,6 +46,8 @@ struct Runtime {
     exit_code: Option<i32>,
     /// This run's readiness probe gave up (berth stops the process then).
     not_ready: Option<NotReady>,
+    /// How often the restart policy started it again since this daemon run began.
+    restarts: u32,
 }
 
 /// The daemon's view of every agent it knows, and what starts, stops and watches them. A cheap
@@ -203,6 +205,7 @@ impl Supervisor {
             tracker: Tracker::default(),
             exit_code: None,
             not_ready: None,
+            restarts: 0,
         });
         f(rt)
     }
@@ -235,12 +238,13 @@ impl Supervisor {
     /// The agent as the API shows it.
     pub fn info(&self, rec: &AgentRecord) -> AgentInfo {
         let k = key(rec);
-        let (state, exit_code) = self.with(&k, |rt| (rt.state, rt.exit_code));
-        let pid = state
+        let (state, exit_code, restarts) =
+            self.with(&k, |rt| (rt.state, rt.exit_code, rt.restarts));
+        let keeper = state
             .has_process()
             .then(|| read_state(&self.keeper_dir(rec)))
-            .flatten()
-            .and_then(|s| s.child.map(|c| c.pid));
+            .flatten();
+        let pid = keeper.as_ref().and_then(|s| s.child.map(|c| c.pid));
         AgentInfo {
             kind: rec.kind.clone(),
             name: rec.name.clone(),
@@ -253,6 +257,8 @@ impl Supervisor {
             ready: probe_of(rec).ok().flatten().map(|p| p.check.to_string()),
             state: state.name().to_string(),
             pid,
+            started_ms: keeper.map(|s| s.started_ms),
+            restarts,
             exit_code,
             log: self.keeper_dir(rec).output().display().to_string(),
             tty: rec.tty,
@@ -495,7 +501,10 @@ impl Supervisor {
             if let Decision::Restart { at_ms, .. } = decision {
                 tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
                 if matches!(self.state(&k), AgentState::Backoff { .. }) {
-                    self.with(&k, |rt| rt.state = AgentState::Stopped);
+                    self.with(&k, |rt| {
+                        rt.state = AgentState::Stopped;
+                        rt.restarts += 1;
+                    });
                     if let Err(e) = self.clone().start_again(rec.clone()).await {
                         tracing::error!(agent = %rec.name, "restart failed: {e}");
                     }

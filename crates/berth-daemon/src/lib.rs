@@ -27,7 +27,9 @@
 //!
 //! The API ([`api`]) is axum behind a hand-written accept loop ([`server`]) so that every Unix
 //! connection's peer uid is checked before a byte is read, and every TCP request carries the
-//! bearer token (`berth_control::token`).
+//! bearer token (`berth_control::token`) or a browser session of the web console ([`console`]:
+//! a one-time login code from `berth web`, a cookie, `Host`, `Origin` and CSRF checks; the page
+//! itself is embedded in the binary).
 //!
 //! # Handles, not a context
 //!
@@ -42,6 +44,7 @@ pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod compose;
+pub mod console;
 pub mod database;
 pub mod debug_sync;
 pub mod failpoints;

@@ -22,6 +22,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
+use crate::console::{Console, ConsoleListener};
 use crate::logging::{self, RotatingLog};
 use crate::server::{self, Listener};
 use crate::services::Services;
@@ -198,6 +199,7 @@ pub async fn launch(
         }
     };
     let tcp_addr = listeners.1.as_ref().map(|(_, addr)| *addr);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared::new(
         config.clone(),
         generation.clone(),
@@ -205,20 +207,20 @@ pub async fn launch(
         home.socket(),
         tcp_addr,
         opts.token,
+        Console::new(ConsoleListener::new(stop_rx.clone())),
     ));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     servers.push(tokio::spawn(server::run(
         Listener::Unix(listeners.0),
-        api::router(shared.clone(), false),
+        api::router(shared.clone(), None),
         shared.clone(),
         stop_rx.clone(),
         DRAIN,
     )));
-    if let Some((tcp, _)) = listeners.1 {
+    if let Some((tcp, addr)) = listeners.1 {
         servers.push(tokio::spawn(server::run(
             Listener::Tcp(tcp),
-            api::router(shared.clone(), true),
+            api::router(shared.clone(), Some(addr)),
             shared.clone(),
             stop_rx.clone(),
             DRAIN,
@@ -254,6 +256,8 @@ pub async fn launch(
             services.inbox.recover();
             // Pairings: every interrupted transition is finished or undone from its journal.
             services.pairings.recover_all();
+            // The console: served again where open pages expect it.
+            reopen_console(&shared, &services.store).await;
             shared
                 .advance(Input::Prepared)
                 .map_err(|e| ServeError::Runtime(e.to_string()))
@@ -354,6 +358,7 @@ impl Daemon {
         for s in servers {
             let _ = s.await;
         }
+        shared.console.listener.finish().await;
         step("checkpointing the store");
         if let Some(services) = shared.services()
             && let Err(e) = services.store.checkpoint()
@@ -374,6 +379,27 @@ impl Daemon {
         }
         drop(lock);
         prepared
+    }
+}
+
+/// Binds the console's listener again on the port an earlier run had (when `berth web` was
+/// used and no `--listen` is configured). A port taken meanwhile is only a warning: the next
+/// `berth web` chooses another.
+async fn reopen_console(shared: &Arc<Shared>, store: &Store) {
+    if shared.tcp.is_some() {
+        return;
+    }
+    match store.console_port() {
+        Ok(Some(port)) => {
+            if let Err(e) = shared.console.listener.ensure(shared, port).await {
+                tracing::warn!(
+                    "cannot serve the console on 127.0.0.1:{port} again ({e}); \
+                     `berth web` will choose another port"
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot read the console's port: {e}"),
     }
 }
 

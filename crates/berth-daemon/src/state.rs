@@ -16,6 +16,7 @@ use berth_core::{InvalidTransition, home::Home};
 use berth_proto::{Activity, DaemonPhase, DaemonStatus, Handshake};
 use tokio::sync::watch;
 
+use crate::console::Console;
 use crate::services::Services;
 
 /// One daemon run, as `serve` and the API see it.
@@ -32,6 +33,8 @@ pub struct Shared {
     pub tcp: Option<std::net::SocketAddr>,
     /// Present when the TCP listener is on.
     pub token: Option<Token>,
+    /// The web console's login codes and listener.
+    pub console: Console,
     /// Set once storage is prepared.
     services: OnceLock<Services>,
     phase: Mutex<Phase>,
@@ -49,6 +52,7 @@ impl Shared {
         socket: PathBuf,
         tcp: Option<std::net::SocketAddr>,
         token: Option<Token>,
+        console: Console,
     ) -> Shared {
         let effective = config.effective(berth_proto::PROTOCOL_VERSION);
         let fingerprint = effective.fingerprint();
@@ -63,6 +67,7 @@ impl Shared {
             socket,
             tcp,
             token,
+            console,
             services: OnceLock::new(),
             phase: Mutex::new(lifecycle::INITIAL),
             live: watch::channel(LivePhase::Starting).0,
@@ -157,6 +162,7 @@ impl Shared {
             version: env!("CARGO_PKG_VERSION").to_string(),
             socket: self.socket.clone(),
             tcp: self.tcp,
+            console: self.console.listener.address(self),
             config: self.config.clone(),
             fingerprint: self.fingerprint.clone(),
             fields: self.effective.fields.clone(),

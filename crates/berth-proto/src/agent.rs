@@ -69,6 +69,12 @@ pub struct AgentInfo {
     pub state: String,
     /// The agent process, while one runs.
     pub pid: Option<u32>,
+    /// When its keeper started this run (ms since the epoch), while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// How often the restart policy started it again during this daemon run.
+    #[serde(default)]
+    pub restarts: u32,
     /// The exit status of the last run, if it ended.
     pub exit_code: Option<i32>,
     /// Its output log (stdout and stderr, timestamped).

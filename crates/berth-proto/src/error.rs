@@ -16,8 +16,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A query parameter or header has an invalid value.
     BadRequest,
-    /// Missing or wrong bearer token on the TCP listener.
+    /// Missing or wrong bearer token on the TCP listener, or no valid console session.
     Unauthorized,
+    /// A browser request failed the console's checks: a `Host` that does not name this
+    /// listener, or a state-changing request from another origin or without its CSRF token.
+    Forbidden,
     /// The daemon is still preparing storage or recovering.
     Starting,
     /// The daemon is shutting down.
@@ -138,6 +141,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Starting => "starting",
             ErrorCode::Stopping => "stopping",
             ErrorCode::Timeout => "timeout",
@@ -203,6 +207,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::BadRequest,
             ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::Starting,
             ErrorCode::Stopping,
             ErrorCode::Timeout,

@@ -14,6 +14,7 @@
 mod agent;
 mod attach;
 mod compose;
+mod console;
 mod error;
 mod event;
 mod inbox;
@@ -27,6 +28,7 @@ pub use attach::{AttachControl, AttachEvent, AttachQuery, Frame, FrameError, MAX
 pub use compose::{
     ComposeRequest, DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSkipped,
 };
+pub use console::{ConsoleOpened, ConsoleOverview, ConsoleProject, ConsoleSessionInfo, LoggedOut};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
@@ -64,6 +66,7 @@ pub const CAPABILITIES: &[&str] = &[
     "terminal",
     "attach",
     "inbox",
+    "console",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

@@ -65,6 +65,12 @@ impl Store {
         .map_err(|e| self.sql(e))
     }
 
+    /// Every project's root, in order (projects are registered by their first agent or
+    /// pairing).
+    pub fn project_roots(&self) -> Result<Vec<String>, StoreError> {
+        self.query_all("SELECT root FROM projects ORDER BY root", [], |r| r.get(0))
+    }
+
     /// Adds a definition, or updates the command, policy, probe, stop and terminal settings of
     /// an existing one (its workspace and base never change).
     pub fn put_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {

@@ -50,6 +50,9 @@ pub enum Command {
     Turns(TurnsArgs),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
+    /// Open the web console: prints a one-time login link (valid once, for 60 s).
+    #[command(after_help = WEB_EXAMPLES)]
+    Web(WebArgs),
     /// Tools for diagnosis.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -155,6 +158,22 @@ pub struct AttachArgs {
     /// (then only closing the terminal detaches).
     #[arg(long, value_name = "KEY", default_value = "ctrl-\\")]
     pub detach_key: String,
+}
+
+const WEB_EXAMPLES: &str = "Examples:
+  berth web                 print a login link for the console
+  berth web --open          and open it in your browser
+  berth web --logout-all    end every browser session";
+
+/// `berth web [--open | --logout-all]`.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Open the link in your browser (xdg-open) as well as printing it.
+    #[arg(long, conflicts_with = "logout_all")]
+    pub open: bool,
+    /// End every console session instead (each browser must log in again).
+    #[arg(long)]
+    pub logout_all: bool,
 }
 
 /// The shells `berth completions` writes for.

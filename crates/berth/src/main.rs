@@ -155,6 +155,7 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Inbox(a) => runtime(false)?.block_on(commands::inbox::run(&ctx, a)),
         Command::Turns(a) => runtime(false)?.block_on(commands::turns::run(&ctx, a)),
         Command::Status => runtime(false)?.block_on(commands::status::run(&ctx)),
+        Command::Web(a) => runtime(false)?.block_on(commands::web::run(&ctx, a)),
         Command::Up(a) => runtime(false)?.block_on(commands::compose::run(&ctx, true, a)),
         Command::Down(a) => runtime(false)?.block_on(commands::compose::run(&ctx, false, a)),
         Command::Notify { message } => commands::agent::notify(&message),

@@ -11,6 +11,7 @@ mod cli {
     pub mod bad_input;
     pub mod completions;
     pub mod compose;
+    pub mod console;
     pub mod debug_sync;
     pub mod demo;
     pub mod docker;

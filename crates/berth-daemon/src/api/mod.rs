@@ -10,26 +10,39 @@
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/agents/screen`, `input` | a terminal agent's screen; typing into it |
 //! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
+//! | GET | `/v1/agents/logs?repo=…&name=…` | an agent's output log as Server-Sent Events, live |
+//! | GET | `/v1/overview` | the daemon, every project's agents and services, each pairing |
+//! | POST | `/v1/console/open`, `logout-all` | a console login link; revoke sessions (Unix socket) |
+//! | GET | `/v1/console/session`; POST `/v1/console/logout` | the page's session (TCP) |
+//! | GET | `/`, `/assets/…`, `/login?code=…` | the web console (TCP listeners only) |
 //! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
 //! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
 //! | POST | `/v1/pair/leftovers` | berth's lines left in `info/exclude` (`berth doctor`) |
+//!
+//! The Unix socket is the local user's (its peer uid is checked). On a TCP listener every
+//! request passes [`auth::guard`]: a bearer token, or a console session with its `Host`,
+//! `Origin` and CSRF checks.
 
 mod agents;
 mod attach;
 mod auth;
 mod compose;
+mod console;
 mod error;
 mod events;
 mod inbox;
+mod logs;
+mod overview;
 mod pair;
 mod ready;
 mod repo;
 mod stash;
 mod turns;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -50,13 +63,15 @@ use crate::state::Shared;
 /// How long a non-streaming request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The router for the Unix socket. `tcp` adds the bearer-token check on every request.
-pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
+/// The router for the Unix socket (`tcp` is `None`), or for the TCP listener at `tcp`: that one
+/// also serves the console and checks every request ([`auth::guard`]).
+pub fn router(shared: Arc<Shared>, tcp: Option<SocketAddr>) -> Router {
     let bounded = Router::new()
         .route(berth_proto::HANDSHAKE_PATH, get(handshake))
         .route("/v1/status", get(status))
         .route("/v1/daemon/shutdown", post(shutdown))
         .route("/v1/events/log", get(events::log))
+        .route("/v1/overview", get(overview::overview))
         .layer(middleware::from_fn(timeout));
     let router = bounded
         .route("/v1/events", get(events::stream))
@@ -69,6 +84,7 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/agents/screen", post(agents::screen))
         .route("/v1/agents/input", post(agents::input))
         .route("/v1/agents/attach", get(attach::attach))
+        .route("/v1/agents/logs", get(logs::stream))
         .route("/v1/inbox/send", post(inbox::send))
         .route("/v1/inbox/list", post(inbox::list))
         .route("/v1/inbox/cancel", post(inbox::cancel))
@@ -85,7 +101,19 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/pair/status", post(pair::status))
         .route("/v1/pair/flush", post(pair::flush))
         .route("/v1/pair/stop", post(pair::stop))
-        .route("/v1/pair/leftovers", post(pair::leftovers))
+        .route("/v1/pair/leftovers", post(pair::leftovers));
+    let router = match tcp {
+        None => router
+            .route("/v1/console/open", post(console::open))
+            .route("/v1/console/logout-all", post(console::logout_all)),
+        Some(_) => router
+            .route("/", get(crate::console::assets::index))
+            .route("/assets/{*file}", get(crate::console::assets::asset))
+            .route("/login", get(console::login))
+            .route("/v1/console/session", get(console::session))
+            .route("/v1/console/logout", post(console::logout)),
+    };
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(berth_proto::MAX_BODY_BYTES))
@@ -93,13 +121,15 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
             shared.clone(),
             count_request,
         ));
-    let router = if tcp {
-        router.layer(middleware::from_fn_with_state(
-            shared.clone(),
-            auth::require_token,
-        ))
-    } else {
-        router
+    let router = match tcp {
+        Some(listener) => router.layer(middleware::from_fn_with_state(
+            auth::Gate {
+                shared: shared.clone(),
+                listener,
+            },
+            auth::guard,
+        )),
+        None => router,
     };
     router.with_state(shared)
 }

@@ -17,3 +17,4 @@ pub mod serve;
 pub mod stash;
 pub mod status;
 pub mod turns;
+pub mod web;
