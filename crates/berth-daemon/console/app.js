@@ -27,7 +27,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -36,12 +36,15 @@ function h(tag, attrs = {}, ...children) {
 
 const main = () => document.getElementById('main');
 
-// Replaces the page's content, keeping the focus on the control that had it.
+// Replaces the page's content, keeping the focus on the control that had it (the same element
+// when it is part of the new content too, as an open terminal is).
 function show(...nodes) {
   const active = document.activeElement;
   const key = active && active.dataset ? active.dataset.key : undefined;
-  main().replaceChildren(...nodes);
-  if (key) {
+  main().replaceChildren(...nodes.filter((n) => n));
+  if (active && active !== document.body && active.isConnected) {
+    active.focus({ preventScroll: true });
+  } else if (key) {
     const again = main().querySelector(`[data-key="${CSS.escape(key)}"]`);
     if (again) again.focus();
   }

@@ -32,9 +32,11 @@ const ASSETS: &[Asset] = &[
     asset!("vendor/addon-fit.mjs", "text/javascript; charset=utf-8"),
 ];
 
-/// What the console's pages may load and where they may connect: only this origin.
+/// What the console's pages may load and where they may connect: only this origin. Scripts only
+/// from the embedded files; inline styles are allowed because xterm.js sizes its terminal with
+/// `<style>` elements it makes (styles cannot run code).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self' data:; font-src 'self'; \
+     style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The page itself (`GET /`).
