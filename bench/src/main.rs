@@ -1,5 +1,5 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`, `terminal`); each
+//! `pairing`, `terminal`, `web`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
@@ -11,6 +11,7 @@ mod stats;
 mod supervisor;
 mod sync;
 mod terminal;
+mod web;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -46,8 +47,9 @@ fn main() -> ExitCode {
         "sync" => sync::run(&args[1..], &repo_root()),
         "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
+        "web" => build_berth().and_then(|bin| web::run(&bin, &repo_root())),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web\n{}\n{}",
             sync::USAGE,
             pairing::USAGE
         )),
