@@ -131,7 +131,10 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     let (mut raw, mut gzip) = (0u64, 0u64);
     for kind in ["files", "data"] {
         for f in m["weight"][kind].as_array().into_iter().flatten() {
-            let (r, g) = (f["raw"].as_u64().unwrap_or(0), f["gzip"].as_u64().unwrap_or(0));
+            let (r, g) = (
+                f["raw"].as_u64().unwrap_or(0),
+                f["gzip"].as_u64().unwrap_or(0),
+            );
             raw += r;
             gzip += g;
             files += &format!(

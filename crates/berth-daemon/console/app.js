@@ -207,6 +207,22 @@ function stateBadge(state) {
   return h('span', { class: 'state', dataset: { state } }, state);
 }
 
+// What an agent's state asks of its person, in plain words (nothing when all is well).
+function advice(a) {
+  switch (a.state) {
+    case 'failed':
+      return 'It kept failing and its restart policy gave up: read its output, fix the cause, then Start.';
+    case 'lost':
+      return 'Its keeper is gone (the machine restarted, or it was killed): Start runs it again.';
+    case 'backoff':
+      return 'It exited; its restart policy starts it again shortly.';
+    case 'exited':
+      return a.exit_code ? `It exited with status ${a.exit_code}: read its output, then Start or Restart.` : null;
+    default:
+      return null;
+  }
+}
+
 function agentActions(a) {
   const target = { repo: a.project, name: a.name };
   const key = (what) => `${what}:${a.project}:${a.name}`;
@@ -271,7 +287,8 @@ function overviewPage() {
             h('tbody', {}, p.agents.map((a) => h('tr', { dataset: { agent: a.name } },
               h('td', {}, h('a', { href: agentHref(a) }, a.name)),
               h('td', {}, a.kind, a.tty ? ' (terminal)' : '', a.turn ? ' (turns)' : ''),
-              h('td', {}, stateBadge(a.state)),
+              h('td', {}, stateBadge(a.state),
+                advice(a) ? h('div', { class: 'advice' }, advice(a)) : null),
               h('td', {}, hasProcess(a.state) ? ago(a.started_ms) : '—'),
               h('td', {}, a.restarts),
               h('td', {}, a.ready || 'when started'),
@@ -335,6 +352,7 @@ function agentPage(repo, name) {
       h('section', { 'aria-labelledby': 'agent-h' },
         h('h2', { id: 'agent-h' }, `${a.kind} ${a.name}`),
         h('p', { class: 'muted' }, a.project),
+        advice(a) ? h('p', { class: 'advice' }, advice(a)) : null,
         agentActions(a),
         h('h3', {}, 'Definition'),
         h('dl', {}, def.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
@@ -467,6 +485,24 @@ function openTerminal(container, a, readOnly, onEnd) {
 }
 
 function pairingPage(repo) {
+  const diffs = new Map(); // refname → the <pre> showing its diff, once asked for
+  const diffButton = (c) => {
+    const b = h('button', { type: 'button', dataset: { key: `diff:${c.refname}` },
+      'aria-expanded': diffs.has(c.refname) ? 'true' : 'false' },
+    diffs.has(c.refname) ? 'Hide diff' : 'Show diff');
+    b.addEventListener('click', () => {
+      if (diffs.has(c.refname)) { diffs.delete(c.refname); render(); return; }
+      act(b, `The diff of ${c.path}`, async () => {
+        const d = await api('POST', '/v1/pair/conflict', { repo, refname: c.refname });
+        const lines = d.diff ? d.diff.split('\n') : ['(the kept version and the file now are equal)'];
+        diffs.set(c.refname, h('pre', { class: 'diff', tabindex: '0',
+          'aria-label': `kept version of ${c.path} (-) against the file now (+)` },
+        lines.map((l) => h('span', { dataset: { sign: l[0] === '+' || l[0] === '-' ? l[0] : ' ' } },
+          `${l}\n`))));
+      });
+    });
+    return b;
+  };
   const render = async () => {
     let st, agents;
     try {
@@ -516,7 +552,7 @@ function pairingPage(repo) {
       h('h3', {}, 'Kept conflicts'),
       st.conflicts.length ? h('ul', {}, st.conflicts.map((c) => h('li', {},
         h('code', {}, c.path), ` (${time(c.time_ms)}): the agent's version is kept at `,
-        h('code', {}, c.refname))))
+        h('code', {}, c.refname), ' ', diffButton(c), diffs.get(c.refname))))
         : h('p', { class: 'muted' }, 'None.')));
     problem(null);
   };
@@ -566,7 +602,9 @@ function eventsPage() {
 
 // ---------------------------------------------------------------- routing
 
-function route() {
+// Shows the page the address names; after a navigation (not the first load) the focus moves to
+// the new content, so a keyboard or screen reader user starts there.
+function route(event) {
   if (app.view) app.view.close();
   problem(null);
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -588,7 +626,7 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   app.view.render();
-  main().focus({ preventScroll: true });
+  if (event) main().focus({ preventScroll: true });
 }
 
 async function start() {

@@ -6,7 +6,7 @@
 //!   flow by fast-forward only), the index follows it; the working tree is left to file sync.
 //! - [`index_tree`]: what the index holds, read without locking it.
 //! - [`keep_conflict`]: the agent's losing version of a conflicting path, committed under a ref
-//!   of its own so no edit is ever lost.
+//!   of its own so no edit is ever lost; [`conflict_diff`]: how it differs from the file now.
 //!
 //! Nothing here writes a repository's own index file except [`index_follow`], whose whole job is
 //! to update it; trees are built through temporary index files.
@@ -201,6 +201,26 @@ pub fn keep_conflict(
         ],
     )?;
     Ok(commit)
+}
+
+/// How the agent's version kept under `refname` (by [`keep_conflict`]) differs from the file at
+/// `rel` in the workspace `ws` now: a unified diff, `-` lines the kept version, `+` lines the
+/// file now (empty when they are equal). Reads only.
+pub fn conflict_diff(ws: &Git, refname: &str, rel: &str) -> Result<String, GitError> {
+    check_rel(rel.as_bytes())?;
+    let out = ws.run(
+        Access::Read,
+        &[
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            refname,
+            "--",
+            &format!(":(literal){rel}"),
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Moves `refname` from `old` to `new` by fast-forward only, with compare-and-swap

@@ -33,8 +33,8 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
 pub use pair::{
-    PairConflict, PairFlushed, PairLatency, PairLeftover, PairLeftovers, PairLeftoversRequest,
-    PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
+    PairConflict, PairConflictDiff, PairConflictRequest, PairFlushed, PairLatency, PairLeftover,
+    PairLeftovers, PairLeftoversRequest, PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
 };
 pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,

@@ -166,3 +166,21 @@ pub struct PairLeftover {
     /// Why it could not be taken out.
     pub error: Option<String>,
 }
+
+/// Body of `POST /v1/pair/conflict`: one kept conflict of the checkout's pairing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairConflictRequest {
+    pub repo: String,
+    /// As `pair status` lists it.
+    pub refname: String,
+}
+
+/// Answer to `POST /v1/pair/conflict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairConflictDiff {
+    pub refname: String,
+    pub path: String,
+    /// Unified diff: `-` lines the agent's kept version, `+` lines the file now.
+    pub diff: String,
+}

@@ -21,6 +21,7 @@
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
 //! | POST | `/v1/pair/leftovers` | berth's lines left in `info/exclude` (`berth doctor`) |
+//! | POST | `/v1/pair/conflict` | a kept conflict and how it differs from the file now |
 //!
 //! The Unix socket is the local user's (its peer uid is checked). On a TCP listener every
 //! request passes [`auth::guard`]: a bearer token, or a console session with its `Host`,
@@ -101,7 +102,8 @@ pub fn router(shared: Arc<Shared>, tcp: Option<SocketAddr>) -> Router {
         .route("/v1/pair/status", post(pair::status))
         .route("/v1/pair/flush", post(pair::flush))
         .route("/v1/pair/stop", post(pair::stop))
-        .route("/v1/pair/leftovers", post(pair::leftovers));
+        .route("/v1/pair/leftovers", post(pair::leftovers))
+        .route("/v1/pair/conflict", post(pair::conflict));
     let router = match tcp {
         None => router
             .route("/v1/console/open", post(console::open))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use berth_proto::{
-    ErrorCode, PairFlushed, PairLeftovers, PairLeftoversRequest, PairRepo, PairStart, PairStatus,
-    PairStopped,
+    ErrorCode, PairConflictDiff, PairConflictRequest, PairFlushed, PairLeftovers,
+    PairLeftoversRequest, PairRepo, PairStart, PairStatus, PairStopped,
 };
 use hyper::StatusCode;
 
@@ -92,6 +92,48 @@ pub async fn stop(
 ) -> Result<Json<PairStopped>, ApiFailure> {
     let (pairings, root) = target(&shared, &req.repo)?;
     pairings.stop(&root).await.map(Json).map_err(failure)
+}
+
+/// A kept conflict of the open pairing and how it differs from the file now (the web console's
+/// pairing page). Only refs `pair status` lists are read.
+pub async fn conflict(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<PairConflictRequest>,
+) -> Result<Json<PairConflictDiff>, ApiFailure> {
+    let (pairings, root) = target(&shared, &req.repo)?;
+    let status = pairings.status(&root);
+    let found = status
+        .conflicts
+        .iter()
+        .find(|c| c.refname == req.refname)
+        .zip(status.agent_workspace.as_deref());
+    let Some((kept, workspace)) = found else {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("the pairing of {root} kept no conflict {}", req.refname),
+            Some("`berth pair status` lists the kept conflicts"),
+        ));
+    };
+    let (refname, path) = (kept.refname.clone(), kept.path.clone());
+    let ws = berth_git::Git::new(workspace);
+    let (r, p) = (refname.clone(), path.clone());
+    let diff = tokio::task::spawn_blocking(move || berth_git::pairing::conflict_diff(&ws, &r, &p))
+        .await
+        .map_err(|e| ApiFailure::internal(format!("the diff ended early: {e}")))?
+        .map_err(|e| {
+            ApiFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::GitFailed,
+                e.to_string(),
+                None,
+            )
+        })?;
+    Ok(Json(PairConflictDiff {
+        refname,
+        path,
+        diff,
+    }))
 }
 
 /// berth's lines left in `info/exclude` where no pairing is open (`berth doctor [--fix]`).

@@ -192,6 +192,29 @@ test('the page reconnects by itself after a daemon restart', async () => {
   await page.locator('tr[data-agent="after-restart"]').waitFor({ timeout: 5000 });
 });
 
+test('usable from the keyboard alone and readable at 200 % zoom', async () => {
+  await page.goto(`${origin}/`);
+  await page.locator('tr[data-agent="worker"]').waitFor();
+  // Tab reaches every control, in order; the skip link comes first.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  let reached = false;
+  for (let i = 0; i < 60 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() =>
+      document.activeElement.getAttribute('aria-label') === 'Stop worker');
+  }
+  assert.ok(reached, 'the Stop button of an agent is reached with Tab');
+  // 200 % zoom of a 1280×720 window is a 640×360 viewport in CSS pixels: nothing may need
+  // scrolling sideways except inside a table's own box.
+  await page.setViewportSize({ width: 640, height: 360 });
+  const overflow = await page.evaluate(() =>
+    document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the window at 200 %`);
+  await shot('overview-200-percent');
+  await page.setViewportSize({ width: 1280, height: 720 });
+});
+
 test('a request from another origin is refused even with the session cookie', async () => {
   // An attacker's page on the same host but another port: the same site, so the SameSite
   // cookie goes along; the Origin check is what refuses it.

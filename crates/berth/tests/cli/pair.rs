@@ -1200,6 +1200,27 @@ fn a_conflict_while_paused_keeps_the_agents_version() {
         "the agent's version"
     );
     assert_eq!(read(user, "a.txt").as_deref(), Some("the user's version\n"));
+    // The web console's pairing page shows it as a diff against the file now.
+    let client = berth_client::Client::unix(f.h.socket());
+    let ask = |refname: &str| {
+        let body = serde_json::json!({ "repo": user, "refname": refname });
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.post_json::<_, Value>("/v1/pair/conflict", &body))
+    };
+    let d = ask(&refname).unwrap();
+    assert_eq!(d["path"], "a.txt");
+    let diff = d["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("\n-the agent's version\n") && diff.contains("\n+the user's version\n"),
+        "{diff}"
+    );
+    match ask("refs/heads/main") {
+        Err(berth_client::ClientError::Api { status: 404, .. }) => {}
+        other => panic!("only kept conflicts are shown: {other:?}"),
+    }
     assert_eq!(read(user, "b.txt").as_deref(), Some("the agent's b\n"));
     assert_eq!(
         read(&ws, "run.sh").as_deref(),
