@@ -3,6 +3,7 @@
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
+mod cli;
 mod daemon;
 mod machine;
 mod pairing;

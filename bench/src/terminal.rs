@@ -145,20 +145,7 @@ struct Berth {
 
 impl Berth {
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.bin)
-            .env("BERTH_HOME", &self.home)
-            .current_dir(&self.repo)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(err)?;
-        if !out.status.success() {
-            return Err(format!(
-                "berth {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        crate::cli::berth(&self.bin, &self.home, &self.repo, args)
     }
 }
 

@@ -81,8 +81,8 @@ for (let i = 0; i < SAMPLES; i++) {
   berth('agent', running ? 'stop' : 'start', name);
   await page.waitForFunction(() => window.__changed, null, { timeout: 10000 });
   const shown = await page.evaluate(() => window.__changed);
-  const log = JSON.parse(berth('--json', 'events', '--agent', name));
-  const events = (log.events ?? log).filter((e) => e.kind === kind && e.subject === name);
+  const events = berth('--json', 'events', '--agent', name).trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((e) => e.kind === kind);
   const at = events[events.length - 1].time_ms;
   latencies.push(shown - at);
 }

@@ -15,6 +15,7 @@ const app = {
   source: null,     // the event stream
   retryMs: 500,
   lostSince: null,
+  prefetched: null, // the overview fetched at start, for the first page if it is the overview
 };
 
 // ---------------------------------------------------------------- DOM helpers
@@ -257,7 +258,8 @@ function overviewPage() {
   let data = null;
   const render = async () => {
     try {
-      data = await api('GET', '/v1/overview');
+      data = app.prefetched || await api('GET', '/v1/overview');
+      app.prefetched = null;
     } catch (e) {
       problem(`Cannot load the overview. ${e.message}`);
       return;
@@ -607,6 +609,7 @@ function eventsPage() {
 function route(event) {
   if (app.view) app.view.close();
   problem(null);
+  if (event) app.prefetched = null;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   let page = 'overview';
   if (parts[0] === 'agent' && parts.length === 3) {
@@ -631,10 +634,13 @@ function route(event) {
 
 async function start() {
   try {
-    const session = await api('GET', '/v1/console/session');
+    // Both at once: the overview is the first page's data and says where the event stream
+    // starts (its daemon status carries the last event's sequence number).
+    const [session, overview] = await Promise.all([
+      api('GET', '/v1/console/session'), api('GET', '/v1/overview')]);
     app.csrf = session.csrf;
-    const status = await api('GET', '/v1/status');
-    app.lastSeq = status.activity.last_event_seq;
+    app.lastSeq = overview.daemon.activity.last_event_seq;
+    app.prefetched = overview;
   } catch (e) {
     if (e.status !== 401) {
       connection('out', 'not connected');
