@@ -88,7 +88,24 @@ impl Drop for Scratch {
                 .args(["daemon", "stop", "--all"])
                 .output();
         }
-        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = remove_all(&self.root);
+    }
+}
+
+/// Removes the demo's directory. A keeper answers a stop once everything it kept is gone and
+/// ends itself a moment later, writing its last state as it goes: a removal that meets such a
+/// file is tried again for a while (two seconds at most).
+fn remove_all(root: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if tries < 40 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -223,8 +240,15 @@ pub fn run(_ctx: &Ctx) -> CliResult<i32> {
     for l in git(&checkout, &["status", "--short"])?.lines() {
         println!("  {l}");
     }
-    let root = s.root.display().to_string();
+    let root = s.root.clone();
     drop(s);
+    if root.exists() {
+        return Err(failed(format!(
+            "the demo is over, but {} could not be removed entirely; remove it yourself",
+            root.display()
+        )));
+    }
+    let root = root.display();
     println!(
         "\ncleaned up: the agent and the daemon are stopped and {root} is gone\n\
          try it on your own repository: `berth agent new NAME --cmd CMD`, then `berth pair NAME`"
