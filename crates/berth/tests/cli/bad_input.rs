@@ -91,6 +91,11 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
     ("POST", "/v1/daemon/shutdown", &["reason", "all"]),
     ("GET", "/v1/events", &[]),
     ("GET", "/v1/events/log", &[]),
+    ("GET", "/v1/overview", &[]),
+    ("GET", "/v1/agents/logs", &[]),
+    ("POST", "/v1/console/open", &[]),
+    ("POST", "/v1/console/logout-all", &[]),
+    ("POST", "/v1/pair/conflict", &["repo", "refname"]),
     (
         "POST",
         "/v1/agents/new",
@@ -367,7 +372,9 @@ fn random_requests_to_every_route_never_get_a_5xx_and_always_the_envelope() {
             return Ok(());
         }
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
-        let streaming = r.path.starts_with("/v1/events?") || r.path == "/v1/events";
+        let streaming = r.path.starts_with("/v1/events?")
+            || r.path == "/v1/events"
+            || r.path.starts_with("/v1/agents/logs?");
         let c = if streaming { &stream } else { &client };
         let resp = match rt.block_on(c.request(method, &r.path, r.body.clone())) {
             Ok(resp) => resp,
