@@ -135,6 +135,8 @@ pub const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX turns_item ON turns (item_id, id);
      CREATE INDEX turns_agent ON turns (project_id, agent, id);",
+    // 16: where an agent elsewhere lives (`berth agent new --on URL`; NULL: here).
+    "ALTER TABLE agents ADD COLUMN remote TEXT;",
 ];
 
 /// The newest schema version this build knows.
