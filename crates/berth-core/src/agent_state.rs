@@ -306,7 +306,13 @@ mod tests {
             .collect();
         assert_eq!(
             with,
-            ["starting", "running", "stopping", "unreachable", "unreachable"]
+            [
+                "starting",
+                "running",
+                "stopping",
+                "unreachable",
+                "unreachable"
+            ]
         );
     }
 

@@ -63,9 +63,15 @@ pub enum Call {
 pub enum KeeperLook {
     /// It was never started (or its files are gone).
     NotStarted,
-    Alive { pid: Option<u32>, started_ms: i64 },
+    Alive {
+        pid: Option<u32>,
+        started_ms: i64,
+    },
     /// Everything it kept ended.
-    Done { code: Option<i32>, success: bool },
+    Done {
+        code: Option<i32>,
+        success: bool,
+    },
     /// It is gone without saying it was done.
     Vanished,
 }
@@ -128,7 +134,13 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
                 .run(
                     Access::Write,
                     &[
-                        "clone", "--quiet", "--branch", &branch, "--", &bundle_arg, &ws_arg,
+                        "clone",
+                        "--quiet",
+                        "--branch",
+                        &branch,
+                        "--",
+                        &bundle_arg,
+                        &ws_arg,
                     ],
                 )
                 .map_err(git_failed)?;

@@ -140,7 +140,13 @@ pub fn create_elsewhere(
     let bundle_arg = bundle.display().to_string();
     project.run(
         Access::Write,
-        &["bundle", "create", "--quiet", &bundle_arg, &branch_ref(name)],
+        &[
+            "bundle",
+            "create",
+            "--quiet",
+            &bundle_arg,
+            &branch_ref(name),
+        ],
     )?;
     Ok(base_oid)
 }

@@ -138,14 +138,14 @@ impl Link {
         &self,
         f: impl FnOnce(&mut RemoteEndpoint) -> Result<T, LinkError>,
     ) -> Result<T, LinkError> {
-        let mut endpoint = self
-            .endpoint
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut endpoint = self.endpoint.lock().unwrap_or_else(PoisonError::into_inner);
         if endpoint.is_none() {
             *endpoint = Some(self.open().map_err(|e| LinkError::Unreachable {
                 cause: Unreachability::CannotConnect,
-                detail: format!("{e}{}", e.hint().map(|h| format!("; {h}")).unwrap_or_default()),
+                detail: format!(
+                    "{e}{}",
+                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
+                ),
             })?);
         }
         match endpoint.as_mut() {
@@ -193,8 +193,9 @@ impl Link {
                 HostCallError::Refused(why) => LinkError::Refused(why),
             })
         })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| LinkError::Refused(format!("an answer this berth does not understand: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            LinkError::Refused(format!("an answer this berth does not understand: {e}"))
+        })
     }
 
     /// Copies the local file `from` to `rel` under the agent's directory there (checked by
@@ -418,9 +419,11 @@ impl Supervisor {
                 if matches!(keeper, KeeperLook::Alive { .. }) {
                     self.apply(&k, Event::Reconnected);
                     self.with(&k, |rt| rt.unreachable = None);
-                    self.inner
-                        .events
-                        .record_about("agent.reachable", &rec.name, serde_json::json!({}));
+                    self.inner.events.record_about(
+                        "agent.reachable",
+                        &rec.name,
+                        serde_json::json!({}),
+                    );
                 }
             }
             match keeper {
@@ -429,7 +432,11 @@ impl Supervisor {
                 }
                 KeeperLook::Done { code, success } => {
                     self.with(&k, |rt| rt.unreachable = None);
-                    let exit = if success { Exit::Success } else { Exit::Failure };
+                    let exit = if success {
+                        Exit::Success
+                    } else {
+                        Exit::Failure
+                    };
                     self.mirror_remote_later(&rec);
                     self.on_exit(&rec, code, exit, started_ms).await;
                     return;
@@ -468,7 +475,9 @@ impl Supervisor {
         rec: &AgentRecord,
         extra: &[String],
     ) -> Result<(), LinkError> {
-        let link = self.link(rec).map_err(|e| LinkError::Refused(e.to_string()))?;
+        let link = self
+            .link(rec)
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
         let mut refs = vec![berth_git::workspace::branch_ref(&rec.name)];
         refs.extend(extra.iter().map(|id| berth_git::snapshot::refname(id)));
         let here = self.keeper_dir(rec).path().join(OUTGOING);
@@ -557,7 +566,9 @@ impl Supervisor {
             snapshot = Some(id);
         }
         let l = link.clone();
-        blocking(move || l.call(&Call::Remove)).await.map_err(fail)?;
+        blocking(move || l.call(&Call::Remove))
+            .await
+            .map_err(fail)?;
         // Nothing is connected to it any more; a container berth made for the agent goes.
         self.inner
             .links

@@ -261,8 +261,8 @@ async fn new_elsewhere(
         turn_timeout_ms: None,
         remote: Some(on.to_string()),
     };
-    let target = agents::place(on, &rec.project_root, &rec.name)
-        .map_err(|e| invalid(e.to_string()))?;
+    let target =
+        agents::place(on, &rec.project_root, &rec.name).map_err(|e| invalid(e.to_string()))?;
     rec.workspace = format!("{}/workspace on {on}", target.dir());
     let dir = svc.agents.keeper_dir(&rec);
     std::fs::create_dir_all(dir.path()).map_err(|e| ApiFailure::internal(e.to_string()))?;
@@ -423,9 +423,12 @@ async fn remove_elsewhere(
             )
         })?;
     match removed {
-        agents::Removal::Refused { dirty, commits } => Ok(Removal::Refused(
-            berth_git::workspace::Unsaved { dirty, commits },
-        )),
+        agents::Removal::Refused { dirty, commits } => {
+            Ok(Removal::Refused(berth_git::workspace::Unsaved {
+                dirty,
+                commits,
+            }))
+        }
         agents::Removal::Done(snapshot) => {
             let _one_at_a_time = svc.git.lock().await;
             let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());

@@ -261,12 +261,10 @@ impl<W: Write + Send + 'static> Served<W> {
             | Request::Chunk(_)
             | Request::End(_)
             | Request::Abort(_)
-            | Request::Host(_) => {
-                Response::Failed(Fault::Refused(format!(
-                    "a request out of turn: {}",
-                    request_name(&request)
-                )))
-            }
+            | Request::Host(_) => Response::Failed(Fault::Refused(format!(
+                "a request out of turn: {}",
+                request_name(&request)
+            ))),
         };
         Ok(send(&self.out, &[response])?)
     }

@@ -23,7 +23,10 @@ fn line(a: &AgentInfo) -> String {
         .map(|c| format!(" (exit {c})"))
         .unwrap_or_default();
     let place = a.branch.clone().unwrap_or_else(|| format!("({})", a.kind));
-    let on = a.on.as_deref().map(|o| format!(" on {o}")).unwrap_or_default();
+    let on =
+        a.on.as_deref()
+            .map(|o| format!(" on {o}"))
+            .unwrap_or_default();
     let why = a
         .unreachable
         .as_deref()
