@@ -50,7 +50,7 @@ pub fn place(on: &str, project: &str, name: &str) -> Result<Target, RemoteError>
             format!("{on}/~/.berth/agents/{slug}")
         }
     } else if ["docker://", "podman://"].iter().any(|s| on.starts_with(s)) {
-        if on.splitn(2, "://").nth(1).is_some_and(|r| r.contains("//")) {
+        if on.split_once("://").is_some_and(|(_, r)| r.contains("//")) {
             on.to_string()
         } else {
             format!("{on}//berth")
@@ -59,7 +59,7 @@ pub fn place(on: &str, project: &str, name: &str) -> Result<Target, RemoteError>
         .iter()
         .any(|s| on.starts_with(s))
     {
-        let rest = on.splitn(2, "://").nth(1).unwrap_or_default();
+        let rest = on.split_once("://").map_or("", |(_, r)| r);
         if rest.contains('/') {
             on.to_string()
         } else {
@@ -74,13 +74,13 @@ pub fn place(on: &str, project: &str, name: &str) -> Result<Target, RemoteError>
     let mut target = Target::parse(&url)?.ok_or_else(|| {
         RemoteError::BadTarget(format!("{on}: not a place berth can run an agent"))
     })?;
-    if let Target::Container(c) = &mut target {
-        if matches!(c.place, Place::Image(_)) {
-            c.name = Some(format!(
-                "berth-agent-{}",
-                digest(&[c.engine.program(), project, name])
-            ));
-        }
+    if let Target::Container(c) = &mut target
+        && matches!(c.place, Place::Image(_))
+    {
+        c.name = Some(format!(
+            "berth-agent-{}",
+            digest(&[c.engine.program(), project, name])
+        ));
     }
     Ok(target)
 }
@@ -415,16 +415,14 @@ impl Supervisor {
             };
             wait = LOOK_EVERY;
             append_log(&local_log, &log);
-            if let AgentState::Unreachable { .. } = self.state(&k) {
-                if matches!(keeper, KeeperLook::Alive { .. }) {
-                    self.apply(&k, Event::Reconnected);
-                    self.with(&k, |rt| rt.unreachable = None);
-                    self.inner.events.record_about(
-                        "agent.reachable",
-                        &rec.name,
-                        serde_json::json!({}),
-                    );
-                }
+            if let AgentState::Unreachable { .. } = self.state(&k)
+                && matches!(keeper, KeeperLook::Alive { .. })
+            {
+                self.apply(&k, Event::Reconnected);
+                self.with(&k, |rt| rt.unreachable = None);
+                self.inner
+                    .events
+                    .record_about("agent.reachable", &rec.name, serde_json::json!({}));
             }
             match keeper {
                 KeeperLook::Alive { pid, .. } => {
