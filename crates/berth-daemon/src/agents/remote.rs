@@ -181,8 +181,21 @@ impl Link {
         RemoteEndpoint::spawn(&self.label, launcher, u64::MAX)
     }
 
-    /// Makes `call` there (blocking).
+    /// Makes `call` there (blocking). A connection found broken is made again for one more
+    /// try: an operation someone asked for does not fail only because the link broke while
+    /// nothing used it.
     pub fn call(&self, call: &Call) -> Result<Answer, LinkError> {
+        match self.call_once(call) {
+            Err(LinkError::Unreachable {
+                cause: Unreachability::ConnectionLost | Unreachability::NotAnswering,
+                ..
+            }) => self.call_once(call),
+            other => other,
+        }
+    }
+
+    /// Makes `call` there once (blocking): the watch's looks, which report a broken link.
+    pub fn call_once(&self, call: &Call) -> Result<Answer, LinkError> {
         let request = serde_json::to_vec(call).map_err(|e| LinkError::Refused(e.to_string()))?;
         let bytes = self.with(|e| {
             e.host_call(request).map_err(|e| match e {
@@ -392,7 +405,7 @@ impl Supervisor {
             }
             let log_from = std::fs::metadata(&local_log).map_or(0, |m| m.len());
             let l = link.clone();
-            let look = blocking(move || l.call(&Call::Look { log_from })).await;
+            let look = blocking(move || l.call_once(&Call::Look { log_from })).await;
             let (keeper, log) = match look {
                 Ok(Answer::Look { keeper, log, .. }) => (keeper, log),
                 Ok(_) | Err(LinkError::Refused(_)) => continue,
