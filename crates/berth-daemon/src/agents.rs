@@ -57,6 +57,8 @@ struct Runtime {
     far_pid: Option<u32>,
     /// An agent elsewhere that cannot be reached: why, in words.
     unreachable: Option<String>,
+    /// An agent elsewhere this daemon has not reached yet since it started (re-attaching).
+    adopting: bool,
 }
 
 /// The daemon's view of every agent it knows, and what starts, stops and watches them. A cheap
@@ -219,6 +221,7 @@ impl Supervisor {
             not_ready: None,
             far_pid: None,
             unreachable: None,
+            adopting: false,
         });
         f(rt)
     }
@@ -658,13 +661,9 @@ impl Supervisor {
                     rt.state = AgentState::Unreachable {
                         cause: Unreachability::CannotConnect,
                     };
-                    rt.unreachable = Some("not looked at since the daemon started".into());
+                    rt.unreachable = Some("not reached yet since the daemon started".into());
+                    rt.adopting = true;
                 });
-                self.inner.events.record_about(
-                    "agent.adopted",
-                    &rec.name,
-                    serde_json::json!({ "on": rec.remote }),
-                );
                 tokio::spawn(self.clone().watch_remote(rec, now_ms()));
                 continue;
             }

@@ -411,7 +411,8 @@ impl Supervisor {
                 Ok(_) | Err(LinkError::Refused(_)) => continue,
                 Err(LinkError::Unreachable { cause, detail }) => {
                     let was = self.state(&k);
-                    if was == (AgentState::Unreachable { cause }) {
+                    let first = self.with(&k, |rt| std::mem::take(&mut rt.adopting));
+                    if was == (AgentState::Unreachable { cause }) && !first {
                         wait = (wait * 2).min(RETRY_AT_MOST);
                         continue;
                     }
@@ -429,20 +430,33 @@ impl Supervisor {
             wait = LOOK_EVERY;
             append_log(&local_log, &log);
             if let AgentState::Unreachable { .. } = self.state(&k)
-                && matches!(keeper, KeeperLook::Alive { .. })
+                && let KeeperLook::Alive { pid, .. } = keeper
             {
                 self.apply(&k, Event::Reconnected);
-                self.with(&k, |rt| rt.unreachable = None);
-                self.inner
-                    .events
-                    .record_about("agent.reachable", &rec.name, serde_json::json!({}));
+                let adopted = self.with(&k, |rt| {
+                    rt.unreachable = None;
+                    std::mem::take(&mut rt.adopting)
+                });
+                // The first look of a daemon that started again re-attaches to it.
+                let (kind, data) = if adopted {
+                    (
+                        "agent.adopted",
+                        serde_json::json!({ "on": rec.remote, "pid": pid }),
+                    )
+                } else {
+                    ("agent.reachable", serde_json::json!({}))
+                };
+                self.inner.events.record_about(kind, &rec.name, data);
             }
             match keeper {
                 KeeperLook::Alive { pid, .. } => {
                     self.with(&k, |rt| rt.far_pid = pid);
                 }
                 KeeperLook::Done { code, success } => {
-                    self.with(&k, |rt| rt.unreachable = None);
+                    self.with(&k, |rt| {
+                        rt.unreachable = None;
+                        rt.adopting = false;
+                    });
                     let exit = if success {
                         Exit::Success
                     } else {
@@ -453,7 +467,10 @@ impl Supervisor {
                     return;
                 }
                 KeeperLook::Vanished | KeeperLook::NotStarted => {
-                    self.with(&k, |rt| rt.unreachable = None);
+                    self.with(&k, |rt| {
+                        rt.unreachable = None;
+                        rt.adopting = false;
+                    });
                     self.apply(&k, Event::Vanished);
                     self.inner
                         .events

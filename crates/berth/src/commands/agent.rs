@@ -267,6 +267,17 @@ fn exec(a: &AgentInfo, command: &[String]) -> CliResult<i32> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::new(Kind::Usage, "no_command", "give the command after `--`"))?;
+    if let Some(on) = &a.on {
+        return Err(CliError::new(
+            Kind::Usage,
+            "agent_elsewhere",
+            format!(
+                "agent {} runs on {on}; `agent exec` runs commands here, in local workspaces",
+                a.name
+            ),
+        )
+        .hint("run it there (ssh, docker exec) in the agent's workspace"));
+    }
     let status = std::process::Command::new(program)
         .args(args)
         .current_dir(&a.workspace)

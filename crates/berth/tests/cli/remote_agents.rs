@@ -96,6 +96,20 @@ fn an_agent_over_ssh_runs_there_survives_a_cut_and_the_daemon_and_its_commits_co
         git(&ws, &["rev-parse", "HEAD"])
     );
 
+    // What works only on a local workspace says so, and changes nothing.
+    let exec = run_with(
+        &h,
+        p.path(),
+        &env,
+        &["agent", "exec", "worker", "--", "true"],
+    );
+    assert_eq!(exec.code, 2, "{exec}");
+    assert!(exec.stdout.contains(&format!("runs on {url}")), "{exec}");
+    let head = git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let pair = run_with(&h, p.path(), &env, &["pair", "worker"]);
+    assert_ne!(pair.code, 0, "{pair}");
+    assert_eq!(git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]), head);
+
     // Started: it runs there (this machine, so its pid can be looked at), its output comes here.
     run_with(&h, p.path(), &env, &["agent", "start", "worker"]).expect_code(0);
     let pid = {
@@ -159,6 +173,12 @@ fn an_agent_over_ssh_runs_there_survives_a_cut_and_the_daemon_and_its_commits_co
         let a = show(&h, p.path(), "worker");
         a["state"] == "running" && a["pid"].as_i64() == Some(i64::from(pid))
     });
+    let adopted = events_about(&h, "worker");
+    let adopted = adopted
+        .iter()
+        .rfind(|e| e["kind"] == "agent.adopted")
+        .unwrap();
+    assert_eq!(adopted["data"]["pid"], pid, "{adopted}");
 
     // Stopped: nothing of it runs there any more, and its commit is mirrored into the project.
     let stopped = run_with(&h, p.path(), &env, &["agent", "stop", "worker"]);
