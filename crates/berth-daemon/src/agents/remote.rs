@@ -247,13 +247,21 @@ impl Link {
     }
 }
 
-/// Runs `f` on a blocking thread.
+/// Runs `f` on a thread of its own. Not tokio's blocking pool: a call to a far side that went
+/// silent may take as long as the silence limit, and the runtime waits for its blocking tasks
+/// when the daemon shuts down; a thread of its own is simply left behind then.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LinkError> + Send + 'static,
 ) -> Result<T, LinkError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(LinkError::Refused(e.to_string())))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("berth-agent-link".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| LinkError::Refused(format!("cannot start a thread: {e}")))?;
+    rx.await
+        .unwrap_or_else(|_| Err(LinkError::Refused("the call's thread ended".into())))
 }
 
 /// What removing an agent elsewhere found.

@@ -725,10 +725,17 @@ fn an_agent_in_a_container_berth_makes_runs_there_gets_over_a_pause_and_goes_wit
         events.contains("agent.unreachable") && events.contains("not_answering"),
         "{events}"
     );
+    // The daemon stopped and started again meanwhile: the stop is not held up by the silent
+    // far side, and the new daemon re-attaches once the container answers again.
+    run(&["daemon", "stop"]).expect_code(0);
+    run(&["daemon", "start"]).expect_code(0);
+    assert_eq!(show()["state"], "unreachable");
     ok(&mut docker(&["unpause", &c]));
     wait_until("running again", Duration::from_secs(40), || {
         show()["state"] == "running"
     });
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(events.contains("agent.adopted"), "{events}");
     run(&["agent", "stop", "boxed"]).expect_code(0);
     // The container restarted: the volume kept the workspace.
     ok(&mut docker(&["restart", "--time", "1", &c]));
