@@ -296,3 +296,111 @@ fn read_log(path: &Path, from: u64) -> std::io::Result<(Vec<u8>, u64)> {
     file.take(LOG_PER_LOOK).read_to_end(&mut bytes)?;
     Ok((bytes, at))
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_sync::remote::Host;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn call(root: &Path, c: &Call) -> Result<Answer, String> {
+        let bytes = FarHost.call(root, &serde_json::to_vec(c).unwrap())?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn the_far_side_clones_reports_snapshots_bundles_and_removes_a_workspace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        git(&project, &["init", "-q", "-b", "main"]);
+        std::fs::write(project.join("README"), "hi\n").unwrap();
+        git(&project, &["add", "README"]);
+        git(&project, &["commit", "-qm", "first"]);
+        let p = Git::new(&project);
+        let bundle = tmp.path().join("b.bundle");
+        berth_git::workspace::create_elsewhere(&p, "x", "HEAD", &bundle).unwrap();
+        std::fs::copy(&bundle, root.join(INCOMING)).unwrap();
+
+        // Cloned on the agent's branch; the bundle it came in is gone; a second clone refused.
+        let branch = "berth/x".to_string();
+        call(
+            &root,
+            &Call::Clone {
+                branch: branch.clone(),
+            },
+        )
+        .unwrap();
+        let ws = root.join("workspace");
+        assert_eq!(git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]), "berth/x");
+        assert_eq!(git(&ws, &["remote"]), "");
+        assert!(!root.join(INCOMING).exists());
+        let again = call(&root, &Call::Clone { branch }).unwrap_err();
+        assert!(again.contains("already exists"), "{again}");
+
+        // Nothing started yet; nothing to stop.
+        let Answer::Look { keeper, log, .. } = call(&root, &Call::Look { log_from: 0 }).unwrap()
+        else {
+            panic!("a look")
+        };
+        assert_eq!((keeper, log.len()), (KeeperLook::NotStarted, 0));
+        let stop = Call::Stop {
+            grace_ms: None,
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            call(&root, &stop).unwrap(),
+            Answer::Stopped { killed: false, .. }
+        ));
+
+        // A commit and a draft there: the draft is dirty; a snapshot of it and the branch come
+        // back here in a bundle.
+        std::fs::write(ws.join("done.txt"), "done\n").unwrap();
+        git(&ws, &["add", "done.txt"]);
+        git(&ws, &["commit", "-qm", "made there"]);
+        std::fs::write(ws.join("draft.txt"), "draft\n").unwrap();
+        let Answer::Dirty(dirty) = call(&root, &Call::Dirty).unwrap() else {
+            panic!("dirty paths")
+        };
+        assert_eq!(dirty, ["draft.txt"]);
+        let snapshot = Call::Snapshot {
+            id: "s1".into(),
+            time_ms: 1,
+            reason: "test".into(),
+        };
+        call(&root, &snapshot).unwrap();
+        let refs = vec![
+            berth_git::workspace::branch_ref("x"),
+            berth_git::snapshot::refname("s1"),
+        ];
+        call(&root, &Call::Bundle { refs }).unwrap();
+        let back = root.join(OUTGOING).display().to_string();
+        berth_git::workspace::sync_refs_from(&p, &back, "x").unwrap();
+        berth_git::workspace::adopt_snapshot_from(&p, &back, "s1").unwrap();
+        assert_eq!(
+            git(&project, &["log", "-1", "--format=%s", "berth/x"]),
+            "made there"
+        );
+        let stash = format!("{}:draft.txt", berth_git::snapshot::refname("s1"));
+        assert_eq!(git(&project, &["show", &stash]), "draft");
+
+        // Removed: the workspace, the keeper's files and the bundles go; the directory stays.
+        call(&root, &Call::Remove).unwrap();
+        assert!(!ws.exists() && !root.join(OUTGOING).exists());
+        assert!(root.exists());
+        // Garbage is an error, never a panic.
+        assert!(FarHost.call(&root, b"{not json").is_err());
+    }
+}
