@@ -520,13 +520,15 @@ impl Supervisor {
         if let Some(parent) = here.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
+        // One mirror at a time, with the daemon's other git work: the bundle there and its
+        // copy here have one name each (a stop's mirror and `rm`'s may meet).
+        let _one_at_a_time = self.inner.git.lock().await;
         let to = here.clone();
         blocking(move || {
             link.call(&Call::Bundle { refs })?;
             link.download(OUTGOING, &to)
         })
         .await?;
-        let _one_at_a_time = self.inner.git.lock().await;
         let (project, name, ids) = (
             berth_git::Git::new(&rec.project_root),
             rec.name.clone(),

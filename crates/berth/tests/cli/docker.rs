@@ -751,3 +751,57 @@ fn an_agent_in_a_container_berth_makes_runs_there_gets_over_a_pause_and_goes_wit
     assert!(!volumes.contains(&c), "{volumes}");
     run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+#[ignore = "needs root: podman's containers here"]
+fn an_agent_in_a_podman_container_runs_there_and_goes_with_rm() {
+    crate::require_root("run podman containers");
+    let podman = Podman::new();
+    let h = home();
+    let conf = podman.conf().display().to_string();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let mut cmd = h.command(&all);
+        cmd.current_dir(p.path())
+            .env("CONTAINERS_STORAGE_CONF", &conf);
+        h.run_cmd(cmd)
+    };
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("podman://{IMAGE}");
+    run(&[
+        "agent",
+        "new",
+        "pod",
+        "--on",
+        &url,
+        "--cmd",
+        "echo in the pod on $(git rev-parse --abbrev-ref HEAD); exec sleep 300",
+    ])
+    .expect_code(0);
+    let names = || {
+        ok(&mut podman.command(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=berth.managed=1",
+        ]))
+    };
+    let c = names();
+    assert!(c.starts_with("berth-agent-"), "{c}");
+    run(&["agent", "start", "pod"]).expect_code(0);
+    wait_until("its output arrived here", Duration::from_secs(30), || {
+        h.run_in(p.path(), &["agent", "logs", "pod"])
+            .stdout
+            .contains("in the pod on berth/pod")
+    });
+    let shown = run(&["agent", "show", "pod"]);
+    assert_eq!(shown.json()["state"], "running", "{shown}");
+    run(&["agent", "stop", "pod"]).expect_code(0);
+    run(&["agent", "rm", "pod"]).expect_code(0);
+    assert_eq!(names(), "", "the container berth made for it is gone");
+    run(&["daemon", "stop"]).expect_code(0);
+}
