@@ -169,8 +169,9 @@ impl Link {
                 source,
             })?;
         if !out.status.success() {
-            return Err(RemoteError::Engine {
-                command: shown,
+            return Err(RemoteError::NotStarted {
+                name: self.label.clone(),
+                message: format!("cannot make {} there", self.target.dir()),
                 said: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }

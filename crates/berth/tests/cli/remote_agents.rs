@@ -237,3 +237,46 @@ fn an_agent_with_unsaved_work_there_is_kept_unless_forced_and_then_snapshotted_h
     );
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn an_agent_on_a_host_whose_key_is_unknown_is_refused_with_what_to_do_and_nothing_is_left() {
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config-unknown").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    let out = run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "stranger",
+            "--on",
+            &sshd.url(&dir),
+            "--cmd",
+            "true",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("Host key verification failed"), "{out}");
+    assert!(
+        out.stdout.contains("never accepts a host key by itself"),
+        "{out}"
+    );
+    assert!(!dir.exists(), "nothing was made there");
+    assert_eq!(
+        std::fs::read_to_string(sshd.file("unknown_hosts")).unwrap(),
+        "",
+        "the key was not added"
+    );
+    // Nothing is left here either: no branch, no agent.
+    assert_eq!(git(p.path(), &["branch", "--list", "berth/stranger"]), "");
+    assert_eq!(git(p.path(), &["for-each-ref", "refs/berth/agents/"]), "");
+    let listed = run_with(&h, p.path(), &env, &["agent", "list"]);
+    assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
