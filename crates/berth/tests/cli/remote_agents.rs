@@ -280,3 +280,72 @@ fn an_agent_on_a_host_whose_key_is_unknown_is_refused_with_what_to_do_and_nothin
     assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
+    let sshd = Sshd::start();
+    let h = home();
+    // An ssh that cannot connect while the file `blocked` exists, as with a host that is down.
+    let blocked = sshd.file("blocked");
+    let fake = sshd.file("fake-ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ -e '{blocked}' ]; then\n  echo 'ssh: connect to host 127.0.0.1: Connection refused' >&2\n  exit 255\nfi\nexec ssh -F '{config}' \"$@\"\n",
+            blocked = blocked.display(),
+            config = sshd.file("config").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = sshd.env("config").to_vec();
+    env[0].1 = fake.display().to_string();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    let ended = dir.join("ended");
+    run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "brief",
+            "--on",
+            &sshd.url(&dir),
+            "--cmd",
+            // It ends (code 3) once told to, by a file appearing next to its workspace.
+            "while [ ! -e ../ended ]; do sleep 0.1; done; exit 3",
+            "--start",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(show(&h, p.path(), "brief")["state"], "running");
+    // The host goes away: the connection cut, and no new one can be made.
+    std::fs::write(&blocked, "").unwrap();
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until("cannot connect", Duration::from_secs(30), || {
+        let a = show(&h, p.path(), "brief");
+        a["state"] == "unreachable"
+            && a["unreachable"].as_str().is_some_and(|u| {
+                u.starts_with("cannot_connect: ") && u.contains("Connection refused")
+            })
+    });
+    // Meanwhile it ends there; berth cannot know yet.
+    std::fs::write(&ended, "").unwrap();
+    wait_until("it ended there", Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.join("keeper/state.json"))
+            .is_ok_and(|s| s.contains("\"done\": true"))
+    });
+    assert_eq!(show(&h, p.path(), "brief")["state"], "unreachable");
+    // The host is back: berth finds out what became of it.
+    std::fs::remove_file(&blocked).unwrap();
+    wait_until("exited, with its code", Duration::from_secs(30), || {
+        let a = show(&h, p.path(), "brief");
+        a["state"] == "exited" && a["exit_code"] == 3
+    });
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
