@@ -805,3 +805,61 @@ fn an_agent_in_a_podman_container_runs_there_and_goes_with_rm() {
     assert_eq!(names(), "", "the container berth made for it is gone");
     run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn an_agent_in_a_container_of_yours_runs_there_and_rm_leaves_the_container_alone() {
+    crate::require_root("run a dockerd");
+    let name = format!("berth-test-agent-exec-{}", std::process::id());
+    ok(&mut docker(&[
+        "run",
+        "--detach",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        IDLE,
+    ]));
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    run(&[
+        "agent",
+        "new",
+        "guest",
+        "--on",
+        &format!("docker-exec://{name}/srv/guest"),
+        "--cmd",
+        "echo a guest in $(pwd); exec sleep 300",
+        "--start",
+    ])
+    .expect_code(0);
+    wait_until("its output arrived here", Duration::from_secs(30), || {
+        h.run_in(p.path(), &["agent", "logs", "guest"])
+            .stdout
+            .contains("a guest in /srv/guest/workspace")
+    });
+    run(&["agent", "stop", "guest"]).expect_code(0);
+    run(&["agent", "rm", "guest"]).expect_code(0);
+    assert_eq!(
+        exec(&name, "ls -A /srv/guest"),
+        "",
+        "its files there are gone"
+    );
+    // The container is yours: berth left it as it was, running.
+    assert_eq!(
+        ok(&mut docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &name
+        ])),
+        "true"
+    );
+    run(&["daemon", "stop"]).expect_code(0);
+    ok(&mut docker(&["rm", "--force", &name]));
+}
