@@ -52,8 +52,14 @@ pub enum Call {
         time_ms: i64,
         reason: String,
     },
-    /// Make [`OUTGOING`]: a bundle of `refs` (the agent's branch, snapshots).
-    Bundle { refs: Vec<String> },
+    /// Make [`OUTGOING`]: a bundle of those of `refs` (the agent's branch, snapshots) that are
+    /// not at `have` (a commit the project holds), leaving out the history `have` already
+    /// reaches when it can. Answered `Bundled` with the refs it holds, or `UpToDate` when
+    /// every ref is at `have` (no bundle is made then).
+    Bundle {
+        refs: Vec<String>,
+        have: Option<String>,
+    },
     /// Remove the workspace and the keeper's files.
     Remove,
 }
@@ -84,9 +90,11 @@ pub enum Answer {
         keeper: KeeperLook,
         /// New bytes of the output log (from `log_from`, or from 0 if the log is shorter now).
         log: Vec<u8>,
-        /// Where `log` begins.
-        log_at: u64,
     },
+    /// Every ref asked for is at `have`: nothing to bring.
+    UpToDate,
+    /// [`OUTGOING`] is made, holding these refs.
+    Bundled(Vec<String>),
     Stopped {
         killed: bool,
         code: Option<i32>,
@@ -153,7 +161,6 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
         Call::Start { spec } => start(root, spec).map(|keeper| Answer::Look {
             keeper,
             log: Vec::new(),
-            log_at: 0,
         }),
         Call::Look { log_from } => {
             let dir = keeper(root);
@@ -169,12 +176,8 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
                 },
                 Some(Look::Vanished) => KeeperLook::Vanished,
             };
-            let (log, log_at) = read_log(&dir.output(), log_from).unwrap_or_default();
-            Ok(Answer::Look {
-                keeper,
-                log,
-                log_at,
-            })
+            let log = read_log(&dir.output(), log_from).unwrap_or_default();
+            Ok(Answer::Look { keeper, log })
         }
         Call::Stop {
             grace_ms,
@@ -223,14 +226,40 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             berth_git::snapshot::capture(&Git::new(workspace(root)), opts).map_err(git_failed)?;
             Ok(Answer::Done)
         }
-        Call::Bundle { refs } => {
+        Call::Bundle { refs, have } => {
+            let ws = Git::new(workspace(root));
+            let mut new = Vec::new();
+            for r in refs {
+                let tip = berth_git::refs::resolve(&ws, &r).map_err(git_failed)?;
+                match tip {
+                    Some(t) if Some(&t) != have.as_ref() => new.push((r, t)),
+                    _ => {}
+                }
+            }
+            if new.is_empty() {
+                return Ok(Answer::UpToDate);
+            }
+            // Only what the project lacks — when `have` is known here and none of the tips is
+            // behind it (git leaves out of a bundle a ref its exclusions reach).
+            let mut known = None;
+            if let Some(h) = have {
+                let mut reaches_none = berth_git::refs::resolve(&ws, &format!("{h}^{{commit}}"))
+                    .is_ok_and(|c| c.is_some());
+                for (_, tip) in &new {
+                    if !reaches_none {
+                        break;
+                    }
+                    reaches_none =
+                        !berth_git::refs::is_ancestor(&ws, tip, &h).map_err(git_failed)?;
+                }
+                known = reaches_none.then(|| format!("^{h}"));
+            }
             let out = root.join(OUTGOING).display().to_string();
             let mut args = vec!["bundle", "create", "--quiet", out.as_str()];
-            args.extend(refs.iter().map(String::as_str));
-            Git::new(workspace(root))
-                .run(Access::Write, &args)
-                .map_err(git_failed)?;
-            Ok(Answer::Done)
+            args.extend(new.iter().map(|(r, _)| r.as_str()));
+            args.extend(known.as_deref());
+            ws.run(Access::Write, &args).map_err(git_failed)?;
+            Ok(Answer::Bundled(new.into_iter().map(|(r, _)| r).collect()))
         }
         Call::Remove => {
             for dir in [workspace(root), keeper(root).path().to_path_buf()] {
@@ -286,15 +315,15 @@ fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
 }
 
 /// The output log from `from` (from 0 if it is shorter now: it was rotated), at most
-/// [`LOG_PER_LOOK`] bytes; and where that begins.
-fn read_log(path: &Path, from: u64) -> std::io::Result<(Vec<u8>, u64)> {
+/// [`LOG_PER_LOOK`] bytes.
+fn read_log(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let at = if from > len { 0 } else { from };
     file.seek(SeekFrom::Start(at))?;
     let mut bytes = Vec::new();
     file.take(LOG_PER_LOOK).read_to_end(&mut bytes)?;
-    Ok((bytes, at))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -385,7 +414,36 @@ mod tests {
             berth_git::workspace::branch_ref("x"),
             berth_git::snapshot::refname("s1"),
         ];
-        call(&root, &Call::Bundle { refs }).unwrap();
+        // The project has the base: only what it lacks comes, and nothing when it lacks nothing.
+        let base = git(&project, &["rev-parse", "berth/x"]);
+        let bundle = Call::Bundle {
+            refs: refs.clone(),
+            have: Some(base.clone()),
+        };
+        assert!(matches!(call(&root, &bundle).unwrap(), Answer::Bundled(r) if r == refs));
+        let listed = git(&root, &["bundle", "list-heads", OUTGOING]);
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        let tip = git(&ws, &["rev-parse", "HEAD"]);
+        let only_branch = Call::Bundle {
+            refs: vec![berth_git::workspace::branch_ref("x")],
+            have: Some(tip),
+        };
+        assert!(matches!(
+            call(&root, &only_branch).unwrap(),
+            Answer::UpToDate
+        ));
+        // A snapshot alone, the branch being where the project has it: only the snapshot.
+        let tip = git(&ws, &["rev-parse", "HEAD"]);
+        let snapshot_only = Call::Bundle {
+            refs: refs.clone(),
+            have: Some(tip),
+        };
+        assert!(matches!(
+            call(&root, &snapshot_only).unwrap(),
+            Answer::Bundled(r) if r == [berth_git::snapshot::refname("s1")]
+        ));
+        // Put back the bundle of both, which the project fetches from below.
+        call(&root, &bundle).unwrap();
         let back = root.join(OUTGOING).display().to_string();
         berth_git::workspace::sync_refs_from(&p, &back, "x").unwrap();
         berth_git::workspace::adopt_snapshot_from(&p, &back, "s1").unwrap();

@@ -416,7 +416,7 @@ impl Supervisor {
             let l = link.clone();
             let look = blocking(move || l.call_once(&Call::Look { log_from })).await;
             let (keeper, log) = match look {
-                Ok(Answer::Look { keeper, log, .. }) => (keeper, log),
+                Ok(Answer::Look { keeper, log }) => (keeper, log),
                 Ok(_) | Err(LinkError::Refused(_)) => continue,
                 Err(LinkError::Unreachable { cause, detail }) => {
                     let was = self.state(&k);
@@ -524,12 +524,23 @@ impl Supervisor {
         // One mirror at a time, with the daemon's other git work: the bundle there and its
         // copy here have one name each (a stop's mirror and `rm`'s may meet).
         let _one_at_a_time = self.inner.git.lock().await;
+        let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
+        let have = tokio::task::spawn_blocking(move || {
+            berth_git::refs::resolve(&project, &berth_git::workspace::keep_alive_ref(&name))
+        })
+        .await
+        .map_err(|e| LinkError::Refused(e.to_string()))?
+        .map_err(|e| LinkError::Refused(e.to_string()))?;
         let to = here.clone();
-        blocking(move || {
-            link.call(&Call::Bundle { refs })?;
-            link.download(OUTGOING, &to)
+        let bundled = blocking(move || match link.call(&Call::Bundle { refs, have })? {
+            Answer::Bundled(refs) => link.download(OUTGOING, &to).map(|()| refs),
+            _ => Ok(Vec::new()),
         })
         .await?;
+        if bundled.is_empty() {
+            return Ok(());
+        }
+        let with_branch = bundled.contains(&berth_git::workspace::branch_ref(&rec.name));
         let (project, name, ids) = (
             berth_git::Git::new(&rec.project_root),
             rec.name.clone(),
@@ -537,11 +548,14 @@ impl Supervisor {
         );
         let source = here.display().to_string();
         let result = tokio::task::spawn_blocking(move || {
-            let mirrored = berth_git::workspace::sync_refs_from(&project, &source, &name);
             for id in &ids {
                 berth_git::workspace::adopt_snapshot_from(&project, &source, id)?;
             }
-            mirrored
+            if with_branch {
+                berth_git::workspace::sync_refs_from(&project, &source, &name)
+            } else {
+                Ok(berth_git::workspace::Mirror::UpToDate)
+            }
         })
         .await
         .map_err(|e| LinkError::Refused(e.to_string()))?;
