@@ -90,6 +90,13 @@ pub enum AgentError {
     Keeper { name: String, detail: String },
     #[error("cannot stop {name}: {detail}")]
     Stop { name: String, detail: String },
+    /// An agent elsewhere could not be reached, or its far side failed.
+    #[error("agent {name} on {on}: {detail}")]
+    Elsewhere {
+        name: String,
+        on: String,
+        detail: String,
+    },
 }
 
 /// Milliseconds since the epoch, as the restart tracker counts them.

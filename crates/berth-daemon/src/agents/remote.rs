@@ -285,18 +285,17 @@ impl Supervisor {
         if let Some(link) = links.get(&key(rec)) {
             return Ok(link.clone());
         }
-        let target = place(on, &rec.project_root, &rec.name).map_err(|e| AgentError::Keeper {
-            name: rec.name.clone(),
-            detail: e.to_string(),
-        })?;
+        let target = place(on, &rec.project_root, &rec.name)
+            .map_err(|e| Self::remote_error(rec, LinkError::Refused(e.to_string())))?;
         let link = Link::new(target, format!("agent {} ({on})", rec.name));
         links.insert(key(rec), link.clone());
         Ok(link)
     }
 
     fn remote_error(rec: &AgentRecord, e: LinkError) -> AgentError {
-        AgentError::Keeper {
+        AgentError::Elsewhere {
             name: rec.name.clone(),
+            on: rec.remote.clone().unwrap_or_default(),
             detail: e.to_string(),
         }
     }
@@ -376,22 +375,16 @@ impl Supervisor {
                 self.mirror_remote_later(rec);
                 Ok(killed)
             }
-            Ok(_) => Err(AgentError::Stop {
-                name: rec.name.clone(),
-                detail: "the far side answered out of turn".into(),
-            }),
-            Err(LinkError::Unreachable { cause, detail }) => {
+            Ok(_) => Err(Self::remote_error(
+                rec,
+                LinkError::Refused("the far side answered out of turn".into()),
+            )),
+            Err(e @ LinkError::Unreachable { cause, .. }) => {
                 self.apply(&k, Event::LinkLost(cause));
-                self.with(&k, |rt| rt.unreachable = Some(detail.clone()));
-                Err(AgentError::Stop {
-                    name: rec.name.clone(),
-                    detail: format!("it cannot be reached: {detail}"),
-                })
+                self.with(&k, |rt| rt.unreachable = Some(e.to_string()));
+                Err(Self::remote_error(rec, e))
             }
-            Err(e) => Err(AgentError::Stop {
-                name: rec.name.clone(),
-                detail: e.to_string(),
-            }),
+            Err(e) => Err(Self::remote_error(rec, e)),
         }
     }
 

@@ -38,8 +38,22 @@ fn db(e: berth_store::StoreError) -> ApiFailure {
 fn agent_failure(e: AgentError) -> ApiFailure {
     match e {
         AgentError::NoCommand(_) => invalid(e.to_string()),
+        AgentError::Elsewhere { .. } => unreachable_failure(e.to_string(), "nothing was changed"),
         _ => ApiFailure::internal(e.to_string()),
     }
+}
+
+/// An agent elsewhere that could not be reached, or whose far side failed; `what` says what
+/// became of the request.
+fn unreachable_failure(message: String, what: &str) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::AgentUnreachable,
+        message,
+        Some(&format!(
+            "{what}; check that the place is reachable (`ssh HOST true`, `docker ps`) and try again"
+        )),
+    )
 }
 
 pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
@@ -288,11 +302,9 @@ async fn new_elsewhere(
         let _one_at_a_time = svc.git.lock().await;
         let (project, name) = (git.clone(), rec.name.clone());
         let _ = tokio::task::spawn_blocking(move || workspace::forget(&project, &name, true)).await;
-        return Err(ApiFailure::new(
-            StatusCode::BAD_GATEWAY,
-            ErrorCode::StartFailed,
+        return Err(unreachable_failure(
             e.to_string(),
-            Some("check that the place is reachable (`ssh HOST true`, `docker ps`) and try again"),
+            "the agent was not created",
         ));
     }
     created_agent(svc, rec, req.start).await
@@ -414,14 +426,7 @@ async fn remove_elsewhere(
         .agents
         .remove_remote(rec, force, delete_branch)
         .await
-        .map_err(|e| {
-            ApiFailure::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::StartFailed,
-                e.to_string(),
-                Some("nothing was removed; check that the place is reachable and try again"),
-            )
-        })?;
+        .map_err(|e| unreachable_failure(e.to_string(), "nothing was removed"))?;
     match removed {
         agents::Removal::Refused { dirty, commits } => {
             Ok(Removal::Refused(berth_git::workspace::Unsaved {

@@ -262,6 +262,7 @@ fn an_agent_on_a_host_whose_key_is_unknown_is_refused_with_what_to_do_and_nothin
         ],
     );
     assert_eq!(out.code, 1, "{out}");
+    assert_eq!(out.json()["error"]["code"], "agent_unreachable", "{out}");
     assert!(out.stdout.contains("Host key verification failed"), "{out}");
     assert!(
         out.stdout.contains("never accepts a host key by itself"),
@@ -334,6 +335,12 @@ fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
                 u.starts_with("cannot_connect: ") && u.contains("Connection refused")
             })
     });
+    // A stop cannot reach it: said, and it stays as it was.
+    let stop = run_with(&h, p.path(), &env, &["agent", "stop", "brief"]);
+    assert_eq!(stop.code, 1, "{stop}");
+    assert_eq!(stop.json()["error"]["code"], "agent_unreachable", "{stop}");
+    assert!(stop.stdout.contains("Connection refused"), "{stop}");
+    assert_eq!(show(&h, p.path(), "brief")["state"], "unreachable");
     // Meanwhile it ends there; berth cannot know yet.
     std::fs::write(&ended, "").unwrap();
     wait_until("it ended there", Duration::from_secs(20), || {
