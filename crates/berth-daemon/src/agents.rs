@@ -153,6 +153,20 @@ fn policy(rec: &AgentRecord) -> RestartPolicy {
     rec.restart.parse().unwrap_or_default()
 }
 
+/// Whether the keeper `spawn_keeper` started for `dir` has reported: its state once it wrote
+/// it, what it said if it ended before that, `None` while neither happened yet.
+pub(crate) fn reported(
+    dir: &KeeperDir,
+    exited: &std::sync::mpsc::Receiver<std::process::ExitStatus>,
+) -> Option<Result<KeeperState, String>> {
+    if let Some(st) = read_state(dir) {
+        return Some(Ok(st));
+    }
+    exited.try_recv().ok()?;
+    let said = std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
+    Some(Err(said.trim().trim_start_matches("error: ").to_string()))
+}
+
 /// Starts a keeper for the spec in `dir`, detached (in a session of its own); the receiver
 /// says when it exits. Turns (`inbox.rs`) start theirs through here too.
 pub(crate) fn spawn_keeper(
@@ -398,11 +412,11 @@ impl Supervisor {
         let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
         // The keeper writes state.json once the child runs.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while read_state(&dir).is_none() {
-            if exited.try_recv().is_ok() {
-                let said =
-                    std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
-                return Err(fail(said.trim().trim_start_matches("error: ").to_string()));
+        loop {
+            match reported(&dir, &exited) {
+                Some(Ok(_)) => break,
+                Some(Err(said)) => return Err(fail(said)),
+                None => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(fail(

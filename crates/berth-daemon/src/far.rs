@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use berth_git::Git;
 use berth_git::git::Access;
 use berth_supervisor::keeper::control::{self, ControlError, Request};
-use berth_supervisor::keeper::read_state;
-use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec};
+use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
 use serde::{Deserialize, Serialize};
 
-use crate::agents::{Look, look, spawn_keeper};
+use crate::agents::{Look, look, reported, spawn_keeper};
 
 /// The bundle the daemon copies over to make the workspace from.
 pub const INCOMING: &str = ".berth-incoming.bundle";
@@ -114,6 +113,14 @@ impl berth_sync::remote::Host for FarHost {
     }
 }
 
+/// A keeper that runs, as the daemon is told.
+fn alive(st: &KeeperState) -> KeeperLook {
+    KeeperLook::Alive {
+        pid: st.child.map(|c| c.pid),
+        started_ms: st.started_ms,
+    }
+}
+
 fn workspace(root: &Path) -> PathBuf {
     root.join("workspace")
 }
@@ -166,10 +173,7 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             let dir = keeper(root);
             let keeper = match look(&dir) {
                 None => KeeperLook::NotStarted,
-                Some(Look::Alive(st)) => KeeperLook::Alive {
-                    pid: st.child.map(|c| c.pid),
-                    started_ms: st.started_ms,
-                },
+                Some(Look::Alive(st)) => alive(&st),
                 Some(Look::Done(st)) => KeeperLook::Done {
                     code: st.exit.and_then(|e| e.code),
                     success: st.exit.is_some_and(|e| e.success()),
@@ -280,10 +284,7 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
 fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
     let dir = keeper(root);
     if let Some(Look::Alive(st)) = look(&dir) {
-        return Ok(KeeperLook::Alive {
-            pid: st.child.map(|c| c.pid),
-            started_ms: st.started_ms,
-        });
+        return Ok(alive(&st));
     }
     let ws = workspace(root);
     spec.cwd = ws.clone();
@@ -297,15 +298,12 @@ fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
     let exited = spawn_keeper(&dir).map_err(fail)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(st) = read_state(&dir) {
-            return Ok(KeeperLook::Alive {
-                pid: st.child.map(|c| c.pid),
-                started_ms: st.started_ms,
-            });
-        }
-        if exited.try_recv().is_ok() {
-            let said = std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
-            return Err(said.trim().trim_start_matches("error: ").to_string());
+        match reported(&dir, &exited) {
+            Some(Ok(st)) => {
+                return Ok(alive(&st));
+            }
+            Some(Err(said)) => return Err(said),
+            None => {}
         }
         if Instant::now() >= deadline {
             return Err("the keeper there did not report within 10 s".into());
