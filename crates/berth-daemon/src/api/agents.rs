@@ -170,10 +170,6 @@ pub async fn new(
         ));
     }
     let (git, project_id) = project(store, &req.repo)?;
-    if let Some(on) = &req.on {
-        agents::place(on, &git.dir().display().to_string(), &req.name)
-            .map_err(|e| invalid(e.to_string()))?;
-    }
     if store.agent(project_id, &req.name).map_err(db)?.is_some() {
         return Err(ApiFailure::new(
             StatusCode::CONFLICT,

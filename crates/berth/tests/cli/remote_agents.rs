@@ -356,3 +356,32 @@ fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
     });
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_place_berth_cannot_run_an_agent_in_is_refused_before_anything_is_made() {
+    let h = home();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &[], &["daemon", "start"]).expect_code(0);
+    for on in ["ftp://box/x", "ssh://box:port", "docker://", "/just/a/path"] {
+        let out = run_with(
+            &h,
+            p.path(),
+            &[],
+            &["agent", "new", "nowhere", "--on", on, "--cmd", "true"],
+        );
+        assert_eq!(out.code, 2, "{on}: {out}");
+        assert_eq!(out.json()["error"]["code"], "invalid_agent", "{on}: {out}");
+    }
+    // What an agent elsewhere cannot have yet is refused by the CLI too.
+    let out = run_with(
+        &h,
+        p.path(),
+        &[],
+        &["agent", "new", "nowhere", "--on", "ssh://box", "--tty"],
+    );
+    assert_eq!(out.code, 2, "{out}");
+    assert_eq!(git(p.path(), &["branch", "--list", "berth/nowhere"]), "");
+    let listed = run_with(&h, p.path(), &[], &["agent", "list"]);
+    assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
+    run_with(&h, p.path(), &[], &["daemon", "stop"]).expect_code(0);
+}
