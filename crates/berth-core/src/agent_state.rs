@@ -11,7 +11,16 @@
 //!                       │ give up
 //!                       ▼
 //!                     failed          (any live state) ──vanished──▶ lost
+//!
+//!   starting/running/stopping ──link lost──▶ unreachable ──reconnected──▶ running
+//!                                               │ exit / vanished / stop: as from running
 //! ```
+//!
+//! `unreachable` is an agent on another machine or in a container (SPEC §10.4) whose keeper
+//! berth cannot reach right now: the agent may well run on (its keeper is over there, not
+//! here), so it still counts as having a process. It carries why ([`Unreachability`]); the
+//! daemon tries again by itself, and the first look that gets through says what became of the
+//! agent meanwhile (still running, exited, or vanished).
 //!
 //! The restart decision itself comes from `crate::restart`; this machine only records it.
 
@@ -40,6 +49,30 @@ pub enum AgentState {
     Failed,
     /// Vanished while nobody was watching (its keeper is gone).
     Lost,
+    /// Its keeper is elsewhere and cannot be reached now, for `cause`.
+    Unreachable { cause: Unreachability },
+}
+
+/// Why an agent elsewhere cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreachability {
+    /// The connection broke (the ssh or docker client ended, the stream closed).
+    ConnectionLost,
+    /// Nothing came from the far side for too long (a frozen host, a paused container).
+    NotAnswering,
+    /// A new connection could not be made (the host is down, the container stopped or paused).
+    CannotConnect,
+}
+
+impl Unreachability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unreachability::ConnectionLost => "connection_lost",
+            Unreachability::NotAnswering => "not_answering",
+            Unreachability::CannotConnect => "cannot_connect",
+        }
+    }
 }
 
 impl AgentState {
@@ -53,14 +86,19 @@ impl AgentState {
             AgentState::Backoff { .. } => "backoff",
             AgentState::Failed => "failed",
             AgentState::Lost => "lost",
+            AgentState::Unreachable { .. } => "unreachable",
         }
     }
 
-    /// Whether a process (and its keeper) should exist in this state.
+    /// Whether a process (and its keeper) should exist in this state (an unreachable one's
+    /// keeper is elsewhere and presumably runs on).
     pub fn has_process(self) -> bool {
         matches!(
             self,
-            AgentState::Starting | AgentState::Running | AgentState::Stopping
+            AgentState::Starting
+                | AgentState::Running
+                | AgentState::Stopping
+                | AgentState::Unreachable { .. }
         )
     }
 }
@@ -85,6 +123,10 @@ pub enum Event {
     BackoffElapsed,
     /// On daemon start, the keeper was not found (or not the same process).
     Vanished,
+    /// The keeper of an agent elsewhere could not be reached, for this cause.
+    LinkLost(Unreachability),
+    /// The keeper of an unreachable agent was reached again, and it runs.
+    Reconnected,
 }
 
 /// The transition function.
@@ -109,7 +151,17 @@ pub fn next(state: AgentState, event: Event) -> Result<AgentState, InvalidTransi
         (S::Stopping, E::Stop) => Ok(S::Stopping),
         // The exit a stop causes is not a crash: no restart decision applies.
         (S::Stopping, E::Exited { .. } | E::Gone) => Ok(S::Stopped),
-        (S::Starting | S::Running | S::Stopping, E::Vanished) => Ok(S::Lost),
+        (S::Starting | S::Running | S::Stopping | S::Unreachable { .. }, E::Vanished) => {
+            Ok(S::Lost)
+        }
+        // What became of the agent while it could not be reached: as if it had been running.
+        (S::Unreachable { .. }, E::Exited { code, decision }) => Ok(to_after_exit(code, decision)),
+        // A stop asked while unreachable is tried (and fails back here if it cannot reach it).
+        (S::Unreachable { .. }, E::Stop) => Ok(S::Stopping),
+        (S::Starting | S::Running | S::Stopping | S::Unreachable { .. }, E::LinkLost(cause)) => {
+            Ok(S::Unreachable { cause })
+        }
+        (S::Unreachable { .. }, E::Reconnected) => Ok(S::Running),
         // Stopping something already at rest is a no-op.
         (S::Stopped | S::Exited { .. } | S::Failed | S::Lost, E::Stop) => Ok(state),
         (state, event) => Err(InvalidTransition::new(state, event)),
@@ -140,6 +192,12 @@ mod tests {
             },
             S::Failed,
             S::Lost,
+            S::Unreachable {
+                cause: Unreachability::ConnectionLost,
+            },
+            S::Unreachable {
+                cause: Unreachability::NotAnswering,
+            },
         ]
     }
 
@@ -163,6 +221,10 @@ mod tests {
             E::Gone,
             E::BackoffElapsed,
             E::Vanished,
+            E::LinkLost(Unreachability::ConnectionLost),
+            E::LinkLost(Unreachability::NotAnswering),
+            E::LinkLost(Unreachability::CannotConnect),
+            E::Reconnected,
         ]
     }
 
@@ -171,20 +233,25 @@ mod tests {
         let at_rest = matches!(s, S::Stopped | S::Exited { .. } | S::Failed | S::Lost);
         let live = matches!(s, S::Starting | S::Running);
         let backoff = matches!(s, S::Backoff { .. });
+        let unreachable = matches!(s, S::Unreachable { .. });
         match e {
             E::Start if at_rest || backoff => Some(S::Starting),
             E::Ready if s == S::Starting => Some(S::Running),
-            E::Exited { code, decision } if live => Some(match decision {
+            E::Exited { code, decision } if live || unreachable => Some(match decision {
                 Decision::Stay => S::Exited { code },
                 Decision::Restart { attempt, at_ms } => S::Backoff { attempt, at_ms },
                 Decision::GiveUp => S::Failed,
             }),
             E::Exited { .. } | E::Gone if s == S::Stopping => Some(S::Stopped),
-            E::Stop if live || s == S::Stopping => Some(S::Stopping),
+            E::Stop if live || unreachable || s == S::Stopping => Some(S::Stopping),
             E::Stop if backoff => Some(S::Stopped),
             E::Stop if at_rest => Some(s),
             E::BackoffElapsed if backoff => Some(S::Starting),
-            E::Vanished if live || s == S::Stopping => Some(S::Lost),
+            E::Vanished if live || unreachable || s == S::Stopping => Some(S::Lost),
+            E::LinkLost(cause) if live || unreachable || s == S::Stopping => {
+                Some(S::Unreachable { cause })
+            }
+            E::Reconnected if unreachable => Some(S::Running),
             _ => None,
         }
     }
@@ -237,6 +304,39 @@ mod tests {
             .filter(|s| s.has_process())
             .map(|s| s.name())
             .collect();
-        assert_eq!(with, ["starting", "running", "stopping"]);
+        assert_eq!(
+            with,
+            [
+                "starting",
+                "running",
+                "stopping",
+                "unreachable",
+                "unreachable"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_link_makes_a_running_agent_unreachable_with_its_cause_until_it_is_back() {
+        let mut s = next(S::Running, E::LinkLost(Unreachability::NotAnswering)).unwrap();
+        assert_eq!(
+            s,
+            S::Unreachable {
+                cause: Unreachability::NotAnswering
+            }
+        );
+        assert_eq!(s.name(), "unreachable");
+        // Trying again fails differently: the cause follows.
+        s = next(s, E::LinkLost(Unreachability::CannotConnect)).unwrap();
+        assert_eq!(
+            s,
+            S::Unreachable {
+                cause: Unreachability::CannotConnect
+            }
+        );
+        assert_eq!(next(s, E::Reconnected).unwrap(), S::Running);
+        // An agent at rest is never unreachable: nothing of it runs to be reached.
+        assert!(next(S::Stopped, E::LinkLost(Unreachability::ConnectionLost)).is_err());
+        assert!(next(S::Running, E::Reconnected).is_err());
     }
 }

@@ -108,7 +108,7 @@ pub fn progress(wanted: Condition, state: AgentState, not_ready: Option<&NotRead
         (_, S::Stopped) => Progress::Failed(Shortfall::Stopped { wanted }),
         (C::Ready | C::Completed, S::Starting)
         | (C::Completed, S::Running)
-        | (_, S::Stopping | S::Backoff { .. }) => Progress::Waiting,
+        | (_, S::Stopping | S::Backoff { .. } | S::Unreachable { .. }) => Progress::Waiting,
     }
 }
 
@@ -136,6 +136,9 @@ mod tests {
             },
             S::Failed,
             S::Lost,
+            S::Unreachable {
+                cause: crate::agent_state::Unreachability::NotAnswering,
+            },
         ]
     }
 
@@ -173,6 +176,7 @@ started Exited { code: None } -> reached
 started Backoff { attempt: 1, at_ms: 5 } -> waiting
 started Failed -> failed: kept failing before it was started, until its restart budget was spent
 started Lost -> failed: vanished: its keeper is gone
+started Unreachable { cause: NotAnswering } -> waiting
 ready Stopped -> failed: was stopped (not by berth up) before it was ready
 ready Starting -> waiting
 ready Running -> reached
@@ -183,6 +187,7 @@ ready Exited { code: None } -> failed: was ended by a signal before it was ready
 ready Backoff { attempt: 1, at_ms: 5 } -> waiting
 ready Failed -> failed: kept failing before it was ready, until its restart budget was spent
 ready Lost -> failed: vanished: its keeper is gone
+ready Unreachable { cause: NotAnswering } -> waiting
 completed Stopped -> failed: was stopped (not by berth up) before it was completed
 completed Starting -> waiting
 completed Running -> waiting
@@ -193,6 +198,7 @@ completed Exited { code: None } -> failed: was ended by a signal before it was c
 completed Backoff { attempt: 1, at_ms: 5 } -> waiting
 completed Failed -> failed: kept failing before it was completed, until its restart budget was spent
 completed Lost -> failed: vanished: its keeper is gone
+completed Unreachable { cause: NotAnswering } -> waiting
 ";
         assert_eq!(table, expected);
     }

@@ -6,6 +6,13 @@
 //! `state.json` and talks to its socket — so the daemon can crash, stop or be upgraded and the
 //! agent runs on. On start, [`Supervisor::adopt_all`] trusts a keeper only if its pid *and* start time match
 //! what the keeper recorded; anything that should run but vanished is `lost`.
+//!
+//! An agent elsewhere (`--on`, [`remote`]) has its keeper over there: the same steps go through
+//! a link to the far side instead of the keeper's files and socket here.
+
+mod remote;
+
+pub use remote::{Removal, place};
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -14,7 +21,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_core::agent_state::{self, AgentState, Event};
+use berth_core::agent_state::{self, AgentState, Event, Unreachability};
 use berth_core::home::Home;
 use berth_core::probe::{NotReady, ProbeSpec, ProbeTracker, Verdict};
 use berth_core::restart::{Backoff, Decision, Exit, RestartPolicy, Tracker};
@@ -48,6 +55,12 @@ struct Runtime {
     not_ready: Option<NotReady>,
     /// How often the restart policy started it again since this daemon run began.
     restarts: u32,
+    /// An agent elsewhere: its process there, as last seen.
+    far_pid: Option<u32>,
+    /// An agent elsewhere that cannot be reached: why, in words.
+    unreachable: Option<String>,
+    /// An agent elsewhere this daemon has not reached yet since it started (re-attaching).
+    adopting: bool,
 }
 
 /// The daemon's view of every agent it knows, and what starts, stops and watches them. A cheap
@@ -66,6 +79,8 @@ struct Inner {
     events: Recorder,
     /// For mirroring an agent's commits after it stopped.
     git: GitLock,
+    /// The links to agents elsewhere.
+    links: Mutex<HashMap<Key, remote::Link>>,
 }
 
 /// Why an agent operation failed.
@@ -77,6 +92,13 @@ pub enum AgentError {
     Keeper { name: String, detail: String },
     #[error("cannot stop {name}: {detail}")]
     Stop { name: String, detail: String },
+    /// An agent elsewhere could not be reached, or its far side failed.
+    #[error("agent {name} on {on}: {detail}")]
+    Elsewhere {
+        name: String,
+        on: String,
+        detail: String,
+    },
 }
 
 /// Milliseconds since the epoch, as the restart tracker counts them.
@@ -133,6 +155,20 @@ fn policy(rec: &AgentRecord) -> RestartPolicy {
     rec.restart.parse().unwrap_or_default()
 }
 
+/// Whether the keeper `spawn_keeper` started for `dir` has reported: its state once it wrote
+/// it, what it said if it ended before that, `None` while neither happened yet.
+pub(crate) fn reported(
+    dir: &KeeperDir,
+    exited: &std::sync::mpsc::Receiver<std::process::ExitStatus>,
+) -> Option<Result<KeeperState, String>> {
+    if let Some(st) = read_state(dir) {
+        return Some(Ok(st));
+    }
+    exited.try_recv().ok()?;
+    let said = std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
+    Some(Err(said.trim().trim_start_matches("error: ").to_string()))
+}
+
 /// Starts a keeper for the spec in `dir`, detached (in a session of its own); the receiver
 /// says when it exits. Turns (`inbox.rs`) start theirs through here too.
 pub(crate) fn spawn_keeper(
@@ -180,6 +216,7 @@ impl Supervisor {
                 store,
                 events,
                 git,
+                links: Mutex::default(),
             }),
         }
     }
@@ -206,6 +243,9 @@ impl Supervisor {
             exit_code: None,
             not_ready: None,
             restarts: 0,
+            far_pid: None,
+            unreachable: None,
+            adopting: false,
         });
         f(rt)
     }
@@ -238,13 +278,30 @@ impl Supervisor {
     /// The agent as the API shows it.
     pub fn info(&self, rec: &AgentRecord) -> AgentInfo {
         let k = key(rec);
-        let (state, exit_code, restarts) =
-            self.with(&k, |rt| (rt.state, rt.exit_code, rt.restarts));
-        let keeper = state
-            .has_process()
+        let (state, exit_code, far_pid, unreachable, restarts) = self.with(&k, |rt| {
+            (
+                rt.state,
+                rt.exit_code,
+                rt.far_pid,
+                rt.unreachable.clone(),
+                rt.restarts,
+            )
+        });
+        let keeper = (rec.remote.is_none() && state.has_process())
             .then(|| read_state(&self.keeper_dir(rec)))
             .flatten();
-        let pid = keeper.as_ref().and_then(|s| s.child.map(|c| c.pid));
+        let pid = match &rec.remote {
+            Some(_) => state.has_process().then_some(far_pid).flatten(),
+            None => keeper.as_ref().and_then(|s| s.child.map(|c| c.pid)),
+        };
+        let unreachable = match state {
+            AgentState::Unreachable { cause } => Some(format!(
+                "{}: {}",
+                cause.name(),
+                unreachable.unwrap_or_default()
+            )),
+            _ => None,
+        };
         AgentInfo {
             kind: rec.kind.clone(),
             name: rec.name.clone(),
@@ -267,6 +324,8 @@ impl Supervisor {
                     .unwrap_or(berth_core::terminal::DEFAULT_SCROLLBACK as u32)
             }),
             turn: rec.turn.clone(),
+            on: rec.remote.clone(),
+            unreachable,
         }
     }
 
@@ -327,6 +386,11 @@ impl Supervisor {
         let mut env = rec.env.clone();
         env.insert("BERTH_AGENT".into(), rec.name.clone());
         env.insert("BERTH_WORKSPACE".into(), rec.workspace.clone());
+        if rec.remote.is_some() {
+            // Its working directory and BERTH_WORKSPACE are set over there.
+            let spec = keeper_spec(rec, command, env);
+            return self.start_remote(rec, spec).await;
+        }
         // The notify socket exists before the agent does, so `READY=1` can never be missed.
         let notify_path = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
@@ -350,24 +414,7 @@ impl Supervisor {
             ),
             None => None,
         };
-        let spec = KeeperSpec {
-            name: rec.name.clone(),
-            command,
-            cwd: PathBuf::from(&rec.workspace),
-            env,
-            stop_signal: rec.stop_signal.clone(),
-            stop_grace_ms: rec.stop_grace_ms,
-            log_max_bytes: 10 * 1024 * 1024,
-            log_keep: 3,
-            terminal: rec.tty.then_some(TerminalSpec {
-                rows: Size::DEFAULT.rows,
-                cols: Size::DEFAULT.cols,
-                scrollback: rec
-                    .scrollback
-                    .map_or(berth_core::terminal::DEFAULT_SCROLLBACK, |n| n as usize),
-            }),
-            stdin: None,
-        };
+        let spec = keeper_spec(rec, command, env);
         let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(e.to_string()))?;
         berth_control::files::write_atomically(&dir.spec(), &bytes)
             .map_err(|e| fail(e.to_string()))?;
@@ -375,11 +422,11 @@ impl Supervisor {
         let exited = spawn_keeper(&dir).map_err(|e| fail(e.to_string()))?;
         // The keeper writes state.json once the child runs.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while read_state(&dir).is_none() {
-            if exited.try_recv().is_ok() {
-                let said =
-                    std::fs::read_to_string(dir.path().join("keeper.err")).unwrap_or_default();
-                return Err(fail(said.trim().trim_start_matches("error: ").to_string()));
+        loop {
+            match reported(&dir, &exited) {
+                Some(Ok(_)) => break,
+                Some(Err(said)) => return Err(fail(said)),
+                None => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(fail(
@@ -485,32 +532,38 @@ impl Supervisor {
             } else {
                 Exit::Failure
             };
-            let now = now_ms();
-            let decision = self.with(&k, |rt| {
-                rt.exit_code = code;
-                rt.tracker
-                    .on_exit(policy(&rec), &Backoff::default(), exit, started_ms, now)
-            });
-            self.apply(&k, Event::Exited { code, decision });
             mirror_later(&self.inner.git, &self.inner.events, &rec);
-            self.inner.events.record_about(
-                "agent.exited",
-                &rec.name,
-                serde_json::json!({ "code": code, "decision": decision }),
-            );
-            if let Decision::Restart { at_ms, .. } = decision {
-                tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
-                if matches!(self.state(&k), AgentState::Backoff { .. }) {
-                    self.with(&k, |rt| {
-                        rt.state = AgentState::Stopped;
-                        rt.restarts += 1;
-                    });
-                    if let Err(e) = self.clone().start_again(rec.clone()).await {
-                        tracing::error!(agent = %rec.name, "restart failed: {e}");
-                    }
+            self.on_exit(&rec, code, exit, started_ms).await;
+            return;
+        }
+    }
+
+    /// An agent ended by itself: the restart policy decides, and a restart due is carried out.
+    async fn on_exit(&self, rec: &AgentRecord, code: Option<i32>, exit: Exit, started_ms: u64) {
+        let k = key(rec);
+        let now = now_ms();
+        let decision = self.with(&k, |rt| {
+            rt.exit_code = code;
+            rt.tracker
+                .on_exit(policy(rec), &Backoff::default(), exit, started_ms, now)
+        });
+        self.apply(&k, Event::Exited { code, decision });
+        self.inner.events.record_about(
+            "agent.exited",
+            &rec.name,
+            serde_json::json!({ "code": code, "decision": decision }),
+        );
+        if let Decision::Restart { at_ms, .. } = decision {
+            tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
+            if matches!(self.state(&k), AgentState::Backoff { .. }) {
+                self.with(&k, |rt| {
+                    rt.state = AgentState::Stopped;
+                    rt.restarts += 1;
+                });
+                if let Err(e) = self.clone().start_again(rec.clone()).await {
+                    tracing::error!(agent = %rec.name, "restart failed: {e}");
                 }
             }
-            return;
         }
     }
 
@@ -555,6 +608,13 @@ impl Supervisor {
         self.apply(&k, Event::Stop);
         if !before.has_process() {
             return Ok(false);
+        }
+        if rec.remote.is_some() {
+            let grace_ms = match how {
+                Request::Stop { grace_ms } => grace_ms,
+                _ => None,
+            };
+            return self.end_remote(rec, grace_ms).await;
         }
         let socket = self.keeper_dir(rec).socket();
         let timeout = Duration::from_millis(rec.stop_grace_ms) + Duration::from_secs(10);
@@ -628,6 +688,19 @@ impl Supervisor {
         };
         for rec in agents.into_iter().filter(|a| a.desired_running) {
             let k = key(&rec);
+            if rec.remote.is_some() {
+                // Its keeper is over there: unreachable until the first look gets through
+                // (then `running` again, or what became of it meanwhile).
+                self.with(&k, |rt| {
+                    rt.state = AgentState::Unreachable {
+                        cause: Unreachability::CannotConnect,
+                    };
+                    rt.unreachable = Some("not reached yet since the daemon started".into());
+                    rt.adopting = true;
+                });
+                tokio::spawn(self.clone().watch_remote(rec, now_ms()));
+                continue;
+            }
             match look(&self.keeper_dir(&rec)) {
                 Some(Look::Alive(st)) => {
                     self.with(&k, |rt| rt.state = AgentState::Running);
@@ -654,5 +727,31 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+/// The keeper's spec for `rec` running `command` with `env`, in its workspace.
+fn keeper_spec(
+    rec: &AgentRecord,
+    command: String,
+    env: std::collections::BTreeMap<String, String>,
+) -> KeeperSpec {
+    KeeperSpec {
+        name: rec.name.clone(),
+        command,
+        cwd: PathBuf::from(&rec.workspace),
+        env,
+        stop_signal: rec.stop_signal.clone(),
+        stop_grace_ms: rec.stop_grace_ms,
+        log_max_bytes: 10 * 1024 * 1024,
+        log_keep: 3,
+        terminal: rec.tty.then_some(TerminalSpec {
+            rows: Size::DEFAULT.rows,
+            cols: Size::DEFAULT.cols,
+            scrollback: rec
+                .scrollback
+                .map_or(berth_core::terminal::DEFAULT_SCROLLBACK, |n| n as usize),
+        }),
+        stdin: None,
     }
 }

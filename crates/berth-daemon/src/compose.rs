@@ -135,6 +135,7 @@ async fn define(
         turn_timeout_ms: spec
             .turn_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        remote: None,
     };
     store.put_agent(&rec)?;
     Ok(rec)

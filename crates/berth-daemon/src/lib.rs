@@ -48,6 +48,7 @@ pub mod console;
 pub mod database;
 pub mod debug_sync;
 pub mod failpoints;
+pub mod far;
 pub mod git_lock;
 pub mod ids;
 pub mod inbox;
@@ -73,9 +74,10 @@ pub fn run_keeper(dir: std::path::PathBuf) -> Result<(), berth_supervisor::keepe
 }
 
 /// `berth __endpoint ROOT`: serves one tree on standard input and output to a daemon at the
-/// other end of a byte stream (ssh, a pipe): `berth_sync::remote`'s protocol.
+/// other end of a byte stream (ssh, a pipe): `berth_sync::remote`'s protocol, with the far side
+/// of agents elsewhere ([`far`]) answering the daemon's host calls.
 pub fn run_endpoint(root: std::path::PathBuf) -> Result<(), berth_sync::remote::RemoteError> {
-    berth_sync::remote::serve_stdio(&root)
+    berth_sync::remote::serve_stdio(&root, &mut far::FarHost)
 }
 
 /// `berth __digest FILE`: the blake3 digest of a file in hex, with which a copy of berth just

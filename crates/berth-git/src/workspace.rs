@@ -53,19 +53,10 @@ pub enum WorkspaceError {
 /// Creates the workspace of agent `name` at `path`, on `berth/<name>` at `base` (any commit-ish
 /// of the project). Every precondition is checked before anything is created.
 pub fn create(project: &Git, path: &Path, name: &str, base: &str) -> Result<Git, WorkspaceError> {
-    let base_oid =
-        refs::resolve(project, base)?.ok_or_else(|| WorkspaceError::BadBase(base.into()))?;
     if path.exists() {
         return Err(WorkspaceError::PathExists(path.display().to_string()));
     }
-    if refs::resolve(project, &branch_ref(name))?.is_some() {
-        return Err(WorkspaceError::BranchExists {
-            branch: branch(name),
-        });
-    }
-    if refs::resolve(project, &keep_alive_ref(name))?.is_some() {
-        return Err(WorkspaceError::AgentExists(name.into()));
-    }
+    let base_oid = check_new(project, name, base)?;
     let top = project.query(&["rev-parse", "--show-toplevel"])?;
     let parent = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(|e| GitError::Parse {
@@ -108,21 +99,56 @@ pub fn create(project: &Git, path: &Path, name: &str, base: &str) -> Result<Git,
         Access::Write,
         &["reflog", "expire", "--expire=now", "--all"],
     )?;
-    refs::compare_and_swap(
-        project,
-        &keep_alive_ref(name),
-        None,
-        &base_oid,
-        "berth: agent created",
-    )?;
-    refs::compare_and_swap(
-        project,
-        &branch_ref(name),
-        None,
-        &base_oid,
-        "berth: agent created",
-    )?;
+    claim_refs(project, name, &base_oid)?;
     Ok(ws)
+}
+
+/// Checks that agent `name` can be made in `project` at `base`; returns the commit `base` names.
+fn check_new(project: &Git, name: &str, base: &str) -> Result<String, WorkspaceError> {
+    let base_oid =
+        refs::resolve(project, base)?.ok_or_else(|| WorkspaceError::BadBase(base.into()))?;
+    if refs::resolve(project, &branch_ref(name))?.is_some() {
+        return Err(WorkspaceError::BranchExists {
+            branch: branch(name),
+        });
+    }
+    if refs::resolve(project, &keep_alive_ref(name))?.is_some() {
+        return Err(WorkspaceError::AgentExists(name.into()));
+    }
+    Ok(base_oid)
+}
+
+/// The keep-alive ref and `berth/<name>` made at `oid` (create-only).
+fn claim_refs(project: &Git, name: &str, oid: &str) -> Result<(), WorkspaceError> {
+    for r in [keep_alive_ref(name), branch_ref(name)] {
+        refs::compare_and_swap(project, &r, None, oid, "berth: agent created")?;
+    }
+    Ok(())
+}
+
+/// For an agent whose workspace is elsewhere (SPEC §10.4): makes `berth/<name>` and its
+/// keep-alive ref at `base` in the project, and a bundle of that branch at `bundle` for the far
+/// side to clone. Returns the commit `base` named.
+pub fn create_elsewhere(
+    project: &Git,
+    name: &str,
+    base: &str,
+    bundle: &Path,
+) -> Result<String, WorkspaceError> {
+    let base_oid = check_new(project, name, base)?;
+    claim_refs(project, name, &base_oid)?;
+    let bundle_arg = bundle.display().to_string();
+    project.run(
+        Access::Write,
+        &[
+            "bundle",
+            "create",
+            "--quiet",
+            &bundle_arg,
+            &branch_ref(name),
+        ],
+    )?;
+    Ok(base_oid)
 }
 
 /// What happened to the project's copy of the agent's branch.
@@ -144,9 +170,16 @@ pub enum Mirror {
 /// Brings the agent's tip into the project: objects and keep-alive ref always, the branch by
 /// fast-forward only from where berth last put it.
 pub fn sync_refs(project: &Git, workspace: &Git, name: &str) -> Result<Mirror, WorkspaceError> {
+    let ws_top = workspace.query(&["rev-parse", "--show-toplevel"])?;
+    sync_refs_from(project, &ws_top, name)
+}
+
+/// [`sync_refs`] from any repository git can fetch from: a workspace's top level, or a bundle
+/// of the agent's branch an agent elsewhere sent.
+pub fn sync_refs_from(project: &Git, source: &str, name: &str) -> Result<Mirror, WorkspaceError> {
     let keep = keep_alive_ref(name);
     let last = refs::resolve(project, &keep)?;
-    let ws_top = workspace.query(&["rev-parse", "--show-toplevel"])?;
+    let ws_top = source;
     // Objects and the keep-alive ref in one step; `+` because the agent may rewrite history and
     // the project must still keep whatever the workspace now borrows.
     let refspec = format!("+{}:{keep}", branch_ref(name));
@@ -157,7 +190,7 @@ pub fn sync_refs(project: &Git, workspace: &Git, name: &str) -> Result<Mirror, W
             "--quiet",
             "--no-tags",
             "--no-write-fetch-head",
-            &ws_top,
+            ws_top,
             &refspec,
         ],
     )?;
@@ -216,11 +249,21 @@ pub fn unsaved(
         .iter()
         .map(|e| String::from_utf8_lossy(e.path()).into_owned())
         .collect();
+    Ok(Unsaved {
+        dirty,
+        commits: commits_unsaved(project, name, delete_branch)?,
+    })
+}
+
+/// Whether the agent's tip as last mirrored is on no project branch that survives removing it
+/// (with `delete_branch`, `berth/<name>` does not).
+pub fn commits_unsaved(
+    project: &Git,
+    name: &str,
+    delete_branch: bool,
+) -> Result<bool, WorkspaceError> {
     let Some(tip) = refs::resolve(project, &keep_alive_ref(name))? else {
-        return Ok(Unsaved {
-            dirty,
-            commits: false,
-        });
+        return Ok(false);
     };
     let holders = project.query(&[
         "for-each-ref",
@@ -229,16 +272,21 @@ pub fn unsaved(
         &tip,
         "refs/heads/",
     ])?;
-    let commits = !holders
+    Ok(!holders
         .lines()
-        .any(|r| !(delete_branch && r == branch_ref(name)));
-    Ok(Unsaved { dirty, commits })
+        .any(|r| !(delete_branch && r == branch_ref(name))))
 }
 
 /// Copies the workspace's snapshot `id` into the project (objects and ref), so removing the
 /// workspace cannot take it along.
 pub fn adopt_snapshot(project: &Git, ws: &Git, id: &str) -> Result<(), WorkspaceError> {
     let ws_top = ws.query(&["rev-parse", "--show-toplevel"])?;
+    adopt_snapshot_from(project, &ws_top, id)
+}
+
+/// [`adopt_snapshot`] from any repository git can fetch from (a bundle holding its ref).
+pub fn adopt_snapshot_from(project: &Git, source: &str, id: &str) -> Result<(), WorkspaceError> {
+    let ws_top = source;
     let r = crate::snapshot::refname(id);
     project.run(
         Access::Write,
@@ -247,7 +295,7 @@ pub fn adopt_snapshot(project: &Git, ws: &Git, id: &str) -> Result<(), Workspace
             "--quiet",
             "--no-tags",
             "--no-write-fetch-head",
-            &ws_top,
+            ws_top,
             &format!("{r}:{r}"),
         ],
     )?;
@@ -268,6 +316,12 @@ pub fn remove(
             detail: e.to_string(),
         })?;
     }
+    forget(project, name, delete_branch)
+}
+
+/// Deletes the agent's keep-alive ref (and with `delete_branch`, the project's branch): the
+/// project's side of [`remove`], also for an agent whose workspace was elsewhere.
+pub fn forget(project: &Git, name: &str, delete_branch: bool) -> Result<(), WorkspaceError> {
     let mut doomed = vec![keep_alive_ref(name)];
     if delete_branch {
         doomed.push(branch_ref(name));

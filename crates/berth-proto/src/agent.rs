@@ -40,6 +40,10 @@ pub struct AgentNew {
     /// How long a turn may run, in milliseconds (absent: 30 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn_timeout_ms: Option<u64>,
+    /// Where the agent lives if not here: `ssh://[user@]host[:port][/dir]`, `docker://IMAGE`,
+    /// `podman://IMAGE`, `docker-exec://CONTAINER[/dir]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
 }
 
 /// Body of `POST /v1/agents/show|start|stop`.
@@ -65,7 +69,8 @@ pub struct AgentInfo {
     pub restart: String,
     /// Readiness probe (CLI form), if any.
     pub ready: Option<String>,
-    /// `stopped`, `starting`, `running`, `stopping`, `exited`, `backoff`, `failed` or `lost`.
+    /// `stopped`, `starting`, `running`, `stopping`, `exited`, `backoff`, `failed`, `lost` or
+    /// `unreachable`.
     pub state: String,
     /// The agent process, while one runs.
     pub pid: Option<u32>,
@@ -88,6 +93,12 @@ pub struct AgentInfo {
     /// A turn agent's turn command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turn: Option<String>,
+    /// Where an agent elsewhere lives (`--on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// Why an `unreachable` agent cannot be reached: `CAUSE: detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
 }
 
 /// Answer to `POST /v1/agents/list`.

@@ -90,6 +90,8 @@ pub enum ErrorCode {
     NotCancellable,
     /// No turn with that id.
     TurnNotFound,
+    /// An agent elsewhere (`--on`) could not be reached, or its far side failed what was asked.
+    AgentUnreachable,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -174,6 +176,7 @@ impl ErrorCode {
             ErrorCode::ItemNotFound => "item_not_found",
             ErrorCode::NotCancellable => "not_cancellable",
             ErrorCode::TurnNotFound => "turn_not_found",
+            ErrorCode::AgentUnreachable => "agent_unreachable",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -240,6 +243,7 @@ mod tests {
             ErrorCode::ItemNotFound,
             ErrorCode::NotCancellable,
             ErrorCode::TurnNotFound,
+            ErrorCode::AgentUnreachable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

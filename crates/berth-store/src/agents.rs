@@ -40,12 +40,14 @@ pub struct AgentRecord {
     pub turn: Option<String>,
     /// How long a turn may run (`None`: the default).
     pub turn_timeout_ms: Option<u64>,
+    /// Where an agent elsewhere lives (`--on URL`); `None`: here, in `workspace`.
+    pub remote: Option<String>,
 }
 
 const SELECT: &str = "SELECT a.project_id, p.root, a.name, a.command, a.base, a.restart, a.env,
                              a.workspace, a.desired, a.created_ms, a.ready, a.kind,
                              a.stop_signal, a.stop_grace_ms, a.liveness, a.tty, a.scrollback,
-                             a.turn, a.turn_timeout_ms
+                             a.turn, a.turn_timeout_ms, a.remote
                       FROM agents a JOIN projects p ON p.id = a.project_id";
 
 impl Store {
@@ -81,8 +83,8 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO agents (project_id, name, command, base, restart, env, workspace, desired, created_ms, ready,
-                                     kind, stop_signal, stop_grace_ms, liveness, tty, scrollback, turn, turn_timeout_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                                     kind, stop_signal, stop_grace_ms, liveness, tty, scrollback, turn, turn_timeout_ms, remote)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                  ON CONFLICT (project_id, name) DO UPDATE SET
                      command = excluded.command, restart = excluded.restart, env = excluded.env,
                      ready = excluded.ready, kind = excluded.kind, stop_signal = excluded.stop_signal,
@@ -107,7 +109,8 @@ impl Store {
                     a.tty,
                     a.scrollback,
                     a.turn,
-                    a.turn_timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+                    a.turn_timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                    a.remote
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -191,6 +194,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AgentRecord, String)> {
         turn_timeout_ms: r
             .get::<_, Option<i64>>(18)?
             .map(|ms| u64::try_from(ms).unwrap_or(0)),
+        remote: r.get(19)?,
     };
     Ok((rec, r.get(6)?))
 }

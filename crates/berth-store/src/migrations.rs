@@ -147,6 +147,8 @@ pub const MIGRATIONS: &[&str] = &[
          key   TEXT PRIMARY KEY,
          value TEXT NOT NULL
      );",
+    // 14: where an agent elsewhere lives (`berth agent new --on URL`; NULL: here).
+    "ALTER TABLE agents ADD COLUMN remote TEXT;",
 ];
 
 /// The newest schema version this build knows.

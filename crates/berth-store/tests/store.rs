@@ -386,6 +386,7 @@ fn projects_register_once_and_agents_round_trip() {
         scrollback: None,
         turn: Some("cat >> seen".into()),
         turn_timeout_ms: Some(60_000),
+        remote: Some("ssh://box/srv/fixer".into()),
     };
     store.put_agent(&a).unwrap();
     // Putting it again updates its definition but never its workspace.

@@ -331,6 +331,11 @@ pub enum AgentCommand {
         /// With --turn: how long a turn may run before it is stopped (default 30m).
         #[arg(long, value_name = "DURATION", requires = "turn", value_parser = parse_duration)]
         turn_timeout: Option<Duration>,
+        /// Run it elsewhere: `ssh://[user@]host[:port][/dir]`, `docker://IMAGE`,
+        /// `podman://IMAGE` or `docker-exec://CONTAINER[/dir]`. Its workspace is made there
+        /// and it runs there under a keeper of its own, surviving the daemon and the connection.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["tty", "turn", "ready"])]
+        on: Option<String>,
     },
     /// List this repository's agents.
     List,

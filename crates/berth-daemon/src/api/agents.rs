@@ -38,8 +38,22 @@ fn db(e: berth_store::StoreError) -> ApiFailure {
 fn agent_failure(e: AgentError) -> ApiFailure {
     match e {
         AgentError::NoCommand(_) => invalid(e.to_string()),
+        AgentError::Elsewhere { .. } => unreachable_failure(e.to_string(), "nothing was changed"),
         _ => ApiFailure::internal(e.to_string()),
     }
+}
+
+/// An agent elsewhere that could not be reached, or whose far side failed; `what` says what
+/// became of the request.
+fn unreachable_failure(message: String, what: &str) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::AgentUnreachable,
+        message,
+        Some(&format!(
+            "{what}; check that the place is reachable (`ssh HOST true`, `docker ps`) and try again"
+        )),
+    )
 }
 
 pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
@@ -150,6 +164,11 @@ pub async fn new(
         }
         berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
     }
+    if req.on.is_some() && (req.tty || req.turn.is_some() || req.ready.is_some()) {
+        return Err(invalid(
+            "an agent elsewhere (--on) cannot yet have a terminal, turns or a readiness probe",
+        ));
+    }
     let (git, project_id) = project(store, &req.repo)?;
     if store.agent(project_id, &req.name).map_err(db)?.is_some() {
         return Err(ApiFailure::new(
@@ -161,36 +180,11 @@ pub async fn new(
     }
     let ws_path = svc.home.workspace(project_id, &req.name);
     let base = req.base.as_deref().unwrap_or("HEAD");
+    if let Some(on) = &req.on {
+        return new_elsewhere(svc, &req, git, project_id, on, base, restart, ready).await;
+    }
     let created = workspaces::create(&svc.git, &git, &ws_path, &req.name, base).await;
-    let base_oid = match created {
-        Ok(oid) => oid,
-        Err(e @ (CreateError::NoKeepAlive | CreateError::Interrupted(_))) => {
-            return Err(ApiFailure::internal(e.to_string()));
-        }
-        Err(CreateError::Workspace(
-            e @ (WorkspaceError::BadBase(_) | WorkspaceError::PathExists(_)),
-        )) => {
-            return Err(invalid(e.to_string()));
-        }
-        Err(CreateError::Workspace(
-            e @ (WorkspaceError::BranchExists { .. } | WorkspaceError::AgentExists(_)),
-        )) => {
-            return Err(ApiFailure::new(
-                StatusCode::CONFLICT,
-                ErrorCode::AgentExists,
-                e.to_string(),
-                None,
-            ));
-        }
-        Err(e) => {
-            return Err(ApiFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::GitFailed,
-                e.to_string(),
-                None,
-            ));
-        }
-    };
+    let base_oid = created.map_err(create_failure)?;
     let rec = AgentRecord {
         kind: "agent".into(),
         stop_signal: "SIGTERM".into(),
@@ -211,14 +205,121 @@ pub async fn new(
         scrollback: req.scrollback,
         turn: req.turn.clone(),
         turn_timeout_ms: req.turn_timeout_ms,
+        remote: None,
     };
+    created_agent(svc, rec, req.start).await
+}
+
+/// The API's failure for a workspace that could not be made.
+fn create_failure(e: CreateError) -> ApiFailure {
+    match e {
+        e @ (CreateError::NoKeepAlive | CreateError::Interrupted(_)) => {
+            ApiFailure::internal(e.to_string())
+        }
+        CreateError::Workspace(
+            e @ (WorkspaceError::BadBase(_) | WorkspaceError::PathExists(_)),
+        ) => invalid(e.to_string()),
+        CreateError::Workspace(
+            e @ (WorkspaceError::BranchExists { .. } | WorkspaceError::AgentExists(_)),
+        ) => ApiFailure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::AgentExists,
+            e.to_string(),
+            None,
+        ),
+        e => ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::GitFailed,
+            e.to_string(),
+            None,
+        ),
+    }
+}
+
+/// An agent elsewhere: its branch made here, a bundle of it copied there and cloned into its
+/// workspace. A failure there takes back the branch made here.
+#[allow(clippy::too_many_arguments)]
+async fn new_elsewhere(
+    svc: &crate::services::Services,
+    req: &AgentNew,
+    git: berth_git::Git,
+    project_id: i64,
+    on: &str,
+    base: &str,
+    restart: RestartPolicy,
+    ready: Option<String>,
+) -> Result<(StatusCode, Json<AgentInfo>), ApiFailure> {
+    let mut rec = AgentRecord {
+        kind: "agent".into(),
+        stop_signal: "SIGTERM".into(),
+        stop_grace_ms: agents::STOP_GRACE.as_millis() as u64,
+        project_id,
+        project_root: git.dir().display().to_string(),
+        name: req.name.clone(),
+        command: req.command.clone(),
+        base: String::new(),
+        restart: restart.as_str().to_string(),
+        env: req.env.clone(),
+        ready,
+        liveness: None,
+        workspace: String::new(),
+        desired_running: req.start,
+        created_ms: now_ms(),
+        tty: false,
+        scrollback: None,
+        turn: None,
+        turn_timeout_ms: None,
+        remote: Some(on.to_string()),
+    };
+    let target =
+        agents::place(on, &rec.project_root, &rec.name).map_err(|e| invalid(e.to_string()))?;
+    rec.workspace = format!("{}/workspace on {on}", target.dir());
+    let dir = svc.agents.keeper_dir(&rec);
+    std::fs::create_dir_all(dir.path()).map_err(|e| ApiFailure::internal(e.to_string()))?;
+    let bundle = dir.path().join("workspace.bundle");
+    let made = {
+        let _one_at_a_time = svc.git.lock().await;
+        let (project, name, base, bundle) = (
+            git.clone(),
+            rec.name.clone(),
+            base.to_string(),
+            bundle.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            workspace::create_elsewhere(&project, &name, &base, &bundle)
+        })
+        .await
+        .map_err(|e| ApiFailure::internal(e.to_string()))?
+    };
+    rec.base = made.map_err(|e| create_failure(CreateError::Workspace(e)))?;
+    let copied = svc.agents.create_remote(&rec, &bundle).await;
+    let _ = std::fs::remove_file(&bundle);
+    if let Err(e) = copied {
+        let _one_at_a_time = svc.git.lock().await;
+        let (project, name) = (git.clone(), rec.name.clone());
+        let _ = tokio::task::spawn_blocking(move || workspace::forget(&project, &name, true)).await;
+        return Err(unreachable_failure(
+            e.to_string(),
+            "the agent was not created",
+        ));
+    }
+    created_agent(svc, rec, req.start).await
+}
+
+/// Records a new agent and starts it if asked.
+async fn created_agent(
+    svc: &crate::services::Services,
+    rec: AgentRecord,
+    start: bool,
+) -> Result<(StatusCode, Json<AgentInfo>), ApiFailure> {
+    let store = &svc.store;
     store.put_agent(&rec).map_err(db)?;
     svc.events.record_about(
         "agent.created",
         &rec.name,
         serde_json::json!({ "project": rec.project_root, "base": rec.base }),
     );
-    if req.start {
+    if start {
         svc.agents.start(&rec).await.map_err(agent_failure)?;
     }
     Ok((StatusCode::CREATED, Json(svc.agents.info(&rec))))
@@ -309,6 +410,45 @@ pub async fn input(
     }))
 }
 
+/// An agent elsewhere removed: there (after its commits, and with `force` a snapshot, were
+/// brought here), then its refs here.
+async fn remove_elsewhere(
+    svc: &crate::services::Services,
+    rec: &AgentRecord,
+    force: bool,
+    delete_branch: bool,
+) -> Result<Removal, ApiFailure> {
+    let removed = svc
+        .agents
+        .remove_remote(rec, force, delete_branch)
+        .await
+        .map_err(|e| unreachable_failure(e.to_string(), "nothing was removed"))?;
+    match removed {
+        agents::Removal::Refused { dirty, commits } => {
+            Ok(Removal::Refused(berth_git::workspace::Unsaved {
+                dirty,
+                commits,
+            }))
+        }
+        agents::Removal::Done(snapshot) => {
+            let _one_at_a_time = svc.git.lock().await;
+            let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
+            tokio::task::spawn_blocking(move || workspace::forget(&project, &name, delete_branch))
+                .await
+                .map_err(|e| ApiFailure::internal(e.to_string()))?
+                .map_err(|e| {
+                    ApiFailure::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::GitFailed,
+                        e.to_string(),
+                        None,
+                    )
+                })?;
+            Ok(Removal::Done(snapshot))
+        }
+    }
+}
+
 /// What `rm` decided, on the blocking thread.
 enum Removal {
     Refused(berth_git::workspace::Unsaved),
@@ -326,7 +466,9 @@ pub async fn rm(
     store
         .set_desired(rec.project_id, &rec.name, false)
         .map_err(db)?;
-    let outcome = {
+    let outcome = if rec.remote.is_some() {
+        remove_elsewhere(svc, &rec, req.force, req.delete_branch).await?
+    } else {
         let rec = rec.clone();
         let (force, delete_branch) = (req.force, req.delete_branch);
         let _one_at_a_time = svc.git.lock().await;

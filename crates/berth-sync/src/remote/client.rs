@@ -221,6 +221,31 @@ impl RemoteEndpoint {
     }
 }
 
+/// How a [`RemoteEndpoint::host_call`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostCallError {
+    /// The far side could not be reached (the stream broke, or starting it again failed).
+    #[error("{0}")]
+    Link(String),
+    /// The far side was reached and refused the call, saying why.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl RemoteEndpoint {
+    /// Hands `request` to the far side's [`super::Host`] and returns its answer.
+    pub fn host_call(&mut self, request: Vec<u8>) -> Result<Vec<u8>, HostCallError> {
+        self.send(&[Request::Host(request)])
+            .map_err(HostCallError::Link)?;
+        match self.next() {
+            Ok(Response::Host(answer)) => Ok(answer),
+            Ok(Response::Failed(fault)) => Err(HostCallError::Refused(fault.to_string())),
+            Ok(other) => Err(HostCallError::Refused(unexpected(&other))),
+            Err(e) => Err(HostCallError::Link(e)),
+        }
+    }
+}
+
 /// Starts an endpoint with `launcher` and shakes hands with it; one that does not answer, or
 /// answers with another version, is repaired by the launcher if it can and started once more.
 fn open(
@@ -300,6 +325,7 @@ fn unexpected(r: &Response) -> String {
         Response::Failed(_) => "a failure",
         Response::Event(_) => "an event",
         Response::Alive => "a keepalive",
+        Response::Host(_) => "a host call's answer",
     };
     format!("the endpoint answered out of turn ({what})")
 }

@@ -9,8 +9,10 @@
 //!   network (`--network none`) and a named volume (the same name with `-work`) at `dir`, so a
 //!   restart or a new container keeps the tree; its process is an idle `sh` loop (the image
 //!   needs `sh` and `sleep`). A container that stopped is started again before each
-//!   connection. berth never removes it: `docker rm -f NAME` and `docker volume rm NAME-work`
-//!   do (all of them: `--filter label=berth.managed=1`). An image whose name holds a `/` ends
+//!   connection. berth removes one only when it was made for an agent (`berth agent new --on
+//!   docker://IMAGE`, named by the agent) and that agent is removed ([`ContainerTarget::remove_made`]);
+//!   others go with `docker rm -f NAME` and `docker volume rm NAME-work` (all of them:
+//!   `--filter label=berth.managed=1`). An image whose name holds a `/` ends
 //!   at `//`: `docker://ghcr.io/acme/tools:1//work`.
 //!
 //! podman here runs containers only with lower limits than its defaults (`--ulimit
@@ -53,6 +55,9 @@ pub struct ContainerTarget {
     pub place: Place,
     /// The absolute directory in the container.
     pub dir: String,
+    /// The name of a container berth makes, when its user names it (an agent's own container);
+    /// `None`: named after a digest of engine, image and dir.
+    pub name: Option<String>,
 }
 
 /// The idle process of a container berth makes: it ends at once on `docker stop`.
@@ -98,6 +103,7 @@ impl ContainerTarget {
             engine,
             place,
             dir: dir.to_string(),
+            name: None,
         }))
     }
 
@@ -106,6 +112,9 @@ impl ContainerTarget {
         match &self.place {
             Place::Exec(name) => name.clone(),
             Place::Image(image) => {
+                if let Some(name) = &self.name {
+                    return name.clone();
+                }
                 let key = format!("{}\0{image}\0{}", self.engine.program(), self.dir);
                 let digest = blake3::hash(key.as_bytes()).to_hex();
                 format!("berth-{}", &digest[..12])
@@ -165,6 +174,34 @@ impl ContainerTarget {
             Err(e) if self.running(&name)? != Some(true) => Err(e),
             Err(_) => Ok(()),
         }
+    }
+
+    /// Removes a container berth made and its volume (`agent rm` of the agent it was made for);
+    /// one without berth's label, or one berth did not make (`docker-exec://`), is left alone.
+    /// Returns whether there was one.
+    pub fn remove_made(&self) -> Result<bool, RemoteError> {
+        let Place::Image(_) = &self.place else {
+            return Ok(false);
+        };
+        let name = self.container();
+        let label = [
+            "container",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"berth.managed\"}}",
+            &name,
+        ];
+        match self.engine_run(&label) {
+            Ok(l) if l.trim() == "1" => {}
+            Ok(_) => return Ok(false),
+            Err(RemoteError::Engine { said, .. }) if said.to_lowercase().contains("no such") => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        self.engine_run(&["rm", "--force", &name])?;
+        self.engine_run(&["volume", "rm", "--force", &format!("{name}-work")])?;
+        Ok(true)
     }
 
     /// Whether the container runs (`None`: there is none of that name).

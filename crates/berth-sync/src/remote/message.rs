@@ -13,6 +13,7 @@
 //! | `RootIsEmpty` | `Empty` |
 //! | `Exclude`, `ForgetRules`, `Watch`, `Heartbeat` | `Done`, or `Failed` |
 //! | `GitFacts` | `GitFacts` |
+//! | `Host` (protocol 3) | `Host`, or `Failed` |
 //!
 //! Once the handshake is done, the endpoint also sends `Alive` every [`ALIVE_EVERY`], between
 //! any two frames, whatever it is doing: a far side from which nothing at all comes for a while
@@ -29,7 +30,7 @@ use crate::relpath::RelPath;
 use crate::scan::{ScanError, Warning};
 
 /// The protocol's version: both ends must speak the same one.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The version of berth speaking (told in the hellos, for messages).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -79,6 +80,9 @@ pub enum Request {
     /// What the worktree's git dir holds: its `HEAD`, and when each of `names` (relative to
     /// the git dir: `MERGE_HEAD`, `index.lock`, …) last changed, if it exists.
     GitFacts { names: Vec<String> },
+    /// Work for whoever runs the endpoint (the daemon's agents elsewhere: their keepers and
+    /// workspaces), opaque to the sync engine: handed to the endpoint's [`super::Host`].
+    Host(Vec<u8>),
 }
 
 /// What the endpoint sends.
@@ -108,6 +112,8 @@ pub enum Response {
     Event(Event),
     /// The endpoint still runs (sent every [`ALIVE_EVERY`]).
     Alive,
+    /// The answer of a [`Request::Host`].
+    Host(Vec<u8>),
 }
 
 /// A watch's news.

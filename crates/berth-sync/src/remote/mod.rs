@@ -42,10 +42,10 @@ mod serve;
 pub mod ssh;
 pub mod target;
 
-pub use client::{RemoteEndpoint, RemoteReader, RemoteWatch};
+pub use client::{HostCallError, RemoteEndpoint, RemoteReader, RemoteWatch};
 pub use error::RemoteError;
 pub use launch::Launcher;
-pub use serve::{serve, serve_stdio};
+pub use serve::{Host, NoHost, serve, serve_stdio, serve_with};
 
 #[cfg(test)]
 mod tests {

@@ -49,16 +49,42 @@ fn send<W: Write>(out: &Output<W>, responses: &[Response]) -> Result<(), FrameEr
     out.flush()
 }
 
-/// Serves `root` on this process's standard input and output.
-pub fn serve_stdio(root: &Path) -> Result<(), RemoteError> {
-    serve(root, std::io::stdin().lock(), std::io::stdout())
+/// Work the sync engine carries but does not understand ([`Request::Host`]): whoever runs the
+/// endpoint answers it (the daemon's agents elsewhere, `berth_daemon::far`).
+pub trait Host: Send {
+    /// The answer to `request`, for the tree at `root`; an error is sent back as a failure.
+    fn call(&mut self, root: &Path, request: &[u8]) -> Result<Vec<u8>, String>;
 }
 
-/// Serves `root` over `input` and `output` until `input` ends.
+/// An endpoint that only syncs: every host call is refused.
+pub struct NoHost;
+
+impl Host for NoHost {
+    fn call(&mut self, _root: &Path, _request: &[u8]) -> Result<Vec<u8>, String> {
+        Err("this endpoint only syncs".into())
+    }
+}
+
+/// Serves `root` on this process's standard input and output, with `host` answering host calls.
+pub fn serve_stdio(root: &Path, host: &mut dyn Host) -> Result<(), RemoteError> {
+    serve_with(root, std::io::stdin().lock(), std::io::stdout(), host)
+}
+
+/// Serves `root` over `input` and `output` until `input` ends, refusing host calls.
 pub fn serve<R: Read, W: Write + Send + 'static>(
     root: &Path,
     input: R,
     output: W,
+) -> Result<(), RemoteError> {
+    serve_with(root, input, output, &mut NoHost)
+}
+
+/// Serves `root` over `input` and `output` until `input` ends, with `host` answering host calls.
+pub fn serve_with<R: Read, W: Write + Send + 'static>(
+    root: &Path,
+    input: R,
+    output: W,
+    host: &mut dyn Host,
 ) -> Result<(), RemoteError> {
     let out: Output<W> = Arc::new(Mutex::new(FrameWriter::new(output)));
     let mut input = FrameReader::new(input);
@@ -119,6 +145,15 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
             Err(FrameError::Closed) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        if let Request::Host(call) = request {
+            let root = lock(&endpoint.scanner).root().to_path_buf();
+            let answer = match host.call(&root, &call) {
+                Ok(bytes) => Response::Host(bytes),
+                Err(why) => Response::Failed(Fault::Refused(why)),
+            };
+            send(&endpoint.out, &[answer])?;
+            continue;
+        }
         endpoint.answer(request, &mut input)?;
     }
 }
@@ -222,12 +257,14 @@ impl<W: Write + Send + 'static> Served<W> {
             Request::GitFacts { names } => {
                 Response::GitFacts(git_facts(lock(&self.scanner).root(), &names))
             }
-            Request::Hello { .. } | Request::Chunk(_) | Request::End(_) | Request::Abort(_) => {
-                Response::Failed(Fault::Refused(format!(
-                    "a request out of turn: {}",
-                    request_name(&request)
-                )))
-            }
+            Request::Hello { .. }
+            | Request::Chunk(_)
+            | Request::End(_)
+            | Request::Abort(_)
+            | Request::Host(_) => Response::Failed(Fault::Refused(format!(
+                "a request out of turn: {}",
+                request_name(&request)
+            ))),
         };
         Ok(send(&self.out, &[response])?)
     }

@@ -35,17 +35,30 @@ impl SshTarget {
             Some((u, h)) => (Some(u.to_string()), h),
             None => (None, authority),
         };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| bad("the port is not a number"))?,
-                ),
-            ),
-            None => (hostport, None),
+        // An IPv6 address is in brackets (`[::1]`, `[::1]:2222`), so its colons are not a port.
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(bracketed) => {
+                let (h, after) = bracketed
+                    .split_once(']')
+                    .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+                if h.is_empty() || !h.contains(':') {
+                    return Err(bad("only an IPv6 address goes in brackets"));
+                }
+                match after {
+                    "" => (h, None),
+                    p => (h, Some(port_of(p.strip_prefix(':').unwrap_or(p), &bad)?)),
+                }
+            }
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(port_of(p, &bad)?)),
+                None => (hostport, None),
+            },
         };
-        if host.is_empty() || host.starts_with('-') || user.as_deref().is_some_and(str::is_empty) {
+        if host.is_empty()
+            || host.starts_with('-')
+            || host.contains(['[', ']'])
+            || user.as_deref().is_some_and(str::is_empty)
+        {
             return Err(bad("no host"));
         }
         let dir = match path.strip_prefix("/~") {
@@ -91,6 +104,12 @@ impl SshTarget {
     }
 }
 
+/// A port number, or the error `bad` makes.
+fn port_of(p: &str, bad: &dyn Fn(&str) -> RemoteError) -> Result<u16, RemoteError> {
+    p.parse::<u16>()
+        .map_err(|_| bad("the port is not a number"))
+}
+
 /// `s` quoted for a POSIX shell.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -117,11 +136,29 @@ mod tests {
         let t = SshTarget::parse("ssh://box/~/src/x").unwrap().unwrap();
         assert_eq!((t.user, t.port, t.dir.as_str()), (None, None, "src/x"));
         assert!(SshTarget::parse("/local/dir").unwrap().is_none());
+        // IPv6 addresses, in brackets, with and without a port.
+        let t = SshTarget::parse("ssh://me@[::1]:2222/srv")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.user.as_deref(), t.host.as_str(), t.port, t.dir.as_str()),
+            (Some("me"), "::1", Some(2222), "/srv")
+        );
+        let t = SshTarget::parse("ssh://[fe80::1]/~/w").unwrap().unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.dir.as_str()),
+            ("fe80::1", None, "w")
+        );
         for bad in [
             "ssh://box",
             "ssh://:22/x",
             "ssh://box:port/x",
             "ssh://-oProxy=x/d",
+            "ssh://[::1/x",
+            "ssh://[]/x",
+            "ssh://[box]/x",
+            "ssh://[::1]x/d",
+            "ssh://[::1]:port/d",
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad}");
         }

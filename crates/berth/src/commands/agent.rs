@@ -23,7 +23,16 @@ fn line(a: &AgentInfo) -> String {
         .map(|c| format!(" (exit {c})"))
         .unwrap_or_default();
     let place = a.branch.clone().unwrap_or_else(|| format!("({})", a.kind));
-    format!("{:<20} {:<9}{pid}{code}  {place}", a.name, a.state)
+    let on =
+        a.on.as_deref()
+            .map(|o| format!(" on {o}"))
+            .unwrap_or_default();
+    let why = a
+        .unreachable
+        .as_deref()
+        .map(|u| format!("\n  unreachable {u}"))
+        .unwrap_or_default();
+    format!("{:<20} {:<9}{pid}{code}  {place}{on}{why}", a.name, a.state)
 }
 
 fn detail(a: &AgentInfo) -> String {
@@ -112,6 +121,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             scrollback,
             turn,
             turn_timeout,
+            on,
         } => {
             let req = AgentNew {
                 repo,
@@ -127,6 +137,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 turn,
                 turn_timeout_ms: turn_timeout
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                on,
             };
             let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
             emit(ctx.json, &a, |a| {
@@ -256,6 +267,17 @@ fn exec(a: &AgentInfo, command: &[String]) -> CliResult<i32> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::new(Kind::Usage, "no_command", "give the command after `--`"))?;
+    if let Some(on) = &a.on {
+        return Err(CliError::new(
+            Kind::Usage,
+            "agent_elsewhere",
+            format!(
+                "agent {} runs on {on}; `agent exec` runs commands here, in local workspaces",
+                a.name
+            ),
+        )
+        .hint("run it there (ssh, docker exec) in the agent's workspace"));
+    }
     let status = std::process::Command::new(program)
         .args(args)
         .current_dir(&a.workspace)

@@ -645,3 +645,221 @@ fn a_podman_container_berth_makes_runs_with_lowered_limits_and_gets_berth_instal
         "again"
     );
 }
+
+/// `berth --json ARGS` in `dir`, against the shared dockerd, with `env` too.
+fn agent_cmd(
+    h: &berth_testkit::TestHome,
+    dir: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> berth_testkit::Outcome {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let mut cmd = h.command(&all);
+    cmd.current_dir(dir)
+        .env("DOCKER_HOST", &dockerd().host)
+        .envs(env.iter().copied());
+    h.run_cmd(cmd)
+}
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn an_agent_in_a_container_berth_makes_runs_there_gets_over_a_pause_and_goes_with_rm() {
+    crate::require_root("run a dockerd");
+    let h = home();
+    let env = [("BERTH_REMOTE_SILENCE_MS", "3000")];
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &env, args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    let created = run(&[
+        "agent",
+        "new",
+        "boxed",
+        "--on",
+        &url,
+        "--cmd",
+        "echo in the box on $(git rev-parse --abbrev-ref HEAD); exec sleep 300",
+    ]);
+    created.expect_code(0);
+    // The agent's own container: berth's label, no network, its workspace on a volume.
+    let c = made_container("/berth");
+    assert!(c.starts_with("berth-agent-"), "{c}");
+    let inspected = ok(&mut docker(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"berth.managed\"}} {{.HostConfig.NetworkMode}} \
+         {{range .Mounts}}{{.Type}}{{end}}",
+        &c,
+    ]));
+    assert_eq!(inspected, "1 none volume");
+    assert_eq!(
+        exec(&c, "git -C /berth/workspace rev-parse --abbrev-ref HEAD"),
+        "berth/boxed"
+    );
+    run(&["agent", "start", "boxed"]).expect_code(0);
+    wait_until("its output arrived here", Duration::from_secs(30), || {
+        h.run_in(p.path(), &["agent", "logs", "boxed"])
+            .stdout
+            .contains("in the box on berth/boxed")
+    });
+    let show = || {
+        let out = run(&["agent", "show", "boxed"]);
+        out.expect_code(0);
+        out.json()
+    };
+    assert_eq!(show()["state"], "running");
+    // Paused: unreachable, not answering; unpaused: running again by itself.
+    ok(&mut docker(&["pause", &c]));
+    wait_until("unreachable while paused", Duration::from_secs(30), || {
+        show()["state"] == "unreachable"
+    });
+    let info = show();
+    let why = info["unreachable"].as_str().unwrap_or_default().to_string();
+    assert!(
+        why.starts_with("not_answering: ") || why.starts_with("cannot_connect: "),
+        "{info}"
+    );
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(
+        events.contains("agent.unreachable") && events.contains("not_answering"),
+        "{events}"
+    );
+    // The daemon stopped and started again meanwhile: the stop is not held up by the silent
+    // far side, and the new daemon re-attaches once the container answers again.
+    run(&["daemon", "stop"]).expect_code(0);
+    run(&["daemon", "start"]).expect_code(0);
+    assert_eq!(show()["state"], "unreachable");
+    ok(&mut docker(&["unpause", &c]));
+    wait_until("running again", Duration::from_secs(40), || {
+        show()["state"] == "running"
+    });
+    let events = h.run(&["--json", "events"]).stdout;
+    assert!(events.contains("agent.adopted"), "{events}");
+    run(&["agent", "stop", "boxed"]).expect_code(0);
+    // The container restarted: the volume kept the workspace.
+    ok(&mut docker(&["restart", "--time", "1", &c]));
+    assert_eq!(
+        exec(&c, "git -C /berth/workspace rev-parse --abbrev-ref HEAD"),
+        "berth/boxed"
+    );
+    // Removed: the container berth made for it and its volume go.
+    run(&["agent", "rm", "boxed"]).expect_code(0);
+    let left = ok(&mut docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(!left.lines().any(|n| n == c), "{left}");
+    let volumes = ok(&mut docker(&["volume", "ls", "--format", "{{.Name}}"]));
+    assert!(!volumes.contains(&c), "{volumes}");
+    run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+#[ignore = "needs root: podman's containers here"]
+fn an_agent_in_a_podman_container_runs_there_and_goes_with_rm() {
+    crate::require_root("run podman containers");
+    let podman = Podman::new();
+    let h = home();
+    let conf = podman.conf().display().to_string();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let mut cmd = h.command(&all);
+        cmd.current_dir(p.path())
+            .env("CONTAINERS_STORAGE_CONF", &conf);
+        h.run_cmd(cmd)
+    };
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("podman://{IMAGE}");
+    run(&[
+        "agent",
+        "new",
+        "pod",
+        "--on",
+        &url,
+        "--cmd",
+        "echo in the pod on $(git rev-parse --abbrev-ref HEAD); exec sleep 300",
+    ])
+    .expect_code(0);
+    let names = || {
+        ok(&mut podman.command(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=berth.managed=1",
+        ]))
+    };
+    let c = names();
+    assert!(c.starts_with("berth-agent-"), "{c}");
+    run(&["agent", "start", "pod"]).expect_code(0);
+    wait_until("its output arrived here", Duration::from_secs(30), || {
+        h.run_in(p.path(), &["agent", "logs", "pod"])
+            .stdout
+            .contains("in the pod on berth/pod")
+    });
+    let shown = run(&["agent", "show", "pod"]);
+    assert_eq!(shown.json()["state"], "running", "{shown}");
+    run(&["agent", "stop", "pod"]).expect_code(0);
+    run(&["agent", "rm", "pod"]).expect_code(0);
+    assert_eq!(names(), "", "the container berth made for it is gone");
+    run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn an_agent_in_a_container_of_yours_runs_there_and_rm_leaves_the_container_alone() {
+    crate::require_root("run a dockerd");
+    let name = format!("berth-test-agent-exec-{}", std::process::id());
+    ok(&mut docker(&[
+        "run",
+        "--detach",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        IDLE,
+    ]));
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    run(&[
+        "agent",
+        "new",
+        "guest",
+        "--on",
+        &format!("docker-exec://{name}/srv/guest"),
+        "--cmd",
+        "echo a guest in $(pwd); exec sleep 300",
+        "--start",
+    ])
+    .expect_code(0);
+    wait_until("its output arrived here", Duration::from_secs(30), || {
+        h.run_in(p.path(), &["agent", "logs", "guest"])
+            .stdout
+            .contains("a guest in /srv/guest/workspace")
+    });
+    run(&["agent", "stop", "guest"]).expect_code(0);
+    run(&["agent", "rm", "guest"]).expect_code(0);
+    assert_eq!(
+        exec(&name, "ls -A /srv/guest"),
+        "",
+        "its files there are gone"
+    );
+    // The container is yours: berth left it as it was, running.
+    assert_eq!(
+        ok(&mut docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &name
+        ])),
+        "true"
+    );
+    run(&["daemon", "stop"]).expect_code(0);
+    ok(&mut docker(&["rm", "--force", &name]));
+}

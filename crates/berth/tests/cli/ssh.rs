@@ -41,7 +41,7 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 /// An sshd on 127.0.0.1, killed when dropped, and a client configuration for it.
-struct Sshd {
+pub struct Sshd {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
@@ -55,7 +55,7 @@ impl Drop for Sshd {
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub fn start() -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: the ssh tests need openssh-server (scripts/test-deps installs \
@@ -160,7 +160,7 @@ impl Sshd {
     }
 
     /// `BERTH_SSH` and `BERTH_REMOTE_BIN` for a client using the configuration `config`.
-    fn env(&self, config: &str) -> [(String, String); 2] {
+    pub fn env(&self, config: &str) -> [(String, String); 2] {
         [
             (
                 "BERTH_SSH".to_string(),
@@ -174,12 +174,12 @@ impl Sshd {
     }
 
     /// A file of this server's and its clients' configuration.
-    fn file(&self, name: &str) -> PathBuf {
+    pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// The `ssh://` URL of `dir` on this server.
-    fn url(&self, dir: &Path) -> String {
+    pub fn url(&self, dir: &Path) -> String {
         format!("ssh://127.0.0.1:{}{}", self.port, dir.display())
     }
 }

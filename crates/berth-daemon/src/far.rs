@@ -1,0 +1,462 @@
+//! The far side of an agent elsewhere (SPEC §10.4): what `berth __endpoint DIR` does for the
+//! daemon's host calls (`berth_sync::remote::Host`), and the calls themselves, which the daemon
+//! makes through its [`crate::remote_agents`]. Both ends are this crate, so the calls are plain
+//! serde types (JSON inside the protocol's opaque `Host` frames).
+//!
+//! The agent's directory there (the endpoint's root) holds `workspace/` — a clone of the
+//! project's `berth/<name>`, made from a git bundle the daemon copied over the stream — and
+//! `keeper/`, the files of its keeper: the same keeper as locally, started by this endpoint
+//! (`agents::spawn_keeper`, in a session of its own), so the agent survives the connection and
+//! the daemon. The daemon looks at the keeper through [`Call::Look`] once a second, which also
+//! brings the new lines of its output log.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_git::Git;
+use berth_git::git::Access;
+use berth_supervisor::keeper::control::{self, ControlError, Request};
+use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
+use serde::{Deserialize, Serialize};
+
+use crate::agents::{Look, look, reported, spawn_keeper};
+
+/// The bundle the daemon copies over to make the workspace from.
+pub const INCOMING: &str = ".berth-incoming.bundle";
+/// The bundle the far side makes of the agent's commits for the daemon to fetch.
+pub const OUTGOING: &str = ".berth-outgoing.bundle";
+/// At most this much of the output log per look.
+const LOG_PER_LOOK: u64 = 256 * 1024;
+
+/// What the daemon asks of the far side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Call {
+    /// Clone the workspace from [`INCOMING`], on `branch`.
+    Clone { branch: String },
+    /// Start the agent under a keeper (its working directory: the workspace).
+    Start { spec: KeeperSpec },
+    /// How the keeper is, and its output log from byte `log_from` on.
+    Look { log_from: u64 },
+    /// Stop the agent (the keeper's own stop, as locally).
+    Stop {
+        grace_ms: Option<u64>,
+        timeout_ms: u64,
+    },
+    /// The workspace's uncommitted paths.
+    Dirty,
+    /// Save the workspace as snapshot `id` (kept in the workspace's refs).
+    Snapshot {
+        id: String,
+        time_ms: i64,
+        reason: String,
+    },
+    /// Make [`OUTGOING`]: a bundle of those of `refs` (the agent's branch, snapshots) that are
+    /// not at `have` (a commit the project holds), leaving out the history `have` already
+    /// reaches when it can. Answered `Bundled` with the refs it holds, or `UpToDate` when
+    /// every ref is at `have` (no bundle is made then).
+    Bundle {
+        refs: Vec<String>,
+        have: Option<String>,
+    },
+    /// Remove the workspace and the keeper's files.
+    Remove,
+}
+
+/// How the keeper is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeeperLook {
+    /// It was never started (or its files are gone).
+    NotStarted,
+    Alive {
+        pid: Option<u32>,
+        started_ms: i64,
+    },
+    /// Everything it kept ended.
+    Done {
+        code: Option<i32>,
+        success: bool,
+    },
+    /// It is gone without saying it was done.
+    Vanished,
+}
+
+/// What the far side answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    Done,
+    Look {
+        keeper: KeeperLook,
+        /// New bytes of the output log (from `log_from`, or from 0 if the log is shorter now).
+        log: Vec<u8>,
+    },
+    /// Every ref asked for is at `have`: nothing to bring.
+    UpToDate,
+    /// [`OUTGOING`] is made, holding these refs.
+    Bundled(Vec<String>),
+    Stopped {
+        killed: bool,
+        code: Option<i32>,
+    },
+    Dirty(Vec<String>),
+}
+
+/// The far side's host: answers [`Call`]s for the agent at the endpoint's root.
+pub struct FarHost;
+
+impl berth_sync::remote::Host for FarHost {
+    fn call(&mut self, root: &Path, request: &[u8]) -> Result<Vec<u8>, String> {
+        let call: Call = serde_json::from_slice(request)
+            .map_err(|e| format!("a call this berth does not understand: {e}"))?;
+        let answer = answer(root, call)?;
+        serde_json::to_vec(&answer).map_err(|e| e.to_string())
+    }
+}
+
+/// A keeper that runs, as the daemon is told.
+fn alive(st: &KeeperState) -> KeeperLook {
+    KeeperLook::Alive {
+        pid: st.child.map(|c| c.pid),
+        started_ms: st.started_ms,
+    }
+}
+
+fn workspace(root: &Path) -> PathBuf {
+    root.join("workspace")
+}
+
+fn keeper(root: &Path) -> KeeperDir {
+    KeeperDir(root.join("keeper"))
+}
+
+fn git_failed(e: impl std::fmt::Display) -> String {
+    format!("git on the far side: {e}")
+}
+
+fn answer(root: &Path, call: Call) -> Result<Answer, String> {
+    match call {
+        Call::Clone { branch } => {
+            let ws = workspace(root);
+            if ws.exists() {
+                return Err(format!(
+                    "{} already exists there; choose another directory or agent name",
+                    ws.display()
+                ));
+            }
+            let bundle = root.join(INCOMING);
+            let (bundle_arg, ws_arg) = (bundle.display().to_string(), ws.display().to_string());
+            Git::new(root)
+                .run(
+                    Access::Write,
+                    &[
+                        "clone",
+                        "--quiet",
+                        "--branch",
+                        &branch,
+                        "--",
+                        &bundle_arg,
+                        &ws_arg,
+                    ],
+                )
+                .map_err(git_failed)?;
+            Git::new(&ws)
+                .run(Access::Write, &["remote", "remove", "origin"])
+                .map_err(git_failed)?;
+            let _ = std::fs::remove_file(&bundle);
+            Ok(Answer::Done)
+        }
+        Call::Start { spec } => start(root, spec).map(|keeper| Answer::Look {
+            keeper,
+            log: Vec::new(),
+        }),
+        Call::Look { log_from } => {
+            let dir = keeper(root);
+            let keeper = match look(&dir) {
+                None => KeeperLook::NotStarted,
+                Some(Look::Alive(st)) => alive(&st),
+                Some(Look::Done(st)) => KeeperLook::Done {
+                    code: st.exit.and_then(|e| e.code),
+                    success: st.exit.is_some_and(|e| e.success()),
+                },
+                Some(Look::Vanished) => KeeperLook::Vanished,
+            };
+            let log = read_log(&dir.output(), log_from).unwrap_or_default();
+            Ok(Answer::Look { keeper, log })
+        }
+        Call::Stop {
+            grace_ms,
+            timeout_ms,
+        } => {
+            let socket = keeper(root).socket();
+            let timeout = Duration::from_millis(timeout_ms);
+            match control::request(&socket, &Request::Stop { grace_ms }, timeout) {
+                Ok(resp) => Ok(Answer::Stopped {
+                    killed: resp.killed,
+                    code: resp.state.exit.and_then(|e| e.code),
+                }),
+                // Gone already (it finished between the daemon's look and this stop).
+                Err(ControlError::Io { .. }) => Ok(Answer::Stopped {
+                    killed: false,
+                    code: None,
+                }),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Call::Dirty => {
+            let ws = workspace(root);
+            if !ws.exists() {
+                return Ok(Answer::Dirty(Vec::new()));
+            }
+            let st = berth_git::status::status(&Git::new(&ws), false).map_err(git_failed)?;
+            Ok(Answer::Dirty(
+                st.entries
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(e.path()).into_owned())
+                    .collect(),
+            ))
+        }
+        Call::Snapshot {
+            id,
+            time_ms,
+            reason,
+        } => {
+            let opts = berth_git::snapshot::CaptureOptions {
+                id,
+                time_ms,
+                reason,
+                message: None,
+                pairing: None,
+            };
+            berth_git::snapshot::capture(&Git::new(workspace(root)), opts).map_err(git_failed)?;
+            Ok(Answer::Done)
+        }
+        Call::Bundle { refs, have } => {
+            let ws = Git::new(workspace(root));
+            let mut new = Vec::new();
+            for r in refs {
+                let tip = berth_git::refs::resolve(&ws, &r).map_err(git_failed)?;
+                match tip {
+                    Some(t) if Some(&t) != have.as_ref() => new.push((r, t)),
+                    _ => {}
+                }
+            }
+            if new.is_empty() {
+                return Ok(Answer::UpToDate);
+            }
+            // Only what the project lacks — when `have` is known here and none of the tips is
+            // behind it (git leaves out of a bundle a ref its exclusions reach).
+            let mut known = None;
+            if let Some(h) = have {
+                let mut reaches_none = berth_git::refs::resolve(&ws, &format!("{h}^{{commit}}"))
+                    .is_ok_and(|c| c.is_some());
+                for (_, tip) in &new {
+                    if !reaches_none {
+                        break;
+                    }
+                    reaches_none =
+                        !berth_git::refs::is_ancestor(&ws, tip, &h).map_err(git_failed)?;
+                }
+                known = reaches_none.then(|| format!("^{h}"));
+            }
+            let out = root.join(OUTGOING).display().to_string();
+            let mut args = vec!["bundle", "create", "--quiet", out.as_str()];
+            args.extend(new.iter().map(|(r, _)| r.as_str()));
+            args.extend(known.as_deref());
+            ws.run(Access::Write, &args).map_err(git_failed)?;
+            Ok(Answer::Bundled(new.into_iter().map(|(r, _)| r).collect()))
+        }
+        Call::Remove => {
+            for dir in [workspace(root), keeper(root).path().to_path_buf()] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+                }
+            }
+            for file in [INCOMING, OUTGOING] {
+                let _ = std::fs::remove_file(root.join(file));
+            }
+            Ok(Answer::Done)
+        }
+    }
+}
+
+/// Starts the keeper with `spec`, working in the workspace; waits until it reports.
+fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
+    let dir = keeper(root);
+    if let Some(Look::Alive(st)) = look(&dir) {
+        return Ok(alive(&st));
+    }
+    let ws = workspace(root);
+    spec.cwd = ws.clone();
+    spec.env
+        .insert("BERTH_WORKSPACE".into(), ws.display().to_string());
+    let fail = |e: std::io::Error| format!("cannot start the keeper there: {e}");
+    std::fs::create_dir_all(dir.path()).map_err(fail)?;
+    let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
+    berth_control::files::write_atomically(&dir.spec(), &bytes).map_err(fail)?;
+    let _ = std::fs::remove_file(dir.state());
+    let exited = spawn_keeper(&dir).map_err(fail)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reported(&dir, &exited) {
+            Some(Ok(st)) => {
+                return Ok(alive(&st));
+            }
+            Some(Err(said)) => return Err(said),
+            None => {}
+        }
+        if Instant::now() >= deadline {
+            return Err("the keeper there did not report within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The output log from `from` (from 0 if it is shorter now: it was rotated), at most
+/// [`LOG_PER_LOOK`] bytes.
+fn read_log(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let at = if from > len { 0 } else { from };
+    file.seek(SeekFrom::Start(at))?;
+    let mut bytes = Vec::new();
+    file.take(LOG_PER_LOOK).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_sync::remote::Host;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn call(root: &Path, c: &Call) -> Result<Answer, String> {
+        let bytes = FarHost.call(root, &serde_json::to_vec(c).unwrap())?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn the_far_side_clones_reports_snapshots_bundles_and_removes_a_workspace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        git(&project, &["init", "-q", "-b", "main"]);
+        std::fs::write(project.join("README"), "hi\n").unwrap();
+        git(&project, &["add", "README"]);
+        git(&project, &["commit", "-qm", "first"]);
+        let p = Git::new(&project);
+        let bundle = tmp.path().join("b.bundle");
+        berth_git::workspace::create_elsewhere(&p, "x", "HEAD", &bundle).unwrap();
+        std::fs::copy(&bundle, root.join(INCOMING)).unwrap();
+
+        // Cloned on the agent's branch; the bundle it came in is gone; a second clone refused.
+        let branch = "berth/x".to_string();
+        call(
+            &root,
+            &Call::Clone {
+                branch: branch.clone(),
+            },
+        )
+        .unwrap();
+        let ws = root.join("workspace");
+        assert_eq!(git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]), "berth/x");
+        assert_eq!(git(&ws, &["remote"]), "");
+        assert!(!root.join(INCOMING).exists());
+        let again = call(&root, &Call::Clone { branch }).unwrap_err();
+        assert!(again.contains("already exists"), "{again}");
+
+        // Nothing started yet; nothing to stop.
+        let Answer::Look { keeper, log, .. } = call(&root, &Call::Look { log_from: 0 }).unwrap()
+        else {
+            panic!("a look")
+        };
+        assert_eq!((keeper, log.len()), (KeeperLook::NotStarted, 0));
+        let stop = Call::Stop {
+            grace_ms: None,
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            call(&root, &stop).unwrap(),
+            Answer::Stopped { killed: false, .. }
+        ));
+
+        // A commit and a draft there: the draft is dirty; a snapshot of it and the branch come
+        // back here in a bundle.
+        std::fs::write(ws.join("done.txt"), "done\n").unwrap();
+        git(&ws, &["add", "done.txt"]);
+        git(&ws, &["commit", "-qm", "made there"]);
+        std::fs::write(ws.join("draft.txt"), "draft\n").unwrap();
+        let Answer::Dirty(dirty) = call(&root, &Call::Dirty).unwrap() else {
+            panic!("dirty paths")
+        };
+        assert_eq!(dirty, ["draft.txt"]);
+        let snapshot = Call::Snapshot {
+            id: "s1".into(),
+            time_ms: 1,
+            reason: "test".into(),
+        };
+        call(&root, &snapshot).unwrap();
+        let refs = vec![
+            berth_git::workspace::branch_ref("x"),
+            berth_git::snapshot::refname("s1"),
+        ];
+        // The project has the base: only what it lacks comes, and nothing when it lacks nothing.
+        let base = git(&project, &["rev-parse", "berth/x"]);
+        let bundle = Call::Bundle {
+            refs: refs.clone(),
+            have: Some(base.clone()),
+        };
+        assert!(matches!(call(&root, &bundle).unwrap(), Answer::Bundled(r) if r == refs));
+        let listed = git(&root, &["bundle", "list-heads", OUTGOING]);
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        let tip = git(&ws, &["rev-parse", "HEAD"]);
+        let only_branch = Call::Bundle {
+            refs: vec![berth_git::workspace::branch_ref("x")],
+            have: Some(tip),
+        };
+        assert!(matches!(
+            call(&root, &only_branch).unwrap(),
+            Answer::UpToDate
+        ));
+        // A snapshot alone, the branch being where the project has it: only the snapshot.
+        let tip = git(&ws, &["rev-parse", "HEAD"]);
+        let snapshot_only = Call::Bundle {
+            refs: refs.clone(),
+            have: Some(tip),
+        };
+        assert!(matches!(
+            call(&root, &snapshot_only).unwrap(),
+            Answer::Bundled(r) if r == [berth_git::snapshot::refname("s1")]
+        ));
+        // Put back the bundle of both, which the project fetches from below.
+        call(&root, &bundle).unwrap();
+        let back = root.join(OUTGOING).display().to_string();
+        berth_git::workspace::sync_refs_from(&p, &back, "x").unwrap();
+        berth_git::workspace::adopt_snapshot_from(&p, &back, "s1").unwrap();
+        assert_eq!(
+            git(&project, &["log", "-1", "--format=%s", "berth/x"]),
+            "made there"
+        );
+        let stash = format!("{}:draft.txt", berth_git::snapshot::refname("s1"));
+        assert_eq!(git(&project, &["show", &stash]), "draft");
+
+        // Removed: the workspace, the keeper's files and the bundles go; the directory stays.
+        call(&root, &Call::Remove).unwrap();
+        assert!(!ws.exists() && !root.join(OUTGOING).exists());
+        assert!(root.exists());
+        // Garbage is an error, never a panic.
+        assert!(FarHost.call(&root, b"{not json").is_err());
+    }
+}

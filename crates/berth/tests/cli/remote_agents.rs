@@ -1,0 +1,387 @@
+//! Agents elsewhere (`berth agent new --on URL`) over real transports: an `sshd` of the test's
+//! own on 127.0.0.1 (`super::ssh::Sshd`), the far side running the binary under test. The
+//! agent's workspace is made there from a bundle of its branch, it runs there under a keeper of
+//! its own, survives a cut connection (unreachable with the cause, then running again by
+//! itself) and a daemon killed with SIGKILL (re-attached), and its commits reach the project.
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_testkit::{TestHome, alive, git, repo, wait_until};
+
+use super::remote::kill_where;
+use super::ssh::Sshd;
+use crate::home;
+
+/// `berth --json ARGS` in `dir` with `env`.
+fn run_with(
+    h: &TestHome,
+    dir: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> berth_testkit::Outcome {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let mut cmd = h.command(&all);
+    cmd.current_dir(dir).envs(env.iter().map(|(k, v)| (k, v)));
+    h.run_cmd(cmd)
+}
+
+fn show(h: &TestHome, dir: &Path, name: &str) -> serde_json::Value {
+    let out = run_with(h, dir, &[], &["agent", "show", name]);
+    out.expect_code(0);
+    out.json()
+}
+
+/// The kinds of the events recorded about `name`, in order.
+fn events_about(h: &TestHome, name: &str) -> Vec<serde_json::Value> {
+    h.run(&["--json", "events"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["subject"] == name)
+        .collect()
+}
+
+fn kinds(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn an_agent_over_ssh_runs_there_survives_a_cut_and_the_daemon_and_its_commits_come_back() {
+    let sshd = Sshd::start();
+    let h = home();
+    // The daemon is the one that connects: it gets the ssh command and the binary to run there,
+    // and hears nothing from the far side for 3 s as "not answering".
+    let mut env = sshd.env("config").to_vec();
+    env.push(("BERTH_REMOTE_SILENCE_MS".into(), "3000".into()));
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("agents/worker");
+    let url = sshd.url(&dir);
+    let created = run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "worker",
+            "--on",
+            &url,
+            "--cmd",
+            "echo started in $(pwd) on $(git rev-parse --abbrev-ref HEAD); \
+             echo made there > there.txt && git add there.txt && \
+             git -c user.name=far -c user.email=far@example.com commit -qm 'made there'; \
+             exec sleep 300",
+        ],
+    );
+    created.expect_code(0);
+    let info = created.json();
+    assert_eq!(info["on"], url.as_str(), "{info}");
+    assert_eq!(info["state"], "stopped", "{info}");
+    // The workspace is a clone of the project's branch, over there.
+    let ws = dir.join("workspace");
+    assert_eq!(
+        git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "berth/worker"
+    );
+    assert_eq!(std::fs::read_to_string(ws.join("README")).unwrap(), "hi\n");
+    assert_eq!(
+        git(p.path(), &["rev-parse", "berth/worker"]),
+        git(&ws, &["rev-parse", "HEAD"])
+    );
+
+    // What works only on a local workspace says so, and changes nothing.
+    let exec = run_with(
+        &h,
+        p.path(),
+        &env,
+        &["agent", "exec", "worker", "--", "true"],
+    );
+    assert_eq!(exec.code, 2, "{exec}");
+    assert!(exec.stdout.contains(&format!("runs on {url}")), "{exec}");
+    let head = git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let pair = run_with(&h, p.path(), &env, &["pair", "worker"]);
+    assert_ne!(pair.code, 0, "{pair}");
+    assert_eq!(git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]), head);
+
+    // Started: it runs there (this machine, so its pid can be looked at), its output comes here.
+    run_with(&h, p.path(), &env, &["agent", "start", "worker"]).expect_code(0);
+    let pid = {
+        let mut pid = None;
+        wait_until("the agent runs there", Duration::from_secs(20), || {
+            let a = show(&h, p.path(), "worker");
+            pid = a["pid"].as_i64().filter(|_| a["state"] == "running");
+            pid.is_some()
+        });
+        pid.unwrap() as i32
+    };
+    assert!(alive(pid));
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd, ws.canonicalize().unwrap());
+    wait_until("its output arrived here", Duration::from_secs(20), || {
+        h.run_in(p.path(), &["agent", "logs", "worker"])
+            .stdout
+            .contains("on berth/worker")
+    });
+
+    // The connection cut (the ssh client killed): unreachable with the cause, then running
+    // again by itself; the agent never noticed.
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until(
+        "the cut was noticed and got over",
+        Duration::from_secs(30),
+        || {
+            let k = kinds(&events_about(&h, "worker"));
+            k.iter().any(|k| k == "agent.unreachable") && k.iter().any(|k| k == "agent.reachable")
+        },
+    );
+    let events = events_about(&h, "worker");
+    let unreachable = events
+        .iter()
+        .find(|e| e["kind"] == "agent.unreachable")
+        .unwrap();
+    assert_eq!(
+        unreachable["data"]["cause"], "connection_lost",
+        "{unreachable}"
+    );
+    assert!(
+        unreachable["data"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("was lost"),
+        "{unreachable}"
+    );
+    assert_eq!(show(&h, p.path(), "worker")["state"], "running");
+    assert!(alive(pid), "the agent ran on through the cut");
+
+    // The daemon killed: the agent runs on there; a new daemon re-attaches to it.
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "the far agent survived the daemon");
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    wait_until("re-attached", Duration::from_secs(30), || {
+        let a = show(&h, p.path(), "worker");
+        a["state"] == "running" && a["pid"].as_i64() == Some(i64::from(pid))
+    });
+    let adopted = events_about(&h, "worker");
+    let adopted = adopted
+        .iter()
+        .rfind(|e| e["kind"] == "agent.adopted")
+        .unwrap();
+    assert_eq!(adopted["data"]["pid"], pid, "{adopted}");
+
+    // Stopped: nothing of it runs there any more, and its commit is mirrored into the project.
+    let stopped = run_with(&h, p.path(), &env, &["agent", "stop", "worker"]);
+    stopped.expect_code(0);
+    assert_eq!(stopped.json()["state"], "stopped");
+    assert!(!alive(pid));
+    wait_until(
+        "the agent's commit reached the project",
+        Duration::from_secs(20),
+        || git(p.path(), &["log", "--format=%s", "-1", "berth/worker"]).trim() == "made there",
+    );
+
+    // Removed: its workspace there goes; its branch here stays.
+    let removed = run_with(&h, p.path(), &env, &["agent", "rm", "worker"]);
+    removed.expect_code(0);
+    assert!(!ws.exists());
+    assert_eq!(
+        git(p.path(), &["log", "--format=%s", "-1", "berth/worker"]).trim(),
+        "made there"
+    );
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_with_unsaved_work_there_is_kept_unless_forced_and_then_snapshotted_here() {
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    let url = sshd.url(&dir);
+    run_with(
+        &h,
+        p.path(),
+        &env,
+        &["agent", "new", "scribble", "--on", &url, "--cmd", "true"],
+    )
+    .expect_code(0);
+    let ws = dir.join("workspace");
+    std::fs::write(ws.join("draft.txt"), "not committed").unwrap();
+    let refused = run_with(&h, p.path(), &env, &["agent", "rm", "scribble"]);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(refused.stdout.contains("unsaved_work"), "{refused}");
+    assert!(ws.join("draft.txt").exists(), "nothing was removed");
+    let forced = run_with(&h, p.path(), &env, &["agent", "rm", "scribble", "--force"]);
+    forced.expect_code(0);
+    let snapshot = forced.json()["snapshot"].as_str().unwrap().to_string();
+    assert!(!ws.exists());
+    // The snapshot is in the project, holding the draft.
+    let r = format!("refs/berth/stash/{snapshot}");
+    assert_eq!(
+        git(p.path(), &["show", &format!("{r}:draft.txt")]),
+        "not committed"
+    );
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_on_a_host_whose_key_is_unknown_is_refused_with_what_to_do_and_nothing_is_left() {
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config-unknown").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    let out = run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "stranger",
+            "--on",
+            &sshd.url(&dir),
+            "--cmd",
+            "true",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(out.json()["error"]["code"], "agent_unreachable", "{out}");
+    assert!(out.stdout.contains("Host key verification failed"), "{out}");
+    assert!(
+        out.stdout.contains("never accepts a host key by itself"),
+        "{out}"
+    );
+    assert!(!dir.exists(), "nothing was made there");
+    assert_eq!(
+        std::fs::read_to_string(sshd.file("unknown_hosts")).unwrap(),
+        "",
+        "the key was not added"
+    );
+    // Nothing is left here either: no branch, no agent.
+    assert_eq!(git(p.path(), &["branch", "--list", "berth/stranger"]), "");
+    assert_eq!(git(p.path(), &["for-each-ref", "refs/berth/agents/"]), "");
+    let listed = run_with(&h, p.path(), &env, &["agent", "list"]);
+    assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
+    let sshd = Sshd::start();
+    let h = home();
+    // An ssh that cannot connect while the file `blocked` exists, as with a host that is down.
+    let blocked = sshd.file("blocked");
+    let fake = sshd.file("fake-ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ -e '{blocked}' ]; then\n  echo 'ssh: connect to host 127.0.0.1: Connection refused' >&2\n  exit 255\nfi\nexec ssh -F '{config}' \"$@\"\n",
+            blocked = blocked.display(),
+            config = sshd.file("config").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = sshd.env("config").to_vec();
+    env[0].1 = fake.display().to_string();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    let ended = dir.join("ended");
+    run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "brief",
+            "--on",
+            &sshd.url(&dir),
+            "--cmd",
+            // It ends (code 3) once told to, by a file appearing next to its workspace.
+            "while [ ! -e ../ended ]; do sleep 0.1; done; exit 3",
+            "--start",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(show(&h, p.path(), "brief")["state"], "running");
+    // The host goes away: the connection cut, and no new one can be made.
+    std::fs::write(&blocked, "").unwrap();
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until("cannot connect", Duration::from_secs(30), || {
+        let a = show(&h, p.path(), "brief");
+        a["state"] == "unreachable"
+            && a["unreachable"].as_str().is_some_and(|u| {
+                u.starts_with("cannot_connect: ") && u.contains("Connection refused")
+            })
+    });
+    // A stop cannot reach it: said, and it stays as it was.
+    let stop = run_with(&h, p.path(), &env, &["agent", "stop", "brief"]);
+    assert_eq!(stop.code, 1, "{stop}");
+    assert_eq!(stop.json()["error"]["code"], "agent_unreachable", "{stop}");
+    assert!(stop.stdout.contains("Connection refused"), "{stop}");
+    assert_eq!(show(&h, p.path(), "brief")["state"], "unreachable");
+    // Meanwhile it ends there; berth cannot know yet.
+    std::fs::write(&ended, "").unwrap();
+    wait_until("it ended there", Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.join("keeper/state.json"))
+            .is_ok_and(|s| s.contains("\"done\": true"))
+    });
+    assert_eq!(show(&h, p.path(), "brief")["state"], "unreachable");
+    // The host is back: berth finds out what became of it.
+    std::fs::remove_file(&blocked).unwrap();
+    wait_until("exited, with its code", Duration::from_secs(30), || {
+        let a = show(&h, p.path(), "brief");
+        a["state"] == "exited" && a["exit_code"] == 3
+    });
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_place_berth_cannot_run_an_agent_in_is_refused_before_anything_is_made() {
+    let h = home();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &[], &["daemon", "start"]).expect_code(0);
+    for on in ["ftp://box/x", "ssh://box:port", "docker://", "/just/a/path"] {
+        let out = run_with(
+            &h,
+            p.path(),
+            &[],
+            &["agent", "new", "nowhere", "--on", on, "--cmd", "true"],
+        );
+        assert_eq!(out.code, 2, "{on}: {out}");
+        assert_eq!(out.json()["error"]["code"], "invalid_agent", "{on}: {out}");
+    }
+    // What an agent elsewhere cannot have yet is refused by the CLI too.
+    let out = run_with(
+        &h,
+        p.path(),
+        &[],
+        &["agent", "new", "nowhere", "--on", "ssh://box", "--tty"],
+    );
+    assert_eq!(out.code, 2, "{out}");
+    assert_eq!(git(p.path(), &["branch", "--list", "berth/nowhere"]), "");
+    let listed = run_with(&h, p.path(), &[], &["agent", "list"]);
+    assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
+    run_with(&h, p.path(), &[], &["daemon", "stop"]).expect_code(0);
+}
