@@ -215,6 +215,8 @@ function advice(a) {
       return 'It kept failing and its restart policy gave up: read its output, fix the cause, then Start.';
     case 'lost':
       return 'Its keeper is gone (the machine restarted, or it was killed): Start runs it again.';
+    case 'unreachable':
+      return `berth cannot reach where it runs (${a.unreachable || 'no answer'}); it keeps trying, and the agent keeps running there.`;
     case 'backoff':
       return 'It exited; its restart policy starts it again shortly.';
     case 'exited':
@@ -346,7 +348,7 @@ function agentPage(repo, name) {
       ['up', hasProcess(a.state) ? ago(a.started_ms) : '—'], ['restarts', a.restarts],
       ['last exit', a.exit_code ?? '—'], ['command', a.command ?? '—'],
       ['turn command', a.turn], ['branch', a.branch ?? '—'], ['base', a.base],
-      ['workspace', a.workspace], ['restart policy', a.restart],
+      ['runs on', a.on], ['workspace', a.workspace], ['restart policy', a.restart],
       ['readiness', a.ready || 'when started'], ['terminal', a.tty ? 'yes' : 'no'],
       ['log', a.log],
     ].filter(([, v]) => v !== undefined && v !== null);
