@@ -31,7 +31,9 @@
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
 //! - [`terminal`]: terminal agents: the size of their pseudo-terminal, what may be typed into
 //!   one, the scrollback their keeper keeps.
-//! - [`time`]: timestamps rendered in UTC.
+//! - [`time`]: timestamps rendered in UTC or in a time zone (`jiff`).
+//! - [`timer`]: agents' timers (`every`, `cron`, `at`): when each fires next, missed fires
+//!   and daylight-saving changes, as functions of a clock reading.
 
 pub mod agent_state;
 pub mod command;
@@ -54,6 +56,7 @@ pub mod restart;
 pub mod stop;
 pub mod terminal;
 pub mod time;
+pub mod timer;
 
 /// The transition asked for is not defined for the current state. Returned by every pure state
 /// machine in this crate; the edge that fed the input has a bug or observed something impossible.
