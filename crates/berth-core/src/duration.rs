@@ -80,7 +80,20 @@ mod tests {
     #[test]
     fn rejects_nonsense_without_panicking() {
         for bad in [
-            "", "s", "-1s", "1d", "2w", "1y", "1mo", "NaN", "inf", "1e300", "1e3", "ten", ".", "1..2",
+            "",
+            "s",
+            "-1s",
+            "1d",
+            "2w",
+            "1y",
+            "1mo",
+            "NaN",
+            "inf",
+            "1e300",
+            "1e3",
+            "ten",
+            ".",
+            "1..2",
             "99999999999999h",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

@@ -54,7 +54,10 @@ mod tests {
     fn renders_local_time_with_its_zone() {
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         assert_eq!(local(1_798_099_200_000, &berlin), "2026-12-24 09:00:00 CET");
-        assert_eq!(local(1_782_284_400_000, &berlin), "2026-06-24 09:00:00 CEST");
+        assert_eq!(
+            local(1_782_284_400_000, &berlin),
+            "2026-06-24 09:00:00 CEST"
+        );
     }
 
     #[test]

@@ -134,7 +134,9 @@ impl Timer {
                 let k = if after_ms < self.anchor_ms {
                     1
                 } else {
-                    (after_ms - self.anchor_ms).div_euclid(period).checked_add(1)?
+                    (after_ms - self.anchor_ms)
+                        .div_euclid(period)
+                        .checked_add(1)?
                 };
                 self.anchor_ms.checked_add(k.checked_mul(period)?)
             }
@@ -239,7 +241,10 @@ mod tests {
             Some(1_000 + 2 * p),
             "strictly after"
         );
-        assert_eq!(fires(&t, 1_000, 3), vec![1_000 + p, 1_000 + 2 * p, 1_000 + 3 * p]);
+        assert_eq!(
+            fires(&t, 1_000, 3),
+            vec![1_000 + p, 1_000 + 2 * p, 1_000 + 3 * p]
+        );
     }
 
     #[test]
