@@ -138,14 +138,21 @@ impl Inbox {
             now_ms: now_ms(),
         })?;
         if new {
-            self.inner.events.record_about(
-                "inbox.queued",
-                &rec.name,
-                serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
-            );
-            self.wake(rec.project_id, &rec.name);
+            self.queued(&item);
         }
         Ok((item, new))
+    }
+
+    /// A new item was stored (by a send, a timer or a webhook): says so, and wakes its agent's
+    /// worker.
+    pub(crate) fn queued(&self, item: &ItemRecord) {
+        let priority = Priority::from_rank(item.priority);
+        self.inner.events.record_about(
+            "inbox.queued",
+            &item.agent,
+            serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
+        );
+        self.wake(item.project_id, &item.agent);
     }
 
     /// Cancels a queued item.

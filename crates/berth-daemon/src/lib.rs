@@ -15,7 +15,8 @@
 //! 3. **Prepare.** The store is opened and the run's [`services::Services`] are made from it;
 //!    agents that should run are re-adopted ([`agents`]), open pairings recovered from their
 //!    journals ([`pairing`]) and every inbox with work handed to its worker ([`inbox`]: a turn
-//!    found running is re-adopted, one whose keeper vanished retried). On failure a failure record carrying this run's generation is
+//!    found running is re-adopted, one whose keeper vanished retried), and the timers' task
+//!    started ([`timers`]: a timer due while the daemon was down fires once). On failure a failure record carrying this run's generation is
 //!    written and the run ends.
 //! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
 //!    `berth daemon start`, one line goes through the inherited readiness pipe
@@ -58,6 +59,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod terminals;
+pub mod timers;
 pub mod watchdog;
 pub mod workspaces;
 

@@ -87,6 +87,15 @@ pub enum ErrorCode {
     NotCancellable,
     /// No turn with that id.
     TurnNotFound,
+    /// A timer that cannot be made (a bad interval, cron expression, time or zone, or an `at`
+    /// in the past); nothing was added.
+    InvalidTimer,
+    /// No timer with that id.
+    TimerNotFound,
+    /// The agent has a webhook of that name already.
+    HookExists,
+    /// No webhook of that name.
+    HookNotFound,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -126,6 +135,7 @@ impl ErrorCode {
                 | ErrorCode::InvalidConfig
                 | ErrorCode::InvalidInput
                 | ErrorCode::InvalidMessage
+                | ErrorCode::InvalidTimer
         )
     }
 
@@ -170,6 +180,10 @@ impl ErrorCode {
             ErrorCode::ItemNotFound => "item_not_found",
             ErrorCode::NotCancellable => "not_cancellable",
             ErrorCode::TurnNotFound => "turn_not_found",
+            ErrorCode::InvalidTimer => "invalid_timer",
+            ErrorCode::TimerNotFound => "timer_not_found",
+            ErrorCode::HookExists => "hook_exists",
+            ErrorCode::HookNotFound => "hook_not_found",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -235,6 +249,10 @@ mod tests {
             ErrorCode::ItemNotFound,
             ErrorCode::NotCancellable,
             ErrorCode::TurnNotFound,
+            ErrorCode::InvalidTimer,
+            ErrorCode::TimerNotFound,
+            ErrorCode::HookExists,
+            ErrorCode::HookNotFound,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -16,11 +16,13 @@ mod attach;
 mod compose;
 mod error;
 mod event;
+mod hook;
 mod inbox;
 mod pair;
 mod stash;
 mod status;
 mod terminal;
+mod timer;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
 pub use attach::{AttachControl, AttachEvent, AttachQuery, Frame, FrameError, MAX_FRAME_BYTES};
@@ -29,6 +31,7 @@ pub use compose::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
+pub use hook::{HookAdd, HookInfo, HookList, HookTarget};
 pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
 pub use pair::{
     PairConflict, PairFlushed, PairLatency, PairLeftover, PairLeftovers, PairLeftoversRequest,
@@ -38,6 +41,7 @@ pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,
     StashSave, StashTarget,
 };
+pub use timer::{TimerAdd, TimerInfo, TimerList, TimerListRequest};
 pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest};
 pub use terminal::{
     AgentInput, AgentScreenRequest, AgentTyped, Cursor, TerminalScreen, TerminalSize,
@@ -64,6 +68,8 @@ pub const CAPABILITIES: &[&str] = &[
     "terminal",
     "attach",
     "inbox",
+    "timers",
+    "hooks",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

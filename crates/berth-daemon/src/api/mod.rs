@@ -12,6 +12,7 @@
 //! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
 //! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
 //! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
+//! | POST | `/v1/timers/add`, `list`, `rm` | agents' timers (`berth timer`) |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
@@ -28,6 +29,7 @@ mod pair;
 mod ready;
 mod repo;
 mod stash;
+mod timers;
 mod turns;
 
 use std::sync::Arc;
@@ -74,6 +76,9 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/inbox/cancel", post(inbox::cancel))
         .route("/v1/turns/list", post(turns::list))
         .route("/v1/turns/show", post(turns::show))
+        .route("/v1/timers/add", post(timers::add))
+        .route("/v1/timers/list", post(timers::list))
+        .route("/v1/timers/rm", post(timers::remove))
         .route("/v1/up", post(compose::up))
         .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))

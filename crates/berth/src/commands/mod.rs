@@ -16,4 +16,5 @@ pub mod pair;
 pub mod serve;
 pub mod stash;
 pub mod status;
+pub mod timer;
 pub mod turns;
