@@ -155,10 +155,10 @@ impl Timers {
                 tracing::error!("cannot fire timers: {e}");
             }
             let wait = match self.inner.store.timers_earliest() {
-                Ok(Some(next)) => Duration::from_millis(
-                    u64::try_from(next.saturating_sub(now_ms())).unwrap_or(0),
-                )
-                .min(LOOK_AGAIN),
+                Ok(Some(next)) => {
+                    Duration::from_millis(u64::try_from(next.saturating_sub(now_ms())).unwrap_or(0))
+                        .min(LOOK_AGAIN)
+                }
                 Ok(None) => LOOK_AGAIN,
                 Err(e) => {
                     tracing::error!("cannot read timers: {e}");

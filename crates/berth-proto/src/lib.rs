@@ -41,11 +41,11 @@ pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,
     StashSave, StashTarget,
 };
-pub use timer::{TimerAdd, TimerInfo, TimerList, TimerListRequest};
 pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest};
 pub use terminal::{
     AgentInput, AgentScreenRequest, AgentTyped, Cursor, TerminalScreen, TerminalSize,
 };
+pub use timer::{TimerAdd, TimerInfo, TimerList, TimerListRequest};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

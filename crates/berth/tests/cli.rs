@@ -29,6 +29,7 @@ mod cli {
     pub mod stash;
     pub mod states;
     pub mod terminal;
+    pub mod timers;
 }
 
 use berth_testkit::TestHome;

@@ -49,7 +49,11 @@ pub async fn add(
         (Some(e), None, None) => ("every", e),
         (None, Some(c), None) => ("cron", c),
         (None, None, Some(a)) => ("at", a),
-        _ => return Err(invalid("a timer is one of every, cron or at; no timer was added")),
+        _ => {
+            return Err(invalid(
+                "a timer is one of every, cron or at; no timer was added",
+            ));
+        }
     };
     let rec = find(&svc.store, &req.repo, &req.name)?;
     let zone = req.zone.clone().unwrap_or_else(local_zone);

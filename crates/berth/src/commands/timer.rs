@@ -39,11 +39,8 @@ pub async fn run(ctx: &Ctx, command: TimerCommand) -> CliResult<i32> {
     let client = Client::unix(ctx.home.socket());
     match command {
         TimerCommand::Add(a) => {
-            let zone = a.tz.or_else(|| {
-                jiff::tz::TimeZone::system()
-                    .iana_name()
-                    .map(str::to_string)
-            });
+            let zone =
+                a.tz.or_else(|| jiff::tz::TimeZone::system().iana_name().map(str::to_string));
             let req = TimerAdd {
                 repo: here()?,
                 name: a.name,
@@ -65,7 +62,10 @@ pub async fn run(ctx: &Ctx, command: TimerCommand) -> CliResult<i32> {
             });
         }
         TimerCommand::List { name } => {
-            let req = TimerListRequest { repo: here()?, name };
+            let req = TimerListRequest {
+                repo: here()?,
+                name,
+            };
             let l: TimerList = client.post_json("/v1/timers/list", &req).await?;
             emit(ctx.json, &l, |l| {
                 if l.timers.is_empty() {

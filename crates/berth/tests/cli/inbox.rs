@@ -14,11 +14,11 @@ use berth_testkit::{Outcome, TestHome, alive, git, wait_until};
 use super::terminal::{project, shell, wait_for};
 use crate::{home, start};
 
-const WAIT: Duration = Duration::from_secs(120);
+pub const WAIT: Duration = Duration::from_secs(120);
 
 /// Appends the message (from stdin) and a newline to `received.txt` and commits it; says what
 /// it was given.
-const RECORD: &str = r#"{ cat; echo; } >> received.txt; echo "id=$BERTH_MESSAGE_ID attempt=$BERTH_ATTEMPT source=$BERTH_MESSAGE_SOURCE file=$(cat "$BERTH_MESSAGE_FILE")"; git add received.txt && git commit -qm "message $BERTH_MESSAGE_ID""#;
+pub const RECORD: &str = r#"{ cat; echo; } >> received.txt; echo "id=$BERTH_MESSAGE_ID attempt=$BERTH_ATTEMPT source=$BERTH_MESSAGE_SOURCE file=$(cat "$BERTH_MESSAGE_FILE")"; git add received.txt && git commit -qm "message $BERTH_MESSAGE_ID""#;
 
 const GIT_ENV: [&str; 8] = [
     "--env",
@@ -31,14 +31,14 @@ const GIT_ENV: [&str; 8] = [
     "GIT_COMMITTER_EMAIL=bot@example.com",
 ];
 
-fn berth(h: &TestHome, repo: &Path, args: &[&str]) -> Outcome {
+pub fn berth(h: &TestHome, repo: &Path, args: &[&str]) -> Outcome {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     h.run_in(repo, &all)
 }
 
 /// A turn agent running `turn`, with extra `agent new` arguments.
-fn turn_agent(h: &TestHome, repo: &Path, name: &str, turn: &str, extra: &[&str]) {
+pub fn turn_agent(h: &TestHome, repo: &Path, name: &str, turn: &str, extra: &[&str]) {
     let mut args = vec!["agent", "new", name, "--turn", turn];
     args.extend_from_slice(&GIT_ENV);
     args.extend_from_slice(extra);
@@ -54,7 +54,7 @@ fn send(h: &TestHome, repo: &Path, name: &str, text: &str, extra: &[&str]) -> i6
     out.json()["item"]["id"].as_i64().unwrap()
 }
 
-fn items(h: &TestHome, repo: &Path, name: &str) -> Vec<InboxItem> {
+pub fn items(h: &TestHome, repo: &Path, name: &str) -> Vec<InboxItem> {
     let out = berth(h, repo, &["inbox", name]);
     out.expect_code(0);
     serde_json::from_value::<InboxList>(out.json())
@@ -62,7 +62,7 @@ fn items(h: &TestHome, repo: &Path, name: &str) -> Vec<InboxItem> {
         .items
 }
 
-fn turns(h: &TestHome, repo: &Path, name: &str) -> Vec<TurnInfo> {
+pub fn turns(h: &TestHome, repo: &Path, name: &str) -> Vec<TurnInfo> {
     let out = berth(h, repo, &["turns", name]);
     out.expect_code(0);
     serde_json::from_value::<TurnList>(out.json())
@@ -76,7 +76,7 @@ fn turn(h: &TestHome, repo: &Path, id: i64) -> TurnInfo {
     serde_json::from_value(out.json()).unwrap()
 }
 
-fn finished(i: &InboxItem) -> bool {
+pub fn finished(i: &InboxItem) -> bool {
     i.state
         .parse::<berth_core::inbox::ItemState>()
         .is_ok_and(|s| s.is_final())
@@ -93,13 +93,13 @@ fn settled(h: &TestHome, repo: &Path, name: &str, n: usize) -> Vec<InboxItem> {
     last
 }
 
-fn workspace(h: &TestHome, repo: &Path, name: &str) -> PathBuf {
+pub fn workspace(h: &TestHome, repo: &Path, name: &str) -> PathBuf {
     let out = berth(h, repo, &["agent", "show", name]);
     out.expect_code(0);
     PathBuf::from(out.json()["workspace"].as_str().unwrap())
 }
 
-fn received(h: &TestHome, repo: &Path, name: &str) -> String {
+pub fn received(h: &TestHome, repo: &Path, name: &str) -> String {
     std::fs::read_to_string(workspace(h, repo, name).join("received.txt")).unwrap_or_default()
 }
 
