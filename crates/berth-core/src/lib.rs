@@ -17,6 +17,8 @@
 //!   if it never will, why.
 //! - [`inbox`]: an agent's inbox: an item's states, priorities, how an agent takes messages,
 //!   what follows a turn (retries with backoff) and what a restarted daemon makes of a delivery.
+//! - [`hook`]: webhooks: the signature a delivery must carry (HMAC-SHA256, GitHub's form), its
+//!   size, its delivery id as an idempotency key, and the template that makes its message.
 //! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
 //! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
 //!   field-by-field diff shown when a running daemon's configuration differs.
@@ -44,6 +46,7 @@ pub mod deps;
 pub mod duration;
 pub mod failpoint;
 pub mod home;
+pub mod hook;
 pub mod inbox;
 pub mod lifecycle;
 pub mod names;
