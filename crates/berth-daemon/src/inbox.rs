@@ -116,7 +116,7 @@ impl Inbox {
         }
     }
 
-    /// Queues `text` for the agent (checked first: nothing is queued for an agent that takes no
+    /// Queues `text` for the agent, from `source` (checked first: nothing is queued for an agent that takes no
     /// messages, nor a message it cannot be given). With a `key` this agent has seen, nothing
     /// is queued and the item that key made is returned; the flag says whether the item is new.
     pub fn send(
@@ -125,6 +125,7 @@ impl Inbox {
         text: &str,
         key: Option<&str>,
         priority: Priority,
+        source: &str,
     ) -> Result<(ItemRecord, bool), SendError> {
         let mode = inbox::mode(&rec.name, rec.turn.is_some(), rec.tty)?;
         inbox::check_message(text, key, mode)?;
@@ -132,7 +133,7 @@ impl Inbox {
             project_id: rec.project_id,
             agent: &rec.name,
             text,
-            source: SOURCE_MESSAGE,
+            source,
             priority: priority.rank(),
             key,
             now_ms: now_ms(),

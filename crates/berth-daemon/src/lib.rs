@@ -47,6 +47,7 @@ pub mod database;
 pub mod debug_sync;
 pub mod failpoints;
 pub mod git_lock;
+pub mod hooks;
 pub mod ids;
 pub mod inbox;
 pub mod logging;

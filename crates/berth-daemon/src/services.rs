@@ -9,6 +9,7 @@ use berth_store::Store;
 
 use crate::agents::Supervisor;
 use crate::git_lock::GitLock;
+use crate::hooks::Hooks;
 use crate::inbox::Inbox;
 use crate::pairing::Pairings;
 use crate::recorder::Recorder;
@@ -28,6 +29,8 @@ pub struct Services {
     pub inbox: Inbox,
     /// Agents' timers and the task that fires them.
     pub timers: Timers,
+    /// Agents' webhooks.
+    pub hooks: Hooks,
     /// Open pairings, by project root.
     pub pairings: Pairings,
 }
@@ -40,6 +43,7 @@ impl Services {
         let inbox = Inbox::new(store.clone(), events.clone(), agents.clone());
         Services {
             timers: Timers::new(store.clone(), events.clone(), inbox.clone()),
+            hooks: Hooks::new(store.clone(), events.clone(), inbox.clone()),
             inbox,
             agents,
             pairings: Pairings::new(store.clone(), events.clone(), git.clone()),

@@ -26,15 +26,13 @@ pub struct HookTarget {
     pub hook: String,
 }
 
-/// One webhook. `secret` only in the answer to `add`; `url` when the daemon has a TCP listener.
+/// One webhook. `secret` only in the answer to `add`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookInfo {
     pub agent: String,
     pub hook: String,
     /// The path senders post to: `/hooks/<agent>/<hook>`.
     pub path: String,
-    /// The full URL on the daemon's TCP listener, if it has one.
-    pub url: Option<String>,
     /// The HMAC-SHA256 key senders sign bodies with (only when the hook is made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,

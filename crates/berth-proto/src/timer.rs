@@ -44,10 +44,10 @@ pub struct TimerInfo {
     pub created_ms: i64,
 }
 
-/// Body of `POST /v1/timers/list`: the project's timers, or one agent's.
+/// Body of `POST /v1/timers/list` and `/v1/hooks/list`: the project's, or one agent's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TimerListRequest {
+pub struct AgentFilter {
     pub repo: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

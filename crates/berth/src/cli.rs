@@ -51,6 +51,9 @@ pub enum Command {
     /// Timers that send an agent a message: every interval, on a cron schedule, or once.
     #[command(subcommand, after_help = TIMER_EXAMPLES)]
     Timer(TimerCommand),
+    /// Webhooks: a URL and a secret; each signed POST queues its payload in the agent's inbox.
+    #[command(subcommand, after_help = HOOK_EXAMPLES)]
+    Hook(HookCommand),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
     /// Tools for diagnosis.
@@ -100,6 +103,41 @@ const TIMER_EXAMPLES: &str = "Examples:
   berth timer add bot --at 2026-12-24T09:00 --tz Europe/Berlin --message 'ship it'
   berth timer list
   berth timer rm 3";
+
+const HOOK_EXAMPLES: &str = "Examples:
+  berth daemon start --listen 127.0.0.1:7070     (hooks are served on the TCP listener)
+  berth hook add bot --name ci
+  berth hook add bot --name prs --template 'PR {{.pull_request.title}}: {{.pull_request.html_url}}'
+  berth hook list
+  berth hook rm bot --name ci";
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Make a webhook for an agent: prints its URL and its secret (shown only now).
+    Add {
+        /// The agent.
+        name: String,
+        /// The hook's name, the last part of its URL.
+        #[arg(long = "name", value_name = "HOOK", default_value = berth_core::hook::DEFAULT_NAME)]
+        hook: String,
+        /// Make the message from the JSON payload: `{{.pull_request.title}}` is that field.
+        #[arg(long, value_name = "TEMPLATE")]
+        template: Option<String>,
+    },
+    /// This repository's webhooks (or one agent's).
+    List {
+        /// Only this agent's.
+        name: Option<String>,
+    },
+    /// Remove a webhook: its URL answers 401 from now on.
+    Rm {
+        /// The agent.
+        name: String,
+        /// The hook's name.
+        #[arg(long = "name", value_name = "HOOK", default_value = berth_core::hook::DEFAULT_NAME)]
+        hook: String,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum TimerCommand {

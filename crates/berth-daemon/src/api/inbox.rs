@@ -12,7 +12,7 @@ use hyper::StatusCode;
 use super::agents::find;
 use super::ready::services;
 use super::{ApiFailure, ApiJson};
-use crate::inbox::{CancelError, SendError};
+use crate::inbox::{CancelError, SOURCE_MESSAGE, SendError};
 use crate::state::Shared;
 
 /// How many finished items `inbox list` shows besides the open ones.
@@ -59,7 +59,7 @@ pub async fn send(
     let rec = find(&svc.store, &req.repo, &req.name)?;
     let sent = svc
         .inbox
-        .send(&rec, &req.text, req.key.as_deref(), priority);
+        .send(&rec, &req.text, req.key.as_deref(), priority, SOURCE_MESSAGE);
     match sent {
         Ok((rec, new)) => Ok((
             if new {

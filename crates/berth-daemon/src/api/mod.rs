@@ -13,6 +13,8 @@
 //! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
 //! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
 //! | POST | `/v1/timers/add`, `list`, `rm` | agents' timers (`berth timer`) |
+//! | POST | `/v1/hooks/add`, `list`, `rm` | agents' webhooks (`berth hook`) |
+//! | POST | `/hooks/<agent>/<hook>` | a webhook delivery: signed, no bearer token |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
@@ -24,6 +26,7 @@ mod auth;
 mod compose;
 mod error;
 mod events;
+mod hooks;
 mod inbox;
 mod pair;
 mod ready;
@@ -79,6 +82,9 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/timers/add", post(timers::add))
         .route("/v1/timers/list", post(timers::list))
         .route("/v1/timers/rm", post(timers::remove))
+        .route("/v1/hooks/add", post(hooks::add))
+        .route("/v1/hooks/list", post(hooks::list))
+        .route("/v1/hooks/rm", post(hooks::remove))
         .route("/v1/up", post(compose::up))
         .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))
@@ -106,6 +112,8 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
     } else {
         router
     };
+    // Webhooks carry a signature, not the bearer token: outside the token's layer.
+    let router = router.route("/hooks/{agent}/{hook}", post(hooks::deliver));
     router.with_state(shared)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use berth_proto::{ById, ErrorCode, TimerAdd, TimerInfo, TimerList, TimerListRequest};
+use berth_proto::{ById, ErrorCode, TimerAdd, TimerInfo, TimerList, AgentFilter};
 use berth_store::TimerRecord;
 use hyper::StatusCode;
 
@@ -80,7 +80,7 @@ pub async fn add(
 
 pub async fn list(
     State(shared): State<Arc<Shared>>,
-    ApiJson(req): ApiJson<TimerListRequest>,
+    ApiJson(req): ApiJson<AgentFilter>,
 ) -> Result<Json<TimerList>, ApiFailure> {
     let svc = services(&shared)?;
     let project_id = match &req.name {

@@ -9,6 +9,7 @@ pub mod debug_sync;
 pub mod demo;
 pub mod doctor;
 pub mod events;
+pub mod hook;
 pub mod inbox;
 pub mod logs;
 pub mod man;

@@ -1,7 +1,7 @@
 //! `berth timer add | list | rm`: timers that send an agent a message.
 
 use berth_client::Client;
-use berth_proto::{ById, TimerAdd, TimerInfo, TimerList, TimerListRequest};
+use berth_proto::{ById, TimerAdd, TimerInfo, TimerList, AgentFilter};
 
 use super::stash::here;
 use crate::Ctx;
@@ -62,7 +62,7 @@ pub async fn run(ctx: &Ctx, command: TimerCommand) -> CliResult<i32> {
             });
         }
         TimerCommand::List { name } => {
-            let req = TimerListRequest {
+            let req = AgentFilter {
                 repo: here()?,
                 name,
             };
