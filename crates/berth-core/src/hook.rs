@@ -151,7 +151,10 @@ mod tests {
         assert!(!verify("other", b"{\"a\":1}", &header), "another secret");
         assert!(!verify("s3cret", b"{\"a\":2}", &header), "another body");
         let upper = header.replacen("sha256=", "SHA256=", 1);
-        assert!(!verify("s3cret", b"{\"a\":1}", &upper), "SHA256= is not the form");
+        assert!(
+            !verify("s3cret", b"{\"a\":1}", &upper),
+            "SHA256= is not the form"
+        );
         for bad in [
             "",
             "sha256=",
@@ -190,9 +193,15 @@ mod tests {
             r("PR #{{.number}} {{.action}}: {{ .pull_request.title }}"),
             "PR #42 opened: Fix the parser"
         );
-        assert_eq!(r("{{.pull_request.draft}} {{.pull_request.labels}}"), "false [\"bug\"]");
+        assert_eq!(
+            r("{{.pull_request.draft}} {{.pull_request.labels}}"),
+            "false [\"bug\"]"
+        );
         assert_eq!(r("{{.commits.0.message}}"), "first");
-        assert_eq!(r("[{{.missing.field}}][{{.nothing}}][{{.commits.7}}]"), "[][][]");
+        assert_eq!(
+            r("[{{.missing.field}}][{{.nothing}}][{{.commits.7}}]"),
+            "[][][]"
+        );
         assert_eq!(r("plain"), "plain");
         assert_eq!(render("{{.}}", &json!({"a":1})).unwrap(), "{\"a\":1}");
         assert_eq!(render("{{.a}}", &json!("text")).unwrap(), "");

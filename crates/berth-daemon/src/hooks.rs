@@ -108,11 +108,8 @@ impl Hooks {
                 hook: name.to_string(),
             });
         }
-        self.events.record_about(
-            "hook.added",
-            &rec.name,
-            serde_json::json!({ "hook": name }),
-        );
+        self.events
+            .record_about("hook.added", &rec.name, serde_json::json!({ "hook": name }));
         Ok(h)
     }
 

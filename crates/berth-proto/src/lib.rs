@@ -45,7 +45,7 @@ pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest
 pub use terminal::{
     AgentInput, AgentScreenRequest, AgentTyped, Cursor, TerminalScreen, TerminalSize,
 };
-pub use timer::{TimerAdd, TimerInfo, TimerList, AgentFilter};
+pub use timer::{AgentFilter, TimerAdd, TimerInfo, TimerList};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -17,6 +17,7 @@ mod cli {
     pub mod doctor;
     pub mod exit_codes;
     pub mod hardening;
+    pub mod hooks;
     pub mod inbox;
     pub mod keeper;
     pub mod lifecycle;

@@ -41,20 +41,27 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<HookInfo>), ApiFailure> {
     let svc = services(&shared)?;
     let rec = find(&svc.store, &req.repo, &req.name)?;
-    let name = req.hook.as_deref().unwrap_or(berth_core::hook::DEFAULT_NAME);
+    let name = req
+        .hook
+        .as_deref()
+        .unwrap_or(berth_core::hook::DEFAULT_NAME);
     match svc.hooks.add(&rec, name, req.template.as_deref()) {
         Ok(h) => Ok((StatusCode::CREATED, Json(info(h, true)))),
         Err(e @ (AddError::Name(_) | AddError::Template(_))) => Err(ApiFailure::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidInput,
             e.to_string(),
-            Some("a hook's name is like an agent's (letters, digits, - and _); a template's fields are written {{.field.inner}}"),
+            Some(
+                "a hook's name is like an agent's (letters, digits, - and _); a template's fields are written {{.field.inner}}",
+            ),
         )),
         Err(e @ AddError::Undeliverable(_)) => Err(ApiFailure::new(
             StatusCode::CONFLICT,
             ErrorCode::NotDeliverable,
             format!("{e}; no hook was added"),
-            Some("a hook sends messages: make an agent that takes them with `berth agent new NAME --turn CMD` or `--tty`"),
+            Some(
+                "a hook sends messages: make an agent that takes them with `berth agent new NAME --turn CMD` or `--tty`",
+            ),
         )),
         Err(e @ AddError::Exists { .. }) => Err(ApiFailure::new(
             StatusCode::CONFLICT,
@@ -123,13 +130,9 @@ pub async fn deliver(
         })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let delivery = DELIVERY_HEADERS.iter().find_map(|h| header(h));
-    let delivered = svc.hooks.deliver(
-        &agent,
-        &hook,
-        header(SIGNATURE_HEADER),
-        delivery,
-        &body,
-    );
+    let delivered = svc
+        .hooks
+        .deliver(&agent, &hook, header(SIGNATURE_HEADER), delivery, &body);
     match delivered {
         Ok((rec, new)) => Ok((
             if new {
@@ -146,7 +149,9 @@ pub async fn deliver(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
             e.to_string(),
-            Some("sign the body with the hook's secret: X-Hub-Signature-256: sha256=<HMAC-SHA256 hex>"),
+            Some(
+                "sign the body with the hook's secret: X-Hub-Signature-256: sha256=<HMAC-SHA256 hex>",
+            ),
         )),
         Err(e @ DeliverError::Gone) => Err(ApiFailure::new(
             StatusCode::NOT_FOUND,
@@ -165,7 +170,9 @@ pub async fn deliver(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InvalidMessage,
                 format!("{e}; nothing was queued"),
-                Some("give the hook a template (`berth hook add NAME --template '{{.field}}'`) that makes a shorter message"),
+                Some(
+                    "give the hook a template (`berth hook add NAME --template '{{.field}}'`) that makes a shorter message",
+                ),
             ))
         }
         Err(DeliverError::Send(SendError::Invalid(e))) => Err(ApiFailure::new(

@@ -57,9 +57,13 @@ pub async fn send(
         None => Priority::Normal,
     };
     let rec = find(&svc.store, &req.repo, &req.name)?;
-    let sent = svc
-        .inbox
-        .send(&rec, &req.text, req.key.as_deref(), priority, SOURCE_MESSAGE);
+    let sent = svc.inbox.send(
+        &rec,
+        &req.text,
+        req.key.as_deref(),
+        priority,
+        SOURCE_MESSAGE,
+    );
     match sent {
         Ok((rec, new)) => Ok((
             if new {

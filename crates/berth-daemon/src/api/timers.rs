@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use berth_proto::{ById, ErrorCode, TimerAdd, TimerInfo, TimerList, AgentFilter};
+use berth_proto::{AgentFilter, ById, ErrorCode, TimerAdd, TimerInfo, TimerList};
 use berth_store::TimerRecord;
 use hyper::StatusCode;
 

@@ -30,7 +30,9 @@ fn shown(ctx: &Ctx, hook: HookInfo) -> Shown {
 }
 
 fn where_(s: &Shown) -> String {
-    s.url.clone().unwrap_or_else(|| format!("{} (no listener)", s.hook.path))
+    s.url
+        .clone()
+        .unwrap_or_else(|| format!("{} (no listener)", s.hook.path))
 }
 
 pub async fn run(ctx: &Ctx, command: HookCommand) -> CliResult<i32> {
@@ -65,7 +67,10 @@ pub async fn run(ctx: &Ctx, command: HookCommand) -> CliResult<i32> {
             });
         }
         HookCommand::List { name } => {
-            let req = AgentFilter { repo: here()?, name };
+            let req = AgentFilter {
+                repo: here()?,
+                name,
+            };
             let l: HookList = client.post_json("/v1/hooks/list", &req).await?;
             let all: Vec<Shown> = l.hooks.into_iter().map(|h| shown(ctx, h)).collect();
             emit(ctx.json, &all, |all| {
@@ -81,7 +86,12 @@ pub async fn run(ctx: &Ctx, command: HookCommand) -> CliResult<i32> {
                             .as_deref()
                             .map(|t| format!("  template {t:?}"))
                             .unwrap_or_default();
-                        format!("{:<12} {:<12} {}{template}", s.hook.agent, s.hook.hook, where_(s))
+                        format!(
+                            "{:<12} {:<12} {}{template}",
+                            s.hook.agent,
+                            s.hook.hook,
+                            where_(s)
+                        )
                     })
                     .collect();
                 if all.iter().any(|s| s.url.is_none()) {

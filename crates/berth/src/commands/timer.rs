@@ -1,7 +1,7 @@
 //! `berth timer add | list | rm`: timers that send an agent a message.
 
 use berth_client::Client;
-use berth_proto::{ById, TimerAdd, TimerInfo, TimerList, AgentFilter};
+use berth_proto::{AgentFilter, ById, TimerAdd, TimerInfo, TimerList};
 
 use super::stash::here;
 use crate::Ctx;
