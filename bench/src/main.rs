@@ -1,9 +1,10 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`, `terminal`); each
+//! `pairing`, `terminal`, `inbox`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
 mod daemon;
+mod inbox;
 mod machine;
 mod pairing;
 mod snapshots;
@@ -45,9 +46,10 @@ fn main() -> ExitCode {
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
         "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
+        "inbox" => build_berth().and_then(|bin| inbox::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|inbox\n{}\n{}",
             sync::USAGE,
             pairing::USAGE
         )),
