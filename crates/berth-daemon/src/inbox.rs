@@ -16,7 +16,8 @@
 //! watched to its end, one that ended meanwhile is collected, one whose keeper vanished is
 //! `interrupted` and retried. Failpoints mark the moments a crash matters: `inbox.turn.recorded`
 //! (the turn recorded, nothing started), `inbox.turn.started` (its keeper started),
-//! `inbox.turn.ended` (it ended, not yet recorded). One worker per agent, and a turn is only ever started after the
+//! `inbox.turn.ended` (it ended, not yet recorded); for a terminal agent also `inbox.type.settled`
+//! (its screen settled, nothing typed) and `inbox.type.typed` (typed, not yet recorded). One worker per agent, and a turn is only ever started after the
 //! previous one is recorded as ended: never two turns of one agent at once.
 
 use std::collections::HashMap;
@@ -632,11 +633,14 @@ impl Inbox {
             }
             tokio::time::sleep(SCREEN_EVERY).await;
         }
+        failpoints::hit("inbox.type.settled").await;
         let bytes = match berth_core::terminal::keystrokes(&item.text, true) {
             Ok(b) => b,
             Err(e) => return failed(TurnStatus::Failed, e.to_string()),
         };
-        match terminals::type_in(agents, rec, bytes).await {
+        let typed = terminals::type_in(agents, rec, bytes).await;
+        failpoints::hit("inbox.type.typed").await;
+        match typed {
             Ok(_) => Ended {
                 status: TurnStatus::Done,
                 exit_code: None,

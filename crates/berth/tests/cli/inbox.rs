@@ -374,6 +374,46 @@ fn a_terminal_agent_gets_the_message_typed_once_its_screen_is_quiet() {
     h.run(&["daemon", "stop"]).expect_code(0);
 }
 
+/// A daemon SIGKILLed (`abort`) at each step of typing into a terminal agent: the item is
+/// never lost; the turn is `interrupted` and the text typed again — once in all when the crash
+/// came before the typing, twice when it came after (at least once, never maybe not at all).
+#[test]
+fn a_daemon_killed_while_typing_into_a_terminal_loses_nothing() {
+    for (failpoint, typed) in [
+        ("inbox.turn.recorded", 1),
+        ("inbox.type.settled", 1),
+        ("inbox.type.typed", 2),
+        ("inbox.turn.ended", 2),
+    ] {
+        let h = home();
+        let mut cmd = h.command(&["daemon", "start"]);
+        cmd.env("BERTH_FAILPOINTS", format!("{failpoint}=abort"));
+        h.run_cmd(cmd).expect_code(0);
+        let p = project();
+        shell(&h, p.path(), "sh");
+        let pid = h.recorded_pid().unwrap();
+        send(&h, p.path(), "sh", "echo \"typed-$((6*7))\"", &[]);
+        wait_until("the daemon died at the failpoint", WAIT, || !alive(pid));
+        start(&h);
+        let all = settled(&h, p.path(), "sh", 1);
+        assert_eq!(all[0].state, "done", "{failpoint}");
+        let shown: Vec<(String, u32)> = turns(&h, p.path(), "sh")
+            .iter()
+            .map(|t| (t.status.clone(), t.attempt))
+            .collect();
+        assert_eq!(
+            shown,
+            [("interrupted".to_string(), 1), ("done".to_string(), 2)],
+            "{failpoint}"
+        );
+        let screen = wait_for(&h, p.path(), "sh", "typed-42");
+        let runs = screen.rows.iter().filter(|r| *r == "typed-42").count();
+        assert_eq!(runs, typed, "{failpoint}: {screen:?}");
+        berth(&h, p.path(), &["agent", "stop", "sh"]).expect_code(0);
+        h.run(&["daemon", "stop"]).expect_code(0);
+    }
+}
+
 #[test]
 fn what_cannot_be_sent_is_refused_before_anything_is_queued() {
     let h = home();
