@@ -32,7 +32,9 @@ pub use compose::{
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
 pub use hook::{HookAdd, HookInfo, HookList, HookTarget};
-pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
+pub use inbox::{
+    ById, InboxCount, InboxCounts, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList,
+};
 pub use pair::{
     PairConflict, PairFlushed, PairLatency, PairLeftover, PairLeftovers, PairLeftoversRequest,
     PairNotice, PairRepo, PairStart, PairStatus, PairStopped,

@@ -146,6 +146,16 @@ impl Store {
         )
     }
 
+    /// A project's items counted per agent and state: `(agent, state, count)`.
+    pub fn inbox_counts(&self, project_id: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.query_all(
+            "SELECT agent, state, COUNT(*) FROM inbox WHERE project_id = ?1
+             GROUP BY agent, state ORDER BY agent, state",
+            params![project_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
     /// Every agent with an item queued or delivering: `(project_id, agent)`.
     pub fn inbox_busy_agents(&self) -> Result<Vec<(i64, String)>, StoreError> {
         self.query_all(

@@ -10,7 +10,7 @@
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/agents/screen`, `input` | a terminal agent's screen; typing into it |
 //! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
-//! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
+//! | POST | `/v1/inbox/send`, `list`, `cancel`, `counts` | agents' inboxes (`berth send`, `berth inbox`) |
 //! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
 //! | POST | `/v1/timers/add`, `list`, `rm` | agents' timers (`berth timer`) |
 //! | POST | `/v1/hooks/add`, `list`, `rm` | agents' webhooks (`berth hook`) |
@@ -77,6 +77,7 @@ pub fn router(shared: Arc<Shared>, tcp: bool) -> Router {
         .route("/v1/inbox/send", post(inbox::send))
         .route("/v1/inbox/list", post(inbox::list))
         .route("/v1/inbox/cancel", post(inbox::cancel))
+        .route("/v1/inbox/counts", post(inbox::counts))
         .route("/v1/turns/list", post(turns::list))
         .route("/v1/turns/show", post(turns::show))
         .route("/v1/timers/add", post(timers::add))

@@ -415,6 +415,37 @@ fn a_daemon_killed_while_typing_into_a_terminal_loses_nothing() {
 }
 
 #[test]
+fn status_counts_each_agents_open_items() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path());
+    turn_agent(&h, p.path(), "bot", &gate.script("cat > /dev/null"), &[]);
+    for text in ["one", "two", "three"] {
+        send(&h, p.path(), "bot", text, &[]);
+    }
+    gate.wait_started(1);
+    let status = berth(&h, p.path(), &["status"]);
+    let counts = &status.json()["inbox"]["agents"][0];
+    assert_eq!(
+        (&counts["agent"], &counts["queued"], &counts["delivering"]),
+        (&"bot".into(), &2.into(), &1.into()),
+        "{status}"
+    );
+    let text = h.run_in(p.path(), &["status"]);
+    assert!(
+        text.stdout.contains("inbox 2 queued, 1 delivering"),
+        "{text}"
+    );
+    gate.open();
+    settled(&h, p.path(), "bot", 3);
+    let text = h.run_in(p.path(), &["status"]);
+    assert!(!text.stdout.contains("inbox"), "nothing open: {text}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
 fn what_cannot_be_sent_is_refused_before_anything_is_queued() {
     let h = home();
     start(&h);
