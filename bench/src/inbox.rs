@@ -62,8 +62,13 @@ impl Bench {
 
     /// A turn agent whose first turn waits at the gate: everything sent to it stays queued.
     fn gated_agent(&self, name: &str) -> Result<(), String> {
+        // It also ends when the benchmark's directory is gone, whatever happened to the run.
         let gate = self.gate.display();
-        self.turn_agent(name, &format!("while [ ! -e {gate} ]; do sleep 0.05; done"))
+        let dir = self.gate.parent().unwrap_or(&self.gate).display();
+        self.turn_agent(
+            name,
+            &format!("while [ ! -e {gate} ] && [ -d {dir} ]; do sleep 0.05; done"),
+        )
     }
 
     fn send_body(&self, name: &str, text: &str) -> Value {
@@ -153,6 +158,7 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     // Whatever happened: stop delivering, then let the gated turns end.
     let _ = b.berth(&["daemon", "stop"]);
     let _ = std::fs::write(&b.gate, "");
+    std::thread::sleep(Duration::from_millis(500));
     let report = result?;
     let path = root.join("bench/results/inbox.md");
     std::fs::write(&path, report).map_err(err)?;

@@ -125,3 +125,30 @@ fn hooks_are_unique_per_agent_and_name_and_found_by_name_across_projects() {
     assert!(store.hook_remove(p, "a", "ci").unwrap());
     assert!(!store.hook_remove(p, "a", "ci").unwrap());
 }
+
+#[test]
+fn removing_an_agent_removes_its_timers_and_hooks_and_no_one_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let p = store.project_id("/r", 0).unwrap();
+    store.timer_add(&new_timer(p, Some(1))).unwrap();
+    let mut other = new_timer(p, Some(1));
+    other.agent = "b".into();
+    store.timer_add(&other).unwrap();
+    let hook = |agent: &str| HookRecord {
+        project_id: p,
+        agent: agent.into(),
+        name: "ci".into(),
+        agent_created_ms: 5,
+        secret: "s".into(),
+        template: None,
+        created_ms: 0,
+    };
+    store.hook_add(&hook("a")).unwrap();
+    store.hook_add(&hook("b")).unwrap();
+    store.remove_agent(p, "a").unwrap();
+    assert!(store.timers(p, Some("a")).unwrap().is_empty());
+    assert!(store.hooks(p, Some("a")).unwrap().is_empty());
+    assert_eq!(store.timers(p, Some("b")).unwrap().len(), 1);
+    assert_eq!(store.hooks(p, Some("b")).unwrap().len(), 1);
+}
