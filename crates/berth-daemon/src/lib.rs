@@ -35,7 +35,8 @@
 //! The run as a whole ([`state::Shared`]: identity, phase, counters) is held only by `serve`
 //! and the API. What requests are served with are cheap handles ([`services::Services`]): the
 //! store, the git lock ([`git_lock`]), the event recorder ([`recorder`]), the supervisor
-//! ([`agents`]), the inboxes ([`inbox`]) and the pairings ([`pairing`]); each module is given just the handles it
+//! ([`agents`]), the inboxes ([`inbox`]), the timers ([`timers`]), the webhooks ([`hooks`]) and the
+//! pairings ([`pairing`]); each module is given just the handles it
 //! needs. Agents' commits are mirrored into their project by [`mirror`], the one place besides
 //! pairing that moves refs after the fact.
 

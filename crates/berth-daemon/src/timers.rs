@@ -1,5 +1,5 @@
 //! Agents' timers fired: one task sleeps until the earliest next fire (at most
-//! [`LOOK_AGAIN`], so a changed wall clock or a suspended machine is noticed), then fires every
+//! 30 s, so a changed wall clock or a suspended machine is noticed), then fires every
 //! timer that is due. When a timer fires and what comes next is `berth_core::timer`'s; a fire
 //! moves the timer on and queues its message, with the fire's idempotency key, in one
 //! transaction (`Store::timer_fire`), so a fire is queued once even if the daemon dies halfway.
