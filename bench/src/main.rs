@@ -1,10 +1,11 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`, `terminal`, `web`); each
+//! `pairing`, `terminal`, `web`, `inbox`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run and writes
 //! `bench/results/<name>.md`.
 
 mod cli;
 mod daemon;
+mod inbox;
 mod machine;
 mod pairing;
 mod snapshots;
@@ -47,10 +48,11 @@ fn main() -> ExitCode {
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
         "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
+        "inbox" => build_berth().and_then(|bin| inbox::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         "web" => build_berth().and_then(|bin| web::run(&bin, &repo_root())),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web|inbox\n{}\n{}",
             sync::USAGE,
             pairing::USAGE
         )),

@@ -1,5 +1,5 @@
 //! Human durations as berth accepts them on the command line and in `berth.toml`:
-//! `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+//! `250ms`, `10s`, `2m`, `1h`, `1h30m`, or a bare number of seconds (`1.5`), read with `jiff`.
 
 use std::time::Duration;
 
@@ -10,23 +10,19 @@ pub struct DurationError(pub String);
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let err = || DurationError(text.to_string());
-    let (number, unit_secs) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = number.trim().parse().map_err(|_| err())?;
-    let secs = value * unit_secs;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // A bare number of seconds.
+        let secs: f64 = t.parse().map_err(|_| err())?;
+        return Duration::try_from_secs_f64(secs).map_err(|_| err());
+    }
+    // Units as `jiff`'s friendly format reads them (`250ms`, `10s`, `2m`, `1h`, `1h30m`),
+    // hours at most: a day is not always 24 hours.
+    let d: jiff::SignedDuration = t.parse().map_err(|_| err())?;
+    let d = Duration::try_from(d).map_err(|_| err())?;
+    if d > Duration::from_secs(1_000_000_000) || t.contains(['d', 'w', 'y']) || t.contains("mo") {
         return Err(err());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// The shortest form [`parse`] reads back, to the millisecond: `250ms`, `10s`, `1.5s`, `2m`,
@@ -78,11 +74,28 @@ mod tests {
         assert_eq!(parse("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse(" 1.5 ").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
     }
 
     #[test]
     fn rejects_nonsense_without_panicking() {
-        for bad in ["", "s", "-1s", "1d", "NaN", "inf", "1e300", "ten"] {
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1d",
+            "2w",
+            "1y",
+            "1mo",
+            "NaN",
+            "inf",
+            "1e300",
+            "1e3",
+            "ten",
+            ".",
+            "1..2",
+            "99999999999999h",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

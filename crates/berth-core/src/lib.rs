@@ -17,6 +17,8 @@
 //!   if it never will, why.
 //! - [`inbox`]: an agent's inbox: an item's states, priorities, how an agent takes messages,
 //!   what follows a turn (retries with backoff) and what a restarted daemon makes of a delivery.
+//! - [`hook`]: webhooks: the signature a delivery must carry (HMAC-SHA256, GitHub's form), its
+//!   size, its delivery id as an idempotency key, and the template that makes its message.
 //! - [`home`]: the layout of `$BERTH_HOME` (which file lives where).
 //! - [`config`]: the daemon's serve configuration, its effective-config fingerprint and the
 //!   field-by-field diff shown when a running daemon's configuration differs.
@@ -31,7 +33,9 @@
 //! - [`failpoint`]: the `BERTH_FAILPOINTS` syntax used by crash tests.
 //! - [`terminal`]: terminal agents: the size of their pseudo-terminal, what may be typed into
 //!   one, the scrollback their keeper keeps.
-//! - [`time`]: timestamps rendered in UTC.
+//! - [`time`]: timestamps rendered in UTC or in a time zone (`jiff`).
+//! - [`timer`]: agents' timers (`every`, `cron`, `at`): when each fires next, missed fires
+//!   and daylight-saving changes, as functions of a clock reading.
 
 pub mod agent_state;
 pub mod command;
@@ -43,6 +47,7 @@ pub mod deps;
 pub mod duration;
 pub mod failpoint;
 pub mod home;
+pub mod hook;
 pub mod inbox;
 pub mod lifecycle;
 pub mod names;
@@ -55,6 +60,7 @@ pub mod restart;
 pub mod stop;
 pub mod terminal;
 pub mod time;
+pub mod timer;
 
 /// The transition asked for is not defined for the current state. Returned by every pure state
 /// machine in this crate; the edge that fed the input has a bug or observed something impossible.

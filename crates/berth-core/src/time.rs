@@ -1,39 +1,40 @@
-//! Rendering timestamps (milliseconds since the Unix epoch) in UTC, without a clock or a locale.
+//! Rendering timestamps (milliseconds since the Unix epoch) in UTC or in a given time zone,
+//! without a clock or a locale (`jiff`).
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 /// `2026-11-22 08:15:02.123Z`.
 pub fn utc(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = parts(ms);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms.rem_euclid(1000)
-    )
+    shown(ms, "%Y-%m-%d %H:%M:%S%.3fZ")
 }
 
 /// `20261122-081502`: sortable, and safe in file and ref names.
 pub fn compact_utc(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = parts(ms);
-    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+    shown(ms, "%Y%m%d-%H%M%S")
 }
 
-fn parts(ms: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let secs = ms.div_euclid(1000);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
+/// `2026-12-24 09:00:00 CET`: the wall-clock time in `zone`, with the zone's abbreviation.
+pub fn local(ms: i64, zone: &TimeZone) -> String {
+    match Timestamp::from_millisecond(ms) {
+        Ok(t) => t
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        Err(_) => out_of_range(ms),
+    }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn shown(ms: i64, format: &str) -> String {
+    match Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime(format).to_string(),
+        Err(_) => out_of_range(ms),
+    }
+}
+
+/// A time beyond the years -9999..=9999, as it was given.
+fn out_of_range(ms: i64) -> String {
+    format!("{ms}ms after 1970")
 }
 
 #[cfg(test)]
@@ -50,9 +51,21 @@ mod tests {
     }
 
     #[test]
+    fn renders_local_time_with_its_zone() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(local(1_798_099_200_000, &berlin), "2026-12-24 09:00:00 CET");
+        assert_eq!(
+            local(1_782_284_400_000, &berlin),
+            "2026-06-24 09:00:00 CEST"
+        );
+    }
+
+    #[test]
     fn never_panics_at_the_extremes() {
-        for ms in [i64::MIN / 2, i64::MAX / 2, 0, 1] {
+        for ms in [i64::MIN, i64::MIN / 2, i64::MAX / 2, i64::MAX, 0, 1] {
             let _ = utc(ms);
+            let _ = compact_utc(ms);
+            let _ = local(ms, &TimeZone::UTC);
         }
     }
 }

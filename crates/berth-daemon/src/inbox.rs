@@ -16,7 +16,8 @@
 //! watched to its end, one that ended meanwhile is collected, one whose keeper vanished is
 //! `interrupted` and retried. Failpoints mark the moments a crash matters: `inbox.turn.recorded`
 //! (the turn recorded, nothing started), `inbox.turn.started` (its keeper started),
-//! `inbox.turn.ended` (it ended, not yet recorded). One worker per agent, and a turn is only ever started after the
+//! `inbox.turn.ended` (it ended, not yet recorded); for a terminal agent also `inbox.type.settled`
+//! (its screen settled, nothing typed) and `inbox.type.typed` (typed, not yet recorded). One worker per agent, and a turn is only ever started after the
 //! previous one is recorded as ended: never two turns of one agent at once.
 
 use std::collections::HashMap;
@@ -116,7 +117,7 @@ impl Inbox {
         }
     }
 
-    /// Queues `text` for the agent (checked first: nothing is queued for an agent that takes no
+    /// Queues `text` for the agent, from `source` (checked first: nothing is queued for an agent that takes no
     /// messages, nor a message it cannot be given). With a `key` this agent has seen, nothing
     /// is queued and the item that key made is returned; the flag says whether the item is new.
     pub fn send(
@@ -125,6 +126,7 @@ impl Inbox {
         text: &str,
         key: Option<&str>,
         priority: Priority,
+        source: &str,
     ) -> Result<(ItemRecord, bool), SendError> {
         let mode = inbox::mode(&rec.name, rec.turn.is_some(), rec.tty)?;
         inbox::check_message(text, key, mode)?;
@@ -132,20 +134,27 @@ impl Inbox {
             project_id: rec.project_id,
             agent: &rec.name,
             text,
-            source: SOURCE_MESSAGE,
+            source,
             priority: priority.rank(),
             key,
             now_ms: now_ms(),
         })?;
         if new {
-            self.inner.events.record_about(
-                "inbox.queued",
-                &rec.name,
-                serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
-            );
-            self.wake(rec.project_id, &rec.name);
+            self.queued(&item);
         }
         Ok((item, new))
+    }
+
+    /// A new item was stored (by a send, a timer or a webhook): says so, and wakes its agent's
+    /// worker.
+    pub(crate) fn queued(&self, item: &ItemRecord) {
+        let priority = Priority::from_rank(item.priority);
+        self.inner.events.record_about(
+            "inbox.queued",
+            &item.agent,
+            serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
+        );
+        self.wake(item.project_id, &item.agent);
     }
 
     /// Cancels a queued item.
@@ -624,11 +633,14 @@ impl Inbox {
             }
             tokio::time::sleep(SCREEN_EVERY).await;
         }
+        failpoints::hit("inbox.type.settled").await;
         let bytes = match berth_core::terminal::keystrokes(&item.text, true) {
             Ok(b) => b,
             Err(e) => return failed(TurnStatus::Failed, e.to_string()),
         };
-        match terminals::type_in(agents, rec, bytes).await {
+        let typed = terminals::type_in(agents, rec, bytes).await;
+        failpoints::hit("inbox.type.typed").await;
+        match typed {
             Ok(_) => Ended {
                 status: TurnStatus::Done,
                 exit_code: None,

@@ -15,7 +15,8 @@
 //! 3. **Prepare.** The store is opened and the run's [`services::Services`] are made from it;
 //!    agents that should run are re-adopted ([`agents`]), open pairings recovered from their
 //!    journals ([`pairing`]) and every inbox with work handed to its worker ([`inbox`]: a turn
-//!    found running is re-adopted, one whose keeper vanished retried). On failure a failure record carrying this run's generation is
+//!    found running is re-adopted, one whose keeper vanished retried), and the timers' task
+//!    started ([`timers`]: a timer due while the daemon was down fires once). On failure a failure record carrying this run's generation is
 //!    written and the run ends.
 //! 4. **Ready.** The phase becomes `running`, the metadata is rewritten and, when started by
 //!    `berth daemon start`, one line goes through the inherited readiness pipe
@@ -36,7 +37,8 @@
 //! The run as a whole ([`state::Shared`]: identity, phase, counters) is held only by `serve`
 //! and the API. What requests are served with are cheap handles ([`services::Services`]): the
 //! store, the git lock ([`git_lock`]), the event recorder ([`recorder`]), the supervisor
-//! ([`agents`]), the inboxes ([`inbox`]) and the pairings ([`pairing`]); each module is given just the handles it
+//! ([`agents`]), the inboxes ([`inbox`]), the timers ([`timers`]), the webhooks ([`hooks`]) and the
+//! pairings ([`pairing`]); each module is given just the handles it
 //! needs. Agents' commits are mirrored into their project by [`mirror`], the one place besides
 //! pairing that moves refs after the fact.
 
@@ -50,6 +52,7 @@ pub mod debug_sync;
 pub mod failpoints;
 pub mod far;
 pub mod git_lock;
+pub mod hooks;
 pub mod ids;
 pub mod inbox;
 pub mod logging;
@@ -62,6 +65,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod terminals;
+pub mod timers;
 pub mod watchdog;
 pub mod workspaces;
 

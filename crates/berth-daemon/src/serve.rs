@@ -254,6 +254,8 @@ pub async fn launch(
             services.agents.adopt_all();
             // Inboxes: every agent with items queued or delivering gets its worker back.
             services.inbox.recover();
+            // Timers: those due while the daemon was down fire once, now.
+            services.timers.start();
             // Pairings: every interrupted transition is finished or undone from its journal.
             services.pairings.recover_all();
             // The console: served again where open pages expect it.

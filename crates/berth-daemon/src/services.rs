@@ -9,9 +9,11 @@ use berth_store::Store;
 
 use crate::agents::Supervisor;
 use crate::git_lock::GitLock;
+use crate::hooks::Hooks;
 use crate::inbox::Inbox;
 use crate::pairing::Pairings;
 use crate::recorder::Recorder;
+use crate::timers::Timers;
 
 /// The run's handles, available from the moment its store is open.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub struct Services {
     pub agents: Supervisor,
     /// Agents' inboxes and the workers that deliver them.
     pub inbox: Inbox,
+    /// Agents' timers and the task that fires them.
+    pub timers: Timers,
+    /// Agents' webhooks.
+    pub hooks: Hooks,
     /// Open pairings, by project root.
     pub pairings: Pairings,
 }
@@ -34,8 +40,11 @@ impl Services {
         let events = Recorder::new(store.clone());
         let git = GitLock::default();
         let agents = Supervisor::new(&home, store.clone(), events.clone(), git.clone());
+        let inbox = Inbox::new(store.clone(), events.clone(), agents.clone());
         Services {
-            inbox: Inbox::new(store.clone(), events.clone(), agents.clone()),
+            timers: Timers::new(store.clone(), events.clone(), inbox.clone()),
+            hooks: Hooks::new(store.clone(), events.clone(), inbox.clone()),
+            inbox,
             agents,
             pairings: Pairings::new(store.clone(), events.clone(), git.clone()),
             home,

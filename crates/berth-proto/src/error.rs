@@ -92,6 +92,15 @@ pub enum ErrorCode {
     TurnNotFound,
     /// An agent elsewhere (`--on`) could not be reached, or its far side failed what was asked.
     AgentUnreachable,
+    /// A timer that cannot be made (a bad interval, cron expression, time or zone, or an `at`
+    /// in the past); nothing was added.
+    InvalidTimer,
+    /// No timer with that id.
+    TimerNotFound,
+    /// The agent has a webhook of that name already.
+    HookExists,
+    /// No webhook of that name.
+    HookNotFound,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -131,6 +140,7 @@ impl ErrorCode {
                 | ErrorCode::InvalidConfig
                 | ErrorCode::InvalidInput
                 | ErrorCode::InvalidMessage
+                | ErrorCode::InvalidTimer
         )
     }
 
@@ -177,6 +187,10 @@ impl ErrorCode {
             ErrorCode::NotCancellable => "not_cancellable",
             ErrorCode::TurnNotFound => "turn_not_found",
             ErrorCode::AgentUnreachable => "agent_unreachable",
+            ErrorCode::InvalidTimer => "invalid_timer",
+            ErrorCode::TimerNotFound => "timer_not_found",
+            ErrorCode::HookExists => "hook_exists",
+            ErrorCode::HookNotFound => "hook_not_found",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -244,6 +258,10 @@ mod tests {
             ErrorCode::NotCancellable,
             ErrorCode::TurnNotFound,
             ErrorCode::AgentUnreachable,
+            ErrorCode::InvalidTimer,
+            ErrorCode::TimerNotFound,
+            ErrorCode::HookExists,
+            ErrorCode::HookNotFound,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

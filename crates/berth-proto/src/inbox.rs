@@ -51,6 +51,23 @@ pub struct InboxList {
     pub items: Vec<InboxItem>,
 }
 
+/// One agent's items, counted by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxCount {
+    pub agent: String,
+    pub queued: u64,
+    pub delivering: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// Answer to `POST /v1/inbox/counts`: every agent of the project that has had an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxCounts {
+    pub agents: Vec<InboxCount>,
+}
+
 /// Body of `POST /v1/inbox/cancel` and `POST /v1/turns/show`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,11 +17,13 @@ mod compose;
 mod console;
 mod error;
 mod event;
+mod hook;
 mod inbox;
 mod pair;
 mod stash;
 mod status;
 mod terminal;
+mod timer;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
 pub use attach::{AttachControl, AttachEvent, AttachQuery, Frame, FrameError, MAX_FRAME_BYTES};
@@ -31,7 +33,10 @@ pub use compose::{
 pub use console::{ConsoleOpened, ConsoleOverview, ConsoleProject, ConsoleSessionInfo, LoggedOut};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::Event;
-pub use inbox::{ById, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList};
+pub use hook::{HookAdd, HookInfo, HookList, HookTarget};
+pub use inbox::{
+    ById, InboxCount, InboxCounts, InboxItem, InboxList, InboxSend, InboxSent, TurnInfo, TurnList,
+};
 pub use pair::{
     PairConflict, PairConflictDiff, PairConflictRequest, PairFlushed, PairLatency, PairLeftover,
     PairLeftovers, PairLeftoversRequest, PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
@@ -44,6 +49,7 @@ pub use status::{Activity, DaemonPhase, DaemonStatus, Handshake, ShutdownRequest
 pub use terminal::{
     AgentInput, AgentScreenRequest, AgentTyped, Cursor, TerminalScreen, TerminalSize,
 };
+pub use timer::{AgentFilter, TimerAdd, TimerInfo, TimerList};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -67,6 +73,8 @@ pub const CAPABILITIES: &[&str] = &[
     "attach",
     "inbox",
     "console",
+    "timers",
+    "hooks",
 ];
 
 /// Largest request body the daemon accepts, in bytes.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::{Store, StoreError};
 
@@ -54,17 +54,21 @@ impl Store {
     /// The id of the project at `root`, registering it on first use.
     pub fn project_id(&self, root: &str, now_ms: i64) -> Result<i64, StoreError> {
         let conn = self.conn();
+        let find = |conn: &rusqlite::Connection| {
+            conn.prepare_cached("SELECT id FROM projects WHERE root = ?1")
+                .and_then(|mut stmt| stmt.query_row(params![root], |r| r.get(0)).optional())
+                .map_err(|e| self.sql(e))
+        };
+        // Nearly every request names a known project: a read, not a write transaction.
+        if let Some(id) = find(&conn)? {
+            return Ok(id);
+        }
         conn.execute(
             "INSERT OR IGNORE INTO projects (root, created_ms) VALUES (?1, ?2)",
             params![root, now_ms],
         )
         .map_err(|e| self.sql(e))?;
-        conn.query_row(
-            "SELECT id FROM projects WHERE root = ?1",
-            params![root],
-            |r| r.get(0),
-        )
-        .map_err(|e| self.sql(e))
+        find(&conn)?.ok_or_else(|| self.sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// Every project's root, in order (projects are registered by their first agent or
@@ -136,15 +140,20 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets an agent's definition.
+    /// Forgets an agent's definition, with its timers and webhooks (its inbox and turns stay:
+    /// they are history).
     pub fn remove_agent(&self, project_id: i64, name: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "DELETE FROM agents WHERE project_id = ?1 AND name = ?2",
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        for table in ["agents", "timers", "hooks"] {
+            let column = if table == "agents" { "name" } else { "agent" };
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE project_id = ?1 AND {column} = ?2"),
                 params![project_id, name],
             )
             .map_err(|e| self.sql(e))?;
-        Ok(())
+        }
+        tx.commit().map_err(|e| self.sql(e))
     }
 
     pub fn agent(&self, project_id: i64, name: &str) -> Result<Option<AgentRecord>, StoreError> {

@@ -58,45 +58,51 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     })
 }
 
+/// [`Store::inbox_send`] within a transaction of the caller's (a timer's fire, a webhook's
+/// delivery), so the item and what made it are committed together.
+pub(crate) fn send_in(
+    tx: &rusqlite::Transaction<'_>,
+    new: &NewItem<'_>,
+) -> rusqlite::Result<(ItemRecord, bool)> {
+    if let Some(key) = new.key {
+        let existing = tx
+            .query_row(
+                &format!("{SELECT} WHERE project_id = ?1 AND agent = ?2 AND key = ?3"),
+                params![new.project_id, new.agent, key],
+                item,
+            )
+            .optional()?;
+        if let Some(existing) = existing {
+            return Ok((existing, false));
+        }
+    }
+    tx.execute(
+        "INSERT INTO inbox (project_id, agent, text, source, priority, key, state, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+        params![
+            new.project_id,
+            new.agent,
+            new.text,
+            new.source,
+            new.priority,
+            new.key,
+            new.now_ms
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let rec = tx.query_row(&format!("{SELECT} WHERE id = ?1"), params![id], item)?;
+    Ok((rec, true))
+}
+
 impl Store {
     /// Queues a message; with a key already used for this agent, queues nothing and returns the
     /// item that key made. The flag says whether the item is new.
     pub fn inbox_send(&self, new: &NewItem<'_>) -> Result<(ItemRecord, bool), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
-        if let Some(key) = new.key {
-            let existing = tx
-                .query_row(
-                    &format!("{SELECT} WHERE project_id = ?1 AND agent = ?2 AND key = ?3"),
-                    params![new.project_id, new.agent, key],
-                    item,
-                )
-                .optional()
-                .map_err(|e| self.sql(e))?;
-            if let Some(existing) = existing {
-                return Ok((existing, false));
-            }
-        }
-        tx.execute(
-            "INSERT INTO inbox (project_id, agent, text, source, priority, key, state, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-            params![
-                new.project_id,
-                new.agent,
-                new.text,
-                new.source,
-                new.priority,
-                new.key,
-                new.now_ms
-            ],
-        )
-        .map_err(|e| self.sql(e))?;
-        let id = tx.last_insert_rowid();
-        let rec = tx
-            .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], item)
-            .map_err(|e| self.sql(e))?;
+        let sent = send_in(&tx, new).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        Ok((rec, true))
+        Ok(sent)
     }
 
     pub fn inbox_item(&self, id: i64) -> Result<Option<ItemRecord>, StoreError> {
@@ -137,6 +143,16 @@ impl Store {
             ),
             params![project_id, agent],
             item,
+        )
+    }
+
+    /// A project's items counted per agent and state: `(agent, state, count)`.
+    pub fn inbox_counts(&self, project_id: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.query_all(
+            "SELECT agent, state, COUNT(*) FROM inbox WHERE project_id = ?1
+             GROUP BY agent, state ORDER BY agent, state",
+            params![project_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
     }
 

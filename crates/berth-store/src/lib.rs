@@ -30,6 +30,9 @@
 //!   (a turn). A turn's start moves its item to `delivering` in the same transaction, and its end
 //!   settles the item's state in the same transaction too; moves are compare-and-swaps on the
 //!   state expected, and an idempotency key is unique per agent.
+//! - **Timers and webhooks.** What feeds an inbox besides `berth send`. A timer's fire moves
+//!   the timer on and queues its item (keyed by the fire) in one transaction; a webhook holds
+//!   the secret its bodies are signed with.
 //! - **Live broadcast.** After an append commits, the event is sent on a `tokio` broadcast
 //!   channel. The channel is bounded: a receiver that falls behind gets `Lagged` and must resume
 //!   with [`Store::events_since`] from the last sequence number it handled. Because the event is
@@ -44,10 +47,12 @@ mod console;
 mod error;
 mod events;
 mod excludes;
+mod hooks;
 mod inbox;
 pub mod migrations;
 mod pairings;
 mod snapshots;
+mod timers;
 mod turns;
 
 use std::path::{Path, PathBuf};
@@ -64,10 +69,12 @@ pub use ancestors::AncestorRow;
 pub use console::ConsoleSession;
 pub use error::StoreError;
 pub use excludes::ExcludeLine;
+pub use hooks::HookRecord;
 pub use inbox::{ItemRecord, NewItem};
 pub use migrations::SCHEMA_VERSION;
 pub use pairings::{IntentRecord, PairingRecord};
 pub use snapshots::{Recorded, SnapshotState};
+pub use timers::TimerRecord;
 pub use turns::{NewTurn, TurnEnd, TurnRecord};
 
 /// How the store behaves.

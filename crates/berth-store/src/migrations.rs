@@ -149,6 +149,36 @@ pub const MIGRATIONS: &[&str] = &[
      );",
     // 14: where an agent elsewhere lives (`berth agent new --on URL`; NULL: here).
     "ALTER TABLE agents ADD COLUMN remote TEXT;",
+    // 15: agents' timers and webhooks, both feeding their inboxes. Each names the agent by
+    // project, name and `created_ms`, so an agent made again under the same name does not
+    // inherit them. A timer's `next_ms` is NULL once it will never fire again.
+    "CREATE TABLE timers (
+         id               INTEGER PRIMARY KEY AUTOINCREMENT,
+         project_id       INTEGER NOT NULL REFERENCES projects(id),
+         agent            TEXT    NOT NULL,
+         agent_created_ms INTEGER NOT NULL,
+         kind             TEXT    NOT NULL,
+         spec             TEXT    NOT NULL,
+         zone             TEXT    NOT NULL,
+         message          TEXT    NOT NULL,
+         anchor_ms        INTEGER NOT NULL,
+         next_ms          INTEGER,
+         fired            INTEGER NOT NULL DEFAULT 0,
+         last_fired_ms    INTEGER,
+         created_ms       INTEGER NOT NULL
+     );
+     CREATE INDEX timers_next ON timers (next_ms) WHERE next_ms IS NOT NULL;
+     CREATE TABLE hooks (
+         project_id       INTEGER NOT NULL REFERENCES projects(id),
+         agent            TEXT    NOT NULL,
+         name             TEXT    NOT NULL,
+         agent_created_ms INTEGER NOT NULL,
+         secret           TEXT    NOT NULL,
+         template         TEXT,
+         created_ms       INTEGER NOT NULL,
+         PRIMARY KEY (project_id, agent, name)
+     );
+     CREATE INDEX hooks_by_name ON hooks (agent, name);",
 ];
 
 /// The newest schema version this build knows.

@@ -48,6 +48,12 @@ pub enum Command {
     /// An agent's turns: every delivery, its exit, output and commits (`berth turns show ID`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Turns(TurnsArgs),
+    /// Timers that send an agent a message: every interval, on a cron schedule, or once.
+    #[command(subcommand, after_help = TIMER_EXAMPLES)]
+    Timer(TimerCommand),
+    /// Webhooks: a URL and a secret; each signed POST queues its payload in the agent's inbox.
+    #[command(subcommand, after_help = HOOK_EXAMPLES)]
+    Hook(HookCommand),
     /// The daemon and this repository's agents and services, in one screen.
     Status,
     /// Open the web console: prints a one-time login link (valid once, for 60 s).
@@ -93,6 +99,84 @@ const SEND_EXAMPLES: &str = "Examples:
   berth send bot 'fix the failing test in parser.rs'
   git diff | berth send bot -
   berth send bot --file task.md --key task-42 --priority now";
+
+const TIMER_EXAMPLES: &str = "Examples:
+  berth timer add bot --every 30m --message 'look at the open pull requests'
+  berth timer add bot --cron '0 9 * * 1-5' --message 'morning triage'
+  berth timer add bot --at 2026-12-24T09:00 --tz Europe/Berlin --message 'ship it'
+  berth timer list
+  berth timer rm 3";
+
+const HOOK_EXAMPLES: &str = "Examples:
+  berth daemon start --listen 127.0.0.1:7070     (hooks are served on the TCP listener)
+  berth hook add bot --name ci
+  berth hook add bot --name prs --template 'PR {{.pull_request.title}}: {{.pull_request.html_url}}'
+  berth hook list
+  berth hook rm bot --name ci";
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Make a webhook for an agent: prints its URL and its secret (shown only now).
+    Add {
+        /// The agent.
+        name: String,
+        /// The hook's name, the last part of its URL.
+        #[arg(long = "name", value_name = "HOOK", default_value = berth_core::hook::DEFAULT_NAME)]
+        hook: String,
+        /// Make the message from the JSON payload: `{{.pull_request.title}}` is that field.
+        #[arg(long, value_name = "TEMPLATE")]
+        template: Option<String>,
+    },
+    /// This repository's webhooks (or one agent's).
+    List {
+        /// Only this agent's.
+        name: Option<String>,
+    },
+    /// Remove a webhook: its URL answers 401 from now on.
+    Rm {
+        /// The agent.
+        name: String,
+        /// The hook's name.
+        #[arg(long = "name", value_name = "HOOK", default_value = berth_core::hook::DEFAULT_NAME)]
+        hook: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimerCommand {
+    /// Add a timer: each fire queues MESSAGE in the agent's inbox (source `timer`).
+    Add(TimerAddArgs),
+    /// This repository's timers (or one agent's), next fire in local time with its zone.
+    List {
+        /// Only this agent's.
+        name: Option<String>,
+    },
+    /// Remove a timer.
+    Rm { id: i64 },
+}
+
+/// `berth timer add NAME (--every D | --cron EXPR | --at TIME) --message TEXT [--tz ZONE]`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("schedule").required(true).args(["every", "cron", "at"])))]
+pub struct TimerAddArgs {
+    /// The agent.
+    pub name: String,
+    /// Every interval of real time from now: 30s, 30m, 2h, 1h30m.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Five cron fields (minute hour day-of-month month day-of-week), in local time.
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// Once, at this local date and time: 2026-12-24T09:00.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// The IANA time zone of --cron and --at (default: this machine's, e.g. Europe/Berlin).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// The message each fire queues.
+    #[arg(long, short, value_name = "TEXT")]
+    pub message: String,
+}
 
 /// `berth send NAME [TEXT | -] [--file F] [--key K] [--priority now|normal]`.
 #[derive(Debug, Args)]

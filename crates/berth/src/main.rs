@@ -154,6 +154,8 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Send(a) => runtime(false)?.block_on(commands::inbox::send(&ctx, a)),
         Command::Inbox(a) => runtime(false)?.block_on(commands::inbox::run(&ctx, a)),
         Command::Turns(a) => runtime(false)?.block_on(commands::turns::run(&ctx, a)),
+        Command::Timer(c) => runtime(false)?.block_on(commands::timer::run(&ctx, c)),
+        Command::Hook(c) => runtime(false)?.block_on(commands::hook::run(&ctx, c)),
         Command::Status => runtime(false)?.block_on(commands::status::run(&ctx)),
         Command::Web(a) => runtime(false)?.block_on(commands::web::run(&ctx, a)),
         Command::Up(a) => runtime(false)?.block_on(commands::compose::run(&ctx, true, a)),

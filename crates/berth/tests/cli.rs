@@ -18,6 +18,7 @@ mod cli {
     pub mod doctor;
     pub mod exit_codes;
     pub mod hardening;
+    pub mod hooks;
     pub mod inbox;
     pub mod keeper;
     pub mod lifecycle;
@@ -31,6 +32,7 @@ mod cli {
     pub mod stash;
     pub mod states;
     pub mod terminal;
+    pub mod timers;
 }
 
 use berth_testkit::TestHome;

@@ -92,7 +92,7 @@ pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
 }
 
 /// The project of `repo`, registered on first use.
-fn project(store: &Store, repo: &str) -> Result<(berth_git::Git, i64), ApiFailure> {
+pub(super) fn project(store: &Store, repo: &str) -> Result<(berth_git::Git, i64), ApiFailure> {
     let git = repository(repo)?;
     let id = store
         .project_id(&git.dir().display().to_string(), now_ms())

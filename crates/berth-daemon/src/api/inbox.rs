@@ -5,14 +5,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use berth_core::inbox::Priority;
-use berth_proto::{ById, ErrorCode, InboxItem, InboxList, InboxSend, InboxSent};
+use berth_proto::{
+    ById, ErrorCode, InboxCount, InboxCounts, InboxItem, InboxList, InboxSend, InboxSent, StashRepo,
+};
 use berth_store::ItemRecord;
 use hyper::StatusCode;
 
-use super::agents::find;
+use super::agents::{find, project};
 use super::ready::services;
 use super::{ApiFailure, ApiJson};
-use crate::inbox::{CancelError, SendError};
+use crate::inbox::{CancelError, SOURCE_MESSAGE, SendError};
 use crate::state::Shared;
 
 /// How many finished items `inbox list` shows besides the open ones.
@@ -57,9 +59,13 @@ pub async fn send(
         None => Priority::Normal,
     };
     let rec = find(&svc.store, &req.repo, &req.name)?;
-    let sent = svc
-        .inbox
-        .send(&rec, &req.text, req.key.as_deref(), priority);
+    let sent = svc.inbox.send(
+        &rec,
+        &req.text,
+        req.key.as_deref(),
+        priority,
+        SOURCE_MESSAGE,
+    );
     match sent {
         Ok((rec, new)) => Ok((
             if new {
@@ -124,4 +130,36 @@ pub async fn cancel(
         )),
         Err(CancelError::Store(e)) => Err(ApiFailure::internal(e.to_string())),
     }
+}
+
+pub async fn counts(
+    State(shared): State<Arc<Shared>>,
+    ApiJson(req): ApiJson<StashRepo>,
+) -> Result<Json<InboxCounts>, ApiFailure> {
+    let svc = services(&shared)?;
+    let (_, project_id) = project(&svc.store, &req.repo)?;
+    let rows = svc
+        .store
+        .inbox_counts(project_id)
+        .map_err(|e| ApiFailure::internal(e.to_string()))?;
+    let mut agents: Vec<InboxCount> = Vec::new();
+    for (agent, state, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        if agents.last().is_none_or(|c| c.agent != agent) {
+            agents.push(InboxCount {
+                agent,
+                ..InboxCount::default()
+            });
+        }
+        if let Some(c) = agents.last_mut() {
+            match state.as_str() {
+                "queued" => c.queued = n,
+                "delivering" => c.delivering = n,
+                "done" => c.done = n,
+                "failed" => c.failed = n,
+                _ => c.cancelled += n,
+            }
+        }
+    }
+    Ok(Json(InboxCounts { agents }))
 }

@@ -15,8 +15,11 @@
 //! | POST | `/v1/console/open`, `logout-all` | a console login link; revoke sessions (Unix socket) |
 //! | GET | `/v1/console/session`; POST `/v1/console/logout` | the page's session (TCP) |
 //! | GET | `/`, `/assets/…`, `/login?code=…` | the web console (TCP listeners only) |
-//! | POST | `/v1/inbox/send`, `list`, `cancel` | agents' inboxes (`berth send`, `berth inbox`) |
+//! | POST | `/v1/inbox/send`, `list`, `cancel`, `counts` | agents' inboxes (`berth send`, `berth inbox`) |
 //! | POST | `/v1/turns/list`, `show` | turns: every delivery attempt (`berth turns`) |
+//! | POST | `/v1/timers/add`, `list`, `rm` | agents' timers (`berth timer`) |
+//! | POST | `/v1/hooks/add`, `list`, `rm` | agents' webhooks (`berth hook`) |
+//! | POST | `/hooks/<agent>/<hook>` | a webhook delivery: signed, no bearer token |
 //! | POST | `/v1/up`, `/v1/down` | `berth.toml` in dependency order |
 //! | POST | `/v1/stash/save`, `list`, `show`, `restore`, `drop` | snapshots (`berth stash`) |
 //! | POST | `/v1/pair/start`, `status`, `flush`, `stop` | pairing (`berth pair`) |
@@ -34,6 +37,7 @@ mod compose;
 mod console;
 mod error;
 mod events;
+mod hooks;
 mod inbox;
 mod logs;
 mod overview;
@@ -41,6 +45,7 @@ mod pair;
 mod ready;
 mod repo;
 mod stash;
+mod timers;
 mod turns;
 
 use std::net::SocketAddr;
@@ -89,8 +94,15 @@ pub fn router(shared: Arc<Shared>, tcp: Option<SocketAddr>) -> Router {
         .route("/v1/inbox/send", post(inbox::send))
         .route("/v1/inbox/list", post(inbox::list))
         .route("/v1/inbox/cancel", post(inbox::cancel))
+        .route("/v1/inbox/counts", post(inbox::counts))
         .route("/v1/turns/list", post(turns::list))
         .route("/v1/turns/show", post(turns::show))
+        .route("/v1/timers/add", post(timers::add))
+        .route("/v1/timers/list", post(timers::list))
+        .route("/v1/timers/rm", post(timers::remove))
+        .route("/v1/hooks/add", post(hooks::add))
+        .route("/v1/hooks/list", post(hooks::list))
+        .route("/v1/hooks/rm", post(hooks::remove))
         .route("/v1/up", post(compose::up))
         .route("/v1/down", post(compose::down))
         .route("/v1/stash/save", post(stash::save))
@@ -133,6 +145,8 @@ pub fn router(shared: Arc<Shared>, tcp: Option<SocketAddr>) -> Router {
         )),
         None => router,
     };
+    // Webhooks carry a signature, not the bearer token: outside the token's layer.
+    let router = router.route("/hooks/{agent}/{hook}", post(hooks::deliver));
     router.with_state(shared)
 }
 

@@ -1,6 +1,6 @@
 //! `berth status`: the daemon and this repository's agents and services, in one screen.
 
-use berth_proto::{AgentList, PairRepo, PairStatus, StashRepo};
+use berth_proto::{AgentList, InboxCounts, PairRepo, PairStatus, StashRepo};
 use serde::Serialize;
 
 use super::pair;
@@ -21,6 +21,29 @@ struct Status {
     /// This repository's pairing; `None` when it could not be asked (no daemon, not inside a
     /// repository, a daemon without pairing).
     pairing: Option<PairStatus>,
+    /// This repository's agents' inboxes, counted by state (`None` as for `pairing`).
+    inbox: Option<InboxCounts>,
+}
+
+/// `  inbox 3 queued, 1 delivering, 2 failed` for an agent with open or failed items.
+fn inbox_line(counts: Option<&InboxCounts>, agent: &str) -> String {
+    let Some(c) = counts.and_then(|c| c.agents.iter().find(|c| c.agent == agent)) else {
+        return String::new();
+    };
+    let parts: Vec<String> = [
+        (c.queued, "queued"),
+        (c.delivering, "delivering"),
+        (c.failed, "failed"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  inbox {}", parts.join(", "))
+    }
 }
 
 pub async fn run(ctx: &Ctx) -> CliResult<i32> {
@@ -32,6 +55,7 @@ pub async fn run(ctx: &Ctx) -> CliResult<i32> {
         agents: None,
         note: None,
         pairing: None,
+        inbox: None,
     };
     if alive {
         let client = berth_client::Client::unix(ctx.home.socket());
@@ -44,6 +68,10 @@ pub async fn run(ctx: &Ctx) -> CliResult<i32> {
             Err(e) => status.note = Some(e.to_string()),
         }
         // Best effort: a failure here (not a repository, an older daemon) only leaves it out.
+        status.inbox = client
+            .post_json::<_, InboxCounts>("/v1/inbox/counts", &StashRepo { repo: repo.clone() })
+            .await
+            .ok();
         status.pairing = client
             .post_json::<_, PairStatus>("/v1/pair/status", &PairRepo { repo })
             .await
@@ -60,7 +88,8 @@ pub async fn run(ctx: &Ctx) -> CliResult<i32> {
             (Some(list), _) => {
                 for a in &list.agents {
                     let pid = a.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
-                    out += &format!("{:<9} {:<20} {}{pid}\n", a.kind, a.name, a.state);
+                    let inbox = inbox_line(s.inbox.as_ref(), &a.name);
+                    out += &format!("{:<9} {:<20} {}{pid}{inbox}\n", a.kind, a.name, a.state);
                 }
             }
             (None, Some(note)) => out += &format!("agents    {note}\n"),

@@ -86,7 +86,7 @@ fn handshake_reports_protocol_and_capabilities() {
     h.run(&["daemon", "stop"]).expect_code(0);
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -95,7 +95,7 @@ fn free_port() -> u16 {
 }
 
 /// A token file only its owner can read, as berth requires.
-fn private_token(h: &berth_testkit::TestHome, token: &str) -> std::path::PathBuf {
+pub fn private_token(h: &berth_testkit::TestHome, token: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = h.path().join("token");
     std::fs::write(&path, token).unwrap();
