@@ -330,13 +330,15 @@ function agentPage(repo, name) {
   let term = null;
 
   const render = async () => {
-    let a, inbox = null, turns = null;
+    let a, inbox = null, turns = null, timers = null, hooks = null;
     try {
       a = await api('POST', '/v1/agents/show', target);
       if (a.turn || a.tty) {
-        [inbox, turns] = await Promise.all([
+        [inbox, turns, timers, hooks] = await Promise.all([
           api('POST', '/v1/inbox/list', target),
           api('POST', '/v1/turns/list', target),
+          api('POST', '/v1/timers/list', target),
+          api('POST', '/v1/hooks/list', target),
         ]);
       }
     } catch (e) {
@@ -362,6 +364,7 @@ function agentPage(repo, name) {
         h('dl', {}, def.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
       a.tty ? terminalSection(a) : null,
       inbox ? inboxSection(a, inbox.items, turns.turns) : null,
+      timers ? triggersSection(timers.timers, hooks.hooks) : null,
       h('section', { 'aria-labelledby': 'log-h' },
         h('h2', { id: 'log-h' }, 'Output'), logStatus, logPre));
     problem(null);
@@ -419,6 +422,19 @@ function agentPage(repo, name) {
             h('td', {}, stateBadge(t.status)), h('td', {}, time(t.started_ms)),
             h('td', {}, t.duration_ms === null ? '—' : `${(t.duration_ms / 1000).toFixed(1)} s`),
             h('td', {}, t.exit_code ?? '—')))))));
+  }
+
+  // What feeds the inbox besides messages: timers (`berth timer add`) and webhooks
+  // (`berth hook add`).
+  function triggersSection(timerList, hookList) {
+    return h('section', { 'aria-labelledby': 'triggers-h' },
+      h('h2', { id: 'triggers-h' }, 'Timers and webhooks'),
+      timerList.length === 0 && hookList.length === 0
+        ? h('p', { class: 'muted' }, 'None: `berth timer add` and `berth hook add` make them.')
+        : h('ul', {},
+          timerList.map((t) => h('li', {}, `timer ${t.id}: ${t.kind} ${t.spec} (${t.zone}), next `,
+            t.next_ms ? time(t.next_ms) : 'never', `, fired ${t.fired} times: `, h('q', {}, t.message))),
+          hookList.map((k) => h('li', {}, `webhook ${k.hook}: POST `, h('code', {}, k.path)))));
   }
 
   const later = debounce(render, 30);

@@ -131,7 +131,9 @@ test('a line an agent writes is on its page within a second', async () => {
 
 test("a terminal agent's terminal works in the page", async () => {
   berth('agent', 'new', 'shell', '--tty', '--start', '--cmd', 'sh');
+  berth('timer', 'add', 'shell', '--every', '30m', '--message', 'stand-up time');
   await page.goto(`${origin}/#/agent/${encodeURIComponent(repo)}/shell`);
+  await page.locator('li', { hasText: 'stand-up time' }).waitFor({ timeout: 5000 });
   await page.getByRole('button', { name: 'Open terminal' }).click();
   await page.getByText('attached: type in the terminal').waitFor({ timeout: 10000 });
   await page.locator('.xterm').click();
