@@ -346,7 +346,16 @@ fn carry_out<A: Endpoint, B: Endpoint>(
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => depth(pa).cmp(&depth(pb)).then(pa.cmp(pb)),
     });
-    for (p, d) in decisions {
+    let half_way = (decisions.len() > 1).then_some(decisions.len() / 2);
+    for (i, (p, d)) in decisions.into_iter().enumerate() {
+        if Some(i) == half_way
+            && let Some(e) = crate::failpoint::hit(crate::failpoint::ROUND_HALF_WAY)
+        {
+            return Err(ApplyError::Io {
+                path: String::from_utf8_lossy(&p).into_owned(),
+                source: e,
+            });
+        }
         let result = match &d {
             Decision::Agree(e) => e.clone(),
             Decision::Propagate { to, entry } => match to {

@@ -261,7 +261,11 @@ impl Steps<'_> {
             &user,
             "cleaning your checkout",
             &["clean", "-q", "-f", "-d"],
-        )
+        )?;
+        // `git clean` leaves ignored files, and berth's temporary files are ignored while it
+        // syncs: one a killed or let-go write left would outlive the pairing.
+        berth_sync::apply::remove_temps(user.dir(), false);
+        Ok(())
     }
 
     /// The checkout back on the original branch (or detached HEAD).
