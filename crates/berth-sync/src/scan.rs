@@ -351,8 +351,7 @@ impl Walk<'_> {
             }
             if name.starts_with(crate::apply::TEMP_PREFIX) {
                 // Left by a process killed in the middle of a write: never synced, removed.
-                if crate::apply::is_stale_temp(name)
-                    && item.file_type().is_ok_and(|t| !t.is_dir())
+                if crate::apply::is_stale_temp(name) && item.file_type().is_ok_and(|t| !t.is_dir())
                 {
                     let _ = std::fs::remove_file(item.path());
                 }
@@ -526,7 +525,10 @@ mod tests {
         let (tree, _) = Scanner::new(r, u64::MAX).full().unwrap();
         assert_eq!(keys(&tree), ["a.txt", "d"]);
         assert!(!r.join("d/.berth-tmp-1-7-b.txt").exists(), "stale: removed");
-        assert!(r.join(&ours).exists(), "this process's write may be in flight");
+        assert!(
+            r.join(&ours).exists(),
+            "this process's write may be in flight"
+        );
     }
 
     #[test]
