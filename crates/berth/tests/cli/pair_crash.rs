@@ -104,6 +104,9 @@ const STOPPED: &str = "stopped";
 
 /// A failing `begin_sync` rolls back through every undo but `drop_snapshot`.
 const FAIL_BEGIN_SYNC: &str = "pair.start.begin_sync=error(5)";
+/// The live loop hangs in its next write, its temporary file written (reached after the row's
+/// own failpoint, by what the agents write then).
+const HANG_IN_A_WRITE: &str = "sync.apply.temp_written=sleep(60000)";
 /// A failing `mirror_branch` rolls back while the checkout still holds the user's state: the
 /// snapshot is dropped.
 const FAIL_MIRROR: &str = "pair.start.mirror_branch=error(5)";
@@ -193,6 +196,15 @@ const MATRIX: &[Case] = &[
         FAIL_BEGIN_SYNC,
         Phase::Switch,
         ROLLED_BACK,
+    ),
+    // The switch's stop hangs before its final sync while the link still carries what the
+    // agents write into the checkout, and the daemon is killed with that write's temporary
+    // file on disk: nothing must be left of it (`git clean` alone leaves it: it is ignored).
+    case(
+        "pair.stop.final_sync",
+        HANG_IN_A_WRITE,
+        Phase::Switch,
+        STOPPED,
     ),
     // Inside live sync: the pairing resumes.
     case(
@@ -322,9 +334,9 @@ fn run_group(prefix: &str) {
                 c.failpoint,
                 c.phase,
                 if c.also.is_empty() {
-                    ""
+                    String::new()
                 } else {
-                    ", after a failure"
+                    format!(", with {}", c.also)
                 },
                 began.elapsed()
             ),
@@ -334,8 +346,8 @@ fn run_group(prefix: &str) {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                eprintln!("{} [{:?}]: FAILED: {msg}", c.failpoint, c.phase);
-                failed.push(format!("{} [{:?}]", c.failpoint, c.phase));
+                eprintln!("{} [{:?}] {}: FAILED: {msg}", c.failpoint, c.phase, c.also);
+                failed.push(format!("{} [{:?}] {}", c.failpoint, c.phase, c.also));
             }
         }
     }
@@ -594,6 +606,12 @@ fn run_case(c: &Case) -> String {
             "agent-during-crash.txt",
             b"written while the daemon hung\n",
         ));
+    }
+    // A failpoint set beside the row's own to hang is reached by those writes.
+    for also in c.also.split(';') {
+        if let Some(name) = also.strip_suffix("=sleep(60000)") {
+            wait_until(&format!("{name} is reached"), SETTLE, || reached(&h, name));
+        }
     }
     if rewrite {
         write(&fixer.ws, "agent-edit.txt", b"the agent's second version\n");
