@@ -163,6 +163,6 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Unpair => runtime(false)?.block_on(commands::pair::stop(&ctx)),
         Command::Demo => commands::demo::run(&ctx),
         Command::Completions { shell } => commands::completions::run(shell),
-        Command::Man => commands::man::run(),
+        Command::Man { command } => commands::man::run(&command),
     }
 }
