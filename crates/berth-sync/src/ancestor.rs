@@ -132,7 +132,10 @@ impl Pending {
 
 /// Where a round's pending writes are recorded, durably, before it writes anything (an error
 /// stops the round before its first write).
-pub struct Journal(Box<dyn FnMut(&[Pending]) -> Result<(), String> + Send>);
+pub struct Journal(Box<Record>);
+
+/// What records pending writes: their error in words.
+type Record = dyn FnMut(&[Pending]) -> Result<(), String> + Send;
 
 impl Journal {
     pub fn new(f: impl FnMut(&[Pending]) -> Result<(), String> + Send + 'static) -> Journal {

@@ -668,7 +668,7 @@ fn run_case(c: &Case) -> String {
             b"the user, after the restart\n",
         ));
         if c.phase == Phase::Paired {
-            assert_converged(p, &target.ws, &target.name);
+            assert_converged(p, &target.ws, target.name);
         }
         let stopped = h.run_in(p, &["--json", "pair", "stop"]);
         stopped.expect_code(0);
