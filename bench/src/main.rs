@@ -1,7 +1,8 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`, `terminal`, `web`, `inbox`); each
-//! measures against the SPEC §7 targets or its peer tools in the same run and writes
-//! `bench/results/<name>.md`.
+//! `pairing`, `terminal`, `web`, `inbox`, `soak`); each
+//! measures against the SPEC §7 targets or its peer tools in the same run (the soak: that
+//! random operations and SIGKILL restarts never make the two sides of a pairing diverge) and
+//! writes `bench/results/<name>.md`.
 
 mod cli;
 mod daemon;
@@ -9,6 +10,7 @@ mod inbox;
 mod machine;
 mod pairing;
 mod snapshots;
+mod soak;
 mod stats;
 mod supervisor;
 mod sync;
@@ -51,10 +53,18 @@ fn main() -> ExitCode {
         "inbox" => build_berth().and_then(|bin| inbox::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         "web" => build_berth().and_then(|bin| web::run(&bin, &repo_root())),
+        "soak" => soak::parse(&args[1..]).and_then(|o| {
+            let bin = match &o.berth {
+                Some(b) => b.clone(),
+                None => build_berth()?,
+            };
+            soak::run(&o, &bin, &repo_root())
+        }),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web|inbox\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web|inbox|soak\n{}\n{}\n{}",
             sync::USAGE,
-            pairing::USAGE
+            pairing::USAGE,
+            soak::USAGE
         )),
     };
     match result {

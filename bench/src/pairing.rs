@@ -48,21 +48,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// The scratch directory: removed at the end, whatever happens (the daemon stopped first).
-struct Scratch {
-    root: PathBuf,
-    bin: PathBuf,
+pub struct Scratch {
+    pub root: PathBuf,
+    pub bin: PathBuf,
 }
 
 impl Scratch {
-    fn home(&self) -> PathBuf {
+    pub fn home(&self) -> PathBuf {
         self.root.join("home")
     }
 
-    fn project(&self) -> PathBuf {
+    pub fn project(&self) -> PathBuf {
         self.root.join("project")
     }
 
-    fn berth(&self, args: &[&str]) -> Result<String, String> {
+    pub fn berth(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new(&self.bin)
             .arg("--home")
             .arg(self.home())
@@ -100,7 +100,7 @@ impl Drop for Scratch {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)

@@ -9,6 +9,9 @@ use crate::{Store, StoreError, columns};
 /// One stored path of an ancestor and its entry, both as bytes.
 pub type AncestorRow = (Vec<u8>, Vec<u8>);
 
+/// One pending write of a link: its path, the side (0 or 1) and the entry (`None`: removed).
+pub type PendingRow = (Vec<u8>, u8, Option<Vec<u8>>);
+
 impl Store {
     /// Every path of `link`'s ancestor with its stored entry.
     pub fn ancestor(&self, link: &str) -> Result<Vec<AncestorRow>, StoreError> {
@@ -48,10 +51,58 @@ impl Store {
         tx.commit().map_err(|e| self.sql(e))
     }
 
-    /// Forgets `link`'s ancestor entirely.
+    /// Forgets `link`'s ancestor entirely, and its pending writes.
     pub fn drop_ancestor(&self, link: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        for table in ["sync_ancestors", "sync_pending"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE link = ?1"),
+                params![link],
+            )
+            .map_err(|e| self.sql(e))?;
+        }
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    /// Records the writes a round of `link` is about to make, in place of any recorded before.
+    pub fn record_pending<'a>(
+        &self,
+        link: &str,
+        rows: impl IntoIterator<Item = (&'a [u8], u8, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        tx.execute("DELETE FROM sync_pending WHERE link = ?1", params![link])
+            .map_err(|e| self.sql(e))?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sync_pending (link, path, side, entry) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| self.sql(e))?;
+            for (path, side, entry) in rows {
+                put.execute(params![link, path, side, entry])
+                    .map_err(|e| self.sql(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    /// The pending writes recorded for `link`.
+    pub fn pending(&self, link: &str) -> Result<Vec<PendingRow>, StoreError> {
+        self.query_all(
+            "SELECT path, side, entry FROM sync_pending WHERE link = ?1",
+            params![link],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Forgets `link`'s pending writes (the ancestor now records their outcome).
+    pub fn clear_pending(&self, link: &str) -> Result<(), StoreError> {
         self.conn()
-            .execute("DELETE FROM sync_ancestors WHERE link = ?1", params![link])
+            .execute("DELETE FROM sync_pending WHERE link = ?1", params![link])
             .map_err(|e| self.sql(e))?;
         Ok(())
     }

@@ -179,6 +179,15 @@ pub const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (project_id, agent, name)
      );
      CREATE INDEX hooks_by_name ON hooks (agent, name);",
+    // 16: the writes a sync round is about to make, recorded before it makes them (entries
+    // encoded by `berth_sync::ancestor`; side 0 is alpha, 1 beta; a NULL entry: removed).
+    "CREATE TABLE sync_pending (
+         link  TEXT    NOT NULL,
+         path  BLOB    NOT NULL,
+         side  INTEGER NOT NULL,
+         entry BLOB,
+         PRIMARY KEY (link, path, side)
+     );",
 ];
 
 /// The newest schema version this build knows.

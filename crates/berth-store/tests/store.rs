@@ -461,6 +461,37 @@ fn sync_ancestors_are_updated_per_path_kept_per_link_and_survive_reopen() {
     assert_eq!(store.ancestor("two").unwrap().len(), 1);
 }
 
+#[test]
+fn pending_writes_replace_the_last_rounds_and_go_with_the_ancestor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, StoreOptions::default());
+    store
+        .record_pending(
+            "one",
+            [(&b"a"[..], 0, Some(b"f1".to_vec())), (&b"b"[..], 1, None)],
+        )
+        .unwrap();
+    store.record_pending("two", [(&b"c"[..], 1, None)]).unwrap();
+    let mut rows = store.pending("one").unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            (b"a".to_vec(), 0, Some(b"f1".to_vec())),
+            (b"b".to_vec(), 1, None)
+        ]
+    );
+    // The next round's replace the last round's.
+    store
+        .record_pending("one", [(&b"z"[..], 1, Some(b"d".to_vec()))])
+        .unwrap();
+    assert_eq!(store.pending("one").unwrap().len(), 1);
+    store.clear_pending("one").unwrap();
+    assert!(store.pending("one").unwrap().is_empty());
+    store.drop_ancestor("two").unwrap();
+    assert!(store.pending("two").unwrap().is_empty());
+}
+
 fn pairing(id: &str, project: &str, agent: &str, at: i64) -> berth_store::PairingRecord {
     berth_store::PairingRecord {
         id: id.into(),

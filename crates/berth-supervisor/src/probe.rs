@@ -1,13 +1,18 @@
 //! Running readiness probes against the real thing: a command, an HTTP endpoint, a TCP port,
 //! the process's output, or its notify socket. What a probe *is* and how results add up lives
-//! in `berth_core::probe`; this module only carries out one attempt.
+//! in `berth_core::probe`; this module only carries out one attempt. HTTP goes through hyper's
+//! client (`https` through rustls with the ring provider).
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::probe::ProbeCheck;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::{TcpStream, UnixDatagram};
 
 /// What a probe looks at besides its own check.
@@ -80,44 +85,150 @@ async fn once(check: &ProbeCheck, target: &mut Target) -> bool {
     }
 }
 
-/// `GET url` answers 2xx. Plain HTTP/1.1 over TCP; enough for a health endpoint.
+/// Where an HTTP probe connects and what it asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct HttpTarget {
+    tls: bool,
+    /// The host to connect to (an IPv6 address without its brackets).
+    host: String,
+    port: u16,
+    /// The `Host` header: the URL's authority.
+    authority: String,
+    path: String,
+}
+
+/// An `http://` or `https://` URL as an [`HttpTarget`], with the scheme's default port.
+fn http_target(url: &str) -> Option<HttpTarget> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let tls = match uri.scheme_str()? {
+        "http" => false,
+        "https" => true,
+        _ => return None,
+    };
+    let host = uri.host()?;
+    Some(HttpTarget {
+        tls,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        authority: uri.authority()?.as_str().to_string(),
+        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+    })
+}
+
+/// `GET url` answers 2xx, over HTTP/1.1 (hyper's client), `https` through rustls. The
+/// server's certificate is not verified: a readiness probe (like a kubelet's) asks a service
+/// of the user's own — often with a self-signed development certificate — whether it is up,
+/// and sends nothing that needs protecting.
 async fn http_ok(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(t) = http_target(url) else {
         return false;
     };
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let Ok(mut stream) = TcpStream::connect(&address).await else {
+    let Ok(tcp) = TcpStream::connect((t.host.as_str(), t.port)).await else {
         return false;
     };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: berth\r\n\r\n"
-    );
-    if stream.write_all(request.as_bytes()).await.is_err() {
+    let Ok(request) = hyper::Request::get(t.path.as_str())
+        .header(hyper::header::HOST, t.authority.as_str())
+        .header(hyper::header::USER_AGENT, "berth")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+    else {
         return false;
+    };
+    if !t.tls {
+        return answers_2xx(tcp, request).await;
     }
-    let mut head = [0u8; 32];
-    let mut got = 0;
-    while got < 12 {
-        match stream.read(&mut head[got..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
+    let (Ok(name), Some(connector)) = (ServerName::try_from(t.host), tls_connector()) else {
+        return false;
+    };
+    match connector.connect(name, tcp).await {
+        Ok(tls) => answers_2xx(tls, request).await,
+        Err(_) => false,
     }
-    // "HTTP/1.1 204 ..."
-    let line = String::from_utf8_lossy(&head[..got]);
-    let mut parts = line.split_whitespace();
-    parts.next().is_some_and(|v| v.starts_with("HTTP/"))
-        && parts
-            .next()
-            .and_then(|c| c.parse::<u16>().ok())
-            .is_some_and(|c| (200..300).contains(&c))
+}
+
+/// Sends `request` over `io` and whether the answer's status is 2xx.
+async fn answers_2xx<T>(io: T, request: hyper::Request<http_body_util::Empty<bytes::Bytes>>) -> bool
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(io);
+    let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(io).await else {
+        return false;
+    };
+    let driver = tokio::spawn(connection);
+    let ok = sender
+        .send_request(request)
+        .await
+        .is_ok_and(|answer| answer.status().is_success());
+    driver.abort();
+    ok
+}
+
+/// A TLS client that takes any certificate (see [`http_ok`]); `None` if rustls refuses the
+/// configuration (it does not: ring supports the default protocol versions). rustls marks its
+/// ring provider deprecated for lacking post-quantum key exchange, which a readiness probe of a
+/// local service does not need; ring builds without the C toolchain aws-lc-rs wants.
+#[allow(deprecated)]
+fn tls_connector() -> Option<tokio_rustls::TlsConnector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Takes any certificate; the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// A line of this run's output matches the pattern.
@@ -164,4 +275,101 @@ fn notified(target: &mut Target) -> bool {
             .any(|l| l.trim() == "READY=1");
     }
     ready
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn urls_get_their_schemes_default_port_also_for_an_ipv6_host() {
+        let t = http_target("http://[::1]/").unwrap();
+        assert_eq!((t.tls, t.host.as_str(), t.port), (false, "::1", 80));
+        assert_eq!((t.authority.as_str(), t.path.as_str()), ("[::1]", "/"));
+        let t = http_target("https://localhost/health").unwrap();
+        assert_eq!((t.tls, t.host.as_str(), t.port), (true, "localhost", 443));
+        let t = http_target("http://127.0.0.1:8080/ready?deep=1").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (8080, "/ready?deep=1"));
+        assert_eq!(http_target("https://[::1]:8443").unwrap().port, 8443);
+        for bad in ["ftp://host/", "localhost:80", "http://", ""] {
+            assert_eq!(http_target(bad), None, "{bad}");
+        }
+    }
+
+    /// Serves every connection on `listener` one answer with `status`; TLS when `tls`.
+    async fn serve(listener: TcpListener, status: u16, tls: Option<tokio_rustls::TlsAcceptor>) {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                match tls {
+                    Some(acceptor) => {
+                        let mut s = acceptor.accept(tcp).await.unwrap();
+                        let mut buf = [0u8; 1024];
+                        let _ = s.read(&mut buf).await;
+                        s.write_all(answer.as_bytes()).await.unwrap();
+                        let _ = s.shutdown().await;
+                    }
+                    None => {
+                        let mut s = tcp;
+                        let mut buf = [0u8; 1024];
+                        let _ = s.read(&mut buf).await;
+                        s.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                }
+            });
+        }
+    }
+
+    #[allow(deprecated)] // rustls's ring provider, as in `tls_connector`
+    fn acceptor() -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let cert =
+            CertificateDer::from_pem_slice(include_bytes!("testdata/probe-cert.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/probe-key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn http_and_https_probes_pass_on_2xx_only_over_ipv4_and_ipv6() {
+        let cases = [
+            ("127.0.0.1:0", "http", 204, None, true),
+            ("127.0.0.1:0", "http", 503, None, false),
+            ("[::1]:0", "http", 200, None, true),
+            // A self-signed development certificate is fine for a readiness probe.
+            ("127.0.0.1:0", "https", 200, Some(acceptor()), true),
+            ("127.0.0.1:0", "https", 500, Some(acceptor()), false),
+        ];
+        for (bind, scheme, status, tls, want) in cases {
+            let listener = TcpListener::bind(bind)
+                .await
+                .unwrap_or_else(|e| panic!("cannot listen on {bind} (needs IPv6 loopback): {e}"));
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(serve(listener, status, tls));
+            let url = format!("{scheme}://{addr}/health");
+            assert_eq!(http_ok(&url).await, want, "{url} answering {status}");
+            server.abort();
+        }
+        // Nothing listening.
+        assert!(!http_ok("http://127.0.0.1:1/").await);
+    }
 }

@@ -3,12 +3,19 @@
 //! ([`Ancestor::unsaved_rows`]), also when a round failed half-way, so only those rows are
 //! written and none is forgotten.
 //!
+//! A round's writes are not atomic with the ancestor's save: a process killed after a write
+//! but before the save would, on restart, see the written side as changed — and, if the other
+//! side changed again meanwhile, take it for a conflict the written side wins, reverting that
+//! newer edit. So before a round writes anything, the owner can have its writes journaled
+//! ([`Journal`], each a [`Pending`]); on restart, every pending write the side it was meant for
+//! holds exactly was carried out, and the ancestor adopts it ([`Ancestor::adopt`]).
+//!
 //! An entry is stored as a few bytes: `d` (directory), `l` + target (symlink), or `f` + the
 //! executable bit + the 32-byte blake3 digest (file).
 
 use std::collections::BTreeSet;
 
-use crate::reconcile::Entry;
+use crate::reconcile::{Entry, Side};
 use crate::relpath::RelPath;
 use crate::scan::Tree;
 
@@ -57,6 +64,23 @@ impl Ancestor {
         self.unsaved.clear();
     }
 
+    /// Adopts every pending write that was carried out: the side it was meant for holds
+    /// exactly its entry now (`holds` tells what a side holds at a path). How many it adopted.
+    pub fn adopt<E>(
+        &mut self,
+        pending: &[Pending],
+        mut holds: impl FnMut(Side, &[u8]) -> Result<Option<Entry>, E>,
+    ) -> Result<usize, E> {
+        let mut adopted = 0;
+        for w in pending {
+            if holds(w.side, &w.path)? == w.entry && self.tree.get(&w.path) != w.entry.as_ref() {
+                self.set(&w.path, w.entry.clone());
+                adopted += 1;
+            }
+        }
+        Ok(adopted)
+    }
+
     /// Hands the unsaved rows (if any) to `write` and, once it succeeded, marks them saved.
     pub fn save<E>(
         &mut self,
@@ -69,6 +93,64 @@ impl Ancestor {
         write(rows)?;
         self.mark_saved();
         Ok(())
+    }
+}
+
+/// A write a round is about to make: `side` is to hold `entry` at `path` (`None`: nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub path: RelPath,
+    pub side: Side,
+    pub entry: Option<Entry>,
+}
+
+impl Pending {
+    /// The stored form: the path, the side (0 alpha, 1 beta) and the entry's stored form.
+    pub fn row(&self) -> (&[u8], u8, Option<Vec<u8>>) {
+        let side = match self.side {
+            Side::Alpha => 0,
+            Side::Beta => 1,
+        };
+        (&self.path, side, self.entry.as_ref().map(encode))
+    }
+
+    /// A pending write from its stored form; `None` when the row is not one (it is then
+    /// ignored, which at worst shows a conflict that keeps an extra copy).
+    pub fn from_row(path: RelPath, side: u8, entry: Option<&[u8]>) -> Option<Pending> {
+        let side = match side {
+            0 => Side::Alpha,
+            1 => Side::Beta,
+            _ => return None,
+        };
+        let entry = match entry {
+            Some(bytes) => Some(decode(bytes)?),
+            None => None,
+        };
+        Some(Pending { path, side, entry })
+    }
+}
+
+/// Where a round's pending writes are recorded, durably, before it writes anything (an error
+/// stops the round before its first write).
+pub struct Journal(Box<Record>);
+
+/// What records pending writes: their error in words.
+type Record = dyn FnMut(&[Pending]) -> Result<(), String> + Send;
+
+impl Journal {
+    pub fn new(f: impl FnMut(&[Pending]) -> Result<(), String> + Send + 'static) -> Journal {
+        Journal(Box::new(f))
+    }
+
+    /// Records `pending`.
+    pub fn record(&mut self, pending: &[Pending]) -> Result<(), String> {
+        (self.0)(pending)
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
     }
 }
 
@@ -113,6 +195,57 @@ pub fn from_rows(rows: impl IntoIterator<Item = (RelPath, Vec<u8>)>) -> Ancestor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(n: u8) -> Entry {
+        Entry::File {
+            digest: [n; 32],
+            executable: false,
+        }
+    }
+
+    #[test]
+    fn a_pending_write_is_adopted_only_where_its_side_holds_it() {
+        let mut a = Ancestor::new(Tree::from([
+            (b"x".to_vec(), file(0)),
+            (b"y".to_vec(), file(0)),
+        ]));
+        let pending = [
+            // Carried out: alpha holds it.
+            Pending {
+                path: b"x".to_vec(),
+                side: Side::Alpha,
+                entry: Some(file(1)),
+            },
+            // Never carried out: beta still holds the old version.
+            Pending {
+                path: b"y".to_vec(),
+                side: Side::Beta,
+                entry: Some(file(1)),
+            },
+            // A removal carried out.
+            Pending {
+                path: b"y".to_vec(),
+                side: Side::Alpha,
+                entry: None,
+            },
+        ];
+        let holds = |side: Side, p: &[u8]| -> Result<Option<Entry>, ()> {
+            Ok(match (side, p) {
+                (Side::Alpha, b"x") => Some(file(1)),
+                (Side::Beta, b"y") => Some(file(0)),
+                _ => None,
+            })
+        };
+        assert_eq!(a.adopt(&pending, holds), Ok(2));
+        assert_eq!(a.tree().get(b"x".as_slice()), Some(&file(1)));
+        assert_eq!(a.tree().get(b"y".as_slice()), None);
+        for w in &pending {
+            let (path, side, entry) = w.row();
+            let back = Pending::from_row(path.to_vec(), side, entry.as_deref());
+            assert_eq!(back.as_ref(), Some(w));
+        }
+        assert_eq!(Pending::from_row(b"x".to_vec(), 2, None), None);
+    }
 
     #[test]
     fn every_kind_round_trips_and_garbage_is_refused() {

@@ -155,6 +155,38 @@ pub fn is_temp(rel: &[u8]) -> bool {
         .is_some_and(|n| n.starts_with(TEMP_PREFIX))
 }
 
+/// Whether `name` (one component) is a temporary file another process wrote: one killed in
+/// the middle of an apply, since a tree is written by one process at a time. Ours
+/// (`.berth-tmp-<our pid>-…`) may be a write in flight.
+pub fn is_stale_temp(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    let pid = rest.split(|b| *b == b'-').next().unwrap_or_default();
+    pid != std::process::id().to_string().as_bytes()
+}
+
+/// Removes berth's temporary files under `root` (`.git` left alone): the stale ones
+/// ([`is_stale_temp`]), or all of them when no write of this process can be in flight there
+/// (`only_stale` false). Unreadable directories are skipped.
+pub fn remove_temps(root: &Path, only_stale: bool) {
+    let Ok(read) = std::fs::read_dir(root) else {
+        return;
+    };
+    for item in read.flatten() {
+        let name = item.file_name();
+        let name = name.as_encoded_bytes();
+        let Ok(kind) = item.file_type() else { continue };
+        if kind.is_dir() {
+            if name != b".git" {
+                remove_temps(&item.path(), only_stale);
+            }
+        } else if name.starts_with(TEMP_PREFIX) && (!only_stale || is_stale_temp(name)) {
+            let _ = std::fs::remove_file(item.path());
+        }
+    }
+}
+
 fn temp_name(last: &CString) -> CString {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -293,7 +325,14 @@ fn apply_in(
             })();
             drop(out);
             let digest = match written {
-                Ok(digest) => digest,
+                Ok(digest) => match crate::failpoint::hit(crate::failpoint::APPLY_TEMP_WRITTEN) {
+                    None => digest,
+                    Some(e) => {
+                        // SAFETY: unlinkat(2) of the temporary this function created.
+                        unsafe { libc::unlinkat(d, tmp.as_ptr(), 0) };
+                        return Err(io(rel)(e));
+                    }
+                },
                 Err(e) => {
                     // Nothing partial stays visible: the temporary goes, the old file stays.
                     // SAFETY: unlinkat(2) of the temporary this function created.
@@ -302,6 +341,9 @@ fn apply_in(
                 }
             };
             rename_into_place(d, &tmp, &name, rel)?;
+            if let Some(e) = crate::failpoint::hit(crate::failpoint::APPLY_RENAMED) {
+                return Err(io(rel)(e));
+            }
             Ok(Some(Entry::File {
                 digest,
                 executable: *executable,
@@ -457,6 +499,31 @@ mod tests {
         .unwrap();
         assert!(root.join("escape").is_file());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn temporary_files_of_another_process_are_stale_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d/.git")).unwrap();
+        let ours = format!(".berth-tmp-{}-5-mine", std::process::id());
+        for rel in [
+            "d/.berth-tmp-1-2-f",
+            "d/.git/.berth-tmp-1-2-g",
+            ".berth-tmp-4194305-9-x",
+            &ours,
+            "keep.txt",
+        ] {
+            std::fs::write(root.join(rel), b"x").unwrap();
+        }
+        assert!(is_stale_temp(b".berth-tmp-1-2-f") && !is_stale_temp(ours.as_bytes()));
+        assert!(!is_stale_temp(b"plain"));
+        remove_temps(root, true);
+        let left = |rel: &str| root.join(rel).exists();
+        assert!(!left("d/.berth-tmp-1-2-f") && !left(".berth-tmp-4194305-9-x"));
+        assert!(left(&ours) && left("keep.txt") && left("d/.git/.berth-tmp-1-2-g"));
+        remove_temps(root, false);
+        assert!(!left(&ours) && left("keep.txt"));
     }
 
     #[test]

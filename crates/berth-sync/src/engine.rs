@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::ancestor::Ancestor;
+use crate::ancestor::{Ancestor, Journal, Pending};
 use crate::apply::{self, ApplyError};
 use crate::endpoint::{Endpoint, transfer};
 use crate::gate::{Gate, Gatekeeper};
@@ -97,6 +97,9 @@ pub struct Sides<A = Scanner, B = Scanner> {
     /// Set by the live loop once a burst of deletions has been followed by quiet: the round
     /// may then carry it out.
     pub burst_settled: bool,
+    /// Where a round's writes are recorded before it makes them (see [`crate::ancestor`]);
+    /// none: not recorded.
+    pub journal: Option<Journal>,
 }
 
 impl Sides {
@@ -115,6 +118,7 @@ impl<A: Endpoint, B: Endpoint> Sides<A, B> {
             gate: None,
             deletion_burst: DELETION_BURST,
             burst_settled: false,
+            journal: None,
         }
     }
 
@@ -346,7 +350,28 @@ fn carry_out<A: Endpoint, B: Endpoint>(
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => depth(pa).cmp(&depth(pb)).then(pa.cmp(pb)),
     });
-    for (p, d) in decisions {
+    if let Some(journal) = sides.journal.as_mut() {
+        let pending: Vec<Pending> = decisions
+            .iter()
+            .filter_map(|(p, d)| pending(p, d))
+            .collect();
+        if !pending.is_empty() {
+            journal.record(&pending).map_err(|e| ApplyError::Io {
+                path: "the journal of pending writes".into(),
+                source: std::io::Error::other(e),
+            })?;
+        }
+    }
+    let half_way = (decisions.len() > 1).then_some(decisions.len() / 2);
+    for (i, (p, d)) in decisions.into_iter().enumerate() {
+        if Some(i) == half_way
+            && let Some(e) = crate::failpoint::hit(crate::failpoint::ROUND_HALF_WAY)
+        {
+            return Err(ApplyError::Io {
+                path: String::from_utf8_lossy(&p).into_owned(),
+                source: e,
+            });
+        }
         let result = match &d {
             Decision::Agree(e) => e.clone(),
             Decision::Propagate { to, entry } => match to {
@@ -377,6 +402,21 @@ fn carry_out<A: Endpoint, B: Endpoint>(
         ancestor.set(&p, result);
     }
     Ok(stats)
+}
+
+/// The write a decision makes, if any.
+fn pending(path: &RelPath, d: &Decision) -> Option<Pending> {
+    let (side, entry) = match d {
+        Decision::Agree(_) => return None,
+        Decision::Propagate { to, entry } => (*to, entry.clone()),
+        Decision::Conflict { entry, .. } => (Side::Beta, Some(entry.clone())),
+        Decision::Yield { .. } => (Side::Beta, None),
+    };
+    Some(Pending {
+        path: path.clone(),
+        side,
+        entry,
+    })
 }
 
 /// Hands beta's version `kept` of `rel` to the keeper (a file's bytes read from beta).

@@ -21,7 +21,7 @@ pub mod ancestor;
 pub mod apply;
 pub mod endpoint;
 pub mod engine;
-mod failpoint;
+pub mod failpoint;
 pub mod gate;
 pub mod ignores;
 pub mod live;

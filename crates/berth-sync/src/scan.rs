@@ -346,7 +346,15 @@ impl Walk<'_> {
             let Ok(item) = item else { continue };
             let name = item.file_name();
             let name = name.as_bytes();
-            if name == b".git" || name.starts_with(crate::apply::TEMP_PREFIX) {
+            if name == b".git" {
+                continue;
+            }
+            if name.starts_with(crate::apply::TEMP_PREFIX) {
+                // Left by a process killed in the middle of a write: never synced, removed.
+                if crate::apply::is_stale_temp(name) && item.file_type().is_ok_and(|t| !t.is_dir())
+                {
+                    let _ = std::fs::remove_file(item.path());
+                }
                 continue;
             }
             let mut child = rel.clone();
@@ -504,6 +512,23 @@ mod tests {
             }
         );
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_full_scan_removes_temporary_files_a_killed_process_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "a.txt", b"a");
+        write(r, "d/.berth-tmp-1-7-b.txt", b"half of b");
+        let ours = format!(".berth-tmp-{}-7-c.txt", std::process::id());
+        write(r, &ours, b"in flight");
+        let (tree, _) = Scanner::new(r, u64::MAX).full().unwrap();
+        assert_eq!(keys(&tree), ["a.txt", "d"]);
+        assert!(!r.join("d/.berth-tmp-1-7-b.txt").exists(), "stale: removed");
+        assert!(
+            r.join(&ours).exists(),
+            "this process's write may be in flight"
+        );
     }
 
     #[test]

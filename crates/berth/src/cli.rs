@@ -89,9 +89,15 @@ pub enum Command {
         /// bash, zsh or fish.
         shell: Shell,
     },
-    /// Print berth's manual page (roff), made from the same definitions as --help.
-    #[command(after_help = "Example:\n  berth man > ~/.local/share/man/man1/berth.1 && man berth")]
-    Man,
+    /// Print berth's manual page (roff), or one command's, made from the same definitions as
+    /// --help.
+    #[command(
+        after_help = "Examples:\n  berth man > ~/.local/share/man/man1/berth.1 && man berth\n  berth man pair stop > ~/.local/share/man/man1/berth-pair-stop.1"
+    )]
+    Man {
+        /// The command whose page to print (e.g. `pair stop`); none: berth's own page.
+        command: Vec<String>,
+    },
 }
 
 const SEND_EXAMPLES: &str = "Examples:

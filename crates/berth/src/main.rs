@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod error;
 mod output;
+mod progress;
 mod raw_terminal;
 
 use std::io::Write;
@@ -166,6 +167,6 @@ fn run(cli: Cli, env_token: Option<String>) -> CliResult<i32> {
         Command::Unpair => runtime(false)?.block_on(commands::pair::stop(&ctx)),
         Command::Demo => commands::demo::run(&ctx),
         Command::Completions { shell } => commands::completions::run(shell),
-        Command::Man => commands::man::run(),
+        Command::Man { command } => commands::man::run(&command),
     }
 }

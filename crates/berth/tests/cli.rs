@@ -26,6 +26,7 @@ mod cli {
     pub mod pair_crash;
     pub mod pair_model;
     pub mod probes;
+    pub mod progress;
     pub mod remote;
     pub mod remote_agents;
     pub mod ssh;

@@ -56,6 +56,9 @@ pub enum PairingError {
     Watch(#[source] std::io::Error),
     #[error("the sync loop has ended")]
     LoopEnded,
+    /// A write journaled before a restart could not be looked at in its tree.
+    #[error("cannot look at a write made before the restart: {0}")]
+    Pending(String),
     /// The sync loop did not answer a flush within the limit (`berth.stopTimeout`).
     #[error(
         "syncing got no answer within {}: a tree does not respond (a hung disk or network \

@@ -10,6 +10,8 @@ use berth_git::refs::{self, RefError};
 use berth_git::workspace::{self, Mirror, WorkspaceError};
 use berth_git::{Git, GitError, operation, pairing as gitpair, status};
 
+use crate::failpoints::CARRY_COMMITS;
+
 /// The two repositories of a pairing.
 #[derive(Debug, Clone)]
 pub struct Repos {
@@ -227,6 +229,13 @@ pub enum RefSyncError {
     Workspace(#[from] WorkspaceError),
 }
 
+fn carry_failpoint(e: std::io::Error) -> RefSyncError {
+    RefSyncError::Git(GitError::Parse {
+        args: format!("failpoint {CARRY_COMMITS}"),
+        detail: e.to_string(),
+    })
+}
+
 /// Carries commits between the two copies of `berth/<agent>` by fast-forward only; the side
 /// whose branch moved gets its index updated (its files are file sync's business). Diverged
 /// copies are left alone ([`notices`] reports them). Call only while both sides are on the
@@ -247,9 +256,11 @@ pub fn carry_commits(r: &Repos) -> Result<Carried, RefSyncError> {
         };
         carried.to_user = c.agent_only;
         carried.moved = Some(moved(r, Side::User, user, agent, followed)?);
+        berth_git::failpoint::hit(CARRY_COMMITS).map_err(carry_failpoint)?;
     } else if c.agent_only == 0 && c.user_only > 0 {
         let followed = gitpair::move_branch_and_index(&r.agent, &branch, &agent, &user);
         let m = moved(r, Side::Agent, agent, user, followed)?;
+        berth_git::failpoint::hit(CARRY_COMMITS).map_err(carry_failpoint)?;
         // The project keeps what the workspace now borrows.
         workspace::sync_refs(&r.user, &r.agent, &r.name)?;
         carried.to_agent = c.user_only;

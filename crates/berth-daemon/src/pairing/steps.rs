@@ -261,7 +261,11 @@ impl Steps<'_> {
             &user,
             "cleaning your checkout",
             &["clean", "-q", "-f", "-d"],
-        )
+        )?;
+        // `git clean` leaves ignored files, and berth's temporary files are ignored while it
+        // syncs: one a killed or let-go write left would outlive the pairing.
+        berth_sync::apply::remove_temps(user.dir(), false);
+        Ok(())
     }
 
     /// The checkout back on the original branch (or detached HEAD).
@@ -364,7 +368,14 @@ fn held_elsewhere(
     store: &berth_store::Store,
     pairing: &str,
 ) -> Result<bool, Failure> {
-    let ancestor = ancestor::load(store, pairing).map_err(unexpected)?;
+    let ancestor = ancestor::load_adopting(store, pairing, |side, path| {
+        let tree = match side {
+            berth_sync::reconcile::Side::Alpha => user,
+            berth_sync::reconcile::Side::Beta => agent,
+        };
+        Ok::<_, std::convert::Infallible>(tree.get(path).cloned())
+    })
+    .map_err(unexpected)?;
     let agreed = ancestor.tree();
     Ok(user
         .iter()

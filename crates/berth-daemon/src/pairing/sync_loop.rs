@@ -21,6 +21,7 @@ use berth_git::Git;
 use berth_store::Store;
 use berth_sync::ancestor::Ancestor;
 use berth_sync::live::{self, Report};
+use berth_sync::reconcile::Side;
 use berth_sync::stats::Stats;
 use berth_sync::watch::Input;
 
@@ -100,8 +101,17 @@ impl SyncLoop {
                     pairing: pairing.clone(),
                     tell: tell.clone(),
                 };
-                let prepared = ancestor::load(&store, &pairing)
-                    .and_then(|ancestor| Ok((ancestor, roots.sides()?)));
+                let prepared = roots.sides().and_then(|mut sides| {
+                    let ancestor = ancestor::load_adopting(&store, &pairing, |side, path| {
+                        let (tree, _) = match side {
+                            Side::Alpha => sides.alpha.under(path),
+                            Side::Beta => sides.beta.under(path),
+                        };
+                        Ok::<_, std::convert::Infallible>(tree.get(path).cloned())
+                    })?;
+                    sides.journal = Some(ancestor::journal(store.clone(), &pairing));
+                    Ok((ancestor, sides))
+                });
                 let (ancestor, mut sides) = match prepared {
                     Ok(p) => p,
                     Err(e) => {

@@ -15,6 +15,7 @@ use crate::Ctx;
 use crate::cli::AgentCommand;
 use crate::error::{CliError, CliResult, Kind};
 use crate::output::emit;
+use crate::progress;
 
 fn line(a: &AgentInfo) -> String {
     let pid = a.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
@@ -139,7 +140,12 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 on,
             };
-            let a: AgentInfo = client.post_json("/v1/agents/new", &req).await?;
+            let a: AgentInfo = progress::steady(
+                ctx.json,
+                format!("creating agent {} (its workspace is checked out)", req.name),
+                client.post_json("/v1/agents/new", &req),
+            )
+            .await?;
             emit(ctx.json, &a, |a| {
                 format!("created agent {}\n{}", a.name, detail(a))
             });

@@ -1,13 +1,14 @@
 //! `berth up` / `berth down`.
 
 use berth_client::Client;
-use berth_proto::{ComposeRequest, DownReport, UpReport};
+use berth_proto::{AgentList, ComposeRequest, DownReport, StashRepo, UpReport};
 
 use super::stash::here;
 use crate::Ctx;
 use crate::cli::ComposeArgs;
 use crate::error::{CliResult, Kind};
 use crate::output::{duration_ms, emit};
+use crate::progress;
 
 pub async fn run(ctx: &Ctx, up: bool, args: ComposeArgs) -> CliResult<i32> {
     // The daemon enforces the overall timeout; the request may take that long and a bit.
@@ -19,7 +20,28 @@ pub async fn run(ctx: &Ctx, up: bool, args: ComposeArgs) -> CliResult<i32> {
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
     };
     if up {
-        let report: UpReport = client.post_json("/v1/up", &body).await?;
+        let report: UpReport = progress::during(
+            ctx.json,
+            "bringing the project up".to_string(),
+            client.post_json("/v1/up", &body),
+            async || {
+                let l: AgentList = Client::unix(ctx.home.socket())
+                    .post_json(
+                        "/v1/agents/list",
+                        &StashRepo {
+                            repo: body.repo.clone(),
+                        },
+                    )
+                    .await
+                    .ok()?;
+                let running = l.agents.iter().filter(|a| a.state == "running").count();
+                Some(format!(
+                    "bringing the project up: {running} of {} running",
+                    l.agents.len()
+                ))
+            },
+        )
+        .await?;
         emit(ctx.json, &report, render_up);
         if report.failed.is_empty() && report.skipped.is_empty() {
             return Ok(0);

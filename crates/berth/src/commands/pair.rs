@@ -12,6 +12,7 @@ use crate::Ctx;
 use crate::cli::{PairArgs, PairCommand};
 use crate::error::{CliError, CliResult, Kind};
 use crate::output::{self, emit};
+use crate::progress;
 
 /// How long a start, flush or stop may take before the CLI stops waiting (the daemon carries on;
 /// `berth pair status` shows where it is). A first copy of a large tree takes a while.
@@ -35,16 +36,35 @@ fn long_client(ctx: &Ctx) -> Client {
     Client::unix(ctx.home.socket()).with_timeout(LONG_REQUEST)
 }
 
+/// What the pairing of the checkout at `repo` is doing, for a progress line.
+async fn doing(ctx: &Ctx, repo: &str, what: &str) -> Option<String> {
+    let s: PairStatus = Client::unix(ctx.home.socket())
+        .post_json(
+            "/v1/pair/status",
+            &PairRepo {
+                repo: repo.to_string(),
+            },
+        )
+        .await
+        .ok()?;
+    Some(format!("{what}: {}", s.describe))
+}
+
 async fn start(ctx: &Ctx, agent: String, no_stash: bool) -> CliResult<i32> {
     let req = PairStart {
         repo: here()?,
         agent: agent.clone(),
         no_stash,
     };
-    let s: PairStatus = long_client(ctx)
-        .post_json("/v1/pair/start", &req)
-        .await
-        .map_err(|e| explain_start_error(&agent, CliError::from(e)))?;
+    let what = format!("pairing with {agent}");
+    let s: PairStatus = progress::during(
+        ctx.json,
+        what.clone(),
+        long_client(ctx).post_json("/v1/pair/start", &req),
+        async || doing(ctx, &req.repo, &what).await,
+    )
+    .await
+    .map_err(|e| explain_start_error(&agent, CliError::from(e)))?;
     emit(ctx.json, &s, render_started);
     if s.state == "off" {
         // Not what the daemon answers a start with; say so rather than claim success.
@@ -90,9 +110,15 @@ async fn flush(ctx: &Ctx) -> CliResult<i32> {
 
 /// `berth pair stop` and `berth unpair`.
 pub async fn stop(ctx: &Ctx) -> CliResult<i32> {
-    let s: PairStopped = long_client(ctx)
-        .post_json("/v1/pair/stop", &PairRepo { repo: here()? })
-        .await?;
+    let req = PairRepo { repo: here()? };
+    let what = "stopping the pairing".to_string();
+    let s: PairStopped = progress::during(
+        ctx.json,
+        what.clone(),
+        long_client(ctx).post_json("/v1/pair/stop", &req),
+        async || doing(ctx, &req.repo, &what).await,
+    )
+    .await?;
     emit(ctx.json, &s, render_stopped);
     Ok(stop_exit_code(&s.outcome))
 }

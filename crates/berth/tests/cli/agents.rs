@@ -461,3 +461,109 @@ fn a_daemon_whose_binary_was_replaced_on_disk_still_starts_agents() {
     assert!(!alive(pid));
     h.signal_daemon(libc::SIGTERM);
 }
+
+#[test]
+fn a_hundred_agents_some_with_setsid_descendants_are_all_readopted_after_a_daemon_sigkill() {
+    const AGENTS: usize = 100;
+    let h = home();
+    start(&h);
+    let p = project();
+    // Each agent notes every start of its command; every fourth also leaves a descendant in a
+    // session of its own (outside the agent's process group), noting its pid.
+    let names: Vec<String> = (0..AGENTS).map(|i| format!("a{i:03}")).collect();
+    let mut workspaces = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let escape = if i % 4 == 0 {
+            "setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & "
+        } else {
+            ""
+        };
+        let cmd = format!("echo $$ >> runs; {escape}exec sleep 300");
+        let created = agent(&h, p.path(), &["new", name, "--cmd", &cmd, "--start"]);
+        created.expect_code(0);
+        workspaces.push(std::path::PathBuf::from(
+            created.json()["workspace"].as_str().unwrap(),
+        ));
+    }
+    let running = |h: &TestHome| -> Vec<(String, String, Option<i64>)> {
+        let list = agent(h, p.path(), &["list"]);
+        list.expect_code(0);
+        list.json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap_or_default().to_string(),
+                    a["state"].as_str().unwrap_or_default().to_string(),
+                    a["pid"].as_i64(),
+                )
+            })
+            .collect()
+    };
+    let before = running(&h);
+    assert_eq!(before.len(), AGENTS);
+    assert!(
+        before
+            .iter()
+            .all(|(_, s, pid)| s == "running" && pid.is_some()),
+        "{before:?}"
+    );
+    let escaped: Vec<i32> = workspaces
+        .iter()
+        .step_by(4)
+        .map(|ws| {
+            let file = ws.join("escaped.pid");
+            wait_until(
+                "the descendant noted its pid",
+                Duration::from_secs(20),
+                || std::fs::read_to_string(&file).is_ok_and(|t| t.trim().parse::<i32>().is_ok()),
+            );
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(escaped.len(), AGENTS / 4);
+
+    h.signal_daemon(libc::SIGKILL);
+    for (name, _, pid) in &before {
+        assert!(alive(pid.unwrap() as i32), "{name} survived the daemon");
+    }
+    wait_until(
+        "the killed daemon's socket is closed",
+        Duration::from_secs(20),
+        || matches!(h.state().as_str(), "stale" | "stopped"),
+    );
+    start(&h);
+    let after = running(&h);
+    assert_eq!(after, before, "every agent re-adopted, with its pid");
+    let events = h.run(&["--json", "events"]);
+    let adopted = events
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"agent.adopted\""))
+        .count();
+    assert_eq!(adopted, AGENTS, "one agent.adopted each");
+    for (ws, name) in workspaces.iter().zip(&names) {
+        let runs = std::fs::read_to_string(ws.join("runs")).unwrap();
+        assert_eq!(runs.lines().count(), 1, "{name} was started once: {runs:?}");
+    }
+    for pid in &escaped {
+        assert!(alive(*pid), "the descendant {pid} outlived the daemon");
+    }
+
+    // The re-adopted keepers still know their descendants: stopping leaves none behind.
+    for name in &names {
+        agent(&h, p.path(), &["stop", name]).expect_code(0);
+    }
+    for (name, _, pid) in &before {
+        assert!(!alive(pid.unwrap() as i32), "{name} stopped");
+    }
+    wait_until("no descendant is left", Duration::from_secs(20), || {
+        escaped.iter().all(|pid| !alive(*pid))
+    });
+    h.run(&["daemon", "stop"]).expect_code(0);
+}

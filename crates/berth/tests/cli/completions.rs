@@ -45,6 +45,25 @@ fn the_manual_page_is_roff_and_lists_the_commands() {
 }
 
 #[test]
+fn each_command_has_a_manual_page_of_its_own() {
+    let h = home();
+    let out = h.run(&["man", "daemon", "stop"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains(".TH berth-daemon-stop 1"), "{out}");
+    assert!(
+        out.stdout.contains("berth daemon stop"),
+        "its synopsis: {out}"
+    );
+    assert!(out.stdout.contains("\\-\\-all"), "its options: {out}");
+    let agent = h.run(&["man", "agent"]);
+    agent.expect_code(0);
+    assert!(agent.stdout.contains(".TH berth-agent 1"), "{agent}");
+    let bad = h.run(&["man", "no-such-command"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("berth --help"), "{bad}");
+}
+
+#[test]
 fn the_main_commands_carry_examples_in_their_help() {
     let h = home();
     for args in [

@@ -1,5 +1,8 @@
 //! The crash matrix: the daemon killed at every step of pairing start, stop and rollback,
-//! and of snapshot capture and restore; started again, it recovers the user's state exactly.
+//! of snapshot capture and restore, and inside live sync (an apply's temporary file written
+//! but not renamed, renamed but not yet in the ancestor, half-way through a round of 1,000
+//! files, commits carried to one copy of the branch but not the other); started again, it
+//! recovers the user's state exactly.
 //!
 //! Each case (one row of [`MATRIX`]) starts a daemon whose failpoint sleeps, drives pairing
 //! until the daemon log says the failpoint was reached, SIGKILLs the daemon, starts it again
@@ -12,7 +15,10 @@
 //!   one written while the daemon hung at the failpoint), and what the user wrote while paired
 //!   (which is in the agent's workspace after the stop);
 //! - (c) no snapshot ref is left behind unless the outcome says the snapshot was kept, and then
-//!   `berth stash list` shows it and restoring it gives the exact state.
+//!   `berth stash list` shows it and restoring it gives the exact state;
+//! - (d) a pairing killed while syncing comes back, and after a flush both trees hold exactly
+//!   the same files — every edit on either side, none reverted, no temporary file left — and
+//!   both copies of the branch are the same commit.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -35,6 +41,36 @@ enum Phase {
     /// During `berth pair other` while active with `fixer`: the switch's stop steps, then a
     /// start that carries the snapshot over.
     Switch,
+    /// While active: the failpoint is inside live sync, reached by an edit (or a commit) the
+    /// row makes ([`Trigger`]).
+    Paired,
+}
+
+/// What a [`Phase::Paired`] row does to reach its failpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The user writes one file.
+    Edit,
+    /// The agent writes one file, and writes it again while the daemon hangs (after the
+    /// first version reached the checkout): the second version must win.
+    AgentEdit,
+    /// The user writes [`BULK`] files at once.
+    Bulk,
+    /// The agent commits.
+    Commit,
+}
+
+/// How many files a [`Trigger::Bulk`] writes.
+const BULK: usize = 1000;
+
+/// The trigger of a live-sync row, by failpoint.
+fn trigger(failpoint: &str) -> Trigger {
+    match failpoint {
+        berth_sync::failpoint::ROUND_HALF_WAY => Trigger::Bulk,
+        berth_daemon::failpoints::CARRY_COMMITS => Trigger::Commit,
+        berth_sync::failpoint::APPLY_RENAMED => Trigger::AgentEdit,
+        _ => Trigger::Edit,
+    }
 }
 
 /// One row: the failpoint the daemon is killed at, other failpoints set with it (to make a
@@ -68,6 +104,9 @@ const STOPPED: &str = "stopped";
 
 /// A failing `begin_sync` rolls back through every undo but `drop_snapshot`.
 const FAIL_BEGIN_SYNC: &str = "pair.start.begin_sync=error(5)";
+/// The live loop hangs in its next write, its temporary file written (reached after the row's
+/// own failpoint, by what the agents write then).
+const HANG_IN_A_WRITE: &str = "sync.apply.temp_written=sleep(60000)";
 /// A failing `mirror_branch` rolls back while the checkout still holds the user's state: the
 /// snapshot is dropped.
 const FAIL_MIRROR: &str = "pair.start.mirror_branch=error(5)";
@@ -158,6 +197,40 @@ const MATRIX: &[Case] = &[
         Phase::Switch,
         ROLLED_BACK,
     ),
+    // The switch's stop hangs before its final sync while the link still carries what the
+    // agents write into the checkout, and the daemon is killed with that write's temporary
+    // file on disk: nothing must be left of it (`git clean` alone leaves it: it is ignored).
+    case(
+        "pair.stop.final_sync",
+        HANG_IN_A_WRITE,
+        Phase::Switch,
+        STOPPED,
+    ),
+    // Inside live sync: the pairing resumes.
+    case(
+        berth_sync::failpoint::APPLY_TEMP_WRITTEN,
+        "",
+        Phase::Paired,
+        STOPPED,
+    ),
+    case(
+        berth_sync::failpoint::APPLY_RENAMED,
+        "",
+        Phase::Paired,
+        STOPPED,
+    ),
+    case(
+        berth_sync::failpoint::ROUND_HALF_WAY,
+        "",
+        Phase::Paired,
+        STOPPED,
+    ),
+    case(
+        berth_daemon::failpoints::CARRY_COMMITS,
+        "",
+        Phase::Paired,
+        STOPPED,
+    ),
 ];
 
 #[test]
@@ -171,6 +244,12 @@ fn the_matrix_names_every_failpoint() {
             .iter()
             .map(|s| s.to_string()),
     );
+    want.extend(
+        berth_sync::failpoint::CRASH_POINTS
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    want.insert(berth_daemon::failpoints::CARRY_COMMITS.to_string());
     let have: BTreeSet<String> = MATRIX.iter().map(|c| c.failpoint.to_string()).collect();
     assert_eq!(have, want, "the matrix and the failpoints differ");
     let rows_seen: BTreeSet<(&str, &str, Phase)> = MATRIX
@@ -191,6 +270,7 @@ const GROUPS: &[&str] = &[
     "snapshot.",
     "restore.",
     SWITCH,
+    LIVE,
 ];
 
 /// The rows of a group: a switch's, or the others' by failpoint prefix.
@@ -199,12 +279,14 @@ fn rows(group: &str) -> Vec<&'static Case> {
         .iter()
         .filter(|c| match c.phase {
             Phase::Switch => group == SWITCH,
+            Phase::Paired => group == LIVE,
             _ => c.failpoint.starts_with(group),
         })
         .collect()
 }
 
 const SWITCH: &str = "switch";
+const LIVE: &str = "live";
 
 #[test]
 fn crash_at_every_start_step() {
@@ -236,6 +318,11 @@ fn crash_at_steps_of_a_switch() {
     run_group(SWITCH);
 }
 
+#[test]
+fn crash_inside_live_sync() {
+    run_group(LIVE);
+}
+
 /// Runs every row of the group, then fails naming every row that failed.
 fn run_group(prefix: &str) {
     let mut failed = Vec::new();
@@ -247,9 +334,9 @@ fn run_group(prefix: &str) {
                 c.failpoint,
                 c.phase,
                 if c.also.is_empty() {
-                    ""
+                    String::new()
                 } else {
-                    ", after a failure"
+                    format!(", with {}", c.also)
                 },
                 began.elapsed()
             ),
@@ -259,8 +346,8 @@ fn run_group(prefix: &str) {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                eprintln!("{} [{:?}]: FAILED: {msg}", c.failpoint, c.phase);
-                failed.push(format!("{} [{:?}]", c.failpoint, c.phase));
+                eprintln!("{} [{:?}] {}: FAILED: {msg}", c.failpoint, c.phase, c.also);
+                failed.push(format!("{} [{:?}] {}", c.failpoint, c.phase, c.also));
             }
         }
     }
@@ -369,8 +456,9 @@ fn run_case(c: &Case) -> String {
         cmd.env("BERTH_FAILPOINTS", &spec);
         h.run_cmd(cmd).expect_code(0);
     };
-    // A switch reaches the same failpoints as the first start: that one runs without them.
-    if c.phase == Phase::Switch {
+    // A switch reaches the same failpoints as the first start, and live sync's are reached
+    // while pairing starts: that start runs without them.
+    if matches!(c.phase, Phase::Switch | Phase::Paired) {
         h.run(&["daemon", "start"]).expect_code(0);
     } else {
         start_with_failpoints();
@@ -405,10 +493,14 @@ fn run_case(c: &Case) -> String {
     };
     let mirror_ref = format!("refs/heads/berth/{}", target.name);
     let mut mirror_before = git(p, &["rev-parse", &mirror_ref]);
+    // What a live-sync row wrote or committed to reach its failpoint.
+    let mut bulk = false;
+    let mut rewrite = false;
+    let mut second_tip: Option<String> = None;
 
     let waiter = match c.phase {
         Phase::Start => spawn_in(&h, p, &["--json", "pair", AGENT]),
-        Phase::Stop | Phase::Switch => {
+        Phase::Stop | Phase::Switch | Phase::Paired => {
             h.run_in(p, &["--json", "pair", AGENT]).expect_code(0);
             assert_eq!(state_of(&h, p), "active");
             // Both sides write while paired; the user's edits end up in the workspace.
@@ -447,6 +539,47 @@ fn run_case(c: &Case) -> String {
             kept.extend(paired);
             if c.phase == Phase::Stop {
                 spawn_in(&h, p, &["--json", "pair", "stop"])
+            } else if c.phase == Phase::Paired {
+                h.run(&["daemon", "stop"]).expect_code(0);
+                start_with_failpoints();
+                wait_until("the pairing resumed", SETTLE, || {
+                    state_of(&h, p) == "active"
+                });
+                mirror_before = git(p, &["rev-parse", &mirror_ref]);
+                match trigger(c.failpoint) {
+                    Trigger::Edit => {
+                        write(p, "user-edit.txt", b"the user's edit being synced\n");
+                        kept.push((
+                            fixer.ws.clone(),
+                            "user-edit.txt",
+                            b"the user's edit being synced\n",
+                        ));
+                    }
+                    Trigger::AgentEdit => {
+                        write(&fixer.ws, "agent-edit.txt", b"the agent's first version\n");
+                        rewrite = true;
+                    }
+                    Trigger::Bulk => {
+                        for i in 0..BULK {
+                            write(p, &bulk_name(i), bulk_bytes(i).as_bytes());
+                        }
+                        bulk = true;
+                    }
+                    Trigger::Commit => {
+                        write(&fixer.ws, "agent-commit-2.txt", b"a second commit\n");
+                        git(&fixer.ws, &["add", "agent-commit-2.txt"]);
+                        let mut commit = AGENT_ID.to_vec();
+                        commit.extend(["commit", "-q", "-m", "more agent work"]);
+                        git(&fixer.ws, &commit);
+                        second_tip = Some(git(&fixer.ws, &["rev-parse", "HEAD"]));
+                        kept.push((fixer.ws.clone(), "agent-commit-2.txt", b"a second commit\n"));
+                    }
+                }
+                // Something that lives until the kill, for the wait below.
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .expect("spawn sleep")
             } else {
                 // Parked by a graceful stop, resumed by a daemon with the failpoints.
                 h.run(&["daemon", "stop"]).expect_code(0);
@@ -472,6 +605,20 @@ fn run_case(c: &Case) -> String {
             a.ws.clone(),
             "agent-during-crash.txt",
             b"written while the daemon hung\n",
+        ));
+    }
+    // A failpoint set beside the row's own to hang is reached by those writes.
+    for also in c.also.split(';') {
+        if let Some(name) = also.strip_suffix("=sleep(60000)") {
+            wait_until(&format!("{name} is reached"), SETTLE, || reached(&h, name));
+        }
+    }
+    if rewrite {
+        write(&fixer.ws, "agent-edit.txt", b"the agent's second version\n");
+        kept.push((
+            fixer.ws.clone(),
+            "agent-edit.txt",
+            b"the agent's second version\n",
         ));
     }
     let ended_before = finished_count(&h);
@@ -520,6 +667,9 @@ fn run_case(c: &Case) -> String {
             "user-after-recovery.txt",
             b"the user, after the restart\n",
         ));
+        if c.phase == Phase::Paired {
+            assert_converged(p, &target.ws, target.name);
+        }
         let stopped = h.run_in(p, &["--json", "pair", "stop"]);
         stopped.expect_code(0);
     }
@@ -568,6 +718,22 @@ fn run_case(c: &Case) -> String {
         );
         git(&a.ws, &["merge-base", "--is-ancestor", &a.tip, "HEAD"]);
     }
+    if bulk {
+        for i in 0..BULK {
+            assert_eq!(
+                std::fs::read_to_string(fixer.ws.join(bulk_name(i))).ok(),
+                Some(bulk_bytes(i)),
+                "{} in the workspace",
+                bulk_name(i)
+            );
+        }
+    }
+    for a in [&fixer, &other] {
+        assert_eq!(temps(&a.ws), Vec::<String>::new(), "temporary files left");
+    }
+    if let Some(tip) = &second_tip {
+        git(p, &["merge-base", "--is-ancestor", tip, &mirror_ref]);
+    }
     // The project's copy of the agent's branch: back where it was after a rollback; at the
     // agent's tip (or later) after a stop.
     let mirror = git(p, &["rev-parse", &mirror_ref]);
@@ -604,6 +770,71 @@ fn new_agent(h: &TestHome, p: &Path, name: &'static str) -> Agent {
     let tip = git(&ws, &["rev-parse", "HEAD"]);
     write(&ws, "agent-draft.txt", b"not committed yet\n");
     Agent { name, ws, tip }
+}
+
+fn bulk_name(i: usize) -> String {
+    format!("bulk/{:02}/file-{i:04}.txt", i % 20)
+}
+
+fn bulk_bytes(i: usize) -> String {
+    format!("bulk file {i}\n")
+}
+
+/// berth's temporary files anywhere under `root` (but in `.git`).
+fn temps(root: &Path) -> Vec<String> {
+    berth_testkit::files(root)
+        .into_keys()
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .filter(|k| {
+            k.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".berth-tmp-"))
+        })
+        .collect()
+}
+
+/// (d): after a flush both trees hold the same files (no temporary file among them) and both
+/// copies of the agent's branch are the same commit.
+#[track_caller]
+fn assert_converged(p: &Path, ws: &Path, agent: &str) {
+    assert_eq!(
+        temps(p),
+        Vec::<String>::new(),
+        "temporary files in the checkout"
+    );
+    assert_eq!(
+        temps(ws),
+        Vec::<String>::new(),
+        "temporary files in the workspace"
+    );
+    // Ignored files are not synced: the user's stay in the checkout.
+    let ignored = |dir: &Path| -> BTreeSet<Vec<u8>> {
+        git(dir, &["ls-files", "-o", "-i", "--exclude-standard"])
+            .lines()
+            .map(|l| l.as_bytes().to_vec())
+            .collect()
+    };
+    let skip: BTreeSet<Vec<u8>> = ignored(p).into_iter().chain(ignored(ws)).collect();
+    let tracked = |dir: &Path| {
+        let mut all = berth_testkit::files(dir);
+        all.retain(|k, _| !skip.contains(k));
+        all
+    };
+    let (user, theirs) = (tracked(p), tracked(ws));
+    let differ: Vec<String> = user
+        .keys()
+        .chain(theirs.keys())
+        .filter(|k| user.get(*k) != theirs.get(*k))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the trees differ after a flush: {differ:?}"
+    );
+    let branch = format!("refs/heads/berth/{agent}");
+    wait_until("both copies of the branch agree", SETTLE, || {
+        git(p, &["rev-parse", &branch]) == git(ws, &["rev-parse", &branch])
+    });
 }
 
 /// Waits until the daemon reached `name`; then the command waiting on it is ended.

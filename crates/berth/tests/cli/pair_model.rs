@@ -1,10 +1,15 @@
 //! Model-based pairing test (SPEC §8): random interleavings of edits on both sides (write,
 //! delete, rename, chmod, symlink, file↔directory), commits on either side, the user switching
 //! to another branch and back (a pause, with edits on both sides meanwhile), and daemon
-//! restarts — against a real daemon, real repositories and the real CLI. After every step that
-//! leaves pairing active, a flush makes both sides agree; they must then hold exactly what the
-//! model says, and the two copies of the branch must be the same commit. At the end, stopping
-//! restores the checkout exactly as it was before pairing.
+//! restarts, graceful or by SIGKILL — against a real daemon, real repositories and the real
+//! CLI. After every step that leaves pairing active, a flush makes both sides agree; they must
+//! then hold exactly what the model says, and the two copies of the branch must be the same
+//! commit. At the end, stopping restores the checkout exactly as it was before pairing.
+//!
+//! A race is a run of edits with no flush between them, so they meet the sync half-way, and
+//! maybe a SIGKILL right after, in the middle of syncing them. Within a race a path is edited
+//! by one side only (which side's edit would win a path both edit depends on timing); no edit
+//! may be lost or reverted.
 //!
 //! The model of a pause is the three-way rule the spec gives: a path changed on one side only
 //! takes that side's version; changed on both, the user's version wins (a deletion never beats
@@ -50,6 +55,11 @@ enum Op {
     /// plain files meanwhile, then the user switches back (pairing resumes).
     Away(Vec<(Side, u8, Option<u8>)>),
     Restart,
+    /// The daemon is SIGKILLed and started again.
+    Kill,
+    /// Writes (`Some`) and deletions (`None`) with no flush between them, then (if set) a
+    /// SIGKILL while they are being synced.
+    Race(Vec<(Side, u8, Option<u8>)>, bool),
 }
 
 const NAMES: [&str; 6] = ["f0", "f1", "f2", "d/g0", "d/g1", "d/e/g2"];
@@ -75,6 +85,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => side().prop_map(Op::Commit),
         2 => proptest::collection::vec(away_edit, 2..8).prop_map(Op::Away),
         1 => Just(Op::Restart),
+        1 => Just(Op::Kill),
+        2 => (
+            proptest::collection::vec((side(), 0u8..6, proptest::option::of(0u8..8)), 2..12),
+            proptest::bool::ANY
+        )
+            .prop_map(|(edits, kill)| Op::Race(edits, kill)),
     ]
 }
 
@@ -301,8 +317,38 @@ impl Pairing<'_> {
                 self.h.run(&["daemon", "stop"]).expect_code(0);
                 self.h.run(&["daemon", "start"]).expect_code(0);
             }
+            Op::Kill => self.kill(),
+            Op::Race(edits, kill) => {
+                let mut owner: BTreeMap<&str, Side> = BTreeMap::new();
+                for (s, f, c) in edits {
+                    let rel = name(*f);
+                    if *owner.entry(rel).or_insert(*s) != *s {
+                        continue;
+                    }
+                    let root = self.root(*s);
+                    match c {
+                        Some(c) => {
+                            let bytes = self.content(*s, *c);
+                            put(&root, &mut self.model, rel, Node::File(bytes, false));
+                        }
+                        None => remove(&root, &mut self.model, rel),
+                    }
+                }
+                if *kill {
+                    self.kill();
+                }
+            }
         }
         self.flush();
+    }
+
+    /// SIGKILLs the daemon and starts it again.
+    fn kill(&self) {
+        self.h.signal_daemon(libc::SIGKILL);
+        wait_until("the killed daemon is gone", Duration::from_secs(20), || {
+            matches!(self.h.state().as_str(), "stale" | "stopped")
+        });
+        self.h.run(&["daemon", "start"]).expect_code(0);
     }
 
     /// A pause by a branch switch, with plain-file edits on both sides meanwhile.
