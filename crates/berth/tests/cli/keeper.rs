@@ -241,7 +241,10 @@ fn the_keeper_outlives_whoever_started_it() {
     let status = control::request(&dir.socket(), &Request::Status, Duration::from_secs(5)).unwrap();
     let keeper_pid = status.state.keeper.pid;
     assert!(berth_supervisor::tree::Identity::of(keeper_pid).is_some());
-    assert_eq!(with_marker(marker).len(), 1);
+    // The keeper answers as soon as it runs; its child may still be on its way to `exec`.
+    wait_until("the agent runs", Duration::from_secs(10), || {
+        with_marker(marker).len() == 1
+    });
     assert!(Path::new(&format!("/proc/{keeper_pid}")).exists());
     stop(&dir);
 }
