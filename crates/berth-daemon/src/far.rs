@@ -6,7 +6,7 @@
 //! The agent's directory there (the endpoint's root) holds `workspace/` — a clone of the
 //! project's `berth/<name>`, made from a git bundle the daemon copied over the stream — and
 //! `keeper/`, the files of its keeper: the same keeper as locally, started by this endpoint
-//! (`agents::spawn_keeper`, in a session of its own), so the agent survives the connection and
+//! (`keepers::spawn_keeper`, in a session of its own), so the agent survives the connection and
 //! the daemon. The daemon looks at the keeper through [`Call::Look`] once a second, which also
 //! brings the new lines of its output log.
 
@@ -20,7 +20,7 @@ use berth_supervisor::keeper::control::{self, ControlError, Request};
 use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec, KeeperState};
 use serde::{Deserialize, Serialize};
 
-use crate::agents::{Look, look, reported, spawn_keeper};
+use crate::keepers::{Look, look, reported, spawn_keeper};
 
 /// The bundle the daemon copies over to make the workspace from.
 pub const INCOMING: &str = ".berth-incoming.bundle";

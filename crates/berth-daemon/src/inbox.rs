@@ -37,9 +37,10 @@ use berth_supervisor::keeper::read_state;
 use berth_supervisor::keeper::spec::{KeeperDir, KeeperSpec};
 use tokio::sync::Notify;
 
-use crate::agents::{self, Look, Supervisor, spawn_keeper};
+use crate::agents::Supervisor;
 use crate::clock::now_ms;
 use crate::failpoints;
+use crate::keepers::{self, Look, spawn_keeper};
 use crate::recorder::Recorder;
 use crate::terminals;
 
@@ -718,7 +719,7 @@ impl Inbox {
 
 /// What a turn's keeper files show; `None` before the keeper wrote any.
 fn look(dir: &KeeperDir) -> Option<Seen> {
-    Some(match agents::look(dir)? {
+    Some(match keepers::look(dir)? {
         Look::Alive(_) => Seen::Alive,
         Look::Done(st) => Seen::Exited {
             code: st.exit.and_then(|e| e.code),

@@ -55,6 +55,7 @@ pub mod git_lock;
 pub mod hooks;
 pub mod ids;
 pub mod inbox;
+pub mod keepers;
 pub mod logging;
 pub mod memory;
 pub mod mirror;
