@@ -7,6 +7,7 @@ mod cli;
 mod daemon;
 mod machine;
 mod pairing;
+mod remote;
 mod snapshots;
 mod stats;
 mod supervisor;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         "snapshots" => snapshots::run(&repo_root()),
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
+        "remote" => remote::run(&args[1..], &repo_root()),
         "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
         "web" => build_berth().and_then(|bin| web::run(&bin, &repo_root())),
