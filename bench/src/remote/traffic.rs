@@ -14,12 +14,6 @@ pub struct Bytes {
     pub down: u64,
 }
 
-impl Bytes {
-    pub fn total(self) -> u64 {
-        self.up + self.down
-    }
-}
-
 impl Sub for Bytes {
     type Output = Bytes;
     fn sub(self, before: Bytes) -> Bytes {
@@ -86,6 +80,5 @@ mod tests {
     fn a_difference_never_goes_below_zero() {
         let (a, b) = (Bytes { up: 5, down: 1 }, Bytes { up: 3, down: 4 });
         assert_eq!(a - b, Bytes { up: 2, down: 0 });
-        assert_eq!((a - b).total(), 2);
     }
 }
