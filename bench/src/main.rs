@@ -1,5 +1,5 @@
 //! berth's benchmarks, one subcommand each (`daemon`, `snapshots`, `supervisor`, `sync`,
-//! `pairing`, `terminal`, `web`, `inbox`, `soak`); each
+//! `remote`, `pairing`, `terminal`, `web`, `inbox`, `soak`); each
 //! measures against the SPEC §7 targets or its peer tools in the same run (the soak: that
 //! random operations and SIGKILL restarts never make the two sides of a pairing diverge) and
 //! writes `bench/results/<name>.md`.
@@ -9,6 +9,7 @@ mod daemon;
 mod inbox;
 mod machine;
 mod pairing;
+mod remote;
 mod snapshots;
 mod soak;
 mod stats;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         "snapshots" => snapshots::run(&repo_root()),
         "supervisor" => build_berth().and_then(|bin| supervisor::run_bench(&bin, &repo_root())),
         "sync" => sync::run(&args[1..], &repo_root()),
+        "remote" => remote::run(&args[1..], &repo_root()),
         "terminal" => build_berth().and_then(|bin| terminal::run(&bin, &repo_root())),
         "inbox" => build_berth().and_then(|bin| inbox::run(&bin, &repo_root())),
         "pairing" => build_berth().and_then(|bin| pairing::run(&args[1..], &bin, &repo_root())),
@@ -61,7 +63,7 @@ fn main() -> ExitCode {
             soak::run(&o, &bin, &repo_root())
         }),
         _ => Err(format!(
-            "usage: berth-bench daemon|snapshots|supervisor|sync|pairing|terminal|web|inbox|soak\n{}\n{}\n{}",
+            "usage: berth-bench daemon|snapshots|supervisor|sync|remote|pairing|terminal|web|inbox|soak\n{}\n{}\n{}",
             sync::USAGE,
             pairing::USAGE,
             soak::USAGE

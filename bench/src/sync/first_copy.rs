@@ -62,7 +62,7 @@ fn once(tool: Tool, env: &Env, tmp: &Path, tree: &Tree, cold: bool) -> Result<Du
     remove(&dst)?;
     remove(&work)?;
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    if matches!(tool, Tool::Berth | Tool::Unison) {
+    if matches!(tool, Tool::Berth | Tool::Unison) || env.ssh.is_some() {
         std::fs::create_dir_all(&dst).map_err(|e| e.to_string())?;
     }
     let mut cmd = live::copy_command(tool, env, &work, &src, &dst)?;
@@ -93,7 +93,8 @@ fn once(tool: Tool, env: &Env, tmp: &Path, tree: &Tree, cold: bool) -> Result<Du
     Ok(took)
 }
 
-pub fn run(env: &Env, opts: &Options) -> Result<FirstCopy, String> {
+/// Copies with every tool that copies; `between` runs after each copy.
+pub fn run(env: &Env, opts: &Options, between: &mut impl FnMut(Tool)) -> Result<FirstCopy, String> {
     let tree = Tree::with_mean(opts.copy_files, opts.copy_mean_size);
     let bytes = tree.bytes();
     let tmp = TempDir::new("berth-bench-copy-")?;
@@ -132,7 +133,9 @@ pub fn run(env: &Env, opts: &Options) -> Result<FirstCopy, String> {
                 if run >= runs {
                     continue;
                 }
-                match once(c.tool, env, tmp.path(), &tree, cold) {
+                let result = once(c.tool, env, tmp.path(), &tree, cold);
+                between(c.tool);
+                match result {
                     Ok(took) => {
                         eprintln!(
                             "  {} {}: {:.2} s",

@@ -84,11 +84,18 @@ impl Options {
 
     /// Parses the arguments after `sync`: `--quick` picks the small sizes, later options override.
     pub fn parse(args: &[String]) -> Result<Options, String> {
+        Options::parse_among(args, &Tool::ALL, USAGE)
+    }
+
+    /// Parses the arguments of a benchmark that measures `tools` (all of them unless `--tools`
+    /// names some) and is used as `usage` says.
+    pub fn parse_among(args: &[String], tools: &[Tool], usage: &str) -> Result<Options, String> {
         let mut o = if args.iter().any(|a| a == "--quick") {
             Options::quick()
         } else {
             Options::full()
         };
+        o.tools = tools.to_vec();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -99,7 +106,7 @@ impl Options {
                 inline
                     .clone()
                     .or_else(|| it.next().cloned())
-                    .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+                    .ok_or_else(|| format!("{flag} needs a value\n{usage}"))
             };
             let number = |v: String| -> Result<usize, String> {
                 v.replace([',', '_'], "")
@@ -111,7 +118,12 @@ impl Options {
             match flag {
                 "--quick" => {}
                 "--berth-no-ready" => o.berth_no_ready = true,
-                "--tools" => o.tools = Tool::parse_list(&value()?)?,
+                "--tools" => {
+                    o.tools = Tool::parse_list(&value()?)?;
+                    if let Some(t) = o.tools.iter().find(|t| !tools.contains(t)) {
+                        return Err(format!("{} is not measured here\n{usage}", t.name()));
+                    }
+                }
                 "--only" => match value()?.as_str() {
                     "live" => (o.live, o.copy) = (true, false),
                     "copy" => (o.live, o.copy) = (false, true),
@@ -136,7 +148,7 @@ impl Options {
                     o.copy_runs_slow = o.copy_runs_slow.min(o.copy_runs);
                 }
                 "--idle-secs" => o.idle = Duration::from_secs(number(value()?)? as u64),
-                _ => return Err(format!("unknown option {arg:?}\n{USAGE}")),
+                _ => return Err(format!("unknown option {arg:?}\n{usage}")),
             }
         }
         if o.rewrite > o.large_tree {
@@ -193,5 +205,22 @@ mod tests {
         assert!(parse(&["--tools", "dropbox"]).is_err());
         assert!(parse(&["--frobnicate"]).is_err());
         assert!(parse(&["--quick", "--rewrite", "5000"]).is_err());
+    }
+
+    #[test]
+    fn a_benchmark_of_fewer_tools_measures_those_and_refuses_others() {
+        let among = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            Options::parse_among(&args, &[Tool::Berth, Tool::Unison], "usage")
+        };
+        assert_eq!(
+            among(&[]).expect("parses").tools,
+            vec![Tool::Berth, Tool::Unison]
+        );
+        assert_eq!(
+            among(&["--tools", "unison"]).expect("parses").tools,
+            vec![Tool::Unison]
+        );
+        assert!(among(&["--tools", "berth,syncthing"]).is_err());
     }
 }

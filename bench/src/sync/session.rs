@@ -11,6 +11,7 @@ use super::procs;
 use super::tools::Tool;
 use super::tree::{Tree, body, mix};
 use super::{Env, wait};
+use crate::remote::traffic::Bytes;
 
 /// Consecutive lost edits after which a direction is abandoned.
 const GIVE_UP_AFTER: usize = 3;
@@ -44,6 +45,8 @@ pub struct Edits {
     pub lost: usize,
     /// CPU of the tool's processes over all edits, divided by the edits attempted.
     pub cpu_per_edit: Duration,
+    /// Over ssh: what the connections carried over the whole series, and how long it took.
+    pub bytes: Option<(Bytes, Duration)>,
     pub note: Option<String>,
 }
 
@@ -54,6 +57,8 @@ pub struct Idle {
     pub switches: u64,
     pub rss_kib: u64,
     pub processes: usize,
+    /// Over ssh: what the connections carried meanwhile.
+    pub bytes: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -62,6 +67,8 @@ pub struct Rewrite {
     pub write: Duration,
     pub synced: Result<Duration, String>,
     pub cpu: Duration,
+    /// Over ssh: what the connections carried from the first write until quiet again.
+    pub bytes: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -176,6 +183,8 @@ fn edits(
     let mut lost_in_a_row = 0;
     settle(live, SETTLE_BULK);
     let cpu_before = procs::cpu(&roots);
+    let bytes_before = live.traffic();
+    let series = Instant::now();
     // The first edit keeps the same distance from whatever the tool did before.
     let mut arrived = Instant::now();
     for k in 0..opts.edits {
@@ -215,6 +224,10 @@ fn edits(
     }
     settle(live, SETTLE_BULK);
     out.cpu_per_edit = (procs::cpu(&roots) - cpu_before) / out.attempted.max(1) as u32;
+    out.bytes = live
+        .traffic()
+        .zip(bytes_before)
+        .map(|(after, before)| (after - before, series.elapsed()));
     Ok(out)
 }
 
@@ -225,9 +238,11 @@ fn idle(live: &mut Live, gap: Duration, period: Duration) -> Result<Idle, String
     settle(live, SETTLE_BULK);
     let roots = live.roots();
     let before = procs::sample(&roots);
+    let bytes_before = live.traffic();
     let began = Instant::now();
     std::thread::sleep(period);
     let after = procs::sample(&roots);
+    let bytes = live.traffic().zip(bytes_before).map(|(a, b)| a - b);
     let seconds = began.elapsed().as_secs_f64();
     live.check_running()?;
     Ok(Idle {
@@ -236,6 +251,7 @@ fn idle(live: &mut Live, gap: Duration, period: Duration) -> Result<Idle, String
         switches: after.switches.saturating_sub(before.switches),
         rss_kib: after.rss_kib,
         processes: after.processes,
+        bytes,
     })
 }
 
@@ -245,6 +261,7 @@ fn rewrite(live: &mut Live, tree: &Tree, sides: &Sides, count: usize) -> Result<
     settle(live, SETTLE_BULK);
     let roots = live.roots();
     let cpu_before = procs::cpu(&roots);
+    let bytes_before = live.traffic();
     let stamp = nanos();
     let files: Vec<(PathBuf, Vec<u8>)> = tree
         .spread(count)
@@ -269,6 +286,7 @@ fn rewrite(live: &mut Live, tree: &Tree, sides: &Sides, count: usize) -> Result<
         write: written - began,
         synced,
         cpu: procs::cpu(&roots) - cpu_before,
+        bytes: live.traffic().zip(bytes_before).map(|(a, b)| a - b),
     })
 }
 

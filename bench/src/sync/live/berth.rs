@@ -1,5 +1,7 @@
 //! berth's side: `berth --json debug sync ALPHA BETA` with a fresh `BERTH_HOME`, ready once it
-//! prints a line with `"event":"ready"` (the initial sync is done and it is watching).
+//! prints a line with `"event":"ready"` (the initial sync is done and it is watching). Over ssh
+//! BETA is `ssh://127.0.0.1:PORT/BETA` and `BERTH_SSH` the client with the benchmark's
+//! configuration; the far side runs the copy of itself berth installed there by digest.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -35,12 +37,27 @@ fn home(work: &Path) -> Result<std::path::PathBuf, String> {
     Ok(home)
 }
 
-pub fn start(env: &Env, work: &Path, alpha: &Path, beta: &Path) -> Result<(Group, Berth), String> {
+/// `berth debug sync ALPHA BETA` with its own home, BETA reached through `env.ssh` when set.
+fn command(env: &Env, work: &Path, alpha: &Path, beta: &Path) -> Result<Command, String> {
     let mut cmd = Command::new(&env.berth);
     cmd.env("BERTH_HOME", home(work)?)
-        .arg("--json")
+        .env_remove("BERTH_REMOTE_BIN")
         .args(["debug", "sync"])
-        .args([alpha, beta]);
+        .arg(alpha);
+    match &env.ssh {
+        Some(ssh) => cmd.env("BERTH_SSH", ssh.command()).arg(format!(
+            "ssh://127.0.0.1:{}{}",
+            ssh.port,
+            beta.display()
+        )),
+        None => cmd.arg(beta),
+    };
+    Ok(cmd)
+}
+
+pub fn start(env: &Env, work: &Path, alpha: &Path, beta: &Path) -> Result<(Group, Berth), String> {
+    let mut cmd = command(env, work, alpha, beta)?;
+    cmd.arg("--json");
     spawn(cmd, work)
 }
 
@@ -61,11 +78,8 @@ fn spawn(cmd: Command, work: &Path) -> Result<(Group, Berth), String> {
 
 /// One round into an empty directory: `berth debug sync SRC DST --once`.
 pub fn once_command(env: &Env, work: &Path, src: &Path, dst: &Path) -> Result<Command, String> {
-    let mut cmd = Command::new(&env.berth);
-    cmd.env("BERTH_HOME", home(work)?)
-        .args(["debug", "sync"])
-        .args([src, dst])
-        .arg("--once");
+    let mut cmd = command(env, work, src, dst)?;
+    cmd.arg("--once");
     Ok(cmd)
 }
 

@@ -12,6 +12,8 @@ use std::time::Instant;
 use super::Env;
 use super::group::Group;
 use super::tools::Tool;
+use crate::remote::sshd::Client;
+use crate::remote::traffic::{self, Bytes};
 
 enum Kind {
     Berth(berth::Berth),
@@ -23,9 +25,12 @@ pub struct Live {
     groups: Vec<Group>,
     kind: Kind,
     require_ready: bool,
+    /// The ssh server beta is reached through, if it is.
+    ssh: Option<Client>,
 }
 
-/// Starts `tool` between `alpha` and `beta`; its homes, state and logs go under `work`.
+/// Starts `tool` between `alpha` and `beta` (through `env.ssh` when set); its homes, state and
+/// logs go under `work`.
 pub fn start(
     tool: Tool,
     env: &Env,
@@ -39,6 +44,9 @@ pub fn start(
             (vec![g], Kind::Berth(b))
         }
         Tool::Unison => (vec![unison::start(env, work, alpha, beta)?], Kind::Unison),
+        Tool::Syncthing if env.ssh.is_some() => {
+            return Err("Syncthing is not measured over ssh".into());
+        }
         Tool::Syncthing => {
             let (g, p) = syncthing::start(work, alpha, beta)?;
             (g, Kind::Syncthing(Box::new(p)))
@@ -51,11 +59,12 @@ pub fn start(
         groups,
         kind,
         require_ready: !env.berth_no_ready,
+        ssh: env.ssh.clone(),
     })
 }
 
 /// The command for one copy of `src` into `dst` (which does not exist yet for `cp` and `rsync`,
-/// and is an empty directory for the others).
+/// and is an empty directory for the others); `dst` is reached through `env.ssh` when set.
 pub fn copy_command(
     tool: Tool,
     env: &Env,
@@ -64,6 +73,7 @@ pub fn copy_command(
     dst: &Path,
 ) -> Result<Command, String> {
     Ok(match tool {
+        Tool::Cp if env.ssh.is_some() => return Err("cp does not copy over ssh".into()),
         Tool::Cp => {
             let mut c = Command::new("cp");
             c.arg("-a").args([src, dst]);
@@ -71,9 +81,17 @@ pub fn copy_command(
         }
         Tool::Rsync => {
             let mut c = Command::new("rsync");
-            c.arg("-a")
-                .arg(format!("{}/", src.display()))
-                .arg(format!("{}/", dst.display()));
+            c.arg("-a");
+            match &env.ssh {
+                Some(ssh) => c
+                    .arg("-e")
+                    .arg(ssh.command())
+                    .arg(format!("{}/", src.display()))
+                    .arg(format!("127.0.0.1:{}/", dst.display())),
+                None => c
+                    .arg(format!("{}/", src.display()))
+                    .arg(format!("{}/", dst.display())),
+            };
             c
         }
         Tool::Unison => unison::once_command(env, work, src, dst)?,
@@ -84,8 +102,19 @@ pub fn copy_command(
 
 impl Live {
     /// The leaders of the tool's process groups (their descendants are found from these).
+    /// Over ssh the server is one too: what runs on the far side runs under it.
     pub fn roots(&self) -> Vec<u32> {
-        self.groups.iter().map(Group::pid).collect()
+        let mut roots: Vec<u32> = self.groups.iter().map(Group::pid).collect();
+        roots.extend(self.ssh.as_ref().map(|s| s.server_pid));
+        roots
+    }
+
+    /// The bytes the tool's ssh connections have carried so far (`None` without ssh).
+    pub fn traffic(&self) -> Option<Bytes> {
+        let ssh = self.ssh.as_ref()?;
+        traffic::to_port(ssh.port)
+            .map_err(|e| eprintln!("  cannot count bytes: {e}"))
+            .ok()
     }
 
     /// An error with the log's tail if any of the tool's processes has exited.

@@ -1,6 +1,8 @@
 //! Unison: `-repeat watch` with the crates.io `unison-fsmonitor` on `PATH`, and one `-batch` run
 //! for the first copy. Each run gets its own `HOME` and `UNISON` directory, so no archive is
-//! shared between runs.
+//! shared between runs. Over ssh BETA is `ssh://127.0.0.1:PORT//BETA`, the client gets the
+//! benchmark's configuration (`-sshargs -F …`), and the server (`-servercmd`) the same `PATH`
+//! (for `unison-fsmonitor`) and an archive directory of its own in the run's.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,15 +17,31 @@ fn command(env: &Env, work: &Path, alpha: &Path, beta: &Path) -> Result<Command,
     cmd.env("PATH", &env.path)
         .env("HOME", &home)
         .env("UNISON", home.join(".unison"))
-        .args([alpha, beta])
-        .args([
-            "-batch",
-            "-auto",
-            "-times",
-            "-confirmbigdel=false",
-            "-ui",
-            "text",
-        ]);
+        .arg(alpha);
+    match &env.ssh {
+        Some(ssh) => {
+            let server = work.join("unison-server");
+            std::fs::create_dir_all(&server).map_err(|e| format!("{}: {e}", server.display()))?;
+            cmd.arg(format!("ssh://127.0.0.1:{}/{}", ssh.port, beta.display()))
+                .arg("-sshargs")
+                .arg(format!("-F {}", ssh.config.display()))
+                .arg("-servercmd")
+                .arg(format!(
+                    "env PATH={} UNISON={} unison",
+                    env.path.to_string_lossy(),
+                    server.display()
+                ))
+        }
+        None => cmd.arg(beta),
+    };
+    cmd.args([
+        "-batch",
+        "-auto",
+        "-times",
+        "-confirmbigdel=false",
+        "-ui",
+        "text",
+    ]);
     Ok(cmd)
 }
 
