@@ -227,12 +227,7 @@ fn create_failure(e: CreateError) -> ApiFailure {
             e.to_string(),
             None,
         ),
-        e => ApiFailure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::GitFailed,
-            e.to_string(),
-            None,
-        ),
+        e => ApiFailure::git_failed(e.to_string()),
     }
 }
 
@@ -436,14 +431,7 @@ async fn remove_elsewhere(
             tokio::task::spawn_blocking(move || workspace::forget(&project, &name, delete_branch))
                 .await
                 .map_err(|e| ApiFailure::internal(e.to_string()))?
-                .map_err(|e| {
-                    ApiFailure::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        ErrorCode::GitFailed,
-                        e.to_string(),
-                        None,
-                    )
-                })?;
+                .map_err(|e| ApiFailure::git_failed(e.to_string()))?;
             Ok(Removal::Done(snapshot))
         }
     }
@@ -504,14 +492,7 @@ pub async fn rm(
         })
         .await
         .map_err(|e| ApiFailure::internal(e.to_string()))?
-        .map_err(|e| {
-            ApiFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::GitFailed,
-                e,
-                None,
-            )
-        })?
+        .map_err(|e| ApiFailure::git_failed(e))?
     };
     let snapshot = match outcome {
         Removal::Refused(u) => {

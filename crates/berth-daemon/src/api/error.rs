@@ -41,6 +41,16 @@ impl ApiFailure {
         )
     }
 
+    /// A git command failed (500 `git_failed`); the message is git's.
+    pub fn git_failed(message: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::GitFailed,
+            message,
+            None,
+        )
+    }
+
     /// The daemon is not ready for this request in its current phase.
     pub fn unavailable(code: ErrorCode) -> ApiFailure {
         let (message, hint) = match code {

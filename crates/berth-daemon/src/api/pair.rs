@@ -121,14 +121,7 @@ pub async fn conflict(
     let diff = tokio::task::spawn_blocking(move || berth_git::pairing::conflict_diff(&ws, &r, &p))
         .await
         .map_err(|e| ApiFailure::internal(format!("the diff ended early: {e}")))?
-        .map_err(|e| {
-            ApiFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::GitFailed,
-                e.to_string(),
-                None,
-            )
-        })?;
+        .map_err(|e| ApiFailure::git_failed(e.to_string()))?;
     Ok(Json(PairConflictDiff {
         refname,
         path,
