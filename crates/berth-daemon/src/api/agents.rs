@@ -492,7 +492,7 @@ pub async fn rm(
         })
         .await
         .map_err(|e| ApiFailure::internal(e.to_string()))?
-        .map_err(|e| ApiFailure::git_failed(e))?
+        .map_err(ApiFailure::git_failed)?
     };
     let snapshot = match outcome {
         Removal::Refused(u) => {
