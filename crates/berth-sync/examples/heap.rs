@@ -105,7 +105,10 @@ impl Table {
     fn total(&self, what: &str) {
         let now = heap();
         self.row(what, self.base, now);
-        println!("|   RSS now: {:.1} MiB | | | | |", rss_kib() as f64 / 1024.0);
+        println!(
+            "|   RSS now: {:.1} MiB | | | | |",
+            rss_kib() as f64 / 1024.0
+        );
     }
 }
 
@@ -145,7 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\n{files} files, {entries} entries (files and directories); RSS before: {:.1} MiB\n",
         rss_base as f64 / 1024.0
     );
-    println!("| held | MiB | blocks | bytes/entry | blocks/entry |\n| --- | --- | --- | --- | --- |");
+    println!(
+        "| held | MiB | blocks | bytes/entry | blocks/entry |\n| --- | --- | --- | --- | --- |"
+    );
     t.total("after a full round: both scanners + the ancestor");
     println!(
         "| peak during the round | {:.2} | | {:.0} | |",
@@ -157,7 +162,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let before = heap();
     drop(ancestor);
     let after = heap();
-    t.row("the ancestor (path → entry)", after, before);
+    t.row(
+        "the ancestor (path → entry), as the round left it",
+        after,
+        before,
+    );
+    // The daemon's link loads its ancestor from the store's sorted rows.
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+        let tree = sides.alpha.full()?.0;
+        tree.iter()
+            .map(|(p, e)| (p.clone(), berth_sync::ancestor::encode(e)))
+            .collect()
+    };
+    let before = heap();
+    let loaded = berth_sync::ancestor::from_rows(rows.iter().cloned());
+    t.row("the ancestor as loaded from the store", before, heap());
+    drop((loaded, rows));
     let Sides { alpha, beta, .. } = sides;
     let before = heap();
     drop(alpha);
@@ -174,15 +194,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let before = heap();
     let (tree, _) = sc.full()?;
     let after = heap();
-    t.row("one scanner + the tree its full scan returns", before, after);
+    t.row(
+        "one scanner + the tree its full scan returns",
+        before,
+        after,
+    );
     drop(tree);
     t.row("that scanner alone", before, heap());
     // SAFETY: malloc_trim(3) only hands free memory back to the system.
     unsafe { libc::malloc_trim(0) };
-    println!("\nRSS with that scanner, after malloc_trim: {:.1} MiB", rss_kib() as f64 / 1024.0);
+    println!(
+        "\nRSS with that scanner, after malloc_trim: {:.1} MiB",
+        rss_kib() as f64 / 1024.0
+    );
     drop(sc);
     // SAFETY: as above.
     unsafe { libc::malloc_trim(0) };
-    println!("RSS with nothing held, after malloc_trim: {:.1} MiB", rss_kib() as f64 / 1024.0);
+    println!(
+        "RSS with nothing held, after malloc_trim: {:.1} MiB",
+        rss_kib() as f64 / 1024.0
+    );
     Ok(())
 }
