@@ -142,16 +142,84 @@ fn edits(
     Ok(out)
 }
 
-fn daemon_rss_kib(home: &Path) -> Option<u64> {
+/// The daemon's resident memory: in all, and how much of it is anonymous (heap, stacks; the
+/// rest is the mapped binary and libraries), in KiB.
+#[derive(Debug, Clone, Copy)]
+struct Rss {
+    total: u64,
+    anon: Option<u64>,
+}
+
+fn daemon_rss(home: &Path) -> Option<Rss> {
     let pid = std::fs::read_to_string(home.join("run/daemon.pid")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
+    let field = |file: &str, name: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/{file}", pid.trim())).ok()?;
+        text.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some(Rss {
+        total: field("status", "VmRSS:")?,
+        anon: field("smaps_rollup", "Anonymous:"),
+    })
+}
+
+/// The load average over the last minute, as `/proc/loadavg` says.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
         .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Where the time of a start and a stop goes, from the event log: each step runs from the
+/// `pair.state` event that enters it to the next one; the pairing's end (its ancestor dropped,
+/// its lines in `info/exclude` taken out) runs from the state `off` to `pair.finished`.
+/// Per pairing (in the order they began): each timed part, in milliseconds.
+fn step_times(events: &str) -> Vec<Vec<(String, i64)>> {
+    let mut pairings: Vec<(String, Vec<(i64, String)>)> = Vec::new();
+    for line in events.lines() {
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let kind = ev["kind"].as_str().unwrap_or_default();
+        let data = &ev["data"];
+        let name = match kind {
+            "pair.state" => match data["step"].as_str() {
+                Some(step) => step.to_string(),
+                None => data["state"].as_str().unwrap_or("?").to_string(),
+            },
+            "pair.finished" => "finished".to_string(),
+            _ => continue,
+        };
+        let (Some(id), Some(t)) = (data["pairing"].as_str(), ev["time_ms"].as_i64()) else {
+            continue;
+        };
+        match pairings.iter_mut().find(|(p, _)| p == id) {
+            Some((_, marks)) => marks.push((t, name)),
+            None => pairings.push((id.to_string(), vec![(t, name)])),
+        }
+    }
+    pairings
+        .into_iter()
+        .map(|(_, marks)| {
+            marks
+                .windows(2)
+                .filter(|w| w[0].1.contains('.') || w[0].1 == "off")
+                .map(|w| {
+                    let name = if w[0].1 == "off" {
+                        "end (ancestor dropped, excludes removed)".to_string()
+                    } else {
+                        w[0].1.clone()
+                    };
+                    (name, w[1].0 - w[0].0)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// `berth debug sync` between the two trees, until stopped.
@@ -206,6 +274,9 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
         serde_json::from_str(&s.berth(&["--json", "agent", "show", "bench"])?)
             .map_err(|e| e.to_string())?;
     let workspace = PathBuf::from(status["workspace"].as_str().unwrap_or_default());
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_before = daemon_rss(&s.home());
+    let load_before = load();
 
     // Start/stop cycles, each with a few uncommitted changes to keep and restore.
     let (mut starts, mut stops) = (Vec::new(), Vec::new());
@@ -225,6 +296,9 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
         git(&project, &["checkout", "-q", "--", "."])?;
     }
 
+    let steps = step_times(&s.berth(&["--json", "events"])?);
+    let load_cycles = load();
+
     // Edits while paired.
     s.berth(&["pair", "bench"])?;
     std::thread::sleep(Duration::from_secs(2));
@@ -232,11 +306,12 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
     let paired_u2a = edits(&tree, &project, &workspace, o.edits, 1)?;
     let paired_a2u = edits(&tree, &workspace, &project, o.edits, 2)?;
     std::thread::sleep(Duration::from_secs(3));
-    let rss_paired = daemon_rss_kib(&s.home());
+    let rss_paired = daemon_rss(&s.home());
+    let load_paired = load();
     s.berth(&["pair", "stop"])?;
     git(&project, &["reset", "-q", "--hard"])?;
     git(&workspace, &["reset", "-q", "--hard"])?;
-    let rss_after = daemon_rss_kib(&s.home());
+    let rss_after = daemon_rss(&s.home());
 
     // The bare engine on the same two trees.
     eprintln!("edits with berth debug sync …");
@@ -247,32 +322,94 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
     let _ = engine.wait();
     let (bare_u2a, bare_a2u) = (bare_u2a?, bare_a2u?);
 
-    let report = report(
-        &o,
+    let measured = Measured {
         agent_new,
-        &starts,
-        &stops,
-        [&paired_u2a, &paired_a2u],
-        [&bare_u2a, &bare_a2u],
-        rss_paired,
-        rss_after,
-    );
+        starts,
+        stops,
+        steps,
+        paired: [paired_u2a, paired_a2u],
+        bare: [bare_u2a, bare_a2u],
+        rss: [rss_before, rss_paired, rss_after],
+        load: [load_before, load_cycles, load_paired, load()],
+    };
     let path = repo_root.join("bench/results/pairing.md");
-    std::fs::write(&path, report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // The hand-written analysis below the marker is kept.
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| old.find(ANALYSIS).map(|at| old[at..].to_string()))
+        .unwrap_or_default();
+    let text = format!("{}{kept}", report(&o, &measured));
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    o: &Options,
+/// Where the hand-written analysis of the report begins; a run keeps what follows it.
+const ANALYSIS: &str = "<!-- analysis: kept by the benchmark -->";
+
+/// What a run measured.
+struct Measured {
     agent_new: Duration,
-    starts: &[Duration],
-    stops: &[Duration],
-    paired: [&Vec<Duration>; 2],
-    bare: [&Vec<Duration>; 2],
-    rss_paired: Option<u64>,
-    rss_after: Option<u64>,
-) -> String {
+    starts: Vec<Duration>,
+    stops: Vec<Duration>,
+    /// Per start/stop cycle's pairing: each step's time (see [`step_times`]).
+    steps: Vec<Vec<(String, i64)>>,
+    /// Edits while paired, then with `berth debug sync`: checkout → agent, agent → checkout.
+    paired: [Vec<Duration>; 2],
+    bare: [Vec<Duration>; 2],
+    /// The daemon before any pairing, paired (idle), after the pairing stopped.
+    rss: [Option<Rss>; 3],
+    /// The load average before the cycles, after them, while paired, at the end.
+    load: [String; 4],
+}
+
+/// The step table: the median of each step over the cycles, and what the CLI's wall time
+/// holds besides the steps (`prefix`: which steps, `wall`: the CLI's times).
+fn step_table(r: &mut String, steps: &[Vec<(String, i64)>], prefix: &str, wall: &[Duration]) {
+    let median = |mut v: Vec<i64>| -> i64 {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for cycle in steps {
+        for (name, _) in cycle {
+            if name.starts_with(prefix) && !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    let mut rest = Vec::new();
+    for (cycle, w) in steps.iter().zip(wall) {
+        let inside: i64 = cycle
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, t)| t)
+            .sum();
+        rest.push(w.as_millis() as i64 - inside);
+    }
+    for name in names {
+        let times: Vec<i64> = steps
+            .iter()
+            .filter_map(|c| c.iter().find(|(n, _)| n == name).map(|(_, t)| *t))
+            .collect();
+        r.push_str(&format!(
+            "| `{name}` | {} | {} |\n",
+            median(times.clone()),
+            times.iter().max().copied().unwrap_or(0)
+        ));
+    }
+    r.push_str(&format!(
+        "| outside the steps (CLI, request, answer{}) | {} | {} |\n",
+        if prefix == "stop." {
+            ", the pairing's end"
+        } else {
+            ""
+        },
+        median(rest.clone()),
+        rest.iter().max().copied().unwrap_or(0)
+    ));
+}
+
+fn report(o: &Options, m: &Measured) -> String {
     let mut r = String::new();
     r.push_str("# Pairing benchmark\n\n");
     r.push_str(&format!(
@@ -282,17 +419,21 @@ fn report(
     r.push_str("## Machine\n\n");
     r.push_str(&crate::machine::describe());
     r.push_str(&format!(
+        "- load average (1 min): {} before the cycles, {} after them, {} while paired, {} at the end\n",
+        m.load[0], m.load[1], m.load[2], m.load[3]
+    ));
+    r.push_str(&format!(
         "\n## Start and stop ({} files, 5 uncommitted changes kept and restored each cycle)\n\n",
         o.files
     ));
     r.push_str(&format!(
         "`berth agent new` (workspace checkout of the whole tree): {} ms\n\n",
-        ms(agent_new)
+        ms(m.agent_new)
     ));
     r.push_str("| | cycles | min ms | median ms | max ms |\n| --- | --- | --- | --- | --- |\n");
     for (name, v) in [
-        ("`berth pair NAME` (until active)", starts),
-        ("`berth pair stop` (until restored)", stops),
+        ("`berth pair NAME` (until active)", &m.starts),
+        ("`berth pair stop` (until restored)", &m.stops),
     ] {
         let s = Summary::of(v);
         r.push_str(&format!(
@@ -303,6 +444,28 @@ fn report(
             ms(s.max)
         ));
     }
+    r.push_str(
+        "\nWhere the time goes (from the `pair.state` events: each step runs until the next \
+         state is entered):\n\n| part | median ms | max ms |\n| --- | --- | --- |\n",
+    );
+    let steps = &m.steps[..m.steps.len().min(m.starts.len())];
+    step_table(&mut r, steps, "start.", &m.starts);
+    step_table(&mut r, steps, "stop.", &m.stops);
+    let ends: Vec<i64> = steps
+        .iter()
+        .filter_map(|c| c.iter().find(|(n, _)| !n.contains('.')).map(|(_, t)| *t))
+        .collect();
+    if !ends.is_empty() {
+        r.push_str(&format!(
+            "| of which the pairing's end (ancestor dropped, excludes removed) | {} | {} |\n",
+            {
+                let mut v = ends.clone();
+                v.sort_unstable();
+                v[v.len() / 2]
+            },
+            ends.iter().max().copied().unwrap_or(0)
+        ));
+    }
     r.push_str(&format!(
         "\n## One file edited, until the other side holds it ({} edits per direction, 60 ms apart)\n\n",
         o.edits
@@ -310,7 +473,7 @@ fn report(
     r.push_str("| direction | pairing p50 ms | pairing p99 ms | `debug sync` p50 ms | `debug sync` p99 ms | p50 ratio |\n");
     r.push_str("| --- | --- | --- | --- | --- | --- |\n");
     for (i, label) in ["checkout → agent", "agent → checkout"].iter().enumerate() {
-        let (p, b) = (Summary::of(paired[i]), Summary::of(bare[i]));
+        let (p, b) = (Summary::of(&m.paired[i]), Summary::of(&m.bare[i]));
         r.push_str(&format!(
             "| {label} | {} | {} | {} | {} | {:.2} |\n",
             ms(p.p50),
@@ -321,15 +484,19 @@ fn report(
         ));
     }
     r.push_str("\nTargets (SPEC §7): p50 ≤ 5 ms and p99 ≤ 20 ms.\n\n## Daemon memory\n\n");
-    let mib = |k: Option<u64>| {
+    let mib = |k: Option<Rss>| {
         k.map_or("unknown".to_string(), |k| {
-            format!("{:.1} MiB", k as f64 / 1024.0)
+            let anon = k.anon.map_or(String::new(), |a| {
+                format!(" ({:.1} MiB of it anonymous)", a as f64 / 1024.0)
+            });
+            format!("{:.1} MiB{anon}", k.total as f64 / 1024.0)
         })
     };
     r.push_str(&format!(
-        "- RSS while paired (idle, after the edits): {}\n- RSS after the pairing stopped: {}\n\nTarget (SPEC §7): daemon RSS under 30 MB with an idle pairing.\n",
-        mib(rss_paired),
-        mib(rss_after)
+        "- RSS before any pairing (the agent created): {}\n- RSS while paired (idle, after the edits): {}\n- RSS after the pairing stopped: {}\n\nTarget (SPEC §7): daemon RSS under 30 MB with an idle pairing.\n\n",
+        mib(m.rss[0]),
+        mib(m.rss[1]),
+        mib(m.rss[2])
     ));
     r
 }
