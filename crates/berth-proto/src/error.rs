@@ -101,6 +101,8 @@ pub enum ErrorCode {
     HookExists,
     /// No webhook of that name.
     HookNotFound,
+    /// A webhook delivery whose id was queued before; nothing was queued again.
+    DuplicateDelivery,
     /// Any code this build does not know (sent by a newer daemon).
     #[serde(other)]
     Unknown,
@@ -191,6 +193,7 @@ impl ErrorCode {
             ErrorCode::TimerNotFound => "timer_not_found",
             ErrorCode::HookExists => "hook_exists",
             ErrorCode::HookNotFound => "hook_not_found",
+            ErrorCode::DuplicateDelivery => "duplicate_delivery",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -262,6 +265,7 @@ mod tests {
             ErrorCode::TimerNotFound,
             ErrorCode::HookExists,
             ErrorCode::HookNotFound,
+            ErrorCode::DuplicateDelivery,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -109,8 +109,9 @@ pub async fn remove(
     }
 }
 
-/// `POST /hooks/<agent>/<hook>`: 202 with the item queued, 200 for a delivery id seen before
-/// (nothing queued), 401 unsigned or badly signed, 413 over 1 MiB — nothing queued but on 202.
+/// `POST /hooks/<agent>/<hook>`: 202 with the item queued; refused with nothing queued: 401
+/// unsigned, badly signed or over 1 MiB (a body that is not read cannot be verified), 409
+/// `duplicate_delivery` for a delivery id queued before.
 pub async fn deliver(
     State(shared): State<Arc<Shared>>,
     Path((agent, hook)): Path<(String, String)>,
@@ -122,9 +123,12 @@ pub async fn deliver(
         .await
         .map_err(|_| {
             ApiFailure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
-                format!("the body is over {MAX_BODY_BYTES} bytes; nothing was queued"),
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                format!(
+                    "the body is over {MAX_BODY_BYTES} bytes, so its signature was not checked; \
+                     nothing was queued"
+                ),
                 Some("send a smaller payload (a hook reads at most 1 MiB)"),
             )
         })?;
@@ -134,16 +138,21 @@ pub async fn deliver(
         .hooks
         .deliver(&agent, &hook, header(SIGNATURE_HEADER), delivery, &body);
     match delivered {
-        Ok((rec, new)) => Ok((
-            if new {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::OK
-            },
+        Ok((rec, true)) => Ok((
+            StatusCode::ACCEPTED,
             Json(InboxSent {
                 item: item(rec),
-                duplicate: !new,
+                duplicate: false,
             }),
+        )),
+        Ok((rec, false)) => Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::DuplicateDelivery,
+            format!(
+                "this delivery was queued before, as item {}; nothing was queued again",
+                rec.id
+            ),
+            Some("`berth inbox NAME` shows the item; a new event comes with a new delivery id"),
         )),
         Err(e @ (DeliverError::Unsigned | DeliverError::BadSignature)) => Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,
