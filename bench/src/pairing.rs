@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::git;
 use crate::stats::{Summary, ms};
 use crate::sync::tree::{Tree, body, mix};
 use crate::sync::wait;
@@ -98,22 +99,6 @@ impl Drop for Scratch {
             .output();
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Edits one file at a time on `from` and waits until `to` holds it; the latencies.

@@ -9,28 +9,13 @@ use std::time::{Duration, Instant};
 use berth_git::Git;
 use berth_git::snapshot::{self, CaptureOptions};
 
+use crate::cli::git;
 use crate::machine;
 use crate::stats::{Summary, ms};
 
 const DIRS: usize = 500;
 const FILES_PER_DIR: usize = 100;
 const ROUNDS: usize = 7;
-
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
 
 fn timed(f: impl FnOnce() -> Result<(), String>) -> Result<Duration, String> {
     let began = Instant::now();
@@ -59,7 +44,7 @@ fn build_repo(root: &Path) -> Result<(), String> {
         }
     }
     git(root, &["add", "-A"])?;
-    git(root, &["commit", "-q", "-m", "50,000 files"])
+    git(root, &["commit", "-q", "-m", "50,000 files"]).map(drop)
 }
 
 /// 1,000 dirty files: 300 staged edits, 400 unstaged edits, 200 new untracked, 100 deleted.
@@ -132,8 +117,12 @@ pub fn run(root_dir: &Path) -> Result<PathBuf, String> {
         if porcelain(repo)? != dirty {
             return Err("berth's round trip did not reproduce the dirty state".into());
         }
-        g_save.push(timed(|| git(repo, &["stash", "push", "-q", "-u"]))?);
-        g_apply.push(timed(|| git(repo, &["stash", "apply", "-q", "--index"]))?);
+        g_save.push(timed(|| {
+            git(repo, &["stash", "push", "-q", "-u"]).map(drop)
+        })?);
+        g_apply.push(timed(|| {
+            git(repo, &["stash", "apply", "-q", "--index"]).map(drop)
+        })?);
         git(repo, &["stash", "drop", "-q"])?;
         if porcelain(repo)? != dirty {
             return Err("git stash's round trip did not reproduce the dirty state".into());

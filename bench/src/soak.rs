@@ -18,7 +18,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::pairing::{Scratch, git};
+use crate::cli::git;
+use crate::pairing::Scratch;
 use crate::sync::tree::mix;
 
 pub const USAGE: &str = "berth-bench soak [--minutes N] [--seed N] [--berth PATH]";

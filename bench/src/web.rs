@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::cli::git;
 use crate::machine;
 use crate::stats::{Summary, ms};
 
@@ -35,21 +36,6 @@ impl Drop for Daemon<'_> {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .status()
-        .map_err(err)?
-        .success();
-    ok.then_some(())
-        .ok_or_else(|| format!("git {args:?} failed"))
-}
-
 fn durations(v: &serde_json::Value) -> Vec<Duration> {
     v.as_array()
         .map(|a| {
@@ -76,6 +62,8 @@ pub fn run(bin: &Path, root: &Path) -> Result<PathBuf, String> {
     let repo = tmp.path().join("project");
     std::fs::create_dir(&repo).map_err(err)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["config", "user.name", "bench"])?;
+    git(&repo, &["config", "user.email", "bench@berth.invalid"])?;
     std::fs::write(repo.join("a.txt"), "a\n").map_err(err)?;
     git(&repo, &["add", "."])?;
     git(&repo, &["commit", "-qm", "first"])?;
