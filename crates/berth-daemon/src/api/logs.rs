@@ -80,11 +80,23 @@ async fn follow(
     tx: mpsc::Sender<SseEvent>,
     mut phase: tokio::sync::watch::Receiver<LivePhase>,
 ) {
-    let resumed = resume.and_then(|at| Follower::resume(&path, at));
-    let fresh = resumed.is_none();
-    let mut follower = match resumed {
-        Some(f) => f,
-        None => from_the_start(&path).unwrap_or_else(|| Follower::from_end(&path)),
+    // Reading the log is file I/O (a fresh stream reads up to two whole files): it runs on the
+    // blocking pool, never on the async workers.
+    let opened = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let resumed = resume.and_then(|at| Follower::resume(&path, at));
+            let fresh = resumed.is_none();
+            let follower = match resumed {
+                Some(f) => f,
+                None => from_the_start(&path).unwrap_or_else(|| Follower::from_end(&path)),
+            };
+            (follower, fresh)
+        })
+        .await
+    };
+    let Ok((mut follower, fresh)) = opened else {
+        return;
     };
     if fresh
         && tx
@@ -96,7 +108,17 @@ async fn follow(
     }
     let mut first = fresh;
     loop {
-        let lines = match follower.poll() {
+        let polled = tokio::task::spawn_blocking(move || {
+            let lines = follower.poll();
+            let end = follower.position();
+            (follower, lines, end)
+        })
+        .await;
+        let Ok((back, lines, end)) = polled else {
+            return;
+        };
+        follower = back;
+        let lines = match lines {
             Ok(lines) => lines,
             Err(e) => {
                 tracing::warn!(log = %path.display(), "cannot read the log: {e}");
@@ -110,7 +132,6 @@ async fn follow(
         };
         first = false;
         let count = lines.len() - skip;
-        let end = follower.position();
         for (i, line) in lines.into_iter().skip(skip).enumerate() {
             let mut ev = SseEvent::default()
                 .event("line")

@@ -342,6 +342,115 @@ fn with_a_configured_listener_the_console_shares_it_and_the_token_never_shows() 
     assert!(!log.contains(token), "the token reached the daemon log");
 }
 
+/// What an SSE stream over the Unix socket sends within `wait`, or until `done` says enough.
+fn read_stream(h: &TestHome, request: &str, wait: Duration, done: impl Fn(&str) -> bool) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(h.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let deadline = Instant::now() + wait;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !done(&String::from_utf8_lossy(&seen)) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn an_agents_log_streams_live_and_a_reconnect_resumes_where_it_stopped() {
+    let h = home();
+    start(&h);
+    let project = repo(&[("a.txt", "a\n")]);
+    let feed = project.path().join("feed.txt");
+    std::fs::write(&feed, "").unwrap();
+    let cmd = format!("tail -n0 -F {}", feed.display());
+    h.run_in(
+        project.path(),
+        &["agent", "new", "talker", "--cmd", &cmd, "--start"],
+    )
+    .expect_code(0);
+    let log = std::path::PathBuf::from(
+        h.run_in(project.path(), &["--json", "agent", "show", "talker"])
+            .json()["log"]
+            .as_str()
+            .unwrap(),
+    );
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&feed)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append("one\ntwo\n");
+    berth_testkit::wait_until("the agent wrote", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("two"))
+    });
+    let query = format!(
+        "/v1/agents/logs?repo={}&name=talker",
+        project.path().display()
+    );
+    let get = |extra: &str| {
+        format!("GET {query} HTTP/1.1\r\nHost: berth\r\n{extra}Connection: close\r\n\r\n")
+    };
+
+    // A fresh stream: a reset, then the lines, the last of the batch carrying where it ends.
+    let first = read_stream(&h, &get(""), Duration::from_secs(5), |t| {
+        t.contains("| two")
+    });
+    assert!(first.contains("event: reset"), "{first}");
+    assert!(
+        first.contains("| one") && first.contains("| two"),
+        "{first}"
+    );
+    let id = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .last()
+        .unwrap_or_else(|| panic!("no id in {first}"))
+        .trim()
+        .to_string();
+
+    // Written while no one followed; a reconnect with the last id gets exactly that.
+    append("three\n");
+    berth_testkit::wait_until("the agent wrote again", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("three"))
+    });
+    let again = read_stream(
+        &h,
+        &get(&format!("Last-Event-ID: {id}\r\n")),
+        Duration::from_secs(5),
+        |t| t.contains("| three"),
+    );
+    assert!(again.contains("| three"), "{again}");
+    assert!(
+        !again.contains("event: reset"),
+        "a resume starts no new stream: {again}"
+    );
+    assert!(
+        !again.contains("| one") && !again.contains("| two"),
+        "{again}"
+    );
+
+    // A place the log no longer has: a fresh start.
+    let gone = read_stream(
+        &h,
+        &get("Last-Event-ID: 1:0\r\n"),
+        Duration::from_secs(5),
+        |t| t.contains("| three"),
+    );
+    assert!(
+        gone.contains("event: reset") && gone.contains("| one"),
+        "{gone}"
+    );
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
+}
+
 /// The console in a real browser: Debian's Chromium driven by Playwright (`playwright-core`
 /// from npm, installed by `scripts/test-deps`). The scenario is in `tests/browser`.
 #[test]
