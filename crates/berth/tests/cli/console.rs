@@ -410,8 +410,8 @@ fn an_agents_log_streams_live_and_a_reconnect_resumes_where_it_stopped() {
     );
     let id = first
         .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
         .unwrap_or_else(|| panic!("no id in {first}"))
         .trim()
         .to_string();
