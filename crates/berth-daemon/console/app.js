@@ -216,7 +216,7 @@ function advice(a) {
     case 'lost':
       return 'Its keeper is gone (the machine restarted, or it was killed): Start runs it again.';
     case 'unreachable':
-      return `berth cannot reach where it runs (${a.unreachable || 'no answer'}); it keeps trying, and the agent keeps running there.`;
+      return `berth cannot reach where it runs (${a.unreachable || 'no answer'}); it keeps trying, and the agent keeps running there. If that host is gone for good: berth agent rm ${a.name} --forget.`;
     case 'backoff':
       return 'It exited; its restart policy starts it again shortly.';
     case 'exited':

@@ -120,6 +120,10 @@ pub struct AgentRemove {
     /// Also delete the project's `berth/<name>` branch.
     #[serde(default)]
     pub delete_branch: bool,
+    /// An agent elsewhere whose host is gone for good: forget it here without reaching it
+    /// (nothing there is touched; its branch stays as last brought here).
+    #[serde(default)]
+    pub forget: bool,
 }
 
 /// Answer to `POST /v1/agents/rm`.
@@ -130,4 +134,7 @@ pub struct AgentRemoved {
     pub snapshot: Option<String>,
     /// Whether `berth/<name>` stays in the project.
     pub branch_kept: bool,
+    /// With `forget`: what may be left where the agent ran, and how to remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_there: Option<String>,
 }

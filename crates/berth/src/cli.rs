@@ -446,6 +446,10 @@ pub enum AgentCommand {
         /// Also delete the berth/NAME branch of this repository.
         #[arg(long)]
         delete_branch: bool,
+        /// An agent elsewhere whose host is gone for good: forget it here without reaching it.
+        /// Nothing there is touched; berth/NAME stays as last brought here.
+        #[arg(long, conflicts_with_all = ["force", "delete_branch"])]
+        forget: bool,
     },
     /// Show an agent's output (timestamped stdout and stderr).
     Logs {

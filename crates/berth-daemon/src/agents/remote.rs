@@ -301,20 +301,66 @@ impl Supervisor {
     }
 
     /// Makes the workspace of a new agent elsewhere: copies the bundle of its branch there and
-    /// has the far side clone it.
+    /// has the far side clone it. If that fails, a container this call made for the agent is
+    /// removed again (one that was there before is left as it is), and the link forgotten.
     pub async fn create_remote(&self, rec: &AgentRecord, bundle: &Path) -> Result<(), AgentError> {
         let link = self.link(rec)?;
+        let made_here = match place(
+            rec.remote.as_deref().unwrap_or_default(),
+            &rec.project_root,
+            &rec.name,
+        ) {
+            Ok(Target::Container(c)) if matches!(c.place, Place::Image(_)) => {
+                let probe = c.clone();
+                let existed = blocking(move || {
+                    probe
+                        .exists()
+                        .map_err(|e| LinkError::Refused(e.to_string()))
+                })
+                .await
+                .map_err(|e| Self::remote_error(rec, e))?;
+                (!existed).then_some(c)
+            }
+            _ => None,
+        };
         let (bundle, branch) = (
             bundle.to_path_buf(),
             berth_git::workspace::branch(&rec.name),
         );
-        blocking(move || {
+        let copied = blocking(move || {
             link.upload(&bundle, INCOMING)?;
             link.call(&Call::Clone { branch })
         })
-        .await
-        .map(drop)
-        .map_err(|e| Self::remote_error(rec, e))
+        .await;
+        let Err(e) = copied else { return Ok(()) };
+        self.forget_link(rec);
+        let mut detail = e.to_string();
+        if let Some(c) = made_here {
+            let name = c.container();
+            let engine = c.engine.program();
+            let removed = blocking(move || {
+                c.remove_made()
+                    .map_err(|e| LinkError::Refused(e.to_string()))
+            })
+            .await;
+            detail += &match removed {
+                Ok(_) => format!("; the container {name} made for it was removed again"),
+                Err(why) => format!(
+                    "; the container {name} made for it could not be removed ({why}): \
+                     remove it with `{engine} rm --force {name}` and `{engine} volume rm {name}-work`"
+                ),
+            };
+        }
+        Err(Self::remote_error(rec, LinkError::Refused(detail)))
+    }
+
+    /// Drops the daemon's link to an agent elsewhere (its endpoint process ends with it).
+    fn forget_link(&self, rec: &AgentRecord) {
+        self.inner
+            .links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key(rec));
     }
 
     /// Starts an agent elsewhere under a keeper there.
@@ -567,6 +613,34 @@ impl Supervisor {
         }
     }
 
+    /// Forgets an agent elsewhere without reaching it (`agent rm --forget`, for a host that is
+    /// gone for good): its watch ends and its link is dropped; nothing there is touched. Returns
+    /// what may be left there, in words for the user.
+    pub fn forget_remote(&self, rec: &AgentRecord) -> String {
+        let k = key(rec);
+        if self.state(&k).has_process() {
+            self.apply(&k, Event::Vanished);
+        }
+        self.forget_link(rec);
+        let on = rec.remote.as_deref().unwrap_or_default();
+        match place(on, &rec.project_root, &rec.name) {
+            Ok(Target::Container(c)) if matches!(c.place, Place::Image(_)) => {
+                let (engine, name) = (c.engine.program(), c.container());
+                format!(
+                    "the container {name} and its volume {name}-work, if the engine still has \
+                     them: `{engine} rm --force {name}` and `{engine} volume rm {name}-work` remove them"
+                )
+            }
+            Ok(target) => format!(
+                "its workspace {}/workspace and keeper files in {} on {on}, if that still exists: \
+                 remove the directory there by hand",
+                target.dir(),
+                target.dir()
+            ),
+            Err(_) => format!("whatever berth made on {on}"),
+        }
+    }
+
     /// Removes an agent elsewhere (already stopped): its commits brought here first; with
     /// anything unsaved, refused — or with `force`, a snapshot made there and brought here
     /// first; then its workspace and keeper there, and a container berth made for it.
@@ -616,11 +690,7 @@ impl Supervisor {
             .await
             .map_err(fail)?;
         // Nothing is connected to it any more; a container berth made for the agent goes.
-        self.inner
-            .links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key(rec));
+        self.forget_link(rec);
         drop(link);
         if let Ok(Target::Container(c)) = place(
             rec.remote.as_deref().unwrap_or_default(),

@@ -450,6 +450,9 @@ pub async fn rm(
     let svc = services(&shared)?;
     let store = &svc.store;
     let rec = find(store, &req.repo, &req.name)?;
+    if req.forget {
+        return forget_elsewhere(svc, rec).await.map(Json);
+    }
     svc.agents.stop(&rec).await.map_err(agent_failure)?;
     store
         .set_desired(rec.project_id, &rec.name, false)
@@ -544,5 +547,45 @@ pub async fn rm(
         name: rec.name,
         snapshot,
         branch_kept: !req.delete_branch,
+        left_there: None,
     }))
+}
+
+/// `rm --forget`: an agent elsewhere forgotten here without reaching it; its branch and
+/// everything there stay.
+async fn forget_elsewhere(
+    svc: &crate::services::Services,
+    rec: AgentRecord,
+) -> Result<AgentRemoved, ApiFailure> {
+    if rec.remote.is_none() {
+        return Err(invalid(format!(
+            "agent {0} runs on this machine: --forget is for an agent elsewhere whose host is \
+             gone; remove it with `berth agent rm {0}`",
+            rec.name
+        )));
+    }
+    let left = svc.agents.forget_remote(&rec);
+    {
+        let _one_at_a_time = svc.git.lock().await;
+        let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
+        tokio::task::spawn_blocking(move || workspace::forget(&project, &name, false))
+            .await
+            .map_err(|e| ApiFailure::internal(e.to_string()))?
+            .map_err(|e| ApiFailure::git_failed(e.to_string()))?;
+    }
+    svc.store
+        .remove_agent(rec.project_id, &rec.name)
+        .map_err(db)?;
+    let _ = std::fs::remove_dir_all(svc.agents.keeper_dir(&rec).path());
+    svc.events.record_about(
+        "agent.forgotten",
+        &rec.name,
+        serde_json::json!({ "on": rec.remote, "left": left }),
+    );
+    Ok(AgentRemoved {
+        name: rec.name,
+        snapshot: None,
+        branch_kept: true,
+        left_there: Some(left),
+    })
 }

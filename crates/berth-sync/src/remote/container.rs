@@ -204,6 +204,11 @@ impl ContainerTarget {
         Ok(true)
     }
 
+    /// Whether the container exists (running or not).
+    pub fn exists(&self) -> Result<bool, RemoteError> {
+        Ok(self.running(&self.container())?.is_some())
+    }
+
     /// Whether the container runs (`None`: there is none of that name).
     fn running(&self, name: &str) -> Result<Option<bool>, RemoteError> {
         let args = [

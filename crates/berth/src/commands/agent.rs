@@ -189,16 +189,21 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             name,
             force,
             delete_branch,
+            forget,
         } => {
             let req = AgentRemove {
                 repo,
                 name,
                 force,
                 delete_branch,
+                forget,
             };
             let r: AgentRemoved = client.post_json("/v1/agents/rm", &req).await?;
             emit(ctx.json, &r, |r| {
-                let mut s = format!("removed agent {}", r.name);
+                let mut s = match &r.left_there {
+                    Some(left) => format!("forgot agent {}; left where it ran: {left}", r.name),
+                    None => format!("removed agent {}", r.name),
+                };
                 if let Some(id) = &r.snapshot {
                     s += &format!("\nits unsaved work is snapshot {id}: `berth stash show {id}`");
                 }

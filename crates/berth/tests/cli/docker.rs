@@ -234,9 +234,38 @@ fn rootfs() -> &'static Path {
 
 /// Makes the test image with `import` (`docker import - IMAGE` or podman's), fed a tar of
 /// [`rootfs`]: nothing is pulled.
-fn import_rootfs(mut import: Command) {
+fn import_rootfs(import: Command) {
+    import_tree(import, rootfs());
+}
+
+/// An image like the test image whose `git` fails, made once: a workspace cannot be made in it.
+fn broken_git_image() -> &'static str {
+    const BROKEN: &str = "berth-test-broken-git:1";
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let root = own_dir().join("rootfs-broken-git");
+        std::fs::create_dir_all(&root).unwrap();
+        ok(Command::new("cp")
+            .arg("-a")
+            .arg(rootfs().join("."))
+            .arg(&root));
+        let git = root.join("usr/bin/git");
+        std::fs::write(
+            &git,
+            "#!/bin/sh\necho 'git: broken in this image' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        import_tree(docker(&["import", "-", BROKEN]), &root);
+    });
+    BROKEN
+}
+
+/// Runs `import` fed a tar of `root`.
+fn import_tree(mut import: Command, root: &Path) {
     let mut tar = Command::new("tar")
-        .args(["-C", rootfs().to_str().unwrap(), "-c", "."])
+        .args(["-C", root.to_str().unwrap(), "-c", "."])
         .stdout(Stdio::piped())
         .spawn()
         .expect("tar runs");
@@ -749,6 +778,42 @@ fn an_agent_in_a_container_berth_makes_runs_there_gets_over_a_pause_and_goes_wit
     assert!(!left.lines().any(|n| n == c), "{left}");
     let volumes = ok(&mut docker(&["volume", "ls", "--format", "{{.Name}}"]));
     assert!(!volumes.contains(&c), "{volumes}");
+    run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn an_agent_whose_workspace_cannot_be_made_in_its_container_leaves_no_container_behind() {
+    crate::require_root("run a dockerd");
+    let image = broken_git_image();
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{image}");
+    let out = run(&["agent", "new", "broken", "--on", &url, "--cmd", "true"]);
+    assert_eq!(out.code, 1, "{out}");
+    let error = &out.json()["error"];
+    assert_eq!(error["code"], "agent_unreachable", "{out}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("broken in this image"), "{out}");
+    // The container it made says its name; it and its volume are gone again.
+    let name = message
+        .split_whitespace()
+        .find(|w| w.starts_with("berth-agent-"))
+        .unwrap_or_else(|| panic!("no container named: {out}"));
+    assert!(message.contains("was removed again"), "{out}");
+    let left = ok(&mut docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(!left.lines().any(|n| n == name), "{left}");
+    let volumes = ok(&mut docker(&["volume", "ls", "--format", "{{.Name}}"]));
+    assert!(!volumes.lines().any(|v| v.starts_with(name)), "{volumes}");
+    // Nothing of it here either.
+    assert_eq!(
+        berth_testkit::git(p.path(), &["branch", "--list", "berth/broken"]),
+        ""
+    );
+    let listed = run(&["agent", "list"]);
+    assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
     run(&["daemon", "stop"]).expect_code(0);
 }
 

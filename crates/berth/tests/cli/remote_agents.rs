@@ -286,21 +286,7 @@ fn an_agent_on_a_host_whose_key_is_unknown_is_refused_with_what_to_do_and_nothin
 fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
     let sshd = Sshd::start();
     let h = home();
-    // An ssh that cannot connect while the file `blocked` exists, as with a host that is down.
-    let blocked = sshd.file("blocked");
-    let fake = sshd.file("fake-ssh");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\nif [ -e '{blocked}' ]; then\n  echo 'ssh: connect to host 127.0.0.1: Connection refused' >&2\n  exit 255\nfi\nexec ssh -F '{config}' \"$@\"\n",
-            blocked = blocked.display(),
-            config = sshd.file("config").display(),
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut env = sshd.env("config").to_vec();
-    env[0].1 = fake.display().to_string();
+    let (blocked, env) = blockable_ssh(&sshd);
     let p = repo(&[("README", "hi\n")]);
     run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
     let far = tempfile::tempdir().unwrap();
@@ -355,6 +341,98 @@ fn an_agent_that_ended_while_it_could_not_be_reached_is_exited_once_it_can() {
         a["state"] == "exited" && a["exit_code"] == 3
     });
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+/// An ssh command (and the environment naming it) that cannot connect while the file it
+/// returns exists, as with a host that is down.
+fn blockable_ssh(sshd: &Sshd) -> (std::path::PathBuf, Vec<(String, String)>) {
+    let blocked = sshd.file("blocked");
+    let fake = sshd.file("fake-ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ -e '{blocked}' ]; then\n  echo 'ssh: connect to host 127.0.0.1: Connection refused' >&2\n  exit 255\nfi\nexec ssh -F '{config}' \"$@\"\n",
+            blocked = blocked.display(),
+            config = sshd.file("config").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut env = sshd.env("config").to_vec();
+    env[0].1 = fake.display().to_string();
+    (blocked, env)
+}
+
+#[test]
+fn an_agent_whose_host_is_gone_for_good_is_forgotten_with_nothing_there_touched() {
+    let h = home();
+    let sshd = Sshd::start();
+    let (blocked, env) = blockable_ssh(&sshd);
+    let p = repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| run_with(&h, p.path(), &env, args);
+    run(&["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("a");
+    run(&[
+        "agent",
+        "new",
+        "gone",
+        "--on",
+        &sshd.url(&dir),
+        "--cmd",
+        "while [ ! -e ../ended ]; do sleep 0.1; done",
+        "--start",
+    ])
+    .expect_code(0);
+    // A local agent has nothing elsewhere to forget: refused, and it stays.
+    run(&["agent", "new", "here", "--cmd", "sleep 300"]).expect_code(0);
+    let local = run(&["agent", "rm", "here", "--forget"]);
+    assert_eq!(local.code, 2, "{local}");
+    assert_eq!(local.json()["error"]["code"], "invalid_agent", "{local}");
+    assert!(local.stdout.contains("berth agent rm here"), "{local}");
+    assert_eq!(show(&h, p.path(), "here")["name"], "here");
+    // --forget does not go with what needs the far side or deletes the branch.
+    let both = h.run_in(
+        p.path(),
+        &["agent", "rm", "gone", "--forget", "--delete-branch"],
+    );
+    assert_eq!(both.code, 2, "{both}");
+    // The host goes away for good: a plain rm cannot reach it and removes nothing.
+    std::fs::write(&blocked, "").unwrap();
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until("unreachable", Duration::from_secs(30), || {
+        show(&h, p.path(), "gone")["state"] == "unreachable"
+    });
+    let rm = run(&["agent", "rm", "gone"]);
+    assert_eq!(rm.code, 1, "{rm}");
+    assert_eq!(rm.json()["error"]["code"], "agent_unreachable", "{rm}");
+    assert_eq!(show(&h, p.path(), "gone")["state"], "unreachable");
+    // Forgotten here without reaching it: it says what is left there.
+    let forgot = run(&["agent", "rm", "gone", "--forget"]);
+    forgot.expect_code(0);
+    let answer = forgot.json();
+    assert_eq!(answer["branch_kept"], true, "{forgot}");
+    let left = answer["left_there"].as_str().unwrap_or_default();
+    assert!(
+        left.contains(&format!("{}/workspace", dir.display())),
+        "{forgot}"
+    );
+    let listed = run(&["agent", "list"]);
+    let names: Vec<_> = listed.json()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["here"], "{listed}");
+    assert!(kinds(&events_about(&h, "gone")).contains(&"agent.forgotten".to_string()));
+    // Its branch stays here; its workspace there was not touched.
+    assert_ne!(git(p.path(), &["branch", "--list", "berth/gone"]), "");
+    assert!(dir.join("workspace/README").exists());
+    // The agent still running there is ended by the test itself.
+    std::fs::write(dir.join("ended"), "").unwrap();
+    run(&["daemon", "stop"]).expect_code(0);
 }
 
 #[test]
