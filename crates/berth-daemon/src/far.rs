@@ -61,6 +61,32 @@ pub enum Call {
     },
     /// Remove the workspace and the keeper's files.
     Remove,
+    /// Pairing: what git shows in the workspace about `branch_ref` (`refs/heads/berth/<name>`).
+    PairLook { branch_ref: String },
+    /// Pairing's gate on this side: whether the workspace is on `branch_ref` with nothing in
+    /// progress, and git not busy rewriting its index.
+    Gate { branch_ref: String },
+    /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
+    /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
+    /// swap), the index following when it is checked out. The working tree is sync's business.
+    Advance {
+        branch_ref: String,
+        from: String,
+        to: String,
+    },
+}
+
+/// What git shows in an agent's workspace there, as pairing reads it ([`Call::PairLook`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLook {
+    /// The workspace exists (a git worktree).
+    pub workspace: bool,
+    /// The branch HEAD names, in full (`None`: a detached HEAD).
+    pub on: Option<String>,
+    /// Where the branch asked about is (`None`: it does not exist).
+    pub tip: Option<String>,
+    /// A merge, rebase, … stopped in the workspace.
+    pub operation: Option<berth_core::pairing::Operation>,
 }
 
 /// How the keeper is.
@@ -99,6 +125,12 @@ pub enum Answer {
         code: Option<i32>,
     },
     Dirty(Vec<String>),
+    PairLook(PairLook),
+    /// The gate there: `closed` with why, or `busy` (git is rewriting the index), or open.
+    Gate {
+        closed: Option<String>,
+        busy: bool,
+    },
 }
 
 /// The far side's host: answers [`Call`]s for the agent at the endpoint's root.
@@ -277,7 +309,62 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             }
             Ok(Answer::Done)
         }
+        Call::PairLook { branch_ref } => pair_look(root, &branch_ref).map(Answer::PairLook),
+        Call::Gate { branch_ref } => {
+            let ws = Git::new(workspace(root));
+            let dir = berth_git::pairing::git_dir(&ws).map_err(git_failed)?;
+            Ok(
+                match crate::pairing::side_state(&dir, &branch_ref, "the agent's workspace") {
+                    Ok(closed) => Answer::Gate {
+                        closed,
+                        busy: false,
+                    },
+                    Err(()) => Answer::Gate {
+                        closed: None,
+                        busy: true,
+                    },
+                },
+            )
+        }
+        Call::Advance {
+            branch_ref,
+            from,
+            to,
+        } => {
+            let ws = Git::new(workspace(root));
+            let bundle = root.join(INCOMING);
+            berth_git::bundle::fetch_objects(&ws, &bundle).map_err(git_failed)?;
+            let _ = std::fs::remove_file(&bundle);
+            berth_git::pairing::move_branch_and_index(&ws, &branch_ref, &from, &to)
+                .map_err(git_failed)?;
+            Ok(Answer::Done)
+        }
     }
+}
+
+/// [`Call::PairLook`]'s answer.
+fn pair_look(root: &Path, branch_ref: &str) -> Result<PairLook, String> {
+    let path = workspace(root);
+    if !path.join(".git").exists() {
+        return Ok(PairLook {
+            workspace: false,
+            on: None,
+            tip: None,
+            operation: None,
+        });
+    }
+    let ws = Git::new(&path);
+    let head = berth_git::head::head(&ws).map_err(git_failed)?;
+    let tip = berth_git::refs::resolve(&ws, branch_ref).map_err(git_failed)?;
+    let operation = berth_git::operation::in_progress(&ws)
+        .map_err(git_failed)?
+        .map(crate::pairing::operation_of);
+    Ok(PairLook {
+        workspace: true,
+        on: head.branch().map(str::to_string),
+        tip,
+        operation,
+    })
 }
 
 /// Starts the keeper with `spec`, working in the workspace; waits until it reports.

@@ -49,6 +49,7 @@ mod driver;
 mod error;
 mod events;
 mod excludes;
+mod far_side;
 mod front;
 mod gate;
 mod gitwatch;
@@ -66,6 +67,7 @@ mod sides;
 mod status;
 mod steps;
 mod sync_loop;
+mod tree;
 mod worker;
 
 use std::sync::Arc;
@@ -74,6 +76,9 @@ use berth_proto::{PairFlushed, PairLeftovers, PairStatus, PairStopped};
 use berth_store::Store;
 
 pub use error::PairingError;
+/// What the far side of an agent elsewhere answers pairing with (`crate::far`).
+pub(crate) use gate::side_state;
+pub(crate) use observe::operation_of;
 
 use controller::Context;
 use messages::Request;

@@ -13,6 +13,7 @@ use berth_git::workspace;
 use berth_store::{AgentRecord, Store};
 
 use super::error::{OpenError, PairingError};
+use super::far_side::FarSide;
 use super::observe::{self, Carried, Move, RefSyncError, Repos};
 use super::roots::{self, Roots};
 use crate::clock::now_ms;
@@ -43,6 +44,7 @@ impl TwoSides {
                 agent: Git::new("/nonexistent"),
                 workspace: PathBuf::new(),
                 name: String::new(),
+                far: None,
             },
             agent: None,
             root: root.to_string(),
@@ -59,15 +61,29 @@ impl TwoSides {
         let rec = pid
             .and_then(|pid| self.store.agent(pid, name).ok().flatten())
             .filter(|a| a.kind == "agent");
-        let workspace = rec
-            .as_ref()
-            .map(|a| PathBuf::from(&a.workspace))
-            .unwrap_or_default();
+        let far = rec.as_ref().and_then(|a| {
+            let on = a.remote.as_deref()?;
+            FarSide::new(on, &self.root, name)
+                .map_err(|e| tracing::warn!(agent = name, "{on}: {e}"))
+                .ok()
+        });
+        let workspace = match (&far, &rec) {
+            (Some(far), _) => PathBuf::from(far.shown()),
+            (None, Some(a)) => PathBuf::from(&a.workspace),
+            (None, None) => PathBuf::new(),
+        };
         let repos = Repos {
             user: Git::new(&self.root),
-            agent: Git::new(&workspace),
+            // An agent elsewhere's commits are fetched into the project, and its conflicts kept
+            // there.
+            agent: if far.is_some() {
+                Git::new(&self.root)
+            } else {
+                Git::new(&workspace)
+            },
             workspace,
             name: name.to_string(),
+            far,
         };
         (rec, repos)
     }
@@ -80,11 +96,17 @@ impl TwoSides {
     /// Both roots and their git dirs (fails when a side is not a repository now).
     pub fn roots(&self) -> Result<Roots, PairingError> {
         let settings = roots::settings(&self.repos.user)?;
+        let agent_git_dir = match &self.repos.far {
+            Some(_) => PathBuf::new(),
+            None => berth_git::pairing::git_dir(&self.repos.agent)?,
+        };
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: berth_git::pairing::git_dir(&self.repos.user)?,
             agent: self.repos.workspace.clone(),
-            agent_git_dir: berth_git::pairing::git_dir(&self.repos.agent)?,
+            agent_git_dir,
+            far: self.repos.far.clone(),
+            keep_in: self.repos.agent.dir().to_path_buf(),
             branch_ref: self.repos.branch_ref(),
             settings,
         })

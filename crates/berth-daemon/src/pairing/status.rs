@@ -196,7 +196,9 @@ fn notice_side(n: &Notice) -> Option<Side> {
     match n.cause() {
         Cause::Operation(s) | Cause::Root(s) | Cause::Watch(s) | Cause::Write(s) => Some(s),
         Cause::UserBranch => Some(Side::User),
-        Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone => Some(Side::Agent),
+        Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone | Cause::Link => {
+            Some(Side::Agent)
+        }
         Cause::Diverged | Cause::Unexpected | Cause::SyncUnanswered | Cause::Revalidating => None,
     }
 }

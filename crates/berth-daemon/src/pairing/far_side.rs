@@ -1,0 +1,207 @@
+//! The agent's side of a pairing when the agent runs elsewhere (`agent new --on URL`, SPEC
+//! §10.4): its workspace is `workspace/` in the agent's directory there. Pairing reaches it over
+//! two connections of its own, both through `berth __endpoint` there (berth installing itself
+//! first if it must): one serving the agent's directory, for the far side's calls (`far::Call`:
+//! what git shows there, the gate, commits moved there), and one serving the workspace itself,
+//! which the sync loop uses as its agent tree.
+//!
+//! Commits cross as git bundles over the first connection: the agent's arrive in the project as
+//! objects only (no ref moves; pairing then moves the branch by fast-forward as for a local
+//! agent), the user's go there and move the branch there the same way. The project's keep-alive
+//! ref of the agent follows what the workspace there holds, as after a mirror.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_git::Git;
+use berth_git::workspace::{branch_ref, keep_alive_ref};
+use berth_sync::gate::Gate;
+use berth_sync::remote::install::Installing;
+use berth_sync::remote::target::Target;
+use berth_sync::remote::{RemoteEndpoint, RemoteError};
+
+use crate::agents::{Link, LinkError, place};
+use crate::far::{Answer, Call, INCOMING, OUTGOING, PairLook};
+
+/// Where an agent elsewhere is, for pairing.
+#[derive(Clone)]
+pub struct FarSide {
+    /// The agent's `--on` URL.
+    pub on: String,
+    name: String,
+    label: String,
+    link: Link,
+    /// The workspace there, as a tree.
+    workspace: Target,
+}
+
+impl std::fmt::Debug for FarSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FarSide").field("on", &self.on).finish()
+    }
+}
+
+/// Why the far side could not do what pairing asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FarError {
+    /// The connection is down (or could not be made).
+    #[error("{0}")]
+    Lost(String),
+    /// It was reached and refused, or git failed (there or here).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<LinkError> for FarError {
+    fn from(e: LinkError) -> FarError {
+        match e {
+            LinkError::Unreachable { detail, .. } => FarError::Lost(detail),
+            LinkError::Refused(why) => FarError::Failed(why),
+        }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> FarError {
+    FarError::Failed(e.to_string())
+}
+
+impl FarSide {
+    /// The far side of agent `name` of the project at `project`, which runs on `on`.
+    pub fn new(on: &str, project: &str, name: &str) -> Result<FarSide, RemoteError> {
+        let target = place(on, project, name)?;
+        let mut workspace = target.clone();
+        let dir = format!("{}/workspace", target.dir().trim_end_matches('/'));
+        match &mut workspace {
+            Target::Ssh(t) => t.dir = dir,
+            Target::Container(t) => t.dir = dir,
+        }
+        let label = format!("agent {name} ({on})");
+        Ok(FarSide {
+            on: on.to_string(),
+            name: name.to_string(),
+            link: Link::new(target, label.clone()),
+            label,
+            workspace,
+        })
+    }
+
+    /// The workspace's name in messages.
+    pub fn shown(&self) -> String {
+        format!("{}: workspace", self.label)
+    }
+
+    fn call(&self, call: &Call) -> Result<Answer, FarError> {
+        Ok(self.link.call(call)?)
+    }
+
+    /// What git shows in the workspace there, and how long asking took.
+    pub fn look(&self) -> Result<(PairLook, Duration), FarError> {
+        let began = Instant::now();
+        match self.call(&Call::PairLook {
+            branch_ref: branch_ref(&self.name),
+        })? {
+            Answer::PairLook(look) => Ok((look, began.elapsed())),
+            _ => Err(FarError::Failed("the far side answered out of turn".into())),
+        }
+    }
+
+    /// The gate's answer for the workspace there; a link that is down shuts it.
+    pub fn gate(&self) -> Gate {
+        let call = Call::Gate {
+            branch_ref: branch_ref(&self.name),
+        };
+        match self.link.call_once(&call) {
+            Ok(Answer::Gate {
+                closed: Some(why), ..
+            }) => Gate::Closed(why),
+            Ok(Answer::Gate { busy: true, .. }) => {
+                Gate::Busy("git is rewriting the agent's index".into())
+            }
+            Ok(Answer::Gate { .. }) => Gate::Open,
+            Ok(_) => Gate::Closed("the agent's side answered out of turn".into()),
+            Err(e) => Gate::Closed(format!("the agent's side cannot be reached: {e}")),
+        }
+    }
+
+    /// Where the project keeps bundles while they are fetched.
+    fn here(project: &Git, file: &str) -> Result<PathBuf, FarError> {
+        let dir = berth_git::pairing::git_dir(project).map_err(failed)?;
+        Ok(dir.join(format!("berth-pair-{file}")))
+    }
+
+    /// Makes sure the project holds the commit `tip` of the agent's branch there: when it does
+    /// not, a bundle of what it lacks is made there, copied here and its objects fetched (no
+    /// ref moves). Returns the bytes carried per second, if anything was carried.
+    pub fn fetch(&self, project: &Git, tip: &str) -> Result<Option<u64>, FarError> {
+        if berth_git::bundle::has_commit(project, tip) {
+            return Ok(None);
+        }
+        let have = berth_git::refs::resolve(project, &keep_alive_ref(&self.name))
+            .map_err(failed)?
+            .or(berth_git::refs::resolve(project, &branch_ref(&self.name)).map_err(failed)?);
+        let began = Instant::now();
+        let call = Call::Bundle {
+            refs: vec![branch_ref(&self.name)],
+            have,
+        };
+        if !matches!(self.call(&call)?, Answer::Bundled(_)) {
+            return Ok(None);
+        }
+        let here = Self::here(project, OUTGOING)?;
+        self.link.download(OUTGOING, &here)?;
+        let fetched = berth_git::bundle::fetch_objects(project, &here);
+        let bytes = std::fs::metadata(&here).map_or(0, |m| m.len());
+        let _ = std::fs::remove_file(&here);
+        fetched.map_err(failed)?;
+        if !berth_git::bundle::has_commit(project, tip) {
+            return Err(FarError::Failed(format!(
+                "the agent's branch moved while its commits were fetched (wanted {tip})"
+            )));
+        }
+        Ok(Some(per_second(bytes, began.elapsed())))
+    }
+
+    /// Moves the agent's branch there from `from` to `to` (a commit of the project's, which
+    /// descends from `from`): the commits it lacks go over as a bundle. Returns the bytes
+    /// carried per second.
+    pub fn advance(&self, project: &Git, from: &str, to: &str) -> Result<u64, FarError> {
+        let began = Instant::now();
+        let here = Self::here(project, INCOMING)?;
+        let branch = branch_ref(&self.name);
+        let made = berth_git::bundle::create(project, &here, &[&branch], &[from]);
+        let bytes = std::fs::metadata(&here).map_or(0, |m| m.len());
+        let sent = made
+            .map_err(failed)
+            .and_then(|()| self.link.upload(&here, INCOMING).map_err(FarError::from));
+        let _ = std::fs::remove_file(&here);
+        sent?;
+        self.call(&Call::Advance {
+            branch_ref: branch,
+            from: from.to_string(),
+            to: to.to_string(),
+        })?;
+        Ok(per_second(bytes, began.elapsed()))
+    }
+
+    /// A connection serving the workspace there, for the sync loop; files over `max_size`
+    /// bytes are not synced.
+    pub fn endpoint(&self, max_size: u64) -> Result<RemoteEndpoint, RemoteError> {
+        let label = self.label.clone();
+        let launcher = Installing::new(&self.shown(), self.workspace.clone(), move |i| {
+            tracing::info!(agent = %label, path = %i.path, bytes = i.bytes, "berth installed there");
+        });
+        RemoteEndpoint::spawn(&self.shown(), launcher, max_size)
+    }
+}
+
+/// `bytes` carried in `took`, per second.
+fn per_second(bytes: u64, took: Duration) -> u64 {
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+    bytes.saturating_mul(1_000_000) / micros
+}
+
+/// Whether `path` (an error's) is on the far side whose workspace is named `shown` there
+/// (the far side's errors name their paths `<shown>: <path>`).
+pub fn is_far_path(shown: &Path, path: &str) -> bool {
+    path.starts_with(&format!("{}: ", shown.display()))
+}
