@@ -21,7 +21,7 @@ pub enum AgentGit {
     /// Its git dir here.
     Here(PathBuf),
     /// Over the link to an agent elsewhere (its far side answers with [`side_state`]).
-    Far(FarSide),
+    Far(Box<FarSide>),
 }
 
 /// How long git may hold `index.lock` before the gate counts it as stale and shuts.

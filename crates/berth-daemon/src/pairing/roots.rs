@@ -108,7 +108,7 @@ impl Roots {
                     far.endpoint(max)
                         .map_err(|e| PairingError::Far(e.to_string()))?,
                 )),
-                AgentGit::Far(far.clone()),
+                AgentGit::Far(Box::new(far.clone())),
             ),
         };
         let mut sides = Sides::with(Scanner::new(&self.user, max), agent);

@@ -28,7 +28,8 @@ pub enum AgentWatch {
 /// A file of it being read.
 pub enum AgentReader<'a> {
     Here(<Scanner as Endpoint>::Reader<'a>),
-    Far(RemoteReader<'a>),
+    /// Boxed: it holds a whole chunk, and local reads should not pay for its size.
+    Far(Box<RemoteReader<'a>>),
 }
 
 impl Read for AgentReader<'_> {
@@ -85,7 +86,9 @@ impl Endpoint for AgentTree {
     fn read(&mut self, rel: &[u8]) -> Result<AgentReader<'_>, ApplyError> {
         match self {
             AgentTree::Here(e) => Endpoint::read(&mut **e, rel).map(AgentReader::Here),
-            AgentTree::Far(e) => Endpoint::read(&mut **e, rel).map(AgentReader::Far),
+            AgentTree::Far(e) => {
+                Endpoint::read(&mut **e, rel).map(|r| AgentReader::Far(Box::new(r)))
+            }
         }
     }
 
