@@ -546,4 +546,99 @@ mod tests {
         // Garbage is an error, never a panic.
         assert!(FarHost.call(&root, b"{not json").is_err());
     }
+
+    #[test]
+    fn the_far_side_answers_pairings_look_gate_and_moves_its_branch_to_the_users_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        git(&project, &["init", "-q", "-b", "main"]);
+        std::fs::write(project.join("README"), "hi\n").unwrap();
+        git(&project, &["add", "README"]);
+        git(&project, &["commit", "-qm", "first"]);
+        let p = Git::new(&project);
+        let branch_ref = berth_git::workspace::branch_ref("x");
+        let look = |root: &Path| match call(
+            root,
+            &Call::PairLook {
+                branch_ref: branch_ref.clone(),
+            },
+        )
+        .unwrap()
+        {
+            Answer::PairLook(l) => l,
+            _ => panic!("a look"),
+        };
+        let gate = |root: &Path| match call(
+            root,
+            &Call::Gate {
+                branch_ref: branch_ref.clone(),
+            },
+        ) {
+            Ok(Answer::Gate { closed, busy }) => (closed, busy),
+            other => panic!("a gate: {other:?}"),
+        };
+        // No workspace yet: said so, not an error.
+        assert!(!look(&root).workspace);
+
+        let bundle = tmp.path().join("b.bundle");
+        berth_git::workspace::create_elsewhere(&p, "x", "HEAD", &bundle).unwrap();
+        std::fs::copy(&bundle, root.join(INCOMING)).unwrap();
+        call(
+            &root,
+            &Call::Clone {
+                branch: "berth/x".into(),
+            },
+        )
+        .unwrap();
+        let ws = root.join("workspace");
+        let base = git(&project, &["rev-parse", "HEAD"]);
+        let seen = look(&root);
+        assert_eq!(
+            seen,
+            PairLook {
+                workspace: true,
+                on: Some(branch_ref.clone()),
+                tip: Some(base.clone()),
+                operation: None,
+            }
+        );
+        // (An index written a moment ago may be a branch switch under way: busy for 50 ms.)
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(gate(&root), (None, false));
+        // Another branch there shuts the gate and shows in the look.
+        git(&ws, &["switch", "-q", "-c", "elsewhere"]);
+        assert_eq!(look(&root).on.as_deref(), Some("refs/heads/elsewhere"));
+        let (closed, _) = gate(&root);
+        assert!(closed.unwrap().contains("not on refs/heads/berth/x"));
+        git(&ws, &["switch", "-q", "berth/x"]);
+        // git holding the index lock there: busy, not closed.
+        std::fs::write(ws.join(".git/index.lock"), "").unwrap();
+        assert_eq!(gate(&root), (None, true));
+        std::fs::remove_file(ws.join(".git/index.lock")).unwrap();
+
+        // The user's commit goes there as a bundle; the branch there moves and its index
+        // follows (the file itself is sync's business: the working tree is left alone).
+        git(&project, &["switch", "-q", "berth/x"]);
+        std::fs::write(project.join("new.txt"), "made here\n").unwrap();
+        git(&project, &["add", "new.txt"]);
+        git(&project, &["commit", "-qm", "made here"]);
+        let tip = git(&project, &["rev-parse", "HEAD"]);
+        berth_git::bundle::create(&p, &root.join(INCOMING), &[&branch_ref], &[&base]).unwrap();
+        let advance = Call::Advance {
+            branch_ref: branch_ref.clone(),
+            from: base.clone(),
+            to: tip.clone(),
+        };
+        call(&root, &advance).unwrap();
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), tip);
+        assert_eq!(git(&ws, &["diff", "--cached", "--name-only", "HEAD"]), "");
+        assert!(!ws.join("new.txt").exists());
+        assert!(!root.join(INCOMING).exists());
+        // Moved already: a second advance from the old tip is refused (compare and swap).
+        berth_git::bundle::create(&p, &root.join(INCOMING), &[&branch_ref], &[&base]).unwrap();
+        assert!(call(&root, &advance).is_err());
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), tip);
+    }
 }
