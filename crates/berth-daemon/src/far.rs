@@ -61,6 +61,8 @@ pub enum Call {
     },
     /// Remove the workspace and the keeper's files.
     Remove,
+    /// Answered at once: the link's round trip (pairing's latency).
+    Ping,
     /// Pairing: what git shows in the workspace about `branch_ref` (`refs/heads/berth/<name>`).
     PairLook { branch_ref: String },
     /// Pairing's gate on this side: whether the workspace is on `branch_ref` with nothing in
@@ -309,6 +311,7 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             }
             Ok(Answer::Done)
         }
+        Call::Ping => Ok(Answer::Done),
         Call::PairLook { branch_ref } => pair_look(root, &branch_ref).map(Answer::PairLook),
         Call::Gate { branch_ref } => {
             let ws = Git::new(workspace(root));

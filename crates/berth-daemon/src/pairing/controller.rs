@@ -340,6 +340,10 @@ impl Controller {
                 for input in notices::changes(&self.driver.notices(), &found, held_by_git) {
                     self.feed(input);
                 }
+                if let Some(far) = &self.work.sides.repos.far {
+                    self.work.view.note(Seen::Link(far.figures()));
+                    self.publish();
+                }
             }
             Err(notice) => {
                 self.feed(Input::Raise(notice));

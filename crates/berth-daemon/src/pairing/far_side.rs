@@ -10,14 +10,18 @@
 //! agent), the user's go there and move the branch there the same way. The project's keep-alive
 //! ref of the agent follows what the workspace there holds, as after a mirror.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use berth_git::Git;
 use berth_git::workspace::{branch_ref, keep_alive_ref};
+use berth_proto::PairLink;
 use berth_sync::gate::Gate;
 use berth_sync::remote::install::Installing;
 use berth_sync::remote::target::Target;
+use berth_sync::remote::traffic::Traffic;
 use berth_sync::remote::{RemoteEndpoint, RemoteError};
 
 use crate::agents::{Link, LinkError, place};
@@ -33,7 +37,14 @@ pub struct FarSide {
     link: Link,
     /// The workspace there, as a tree.
     workspace: Target,
+    /// What the link carried: files' contents (the sync loop's connection) and bundles.
+    traffic: Arc<Traffic>,
+    /// The last few round trips, newest last.
+    trips: Arc<Mutex<VecDeque<Duration>>>,
 }
+
+/// How many round trips the latency is the median of.
+const TRIPS_KEPT: usize = 9;
 
 impl std::fmt::Debug for FarSide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,7 +93,42 @@ impl FarSide {
             link: Link::new(target, label.clone()),
             label,
             workspace,
+            traffic: Arc::default(),
+            trips: Arc::default(),
         })
+    }
+
+    /// Measures the link's round trip once (a call the far side answers at once).
+    pub fn ping(&self) -> Result<Duration, FarError> {
+        let began = Instant::now();
+        self.call(&Call::Ping)?;
+        let took = began.elapsed();
+        let mut trips = self.trips.lock().unwrap_or_else(PoisonError::into_inner);
+        trips.push_back(took);
+        while trips.len() > TRIPS_KEPT {
+            trips.pop_front();
+        }
+        Ok(took)
+    }
+
+    /// The link's figures for `pair status`.
+    pub fn figures(&self) -> PairLink {
+        let mut trips: Vec<Duration> = self
+            .trips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        trips.sort();
+        let counted = self.traffic.figures();
+        PairLink {
+            on: self.on.clone(),
+            latency_ms: trips.get(trips.len() / 2).map(|d| d.as_secs_f64() * 1000.0),
+            bandwidth_bps: counted.bandwidth,
+            bytes_to_agent: counted.sent,
+            bytes_to_user: counted.received,
+        }
     }
 
     /// The workspace's name in messages.
@@ -94,13 +140,13 @@ impl FarSide {
         Ok(self.link.call(call)?)
     }
 
-    /// What git shows in the workspace there, and how long asking took.
-    pub fn look(&self) -> Result<(PairLook, Duration), FarError> {
-        let began = Instant::now();
+    /// What git shows in the workspace there (the link's round trip measured first).
+    pub fn look(&self) -> Result<PairLook, FarError> {
+        self.ping()?;
         match self.call(&Call::PairLook {
             branch_ref: branch_ref(&self.name),
         })? {
-            Answer::PairLook(look) => Ok((look, began.elapsed())),
+            Answer::PairLook(look) => Ok(look),
             _ => Err(FarError::Failed("the far side answered out of turn".into())),
         }
     }
@@ -131,10 +177,10 @@ impl FarSide {
 
     /// Makes sure the project holds the commit `tip` of the agent's branch there: when it does
     /// not, a bundle of what it lacks is made there, copied here and its objects fetched (no
-    /// ref moves). Returns the bytes carried per second, if anything was carried.
-    pub fn fetch(&self, project: &Git, tip: &str) -> Result<Option<u64>, FarError> {
+    /// ref moves).
+    pub fn fetch(&self, project: &Git, tip: &str) -> Result<(), FarError> {
         if berth_git::bundle::has_commit(project, tip) {
-            return Ok(None);
+            return Ok(());
         }
         let have = berth_git::refs::resolve(project, &keep_alive_ref(&self.name))
             .map_err(failed)?
@@ -145,12 +191,13 @@ impl FarSide {
             have,
         };
         if !matches!(self.call(&call)?, Answer::Bundled(_)) {
-            return Ok(None);
+            return Ok(());
         }
         let here = Self::here(project, OUTGOING)?;
         self.link.download(OUTGOING, &here)?;
-        let fetched = berth_git::bundle::fetch_objects(project, &here);
         let bytes = std::fs::metadata(&here).map_or(0, |m| m.len());
+        self.traffic.received(bytes, began.elapsed());
+        let fetched = berth_git::bundle::fetch_objects(project, &here);
         let _ = std::fs::remove_file(&here);
         fetched.map_err(failed)?;
         if !berth_git::bundle::has_commit(project, tip) {
@@ -158,13 +205,12 @@ impl FarSide {
                 "the agent's branch moved while its commits were fetched (wanted {tip})"
             )));
         }
-        Ok(Some(per_second(bytes, began.elapsed())))
+        Ok(())
     }
 
     /// Moves the agent's branch there from `from` to `to` (a commit of the project's, which
-    /// descends from `from`): the commits it lacks go over as a bundle. Returns the bytes
-    /// carried per second.
-    pub fn advance(&self, project: &Git, from: &str, to: &str) -> Result<u64, FarError> {
+    /// descends from `from`): the commits it lacks go over as a bundle.
+    pub fn advance(&self, project: &Git, from: &str, to: &str) -> Result<(), FarError> {
         let began = Instant::now();
         let here = Self::here(project, INCOMING)?;
         let branch = branch_ref(&self.name);
@@ -175,12 +221,13 @@ impl FarSide {
             .and_then(|()| self.link.upload(&here, INCOMING).map_err(FarError::from));
         let _ = std::fs::remove_file(&here);
         sent?;
+        self.traffic.sent(bytes, began.elapsed());
         self.call(&Call::Advance {
             branch_ref: branch,
             from: from.to_string(),
             to: to.to_string(),
         })?;
-        Ok(per_second(bytes, began.elapsed()))
+        Ok(())
     }
 
     /// A connection serving the workspace there, for the sync loop; files over `max_size`
@@ -190,14 +237,10 @@ impl FarSide {
         let launcher = Installing::new(&self.shown(), self.workspace.clone(), move |i| {
             tracing::info!(agent = %label, path = %i.path, bytes = i.bytes, "berth installed there");
         });
-        RemoteEndpoint::spawn(&self.shown(), launcher, max_size)
+        let mut endpoint = RemoteEndpoint::spawn(&self.shown(), launcher, max_size)?;
+        endpoint.count_into(self.traffic.clone());
+        Ok(endpoint)
     }
-}
-
-/// `bytes` carried in `took`, per second.
-fn per_second(bytes: u64, took: Duration) -> u64 {
-    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-    bytes.saturating_mul(1_000_000) / micros
 }
 
 /// Whether `path` (an error's) is on the far side whose workspace is named `shown` there

@@ -63,7 +63,7 @@ fn agent_seen(r: &Repos) -> Result<AgentSeen, SeenError> {
             operation: operation::in_progress(&r.agent)?.map(operation_of),
         });
     };
-    let (look, _) = far.look()?;
+    let look = far.look()?;
     if let Some(tip) = &look.tip {
         far.fetch(&r.user, tip)?;
     }

@@ -27,7 +27,7 @@
 //!
 //! Versions: 2 added `Alive`; 3 added `Host`; 4 added the host requests of pairing with an
 //! agent elsewhere (what git shows in its workspace, its gate, the user's commits moved there:
-//! `berth_daemon::far::Call::{PairLook, Gate, Advance}`).
+//! `berth_daemon::far::Call::{Ping, PairLook, Gate, Advance}`).
 
 use serde::{Deserialize, Serialize};
 

@@ -268,6 +268,24 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
             && read(&user.join("from-agent.txt")).as_deref() == Some("typed there\n")
     });
 
+    // `pair status` reports the link: its round trip, and the bandwidth a large file showed.
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(user.join("big.bin"), &big).unwrap();
+    wait_until("the large file crossed", Duration::from_secs(20), || {
+        std::fs::read(ws.join("big.bin")).is_ok_and(|b| b == big)
+    });
+    wait_until("the link's figures", Duration::from_secs(20), || {
+        let link = &pair_status(&h, user)["link"];
+        link["on"] == url.as_str()
+            && link["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0)
+            && link["bandwidth_bps"].as_u64().is_some_and(|b| b > 0)
+            && link["bytes_to_agent"]
+                .as_u64()
+                .is_some_and(|b| b >= 1 << 20)
+    });
+    let human = h.run_in(user, &["pair", "status"]);
+    assert!(human.stdout.contains("round trip"), "{human}");
+
     // Commits both ways: the agent's reach the user's branch, the user's the agent's.
     let far_git = |args: &[&str]| {
         let mut all = vec!["-c", "user.name=far", "-c", "user.email=far@example.com"];
