@@ -245,6 +245,25 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
     .expect_code(0);
     let ws = dir.join("workspace");
     std::fs::write(ws.join("agent-draft.txt"), "the agent's work\n").unwrap();
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    let config = sshd.file("config");
+
+    // The far side cannot be reached: refused with what to do, nothing changed.
+    std::fs::rename(&keys, &off).unwrap();
+    let refused = run_with(&h, user, &env, &["pair", "pal"]);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(
+        refused.stdout.contains("agent_elsewhere") && refused.stdout.contains("cannot be reached"),
+        "{refused}"
+    );
+    assert!(!refused.stdout.contains("agent_missing"), "{refused}");
+    assert_eq!(git(user, &["status", "--porcelain"]), status_before);
+    assert_eq!(
+        git(user, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "main"
+    );
+    std::fs::rename(&off, &keys).unwrap();
 
     // Paired: the checkout is on the agent's branch with the agent's files.
     let paired = run_with(&h, user, &env, &["pair", "pal"]);
@@ -299,6 +318,15 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
         Duration::from_secs(20),
         || git(user, &["log", "-1", "--format=%s", "berth/pal"]).trim() == "made there",
     );
+    // berth moved the checkout's index along with the branch; then the user commits.
+    wait_until(
+        "the checkout's index followed",
+        Duration::from_secs(20),
+        || {
+            git(user, &["status", "--porcelain", "--", "from-agent.txt"]).is_empty()
+                && !user.join(".git/index.lock").exists()
+        },
+    );
     git(user, &["add", "from-user.txt"]);
     git(user, &["commit", "-qm", "made here"]);
     wait_until(
@@ -334,10 +362,7 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
 
     // The connection cut and kept down (the far side refuses logins): paused with the cause,
     // while both sides go on editing.
-    let keys = sshd.file("authorized_keys");
-    let off = sshd.file("authorized_keys.off");
     std::fs::rename(&keys, &off).unwrap();
-    let config = sshd.file("config");
     assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
     wait_until(
         "paused with connection_lost",
@@ -364,6 +389,20 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
     );
     wait_until("active again", Duration::from_secs(20), || {
         pair_status(&h, user)["state"] == "active"
+    });
+
+    // The daemon killed while paired: the next one re-opens the pairing over a new link.
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, user, &env, &["daemon", "start"]).expect_code(0);
+    wait_until("active after the restart", Duration::from_secs(30), || {
+        pair_status(&h, user)["state"] == "active"
+    });
+    std::fs::write(ws.join("after-restart.txt"), "still paired\n").unwrap();
+    wait_until("syncing after the restart", Duration::from_secs(20), || {
+        read(&user.join("after-restart.txt")).as_deref() == Some("still paired\n")
     });
 
     // Stopped: the checkout is back on its branch with exactly the user's uncommitted work;
