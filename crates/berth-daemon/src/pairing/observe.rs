@@ -30,7 +30,7 @@ pub struct Repos {
 
 /// The agent's side as git shows it now.
 #[derive(Debug, Clone, Default)]
-struct AgentSeen {
+pub struct AgentSeen {
     /// Its workspace exists.
     exists: bool,
     /// The branch HEAD names, in full (`None`: a detached HEAD).
@@ -49,9 +49,21 @@ pub enum SeenError {
     Far(#[from] FarError),
 }
 
+/// An agent elsewhere's side, looked at ahead (`None`: a local agent, or look now). Its calls
+/// cross the network, so callers make them before they take the daemon's git lock.
+pub type FarLook = Option<Result<AgentSeen, SeenError>>;
+
+/// Looks at an agent elsewhere's side now (see [`FarLook`]); nothing for a local agent.
+pub fn look_far(r: &Repos) -> FarLook {
+    r.far.as_ref().map(|far| far_seen(r, far))
+}
+
 /// Looks at the agent's side: its workspace here, or over the link (its new commits fetched
-/// into the project).
-fn agent_seen(r: &Repos) -> Result<AgentSeen, SeenError> {
+/// into the project) unless `ahead` holds that look already.
+fn agent_seen(r: &Repos, ahead: FarLook) -> Result<AgentSeen, SeenError> {
+    if let Some(seen) = ahead {
+        return seen;
+    }
     let Some(far) = &r.far else {
         if !r.workspace_exists() {
             return Ok(AgentSeen::default());
@@ -63,6 +75,12 @@ fn agent_seen(r: &Repos) -> Result<AgentSeen, SeenError> {
             operation: operation::in_progress(&r.agent)?.map(operation_of),
         });
     };
+    far_seen(r, far)
+}
+
+/// An agent elsewhere's side, over the link; the commit its branch is at fetched into the
+/// project if it is new.
+fn far_seen(r: &Repos, far: &FarSide) -> Result<AgentSeen, SeenError> {
     let look = far.look()?;
     if let Some(tip) = &look.tip {
         far.fetch(&r.user, tip)?;
@@ -150,7 +168,7 @@ pub fn facts(
     let Some(r) = r else {
         return Ok(facts);
     };
-    let seen = match agent_seen(r) {
+    let seen = match agent_seen(r, None) {
         Ok(seen) => seen,
         Err(SeenError::Git(e)) => return Err(e),
         Err(SeenError::Far(e)) => {
@@ -179,8 +197,9 @@ pub fn facts(
     Ok(facts)
 }
 
-/// Every pausing cause git shows on either side now.
-pub fn notices(r: &Repos) -> Result<Vec<Notice>, GitError> {
+/// Every pausing cause git shows on either side now (an agent elsewhere's as `ahead` shows it,
+/// if given).
+pub fn notices(r: &Repos, ahead: FarLook) -> Result<Vec<Notice>, GitError> {
     let agent = r.name.clone();
     let mut out = Vec::new();
     match head::head(&r.user)? {
@@ -199,7 +218,7 @@ pub fn notices(r: &Repos) -> Result<Vec<Notice>, GitError> {
             operation: operation_of(op),
         });
     }
-    let seen = match agent_seen(r) {
+    let seen = match agent_seen(r, ahead) {
         Ok(seen) => seen,
         Err(SeenError::Git(e)) => return Err(e),
         Err(SeenError::Far(FarError::Lost(detail))) => {
@@ -339,9 +358,9 @@ fn carry_failpoint(e: std::io::Error) -> RefSyncError {
 /// Carries commits between the two copies of `berth/<agent>` by fast-forward only; the side
 /// whose branch moved gets its index updated (its files are file sync's business). Diverged
 /// copies are left alone ([`notices`] reports them). Call only while both sides are on the
-/// branch.
-pub fn carry_commits(r: &Repos) -> Result<Carried, RefSyncError> {
-    let seen = agent_seen(r)?;
+/// branch. An agent elsewhere's side is as `ahead` shows it, if given.
+pub fn carry_commits(r: &Repos, ahead: FarLook) -> Result<Carried, RefSyncError> {
+    let seen = agent_seen(r, ahead)?;
     let Some((user, agent, c)) = commits(r, &seen)? else {
         return Ok(Carried::default());
     };
@@ -426,5 +445,5 @@ pub fn keep_alive(r: &Repos, tip: &str) -> Result<(), RefError> {
 /// The agent's tip, its commits in the project (fetched from elsewhere if need be); `None`: no
 /// such branch there. For the start's mirror.
 pub fn agent_tip(r: &Repos) -> Result<Option<String>, SeenError> {
-    Ok(agent_seen(r)?.tip)
+    Ok(agent_seen(r, None)?.tip)
 }

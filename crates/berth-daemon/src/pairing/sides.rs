@@ -14,7 +14,7 @@ use berth_store::{AgentRecord, Store};
 
 use super::error::{OpenError, PairingError};
 use super::far_side::FarSide;
-use super::observe::{self, Carried, Move, RefSyncError, Repos};
+use super::observe::{self, AgentSeen, Carried, Move, RefSyncError, Repos};
 use super::roots::{self, Roots};
 use crate::clock::now_ms;
 use crate::git_lock::GitLock;
@@ -33,6 +33,9 @@ pub struct TwoSides {
     /// The last branch move of ref sync, watched for a while in case a concurrent `git status`
     /// undoes its index update ([`observe::repair_index`]).
     moved: Option<(Move, Instant)>,
+    /// What the last look saw of an agent elsewhere, for the carrying of commits right after
+    /// it (one look over the network per check, not two).
+    far_seen: Option<AgentSeen>,
 }
 
 impl TwoSides {
@@ -51,6 +54,7 @@ impl TwoSides {
             store,
             git,
             moved: None,
+            far_seen: None,
         }
     }
 
@@ -112,10 +116,13 @@ impl TwoSides {
         })
     }
 
-    /// What git shows on both sides now (a failure to look is a notice itself).
-    pub fn look(&self) -> Result<Vec<Notice>, Notice> {
+    /// What git shows on both sides now (a failure to look is a notice itself). An agent
+    /// elsewhere is looked at before the git lock is taken: its calls cross the network.
+    pub fn look(&mut self) -> Result<Vec<Notice>, Notice> {
+        let ahead = observe::look_far(&self.repos);
+        self.far_seen = ahead.as_ref().and_then(|seen| seen.as_ref().ok().cloned());
         let _git = self.git.blocking();
-        observe::notices(&self.repos).map_err(|e| Notice::UnexpectedError {
+        observe::notices(&self.repos, ahead).map_err(|e| Notice::UnexpectedError {
             message: format!("cannot read git's state: {e}"),
         })
     }
@@ -123,8 +130,12 @@ impl TwoSides {
     /// Carries commits between the two copies of the branch; a move is watched for a while.
     pub fn carry(&mut self) -> Result<Carried, RefSyncError> {
         let carried = {
+            let ahead = match self.far_seen.take() {
+                Some(seen) => Some(Ok(seen)),
+                None => observe::look_far(&self.repos),
+            };
             let _git = self.git.blocking();
-            observe::carry_commits(&self.repos)
+            observe::carry_commits(&self.repos, ahead)
         }?;
         if carried.to_user > 0 || carried.to_agent > 0 {
             self.moved = carried.moved.clone().map(|m| (m, Instant::now()));
