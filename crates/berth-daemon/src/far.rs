@@ -196,6 +196,8 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Git::new(&ws)
                 .run(Access::Write, &["remote", "remove", "origin"])
                 .map_err(git_failed)?;
+            // Pairing writes there through temporary files: git never sees them.
+            crate::pairing::exclude_temps_for_good(&Git::new(&ws)).map_err(git_failed)?;
             let _ = std::fs::remove_file(&bundle);
             Ok(Answer::Done)
         }
@@ -464,6 +466,8 @@ mod tests {
         assert_eq!(git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]), "berth/x");
         assert_eq!(git(&ws, &["remote"]), "");
         assert!(!root.join(INCOMING).exists());
+        let excluded = std::fs::read_to_string(ws.join(".git/info/exclude")).unwrap();
+        assert!(excluded.contains(".berth-tmp-*"), "{excluded}");
         let again = call(&root, &Call::Clone { branch }).unwrap_err();
         assert!(again.contains("already exists"), "{again}");
 

@@ -87,6 +87,7 @@ use berth_store::Store;
 
 pub use error::PairingError;
 /// What the far side of an agent elsewhere answers pairing with (`crate::far`).
+pub(crate) use excludes::add_for_good as exclude_temps_for_good;
 pub(crate) use gate::side_state;
 pub(crate) use observe::operation_of;
 
