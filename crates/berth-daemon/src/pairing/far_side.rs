@@ -165,7 +165,12 @@ impl FarSide {
             }
             Ok(Answer::Gate { .. }) => Gate::Open,
             Ok(_) => Gate::Closed("the agent's side answered out of turn".into()),
-            Err(e) => Gate::Closed(format!("the agent's side cannot be reached: {e}")),
+            Err(LinkError::Unreachable { detail, .. }) => {
+                Gate::Closed(format!("the agent's side cannot be reached: {detail}"))
+            }
+            Err(LinkError::Refused(why)) => {
+                Gate::Closed(format!("the agent's side cannot tell its git state: {why}"))
+            }
         }
     }
 
