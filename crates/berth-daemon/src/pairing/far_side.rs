@@ -131,9 +131,14 @@ impl FarSide {
         }
     }
 
-    /// The workspace's name in messages.
+    /// The workspace's endpoint's name (its errors' paths begin with it).
     pub fn shown(&self) -> String {
         format!("{}: workspace", self.label)
+    }
+
+    /// Where the workspace is, for people: its directory there and the agent's `--on`.
+    pub fn location(&self) -> String {
+        format!("{} on {}", self.workspace.dir(), self.on)
     }
 
     fn call(&self, call: &Call) -> Result<Answer, FarError> {

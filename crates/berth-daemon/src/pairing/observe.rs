@@ -21,7 +21,7 @@ pub struct Repos {
     /// The agent's workspace; for an agent elsewhere the project, which holds the agent's
     /// commits once fetched and keeps its conflicts.
     pub agent: Git,
-    /// The agent's workspace (for an agent elsewhere: its name in messages).
+    /// The agent's workspace (for an agent elsewhere: where it is, for people).
     pub workspace: PathBuf,
     pub name: String,
     /// Where the agent runs when it is elsewhere.

@@ -19,7 +19,8 @@ use super::tree::AgentTree;
 pub struct Roots {
     pub user: PathBuf,
     pub user_git_dir: PathBuf,
-    /// The agent's workspace (for an agent elsewhere: its name in messages).
+    /// The agent's workspace (for an agent elsewhere: its endpoint's name, which its errors'
+    /// paths begin with).
     pub agent: PathBuf,
     /// Its git dir (none for an agent elsewhere: the far side reads it).
     pub agent_git_dir: PathBuf,

@@ -72,7 +72,7 @@ impl TwoSides {
                 .ok()
         });
         let workspace = match (&far, &rec) {
-            (Some(far), _) => PathBuf::from(far.shown()),
+            (Some(far), _) => PathBuf::from(far.location()),
             (None, Some(a)) => PathBuf::from(&a.workspace),
             (None, None) => PathBuf::new(),
         };
@@ -107,7 +107,11 @@ impl TwoSides {
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: berth_git::pairing::git_dir(&self.repos.user)?,
-            agent: self.repos.workspace.clone(),
+            // An agent elsewhere's tree is named as its endpoint names it (errors say where).
+            agent: match &self.repos.far {
+                Some(far) => PathBuf::from(far.shown()),
+                None => self.repos.workspace.clone(),
+            },
             agent_git_dir,
             far: self.repos.far.clone(),
             keep_in: self.repos.agent.dir().to_path_buf(),

@@ -270,6 +270,11 @@ fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_
     paired.expect_code(0);
     assert_eq!(paired.json()["state"], "active", "{paired}");
     assert_eq!(
+        paired.json()["agent_workspace"],
+        format!("{} on {url}", ws.display()),
+        "{paired}"
+    );
+    assert_eq!(
         git(user, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
         "berth/pal"
     );
