@@ -12,7 +12,7 @@
 
 mod remote;
 
-pub use remote::{Removal, place};
+pub use remote::{Link, LinkError, Removal, place};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -61,6 +61,34 @@ pub enum Call {
     },
     /// Remove the workspace and the keeper's files.
     Remove,
+    /// Answered at once: the link's round trip (pairing's latency).
+    Ping,
+    /// Pairing: what git shows in the workspace about `branch_ref` (`refs/heads/berth/<name>`).
+    PairLook { branch_ref: String },
+    /// Pairing's gate on this side: whether the workspace is on `branch_ref` with nothing in
+    /// progress, and git not busy rewriting its index.
+    Gate { branch_ref: String },
+    /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
+    /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
+    /// swap), the index following when it is checked out. The working tree is sync's business.
+    Advance {
+        branch_ref: String,
+        from: String,
+        to: String,
+    },
+}
+
+/// What git shows in an agent's workspace there, as pairing reads it ([`Call::PairLook`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLook {
+    /// The workspace exists (a git worktree).
+    pub workspace: bool,
+    /// The branch HEAD names, in full (`None`: a detached HEAD).
+    pub on: Option<String>,
+    /// Where the branch asked about is (`None`: it does not exist).
+    pub tip: Option<String>,
+    /// A merge, rebase, … stopped in the workspace.
+    pub operation: Option<berth_core::pairing::Operation>,
 }
 
 /// How the keeper is.
@@ -99,6 +127,12 @@ pub enum Answer {
         code: Option<i32>,
     },
     Dirty(Vec<String>),
+    PairLook(PairLook),
+    /// The gate there: `closed` with why, or `busy` (git is rewriting the index), or open.
+    Gate {
+        closed: Option<String>,
+        busy: bool,
+    },
 }
 
 /// The far side's host: answers [`Call`]s for the agent at the endpoint's root.
@@ -162,6 +196,8 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Git::new(&ws)
                 .run(Access::Write, &["remote", "remove", "origin"])
                 .map_err(git_failed)?;
+            // Pairing writes there through temporary files: git never sees them.
+            crate::pairing::exclude_temps_for_good(&Git::new(&ws)).map_err(git_failed)?;
             let _ = std::fs::remove_file(&bundle);
             Ok(Answer::Done)
         }
@@ -277,7 +313,63 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             }
             Ok(Answer::Done)
         }
+        Call::Ping => Ok(Answer::Done),
+        Call::PairLook { branch_ref } => pair_look(root, &branch_ref).map(Answer::PairLook),
+        Call::Gate { branch_ref } => {
+            let ws = Git::new(workspace(root));
+            let dir = berth_git::pairing::git_dir(&ws).map_err(git_failed)?;
+            Ok(
+                match crate::pairing::side_state(&dir, &branch_ref, "the agent's workspace") {
+                    Ok(closed) => Answer::Gate {
+                        closed,
+                        busy: false,
+                    },
+                    Err(()) => Answer::Gate {
+                        closed: None,
+                        busy: true,
+                    },
+                },
+            )
+        }
+        Call::Advance {
+            branch_ref,
+            from,
+            to,
+        } => {
+            let ws = Git::new(workspace(root));
+            let bundle = root.join(INCOMING);
+            berth_git::bundle::fetch_objects(&ws, &bundle).map_err(git_failed)?;
+            let _ = std::fs::remove_file(&bundle);
+            berth_git::pairing::move_branch_and_index(&ws, &branch_ref, &from, &to)
+                .map_err(git_failed)?;
+            Ok(Answer::Done)
+        }
     }
+}
+
+/// [`Call::PairLook`]'s answer.
+fn pair_look(root: &Path, branch_ref: &str) -> Result<PairLook, String> {
+    let path = workspace(root);
+    if !path.join(".git").exists() {
+        return Ok(PairLook {
+            workspace: false,
+            on: None,
+            tip: None,
+            operation: None,
+        });
+    }
+    let ws = Git::new(&path);
+    let head = berth_git::head::head(&ws).map_err(git_failed)?;
+    let tip = berth_git::refs::resolve(&ws, branch_ref).map_err(git_failed)?;
+    let operation = berth_git::operation::in_progress(&ws)
+        .map_err(git_failed)?
+        .map(crate::pairing::operation_of);
+    Ok(PairLook {
+        workspace: true,
+        on: head.branch().map(str::to_string),
+        tip,
+        operation,
+    })
 }
 
 /// Starts the keeper with `spec`, working in the workspace; waits until it reports.
@@ -374,6 +466,8 @@ mod tests {
         assert_eq!(git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]), "berth/x");
         assert_eq!(git(&ws, &["remote"]), "");
         assert!(!root.join(INCOMING).exists());
+        let excluded = std::fs::read_to_string(ws.join(".git/info/exclude")).unwrap();
+        assert!(excluded.contains(".berth-tmp-*"), "{excluded}");
         let again = call(&root, &Call::Clone { branch }).unwrap_err();
         assert!(again.contains("already exists"), "{again}");
 
@@ -458,5 +552,100 @@ mod tests {
         assert!(root.exists());
         // Garbage is an error, never a panic.
         assert!(FarHost.call(&root, b"{not json").is_err());
+    }
+
+    #[test]
+    fn the_far_side_answers_pairings_look_gate_and_moves_its_branch_to_the_users_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        git(&project, &["init", "-q", "-b", "main"]);
+        std::fs::write(project.join("README"), "hi\n").unwrap();
+        git(&project, &["add", "README"]);
+        git(&project, &["commit", "-qm", "first"]);
+        let p = Git::new(&project);
+        let branch_ref = berth_git::workspace::branch_ref("x");
+        let look = |root: &Path| match call(
+            root,
+            &Call::PairLook {
+                branch_ref: branch_ref.clone(),
+            },
+        )
+        .unwrap()
+        {
+            Answer::PairLook(l) => l,
+            _ => panic!("a look"),
+        };
+        let gate = |root: &Path| match call(
+            root,
+            &Call::Gate {
+                branch_ref: branch_ref.clone(),
+            },
+        ) {
+            Ok(Answer::Gate { closed, busy }) => (closed, busy),
+            other => panic!("a gate: {other:?}"),
+        };
+        // No workspace yet: said so, not an error.
+        assert!(!look(&root).workspace);
+
+        let bundle = tmp.path().join("b.bundle");
+        berth_git::workspace::create_elsewhere(&p, "x", "HEAD", &bundle).unwrap();
+        std::fs::copy(&bundle, root.join(INCOMING)).unwrap();
+        call(
+            &root,
+            &Call::Clone {
+                branch: "berth/x".into(),
+            },
+        )
+        .unwrap();
+        let ws = root.join("workspace");
+        let base = git(&project, &["rev-parse", "HEAD"]);
+        let seen = look(&root);
+        assert_eq!(
+            seen,
+            PairLook {
+                workspace: true,
+                on: Some(branch_ref.clone()),
+                tip: Some(base.clone()),
+                operation: None,
+            }
+        );
+        // (An index written a moment ago may be a branch switch under way: busy for 50 ms.)
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(gate(&root), (None, false));
+        // Another branch there shuts the gate and shows in the look.
+        git(&ws, &["switch", "-q", "-c", "elsewhere"]);
+        assert_eq!(look(&root).on.as_deref(), Some("refs/heads/elsewhere"));
+        let (closed, _) = gate(&root);
+        assert!(closed.unwrap().contains("not on refs/heads/berth/x"));
+        git(&ws, &["switch", "-q", "berth/x"]);
+        // git holding the index lock there: busy, not closed.
+        std::fs::write(ws.join(".git/index.lock"), "").unwrap();
+        assert_eq!(gate(&root), (None, true));
+        std::fs::remove_file(ws.join(".git/index.lock")).unwrap();
+
+        // The user's commit goes there as a bundle; the branch there moves and its index
+        // follows (the file itself is sync's business: the working tree is left alone).
+        git(&project, &["switch", "-q", "berth/x"]);
+        std::fs::write(project.join("new.txt"), "made here\n").unwrap();
+        git(&project, &["add", "new.txt"]);
+        git(&project, &["commit", "-qm", "made here"]);
+        let tip = git(&project, &["rev-parse", "HEAD"]);
+        berth_git::bundle::create(&p, &root.join(INCOMING), &[&branch_ref], &[&base]).unwrap();
+        let advance = Call::Advance {
+            branch_ref: branch_ref.clone(),
+            from: base.clone(),
+            to: tip.clone(),
+        };
+        call(&root, &advance).unwrap();
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), tip);
+        assert_eq!(git(&ws, &["diff", "--cached", "--name-only", "HEAD"]), "");
+        assert!(!ws.join("new.txt").exists());
+        assert!(!root.join(INCOMING).exists());
+        // Moved already: a second advance from the old tip is refused (compare and swap).
+        berth_git::bundle::create(&p, &root.join(INCOMING), &[&branch_ref], &[&base]).unwrap();
+        assert!(call(&root, &advance).is_err());
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), tip);
     }
 }

@@ -18,6 +18,7 @@
 //! - [`exclude`]: a block of lines berth adds to `info/exclude` and takes out again exactly.
 //! - [`failpoint`]: failpoints at every step of snapshot capture and restore.
 
+pub mod bundle;
 pub mod exclude;
 pub mod failpoint;
 pub mod git;

@@ -39,7 +39,8 @@ pub use inbox::{
 };
 pub use pair::{
     PairConflict, PairConflictDiff, PairConflictRequest, PairFlushed, PairLatency, PairLeftover,
-    PairLeftovers, PairLeftoversRequest, PairNotice, PairRepo, PairStart, PairStatus, PairStopped,
+    PairLeftovers, PairLeftoversRequest, PairLink, PairNotice, PairRepo, PairStart, PairStatus,
+    PairStopped,
 };
 pub use stash::{
     FileChange, RestoreResult, SnapshotDetail, SnapshotInfo, SnapshotList, SnapshotMeta, StashRepo,

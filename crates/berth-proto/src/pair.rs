@@ -50,6 +50,22 @@ pub struct PairLatency {
     pub p99_ms: f64,
 }
 
+/// The link to an agent elsewhere, as pairing measured it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairLink {
+    /// Where the agent runs (its `--on` URL).
+    pub on: String,
+    /// A request's round trip to the far side and back (the median of the last few), in
+    /// milliseconds; `None` until one went through.
+    pub latency_ms: Option<f64>,
+    /// Bytes per second of the last transfer of at least 64 KiB over the link (a file's
+    /// content or a bundle of commits, either way); `None` until there was one.
+    pub bandwidth_bps: Option<u64>,
+    /// Bytes of files' contents and commits carried to the agent's side, and from it.
+    pub bytes_to_agent: u64,
+    pub bytes_to_user: u64,
+}
+
 /// Answer to `POST /v1/pair/status` (and to a start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairStatus {
@@ -85,6 +101,9 @@ pub struct PairStatus {
     /// Commits carried: agent → checkout, checkout → agent.
     pub commits_to_user: u64,
     pub commits_to_agent: u64,
+    /// With an agent elsewhere: the link's figures.
+    #[serde(default)]
+    pub link: Option<PairLink>,
 }
 
 impl PairStatus {
@@ -110,6 +129,7 @@ impl PairStatus {
             to_agent: 0,
             commits_to_user: 0,
             commits_to_agent: 0,
+            link: None,
         }
     }
 }

@@ -42,6 +42,21 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A millisecond timestamp for a person: `2026-11-22 08:15:02.123Z`.
 pub fn time_ms(ms: i64) -> String {
     berth_core::time::utc(ms)
@@ -57,5 +72,15 @@ mod tests {
         assert_eq!(duration_ms(5_250), "5.2s");
         assert_eq!(duration_ms(184_000), "3m 4s");
         assert_eq!(duration_ms(3_720_000), "1h 2m");
+    }
+
+    #[test]
+    fn sizes_pick_a_readable_unit() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(bytes(1 << 40), "1.0 TiB");
+        assert_eq!(bytes(u64::MAX), "16777216.0 TiB");
     }
 }

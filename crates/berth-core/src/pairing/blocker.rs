@@ -13,6 +13,13 @@ use super::text::{agent_branch, plural};
 pub enum Blocker {
     /// No such agent, or its workspace is gone.
     AgentMissing { agent: String },
+    /// The agent runs elsewhere (`on`: its `--on` URL) and cannot be paired with now;
+    /// `detail` says why and what to do.
+    AgentElsewhere {
+        agent: String,
+        on: String,
+        detail: String,
+    },
     /// The agent's branch does not exist in its workspace.
     AgentBranchMissing { agent: String },
     /// The agent's workspace is on another branch (`None`: a detached HEAD).
@@ -42,6 +49,7 @@ impl Blocker {
     pub fn code(&self) -> &'static str {
         match self {
             Blocker::AgentMissing { .. } => "agent_missing",
+            Blocker::AgentElsewhere { .. } => "agent_elsewhere",
             Blocker::AgentBranchMissing { .. } => "agent_branch_missing",
             Blocker::AgentWrongBranch { .. } => "agent_wrong_branch",
             Blocker::UserAhead { .. } => "user_ahead",
@@ -59,6 +67,9 @@ impl Blocker {
                 "there is no agent `{agent}` in this project, or its workspace is gone — \
                  create it with `berth agent new {agent}` (see `berth agent list`)"
             ),
+            Blocker::AgentElsewhere { agent, on, detail } => {
+                format!("agent `{agent}` runs on {on}: {detail}")
+            }
             Blocker::AgentBranchMissing { agent } => format!(
                 "agent `{agent}`'s workspace has no branch `{b}` — create it there with \
                  `git switch -c {b}`, or recreate the agent",
@@ -137,6 +148,13 @@ mod tests {
             Blocker::AgentMissing {
                 agent: "fixer".into(),
             },
+            Blocker::AgentElsewhere {
+                agent: "fixer".into(),
+                on: "ssh://box".into(),
+                detail: "it cannot be reached (ssh: connection refused) — check the link \
+                         (`berth agent show fixer`) and pair again"
+                    .into(),
+            },
             Blocker::AgentBranchMissing {
                 agent: "fixer".into(),
             },
@@ -170,6 +188,7 @@ mod tests {
             codes,
             [
                 "agent_missing",
+                "agent_elsewhere",
                 "agent_branch_missing",
                 "agent_wrong_branch",
                 "user_ahead",
@@ -191,21 +210,22 @@ mod tests {
         }
         let msg = |i: usize| all_blockers()[i].message();
         assert!(msg(0).contains("berth agent new fixer"));
-        assert!(msg(1).contains("`berth/fixer`"));
-        assert!(msg(2).contains("on `main`") && msg(2).contains("git switch berth/fixer"));
-        assert!(msg(3).contains("2 commits") && msg(3).contains("push to the agent first"));
-        assert!(msg(4).contains("1 commit only yours") && msg(4).contains("3 commits only"));
-        assert!(msg(4).contains("merge one into the other first"));
-        assert!(msg(5).contains("cherry-pick") && msg(5).contains("--abort"));
-        assert!(msg(6).contains("4 uncommitted changes") && msg(6).contains("--no-stash"));
-        assert!(msg(7).contains("stopping (final_sync) with fixer"));
+        assert!(msg(1).contains("runs on ssh://box") && msg(1).contains("connection refused"));
+        assert!(msg(2).contains("`berth/fixer`"));
+        assert!(msg(3).contains("on `main`") && msg(3).contains("git switch berth/fixer"));
+        assert!(msg(4).contains("2 commits") && msg(4).contains("push to the agent first"));
+        assert!(msg(5).contains("1 commit only yours") && msg(5).contains("3 commits only"));
+        assert!(msg(5).contains("merge one into the other first"));
+        assert!(msg(6).contains("cherry-pick") && msg(6).contains("--abort"));
+        assert!(msg(7).contains("4 uncommitted changes") && msg(7).contains("--no-stash"));
+        assert!(msg(8).contains("stopping (final_sync) with fixer"));
         let detached = Blocker::AgentWrongBranch {
             agent: "a".into(),
             actual: None,
         };
         assert!(detached.message().contains("detached HEAD"));
         let report = Blocker::report(&all_blockers());
-        assert_eq!(report.lines().count(), 8);
+        assert_eq!(report.lines().count(), 9);
         assert!(
             report
                 .lines()

@@ -49,6 +49,8 @@
 //! - `text`: wording the messages share ([`agent_branch`], plurals).
 //! - `state`: the [`State`]s, the [`Input`]s, the [`Action`]s and the transition function
 //!   [`next`].
+//! - `reconnect`: the waits between tries to reach an agent elsewhere again
+//!   ([`reconnect_after`]; the notice is [`Notice::ConnectionLost`]).
 //! - `settings`: the time limit of a stop's final sync ([`stop_timeout`]).
 //! - `validate`: every blocker from the [`Facts`] the daemon observed ([`blockers`]).
 //! - `journal`: the intent journal's [`JournalEntry`] and crash recovery ([`recover`]).
@@ -57,6 +59,7 @@ mod blocker;
 mod journal;
 mod notice;
 mod operation;
+mod reconnect;
 mod settings;
 mod state;
 mod steps;
@@ -70,6 +73,7 @@ pub use blocker::Blocker;
 pub use journal::{Intent, JournalEntry, recover};
 pub use notice::{Cause, Notice, Side};
 pub use operation::Operation;
+pub use reconnect::{RECONNECT_AT_MOST, RECONNECT_FIRST, reconnect_after};
 pub use settings::{STOP_TIMEOUT, stop_timeout};
 pub use state::{
     Action, Activity, Failure, Input, Outcome, Refusal, RollbackCause, State, StopFrom, Transition,

@@ -66,6 +66,13 @@ pub enum Notice {
     FinalSyncTimedOut { waited_ms: u64 },
     /// The daemon restarted while paired: both sides are checked again before syncing.
     Revalidating,
+    /// The connection to an agent elsewhere (`on`: its `--on` URL) was lost; `detail` says how.
+    /// Nothing syncs until it is back; berth reconnects by itself.
+    ConnectionLost {
+        agent: String,
+        on: String,
+        detail: String,
+    },
 }
 
 /// What a notice is about: at most one notice per cause is held, and a detector clears a cause
@@ -88,6 +95,8 @@ pub enum Cause {
     /// The sync loop did not answer the final sync of a stop in time.
     SyncUnanswered,
     Revalidating,
+    /// The connection to an agent elsewhere.
+    Link,
 }
 
 impl Notice {
@@ -109,6 +118,7 @@ impl Notice {
             Notice::UnexpectedError { .. } => "unexpected_error",
             Notice::FinalSyncTimedOut { .. } => "final_sync_timed_out",
             Notice::Revalidating => "revalidating",
+            Notice::ConnectionLost { .. } => "connection_lost",
         }
     }
 
@@ -133,6 +143,7 @@ impl Notice {
             Notice::UnexpectedError { .. } => Cause::Unexpected,
             Notice::FinalSyncTimedOut { .. } => Cause::SyncUnanswered,
             Notice::Revalidating => Cause::Revalidating,
+            Notice::ConnectionLost { .. } => Cause::Link,
         }
     }
 
@@ -219,6 +230,11 @@ impl Notice {
             Notice::Revalidating => "berth restarted — checking both sides again before \
                                      syncing; pairing resumes by itself when they check out"
                 .to_string(),
+            Notice::ConnectionLost { agent, on, detail } => format!(
+                "the connection to agent `{agent}` on {on} was lost ({detail}) — berth \
+                 reconnects by itself and pairing resumes, carrying over what changed on both \
+                 sides meanwhile; `berth pair stop` before that leaves both trees as they are"
+            ),
         };
         format!("paused: {what_and_how}")
     }
@@ -260,6 +276,7 @@ mod tests {
             },
             Notice::FinalSyncTimedOut { waited_ms: 15_000 },
             Notice::Revalidating,
+            n_link(),
         ];
         for side in [Side::User, Side::Agent] {
             v.push(Notice::OperationInProgress {
@@ -305,7 +322,7 @@ mod tests {
             assert_eq!(serde_json::to_value(&n).unwrap()["code"], n.code());
             assert_eq!(n.to_string(), m);
         }
-        assert_eq!(codes.len(), 15, "one code per kind of notice");
+        assert_eq!(codes.len(), 16, "one code per kind of notice");
         let by_code = |code: &str, side: Option<Side>| {
             all_notices()
                 .into_iter()
@@ -337,6 +354,13 @@ mod tests {
             timed_out.contains("within 15s") && timed_out.contains("nothing was changed"),
             "{timed_out}"
         );
+        let lost = by_code("connection_lost", None);
+        assert!(
+            lost.contains("ssh://box/w") && lost.contains("ssh: broken pipe"),
+            "{lost}"
+        );
+        assert!(lost.contains("reconnects by itself"), "{lost}");
+        assert_eq!(n_link().cause(), Cause::Link);
     }
 
     #[test]
@@ -354,6 +378,6 @@ mod tests {
             };
             assert_eq!(codes, expected, "{cause:?}");
         }
-        assert_eq!(by_cause.len(), 16, "every cause, the sided ones per side");
+        assert_eq!(by_cause.len(), 17, "every cause, the sided ones per side");
     }
 }

@@ -1088,6 +1088,43 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_connection_pauses_until_it_is_back_then_a_full_reconcile_carries_both_sides() {
+        let active = S::Active {
+            activity: Activity::Syncing,
+        };
+        let lost = next(&active, &I::Raise(n_link())).unwrap();
+        assert_eq!(
+            lost.state,
+            S::Paused {
+                notices: BTreeSet::from([n_link()])
+            }
+        );
+        assert_eq!(lost.actions, [Action::PauseSync]);
+        // Lost again (another try failed): still paused, nothing more to do.
+        let again = next(&lost.state, &I::Raise(n_link())).unwrap();
+        assert_eq!((&again.state, again.actions.len()), (&lost.state, 0));
+        // Another cause meanwhile: the link back does not resume while it is held.
+        let both = next(&lost.state, &I::Raise(n_user())).unwrap();
+        let back = next(&both.state, &I::Clear(Cause::Link)).unwrap();
+        assert_eq!(
+            back.state,
+            S::Paused {
+                notices: BTreeSet::from([n_user()])
+            }
+        );
+        assert!(!back.actions.contains(&Action::FullReconcile));
+        // Back, alone: active, with a full reconcile that carries what both sides changed.
+        let back = next(&lost.state, &I::Clear(Cause::Link)).unwrap();
+        assert!(matches!(back.state, S::Active { .. }), "{:?}", back.state);
+        assert_eq!(back.actions, [Action::ResumeSync, Action::FullReconcile]);
+        // A stop while it is lost changes nothing in either tree and keeps the snapshot.
+        let stop = next(&lost.state, &I::StopRequested).unwrap();
+        assert!(stop.actions.contains(&Action::Finish {
+            outcome: Outcome::LeftAsIs
+        }));
+    }
+
+    #[test]
     fn a_report_for_another_step_is_invalid() {
         let s = S::Starting {
             step: StartStep::Snapshot,

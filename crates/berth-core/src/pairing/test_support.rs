@@ -7,6 +7,14 @@ use super::*;
 use Input as I;
 use State as S;
 
+pub(super) fn n_link() -> Notice {
+    Notice::ConnectionLost {
+        agent: "fixer".into(),
+        on: "ssh://box/w".into(),
+        detail: "ssh: broken pipe".into(),
+    }
+}
+
 pub(super) fn n_user() -> Notice {
     Notice::UserSwitchedBranch {
         agent: "fixer".into(),
@@ -167,6 +175,8 @@ pub(super) fn inputs() -> Vec<Input> {
     v.push(I::Clear(Cause::Write(Side::Agent)));
     v.push(I::Clear(Cause::Revalidating));
     v.push(I::Clear(Cause::Root(Side::User)));
+    v.push(I::Raise(n_link()));
+    v.push(I::Clear(Cause::Link));
     for a in [Activity::Idle, Activity::Pending, Activity::Syncing] {
         v.push(I::Activity(a));
     }

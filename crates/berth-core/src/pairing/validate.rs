@@ -19,6 +19,9 @@ pub struct Facts {
     pub agent: String,
     /// The agent is defined in this project and its workspace exists.
     pub agent_exists: bool,
+    /// The agent runs elsewhere and cannot be paired with now: its `--on` URL, and why (with
+    /// what to do).
+    pub elsewhere: Option<(String, String)>,
     /// `berth/<agent>` exists in the agent's workspace.
     pub agent_branch_exists: bool,
     /// The branch the workspace has checked out (`None`: a detached HEAD).
@@ -42,7 +45,13 @@ pub struct Facts {
 pub fn blockers(facts: &Facts) -> Vec<Blocker> {
     let agent = || facts.agent.clone();
     let mut out = Vec::new();
-    if !facts.agent_exists {
+    if let Some((on, detail)) = &facts.elsewhere {
+        out.push(Blocker::AgentElsewhere {
+            agent: agent(),
+            on: on.clone(),
+            detail: detail.clone(),
+        });
+    } else if !facts.agent_exists {
         out.push(Blocker::AgentMissing { agent: agent() });
     } else if !facts.agent_branch_exists {
         out.push(Blocker::AgentBranchMissing { agent: agent() });
@@ -89,6 +98,7 @@ mod tests {
         Facts {
             agent: "fixer".into(),
             agent_exists: true,
+            elsewhere: None,
             agent_branch_exists: true,
             agent_on: Some("berth/fixer".into()),
             commits: Some(Commits {
@@ -141,6 +151,13 @@ mod tests {
                     ..clear()
                 },
                 "agent_missing",
+            ),
+            (
+                Facts {
+                    elsewhere: Some(("ssh://box".into(), "unreachable".into())),
+                    ..clear()
+                },
+                "agent_elsewhere",
             ),
             (
                 Facts {
@@ -250,6 +267,12 @@ mod tests {
             ..clear()
         };
         assert_eq!(codes(&g), ["agent_missing", "operation_in_progress"]);
+        // So does an agent elsewhere that cannot be paired with (its workspace is not here).
+        let e = Facts {
+            elsewhere: Some(("ssh://box".into(), "unreachable".into())),
+            ..g
+        };
+        assert_eq!(codes(&e), ["agent_elsewhere", "operation_in_progress"]);
         for b in blockers(&f) {
             assert!(b.message().contains(" — "), "{b:?} names its fix");
         }

@@ -8,7 +8,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_core::pairing::{Activity, Cause, Input, Notice, STOP_TIMEOUT, Side, State};
+use berth_core::pairing::{
+    Activity, Cause, Input, Notice, STOP_TIMEOUT, Side, State, reconnect_after,
+};
 use berth_proto::{PairConflict, PairFlushed, PairStatus, PairStopped};
 use berth_store::{PairingRecord, Store};
 
@@ -33,6 +35,9 @@ const GIT_SETTLE: Duration = Duration::from_millis(15);
 /// no git dir), and while active as a safety net.
 const CHECK_PAUSED: Duration = Duration::from_secs(2);
 const CHECK_ACTIVE: Duration = Duration::from_secs(10);
+/// With an agent elsewhere no git dir of its is watched here: its side is looked at this often
+/// while active (its commits, its branch).
+const CHECK_FAR: Duration = Duration::from_secs(1);
 /// How often a branch move's index update is looked at while it is watched.
 const INDEX_RECHECK: Duration = Duration::from_secs(1);
 
@@ -51,6 +56,9 @@ pub struct Controller {
     work: Worker,
     git_due: Option<Instant>,
     next_check: Instant,
+    /// Looks in a row that found the connection to an agent elsewhere lost (the next waits
+    /// longer: `berth_core::pairing::reconnect_after`).
+    lost_looks: u32,
     /// Set by the front door when it passes a start or stop on; cleared once answered.
     in_flight: InFlight,
 }
@@ -123,6 +131,7 @@ impl Controller {
             ),
             git_due: None,
             next_check: Instant::now() + CHECK_ACTIVE,
+            lost_looks: 0,
             in_flight,
         }
     }
@@ -306,9 +315,11 @@ impl Controller {
     /// Looks at both sides' git state: raises what is found, clears the git-shown causes that
     /// are gone; while active, carries commits.
     fn check_git(&mut self) {
+        let far = self.work.sides.repos.far.is_some();
         self.next_check = Instant::now()
             + match self.driver.state() {
                 State::Paused { .. } => CHECK_PAUSED,
+                _ if far => CHECK_FAR,
                 _ => CHECK_ACTIVE,
             };
         if !matches!(
@@ -319,8 +330,19 @@ impl Controller {
         }
         match self.work.sides.look() {
             Ok(found) => {
+                if found.iter().any(|n| n.cause() == Cause::Link) {
+                    // Tried again later, less often the longer it lasts.
+                    self.lost_looks = self.lost_looks.saturating_add(1);
+                    self.next_check = Instant::now() + reconnect_after(self.lost_looks);
+                } else {
+                    self.lost_looks = 0;
+                }
                 for input in notices::changes(&self.driver.notices(), &found, held_by_git) {
                     self.feed(input);
+                }
+                if let Some(far) = &self.work.sides.repos.far {
+                    self.work.view.note(Seen::Link(far.figures()));
+                    self.publish();
                 }
             }
             Err(notice) => {
@@ -347,12 +369,31 @@ impl Controller {
                 State::Active { .. } | State::Paused { .. }
             )
             || !self.work.sides.repos.workspace_exists()
+            || self.link_lost()
         {
             return;
         }
         tracing::info!(pairing = self.driver.rec().id, "starting syncing again");
         self.work.start_link(self.driver.rec());
         self.work.link.follow(self.driver.state());
+    }
+
+    /// Whether the connection to an agent elsewhere is known lost (a notice says so).
+    fn link_lost(&self) -> bool {
+        self.driver
+            .notices()
+            .iter()
+            .any(|n| n.cause() == Cause::Link)
+    }
+
+    /// A round failed or the loop ended with an agent elsewhere: its side is looked at first,
+    /// and a lost connection is the cause (`connection_lost`) rather than some error.
+    fn lost_link_explains(&mut self) -> bool {
+        if self.work.sides.repos.far.is_none() {
+            return false;
+        }
+        self.check_git();
+        self.link_lost()
     }
 
     fn carry_commits(&mut self) {
@@ -427,7 +468,9 @@ impl Controller {
                 }
             }
             LinkEvent::Failed(error) => {
-                self.feed(Input::Raise(Notice::UnexpectedError { message: error }))
+                if !self.lost_link_explains() {
+                    self.feed(Input::Raise(Notice::UnexpectedError { message: error }));
+                }
             }
             LinkEvent::Stalled(side) => self.feed(Input::Raise(Notice::WatchStalled { side })),
             LinkEvent::Held(why) => {
@@ -458,9 +501,11 @@ impl Controller {
             }
             LinkEvent::Ended(Err(e)) => {
                 self.work.link.ended();
-                self.feed(Input::Raise(Notice::UnexpectedError {
-                    message: e.to_string(),
-                }));
+                if !self.lost_link_explains() {
+                    self.feed(Input::Raise(Notice::UnexpectedError {
+                        message: e.to_string(),
+                    }));
+                }
                 // Try again soon (see `restart_link`).
                 self.next_check = self.next_check.min(Instant::now() + CHECK_PAUSED);
             }

@@ -29,6 +29,9 @@ pub enum PairingError {
     ControllerEnded,
     #[error("syncing is not running")]
     NotSyncing,
+    /// The agent elsewhere could not be reached or refused.
+    #[error("the agent's side: {0}")]
+    Far(String),
     #[error("cannot start pairing: {0}")]
     Open(#[source] OpenError),
     #[error("cannot read git's state: {0}")]

@@ -51,6 +51,19 @@ pub fn add(store: &Store, project: &str, git: &Git) -> Result<(), PairingError> 
     })
 }
 
+/// Adds berth's line to the `info/exclude` of a workspace berth made for an agent elsewhere
+/// (on the far side, when it is cloned), for good: nothing there is the user's to give back,
+/// and pairing writes there whenever it pairs.
+pub fn add_for_good(git: &Git) -> Result<(), PairingError> {
+    let path = exclude::path(git)?;
+    with_block(|block| {
+        if let Some(addition) = exclude::plan(&path, block)? {
+            exclude::add(&path, block, addition)?;
+        }
+        Ok(())
+    })
+}
+
 /// Takes `line` out as it was put in (nothing if it is not there any more) and forgets it.
 fn take_out(store: &Store, line: &ExcludeLine) -> Result<(), PairingError> {
     let addition = Addition {

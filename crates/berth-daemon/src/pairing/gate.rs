@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 use berth_git::operation;
 use berth_sync::gate::{Gate, Gatekeeper};
 
+use super::far_side::FarSide;
+
+/// Where the gate reads the agent's git state.
+pub enum AgentGit {
+    /// Its git dir here.
+    Here(PathBuf),
+    /// Over the link to an agent elsewhere (its far side answers with [`side_state`]).
+    Far(Box<FarSide>),
+}
+
 /// How long git may hold `index.lock` before the gate counts it as stale and shuts.
 const STALE_LOCK: Duration = Duration::from_secs(10);
 /// A branch switch rewrites the index, then HEAD: an index this fresh may belong to a switch
@@ -35,8 +45,9 @@ fn changed_within(path: &Path, within: Duration) -> bool {
 }
 
 /// Why a side's git state shuts the gate, if it does; `Err` while git is busy with the index
-/// or HEAD (it holds their locks, or has just written the index).
-fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
+/// or HEAD (it holds their locks, or has just written the index). The far side of an agent
+/// elsewhere answers its gate with this too (`far::Call::Gate`).
+pub fn side_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
     let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
     if head.trim() != format!("ref: {branch_ref}") {
         return Ok(Some(format!("{who} is not on {branch_ref} any more")));
@@ -53,17 +64,25 @@ fn git_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, 
     Ok(None)
 }
 
-/// The gate of a pairing (see the module docs): both sides' git dirs, each to be on
+/// The gate of a pairing (see the module docs): both sides' git state, each to be on
 /// `branch_ref` (`refs/heads/berth/<agent>`).
-pub fn gate(user_git_dir: PathBuf, agent_git_dir: PathBuf, branch_ref: String) -> Gatekeeper {
+pub fn gate(user_git_dir: PathBuf, agent: AgentGit, branch_ref: String) -> Gatekeeper {
     let mut locked_since: Option<Instant> = None;
     Gatekeeper::new(move || {
         let mut busy = false;
-        for (dir, who) in [
-            (&user_git_dir, "your checkout"),
-            (&agent_git_dir, "the agent's workspace"),
+        let agent_state = |branch_ref: &str| match &agent {
+            AgentGit::Here(dir) => side_state(dir, branch_ref, "the agent's workspace"),
+            AgentGit::Far(far) => match far.gate() {
+                Gate::Open => Ok(None),
+                Gate::Busy(_) => Err(()),
+                Gate::Closed(why) => Ok(Some(why)),
+            },
+        };
+        for state in [
+            side_state(&user_git_dir, &branch_ref, "your checkout"),
+            agent_state(&branch_ref),
         ] {
-            match git_state(dir, &branch_ref, who) {
+            match state {
                 Ok(None) => {}
                 Ok(Some(why)) => {
                     locked_since = None;

@@ -56,7 +56,10 @@ impl GitWatch {
             | F::IN_MOVE_SELF
             | F::IN_ONLYDIR;
         let mut all = dirs(&roots.user_git_dir);
-        all.extend(dirs(&roots.agent_git_dir));
+        // An agent elsewhere's git dir is not here: the controller looks at it over the link.
+        if roots.far.is_none() {
+            all.extend(dirs(&roots.agent_git_dir));
+        }
         all.sort();
         all.dedup();
         for d in &all {

@@ -46,7 +46,12 @@ impl Link {
         if self.sync.is_some() {
             return;
         }
-        for root in [&roots.user, &roots.agent] {
+        // An agent elsewhere's workspace has berth's line already (`far::Call::Clone`).
+        let here = [
+            Some(&roots.user),
+            roots.far.is_none().then_some(&roots.agent),
+        ];
+        for root in here.into_iter().flatten() {
             let project = roots.user.display().to_string();
             if let Err(e) = excludes::add(store, &project, &Git::new(root)) {
                 tracing::warn!(pairing, "cannot exclude berth's temporary files: {e}");

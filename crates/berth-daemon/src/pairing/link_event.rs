@@ -11,6 +11,7 @@ use berth_sync::live::Report;
 use berth_sync::reconcile;
 
 use super::error::PairingError;
+use super::far_side::is_far_path;
 
 /// What the loop tells the controller.
 #[derive(Debug)]
@@ -67,7 +68,7 @@ pub fn from_report(agent_root: &Path, r: &Report) -> Option<LinkEvent> {
 
 /// Which side an absolute path is on.
 fn side_at(agent_root: &Path, path: &str) -> Side {
-    if Path::new(path).starts_with(agent_root) {
+    if Path::new(path).starts_with(agent_root) || is_far_path(agent_root, path) {
         Side::Agent
     } else {
         Side::User

@@ -33,6 +33,16 @@
 //!   (`notices.rs`), and commits are carried by fast-forward when one copy of `berth/<agent>`
 //!   is ahead. What the loop reports reaches the controller as a `LinkEvent` (`link_event.rs`).
 //!
+//! With an agent elsewhere (`agent new --on`) the agent's side is its workspace there
+//! (`far_side.rs`): the sync loop's agent tree is a connection to it (`tree.rs`: the local or
+//! the remote endpoint, one type), what git shows there and its gate come from the far side's
+//! answers (`crate::far`), its commits are fetched into the project as bundles (so the project
+//! stands in for the workspace in every git comparison and move), the user's go there as
+//! bundles, and the controller looks at it every second. A look that cannot get through pauses
+//! the pairing with `connection_lost`; the controller looks again with a growing wait
+//! (`berth_core::pairing::reconnect_after`), and the first look that gets through resumes it
+//! with a full reconcile.
+//!
 //! Errors are [`PairingError`]s; what a request is answered is decided by `answers.rs`, how a
 //! pairing ended is put in words by `outcome.rs`; what it writes to the event log goes through
 //! `events.rs`.
@@ -49,6 +59,7 @@ mod driver;
 mod error;
 mod events;
 mod excludes;
+mod far_side;
 mod front;
 mod gate;
 mod gitwatch;
@@ -66,6 +77,7 @@ mod sides;
 mod status;
 mod steps;
 mod sync_loop;
+mod tree;
 mod worker;
 
 use std::sync::Arc;
@@ -74,6 +86,10 @@ use berth_proto::{PairFlushed, PairLeftovers, PairStatus, PairStopped};
 use berth_store::Store;
 
 pub use error::PairingError;
+/// What the far side of an agent elsewhere answers pairing with (`crate::far`).
+pub(crate) use excludes::add_for_good as exclude_temps_for_good;
+pub(crate) use gate::side_state;
+pub(crate) use observe::operation_of;
 
 use controller::Context;
 use messages::Request;

@@ -7,17 +7,28 @@ use std::time::Duration;
 use berth_core::pairing::stop_timeout;
 use berth_git::{Access, Git};
 use berth_sync::engine::{DEFAULT_MAX_SIZE, Sides};
+use berth_sync::scan::Scanner;
 
 use super::error::PairingError;
-use super::gate::gate;
+use super::far_side::FarSide;
+use super::gate::{AgentGit, gate};
+use super::tree::AgentTree;
 
 /// The two roots and their git dirs.
 #[derive(Debug, Clone)]
 pub struct Roots {
     pub user: PathBuf,
     pub user_git_dir: PathBuf,
+    /// The agent's workspace (for an agent elsewhere: its endpoint's name, which its errors'
+    /// paths begin with).
     pub agent: PathBuf,
+    /// Its git dir (none for an agent elsewhere: the far side reads it).
     pub agent_git_dir: PathBuf,
+    /// Where the agent is when it runs elsewhere.
+    pub far: Option<FarSide>,
+    /// The repository conflicts' losing versions are kept in: the agent's workspace, or for an
+    /// agent elsewhere the project.
+    pub keep_in: PathBuf,
     /// `refs/heads/berth/<agent>`.
     pub branch_ref: String,
     /// What the checkout's git config says (exclusions, size limit, stop timeout).
@@ -84,15 +95,30 @@ pub fn settings(user: &Git) -> Result<Settings, PairingError> {
 }
 
 impl Roots {
-    /// Scanners for both roots with the pairing's gate, size limit and extra exclusions.
-    pub fn sides(&self) -> Result<Sides, PairingError> {
-        let mut sides = Sides::new(&self.user, &self.agent, self.settings.max_size);
+    /// Both trees with the pairing's gate, size limit and extra exclusions (an agent elsewhere's
+    /// over a connection made now).
+    pub fn sides(&self) -> Result<Sides<Scanner, AgentTree>, PairingError> {
+        let max = self.settings.max_size;
+        let (agent, agent_git) = match &self.far {
+            None => (
+                AgentTree::Here(Box::new(Scanner::new(&self.agent, max))),
+                AgentGit::Here(self.agent_git_dir.clone()),
+            ),
+            Some(far) => (
+                AgentTree::Far(Box::new(
+                    far.endpoint(max)
+                        .map_err(|e| PairingError::Far(e.to_string()))?,
+                )),
+                AgentGit::Far(Box::new(far.clone())),
+            ),
+        };
+        let mut sides = Sides::with(Scanner::new(&self.user, max), agent);
         sides
             .exclude(&self.settings.exclude)
             .map_err(|e| PairingError::Exclude(Box::new(e)))?;
         sides.gate = Some(gate(
             self.user_git_dir.clone(),
-            self.agent_git_dir.clone(),
+            agent_git,
             self.branch_ref.clone(),
         ));
         // Every deletion waits until its side is quiet: a tree being emptied is then seen whole

@@ -13,7 +13,8 @@ use berth_git::workspace;
 use berth_store::{AgentRecord, Store};
 
 use super::error::{OpenError, PairingError};
-use super::observe::{self, Carried, Move, RefSyncError, Repos};
+use super::far_side::FarSide;
+use super::observe::{self, AgentSeen, Carried, Move, RefSyncError, Repos};
 use super::roots::{self, Roots};
 use crate::clock::now_ms;
 use crate::git_lock::GitLock;
@@ -32,6 +33,9 @@ pub struct TwoSides {
     /// The last branch move of ref sync, watched for a while in case a concurrent `git status`
     /// undoes its index update ([`observe::repair_index`]).
     moved: Option<(Move, Instant)>,
+    /// What the last look saw of an agent elsewhere, for the carrying of commits right after
+    /// it (one look over the network per check, not two).
+    far_seen: Option<AgentSeen>,
 }
 
 impl TwoSides {
@@ -43,12 +47,14 @@ impl TwoSides {
                 agent: Git::new("/nonexistent"),
                 workspace: PathBuf::new(),
                 name: String::new(),
+                far: None,
             },
             agent: None,
             root: root.to_string(),
             store,
             git,
             moved: None,
+            far_seen: None,
         }
     }
 
@@ -59,15 +65,29 @@ impl TwoSides {
         let rec = pid
             .and_then(|pid| self.store.agent(pid, name).ok().flatten())
             .filter(|a| a.kind == "agent");
-        let workspace = rec
-            .as_ref()
-            .map(|a| PathBuf::from(&a.workspace))
-            .unwrap_or_default();
+        let far = rec.as_ref().and_then(|a| {
+            let on = a.remote.as_deref()?;
+            FarSide::new(on, &self.root, name)
+                .map_err(|e| tracing::warn!(agent = name, "{on}: {e}"))
+                .ok()
+        });
+        let workspace = match (&far, &rec) {
+            (Some(far), _) => PathBuf::from(far.location()),
+            (None, Some(a)) => PathBuf::from(&a.workspace),
+            (None, None) => PathBuf::new(),
+        };
         let repos = Repos {
             user: Git::new(&self.root),
-            agent: Git::new(&workspace),
+            // An agent elsewhere's commits are fetched into the project, and its conflicts kept
+            // there.
+            agent: if far.is_some() {
+                Git::new(&self.root)
+            } else {
+                Git::new(&workspace)
+            },
             workspace,
             name: name.to_string(),
+            far,
         };
         (rec, repos)
     }
@@ -80,20 +100,33 @@ impl TwoSides {
     /// Both roots and their git dirs (fails when a side is not a repository now).
     pub fn roots(&self) -> Result<Roots, PairingError> {
         let settings = roots::settings(&self.repos.user)?;
+        let agent_git_dir = match &self.repos.far {
+            Some(_) => PathBuf::new(),
+            None => berth_git::pairing::git_dir(&self.repos.agent)?,
+        };
         Ok(Roots {
             user: PathBuf::from(&self.root),
             user_git_dir: berth_git::pairing::git_dir(&self.repos.user)?,
-            agent: self.repos.workspace.clone(),
-            agent_git_dir: berth_git::pairing::git_dir(&self.repos.agent)?,
+            // An agent elsewhere's tree is named as its endpoint names it (errors say where).
+            agent: match &self.repos.far {
+                Some(far) => PathBuf::from(far.shown()),
+                None => self.repos.workspace.clone(),
+            },
+            agent_git_dir,
+            far: self.repos.far.clone(),
+            keep_in: self.repos.agent.dir().to_path_buf(),
             branch_ref: self.repos.branch_ref(),
             settings,
         })
     }
 
-    /// What git shows on both sides now (a failure to look is a notice itself).
-    pub fn look(&self) -> Result<Vec<Notice>, Notice> {
+    /// What git shows on both sides now (a failure to look is a notice itself). An agent
+    /// elsewhere is looked at before the git lock is taken: its calls cross the network.
+    pub fn look(&mut self) -> Result<Vec<Notice>, Notice> {
+        let ahead = observe::look_far(&self.repos);
+        self.far_seen = ahead.as_ref().and_then(|seen| seen.as_ref().ok().cloned());
         let _git = self.git.blocking();
-        observe::notices(&self.repos).map_err(|e| Notice::UnexpectedError {
+        observe::notices(&self.repos, ahead).map_err(|e| Notice::UnexpectedError {
             message: format!("cannot read git's state: {e}"),
         })
     }
@@ -101,8 +134,12 @@ impl TwoSides {
     /// Carries commits between the two copies of the branch; a move is watched for a while.
     pub fn carry(&mut self) -> Result<Carried, RefSyncError> {
         let carried = {
+            let ahead = match self.far_seen.take() {
+                Some(seen) => Some(Ok(seen)),
+                None => observe::look_far(&self.repos),
+            };
             let _git = self.git.blocking();
-            observe::carry_commits(&self.repos)
+            observe::carry_commits(&self.repos, ahead)
         }?;
         if carried.to_user > 0 || carried.to_agent > 0 {
             self.moved = carried.moved.clone().map(|m| (m, Instant::now()));

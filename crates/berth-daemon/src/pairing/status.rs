@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_core::pairing::{Cause, Notice, Side, State, agent_branch};
-use berth_proto::{PairConflict, PairLatency, PairNotice, PairStatus};
+use berth_proto::{PairConflict, PairLatency, PairLink, PairNotice, PairStatus};
 use berth_store::PairingRecord;
 
 use super::notices::notices_of;
@@ -38,6 +38,8 @@ pub enum Seen {
     Kept(PairConflict),
     /// The conflicts kept so far (a recovered pairing reads them from the workspace).
     AllKept(Vec<PairConflict>),
+    /// The link to an agent elsewhere, as last measured.
+    Link(PairLink),
     /// Another pairing took over the checkout: figures start again.
     Switched,
 }
@@ -55,6 +57,7 @@ pub struct StatusView {
     /// Recent warnings, newest last.
     warnings: VecDeque<String>,
     conflicts: Vec<PairConflict>,
+    link: Option<PairLink>,
     /// Where the API reads it.
     published: Arc<Mutex<PairStatus>>,
 }
@@ -71,6 +74,7 @@ impl StatusView {
             rounds: VecDeque::new(),
             warnings: VecDeque::new(),
             conflicts: Vec::new(),
+            link: None,
             published,
         }
     }
@@ -124,6 +128,7 @@ impl StatusView {
             }
             Seen::Kept(c) => self.conflicts.push(c),
             Seen::AllKept(all) => self.conflicts = all,
+            Seen::Link(link) => self.link = Some(link),
             Seen::Switched => {
                 *self = StatusView::new(&self.root, self.published.clone());
             }
@@ -182,6 +187,7 @@ impl StatusView {
             to_agent: self.to_agent,
             commits_to_user: self.commits_to_user,
             commits_to_agent: self.commits_to_agent,
+            link: self.link.clone(),
         }
     }
 
@@ -196,7 +202,9 @@ fn notice_side(n: &Notice) -> Option<Side> {
     match n.cause() {
         Cause::Operation(s) | Cause::Root(s) | Cause::Watch(s) | Cause::Write(s) => Some(s),
         Cause::UserBranch => Some(Side::User),
-        Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone => Some(Side::Agent),
+        Cause::AgentBranch | Cause::AgentWorkspace | Cause::AgentBranchGone | Cause::Link => {
+            Some(Side::Agent)
+        }
         Cause::Diverged | Cause::Unexpected | Cause::SyncUnanswered | Cause::Revalidating => None,
     }
 }

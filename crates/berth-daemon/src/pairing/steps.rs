@@ -9,6 +9,7 @@ use berth_git::snapshot::{self, CaptureOptions};
 use berth_git::{Access, Git, refs, status};
 use berth_store::{PairingRecord, SnapshotState, Store};
 use berth_sync::apply::ApplyError;
+use berth_sync::endpoint::Endpoint;
 use berth_sync::engine::copy_over;
 use berth_sync::reconcile::Side as SyncSide;
 
@@ -127,11 +128,21 @@ impl Steps<'_> {
     pub fn mirror(&mut self) -> StepResult {
         let r = &self.sides.repos;
         let branch = r.branch_ref();
-        berth_git::workspace::sync_refs(&r.user, &r.agent, &r.name)
-            .map_err(|e| git_failure("bringing the agent's commits into your repository", e))?;
-        let tip = refs::resolve(&r.agent, &branch)
-            .map_err(|e| git_failure("reading the agent's branch", e))?
-            .ok_or_else(|| unexpected(format!("the agent's workspace has no {branch}")))?;
+        let bringing = "bringing the agent's commits into your repository";
+        let tip = if r.far.is_some() {
+            // Fetched from over there as objects; the keep-alive ref names them, as a mirror's.
+            let tip = observe::agent_tip(r).map_err(|e| git_failure(bringing, e))?;
+            if let Some(tip) = &tip {
+                observe::keep_alive(r, tip).map_err(|e| git_failure(bringing, e))?;
+            }
+            tip
+        } else {
+            berth_git::workspace::sync_refs(&r.user, &r.agent, &r.name)
+                .map_err(|e| git_failure(bringing, e))?;
+            refs::resolve(&r.agent, &branch)
+                .map_err(|e| git_failure("reading the agent's branch", e))?
+        }
+        .ok_or_else(|| unexpected(format!("the agent's workspace has no {branch}")))?;
         let now = refs::resolve(&r.user, &branch)
             .map_err(|e| git_failure("reading your copy of the branch", e))?;
         if now.as_deref() == Some(tip.as_str()) {
@@ -231,8 +242,10 @@ impl Steps<'_> {
         if verify {
             let roots = self.sides.roots().map_err(unexpected)?;
             let mut sides = roots.sides().map_err(unexpected)?;
-            let scan = |s: &mut berth_sync::scan::Scanner| s.full().map(|(t, _)| t);
-            let (a, b) = (scan(&mut sides.alpha), scan(&mut sides.beta));
+            let (a, b) = (
+                sides.alpha.full().map(|(t, _)| t),
+                Endpoint::full(&mut sides.beta).map(|(t, _)| t),
+            );
             match (a, b) {
                 (Ok(a), Ok(b)) if a == b => {}
                 // The agent went on working after the final sync (or while the daemon was

@@ -20,6 +20,7 @@ use std::time::Duration;
 use berth_git::Git;
 use berth_store::Store;
 use berth_sync::ancestor::Ancestor;
+use berth_sync::endpoint::Endpoint;
 use berth_sync::live::{self, Report};
 use berth_sync::reconcile::Side;
 use berth_sync::stats::Stats;
@@ -94,7 +95,7 @@ impl SyncLoop {
             .spawn(move || {
                 let _ended = ended_tx;
                 let shut = loop_shut;
-                let ws = Git::new(&roots.agent);
+                let ws = Git::new(&roots.keep_in);
                 let mut keeper = RefKeeper {
                     next: kept_count(&ws, &pairing),
                     ws,
@@ -105,9 +106,9 @@ impl SyncLoop {
                     let ancestor = ancestor::load_adopting(&store, &pairing, |side, path| {
                         let (tree, _) = match side {
                             Side::Alpha => sides.alpha.under(path),
-                            Side::Beta => sides.beta.under(path),
+                            Side::Beta => Endpoint::under(&mut sides.beta, path)?,
                         };
-                        Ok::<_, std::convert::Infallible>(tree.get(path).cloned())
+                        Ok::<_, berth_sync::scan::ScanError>(tree.get(path).cloned())
                     })?;
                     sides.journal = Some(ancestor::journal(store.clone(), &pairing));
                     Ok((ancestor, sides))

@@ -155,7 +155,7 @@ impl Worker {
     /// cause fails it (the pairing stays, paused), and so does a loop that does not answer
     /// within `berth.stopTimeout`.
     fn final_sync(&mut self, rec: &PairingRecord) -> StepResult {
-        let found = observe::notices(&self.sides.repos)
+        let found = observe::notices(&self.sides.repos, None)
             .map_err(|e| git_failure("reading git's state", e))?;
         if let Some(notice) = found.into_iter().next() {
             return Err(Failure::Notice { notice });
@@ -177,7 +177,7 @@ impl Worker {
             }
             Err(e) => return Err(git_failure("the final sync", e)),
         }
-        observe::carry_commits(&self.sides.repos)
+        observe::carry_commits(&self.sides.repos, None)
             .map_err(|e| git_failure("carrying commits", e))?;
         self.link.stop();
         Ok(())

@@ -13,7 +13,9 @@
 //! over what changed on either side meanwhile.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 use crate::apply::ApplyError;
 use crate::endpoint::Endpoint;
@@ -25,6 +27,7 @@ use super::RemoteError;
 use super::connection::{Connection, Sink, lock};
 use super::launch::Launcher;
 use super::message::{CHUNK, Fault, GitFacts, PROTOCOL, Request, Response, VERSION};
+use super::traffic::Traffic;
 
 /// How to start an endpoint again.
 struct Restart {
@@ -43,6 +46,8 @@ pub struct RemoteEndpoint {
     restart: Option<Restart>,
     /// The extra exclusions given so far (a new endpoint gets them again).
     exclude: Vec<String>,
+    /// Files' contents carried, each way.
+    traffic: Arc<Traffic>,
 }
 
 impl std::fmt::Debug for RemoteEndpoint {
@@ -98,7 +103,18 @@ impl RemoteEndpoint {
             lost: None,
             restart: None,
             exclude: Vec::new(),
+            traffic: Arc::default(),
         }
+    }
+
+    /// Where this endpoint counts the files' contents it carries.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        self.traffic.clone()
+    }
+
+    /// Counts into `traffic` from now on (shared with its owner's other transfers).
+    pub fn count_into(&mut self, traffic: Arc<Traffic>) {
+        self.traffic = traffic;
     }
 
     /// Starts the endpoint again after the stream broke, and gives it what the old one had.
@@ -335,6 +351,9 @@ fn unexpected(r: &Response) -> String {
 /// step.
 pub struct RemoteReader<'a> {
     endpoint: &'a mut RemoteEndpoint,
+    /// When it was asked for, and how many bytes came so far (counted once it ended well).
+    began: Instant,
+    bytes: u64,
     hasher: blake3::Hasher,
     chunk: Vec<u8>,
     at: usize,
@@ -347,6 +366,7 @@ impl RemoteReader<'_> {
         match response {
             Ok(Response::Chunk(bytes)) => {
                 self.hasher.update(&bytes);
+                self.bytes += bytes.len() as u64;
                 self.chunk = bytes;
                 self.at = 0;
                 Ok(())
@@ -354,6 +374,9 @@ impl RemoteReader<'_> {
             Ok(Response::End(digest)) => {
                 self.ended = true;
                 if digest == *self.hasher.finalize().as_bytes() {
+                    self.endpoint
+                        .traffic
+                        .received(self.bytes, self.began.elapsed());
                     Ok(())
                 } else {
                     Err(std::io::Error::other(
@@ -458,6 +481,7 @@ impl Endpoint for RemoteEndpoint {
     }
 
     fn read(&mut self, rel: &[u8]) -> Result<RemoteReader<'_>, ApplyError> {
+        let began = Instant::now();
         self.send(&[Request::Read(rel.to_vec())])
             .map_err(|e| self.apply_error(e))?;
         let first = self.next();
@@ -476,6 +500,8 @@ impl Endpoint for RemoteEndpoint {
         }
         let mut reader = RemoteReader {
             endpoint: self,
+            began,
+            bytes: 0,
             hasher: blake3::Hasher::new(),
             chunk: Vec::new(),
             at: 0,
@@ -499,6 +525,8 @@ impl Endpoint for RemoteEndpoint {
         entry: Option<&Entry>,
         content: Option<&mut dyn Read>,
     ) -> Result<Option<Entry>, ApplyError> {
+        let began = Instant::now();
+        let mut sent = 0u64;
         self.send(&[Request::Apply {
             rel: rel.to_vec(),
             entry: entry.cloned(),
@@ -521,6 +549,7 @@ impl Endpoint for RemoteEndpoint {
                     }
                 };
                 hasher.update(&buf[..n]);
+                sent += n as u64;
                 self.send(&[Request::Chunk(buf[..n].to_vec())])
                     .map_err(|e| self.apply_error(e))?;
             };
@@ -535,7 +564,12 @@ impl Endpoint for RemoteEndpoint {
             });
         }
         match answer {
-            Ok(Response::Applied(written)) => Ok(written),
+            Ok(Response::Applied(written)) => {
+                if sent > 0 {
+                    self.traffic.sent(sent, began.elapsed());
+                }
+                Ok(written)
+            }
             Ok(Response::Failed(fault)) => Err(fault.into_apply(&self.name)),
             Ok(other) => Err(self.apply_error(unexpected(&other))),
             Err(e) => Err(self.apply_error(e)),

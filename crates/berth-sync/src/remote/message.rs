@@ -20,7 +20,14 @@
 //! (a frozen host, a paused container) has stopped answering, and the client says so instead of
 //! waiting for ever.
 //!
-//! Changing a message's shape changes [`PROTOCOL`]; both ends refuse a peer of another one.
+//! Changing a message's shape changes [`PROTOCOL`]; both ends refuse a peer of another one. So
+//! does a new kind of `Host` request: what the far side's host understands is part of the
+//! protocol, and a peer that would not understand a request is refused at the hello, with what
+//! to do, rather than failing halfway through the work that needed it.
+//!
+//! Versions: 2 added `Alive`; 3 added `Host`; 4 added the host requests of pairing with an
+//! agent elsewhere (what git shows in its workspace, its gate, the user's commits moved there:
+//! `berth_daemon::far::Call::{Ping, PairLook, Gate, Advance}`).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +37,7 @@ use crate::relpath::RelPath;
 use crate::scan::{ScanError, Warning};
 
 /// The protocol's version: both ends must speak the same one.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// The version of berth speaking (told in the hellos, for messages).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -28,6 +28,9 @@
 //! each running scripts with `sh` there over its own byte stream. [`install::Installing`]
 //! starts the endpoint there, installing this very binary first (by digest) when it is
 //! missing or answers with another version.
+//!
+//! What a connection carried (bytes each way, the bandwidth of its last large transfer) is
+//! counted in its [`traffic::Traffic`].
 
 mod client;
 mod connection;
@@ -41,6 +44,7 @@ pub mod message;
 mod serve;
 pub mod ssh;
 pub mod target;
+pub mod traffic;
 
 pub use client::{HostCallError, RemoteEndpoint, RemoteReader, RemoteWatch};
 pub use error::RemoteError;
@@ -113,6 +117,10 @@ mod tests {
         let written = transfer(&mut local, &mut far, b"big", Some(&big_entry)).unwrap();
         assert_eq!(written, Some(big_entry));
         assert_eq!(std::fs::read(there.path().join("big")).unwrap(), big);
+        // What crossed is counted each way; only the big file tells the bandwidth.
+        let counted = far.traffic().figures();
+        assert_eq!((counted.sent, counted.received), (700_000, 11));
+        assert!(counted.bandwidth.is_some_and(|b| b > 0), "{counted:?}");
         assert_eq!(far.under(b"d").unwrap().0.len(), 2);
         // A path that could leave the root is refused there, and the stream stays usable.
         let err = far

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_client::Client;
-use berth_proto::{PairFlushed, PairRepo, PairStart, PairStatus, PairStopped};
+use berth_proto::{PairFlushed, PairLink, PairRepo, PairStart, PairStatus, PairStopped};
 
 use super::stash::here;
 use crate::Ctx;
@@ -219,6 +219,9 @@ fn render_status(s: &PairStatus, now_ms: i64) -> String {
             .map_or_else(|| "not yet".to_string(), |t| ago(now_ms, t)),
     );
     row("latency", &latency(s));
+    if let Some(link) = &s.link {
+        row("link", &link_line(link));
+    }
     row(
         "changes",
         &format!("{} to you, {} to the agent", s.to_user, s.to_agent),
@@ -252,8 +255,11 @@ fn render_status(s: &PairStatus, now_ms: i64) -> String {
                 output::time_ms(c.time_ms)
             );
         }
-        if let Some(ws) = &s.agent_workspace {
-            out += &format!("  see one with `git -C {ws} show REF`\n");
+        match (&s.link, &s.agent_workspace) {
+            // An agent elsewhere's conflicts are kept in this repository.
+            (Some(_), _) => out += "  see one with `git show REF`\n",
+            (None, Some(ws)) => out += &format!("  see one with `git -C {ws} show REF`\n"),
+            (None, None) => {}
         }
     }
     if !s.warnings.is_empty() {
@@ -276,6 +282,23 @@ fn latency(s: &PairStatus) -> String {
         ),
         _ => "no samples yet".to_string(),
     }
+}
+
+/// The link to an agent elsewhere: where, its round trip and bandwidth, what it carried.
+fn link_line(l: &PairLink) -> String {
+    let latency = l
+        .latency_ms
+        .map_or_else(|| "not measured yet".to_string(), millis);
+    let bandwidth = l.bandwidth_bps.map_or_else(
+        || "not measured yet (no transfer of 64 KiB yet)".to_string(),
+        |b| format!("{}/s", output::bytes(b)),
+    );
+    format!(
+        "{}: round trip {latency}, bandwidth {bandwidth}; {} to the agent, {} to you",
+        l.on,
+        output::bytes(l.bytes_to_agent),
+        output::bytes(l.bytes_to_user)
+    )
 }
 
 /// `0.8 ms`, `12 ms`, `1.5 s`.
@@ -441,6 +464,26 @@ mod tests {
             assert!(out.contains(want), "{want:?} missing from\n{out}");
         }
         assert!(!out.contains("step"), "no step while active:\n{out}");
+        assert!(!out.contains("link"), "no link with a local agent:\n{out}");
+        // An agent elsewhere: the link's figures, and its conflicts are in this repository.
+        s.link = Some(PairLink {
+            on: "ssh://box".into(),
+            latency_ms: Some(1.25),
+            bandwidth_bps: None,
+            bytes_to_agent: 2048,
+            bytes_to_user: 5 << 20,
+        });
+        let out = render_status(&s, 3_000);
+        assert!(
+            out.contains(
+                "link       ssh://box: round trip 1.2 ms, bandwidth not measured yet (no \
+                 transfer of 64 KiB yet); 2.0 KiB to the agent, 5.0 MiB to you\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("see one with `git show REF`"), "{out}");
+        s.link.as_mut().unwrap().bandwidth_bps = Some(40 << 20);
+        assert!(render_status(&s, 3_000).contains("bandwidth 40.0 MiB/s;"));
     }
 
     #[test]

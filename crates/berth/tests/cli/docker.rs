@@ -928,3 +928,117 @@ fn an_agent_in_a_container_of_yours_runs_there_and_rm_leaves_the_container_alone
     run(&["daemon", "stop"]).expect_code(0);
     ok(&mut docker(&["rm", "--force", &name]));
 }
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn pairing_with_an_agent_in_a_container_carries_edits_and_commits_and_gets_over_a_pause() {
+    crate::require_root("run a dockerd");
+    let h = home();
+    let env = [("BERTH_REMOTE_SILENCE_MS", "3000")];
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let user = p.path();
+    std::fs::write(user.join("draft.txt"), "mine, not committed\n").unwrap();
+    let status_before = berth_testkit::git(user, &["status", "--porcelain"]);
+    let run = |args: &[&str]| agent_cmd(&h, user, &env, args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    run(&["agent", "new", "boxmate", "--on", &url, "--cmd", "true"]).expect_code(0);
+    let c = made_container("/berth");
+    let ws = "/berth/workspace";
+    let read_there = |path: &str| {
+        docker(&["exec", &c, "cat", &format!("{ws}/{path}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let read_here = |path: &str| std::fs::read_to_string(user.join(path)).ok();
+    let status = || {
+        let out = run(&["pair", "status"]);
+        out.expect_code(0);
+        out.json()
+    };
+
+    let paired = run(&["pair", "boxmate"]);
+    paired.expect_code(0);
+    assert_eq!(paired.json()["state"], "active", "{paired}");
+    std::fs::write(user.join("from-user.txt"), "typed here\n").unwrap();
+    exec(&c, &format!("echo typed there > {ws}/from-agent.txt"));
+    wait_until("edits crossed both ways", Duration::from_secs(30), || {
+        read_there("from-user.txt").as_deref() == Some("typed here\n")
+            && read_here("from-agent.txt").as_deref() == Some("typed there\n")
+    });
+    // Commits both ways.
+    exec(
+        &c,
+        &format!(
+            "cd {ws} && git add from-agent.txt && git -c user.name=box -c \
+             user.email=box@example.com commit -qm 'made in the box'"
+        ),
+    );
+    wait_until(
+        "the agent's commit reached the checkout",
+        Duration::from_secs(30),
+        || {
+            berth_testkit::git(user, &["log", "-1", "--format=%s", "berth/boxmate"])
+                == "made in the box"
+        },
+    );
+    wait_until(
+        "the checkout's index followed",
+        Duration::from_secs(20),
+        || {
+            berth_testkit::git(user, &["status", "--porcelain", "--", "from-agent.txt"]).is_empty()
+                && !user.join(".git/index.lock").exists()
+        },
+    );
+    berth_testkit::git(user, &["add", "from-user.txt"]);
+    berth_testkit::git(user, &["commit", "-qm", "made here"]);
+    wait_until(
+        "the user's commit reached the box",
+        Duration::from_secs(30),
+        || exec(&c, &format!("git -C {ws} log -1 --format=%s")) == "made here",
+    );
+
+    // The container paused: paused with connection_lost; unpaused: it resumes by itself with
+    // what changed here meanwhile.
+    ok(&mut docker(&["pause", &c]));
+    wait_until(
+        "paused with connection_lost",
+        Duration::from_secs(40),
+        || {
+            let s = status();
+            s["state"] == "paused"
+                && s["notices"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|n| n["code"] == "connection_lost"))
+        },
+    );
+    std::fs::write(user.join("while-paused.txt"), "here meanwhile\n").unwrap();
+    ok(&mut docker(&["unpause", &c]));
+    wait_until(
+        "resumed with the edit made meanwhile",
+        Duration::from_secs(60),
+        || read_there("while-paused.txt").as_deref() == Some("here meanwhile\n"),
+    );
+    wait_until("active again", Duration::from_secs(30), || {
+        status()["state"] == "active"
+    });
+
+    // Stopped: the checkout is back, exactly.
+    run(&["pair", "stop"]).expect_code(0);
+    assert_eq!(
+        berth_testkit::git(user, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "main"
+    );
+    assert_eq!(
+        berth_testkit::git(user, &["status", "--porcelain"]),
+        status_before
+    );
+    assert_eq!(
+        read_there("while-paused.txt").as_deref(),
+        Some("here meanwhile\n")
+    );
+    run(&["agent", "rm", "boxmate", "--force"]).expect_code(0);
+    run(&["daemon", "stop"]).expect_code(0);
+}

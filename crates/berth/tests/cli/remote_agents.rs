@@ -105,10 +105,6 @@ fn an_agent_over_ssh_runs_there_survives_a_cut_and_the_daemon_and_its_commits_co
     );
     assert_eq!(exec.code, 2, "{exec}");
     assert!(exec.stdout.contains(&format!("runs on {url}")), "{exec}");
-    let head = git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
-    let pair = run_with(&h, p.path(), &env, &["pair", "worker"]);
-    assert_ne!(pair.code, 0, "{pair}");
-    assert_eq!(git(p.path(), &["rev-parse", "--abbrev-ref", "HEAD"]), head);
 
     // Started: it runs there (this machine, so its pid can be looked at), its output comes here.
     run_with(&h, p.path(), &env, &["agent", "start", "worker"]).expect_code(0);
@@ -200,6 +196,244 @@ fn an_agent_over_ssh_runs_there_survives_a_cut_and_the_daemon_and_its_commits_co
         "made there"
     );
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+/// `berth --json pair status` in `dir`.
+fn pair_status(h: &TestHome, dir: &Path) -> serde_json::Value {
+    let out = run_with(h, dir, &[], &["pair", "status"]);
+    out.expect_code(0);
+    out.json()
+}
+
+fn notice_codes(s: &serde_json::Value) -> Vec<String> {
+    s["notices"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .map(|n| n["code"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+#[test]
+fn pairing_with_an_agent_over_ssh_carries_edits_and_commits_both_ways_through_a_cut() {
+    let sshd = Sshd::start();
+    let h = home();
+    let mut env = sshd.env("config").to_vec();
+    env.push(("BERTH_REMOTE_SILENCE_MS".into(), "3000".into()));
+    let p = repo(&[("README", "hi\n")]);
+    let user = p.path();
+    // Uncommitted work of the user's: kept in a snapshot, given back exactly at the stop.
+    std::fs::write(user.join("draft.txt"), "mine, not committed\n").unwrap();
+    std::fs::write(user.join("README"), "hi, edited\n").unwrap();
+    let status_before = git(user, &["status", "--porcelain"]);
+    run_with(&h, user, &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("agents/pal");
+    let url = sshd.url(&dir);
+    run_with(
+        &h,
+        user,
+        &env,
+        &["agent", "new", "pal", "--on", &url, "--cmd", "true"],
+    )
+    .expect_code(0);
+    let ws = dir.join("workspace");
+    std::fs::write(ws.join("agent-draft.txt"), "the agent's work\n").unwrap();
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    let config = sshd.file("config");
+
+    // The far side cannot be reached: refused with what to do, nothing changed.
+    std::fs::rename(&keys, &off).unwrap();
+    let refused = run_with(&h, user, &env, &["pair", "pal"]);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(
+        refused.stdout.contains("agent_elsewhere") && refused.stdout.contains("cannot be reached"),
+        "{refused}"
+    );
+    assert!(!refused.stdout.contains("agent_missing"), "{refused}");
+    assert_eq!(git(user, &["status", "--porcelain"]), status_before);
+    assert_eq!(
+        git(user, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "main"
+    );
+    std::fs::rename(&off, &keys).unwrap();
+
+    // Paired: the checkout is on the agent's branch with the agent's files.
+    let paired = run_with(&h, user, &env, &["pair", "pal"]);
+    paired.expect_code(0);
+    assert_eq!(paired.json()["state"], "active", "{paired}");
+    assert_eq!(
+        paired.json()["agent_workspace"],
+        format!("{} on {url}", ws.display()),
+        "{paired}"
+    );
+    assert_eq!(
+        git(user, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "berth/pal"
+    );
+    assert_eq!(
+        read(&user.join("agent-draft.txt")).as_deref(),
+        Some("the agent's work\n")
+    );
+    assert_eq!(read(&user.join("README")).as_deref(), Some("hi\n"));
+
+    // Edits both ways.
+    std::fs::write(user.join("from-user.txt"), "typed here\n").unwrap();
+    std::fs::write(ws.join("from-agent.txt"), "typed there\n").unwrap();
+    wait_until("edits crossed both ways", Duration::from_secs(20), || {
+        read(&ws.join("from-user.txt")).as_deref() == Some("typed here\n")
+            && read(&user.join("from-agent.txt")).as_deref() == Some("typed there\n")
+    });
+
+    // `pair status` reports the link: its round trip, and the bandwidth a large file showed.
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(user.join("big.bin"), &big).unwrap();
+    wait_until("the large file crossed", Duration::from_secs(20), || {
+        std::fs::read(ws.join("big.bin")).is_ok_and(|b| b == big)
+    });
+    wait_until("the link's figures", Duration::from_secs(20), || {
+        let link = &pair_status(&h, user)["link"];
+        link["on"] == url.as_str()
+            && link["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0)
+            && link["bandwidth_bps"].as_u64().is_some_and(|b| b > 0)
+            && link["bytes_to_agent"]
+                .as_u64()
+                .is_some_and(|b| b >= 1 << 20)
+    });
+    let human = h.run_in(user, &["pair", "status"]);
+    assert!(human.stdout.contains("round trip"), "{human}");
+
+    // Commits both ways: the agent's reach the user's branch, the user's the agent's.
+    let far_git = |args: &[&str]| {
+        let mut all = vec!["-c", "user.name=far", "-c", "user.email=far@example.com"];
+        all.extend_from_slice(args);
+        git(&ws, &all)
+    };
+    far_git(&["add", "from-agent.txt"]);
+    far_git(&["commit", "-qm", "made there"]);
+    wait_until(
+        "the agent's commit reached the checkout",
+        Duration::from_secs(20),
+        || git(user, &["log", "-1", "--format=%s", "berth/pal"]).trim() == "made there",
+    );
+    // berth moved the checkout's index along with the branch; then the user commits.
+    wait_until(
+        "the checkout's index followed",
+        Duration::from_secs(20),
+        || {
+            git(user, &["status", "--porcelain", "--", "from-agent.txt"]).is_empty()
+                && !user.join(".git/index.lock").exists()
+        },
+    );
+    git(user, &["add", "from-user.txt"]);
+    git(user, &["commit", "-qm", "made here"]);
+    wait_until(
+        "the user's commit reached the agent",
+        Duration::from_secs(20),
+        || git(&ws, &["log", "-1", "--format=%s", "berth/pal"]).trim() == "made here",
+    );
+    // Each side's index follows its branch: nothing shows as changed on either side.
+    wait_until("both sides are clean", Duration::from_secs(20), || {
+        git(
+            &ws,
+            &[
+                "status",
+                "--porcelain",
+                "--",
+                "from-user.txt",
+                "from-agent.txt",
+            ],
+        )
+        .is_empty()
+            && git(
+                user,
+                &[
+                    "status",
+                    "--porcelain",
+                    "--",
+                    "from-user.txt",
+                    "from-agent.txt",
+                ],
+            )
+            .is_empty()
+    });
+
+    // The connection cut and kept down (the far side refuses logins): paused with the cause,
+    // while both sides go on editing.
+    std::fs::rename(&keys, &off).unwrap();
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until(
+        "paused with connection_lost",
+        Duration::from_secs(30),
+        || {
+            let s = pair_status(&h, user);
+            s["state"] == "paused" && notice_codes(&s).iter().any(|c| c == "connection_lost")
+        },
+    );
+    std::fs::write(user.join("while-cut-here.txt"), "here meanwhile\n").unwrap();
+    std::fs::write(ws.join("while-cut-there.txt"), "there meanwhile\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!ws.join("while-cut-here.txt").exists());
+
+    // Back: it resumes by itself, carrying what changed on both sides meanwhile.
+    std::fs::rename(&off, &keys).unwrap();
+    wait_until(
+        "resumed with both sides' edits",
+        Duration::from_secs(40),
+        || {
+            read(&ws.join("while-cut-here.txt")).as_deref() == Some("here meanwhile\n")
+                && read(&user.join("while-cut-there.txt")).as_deref() == Some("there meanwhile\n")
+        },
+    );
+    wait_until("active again", Duration::from_secs(20), || {
+        pair_status(&h, user)["state"] == "active"
+    });
+
+    // The daemon killed while paired: the next one re-opens the pairing over a new link.
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, user, &env, &["daemon", "start"]).expect_code(0);
+    wait_until("active after the restart", Duration::from_secs(30), || {
+        pair_status(&h, user)["state"] == "active"
+    });
+    std::fs::write(ws.join("after-restart.txt"), "still paired\n").unwrap();
+    wait_until("syncing after the restart", Duration::from_secs(20), || {
+        read(&user.join("after-restart.txt")).as_deref() == Some("still paired\n")
+    });
+
+    // Stopped: the checkout is back on its branch with exactly the user's uncommitted work;
+    // everything of the pairing's is on the agent's side and on `berth/pal` here.
+    let stopped = run_with(&h, user, &env, &["pair", "stop"]);
+    stopped.expect_code(0);
+    assert_eq!(
+        git(user, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "main"
+    );
+    assert_eq!(git(user, &["status", "--porcelain"]), status_before);
+    assert_eq!(
+        read(&user.join("draft.txt")).as_deref(),
+        Some("mine, not committed\n")
+    );
+    assert_eq!(read(&user.join("README")).as_deref(), Some("hi, edited\n"));
+    assert!(!user.join("from-agent.txt").exists());
+    assert_eq!(
+        read(&ws.join("while-cut-here.txt")).as_deref(),
+        Some("here meanwhile\n")
+    );
+    assert_eq!(
+        git(user, &["log", "-1", "--format=%s", "berth/pal"]).trim(),
+        "made here"
+    );
+    run_with(&h, user, &env, &["daemon", "stop"]).expect_code(0);
 }
 
 #[test]
