@@ -303,6 +303,36 @@ fn made_container(dir: &str) -> String {
     panic!("no container of berth's has a mount at {dir}: {ids}");
 }
 
+/// The container berth made for agent `name` (tests run at once, each with agents of its own
+/// names: the one whose workspace is on `berth/<name>`).
+fn agent_container(name: &str) -> String {
+    let ids = ok(&mut docker(&[
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        "label=berth.managed=1",
+    ]));
+    let branch = format!("berth/{name}");
+    ids.lines()
+        .find(|id| {
+            docker(&[
+                "exec",
+                id,
+                "git",
+                "-C",
+                "/berth/workspace",
+                "rev-parse",
+                "--abbrev-ref",
+                "HEAD",
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == branch)
+        })
+        .unwrap_or_else(|| panic!("no container of berth's holds agent {name}: {ids}"))
+        .to_string()
+}
+
 /// `sh -c script` in `container`, to success.
 fn exec(container: &str, script: &str) -> String {
     ok(&mut docker(&["exec", container, "sh", "-c", script]))
@@ -712,7 +742,7 @@ fn an_agent_in_a_container_berth_makes_runs_there_gets_over_a_pause_and_goes_wit
     ]);
     created.expect_code(0);
     // The agent's own container: berth's label, no network, its workspace on a volume.
-    let c = made_container("/berth");
+    let c = agent_container("boxed");
     assert!(c.starts_with("berth-agent-"), "{c}");
     let inspected = ok(&mut docker(&[
         "inspect",
@@ -943,7 +973,7 @@ fn pairing_with_an_agent_in_a_container_carries_edits_and_commits_and_gets_over_
     run(&["daemon", "start"]).expect_code(0);
     let url = format!("docker://{IMAGE}");
     run(&["agent", "new", "boxmate", "--on", &url, "--cmd", "true"]).expect_code(0);
-    let c = made_container("/berth");
+    let c = agent_container("boxmate");
     let ws = "/berth/workspace";
     let read_there = |path: &str| {
         docker(&["exec", &c, "cat", &format!("{ws}/{path}")])
