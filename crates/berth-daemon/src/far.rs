@@ -68,6 +68,10 @@ pub enum Call {
     /// Pairing's gate on this side: whether the workspace is on `branch_ref` with nothing in
     /// progress, and git not busy rewriting its index.
     Gate { branch_ref: String },
+    /// Passes `request` to the keeper's control socket there (a terminal agent's `screen` and
+    /// `input`), waiting at most `timeout_ms` for its answer: `Keeper` with the answer's JSON as
+    /// the keeper wrote it, or `KeeperGone` when its socket does not answer (it ended).
+    Keeper { request: Request, timeout_ms: u64 },
     /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
     /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
     /// swap), the index following when it is checked out. The working tree is sync's business.
@@ -133,6 +137,10 @@ pub enum Answer {
         closed: Option<String>,
         busy: bool,
     },
+    /// The keeper's answer to [`Call::Keeper`], as it wrote it.
+    Keeper(serde_json::Value),
+    /// The keeper's socket did not answer [`Call::Keeper`] (the keeper ended): what was seen.
+    KeeperGone(String),
 }
 
 /// The far side's host: answers [`Call`]s for the agent at the endpoint's root.
@@ -314,6 +322,18 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Done)
         }
         Call::Ping => Ok(Answer::Done),
+        Call::Keeper {
+            request,
+            timeout_ms,
+        } => {
+            let socket = keeper(root).socket();
+            let within = Duration::from_millis(timeout_ms);
+            match control::ask::<serde_json::Value>(&socket, &request, within) {
+                Ok(answer) => Ok(Answer::Keeper(answer)),
+                Err(e @ ControlError::Io { .. }) => Ok(Answer::KeeperGone(e.to_string())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Call::PairLook { branch_ref } => pair_look(root, &branch_ref).map(Answer::PairLook),
         Call::Gate { branch_ref } => {
             let ws = Git::new(workspace(root));

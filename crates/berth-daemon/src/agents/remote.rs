@@ -182,6 +182,21 @@ impl Link {
         RemoteEndpoint::spawn(&self.label, launcher, u64::MAX)
     }
 
+    /// The agent's directory there (relative paths are from the login directory).
+    pub fn dir(&self) -> &str {
+        self.target.dir()
+    }
+
+    /// The command that runs `berth ARGS` there (`args` quoted for `sh`): the copy the link
+    /// installed there, whose standard input and output are the stream.
+    pub fn berth_there(&self, args: &str) -> Result<std::process::Command, LinkError> {
+        let launcher = Installing::new(&self.label, self.target.clone(), |_| {});
+        let script = launcher
+            .script(args)
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
+        Ok(self.target.shell(&script))
+    }
+
     /// Makes `call` there (blocking). A connection found broken is made again for one more
     /// try: an operation someone asked for does not fail only because the link broke while
     /// nothing used it.
@@ -193,6 +208,12 @@ impl Link {
             }) => self.call_once(call),
             other => other,
         }
+    }
+
+    /// Makes `call` there as [`Link::call`] does, from async code (on a thread of its own).
+    pub async fn call_async(&self, call: Call) -> Result<Answer, LinkError> {
+        let link = self.clone();
+        blocking(move || link.call(&call)).await
     }
 
     /// Makes `call` there once (blocking): the watch's looks, which report a broken link.

@@ -88,6 +88,9 @@ pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
             )),
         ),
         TerminalError::Keeper { .. } => ApiFailure::internal(message),
+        TerminalError::Unreachable { .. } => {
+            unreachable_failure(message, "the program goes on running there")
+        }
     }
 }
 
@@ -164,9 +167,9 @@ pub async fn new(
         }
         berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
     }
-    if req.on.is_some() && (req.tty || req.turn.is_some() || req.ready.is_some()) {
+    if req.on.is_some() && (req.turn.is_some() || req.ready.is_some()) {
         return Err(invalid(
-            "an agent elsewhere (--on) cannot yet have a terminal, turns or a readiness probe",
+            "an agent elsewhere (--on) cannot yet have turns or a readiness probe",
         ));
     }
     let (git, project_id) = project(store, &req.repo)?;
@@ -260,8 +263,8 @@ async fn new_elsewhere(
         workspace: String::new(),
         desired_running: req.start,
         created_ms: now_ms(),
-        tty: false,
-        scrollback: None,
+        tty: req.tty,
+        scrollback: req.scrollback,
         turn: None,
         turn_timeout_ms: None,
         remote: Some(on.to_string()),

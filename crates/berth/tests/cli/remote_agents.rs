@@ -697,3 +697,100 @@ fn a_place_berth_cannot_run_an_agent_in_is_refused_before_anything_is_made() {
     assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
     run_with(&h, p.path(), &[], &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_terminal_agent_over_ssh_is_typed_into_attached_and_outlives_a_cut_attach() {
+    use berth_testkit::Tmux;
+
+    use super::attach::{attach, terminal_put_back};
+    use super::terminal::{pid_of, typed, wait_for};
+
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let url = sshd.url(&far.path().join("agents/sh"));
+    let created = run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "sh",
+            "--on",
+            &url,
+            "--tty",
+            "--start",
+            "--env",
+            "PS1=$ ",
+            "--cmd",
+            "exec bash --norc --noprofile -i",
+        ],
+    );
+    created.expect_code(0);
+    // `agent screen` and `agent input` reach the keeper there.
+    wait_for(&h, p.path(), "sh", "$");
+    typed(
+        &h,
+        p.path(),
+        "sh",
+        "echo typed-$((6*7)) in $(basename $(pwd))",
+    );
+    wait_for(&h, p.path(), "sh", "typed-42 in workspace");
+    let pid = pid_of(&h, p.path(), "sh");
+    assert!(alive(pid));
+
+    // Attached: the screen drawn at once, keys typed, output seen.
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["sh"]);
+    t.wait_for("a", "typed-42 in workspace");
+    t.type_text("a", "echo v=$((6*7))");
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "v=42");
+
+    // The attach's ssh connection killed: the client says so and puts the terminal back; the
+    // program runs on there.
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__relay"]) >= 1);
+    let shown = t.wait_for("a", "EXIT=");
+    assert!(
+        shown.contains("the connection to where the agent runs broke"),
+        "{shown}"
+    );
+    assert!(!shown.contains("EXIT=0"), "{shown}");
+    terminal_put_back(&t, "a");
+    assert!(alive(pid), "the program ran on through the cut");
+    assert_eq!(show(&h, p.path(), "sh")["state"], "running");
+
+    // The host refusing new connections: attaching says it cannot reach it, and what to do.
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    std::fs::rename(&keys, &off).unwrap();
+    attach(&t, &h, p.path(), "r", &["sh"]);
+    let refused = t.wait_for("r", "EXIT=");
+    assert!(
+        refused.contains("cannot reach agent sh where it runs")
+            && refused.contains("the program goes on running there")
+            && !refused.contains("EXIT=0"),
+        "{refused}"
+    );
+    terminal_put_back(&t, "r");
+    std::fs::rename(&off, &keys).unwrap();
+
+    // Attached again: the same screen, and it still answers.
+    attach(&t, &h, p.path(), "b", &["sh"]);
+    t.wait_for("b", "v=42");
+    t.type_text("b", "echo again-$((2*3))");
+    t.keys("b", &["Enter"]);
+    t.wait_for("b", "again-6");
+    t.keys("b", &["C-\\"]);
+    t.wait_for("b", "EXIT=0");
+    terminal_put_back(&t, "b");
+
+    run_with(&h, p.path(), &env, &["agent", "stop", "sh"]).expect_code(0);
+    assert!(!alive(pid));
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
