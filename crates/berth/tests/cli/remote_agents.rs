@@ -780,6 +780,16 @@ fn a_terminal_agent_over_ssh_is_typed_into_attached_and_outlives_a_cut_attach() 
     terminal_put_back(&t, "r");
     std::fs::rename(&off, &keys).unwrap();
 
+    // The daemon killed and started again: it re-attaches to the agent there.
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    wait_until("re-attached", Duration::from_secs(30), || {
+        show(&h, p.path(), "sh")["state"] == "running"
+    });
+
     // Attached again: the same screen, and it still answers.
     attach(&t, &h, p.path(), "b", &["sh"]);
     t.wait_for("b", "v=42");
