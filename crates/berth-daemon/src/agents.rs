@@ -355,7 +355,8 @@ impl Supervisor {
         );
         match (probe, target) {
             (Some(probe), Some(target)) => {
-                tokio::spawn(self.clone().await_ready(rec.clone(), probe, target));
+                let prober = remote::Prober::Here(target);
+                tokio::spawn(self.clone().await_ready(rec.clone(), probe, prober));
             }
             _ => {
                 self.apply(&k, Event::Ready);
@@ -374,7 +375,7 @@ impl Supervisor {
 
     /// Runs the readiness probe until it passes (→ `running`) or its deadline passes (the agent is
     /// stopped and `failed`).
-    async fn await_ready(self, rec: AgentRecord, probe: ProbeSpec, mut target: Target) {
+    async fn await_ready(self, rec: AgentRecord, probe: ProbeSpec, mut prober: remote::Prober) {
         let k = key(&rec);
         let began = tokio::time::Instant::now();
         let deadline = probe
@@ -385,7 +386,7 @@ impl Supervisor {
             if self.state(&k) != AgentState::Starting {
                 return; // stopped or exited meanwhile
             }
-            let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+            let ok = prober.attempt(&probe).await;
             if tracker.record(ok) == Verdict::Passing {
                 self.apply(&k, Event::Ready);
                 self.inner.events.record_about(

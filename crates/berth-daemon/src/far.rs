@@ -14,6 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use berth_core::probe::{ProbeCheck, ProbeSpec};
 use berth_git::Git;
 use berth_git::git::Access;
 use berth_supervisor::keeper::control::{self, ControlError, Request};
@@ -72,6 +73,9 @@ pub enum Call {
     /// `input`), waiting at most `timeout_ms` for its answer: `Keeper` with the answer's JSON as
     /// the keeper wrote it, or `KeeperGone` when its socket does not answer (it ended).
     Keeper { request: Request, timeout_ms: u64 },
+    /// One attempt of a readiness probe there (`exec` in the workspace, `tcp` and `http` from
+    /// there), bounded by its own timeout: answered `Probed`.
+    Probe { probe: ProbeSpec },
     /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
     /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
     /// swap), the index following when it is checked out. The working tree is sync's business.
@@ -136,6 +140,10 @@ pub enum Answer {
     Gate {
         closed: Option<String>,
         busy: bool,
+    },
+    /// Whether [`Call::Probe`]'s attempt passed.
+    Probed {
+        passed: bool,
     },
     /// The keeper's answer to [`Call::Keeper`], as it wrote it.
     Keeper(serde_json::Value),
@@ -322,6 +330,7 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Done)
         }
         Call::Ping => Ok(Answer::Done),
+        Call::Probe { probe } => probe_once(root, &probe).map(|passed| Answer::Probed { passed }),
         Call::Keeper {
             request,
             timeout_ms,
@@ -365,6 +374,29 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Done)
         }
     }
+}
+
+/// One attempt of `probe` there. A `log` probe is the daemon's (it reads its copy of the log);
+/// `notify` cannot be (its socket would be here).
+fn probe_once(root: &Path, probe: &ProbeSpec) -> Result<bool, String> {
+    if matches!(probe.check, ProbeCheck::Notify | ProbeCheck::Log { .. }) {
+        return Err(format!("a {} probe is not run there", probe.check.kind()));
+    }
+    let mut target = berth_supervisor::probe::Target::new(
+        &probe.check,
+        workspace(root),
+        keeper(root).output(),
+        None,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot run the probe there: {e}"))?;
+    Ok(runtime.block_on(berth_supervisor::probe::attempt(
+        &probe.check,
+        &mut target,
+        probe.timeout,
+    )))
 }
 
 /// [`Call::PairLook`]'s answer.

@@ -10,14 +10,16 @@
 //! while calls fail the agent is `unreachable` with the cause, and the watch tries again by
 //! itself (every second at first, then less often, at most every 10 s).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use berth_core::agent_state::{AgentState, Event, Unreachability};
+use berth_core::probe::{ProbeCheck, ProbeSpec};
 use berth_core::restart::Exit;
 use berth_store::AgentRecord;
 use berth_supervisor::keeper::spec::KeeperSpec;
+use berth_supervisor::probe;
 use berth_sync::endpoint::Endpoint;
 use berth_sync::reconcile::Entry;
 use berth_sync::remote::container::Place;
@@ -286,6 +288,30 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(LinkError::Refused("the call's thread ended".into())))
 }
 
+/// Where a readiness probe's attempts run: here (a local agent's, and a `log` probe of an agent
+/// elsewhere, on the copy of its log), or there ([`Call::Probe`]: the port or command is on
+/// the agent's host or in its container).
+pub(crate) enum Prober {
+    Here(probe::Target),
+    There(Link),
+}
+
+impl Prober {
+    /// One attempt: whether it passed. A far side that cannot be asked fails the attempt.
+    pub(crate) async fn attempt(&mut self, spec: &ProbeSpec) -> bool {
+        match self {
+            Prober::Here(target) => probe::attempt(&spec.check, target, spec.timeout).await,
+            Prober::There(link) => matches!(
+                link.call_async(Call::Probe {
+                    probe: spec.clone()
+                })
+                .await,
+                Ok(Answer::Probed { passed: true })
+            ),
+        }
+    }
+}
+
 /// What removing an agent elsewhere found.
 pub enum Removal {
     /// Something would be lost: uncommitted paths, or commits on no branch.
@@ -406,12 +432,29 @@ impl Supervisor {
             _ => now_ms(),
         };
         self.apply(&k, Event::Start);
-        self.apply(&k, Event::Ready);
+        self.with(&k, |rt| rt.not_ready = None);
         self.inner.events.record_about(
             "agent.started",
             &rec.name,
             serde_json::json!({ "project": rec.project_root, "on": rec.remote }),
         );
+        match super::probe_of(rec).ok().flatten() {
+            Some(probe) => {
+                let prober = if let ProbeCheck::Log { .. } = probe.check {
+                    // The copy here of its output log, kept up by the watch below.
+                    let log = self.keeper_dir(rec).output();
+                    let target = probe::Target::new(&probe.check, PathBuf::new(), log, None)
+                        .map_err(|e| Self::remote_error(rec, LinkError::Refused(e)))?;
+                    Prober::Here(target)
+                } else {
+                    Prober::There(self.link(rec)?)
+                };
+                tokio::spawn(self.clone().await_ready(rec.clone(), probe, prober));
+            }
+            None => {
+                self.apply(&k, Event::Ready);
+            }
+        }
         tokio::spawn(self.clone().watch_remote(rec.clone(), started));
         Ok(())
     }

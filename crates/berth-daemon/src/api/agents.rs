@@ -167,9 +167,13 @@ pub async fn new(
         }
         berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
     }
-    if req.on.is_some() && (req.turn.is_some() || req.ready.is_some()) {
+    if req.on.is_some() && req.turn.is_some() {
+        return Err(invalid("an agent elsewhere (--on) cannot yet have turns"));
+    }
+    if req.on.is_some() && req.ready.as_deref().is_some_and(|r| r.trim() == "notify") {
         return Err(invalid(
-            "an agent elsewhere (--on) cannot yet have turns or a readiness probe",
+            "an agent elsewhere (--on) cannot be probed by notify (its socket would be here); \
+             use tcp:, http:, exec: or log:",
         ));
     }
     let (git, project_id) = project(store, &req.repo)?;

@@ -804,3 +804,56 @@ fn a_terminal_agent_over_ssh_is_typed_into_attached_and_outlives_a_cut_attach() 
     assert!(!alive(pid));
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn an_agent_over_ssh_is_running_only_once_its_probe_passes_there() {
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let new = |name: &str, probe: &str, cmd: &str| {
+        let url = sshd.url(&far.path().join("agents").join(name));
+        run_with(
+            &h,
+            p.path(),
+            &env,
+            &[
+                "agent", "new", name, "--on", &url, "--ready", probe, "--cmd", cmd, "--start",
+            ],
+        )
+    };
+
+    // An `exec` probe runs there, in the agent's workspace: starting until it passes.
+    let created = new("svc", "exec:test -f go", "exec sleep 300");
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show(&h, p.path(), "svc")["state"], "starting");
+    std::fs::write(far.path().join("agents/svc/workspace/go"), "").unwrap();
+    wait_until("the probe passed there", Duration::from_secs(20), || {
+        show(&h, p.path(), "svc")["state"] == "running"
+    });
+    let ready = events_about(&h, "svc");
+    let ready = ready.iter().find(|e| e["kind"] == "agent.ready").unwrap();
+    assert_eq!(ready["data"]["probe"], "exec:test -f go", "{ready}");
+
+    // A `log` probe reads the copy here of the output there.
+    let created = new("logged", "log:^up$", "sleep 1; echo up; exec sleep 300");
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    wait_until("the log probe passed", Duration::from_secs(20), || {
+        show(&h, p.path(), "logged")["state"] == "running"
+    });
+
+    // `notify` cannot reach a socket here from there: refused, with what to use.
+    let refused = new("n", "notify", "true");
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(refused.stdout.contains("notify"), "{refused}");
+
+    for name in ["svc", "logged"] {
+        run_with(&h, p.path(), &env, &["agent", "stop", name]).expect_code(0);
+    }
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
