@@ -29,6 +29,9 @@ pub const INCOMING: &str = ".berth-incoming.bundle";
 pub const OUTGOING: &str = ".berth-outgoing.bundle";
 /// At most this much of the output log per look.
 const LOG_PER_LOOK: u64 = 256 * 1024;
+/// The end of a turn's output log brought back ([`Call::TurnEnd`]): the daemon keeps the last
+/// `OUTPUT_SLICE_BYTES` of its text, and records carry a prefix.
+pub const TURN_OUTPUT: u64 = 2 * berth_core::inbox::OUTPUT_SLICE_BYTES as u64;
 
 /// What the daemon asks of the far side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,21 @@ pub enum Call {
     /// One attempt of a readiness probe there (`exec` in the workspace, `tcp` and `http` from
     /// there), bounded by its own timeout: answered `Probed`.
     Probe { probe: ProbeSpec },
+    /// A turn agent's turn: runs `spec`'s command under a keeper of its own (its files in
+    /// `turns/<turn>/`) in the workspace, `message` on its standard input and in
+    /// `$BERTH_MESSAGE_FILE`. Answered `Look` once the keeper reported.
+    TurnStart {
+        turn: i64,
+        spec: KeeperSpec,
+        message: Vec<u8>,
+    },
+    /// How turn `turn`'s keeper is (`Look`, without its log).
+    TurnLook { turn: i64 },
+    /// Stops turn `turn` (its keeper's own stop): `Stopped`.
+    TurnStop { turn: i64 },
+    /// The end of turn `turn`'s output log (at most [`TURN_OUTPUT`] bytes), its files removed
+    /// there: `Look` with the log.
+    TurnEnd { turn: i64 },
     /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
     /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
     /// swap), the index following when it is checked out. The working tree is sync's business.
@@ -179,6 +197,40 @@ fn keeper(root: &Path) -> KeeperDir {
     KeeperDir(root.join("keeper"))
 }
 
+fn turn_keeper(root: &Path, turn: i64) -> KeeperDir {
+    KeeperDir(root.join("turns").join(turn.to_string()))
+}
+
+/// How the keeper whose files are in `dir` is.
+fn keeper_look(dir: &KeeperDir) -> KeeperLook {
+    match look(dir) {
+        None => KeeperLook::NotStarted,
+        Some(Look::Alive(st)) => alive(&st),
+        Some(Look::Done(st)) => KeeperLook::Done {
+            code: st.exit.and_then(|e| e.code),
+            success: st.exit.is_some_and(|e| e.success()),
+        },
+        Some(Look::Vanished) => KeeperLook::Vanished,
+    }
+}
+
+/// Stops the keeper whose files are in `dir` (one that is gone already: nothing to stop).
+fn stop_keeper(dir: &KeeperDir, grace_ms: Option<u64>, timeout_ms: u64) -> Result<Answer, String> {
+    let timeout = Duration::from_millis(timeout_ms);
+    match control::request(&dir.socket(), &Request::Stop { grace_ms }, timeout) {
+        Ok(resp) => Ok(Answer::Stopped {
+            killed: resp.killed,
+            code: resp.state.exit.and_then(|e| e.code),
+        }),
+        // Gone already (it finished between the daemon's look and this stop).
+        Err(ControlError::Io { .. }) => Ok(Answer::Stopped {
+            killed: false,
+            code: None,
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn git_failed(e: impl std::fmt::Display) -> String {
     format!("git on the far side: {e}")
 }
@@ -217,42 +269,53 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             let _ = std::fs::remove_file(&bundle);
             Ok(Answer::Done)
         }
-        Call::Start { spec } => start(root, spec).map(|keeper| Answer::Look {
+        Call::Start { spec } => start_in(root, &keeper(root), spec).map(|keeper| Answer::Look {
             keeper,
             log: Vec::new(),
         }),
         Call::Look { log_from } => {
             let dir = keeper(root);
-            let keeper = match look(&dir) {
-                None => KeeperLook::NotStarted,
-                Some(Look::Alive(st)) => alive(&st),
-                Some(Look::Done(st)) => KeeperLook::Done {
-                    code: st.exit.and_then(|e| e.code),
-                    success: st.exit.is_some_and(|e| e.success()),
-                },
-                Some(Look::Vanished) => KeeperLook::Vanished,
-            };
+            let keeper = keeper_look(&dir);
             let log = read_log(&dir.output(), log_from).unwrap_or_default();
             Ok(Answer::Look { keeper, log })
         }
         Call::Stop {
             grace_ms,
             timeout_ms,
+        } => stop_keeper(&keeper(root), grace_ms, timeout_ms),
+        Call::TurnStart {
+            turn,
+            mut spec,
+            message,
         } => {
-            let socket = keeper(root).socket();
-            let timeout = Duration::from_millis(timeout_ms);
-            match control::request(&socket, &Request::Stop { grace_ms }, timeout) {
-                Ok(resp) => Ok(Answer::Stopped {
-                    killed: resp.killed,
-                    code: resp.state.exit.and_then(|e| e.code),
-                }),
-                // Gone already (it finished between the daemon's look and this stop).
-                Err(ControlError::Io { .. }) => Ok(Answer::Stopped {
-                    killed: false,
-                    code: None,
-                }),
-                Err(e) => Err(e.to_string()),
+            let dir = turn_keeper(root, turn);
+            let file = dir.path().join("message");
+            std::fs::create_dir_all(dir.path())
+                .and_then(|()| std::fs::write(&file, &message))
+                .map_err(|e| format!("cannot write the message for the turn there: {e}"))?;
+            spec.env
+                .insert("BERTH_MESSAGE_FILE".into(), file.display().to_string());
+            spec.stdin = Some(file);
+            start_in(root, &dir, spec).map(|keeper| Answer::Look {
+                keeper,
+                log: Vec::new(),
+            })
+        }
+        Call::TurnLook { turn } => Ok(Answer::Look {
+            keeper: keeper_look(&turn_keeper(root, turn)),
+            log: Vec::new(),
+        }),
+        Call::TurnStop { turn } => stop_keeper(&turn_keeper(root, turn), None, 60_000),
+        Call::TurnEnd { turn } => {
+            let dir = turn_keeper(root, turn);
+            let len = std::fs::metadata(dir.output()).map_or(0, |m| m.len());
+            let log = read_log(&dir.output(), len.saturating_sub(TURN_OUTPUT)).unwrap_or_default();
+            let keeper = keeper_look(&dir);
+            if dir.path().exists() {
+                std::fs::remove_dir_all(dir.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", dir.path().display()))?;
             }
+            Ok(Answer::Look { keeper, log })
         }
         Call::Dirty => {
             let ws = workspace(root);
@@ -318,7 +381,11 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Bundled(new.into_iter().map(|(r, _)| r).collect()))
         }
         Call::Remove => {
-            for dir in [workspace(root), keeper(root).path().to_path_buf()] {
+            for dir in [
+                workspace(root),
+                keeper(root).path().to_path_buf(),
+                root.join("turns"),
+            ] {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)
                         .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
@@ -424,10 +491,10 @@ fn pair_look(root: &Path, branch_ref: &str) -> Result<PairLook, String> {
     })
 }
 
-/// Starts the keeper with `spec`, working in the workspace; waits until it reports.
-fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
-    let dir = keeper(root);
-    if let Some(Look::Alive(st)) = look(&dir) {
+/// Starts a keeper with `spec` and its files in `dir`, working in the workspace; waits until
+/// it reports.
+fn start_in(root: &Path, dir: &KeeperDir, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
+    if let Some(Look::Alive(st)) = look(dir) {
         return Ok(alive(&st));
     }
     let ws = workspace(root);
@@ -439,10 +506,10 @@ fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
     berth_control::files::write_atomically(&dir.spec(), &bytes).map_err(fail)?;
     let _ = std::fs::remove_file(dir.state());
-    let exited = spawn_keeper(&dir).map_err(fail)?;
+    let exited = spawn_keeper(dir).map_err(fail)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match reported(&dir, &exited) {
+        match reported(dir, &exited) {
             Some(Ok(st)) => {
                 return Ok(alive(&st));
             }

@@ -594,7 +594,7 @@ impl Supervisor {
     }
 
     /// Brings an agent elsewhere's commits into the project in the background.
-    pub(super) fn mirror_remote_later(&self, rec: &AgentRecord) {
+    pub(crate) fn mirror_remote_later(&self, rec: &AgentRecord) {
         let (sup, rec) = (self.clone(), rec.clone());
         tokio::spawn(async move {
             if let Err(e) = sup.mirror_remote(&rec, &[]).await {

@@ -167,9 +167,6 @@ pub async fn new(
         }
         berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
     }
-    if req.on.is_some() && req.turn.is_some() {
-        return Err(invalid("an agent elsewhere (--on) cannot yet have turns"));
-    }
     if req.on.is_some() && req.ready.as_deref().is_some_and(|r| r.trim() == "notify") {
         return Err(invalid(
             "an agent elsewhere (--on) cannot be probed by notify (its socket would be here); \
@@ -269,8 +266,8 @@ async fn new_elsewhere(
         created_ms: now_ms(),
         tty: req.tty,
         scrollback: req.scrollback,
-        turn: None,
-        turn_timeout_ms: None,
+        turn: req.turn.clone(),
+        turn_timeout_ms: req.turn_timeout_ms,
         remote: Some(on.to_string()),
     };
     let target =

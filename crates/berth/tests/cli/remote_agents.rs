@@ -857,3 +857,59 @@ fn an_agent_over_ssh_is_running_only_once_its_probe_passes_there() {
     }
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
+    use super::inbox::{GIT_ENV, RECORD, settled, turn, turns};
+
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("agents/bot");
+    let url = sshd.url(&dir);
+    let mut args = vec!["agent", "new", "bot", "--on", &url, "--turn", RECORD];
+    args.extend_from_slice(&GIT_ENV);
+    run_with(&h, p.path(), &env, &args).expect_code(0);
+    let base = git(p.path(), &["rev-parse", "berth/bot"]);
+
+    let sent = run_with(&h, p.path(), &[], &["send", "bot", "hello there"]);
+    sent.expect_code(0);
+    let item = sent.json()["item"]["id"].as_i64().unwrap();
+    let done = settled(&h, p.path(), "bot", 1);
+    assert_eq!(done[0].state, "done", "{done:?}");
+
+    // The turn ran there, in the workspace there, the message on its stdin and in its file.
+    let ws = dir.join("workspace");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("received.txt")).unwrap(),
+        "hello there\n"
+    );
+    let t = &turns(&h, p.path(), "bot")[0];
+    assert_eq!((t.status.as_str(), t.exit_code), ("done", Some(0)), "{t:?}");
+    let shown = turn(&h, p.path(), t.id);
+    assert!(
+        shown.output.contains(&format!(
+            "id={item} attempt=1 source=message file=hello there"
+        )),
+        "{shown:?}"
+    );
+    // Its commit, before and after, as the workspace there has them; nothing left behind.
+    assert_eq!(t.commit_before.as_deref(), Some(base.trim()), "{t:?}");
+    let after = git(&ws, &["rev-parse", "HEAD"]);
+    assert_eq!(t.commit_after.as_deref(), Some(after.trim()), "{t:?}");
+    assert_eq!(
+        git(&ws, &["log", "-1", "--format=%s"]).trim(),
+        format!("message {item}")
+    );
+    assert!(!dir.join("turns").join(t.id.to_string()).exists());
+    // The turn's commit is mirrored into the project.
+    wait_until(
+        "the turn's commit reached the project",
+        Duration::from_secs(20),
+        || git(p.path(), &["rev-parse", "berth/bot"]) == after,
+    );
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
