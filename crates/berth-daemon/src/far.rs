@@ -674,6 +674,55 @@ mod tests {
     }
 
     #[test]
+    fn the_far_side_probes_in_its_workspace_and_says_when_a_keeper_is_not_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("workspace")).unwrap();
+        let probe = |check: &str| Call::Probe {
+            probe: berth_core::probe::parse_cli(check).unwrap().unwrap(),
+        };
+        // `exec` runs in the workspace there.
+        let passed = |c: &Call| match call(root, c) {
+            Ok(Answer::Probed { passed }) => passed,
+            other => panic!("a probe's answer: {other:?}"),
+        };
+        assert!(!passed(&probe("exec:test -f flag")));
+        std::fs::write(root.join("workspace/flag"), "").unwrap();
+        assert!(passed(&probe("exec:test -f flag")));
+        // A port nobody listens on fails; one that is listened on passes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
+        drop(listener);
+        assert!(!passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
+        // `notify` and `log` are never run there.
+        assert!(call(root, &probe("notify")).is_err());
+        assert!(call(root, &probe("log:x")).is_err());
+
+        // No keeper there: its requests say so instead of failing the link.
+        let screen = Call::Keeper {
+            request: Request::Screen { scrollback: 0 },
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            call(root, &screen).unwrap(),
+            Answer::KeeperGone(_)
+        ));
+        // A turn that never started: not started; its end brings nothing and removes nothing.
+        assert!(matches!(
+            call(root, &Call::TurnLook { turn: 7 }).unwrap(),
+            Answer::Look {
+                keeper: KeeperLook::NotStarted,
+                ..
+            }
+        ));
+        let Answer::Look { log, .. } = call(root, &Call::TurnEnd { turn: 7 }).unwrap() else {
+            panic!("a look")
+        };
+        assert!(log.is_empty());
+    }
+
+    #[test]
     fn the_far_side_answers_pairings_look_gate_and_moves_its_branch_to_the_users_commits() {
         let tmp = tempfile::tempdir().unwrap();
         let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
