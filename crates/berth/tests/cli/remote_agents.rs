@@ -870,7 +870,11 @@ fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
     let far = tempfile::tempdir().unwrap();
     let dir = far.path().join("agents/bot");
     let url = sshd.url(&dir);
-    let mut args = vec!["agent", "new", "bot", "--on", &url, "--turn", RECORD];
+    // Each turn waits for `go` beside the workspace there (its files are in `turns/` there).
+    let turn_cmd = format!("while [ ! -f ../go ]; do sleep 0.05; done; {RECORD}");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go"), "").unwrap();
+    let mut args = vec!["agent", "new", "bot", "--on", &url, "--turn", &turn_cmd];
     args.extend_from_slice(&GIT_ENV);
     run_with(&h, p.path(), &env, &args).expect_code(0);
     let base = git(p.path(), &["rev-parse", "berth/bot"]);
@@ -910,6 +914,41 @@ fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
         "the turn's commit reached the project",
         Duration::from_secs(20),
         || git(p.path(), &["rev-parse", "berth/bot"]) == after,
+    );
+
+    // The daemon killed during a turn there: the turn goes on there, and the daemon that
+    // starts again watches it to its end instead of running it a second time.
+    std::fs::remove_file(dir.join("go")).unwrap();
+    run_with(&h, p.path(), &[], &["send", "bot", "second"]).expect_code(0);
+    wait_until(
+        "the second turn runs there",
+        Duration::from_secs(20),
+        || {
+            turns(&h, p.path(), "bot")
+                .iter()
+                .any(|t| t.status == "running")
+        },
+    );
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    wait_until(
+        "the turn there was adopted",
+        Duration::from_secs(20),
+        || kinds(&events_about(&h, "bot")).contains(&"turn.adopted".to_string()),
+    );
+    std::fs::write(dir.join("go"), "").unwrap();
+    let done = settled(&h, p.path(), "bot", 2);
+    assert!(
+        done.iter().all(|i| i.state == "done" && i.attempts == 1),
+        "{done:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("received.txt")).unwrap(),
+        "hello there\nsecond\n",
+        "each message once"
     );
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
