@@ -1042,3 +1042,50 @@ fn pairing_with_an_agent_in_a_container_carries_edits_and_commits_and_gets_over_
     run(&["agent", "rm", "boxmate", "--force"]).expect_code(0);
     run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn a_terminal_agent_in_a_container_is_typed_into_and_attached_through_docker_exec() {
+    use berth_testkit::Tmux;
+
+    use super::attach::{attach, terminal_put_back};
+    use super::terminal::{typed, wait_for};
+
+    crate::require_root("run a dockerd");
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    run(&[
+        "agent",
+        "new",
+        "term",
+        "--on",
+        &url,
+        "--tty",
+        "--start",
+        "--env",
+        "PS1=$ ",
+        "--cmd",
+        "exec sh -i",
+    ])
+    .expect_code(0);
+    // Screen and input through the agent's link.
+    wait_for(&h, p.path(), "term", "$");
+    typed(&h, p.path(), "term", "echo typed-$((6*7))");
+    wait_for(&h, p.path(), "term", "typed-42");
+    // Attached through a relay started with `docker exec -i` in its container.
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["term"]);
+    t.wait_for("a", "typed-42");
+    t.type_text("a", "echo v=$((6*7))");
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "v=42");
+    t.keys("a", &["C-\\"]);
+    t.wait_for("a", "EXIT=0");
+    terminal_put_back(&t, "a");
+    run(&["agent", "stop", "term"]).expect_code(0);
+    run(&["agent", "rm", "term"]).expect_code(0);
+    run(&["daemon", "stop"]).expect_code(0);
+}
