@@ -135,7 +135,10 @@ impl KeeperSocket {
 }
 
 /// Starts a relay to `socket` there; the daemon's side of the stream once it is connected.
+/// The agent's link is made first (a round trip when it is up): berth is then installed there
+/// in this daemon's version, and a place that cannot be reached says so in the link's words.
 async fn relayed(link: &Link, socket: &str) -> Result<UnixStream, SocketError> {
+    link.call_async(Call::Ping).await?;
     let command = link.berth_there(&format!("__relay {}", quote(socket)))?;
     let mut command = tokio::process::Command::from(command);
     command

@@ -684,14 +684,26 @@ fn a_place_berth_cannot_run_an_agent_in_is_refused_before_anything_is_made() {
         assert_eq!(out.code, 2, "{on}: {out}");
         assert_eq!(out.json()["error"]["code"], "invalid_agent", "{on}: {out}");
     }
-    // What an agent elsewhere cannot have yet is refused by the CLI too.
+    // What an agent elsewhere cannot have is refused before anything is made: a `notify`
+    // probe, whose socket would be here.
     let out = run_with(
         &h,
         p.path(),
         &[],
-        &["agent", "new", "nowhere", "--on", "ssh://box", "--tty"],
+        &[
+            "agent",
+            "new",
+            "nowhere",
+            "--on",
+            "ssh://box",
+            "--ready",
+            "notify",
+            "--cmd",
+            "true",
+        ],
     );
     assert_eq!(out.code, 2, "{out}");
+    assert_eq!(out.json()["error"]["code"], "invalid_agent", "{out}");
     assert_eq!(git(p.path(), &["branch", "--list", "berth/nowhere"]), "");
     let listed = run_with(&h, p.path(), &[], &["agent", "list"]);
     assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
