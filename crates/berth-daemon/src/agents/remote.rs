@@ -544,7 +544,8 @@ impl Supervisor {
             if let AgentState::Unreachable { .. } = self.state(&k)
                 && let KeeperLook::Alive { pid, .. } = keeper
             {
-                self.apply(&k, Event::Reconnected);
+                let ready = !self.with(&k, |rt| rt.probing);
+                self.apply(&k, Event::Reconnected { ready });
                 let adopted = self.with(&k, |rt| {
                     rt.unreachable = None;
                     std::mem::take(&mut rt.adopting)

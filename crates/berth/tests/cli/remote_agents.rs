@@ -843,6 +843,23 @@ fn an_agent_over_ssh_is_running_only_once_its_probe_passes_there() {
     assert_eq!(created.json()["state"], "starting", "{created}");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(show(&h, p.path(), "svc")["state"], "starting");
+    // Out of reach while starting (the link cut, new connections refused), then back: it is
+    // starting again, not running, until its probe passes.
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    let config = sshd.file("config");
+    std::fs::rename(&keys, &off).unwrap();
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until(
+        "unreachable while starting",
+        Duration::from_secs(20),
+        || show(&h, p.path(), "svc")["state"] == "unreachable",
+    );
+    std::fs::rename(&off, &keys).unwrap();
+    wait_until("reached again", Duration::from_secs(30), || {
+        kinds(&events_about(&h, "svc")).contains(&"agent.reachable".to_string())
+    });
+    assert_eq!(show(&h, p.path(), "svc")["state"], "starting");
     std::fs::write(far.path().join("agents/svc/workspace/go"), "").unwrap();
     wait_until("the probe passed there", Duration::from_secs(20), || {
         show(&h, p.path(), "svc")["state"] == "running"
