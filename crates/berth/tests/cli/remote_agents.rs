@@ -979,5 +979,38 @@ fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
         "hello there\nsecond\n",
         "each message once"
     );
+
+    // A turn there that outlives its timeout is stopped there, and recorded as timed out.
+    let slow_url = sshd.url(&far.path().join("agents/slow"));
+    run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "slow",
+            "--on",
+            &slow_url,
+            "--turn",
+            "exec sleep 29.5",
+            "--turn-timeout",
+            "1s",
+        ],
+    )
+    .expect_code(0);
+    run_with(&h, p.path(), &[], &["send", "slow", "take your time"]).expect_code(0);
+    let failed = settled(&h, p.path(), "slow", 1);
+    assert_eq!(failed[0].state, "failed", "{failed:?}");
+    let slow = turns(&h, p.path(), "slow");
+    assert!(
+        !slow.is_empty() && slow.iter().all(|t| t.status == "timed_out"),
+        "{slow:?}"
+    );
+    assert_eq!(
+        kill_where(&["sleep 29.5"]),
+        0,
+        "nothing of the turns is left there"
+    );
     run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
