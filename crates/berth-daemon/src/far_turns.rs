@@ -9,6 +9,7 @@
 //! turn directory, where the inbox reads it as a local turn's.
 
 use std::path::Path;
+use std::time::Duration;
 
 use berth_core::inbox::Seen;
 use berth_store::AgentRecord;
@@ -16,6 +17,9 @@ use berth_supervisor::keeper::spec::KeeperSpec;
 
 use crate::agents::{Link, LinkError, Supervisor};
 use crate::far::{Answer, Call, KeeperLook};
+
+/// How long a look that could not get through holds the watch back.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One turn's keeper there.
 #[derive(Debug, Clone)]
@@ -57,11 +61,17 @@ impl FarTurn {
     }
 
     /// How the turn is there; `None` while it runs, or while it cannot be asked (the watch
-    /// asks again, and the turn's timeout still counts).
+    /// asks again, and the turn's timeout still counts). A look that could not get through
+    /// returns only after [`RETRY_AFTER`], so a link that is down is not tried again at the
+    /// watch's pace (each try may start ssh or docker anew).
     pub async fn seen(&self) -> Option<Seen> {
         match self.look().await {
-            Ok(Seen::Alive) | Err(_) => None,
+            Ok(Seen::Alive) => None,
             Ok(seen) => Some(seen),
+            Err(_) => {
+                tokio::time::sleep(RETRY_AFTER).await;
+                None
+            }
         }
     }
 
