@@ -35,6 +35,8 @@ use crate::far::{Answer, Call};
 pub const CONNECTED: &str = "berth-relay: connected\n";
 /// How a relay's message begins when the keeper's socket does not answer.
 const NO_KEEPER: &str = "berth-relay: no keeper answers";
+/// How long a relay may take to connect (within the time `terminals.rs` gives an attach).
+const CONNECT_WITHIN: Duration = Duration::from_secs(8);
 /// How long the relay's command may take to say why it ended.
 const SAID_WITHIN: Duration = Duration::from_secs(2);
 
@@ -164,7 +166,15 @@ async fn relayed(link: &Link, socket: &str) -> Result<UnixStream, SocketError> {
     });
     let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    let _ = stdout.read_line(&mut line).await;
+    let answered = tokio::time::timeout(CONNECT_WITHIN, stdout.read_line(&mut line)).await;
+    if answered.is_err() {
+        let _ = child.kill().await;
+        return Err(SocketError::Unreachable(format!(
+            "the connection to {} was not made within {} s",
+            link.label(),
+            CONNECT_WITHIN.as_secs()
+        )));
+    }
     if line != CONNECTED {
         let said = match tokio::time::timeout(SAID_WITHIN, said).await {
             Ok(Ok(text)) => text.trim().to_string(),
@@ -176,7 +186,7 @@ async fn relayed(link: &Link, socket: &str) -> Result<UnixStream, SocketError> {
         } else if said.is_empty() {
             SocketError::Unreachable(format!(
                 "the connection to {} ended before it was made",
-                link.dir()
+                link.label()
             ))
         } else {
             SocketError::Unreachable(said)

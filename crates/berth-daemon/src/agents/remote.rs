@@ -184,6 +184,11 @@ impl Link {
         RemoteEndpoint::spawn(&self.label, launcher, u64::MAX)
     }
 
+    /// The agent and where it runs, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The agent's directory there (relative paths are from the login directory).
     pub fn dir(&self) -> &str {
         self.target.dir()
