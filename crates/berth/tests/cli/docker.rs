@@ -1089,3 +1089,66 @@ fn a_terminal_agent_in_a_container_is_typed_into_and_attached_through_docker_exe
     run(&["agent", "rm", "term"]).expect_code(0);
     run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn a_probed_agent_and_a_turn_agent_in_containers_are_probed_and_run_there() {
+    crate::require_root("run a dockerd");
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    let show = |name: &str| {
+        let out = run(&["agent", "show", name]);
+        out.expect_code(0);
+        out.json()
+    };
+    // The probe runs in the container's workspace: starting until the file is there.
+    let created = run(&[
+        "agent",
+        "new",
+        "svc",
+        "--on",
+        &url,
+        "--ready",
+        "exec:test -f go",
+        "--cmd",
+        "exec sleep 300",
+        "--start",
+    ]);
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    let c = made_container("/berth");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show("svc")["state"], "starting");
+    exec(&c, ": > /berth/workspace/go");
+    wait_until(
+        "the probe passed in the container",
+        Duration::from_secs(30),
+        || show("svc")["state"] == "running",
+    );
+    // A turn runs in the workspace of its own container, the message on its stdin.
+    run(&["agent", "new", "bot", "--on", &url, "--turn", "cat"]).expect_code(0);
+    run(&["send", "bot", "into the box"]).expect_code(0);
+    wait_until("the turn is done", Duration::from_secs(30), || {
+        let out = run(&["inbox", "bot"]);
+        out.json()["items"][0]["state"] == "done"
+    });
+    let turns = run(&["turns", "bot"]);
+    let id = turns.json()["turns"][0]["id"].as_i64().unwrap();
+    let shown = run(&["turns", "show", &id.to_string()]);
+    assert!(
+        shown.json()["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("into the box"),
+        "{shown}"
+    );
+    run(&["agent", "stop", "svc"]).expect_code(0);
+    exec(&c, "rm /berth/workspace/go");
+    for name in ["svc", "bot"] {
+        run(&["agent", "rm", name]).expect_code(0);
+    }
+    run(&["daemon", "stop"]).expect_code(0);
+}
