@@ -664,8 +664,12 @@ fn an_agent_whose_host_is_gone_for_good_is_forgotten_with_nothing_there_touched(
     // Its branch stays here; its workspace there was not touched.
     assert_ne!(git(p.path(), &["branch", "--list", "berth/gone"]), "");
     assert!(dir.join("workspace/README").exists());
-    // The agent still running there is ended by the test itself.
+    // The agent still running there is ended by the test itself, before its directory goes.
     std::fs::write(dir.join("ended"), "").unwrap();
+    let keeper = berth_supervisor::keeper::spec::KeeperDir(dir.join("keeper"));
+    wait_until("the agent ended there", Duration::from_secs(20), || {
+        berth_supervisor::keeper::read_state(&keeper).is_some_and(|st| st.exit.is_some())
+    });
     run(&["daemon", "stop"]).expect_code(0);
 }
 
