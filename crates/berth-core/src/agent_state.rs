@@ -13,6 +13,8 @@
 //!                     failed          (any live state) ──vanished──▶ lost
 //!
 //!   starting/running/stopping ──link lost──▶ unreachable ──reconnected──▶ running
+//!                                               │                (starting while its
+//!                                               │                 readiness probe is pending)
 //!                                               │ exit / vanished / stop: as from running
 //! ```
 //!
@@ -125,8 +127,9 @@ pub enum Event {
     Vanished,
     /// The keeper of an agent elsewhere could not be reached, for this cause.
     LinkLost(Unreachability),
-    /// The keeper of an unreachable agent was reached again, and it runs.
-    Reconnected,
+    /// The keeper of an unreachable agent was reached again, and it runs; `ready`: its
+    /// readiness probe (if any) had passed, else it is still `starting`.
+    Reconnected { ready: bool },
 }
 
 /// The transition function.
@@ -161,7 +164,8 @@ pub fn next(state: AgentState, event: Event) -> Result<AgentState, InvalidTransi
         (S::Starting | S::Running | S::Stopping | S::Unreachable { .. }, E::LinkLost(cause)) => {
             Ok(S::Unreachable { cause })
         }
-        (S::Unreachable { .. }, E::Reconnected) => Ok(S::Running),
+        (S::Unreachable { .. }, E::Reconnected { ready: true }) => Ok(S::Running),
+        (S::Unreachable { .. }, E::Reconnected { ready: false }) => Ok(S::Starting),
         // Stopping something already at rest is a no-op.
         (S::Stopped | S::Exited { .. } | S::Failed | S::Lost, E::Stop) => Ok(state),
         (state, event) => Err(InvalidTransition::new(state, event)),
@@ -224,7 +228,8 @@ mod tests {
             E::LinkLost(Unreachability::ConnectionLost),
             E::LinkLost(Unreachability::NotAnswering),
             E::LinkLost(Unreachability::CannotConnect),
-            E::Reconnected,
+            E::Reconnected { ready: true },
+            E::Reconnected { ready: false },
         ]
     }
 
@@ -251,7 +256,8 @@ mod tests {
             E::LinkLost(cause) if live || unreachable || s == S::Stopping => {
                 Some(S::Unreachable { cause })
             }
-            E::Reconnected if unreachable => Some(S::Running),
+            E::Reconnected { ready: true } if unreachable => Some(S::Running),
+            E::Reconnected { ready: false } if unreachable => Some(S::Starting),
             _ => None,
         }
     }
@@ -334,9 +340,14 @@ mod tests {
                 cause: Unreachability::CannotConnect
             }
         );
-        assert_eq!(next(s, E::Reconnected).unwrap(), S::Running);
+        assert_eq!(next(s, E::Reconnected { ready: true }).unwrap(), S::Running);
+        // One whose readiness probe had not passed yet is starting again, not running.
+        assert_eq!(
+            next(s, E::Reconnected { ready: false }).unwrap(),
+            S::Starting
+        );
         // An agent at rest is never unreachable: nothing of it runs to be reached.
         assert!(next(S::Stopped, E::LinkLost(Unreachability::ConnectionLost)).is_err());
-        assert!(next(S::Running, E::Reconnected).is_err());
+        assert!(next(S::Running, E::Reconnected { ready: true }).is_err());
     }
 }

@@ -51,6 +51,8 @@ struct Runtime {
     exit_code: Option<i32>,
     /// This run's readiness probe gave up (berth stops the process then).
     not_ready: Option<NotReady>,
+    /// This run's readiness probe has not passed yet (nor given up).
+    probing: bool,
     /// How often the restart policy started it again since this daemon run began.
     restarts: u32,
     /// An agent elsewhere: its process there, as last seen.
@@ -152,6 +154,7 @@ impl Supervisor {
             tracker: Tracker::default(),
             exit_code: None,
             not_ready: None,
+            probing: false,
             restarts: 0,
             far_pid: None,
             unreachable: None,
@@ -355,7 +358,8 @@ impl Supervisor {
         );
         match (probe, target) {
             (Some(probe), Some(target)) => {
-                tokio::spawn(self.clone().await_ready(rec.clone(), probe, target));
+                let prober = remote::Prober::Here(target);
+                tokio::spawn(self.clone().await_ready(rec.clone(), probe, prober));
             }
             _ => {
                 self.apply(&k, Event::Ready);
@@ -374,19 +378,30 @@ impl Supervisor {
 
     /// Runs the readiness probe until it passes (→ `running`) or its deadline passes (the agent is
     /// stopped and `failed`).
-    async fn await_ready(self, rec: AgentRecord, probe: ProbeSpec, mut target: Target) {
+    async fn await_ready(self, rec: AgentRecord, probe: ProbeSpec, mut prober: remote::Prober) {
         let k = key(&rec);
         let began = tokio::time::Instant::now();
         let deadline = probe
             .deadline
             .unwrap_or(berth_core::probe::DEFAULT_DEADLINE);
         let mut tracker = ProbeTracker::new(&probe);
+        self.with(&k, |rt| rt.probing = true);
         loop {
-            if self.state(&k) != AgentState::Starting {
-                return; // stopped or exited meanwhile
+            match self.state(&k) {
+                AgentState::Starting => {}
+                // An agent elsewhere out of reach: probed again once it is back (`starting`).
+                AgentState::Unreachable { .. } => {
+                    tokio::time::sleep(probe.interval).await;
+                    continue;
+                }
+                _ => {
+                    self.with(&k, |rt| rt.probing = false);
+                    return; // stopped or exited meanwhile
+                }
             }
-            let ok = probe::attempt(&probe.check, &mut target, probe.timeout).await;
+            let ok = prober.attempt(&probe).await;
             if tracker.record(ok) == Verdict::Passing {
+                self.with(&k, |rt| rt.probing = false);
                 self.apply(&k, Event::Ready);
                 self.inner.events.record_about(
                     "agent.ready",
@@ -405,7 +420,10 @@ impl Supervisor {
                     &rec.name,
                     serde_json::json!({ "reason": not_ready.to_string() }),
                 );
-                self.with(&k, |rt| rt.not_ready = Some(not_ready));
+                self.with(&k, |rt| {
+                    rt.not_ready = Some(not_ready);
+                    rt.probing = false;
+                });
                 if let Err(e) = self.stop(&rec).await {
                     tracing::error!(agent = %rec.name, "{e}");
                 }

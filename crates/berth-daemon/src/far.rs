@@ -14,6 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use berth_core::probe::{ProbeCheck, ProbeSpec};
 use berth_git::Git;
 use berth_git::git::Access;
 use berth_supervisor::keeper::control::{self, ControlError, Request};
@@ -28,6 +29,9 @@ pub const INCOMING: &str = ".berth-incoming.bundle";
 pub const OUTGOING: &str = ".berth-outgoing.bundle";
 /// At most this much of the output log per look.
 const LOG_PER_LOOK: u64 = 256 * 1024;
+/// The end of a turn's output log brought back ([`Call::TurnEnd`]): the daemon keeps the last
+/// `OUTPUT_SLICE_BYTES` of its text, and records carry a prefix.
+pub const TURN_OUTPUT: u64 = 2 * berth_core::inbox::OUTPUT_SLICE_BYTES as u64;
 
 /// What the daemon asks of the far side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +72,28 @@ pub enum Call {
     /// Pairing's gate on this side: whether the workspace is on `branch_ref` with nothing in
     /// progress, and git not busy rewriting its index.
     Gate { branch_ref: String },
+    /// Passes `request` to the keeper's control socket there (a terminal agent's `screen` and
+    /// `input`), waiting at most `timeout_ms` for its answer: `Keeper` with the answer's JSON as
+    /// the keeper wrote it, or `KeeperGone` when its socket does not answer (it ended).
+    Keeper { request: Request, timeout_ms: u64 },
+    /// One attempt of a readiness probe there (`exec` in the workspace, `tcp` and `http` from
+    /// there), bounded by its own timeout: answered `Probed`.
+    Probe { probe: ProbeSpec },
+    /// A turn agent's turn: runs `spec`'s command under a keeper of its own (its files in
+    /// `turns/<turn>/`) in the workspace, `message` on its standard input and in
+    /// `$BERTH_MESSAGE_FILE`. Answered `Look` once the keeper reported.
+    TurnStart {
+        turn: i64,
+        spec: KeeperSpec,
+        message: Vec<u8>,
+    },
+    /// How turn `turn`'s keeper is (`Look`, without its log).
+    TurnLook { turn: i64 },
+    /// Stops turn `turn` (its keeper's own stop): `Stopped`.
+    TurnStop { turn: i64 },
+    /// The end of turn `turn`'s output log (at most [`TURN_OUTPUT`] bytes), its files removed
+    /// there: `Look` with the log.
+    TurnEnd { turn: i64 },
     /// Pairing: the user's commits, in [`INCOMING`], to `branch_ref` there — its objects
     /// fetched, then the branch moved from `from` to `to` by fast-forward only (compare and
     /// swap), the index following when it is checked out. The working tree is sync's business.
@@ -133,6 +159,14 @@ pub enum Answer {
         closed: Option<String>,
         busy: bool,
     },
+    /// Whether [`Call::Probe`]'s attempt passed.
+    Probed {
+        passed: bool,
+    },
+    /// The keeper's answer to [`Call::Keeper`], as it wrote it.
+    Keeper(serde_json::Value),
+    /// The keeper's socket did not answer [`Call::Keeper`] (the keeper ended): what was seen.
+    KeeperGone(String),
 }
 
 /// The far side's host: answers [`Call`]s for the agent at the endpoint's root.
@@ -161,6 +195,40 @@ fn workspace(root: &Path) -> PathBuf {
 
 fn keeper(root: &Path) -> KeeperDir {
     KeeperDir(root.join("keeper"))
+}
+
+fn turn_keeper(root: &Path, turn: i64) -> KeeperDir {
+    KeeperDir(root.join("turns").join(turn.to_string()))
+}
+
+/// How the keeper whose files are in `dir` is.
+fn keeper_look(dir: &KeeperDir) -> KeeperLook {
+    match look(dir) {
+        None => KeeperLook::NotStarted,
+        Some(Look::Alive(st)) => alive(&st),
+        Some(Look::Done(st)) => KeeperLook::Done {
+            code: st.exit.and_then(|e| e.code),
+            success: st.exit.is_some_and(|e| e.success()),
+        },
+        Some(Look::Vanished) => KeeperLook::Vanished,
+    }
+}
+
+/// Stops the keeper whose files are in `dir` (one that is gone already: nothing to stop).
+fn stop_keeper(dir: &KeeperDir, grace_ms: Option<u64>, timeout_ms: u64) -> Result<Answer, String> {
+    let timeout = Duration::from_millis(timeout_ms);
+    match control::request(&dir.socket(), &Request::Stop { grace_ms }, timeout) {
+        Ok(resp) => Ok(Answer::Stopped {
+            killed: resp.killed,
+            code: resp.state.exit.and_then(|e| e.code),
+        }),
+        // Gone already (it finished between the daemon's look and this stop).
+        Err(ControlError::Io { .. }) => Ok(Answer::Stopped {
+            killed: false,
+            code: None,
+        }),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn git_failed(e: impl std::fmt::Display) -> String {
@@ -201,42 +269,53 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             let _ = std::fs::remove_file(&bundle);
             Ok(Answer::Done)
         }
-        Call::Start { spec } => start(root, spec).map(|keeper| Answer::Look {
+        Call::Start { spec } => start_in(root, &keeper(root), spec).map(|keeper| Answer::Look {
             keeper,
             log: Vec::new(),
         }),
         Call::Look { log_from } => {
             let dir = keeper(root);
-            let keeper = match look(&dir) {
-                None => KeeperLook::NotStarted,
-                Some(Look::Alive(st)) => alive(&st),
-                Some(Look::Done(st)) => KeeperLook::Done {
-                    code: st.exit.and_then(|e| e.code),
-                    success: st.exit.is_some_and(|e| e.success()),
-                },
-                Some(Look::Vanished) => KeeperLook::Vanished,
-            };
+            let keeper = keeper_look(&dir);
             let log = read_log(&dir.output(), log_from).unwrap_or_default();
             Ok(Answer::Look { keeper, log })
         }
         Call::Stop {
             grace_ms,
             timeout_ms,
+        } => stop_keeper(&keeper(root), grace_ms, timeout_ms),
+        Call::TurnStart {
+            turn,
+            mut spec,
+            message,
         } => {
-            let socket = keeper(root).socket();
-            let timeout = Duration::from_millis(timeout_ms);
-            match control::request(&socket, &Request::Stop { grace_ms }, timeout) {
-                Ok(resp) => Ok(Answer::Stopped {
-                    killed: resp.killed,
-                    code: resp.state.exit.and_then(|e| e.code),
-                }),
-                // Gone already (it finished between the daemon's look and this stop).
-                Err(ControlError::Io { .. }) => Ok(Answer::Stopped {
-                    killed: false,
-                    code: None,
-                }),
-                Err(e) => Err(e.to_string()),
+            let dir = turn_keeper(root, turn);
+            let file = dir.path().join("message");
+            std::fs::create_dir_all(dir.path())
+                .and_then(|()| std::fs::write(&file, &message))
+                .map_err(|e| format!("cannot write the message for the turn there: {e}"))?;
+            spec.env
+                .insert("BERTH_MESSAGE_FILE".into(), file.display().to_string());
+            spec.stdin = Some(file);
+            start_in(root, &dir, spec).map(|keeper| Answer::Look {
+                keeper,
+                log: Vec::new(),
+            })
+        }
+        Call::TurnLook { turn } => Ok(Answer::Look {
+            keeper: keeper_look(&turn_keeper(root, turn)),
+            log: Vec::new(),
+        }),
+        Call::TurnStop { turn } => stop_keeper(&turn_keeper(root, turn), None, 60_000),
+        Call::TurnEnd { turn } => {
+            let dir = turn_keeper(root, turn);
+            let len = std::fs::metadata(dir.output()).map_or(0, |m| m.len());
+            let log = read_log(&dir.output(), len.saturating_sub(TURN_OUTPUT)).unwrap_or_default();
+            let keeper = keeper_look(&dir);
+            if dir.path().exists() {
+                std::fs::remove_dir_all(dir.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", dir.path().display()))?;
             }
+            Ok(Answer::Look { keeper, log })
         }
         Call::Dirty => {
             let ws = workspace(root);
@@ -302,7 +381,11 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Bundled(new.into_iter().map(|(r, _)| r).collect()))
         }
         Call::Remove => {
-            for dir in [workspace(root), keeper(root).path().to_path_buf()] {
+            for dir in [
+                workspace(root),
+                keeper(root).path().to_path_buf(),
+                root.join("turns"),
+            ] {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)
                         .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
@@ -314,6 +397,19 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
             Ok(Answer::Done)
         }
         Call::Ping => Ok(Answer::Done),
+        Call::Probe { probe } => probe_once(root, &probe).map(|passed| Answer::Probed { passed }),
+        Call::Keeper {
+            request,
+            timeout_ms,
+        } => {
+            let socket = keeper(root).socket();
+            let within = Duration::from_millis(timeout_ms);
+            match control::ask::<serde_json::Value>(&socket, &request, within) {
+                Ok(answer) => Ok(Answer::Keeper(answer)),
+                Err(e @ ControlError::Io { .. }) => Ok(Answer::KeeperGone(e.to_string())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Call::PairLook { branch_ref } => pair_look(root, &branch_ref).map(Answer::PairLook),
         Call::Gate { branch_ref } => {
             let ws = Git::new(workspace(root));
@@ -347,6 +443,29 @@ fn answer(root: &Path, call: Call) -> Result<Answer, String> {
     }
 }
 
+/// One attempt of `probe` there. A `log` probe is the daemon's (it reads its copy of the log);
+/// `notify` cannot be (its socket would be here).
+fn probe_once(root: &Path, probe: &ProbeSpec) -> Result<bool, String> {
+    if matches!(probe.check, ProbeCheck::Notify | ProbeCheck::Log { .. }) {
+        return Err(format!("a {} probe is not run there", probe.check.kind()));
+    }
+    let mut target = berth_supervisor::probe::Target::new(
+        &probe.check,
+        workspace(root),
+        keeper(root).output(),
+        None,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot run the probe there: {e}"))?;
+    Ok(runtime.block_on(berth_supervisor::probe::attempt(
+        &probe.check,
+        &mut target,
+        probe.timeout,
+    )))
+}
+
 /// [`Call::PairLook`]'s answer.
 fn pair_look(root: &Path, branch_ref: &str) -> Result<PairLook, String> {
     let path = workspace(root);
@@ -372,10 +491,10 @@ fn pair_look(root: &Path, branch_ref: &str) -> Result<PairLook, String> {
     })
 }
 
-/// Starts the keeper with `spec`, working in the workspace; waits until it reports.
-fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
-    let dir = keeper(root);
-    if let Some(Look::Alive(st)) = look(&dir) {
+/// Starts a keeper with `spec` and its files in `dir`, working in the workspace; waits until
+/// it reports.
+fn start_in(root: &Path, dir: &KeeperDir, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
+    if let Some(Look::Alive(st)) = look(dir) {
         return Ok(alive(&st));
     }
     let ws = workspace(root);
@@ -387,10 +506,10 @@ fn start(root: &Path, mut spec: KeeperSpec) -> Result<KeeperLook, String> {
     let bytes = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
     berth_control::files::write_atomically(&dir.spec(), &bytes).map_err(fail)?;
     let _ = std::fs::remove_file(dir.state());
-    let exited = spawn_keeper(&dir).map_err(fail)?;
+    let exited = spawn_keeper(dir).map_err(fail)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match reported(&dir, &exited) {
+        match reported(dir, &exited) {
             Some(Ok(st)) => {
                 return Ok(alive(&st));
             }
@@ -552,6 +671,55 @@ mod tests {
         assert!(root.exists());
         // Garbage is an error, never a panic.
         assert!(FarHost.call(&root, b"{not json").is_err());
+    }
+
+    #[test]
+    fn the_far_side_probes_in_its_workspace_and_says_when_a_keeper_is_not_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("workspace")).unwrap();
+        let probe = |check: &str| Call::Probe {
+            probe: berth_core::probe::parse_cli(check).unwrap().unwrap(),
+        };
+        // `exec` runs in the workspace there.
+        let passed = |c: &Call| match call(root, c) {
+            Ok(Answer::Probed { passed }) => passed,
+            other => panic!("a probe's answer: {other:?}"),
+        };
+        assert!(!passed(&probe("exec:test -f flag")));
+        std::fs::write(root.join("workspace/flag"), "").unwrap();
+        assert!(passed(&probe("exec:test -f flag")));
+        // A port nobody listens on fails; one that is listened on passes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
+        drop(listener);
+        assert!(!passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
+        // `notify` and `log` are never run there.
+        assert!(call(root, &probe("notify")).is_err());
+        assert!(call(root, &probe("log:x")).is_err());
+
+        // No keeper there: its requests say so instead of failing the link.
+        let screen = Call::Keeper {
+            request: Request::Screen { scrollback: 0 },
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            call(root, &screen).unwrap(),
+            Answer::KeeperGone(_)
+        ));
+        // A turn that never started: not started; its end brings nothing and removes nothing.
+        assert!(matches!(
+            call(root, &Call::TurnLook { turn: 7 }).unwrap(),
+            Answer::Look {
+                keeper: KeeperLook::NotStarted,
+                ..
+            }
+        ));
+        let Answer::Look { log, .. } = call(root, &Call::TurnEnd { turn: 7 }).unwrap() else {
+            panic!("a look")
+        };
+        assert!(log.is_empty());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use tokio::sync::Notify;
 use crate::agents::Supervisor;
 use crate::clock::now_ms;
 use crate::failpoints;
+use crate::far_turns::{self, FarTurn};
 use crate::keepers::{self, Look, spawn_keeper};
 use crate::recorder::Recorder;
 use crate::terminals;
@@ -48,6 +49,8 @@ use crate::terminals;
 /// are short), then less.
 const WATCH_FIRST: Duration = Duration::from_millis(5);
 const WATCH_EVERY: Duration = Duration::from_millis(25);
+/// How often a turn of an agent elsewhere is looked at (each look a round trip there).
+const WATCH_FAR: Duration = Duration::from_millis(50);
 /// For how long after its start a turn is looked at every [`WATCH_FIRST`].
 const WATCH_CLOSELY: i64 = 250;
 /// How often a terminal's screen is looked at while waiting for it to settle.
@@ -284,7 +287,12 @@ impl Inbox {
         };
         let seen = match &last {
             Some(t) if t.status == TurnStatus::Running.as_str() && mode == Mode::Turn => {
-                Some(self.seen(&self.turn_dir(rec, t.id)).await)
+                Some(match self.far_turn(rec, t.id) {
+                    Some(Ok(far)) => far.recovered().await,
+                    // Its link cannot even be made: watched, never started twice.
+                    Some(Err(_)) => Seen::Alive,
+                    None => self.seen(&self.turn_dir(rec, t.id)).await,
+                })
             }
             _ => None,
         };
@@ -308,7 +316,10 @@ impl Inbox {
                     serde_json::json!({ "turn": turn.id, "item": item.id }),
                 );
                 let dir = self.turn_dir(rec, turn.id);
-                let ended = self.watch(rec, &dir, turn.started_ms, None).await;
+                let far = self.far_turn(rec, turn.id).and_then(Result::ok);
+                let ended = self
+                    .watch(rec, &dir, turn.started_ms, None, far.as_ref())
+                    .await;
                 (turn, ended)
             }
             (Recovery::Collect, Some(turn)) => {
@@ -386,6 +397,13 @@ impl Inbox {
         )
     }
 
+    /// Turn `turn`'s keeper there, for an agent elsewhere (`None`: a local agent).
+    fn far_turn(&self, rec: &AgentRecord, turn: i64) -> Option<Result<FarTurn, String>> {
+        rec.remote
+            .is_some()
+            .then(|| FarTurn::of(&self.inner.agents, rec, turn))
+    }
+
     /// What a turn's keeper files show (waiting for a keeper that was started a moment ago and
     /// has not said anything yet).
     async fn seen(&self, dir: &KeeperDir) -> Seen {
@@ -415,7 +433,7 @@ impl Inbox {
         item: &ItemRecord,
         mode: Mode,
     ) -> Option<(TurnRecord, Ended)> {
-        let before = branch_tip(rec).await;
+        let before = branch_tip(&self.inner.agents, rec).await;
         let begun = self.inner.store.begin_turn(&NewTurn {
             item_id: item.id,
             trigger: &item.source,
@@ -493,6 +511,19 @@ impl Inbox {
             terminal: None,
             stdin: Some(message),
         };
+        match self.far_turn(rec, turn.id) {
+            Some(Ok(far)) => {
+                if let Err(e) = far.start(spec, item.text.clone().into_bytes()).await {
+                    return failed(e);
+                }
+                failpoints::hit("inbox.turn.started").await;
+                return self
+                    .watch(rec, &dir, turn.started_ms, None, Some(&far))
+                    .await;
+            }
+            Some(Err(e)) => return failed(e),
+            None => {}
+        }
         let written = serde_json::to_vec_pretty(&spec)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
@@ -507,17 +538,20 @@ impl Inbox {
             Err(e) => return failed(format!("cannot start the turn's keeper: {e}")),
         };
         failpoints::hit("inbox.turn.started").await;
-        self.watch(rec, &dir, turn.started_ms, Some(exited)).await
+        self.watch(rec, &dir, turn.started_ms, Some(exited), None)
+            .await
     }
 
     /// Follows a turn's keeper until the turn ends, stopping it when the timeout passes.
-    /// `exited` (for a keeper this run started) says when the keeper process ended.
+    /// `exited` (for a keeper this run started) says when the keeper process ended; `far`: the
+    /// turn runs there, and is looked at and stopped over the agent's link.
     async fn watch(
         &self,
         rec: &AgentRecord,
         dir: &KeeperDir,
         started_ms: i64,
         exited: Option<std::sync::mpsc::Receiver<std::process::ExitStatus>>,
+        far: Option<&FarTurn>,
     ) -> Ended {
         let timeout = rec
             .turn_timeout_ms
@@ -526,10 +560,15 @@ impl Inbox {
             started_ms.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let mut timed_out = false;
         loop {
-            let seen = match look(dir) {
-                Some(Seen::Alive) => None,
-                Some(seen) => Some(seen),
-                None => {
+            let here = match far {
+                Some(far) => Err(far.seen().await),
+                None => Ok(look(dir)),
+            };
+            let seen = match here {
+                Err(there) => there,
+                Ok(Some(Seen::Alive)) => None,
+                Ok(Some(seen)) => Some(seen),
+                Ok(None) => {
                     let gone = match &exited {
                         Some(rx) => rx.try_recv().is_ok(),
                         None => matches!(self.seen(dir).await, Seen::Gone),
@@ -576,21 +615,33 @@ impl Inbox {
                     &rec.name,
                     serde_json::json!({ "timeout_ms": timeout.as_millis() as u64 }),
                 );
-                let socket = dir.socket();
-                let asked = tokio::task::spawn_blocking(move || {
-                    control::request(
-                        &socket,
-                        &Request::Stop { grace_ms: None },
-                        Duration::from_secs(60),
-                    )
-                })
-                .await;
-                if let Ok(Err(e)) = asked {
-                    tracing::warn!(agent = %rec.name, "stopping a turn that timed out: {e}");
+                if let Some(far) = far {
+                    if let Err(e) = far.stop().await {
+                        tracing::warn!(agent = %rec.name, "stopping a turn that timed out: {e}");
+                    }
+                } else {
+                    let socket = dir.socket();
+                    let asked = tokio::task::spawn_blocking(move || {
+                        control::request(
+                            &socket,
+                            &Request::Stop { grace_ms: None },
+                            Duration::from_secs(60),
+                        )
+                    })
+                    .await;
+                    if let Ok(Err(e)) = asked {
+                        tracing::warn!(agent = %rec.name, "stopping a turn that timed out: {e}");
+                    }
                 }
             }
             let closely = now_ms().saturating_sub(started_ms) < WATCH_CLOSELY;
-            tokio::time::sleep(if closely { WATCH_FIRST } else { WATCH_EVERY }).await;
+            let wait = match far {
+                // Each look there is a round trip over the link.
+                Some(_) => WATCH_FAR,
+                None if closely => WATCH_FIRST,
+                None => WATCH_EVERY,
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -662,8 +713,13 @@ impl Inbox {
     ) -> Option<Duration> {
         failpoints::hit("inbox.turn.ended").await;
         let dir = self.turn_dir(rec, turn.id);
+        if let Some(Ok(far)) = self.far_turn(rec, turn.id)
+            && let Err(e) = far.end(&dir.output()).await
+        {
+            tracing::warn!(agent = %rec.name, "cannot bring turn {}'s output here: {e}", turn.id);
+        }
         let output = output_slice(&dir.output());
-        let after_tip = branch_tip(rec).await;
+        let after_tip = branch_tip(&self.inner.agents, rec).await;
         let next = inbox::after_turn(ended.status, turn.attempt, &self.inner.policy);
         let item_state = match next {
             AfterTurn::Done => Some(ItemState::Done),
@@ -685,6 +741,11 @@ impl Inbox {
             return Some(Duration::from_secs(1));
         }
         let _ = std::fs::remove_dir_all(dir.path());
+        // An agent elsewhere's commits come here only through a mirror: one per turn that
+        // made any.
+        if rec.remote.is_some() && after_tip.is_some() && after_tip != turn.commit_before {
+            self.inner.agents.mirror_remote_later(rec);
+        }
         self.inner.events.record_about(
             "turn.ended",
             &rec.name,
@@ -743,7 +804,10 @@ fn branch_tip_now(rec: &AgentRecord) -> Option<String> {
         .flatten()
 }
 
-async fn branch_tip(rec: &AgentRecord) -> Option<String> {
+async fn branch_tip(agents: &Supervisor, rec: &AgentRecord) -> Option<String> {
+    if rec.remote.is_some() {
+        return far_turns::tip(agents, rec).await;
+    }
     let rec = rec.clone();
     tokio::task::spawn_blocking(move || branch_tip_now(&rec))
         .await

@@ -51,10 +51,12 @@ pub mod database;
 pub mod debug_sync;
 pub mod failpoints;
 pub mod far;
+pub mod far_turns;
 pub mod git_lock;
 pub mod hooks;
 pub mod ids;
 pub mod inbox;
+pub mod keeper_socket;
 pub mod keepers;
 pub mod logging;
 pub mod memory;
@@ -83,6 +85,12 @@ pub fn run_keeper(dir: std::path::PathBuf) -> Result<(), berth_supervisor::keepe
 /// of agents elsewhere ([`far`]) answering the daemon's host calls.
 pub fn run_endpoint(root: std::path::PathBuf) -> Result<(), berth_sync::remote::RemoteError> {
     berth_sync::remote::serve_stdio(&root, &mut far::FarHost)
+}
+
+/// `berth __relay SOCKET`: on the far side of an agent elsewhere, copies standard input and
+/// output to and from its keeper's socket for an attached client ([`keeper_socket`]).
+pub fn run_relay(socket: &std::path::Path) -> Result<(), String> {
+    keeper_socket::relay(socket)
 }
 
 /// `berth __digest FILE`: the blake3 digest of a file in hex, with which a copy of berth just

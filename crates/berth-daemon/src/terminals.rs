@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use berth_proto::TerminalScreen;
 use berth_store::AgentRecord;
-use berth_supervisor::keeper::control::{self, Refusal, Request, TerminalAnswer};
+use berth_supervisor::keeper::control::{Refusal, Request, TerminalAnswer};
 
 use crate::agents::Supervisor;
+use crate::keeper_socket::{KeeperSocket, SocketError};
 
 /// How long a keeper may take to answer (typing waits up to 5 s for the program).
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -30,6 +30,8 @@ pub enum TerminalError {
     Stuck { name: String, detail: String },
     #[error("cannot ask the keeper of {name}: {detail}")]
     Keeper { name: String, detail: String },
+    #[error("cannot reach agent {name} where it runs: {detail}")]
+    Unreachable { name: String, detail: String },
 }
 
 /// The agent's screen, with the newest `scrollback` lines above it.
@@ -86,17 +88,18 @@ pub async fn attach(
     let mut line = serde_json::to_string(&req).map_err(|e| keeper(e.to_string()))?;
     line.push('\n');
     let exchange = async {
-        let (from, mut to) = UnixStream::connect(&socket).await?.into_split();
-        to.write_all(line.as_bytes()).await?;
+        let gone = |e: std::io::Error| SocketError::Gone(e.to_string());
+        let (from, mut to) = socket.connect().await?.into_split();
+        to.write_all(line.as_bytes()).await.map_err(gone)?;
         let mut from = BufReader::new(from);
         let mut answer = String::new();
-        from.read_line(&mut answer).await?;
-        Ok::<_, std::io::Error>((from, to, answer))
+        from.read_line(&mut answer).await.map_err(gone)?;
+        Ok::<_, SocketError>((from, to, answer))
     };
     let (from_keeper, to_keeper, answer) = match tokio::time::timeout(ANSWER_WITHIN, exchange).await
     {
         Ok(Ok(done)) => done,
-        Ok(Err(_)) => return Err(not_running(rec, "its keeper has ended".into())),
+        Ok(Err(e)) => return Err(socket_failure(rec, e)),
         Err(_) => return Err(keeper("its keeper did not answer in time".into())),
     };
     match serde_json::from_str::<TerminalAnswer>(&answer) {
@@ -127,7 +130,7 @@ fn not_running(rec: &AgentRecord, state: String) -> TerminalError {
 }
 
 /// Checks that the agent is a terminal agent with a process; its keeper's socket.
-fn check(agents: &Supervisor, rec: &AgentRecord) -> Result<std::path::PathBuf, TerminalError> {
+fn check(agents: &Supervisor, rec: &AgentRecord) -> Result<KeeperSocket, TerminalError> {
     if !rec.tty {
         return Err(TerminalError::NotATerminal(rec.name.clone()));
     }
@@ -135,7 +138,23 @@ fn check(agents: &Supervisor, rec: &AgentRecord) -> Result<std::path::PathBuf, T
     if !state.has_process() {
         return Err(not_running(rec, state.name().to_string()));
     }
-    Ok(agents.keeper_dir(rec).socket())
+    KeeperSocket::of(agents, rec).map_err(|e| socket_failure(rec, e))
+}
+
+/// The error for a keeper socket that could not be asked.
+fn socket_failure(rec: &AgentRecord, e: SocketError) -> TerminalError {
+    match e {
+        // The keeper is gone (it finished between our look and the request).
+        SocketError::Gone(_) => not_running(rec, "its keeper has ended".into()),
+        SocketError::Unreachable(detail) => TerminalError::Unreachable {
+            name: rec.name.clone(),
+            detail,
+        },
+        SocketError::Other(detail) => TerminalError::Keeper {
+            name: rec.name.clone(),
+            detail,
+        },
+    }
 }
 
 /// The error for a keeper's refusal.
@@ -160,24 +179,9 @@ async fn ask(
     req: Request,
 ) -> Result<TerminalAnswer, TerminalError> {
     let socket = check(agents, rec)?;
-    let answer = tokio::task::spawn_blocking(move || {
-        control::ask::<TerminalAnswer>(&socket, &req, ANSWER_WITHIN)
-    })
-    .await
-    .map_err(|e| TerminalError::Keeper {
-        name: rec.name.clone(),
-        detail: e.to_string(),
-    })?;
-    match answer {
+    match socket.ask::<TerminalAnswer>(req, ANSWER_WITHIN).await {
         Ok(TerminalAnswer::Refused { reason, message }) => Err(refusal(rec, reason, message)),
         Ok(answer) => Ok(answer),
-        // The keeper is gone (it finished between our look and the request).
-        Err(control::ControlError::Io { .. }) => {
-            Err(not_running(rec, "its keeper has ended".into()))
-        }
-        Err(e) => Err(TerminalError::Keeper {
-            name: rec.name.clone(),
-            detail: e.to_string(),
-        }),
+        Err(e) => Err(socket_failure(rec, e)),
     }
 }

@@ -424,7 +424,7 @@ pub enum AgentCommand {
         /// Run it elsewhere: `ssh://[user@]host[:port][/dir]`, `docker://IMAGE`,
         /// `podman://IMAGE` or `docker-exec://CONTAINER[/dir]`. Its workspace is made there
         /// and it runs there under a keeper of its own, surviving the daemon and the connection.
-        #[arg(long, value_name = "URL", conflicts_with_all = ["tty", "turn", "ready"])]
+        #[arg(long, value_name = "URL")]
         on: Option<String>,
     },
     /// List this repository's agents.

@@ -25,8 +25,9 @@ pub struct Ctx {
     pub env_token: Option<String>,
 }
 
-/// `berth __keeper --dir DIR`, `berth __endpoint ROOT` and `berth __digest FILE` (a copy of
-/// berth installed on the far side checking itself), recognised before anything else is set
+/// `berth __keeper --dir DIR`, `berth __endpoint ROOT`, `berth __relay SOCKET` (an attached
+/// client's stream to a keeper on the far side) and `berth __digest FILE` (a copy of berth
+/// installed on the far side checking itself), recognised before anything else is set
 /// up: a keeper stays small (SPEC §7: under 4 MB each) by never running the command-line
 /// parser or a runtime, and none of them needs one.
 fn fast_path() -> Option<i32> {
@@ -41,6 +42,15 @@ fn fast_path() -> Option<i32> {
                 }
             })
         }
+        [cmd, socket] if cmd == "__relay" => Some(
+            match berth_daemon::run_relay(std::path::Path::new(socket)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("{e}");
+                    Kind::Failed.exit_code()
+                }
+            },
+        ),
         [cmd, file] if cmd == "__digest" => Some(
             match berth_daemon::file_digest(std::path::Path::new(file)) {
                 Ok(digest) => match writeln!(std::io::stdout(), "{digest}") {

@@ -10,14 +10,16 @@
 //! while calls fail the agent is `unreachable` with the cause, and the watch tries again by
 //! itself (every second at first, then less often, at most every 10 s).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use berth_core::agent_state::{AgentState, Event, Unreachability};
+use berth_core::probe::{ProbeCheck, ProbeSpec};
 use berth_core::restart::Exit;
 use berth_store::AgentRecord;
 use berth_supervisor::keeper::spec::KeeperSpec;
+use berth_supervisor::probe;
 use berth_sync::endpoint::Endpoint;
 use berth_sync::reconcile::Entry;
 use berth_sync::remote::container::Place;
@@ -182,6 +184,26 @@ impl Link {
         RemoteEndpoint::spawn(&self.label, launcher, u64::MAX)
     }
 
+    /// The agent and where it runs, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The agent's directory there (relative paths are from the login directory).
+    pub fn dir(&self) -> &str {
+        self.target.dir()
+    }
+
+    /// The command that runs `berth ARGS` there (`args` quoted for `sh`): the copy the link
+    /// installed there, whose standard input and output are the stream.
+    pub fn berth_there(&self, args: &str) -> Result<std::process::Command, LinkError> {
+        let launcher = Installing::new(&self.label, self.target.clone(), |_| {});
+        let script = launcher
+            .script(args)
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
+        Ok(self.target.shell(&script))
+    }
+
     /// Makes `call` there (blocking). A connection found broken is made again for one more
     /// try: an operation someone asked for does not fail only because the link broke while
     /// nothing used it.
@@ -193,6 +215,12 @@ impl Link {
             }) => self.call_once(call),
             other => other,
         }
+    }
+
+    /// Makes `call` there as [`Link::call`] does, from async code (on a thread of its own).
+    pub async fn call_async(&self, call: Call) -> Result<Answer, LinkError> {
+        let link = self.clone();
+        blocking(move || link.call(&call)).await
     }
 
     /// Makes `call` there once (blocking): the watch's looks, which report a broken link.
@@ -263,6 +291,30 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| LinkError::Refused(format!("cannot start a thread: {e}")))?;
     rx.await
         .unwrap_or_else(|_| Err(LinkError::Refused("the call's thread ended".into())))
+}
+
+/// Where a readiness probe's attempts run: here (a local agent's, and a `log` probe of an agent
+/// elsewhere, on the copy of its log), or there ([`Call::Probe`]: the port or command is on
+/// the agent's host or in its container).
+pub(crate) enum Prober {
+    Here(probe::Target),
+    There(Link),
+}
+
+impl Prober {
+    /// One attempt: whether it passed. A far side that cannot be asked fails the attempt.
+    pub(crate) async fn attempt(&mut self, spec: &ProbeSpec) -> bool {
+        match self {
+            Prober::Here(target) => probe::attempt(&spec.check, target, spec.timeout).await,
+            Prober::There(link) => matches!(
+                link.call_async(Call::Probe {
+                    probe: spec.clone()
+                })
+                .await,
+                Ok(Answer::Probed { passed: true })
+            ),
+        }
+    }
 }
 
 /// What removing an agent elsewhere found.
@@ -385,12 +437,29 @@ impl Supervisor {
             _ => now_ms(),
         };
         self.apply(&k, Event::Start);
-        self.apply(&k, Event::Ready);
+        self.with(&k, |rt| rt.not_ready = None);
         self.inner.events.record_about(
             "agent.started",
             &rec.name,
             serde_json::json!({ "project": rec.project_root, "on": rec.remote }),
         );
+        match super::probe_of(rec).ok().flatten() {
+            Some(probe) => {
+                let prober = if let ProbeCheck::Log { .. } = probe.check {
+                    // The copy here of its output log, kept up by the watch below.
+                    let log = self.keeper_dir(rec).output();
+                    let target = probe::Target::new(&probe.check, PathBuf::new(), log, None)
+                        .map_err(|e| Self::remote_error(rec, LinkError::Refused(e)))?;
+                    Prober::Here(target)
+                } else {
+                    Prober::There(self.link(rec)?)
+                };
+                tokio::spawn(self.clone().await_ready(rec.clone(), probe, prober));
+            }
+            None => {
+                self.apply(&k, Event::Ready);
+            }
+        }
         tokio::spawn(self.clone().watch_remote(rec.clone(), started));
         Ok(())
     }
@@ -480,7 +549,8 @@ impl Supervisor {
             if let AgentState::Unreachable { .. } = self.state(&k)
                 && let KeeperLook::Alive { pid, .. } = keeper
             {
-                self.apply(&k, Event::Reconnected);
+                let ready = !self.with(&k, |rt| rt.probing);
+                self.apply(&k, Event::Reconnected { ready });
                 let adopted = self.with(&k, |rt| {
                     rt.unreachable = None;
                     std::mem::take(&mut rt.adopting)
@@ -530,7 +600,7 @@ impl Supervisor {
     }
 
     /// Brings an agent elsewhere's commits into the project in the background.
-    pub(super) fn mirror_remote_later(&self, rec: &AgentRecord) {
+    pub(crate) fn mirror_remote_later(&self, rec: &AgentRecord) {
         let (sup, rec) = (self.clone(), rec.clone());
         tokio::spawn(async move {
             if let Err(e) = sup.mirror_remote(&rec, &[]).await {

@@ -88,6 +88,9 @@ pub(super) fn terminal_failure(e: TerminalError) -> ApiFailure {
             )),
         ),
         TerminalError::Keeper { .. } => ApiFailure::internal(message),
+        TerminalError::Unreachable { .. } => {
+            unreachable_failure(message, "the program goes on running there")
+        }
     }
 }
 
@@ -164,9 +167,10 @@ pub async fn new(
         }
         berth_core::terminal::check_scrollback(lines).map_err(|e| invalid(e.to_string()))?;
     }
-    if req.on.is_some() && (req.tty || req.turn.is_some() || req.ready.is_some()) {
+    if req.on.is_some() && req.ready.as_deref().is_some_and(|r| r.trim() == "notify") {
         return Err(invalid(
-            "an agent elsewhere (--on) cannot yet have a terminal, turns or a readiness probe",
+            "an agent elsewhere (--on) cannot be probed by notify (its socket would be here); \
+             use tcp:, http:, exec: or log:",
         ));
     }
     let (git, project_id) = project(store, &req.repo)?;
@@ -260,10 +264,10 @@ async fn new_elsewhere(
         workspace: String::new(),
         desired_running: req.start,
         created_ms: now_ms(),
-        tty: false,
-        scrollback: None,
-        turn: None,
-        turn_timeout_ms: None,
+        tty: req.tty,
+        scrollback: req.scrollback,
+        turn: req.turn.clone(),
+        turn_timeout_ms: req.turn_timeout_ms,
         remote: Some(on.to_string()),
     };
     let target =

@@ -62,8 +62,15 @@ pub async fn attach(
         .map_err(terminal_failure)?;
     let phase = shared.watch_phase();
     let read_only = q.read_only;
+    // What the end of the keeper's stream means: for an agent elsewhere, most likely that the
+    // connection to its place broke (the keeper there, and the program, go on).
+    let gone = if rec.remote.is_some() {
+        "the connection to where the agent runs broke; the program goes on there: attach again"
+    } else {
+        "the agent's keeper went away"
+    };
     Ok(upgrade.on_upgrade(move |ws| async move {
-        relay(ws, attached, read_only, phase).await;
+        relay(ws, attached, read_only, gone, phase).await;
     }))
 }
 
@@ -95,6 +102,7 @@ async fn relay(
     mut ws: WebSocket,
     attached: Attached,
     read_only: bool,
+    gone: &'static str,
     mut phase: watch::Receiver<LivePhase>,
 ) {
     let Attached {
@@ -105,7 +113,7 @@ async fn relay(
     let end = loop {
         tokio::select! {
             read = from_keeper.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => break close(KEEPER_GONE, "the agent's keeper went away"),
+                Ok(0) | Err(_) => break close(KEEPER_GONE, gone),
                 Ok(_) => match to_client(&mut ws, &mut buf).await {
                     Ok(None) => {}
                     Ok(Some(end)) => break end,
@@ -128,7 +136,7 @@ async fn relay(
                 let mut wire = Vec::new();
                 frame.encode(&mut wire);
                 if to_keeper.write_all(&wire).await.is_err() {
-                    break close(KEEPER_GONE, "the agent's keeper went away");
+                    break close(KEEPER_GONE, gone);
                 }
             }
             () = async { let _ = phase.wait_for(|p| *p == LivePhase::Stopping).await; } => {

@@ -141,23 +141,29 @@ impl Installing {
             message,
         }
     }
+
+    /// The script that runs berth there with `args` (already quoted for `sh`): the copy this
+    /// launcher installs (or `BERTH_REMOTE_BIN`); when it is missing, the script says so on
+    /// standard error as [`Launcher::repair`] expects, and ends with 127.
+    pub fn script(&self, args: &str) -> Result<String, RemoteError> {
+        Ok(match &self.bin {
+            Some(bin) => format!("exec {} {args}", quote(bin)),
+            None => {
+                let me = local().map_err(|message| self.install_error(message))?;
+                format!(
+                    "p={BIN_DIR}/{file}\n[ -x \"$p\" ] && exec \"$p\" {args}\n\
+                     echo \"{MISSING} $(uname -s 2>/dev/null) $(uname -m 2>/dev/null)\" >&2\nexit 127\n",
+                    file = me.file_name(),
+                )
+            }
+        })
+    }
 }
 
 impl Launcher for Installing {
     fn command(&mut self) -> Result<Command, RemoteError> {
         self.target.prepare()?;
-        let dir = quote(self.target.dir());
-        let script = match &self.bin {
-            Some(bin) => format!("exec {} __endpoint {dir}", quote(bin)),
-            None => {
-                let me = local().map_err(|message| self.install_error(message))?;
-                format!(
-                    "p={BIN_DIR}/{file}\n[ -x \"$p\" ] && exec \"$p\" __endpoint {dir}\n\
-                     echo \"{MISSING} $(uname -s 2>/dev/null) $(uname -m 2>/dev/null)\" >&2\nexit 127\n",
-                    file = me.file_name(),
-                )
-            }
-        };
+        let script = self.script(&format!("__endpoint {}", quote(self.target.dir())))?;
         Ok(self.target.shell(&script))
     }
 

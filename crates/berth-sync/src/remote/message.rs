@@ -27,7 +27,9 @@
 //!
 //! Versions: 2 added `Alive`; 3 added `Host`; 4 added the host requests of pairing with an
 //! agent elsewhere (what git shows in its workspace, its gate, the user's commits moved there:
-//! `berth_daemon::far::Call::{Ping, PairLook, Gate, Advance}`).
+//! `berth_daemon::far::Call::{Ping, PairLook, Gate, Advance}`); 5 added the keeper's own
+//! requests passed to it there (`Call::Keeper`: a terminal agent's screen and input elsewhere)
+//! and readiness probes run there (`Call::Probe`).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +39,7 @@ use crate::relpath::RelPath;
 use crate::scan::{ScanError, Warning};
 
 /// The protocol's version: both ends must speak the same one.
-pub const PROTOCOL: u32 = 4;
+pub const PROTOCOL: u32 = 5;
 
 /// The version of berth speaking (told in the hellos, for messages).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -16,7 +16,7 @@ use crate::{home, start};
 
 /// `berth attach ARGS` in window `win`; afterwards the window waits for Return, then prints
 /// the terminal's modes that raw mode changes, so a test can see they were put back.
-fn attach(t: &Tmux, h: &TestHome, repo: &Path, win: &str, args: &[&str]) {
+pub fn attach(t: &Tmux, h: &TestHome, repo: &Path, win: &str, args: &[&str]) {
     let mut all = vec!["attach"];
     all.extend_from_slice(args);
     let script = format!(
@@ -29,7 +29,7 @@ fn attach(t: &Tmux, h: &TestHome, repo: &Path, win: &str, args: &[&str]) {
 /// After `berth attach` ended in `win`: Return (which reaches `read` only if the terminal is
 /// back in its usual mode), then the modes are the usual ones.
 #[track_caller]
-fn terminal_put_back(t: &Tmux, win: &str) {
+pub fn terminal_put_back(t: &Tmux, win: &str) {
     t.keys(win, &["Enter"]);
     let shown = t.wait_for(win, "MODES-END");
     assert!(

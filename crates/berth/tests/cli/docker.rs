@@ -1072,3 +1072,113 @@ fn pairing_with_an_agent_in_a_container_carries_edits_and_commits_and_gets_over_
     run(&["agent", "rm", "boxmate", "--force"]).expect_code(0);
     run(&["daemon", "stop"]).expect_code(0);
 }
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn a_terminal_agent_in_a_container_is_typed_into_and_attached_through_docker_exec() {
+    use berth_testkit::Tmux;
+
+    use super::attach::{attach, terminal_put_back};
+    use super::terminal::{typed, wait_for};
+
+    crate::require_root("run a dockerd");
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    run(&[
+        "agent",
+        "new",
+        "term",
+        "--on",
+        &url,
+        "--tty",
+        "--start",
+        "--env",
+        "PS1=$ ",
+        "--cmd",
+        "exec sh -i",
+    ])
+    .expect_code(0);
+    // Screen and input through the agent's link.
+    wait_for(&h, p.path(), "term", "$");
+    typed(&h, p.path(), "term", "echo typed-$((6*7))");
+    wait_for(&h, p.path(), "term", "typed-42");
+    // Attached through a relay started with `docker exec -i` in its container.
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["term"]);
+    t.wait_for("a", "typed-42");
+    t.type_text("a", "echo v=$((6*7))");
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "v=42");
+    t.keys("a", &["C-\\"]);
+    t.wait_for("a", "EXIT=0");
+    terminal_put_back(&t, "a");
+    run(&["agent", "stop", "term"]).expect_code(0);
+    run(&["agent", "rm", "term"]).expect_code(0);
+    run(&["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+#[ignore = "needs root: runs a dockerd of its own"]
+fn a_probed_agent_and_a_turn_agent_in_containers_are_probed_and_run_there() {
+    crate::require_root("run a dockerd");
+    let h = home();
+    let p = berth_testkit::repo(&[("README", "hi\n")]);
+    let run = |args: &[&str]| agent_cmd(&h, p.path(), &[], args);
+    run(&["daemon", "start"]).expect_code(0);
+    let url = format!("docker://{IMAGE}");
+    let show = |name: &str| {
+        let out = run(&["agent", "show", name]);
+        out.expect_code(0);
+        out.json()
+    };
+    // The probe runs in the container's workspace: starting until the file is there.
+    let created = run(&[
+        "agent",
+        "new",
+        "svc",
+        "--on",
+        &url,
+        "--ready",
+        "exec:test -f go",
+        "--cmd",
+        "exec sleep 300",
+        "--start",
+    ]);
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    let c = made_container("/berth");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show("svc")["state"], "starting");
+    exec(&c, ": > /berth/workspace/go");
+    wait_until(
+        "the probe passed in the container",
+        Duration::from_secs(30),
+        || show("svc")["state"] == "running",
+    );
+    // A turn runs in the workspace of its own container, the message on its stdin.
+    run(&["agent", "new", "bot", "--on", &url, "--turn", "cat"]).expect_code(0);
+    run(&["send", "bot", "into the box"]).expect_code(0);
+    wait_until("the turn is done", Duration::from_secs(30), || {
+        let out = run(&["inbox", "bot"]);
+        out.json()["items"][0]["state"] == "done"
+    });
+    let turns = run(&["turns", "bot"]);
+    let id = turns.json()["turns"][0]["id"].as_i64().unwrap();
+    let shown = run(&["turns", "show", &id.to_string()]);
+    assert!(
+        shown.json()["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("into the box"),
+        "{shown}"
+    );
+    run(&["agent", "stop", "svc"]).expect_code(0);
+    exec(&c, "rm /berth/workspace/go");
+    for name in ["svc", "bot"] {
+        run(&["agent", "rm", name]).expect_code(0);
+    }
+    run(&["daemon", "stop"]).expect_code(0);
+}

@@ -20,7 +20,7 @@ pub const WAIT: Duration = Duration::from_secs(120);
 /// it was given.
 pub const RECORD: &str = r#"{ cat; echo; } >> received.txt; echo "id=$BERTH_MESSAGE_ID attempt=$BERTH_ATTEMPT source=$BERTH_MESSAGE_SOURCE file=$(cat "$BERTH_MESSAGE_FILE")"; git add received.txt && git commit -qm "message $BERTH_MESSAGE_ID""#;
 
-const GIT_ENV: [&str; 8] = [
+pub const GIT_ENV: [&str; 8] = [
     "--env",
     "GIT_AUTHOR_NAME=bot",
     "--env",
@@ -70,7 +70,7 @@ pub fn turns(h: &TestHome, repo: &Path, name: &str) -> Vec<TurnInfo> {
         .turns
 }
 
-fn turn(h: &TestHome, repo: &Path, id: i64) -> TurnInfo {
+pub fn turn(h: &TestHome, repo: &Path, id: i64) -> TurnInfo {
     let out = berth(h, repo, &["turns", "show", &id.to_string()]);
     out.expect_code(0);
     serde_json::from_value(out.json()).unwrap()
@@ -84,7 +84,7 @@ pub fn finished(i: &InboxItem) -> bool {
 
 /// Waits until the agent has `n` items and every one is finished; returns them.
 #[track_caller]
-fn settled(h: &TestHome, repo: &Path, name: &str, n: usize) -> Vec<InboxItem> {
+pub fn settled(h: &TestHome, repo: &Path, name: &str, n: usize) -> Vec<InboxItem> {
     let mut last = Vec::new();
     wait_until(&format!("{n} items of {name} finished"), WAIT, || {
         last = items(h, repo, name);

@@ -664,8 +664,12 @@ fn an_agent_whose_host_is_gone_for_good_is_forgotten_with_nothing_there_touched(
     // Its branch stays here; its workspace there was not touched.
     assert_ne!(git(p.path(), &["branch", "--list", "berth/gone"]), "");
     assert!(dir.join("workspace/README").exists());
-    // The agent still running there is ended by the test itself.
+    // The agent still running there is ended by the test itself, before its directory goes.
     std::fs::write(dir.join("ended"), "").unwrap();
+    let keeper = berth_supervisor::keeper::spec::KeeperDir(dir.join("keeper"));
+    wait_until("the agent ended there", Duration::from_secs(20), || {
+        berth_supervisor::keeper::read_state(&keeper).is_some_and(|st| st.exit.is_some())
+    });
     run(&["daemon", "stop"]).expect_code(0);
 }
 
@@ -684,16 +688,333 @@ fn a_place_berth_cannot_run_an_agent_in_is_refused_before_anything_is_made() {
         assert_eq!(out.code, 2, "{on}: {out}");
         assert_eq!(out.json()["error"]["code"], "invalid_agent", "{on}: {out}");
     }
-    // What an agent elsewhere cannot have yet is refused by the CLI too.
+    // What an agent elsewhere cannot have is refused before anything is made: a `notify`
+    // probe, whose socket would be here.
     let out = run_with(
         &h,
         p.path(),
         &[],
-        &["agent", "new", "nowhere", "--on", "ssh://box", "--tty"],
+        &[
+            "agent",
+            "new",
+            "nowhere",
+            "--on",
+            "ssh://box",
+            "--ready",
+            "notify",
+            "--cmd",
+            "true",
+        ],
     );
     assert_eq!(out.code, 2, "{out}");
+    assert_eq!(out.json()["error"]["code"], "invalid_agent", "{out}");
     assert_eq!(git(p.path(), &["branch", "--list", "berth/nowhere"]), "");
     let listed = run_with(&h, p.path(), &[], &["agent", "list"]);
     assert_eq!(listed.json()["agents"], serde_json::json!([]), "{listed}");
     run_with(&h, p.path(), &[], &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_terminal_agent_over_ssh_is_typed_into_attached_and_outlives_a_cut_attach() {
+    use berth_testkit::Tmux;
+
+    use super::attach::{attach, terminal_put_back};
+    use super::terminal::{pid_of, typed, wait_for};
+
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let url = sshd.url(&far.path().join("agents/sh"));
+    let created = run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "sh",
+            "--on",
+            &url,
+            "--tty",
+            "--start",
+            "--env",
+            "PS1=$ ",
+            "--cmd",
+            "exec bash --norc --noprofile -i",
+        ],
+    );
+    created.expect_code(0);
+    // `agent screen` and `agent input` reach the keeper there.
+    wait_for(&h, p.path(), "sh", "$");
+    typed(
+        &h,
+        p.path(),
+        "sh",
+        "echo typed-$((6*7)) in $(basename $(pwd))",
+    );
+    wait_for(&h, p.path(), "sh", "typed-42 in workspace");
+    let pid = pid_of(&h, p.path(), "sh");
+    assert!(alive(pid));
+
+    // Attached: the screen drawn at once, keys typed, output seen.
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "a", &["sh"]);
+    t.wait_for("a", "typed-42 in workspace");
+    t.type_text("a", "echo v=$((6*7))");
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "v=42");
+
+    // The attach's ssh connection killed: the client says so and puts the terminal back; the
+    // program runs on there.
+    let config = sshd.file("config");
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__relay"]) >= 1);
+    let shown = t.wait_for("a", "EXIT=");
+    assert!(
+        shown.contains("the connection to where the agent runs broke"),
+        "{shown}"
+    );
+    assert!(!shown.contains("EXIT=0"), "{shown}");
+    terminal_put_back(&t, "a");
+    assert!(alive(pid), "the program ran on through the cut");
+    assert_eq!(show(&h, p.path(), "sh")["state"], "running");
+
+    // The host refusing new connections: attaching says it cannot reach it, and what to do.
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    std::fs::rename(&keys, &off).unwrap();
+    attach(&t, &h, p.path(), "r", &["sh"]);
+    let refused = t.wait_for("r", "EXIT=");
+    assert!(
+        refused.contains("cannot reach agent sh where it runs")
+            && refused.contains("the program goes on running there")
+            && !refused.contains("EXIT=0"),
+        "{refused}"
+    );
+    terminal_put_back(&t, "r");
+    std::fs::rename(&off, &keys).unwrap();
+
+    // The daemon killed and started again: it re-attaches to the agent there.
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    wait_until("re-attached", Duration::from_secs(30), || {
+        show(&h, p.path(), "sh")["state"] == "running"
+    });
+
+    // Attached again: the same screen, and it still answers.
+    attach(&t, &h, p.path(), "b", &["sh"]);
+    t.wait_for("b", "v=42");
+    t.type_text("b", "echo again-$((2*3))");
+    t.keys("b", &["Enter"]);
+    t.wait_for("b", "again-6");
+    t.keys("b", &["C-\\"]);
+    t.wait_for("b", "EXIT=0");
+    terminal_put_back(&t, "b");
+
+    run_with(&h, p.path(), &env, &["agent", "stop", "sh"]).expect_code(0);
+    assert!(!alive(pid));
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn an_agent_over_ssh_is_running_only_once_its_probe_passes_there() {
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let new = |name: &str, probe: &str, cmd: &str| {
+        let url = sshd.url(&far.path().join("agents").join(name));
+        run_with(
+            &h,
+            p.path(),
+            &env,
+            &[
+                "agent", "new", name, "--on", &url, "--ready", probe, "--cmd", cmd, "--start",
+            ],
+        )
+    };
+
+    // An `exec` probe runs there, in the agent's workspace: starting until it passes.
+    let created = new("svc", "exec:test -f go", "exec sleep 300");
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show(&h, p.path(), "svc")["state"], "starting");
+    // Out of reach while starting (the link cut, new connections refused), then back: it is
+    // starting again, not running, until its probe passes.
+    let keys = sshd.file("authorized_keys");
+    let off = sshd.file("authorized_keys.off");
+    let config = sshd.file("config");
+    std::fs::rename(&keys, &off).unwrap();
+    assert!(kill_where(&["-F", config.to_str().unwrap(), "__endpoint"]) >= 1);
+    wait_until(
+        "unreachable while starting",
+        Duration::from_secs(20),
+        || show(&h, p.path(), "svc")["state"] == "unreachable",
+    );
+    std::fs::rename(&off, &keys).unwrap();
+    wait_until("reached again", Duration::from_secs(30), || {
+        kinds(&events_about(&h, "svc")).contains(&"agent.reachable".to_string())
+    });
+    assert_eq!(show(&h, p.path(), "svc")["state"], "starting");
+    std::fs::write(far.path().join("agents/svc/workspace/go"), "").unwrap();
+    wait_until("the probe passed there", Duration::from_secs(20), || {
+        show(&h, p.path(), "svc")["state"] == "running"
+    });
+    let ready = events_about(&h, "svc");
+    let ready = ready.iter().find(|e| e["kind"] == "agent.ready").unwrap();
+    assert_eq!(ready["data"]["probe"], "exec:test -f go", "{ready}");
+
+    // A `log` probe reads the copy here of the output there.
+    let created = new("logged", "log:^up$", "sleep 1; echo up; exec sleep 300");
+    created.expect_code(0);
+    assert_eq!(created.json()["state"], "starting", "{created}");
+    wait_until("the log probe passed", Duration::from_secs(20), || {
+        show(&h, p.path(), "logged")["state"] == "running"
+    });
+
+    // `notify` cannot reach a socket here from there: refused, with what to use.
+    let refused = new("n", "notify", "true");
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(refused.stdout.contains("notify"), "{refused}");
+
+    for name in ["svc", "logged"] {
+        run_with(&h, p.path(), &env, &["agent", "stop", name]).expect_code(0);
+    }
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
+}
+
+#[test]
+fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
+    use super::inbox::{GIT_ENV, RECORD, settled, turn, turns};
+
+    let sshd = Sshd::start();
+    let h = home();
+    let env = sshd.env("config").to_vec();
+    let p = repo(&[("README", "hi\n")]);
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    let far = tempfile::tempdir().unwrap();
+    let dir = far.path().join("agents/bot");
+    let url = sshd.url(&dir);
+    // Each turn waits for `go` beside the workspace there (its files are in `turns/` there).
+    let turn_cmd = format!("while [ ! -f ../go ]; do sleep 0.05; done; {RECORD}");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go"), "").unwrap();
+    let mut args = vec!["agent", "new", "bot", "--on", &url, "--turn", &turn_cmd];
+    args.extend_from_slice(&GIT_ENV);
+    run_with(&h, p.path(), &env, &args).expect_code(0);
+    let base = git(p.path(), &["rev-parse", "berth/bot"]);
+
+    let sent = run_with(&h, p.path(), &[], &["send", "bot", "hello there"]);
+    sent.expect_code(0);
+    let item = sent.json()["item"]["id"].as_i64().unwrap();
+    let done = settled(&h, p.path(), "bot", 1);
+    assert_eq!(done[0].state, "done", "{done:?}");
+
+    // The turn ran there, in the workspace there, the message on its stdin and in its file.
+    let ws = dir.join("workspace");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("received.txt")).unwrap(),
+        "hello there\n"
+    );
+    let t = &turns(&h, p.path(), "bot")[0];
+    assert_eq!((t.status.as_str(), t.exit_code), ("done", Some(0)), "{t:?}");
+    let shown = turn(&h, p.path(), t.id);
+    assert!(
+        shown.output.contains(&format!(
+            "id={item} attempt=1 source=message file=hello there"
+        )),
+        "{shown:?}"
+    );
+    // Its commit, before and after, as the workspace there has them; nothing left behind.
+    assert_eq!(t.commit_before.as_deref(), Some(base.trim()), "{t:?}");
+    let after = git(&ws, &["rev-parse", "HEAD"]);
+    assert_eq!(t.commit_after.as_deref(), Some(after.trim()), "{t:?}");
+    assert_eq!(
+        git(&ws, &["log", "-1", "--format=%s"]).trim(),
+        format!("message {item}")
+    );
+    assert!(!dir.join("turns").join(t.id.to_string()).exists());
+    // The turn's commit is mirrored into the project.
+    wait_until(
+        "the turn's commit reached the project",
+        Duration::from_secs(20),
+        || git(p.path(), &["rev-parse", "berth/bot"]) == after,
+    );
+
+    // The daemon killed during a turn there: the turn goes on there, and the daemon that
+    // starts again watches it to its end instead of running it a second time.
+    std::fs::remove_file(dir.join("go")).unwrap();
+    run_with(&h, p.path(), &[], &["send", "bot", "second"]).expect_code(0);
+    wait_until(
+        "the second turn runs there",
+        Duration::from_secs(20),
+        || {
+            turns(&h, p.path(), "bot")
+                .iter()
+                .any(|t| t.status == "running")
+        },
+    );
+    h.signal_daemon(libc::SIGKILL);
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        h.state() != "running"
+    });
+    run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    wait_until(
+        "the turn there was adopted",
+        Duration::from_secs(20),
+        || kinds(&events_about(&h, "bot")).contains(&"turn.adopted".to_string()),
+    );
+    std::fs::write(dir.join("go"), "").unwrap();
+    let done = settled(&h, p.path(), "bot", 2);
+    assert!(
+        done.iter().all(|i| i.state == "done" && i.attempts == 1),
+        "{done:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("received.txt")).unwrap(),
+        "hello there\nsecond\n",
+        "each message once"
+    );
+
+    // A turn there that outlives its timeout is stopped there, and recorded as timed out.
+    let slow_url = sshd.url(&far.path().join("agents/slow"));
+    run_with(
+        &h,
+        p.path(),
+        &env,
+        &[
+            "agent",
+            "new",
+            "slow",
+            "--on",
+            &slow_url,
+            "--turn",
+            "exec sleep 29.5",
+            "--turn-timeout",
+            "1s",
+        ],
+    )
+    .expect_code(0);
+    run_with(&h, p.path(), &[], &["send", "slow", "take your time"]).expect_code(0);
+    let failed = settled(&h, p.path(), "slow", 1);
+    assert_eq!(failed[0].state, "failed", "{failed:?}");
+    let slow = turns(&h, p.path(), "slow");
+    assert!(
+        !slow.is_empty() && slow.iter().all(|t| t.status == "timed_out"),
+        "{slow:?}"
+    );
+    assert_eq!(
+        kill_where(&["sleep 29.5"]),
+        0,
+        "nothing of the turns is left there"
+    );
+    run_with(&h, p.path(), &env, &["daemon", "stop"]).expect_code(0);
 }
