@@ -1149,7 +1149,7 @@ fn a_probed_agent_and_a_turn_agent_in_containers_are_probed_and_run_there() {
     ]);
     created.expect_code(0);
     assert_eq!(created.json()["state"], "starting", "{created}");
-    let c = made_container("/berth");
+    let c = agent_container("svc");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(show("svc")["state"], "starting");
     exec(&c, ": > /berth/workspace/go");
