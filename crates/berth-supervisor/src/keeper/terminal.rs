@@ -71,9 +71,12 @@ impl Terminal {
 
     /// Takes what the program wrote.
     pub fn feed(&self, bytes: &[u8]) {
-        let mut shown = self.shown();
-        shown.screen.feed(bytes);
-        shown.generation += 1;
+        {
+            let mut shown = self.shown();
+            shown.screen.feed(bytes);
+            shown.generation += 1;
+        }
+        // Once the lock is free, so a woken client takes it at once.
         self.changed.notify_all();
     }
 

@@ -7,14 +7,17 @@
 //! follows yours (SIGWINCH). The detach key, closing the terminal (SIGHUP) or a signal ends
 //! the attach; the program keeps running. How it ended is said once the terminal is back.
 
+use std::fs::File;
 use std::io::{Read, Write};
 
 use berth_client::{AttachStream, Client};
 use berth_core::terminal::DetachKey;
 use berth_proto::{AttachControl, AttachEvent, AttachQuery};
 use futures_util::{SinkExt, StreamExt};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -128,25 +131,44 @@ fn report(name: &str, key: DetachKey, end: End) -> CliResult<i32> {
     }
 }
 
-/// Reads keys on a thread of their own (a read of stdin cannot be cancelled); `None` once the
-/// terminal is gone.
-fn read_keys() -> mpsc::Receiver<Option<Vec<u8>>> {
-    let (tx, rx) = mpsc::channel(16);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 16 * 1024];
+/// The local terminal's keys, read as they come on the runtime's own thread (no hand-over
+/// from another thread on the way of a keystroke). Through a descriptor of its own, opened
+/// anew, so making it non-blocking leaves the one the shell shares with berth as it was.
+struct Keys {
+    fd: AsyncFd<File>,
+    buf: Vec<u8>,
+}
+
+impl Keys {
+    fn open() -> std::io::Result<Keys> {
+        let tty = File::open("/proc/self/fd/0")?;
+        let flags = OFlag::from_bits_truncate(fcntl(&tty, FcntlArg::F_GETFL)?);
+        fcntl(&tty, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        // SAFETY: `tty` is an open descriptor that the AsyncFd owns from here on, so it stays
+        // open and the same until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(tty, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Keys {
+            fd,
+            buf: vec![0u8; 16 * 1024],
+        })
+    }
+
+    /// The next keys typed; `None` once the terminal is gone.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        let Keys { fd, buf } = self;
         loop {
-            let keys = match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => None,
-                Ok(n) => Some(buf[..n].to_vec()),
-            };
-            let last = keys.is_none();
-            if tx.blocking_send(keys).is_err() || last {
-                return;
+            let mut ready = fd.readable().await.ok()?;
+            match ready.try_io(|tty| tty.get_ref().read(buf)) {
+                Ok(Ok(0)) => return None,
+                Ok(Ok(n)) => return Some(buf[..n].to_vec()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(_)) => return None,
+                // Not ready after all: wait again.
+                Err(_) => {}
             }
         }
-    });
-    rx
+    }
 }
 
 fn draw(bytes: &[u8]) -> bool {
@@ -164,7 +186,10 @@ async fn relay(mut ws: AttachStream, key: DetachKey, read_only: bool) -> End {
     ) else {
         return End::Closed("cannot watch for signals".into());
     };
-    let mut keys = read_keys();
+    let mut keys = match Keys::open() {
+        Ok(keys) => keys,
+        Err(e) => return End::Closed(format!("cannot read the terminal: {e}")),
+    };
     let mut exit = None;
     loop {
         tokio::select! {
@@ -193,8 +218,8 @@ async fn relay(mut ws: AttachStream, key: DetachKey, read_only: bool) -> End {
                     return if exit.is_some() { End::Exited(exit) } else { End::ConnectionLost };
                 }
             },
-            typed = keys.recv() => {
-                let Some(Some(mut typed)) = typed else {
+            typed = keys.next() => {
+                let Some(mut typed) = typed else {
                     return End::Detached;
                 };
                 let detach = key.find(&typed);
