@@ -49,6 +49,20 @@ fn heap() -> (usize, usize) {
     )
 }
 
+/// malloc's own view: the heap's size, what is mapped apart, in use and free (MiB).
+fn malloc_view() -> String {
+    // SAFETY: mallinfo2(3) only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    let mib = |b: usize| b as f64 / 1048576.0;
+    format!(
+        "malloc: heap {:.1} MiB, mmapped {:.1} MiB, in use {:.1} MiB, free {:.1} MiB",
+        mib(m.arena),
+        mib(m.hblkhd),
+        mib(m.uordblks),
+        mib(m.fordblks)
+    )
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -161,8 +175,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: malloc_trim(3) only hands free memory back to the system.
     unsafe { libc::malloc_trim(0) };
     println!(
-        "|   RSS after malloc_trim (the round's transient trees freed): {:.1} MiB | | | | |",
-        rss_kib() as f64 / 1024.0
+        "|   RSS after malloc_trim (the round's transient trees freed): {:.1} MiB; {} | | | | |",
+        rss_kib() as f64 / 1024.0,
+        malloc_view()
     );
 
     // Take the parts away one by one to see what each held.
@@ -211,8 +226,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: malloc_trim(3) only hands free memory back to the system.
     unsafe { libc::malloc_trim(0) };
     println!(
-        "\nRSS with that scanner, after malloc_trim: {:.1} MiB",
-        rss_kib() as f64 / 1024.0
+        "\nRSS with that scanner, after malloc_trim: {:.1} MiB; {}",
+        rss_kib() as f64 / 1024.0,
+        malloc_view()
     );
     drop(sc);
     // SAFETY: as above.

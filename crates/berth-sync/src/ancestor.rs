@@ -75,6 +75,12 @@ impl Ancestor {
         }
     }
 
+    /// Packs the changes made so far (after a round that changed many paths, so that they are
+    /// not left behind as a block each; see [`PathMap`]).
+    pub fn pack(&mut self) {
+        self.agreed.repack();
+    }
+
     /// The rows to write: each path changed since the last save with its entry (`None`:
     /// delete the row).
     pub fn unsaved_rows(&self) -> Vec<(&[u8], Option<Vec<u8>>)> {

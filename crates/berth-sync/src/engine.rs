@@ -194,7 +194,9 @@ pub fn sync_once<A: Endpoint, B: Endpoint>(
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
     sides.pass_gate()?;
     let known: Vec<RelPath> = ancestor.paths().collect();
-    settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
+    let stats = settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat());
+    ancestor.pack();
+    stats
 }
 
 /// The safety halt: when what both agreed on is not nothing, but one root is now empty or
@@ -482,7 +484,9 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
     for p in old {
         ancestor.set(&p, None);
     }
-    carry_out(sides, ancestor, &mut Unused, decisions, warnings)
+    let stats = carry_out(sides, ancestor, &mut Unused, decisions, warnings);
+    ancestor.pack();
+    stats
 }
 
 /// Whether `ancestor` is a proper prefix directory of `path`.

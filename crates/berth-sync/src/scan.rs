@@ -104,14 +104,14 @@ impl Stamp {
 /// A file's digest and the stat data it was computed for, kept only when the digest can be
 /// trusted again while those stay the same: the inode had settled clearly before it was hashed
 /// (see [`Stamp::settled_before`]; a racy digest is never used again, so it is not kept). One is
-/// kept per file of a tree for as long as a pairing lasts, so it is 64 bytes: the times as
-/// nanoseconds since the epoch (a file with a time outside 1677–2262 is simply not kept, and
-/// is read again at every scan), and none of the mode, which has no bearing on the content (a
-/// `chmod` moves ctime anyway).
+/// kept per file of a tree for as long as a pairing lasts, so it is 56 bytes: size, inode and
+/// ctime (as nanoseconds since the epoch: a file whose ctime lies outside 1677–2262 is simply
+/// not kept, and is read again at every scan). Neither mtime nor the mode is needed: whatever
+/// changes them (a write, a truncation, `utimes`, `chmod`) sets ctime to the present, which is
+/// after the hash, so the settled ctime no longer matches; and no program can set ctime.
 #[derive(Debug, Clone, Copy)]
 struct Hashed {
     size: u64,
-    mtime: i64,
     ctime: i64,
     ino: u64,
     digest: [u8; 32],
@@ -140,23 +140,19 @@ impl Hashed {
         }
         Some(Hashed {
             size: stamp.size,
-            mtime: time_ns(stamp.mtime)?,
             ctime: time_ns(stamp.ctime)?,
             ino: stamp.ino,
             digest,
         })
     }
 
-    /// Whether the digest still holds for a file with stat data `now`: the same size, times
-    /// and inode. (Only digests that had settled are kept: a file whose inode changed *while
+    /// Whether the digest still holds for a file with stat data `now`: the same size, inode
+    /// and ctime. (Only digests that had settled are kept: a file whose inode changed *while
     /// or after* it was hashed is read again, since a write in the same clock tick would leave
     /// its stat data unchanged; `ctime` cannot be set by a program, so a later change always
     /// moves it.)
     fn holds_for(&self, now: &Stamp) -> bool {
-        self.size == now.size
-            && self.ino == now.ino
-            && time_ns(now.mtime) == Some(self.mtime)
-            && time_ns(now.ctime) == Some(self.ctime)
+        self.size == now.size && self.ino == now.ino && time_ns(now.ctime) == Some(self.ctime)
     }
 }
 
@@ -257,6 +253,7 @@ impl Scanner {
         walk.dir(Vec::new());
         drop(old);
         self.hashed = PathMap::from_unsorted(fresh);
+        self.ignores.pack();
         Ok((out, warnings))
     }
 
