@@ -258,14 +258,21 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
     let o = parse(args)?;
     let measured = measure(&o, bin)?;
     let mut curve = Vec::new();
+    let mut failed = Vec::new();
     for &files in &o.curve {
         if files == o.files {
             curve.push((files, None));
             continue;
         }
         eprintln!("scale curve: {files} files …");
-        let m = measure(&Options { files, ..o.clone() }, bin)?;
-        curve.push((files, Some(m)));
+        match measure(&Options { files, ..o.clone() }, bin) {
+            Ok(m) => curve.push((files, Some(m))),
+            // One size failing leaves the others' figures (and the main run's) standing.
+            Err(e) => {
+                eprintln!("scale curve: {files} files failed: {e}");
+                failed.push(format!("- {files} files: {e}\n"));
+            }
+        }
     }
     let path = repo_root.join("bench/results/pairing.md");
     // The hand-written analysis below the marker is kept.
@@ -280,6 +287,11 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
             .map(|(n, m)| (*n, m.as_ref().unwrap_or(&measured)))
             .collect();
         text.push_str(&curve_table(&o, &rows));
+    }
+    if !failed.is_empty() {
+        text.push_str("Sizes of the curve that could not be measured:\n\n");
+        text.push_str(&failed.concat());
+        text.push('\n');
     }
     text.push_str(&kept);
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
