@@ -17,12 +17,17 @@ use crate::stats::{Summary, ms};
 use crate::sync::tree::{Tree, body, mix};
 use crate::sync::wait;
 
-pub const USAGE: &str = "berth-bench pairing [--files N] [--cycles N] [--edits N]";
+pub const USAGE: &str =
+    "berth-bench pairing [--files N] [--cycles N] [--edits N] [--curve N,N,...]";
 
+#[derive(Clone)]
 struct Options {
     files: usize,
     cycles: usize,
     edits: usize,
+    /// Tree sizes for the scale curve (each measured like the main run; the main run's own
+    /// size is not measured twice).
+    curve: Vec<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -30,6 +35,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         files: 50_000,
         cycles: 5,
         edits: 100,
+        curve: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -42,6 +48,20 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--files" => o.files = num("--files")?,
             "--cycles" => o.cycles = num("--cycles")?.max(1),
             "--edits" => o.edits = num("--edits")?.max(1),
+            "--curve" => {
+                o.curve = it
+                    .next()
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::parse)
+                            .collect::<Result<Vec<usize>, _>>()
+                    })
+                    .and_then(Result::ok)
+                    .filter(|v| !v.is_empty() && v.iter().all(|n| *n > 0))
+                    .ok_or_else(|| {
+                        format!("--curve needs sizes like 1000,10000\nusage: {USAGE}")
+                    })?;
+            }
             other => return Err(format!("unknown option {other}\nusage: {USAGE}")),
         }
     }
@@ -236,7 +256,56 @@ fn debug_sync(s: &Scratch, alpha: &Path, beta: &Path) -> Result<Child, String> {
 
 pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, String> {
     let o = parse(args)?;
-    let root = std::env::temp_dir().join(format!("berth-bench-pairing-{}", std::process::id()));
+    let measured = measure(&o, bin)?;
+    let mut curve = Vec::new();
+    let mut failed = Vec::new();
+    for &files in &o.curve {
+        if files == o.files {
+            curve.push((files, None));
+            continue;
+        }
+        eprintln!("scale curve: {files} files …");
+        match measure(&Options { files, ..o.clone() }, bin) {
+            Ok(m) => curve.push((files, Some(m))),
+            // One size failing leaves the others' figures (and the main run's) standing.
+            Err(e) => {
+                eprintln!("scale curve: {files} files failed: {e}");
+                failed.push(format!("- {files} files: {e}\n"));
+            }
+        }
+    }
+    let path = repo_root.join("bench/results/pairing.md");
+    // The hand-written analysis below the marker is kept.
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| old.find(ANALYSIS).map(|at| old[at..].to_string()))
+        .unwrap_or_default();
+    let mut text = report(&o, &measured);
+    if !curve.is_empty() {
+        let rows: Vec<(usize, &Measured)> = curve
+            .iter()
+            .map(|(n, m)| (*n, m.as_ref().unwrap_or(&measured)))
+            .collect();
+        text.push_str(&curve_table(&o, &rows));
+    }
+    if !failed.is_empty() {
+        text.push_str("Sizes of the curve that could not be measured:\n\n");
+        text.push_str(&failed.concat());
+        text.push('\n');
+    }
+    text.push_str(&kept);
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// One run on a tree of `o.files` files: start/stop cycles, edits while paired and with the
+/// bare engine, the daemon's memory, and a first copy of the tree into an empty directory.
+fn measure(o: &Options, bin: &Path) -> Result<Measured, String> {
+    let root = std::env::temp_dir().join(format!(
+        "berth-bench-pairing-{}-{}",
+        std::process::id(),
+        o.files
+    ));
     std::fs::create_dir_all(root.join("project")).map_err(|e| e.to_string())?;
     let s = Scratch {
         root,
@@ -307,7 +376,15 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
     let _ = engine.wait();
     let (bare_u2a, bare_a2u) = (bare_u2a?, bare_a2u?);
 
-    let measured = Measured {
+    // A first copy of the whole tree into an empty directory, by the bare engine.
+    eprintln!("first copy …");
+    let copy = s.root.join("copy");
+    std::fs::create_dir_all(&copy).map_err(|e| e.to_string())?;
+    let (from, to) = (project.display().to_string(), copy.display().to_string());
+    let first_copy = s.timed(&["debug", "sync", &from, &to, "--once"])?;
+    std::fs::remove_dir_all(&copy).map_err(|e| e.to_string())?;
+
+    Ok(Measured {
         agent_new,
         starts,
         stops,
@@ -316,16 +393,8 @@ pub fn run(args: &[String], bin: &Path, repo_root: &Path) -> Result<PathBuf, Str
         bare: [bare_u2a, bare_a2u],
         rss: [rss_before, rss_paired, rss_after],
         load: [load_before, load_cycles, load_paired, load()],
-    };
-    let path = repo_root.join("bench/results/pairing.md");
-    // The hand-written analysis below the marker is kept.
-    let kept = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|old| old.find(ANALYSIS).map(|at| old[at..].to_string()))
-        .unwrap_or_default();
-    let text = format!("{}{kept}", report(&o, &measured));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
+        first_copy,
+    })
 }
 
 /// Where the hand-written analysis of the report begins; a run keeps what follows it.
@@ -345,6 +414,64 @@ struct Measured {
     rss: [Option<Rss>; 3],
     /// The load average before the cycles, after them, while paired, at the end.
     load: [String; 4],
+    /// `berth debug sync TREE EMPTY --once`.
+    first_copy: Duration,
+}
+
+/// The scale curve: each size's figures, and how the idle pairing's memory grows per file.
+fn curve_table(o: &Options, rows: &[(usize, &Measured)]) -> String {
+    let mut r = format!(
+        "## Scale curve\n\nCommand: `cargo run --release --locked -p berth-bench -- pairing --files {} \
+         --cycles {} --edits {} --curve {}` (each size measured like the run above: {} start/stop \
+         cycles, {} edits per direction). RSS is the daemon's with the pairing idle; growth is the \
+         difference of idle RSS to the previous size, per file added. First copy: `berth debug \
+         sync TREE EMPTY --once`.\n\n",
+        o.files,
+        o.cycles,
+        o.edits,
+        o.curve
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        o.cycles,
+        o.edits
+    );
+    r.push_str(
+        "| files | RSS idle MiB | growth bytes/file | pair median ms | stop median ms | first copy s \
+         | checkout → agent p50 / p99 ms | agent → checkout p50 / p99 ms |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut sorted: Vec<&(usize, &Measured)> = rows.iter().collect();
+    sorted.sort_by_key(|(n, _)| *n);
+    let mut prev: Option<(usize, u64)> = None;
+    for (files, m) in sorted {
+        let rss = m.rss[1].map(|k| k.total);
+        let growth = match (prev, rss) {
+            (Some((pn, pk)), Some(k)) if *files > pn => format!(
+                "{:.0}",
+                (k as f64 - pk as f64) * 1024.0 / (*files - pn) as f64
+            ),
+            _ => "—".to_string(),
+        };
+        if let Some(k) = rss {
+            prev = Some((*files, k));
+        }
+        let (u2a, a2u) = (Summary::of(&m.paired[0]), Summary::of(&m.paired[1]));
+        r.push_str(&format!(
+            "| {files} | {} | {growth} | {} | {} | {:.2} | {} / {} | {} / {} |\n",
+            rss.map_or("unknown".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            ms(Summary::of(&m.starts).p50),
+            ms(Summary::of(&m.stops).p50),
+            m.first_copy.as_secs_f64(),
+            ms(u2a.p50),
+            ms(u2a.p99),
+            ms(a2u.p50),
+            ms(a2u.p99),
+        ));
+    }
+    r.push('\n');
+    r
 }
 
 /// The step table: the median of each step over the cycles, and what the CLI's wall time

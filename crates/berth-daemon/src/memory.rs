@@ -5,12 +5,19 @@
 //! resident size close to what is really in use.
 
 /// At daemon start: at most two malloc arenas (threads share them; the daemon's allocation
-/// rate is low).
+/// rate is low), and fixed thresholds. By default glibc raises its trim threshold (up to 64
+/// MiB) each time a large block is freed, and a thread's arena (the sync loop's) gives back the
+/// free top of its heap only above that threshold — `malloc_trim` does not touch it either — so
+/// after a full scan of a large tree its transient peak stayed resident: 10 MiB more or less
+/// from one run to the next at 50,000 files (issue 20). Fixed, the free top goes back at once.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt(3) only changes allocator tuning; M_ARENA_MAX takes any positive count.
+    // SAFETY: mallopt(3) only changes allocator tuning; M_ARENA_MAX takes any positive count,
+    // the thresholds any size.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

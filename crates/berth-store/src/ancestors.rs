@@ -9,17 +9,35 @@ use crate::{Store, StoreError, columns};
 /// One stored path of an ancestor and its entry, both as bytes.
 pub type AncestorRow = (Vec<u8>, Vec<u8>);
 
+/// An ancestor read or written in one piece at least this large leaves the connection's page
+/// cache full of its rows; the cache is emptied afterwards ([`Store::release_cache`]).
+const LARGE: usize = 1024;
+
 /// One pending write of a link: its path, the side (0 or 1) and the entry (`None`: removed).
 pub type PendingRow = (Vec<u8>, u8, Option<Vec<u8>>);
 
 impl Store {
     /// Every path of `link`'s ancestor with its stored entry.
     pub fn ancestor(&self, link: &str) -> Result<Vec<AncestorRow>, StoreError> {
-        self.query_all(
+        let rows = self.query_all(
             "SELECT path, entry FROM sync_ancestors WHERE link = ?1",
             params![link],
             columns,
-        )
+        )?;
+        if rows.len() >= LARGE {
+            self.release_cache();
+        }
+        Ok(rows)
+    }
+
+    /// Empties the connection's page cache: after a large ancestor went through it, its pages
+    /// would stay in the daemon's memory (up to SQLite's cache size, 2 MiB) for as long as
+    /// nothing else needs the room — while a pairing idles, for nothing. The next queries
+    /// read their pages again (from the system's file cache).
+    fn release_cache(&self) {
+        if let Err(e) = self.conn().execute_batch("PRAGMA shrink_memory") {
+            tracing::debug!("cannot empty the page cache: {e}");
+        }
     }
 
     /// Writes the paths of `link`'s ancestor that changed (`None`: the path is gone), in one
@@ -31,6 +49,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        let mut written = 0;
         {
             let mut put = tx
                 .prepare_cached(
@@ -46,9 +65,15 @@ impl Store {
                     None => del.execute(params![link, path]),
                 }
                 .map_err(|e| self.sql(e))?;
+                written += 1;
             }
         }
-        tx.commit().map_err(|e| self.sql(e))
+        tx.commit().map_err(|e| self.sql(e))?;
+        drop(conn);
+        if written >= LARGE {
+            self.release_cache();
+        }
+        Ok(())
     }
 
     /// Forgets `link`'s ancestor entirely, and its pending writes.
@@ -62,7 +87,10 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         }
-        tx.commit().map_err(|e| self.sql(e))
+        tx.commit().map_err(|e| self.sql(e))?;
+        drop(conn);
+        self.release_cache();
+        Ok(())
     }
 
     /// Records the writes a round of `link` is about to make, in place of any recorded before.
@@ -75,6 +103,7 @@ impl Store {
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
         tx.execute("DELETE FROM sync_pending WHERE link = ?1", params![link])
             .map_err(|e| self.sql(e))?;
+        let mut written = 0;
         {
             let mut put = tx
                 .prepare_cached(
@@ -85,9 +114,15 @@ impl Store {
             for (path, side, entry) in rows {
                 put.execute(params![link, path, side, entry])
                     .map_err(|e| self.sql(e))?;
+                written += 1;
             }
         }
-        tx.commit().map_err(|e| self.sql(e))
+        tx.commit().map_err(|e| self.sql(e))?;
+        drop(conn);
+        if written >= LARGE {
+            self.release_cache();
+        }
+        Ok(())
     }
 
     /// The pending writes recorded for `link`.

@@ -49,6 +49,20 @@ fn heap() -> (usize, usize) {
     )
 }
 
+/// malloc's own view: the heap's size, what is mapped apart, in use and free (MiB).
+fn malloc_view() -> String {
+    // SAFETY: mallinfo2(3) only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    let mib = |b: usize| b as f64 / 1048576.0;
+    format!(
+        "malloc: heap {:.1} MiB, mmapped {:.1} MiB, in use {:.1} MiB, free {:.1} MiB",
+        mib(m.arena),
+        mib(m.hblkhd),
+        mib(m.uordblks),
+        mib(m.fordblks)
+    )
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -142,7 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The owner saves the ancestor's changed rows after every round (the set of them empties).
     ancestor.mark_saved();
     let peak = PEAK.load(Ordering::Relaxed);
-    let entries = ancestor.tree().len();
+    let entries = ancestor.len();
     let t = Table { base, entries };
     println!(
         "\n{files} files, {entries} entries (files and directories); RSS before: {:.1} MiB\n",
@@ -156,6 +170,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| peak during the round | {:.2} | | {:.0} | |",
         (peak - base.0) as f64 / 1048576.0,
         (peak - base.0) as f64 / entries as f64
+    );
+    // What the daemon does after a full round: free memory goes back to the system.
+    // SAFETY: malloc_trim(3) only hands free memory back to the system.
+    unsafe { libc::malloc_trim(0) };
+    println!(
+        "|   RSS after malloc_trim (the round's transient trees freed): {:.1} MiB; {} | | | | |",
+        rss_kib() as f64 / 1024.0,
+        malloc_view()
     );
 
     // Take the parts away one by one to see what each held.
@@ -204,8 +226,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: malloc_trim(3) only hands free memory back to the system.
     unsafe { libc::malloc_trim(0) };
     println!(
-        "\nRSS with that scanner, after malloc_trim: {:.1} MiB",
-        rss_kib() as f64 / 1024.0
+        "\nRSS with that scanner, after malloc_trim: {:.1} MiB; {}",
+        rss_kib() as f64 / 1024.0,
+        malloc_view()
     );
     drop(sc);
     // SAFETY: as above.

@@ -15,14 +15,17 @@
 
 use std::collections::BTreeSet;
 
+use crate::pathmap::PathMap;
 use crate::reconcile::{Entry, Side};
 use crate::relpath::RelPath;
 use crate::scan::Tree;
 
-/// What both trees last agreed on, and which paths of it are not saved yet.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What both trees last agreed on, and which paths of it are not saved yet. It is held for as
+/// long as a pairing lasts, so it is packed ([`PathMap`]: front-coded paths, no heap block per
+/// path).
+#[derive(Debug, Default, Clone)]
 pub struct Ancestor {
-    tree: Tree,
+    agreed: PathMap<Entry>,
     unsaved: BTreeSet<RelPath>,
 }
 
@@ -30,24 +33,52 @@ impl Ancestor {
     /// An ancestor as loaded from the store: everything saved.
     pub fn new(tree: Tree) -> Ancestor {
         Ancestor {
-            tree,
+            agreed: tree.into_iter().collect(),
             unsaved: BTreeSet::new(),
         }
     }
 
-    pub fn tree(&self) -> &Tree {
-        &self.tree
+    /// A copy of all of it as a tree (for checks and tests: it allocates every path).
+    pub fn tree(&self) -> Tree {
+        self.agreed.iter().map(|(p, e)| (p, e.clone())).collect()
+    }
+
+    /// What both sides last held at `path`.
+    pub fn get(&self, path: &[u8]) -> Option<&Entry> {
+        self.agreed.get(path)
+    }
+
+    /// How many paths both sides hold.
+    pub fn len(&self) -> usize {
+        self.agreed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agreed.is_empty()
+    }
+
+    /// Every path, in order.
+    pub fn paths(&self) -> impl Iterator<Item = RelPath> + '_ {
+        self.agreed.iter().map(|(p, _)| p)
+    }
+
+    /// `rel` and every path below it, in order.
+    pub fn paths_under<'a>(&'a self, rel: &'a [u8]) -> impl Iterator<Item = RelPath> + 'a {
+        self.agreed.subtree(rel).map(|(p, _)| p)
     }
 
     /// Records what both sides now hold at `path` (`None`: nothing).
     pub fn set(&mut self, path: &[u8], entry: Option<Entry>) {
-        let old = match &entry {
-            Some(e) => self.tree.insert(path.to_vec(), e.clone()),
-            None => self.tree.remove(path),
-        };
-        if old != entry {
+        if self.agreed.get(path) != entry.as_ref() {
+            self.agreed.set(path, entry);
             self.unsaved.insert(path.to_vec());
         }
+    }
+
+    /// Packs the changes made so far (after a round that changed many paths, so that they are
+    /// not left behind as a block each; see [`PathMap`]).
+    pub fn pack(&mut self) {
+        self.agreed.repack();
     }
 
     /// The rows to write: each path changed since the last save with its entry (`None`:
@@ -55,13 +86,13 @@ impl Ancestor {
     pub fn unsaved_rows(&self) -> Vec<(&[u8], Option<Vec<u8>>)> {
         self.unsaved
             .iter()
-            .map(|p| (p.as_slice(), self.tree.get(p).map(encode)))
+            .map(|p| (p.as_slice(), self.agreed.get(p).map(encode)))
             .collect()
     }
 
     /// The rows from [`Ancestor::unsaved_rows`] were written.
     pub fn mark_saved(&mut self) {
-        self.unsaved.clear();
+        self.unsaved = BTreeSet::new();
     }
 
     /// Adopts every pending write that was carried out: the side it was meant for holds
@@ -73,7 +104,7 @@ impl Ancestor {
     ) -> Result<usize, E> {
         let mut adopted = 0;
         for w in pending {
-            if holds(w.side, &w.path)? == w.entry && self.tree.get(&w.path) != w.entry.as_ref() {
+            if holds(w.side, &w.path)? == w.entry && self.agreed.get(&w.path) != w.entry.as_ref() {
                 self.set(&w.path, w.entry.clone());
                 adopted += 1;
             }
@@ -185,11 +216,14 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
 /// An ancestor from stored rows; rows that do not decode are left out (that path then looks
 /// new to both sides, which at worst keeps an extra copy — it never loses one).
 pub fn from_rows(rows: impl IntoIterator<Item = (RelPath, Vec<u8>)>) -> Ancestor {
-    Ancestor::new(
-        rows.into_iter()
-            .filter_map(|(p, e)| Some((p, decode(&e)?)))
-            .collect(),
-    )
+    Ancestor {
+        agreed: PathMap::from_unsorted(
+            rows.into_iter()
+                .filter_map(|(p, e)| Some((p, decode(&e)?)))
+                .collect(),
+        ),
+        unsaved: BTreeSet::new(),
+    }
 }
 
 #[cfg(test)]
@@ -237,8 +271,8 @@ mod tests {
             })
         };
         assert_eq!(a.adopt(&pending, holds), Ok(2));
-        assert_eq!(a.tree().get(b"x".as_slice()), Some(&file(1)));
-        assert_eq!(a.tree().get(b"y".as_slice()), None);
+        assert_eq!(a.get(b"x"), Some(&file(1)));
+        assert_eq!(a.get(b"y"), None);
         for w in &pending {
             let (path, side, entry) = w.row();
             let back = Pending::from_row(path.to_vec(), side, entry.as_deref());
@@ -273,7 +307,7 @@ mod tests {
             (b"a".to_vec(), encode(&Entry::Dir)),
             (b"b".to_vec(), b"garbage".to_vec()),
         ]);
-        assert_eq!(tree.tree().len(), 1);
+        assert_eq!(tree.len(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::apply::{self, ApplyError};
 use crate::endpoint::{Endpoint, transfer};
 use crate::gate::{Gate, Gatekeeper};
 use crate::reconcile::{Decision, Entry, Side, Triple, reconcile};
-use crate::relpath::{self, RelPath};
+use crate::relpath::RelPath;
 use crate::scan::{self, Scanner, Tree, Warning};
 use crate::stats::Stats;
 
@@ -189,12 +189,14 @@ pub fn sync_once<A: Endpoint, B: Endpoint>(
     keeper: &mut dyn Keeper,
 ) -> Result<Stats, ApplyError> {
     sides.pass_gate()?;
-    guard(sides, ancestor.tree())?;
+    guard(sides, ancestor)?;
     let (a, wa) = sides.alpha.full().map_err(scan_err)?;
     let (b, wb) = sides.beta.full().map_err(scan_err)?;
     sides.pass_gate()?;
-    let known: Vec<RelPath> = ancestor.tree().keys().cloned().collect();
-    settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat())
+    let known: Vec<RelPath> = ancestor.paths().collect();
+    let stats = settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat());
+    ancestor.pack();
+    stats
 }
 
 /// The safety halt: when what both agreed on is not nothing, but one root is now empty or
@@ -202,7 +204,7 @@ pub fn sync_once<A: Endpoint, B: Endpoint>(
 /// other side too. Refuse instead, until the root is back or both sides are empty.
 fn guard<A: Endpoint, B: Endpoint>(
     sides: &mut Sides<A, B>,
-    ancestor: &Tree,
+    ancestor: &Ancestor,
 ) -> Result<(), ApplyError> {
     if ancestor.is_empty() {
         return Ok(());
@@ -237,7 +239,7 @@ pub fn sync_paths<A: Endpoint, B: Endpoint>(
     dirty: &BTreeSet<RelPath>,
 ) -> Result<Stats, ApplyError> {
     sides.pass_gate()?;
-    guard(sides, ancestor.tree())?;
+    guard(sides, ancestor)?;
     let (mut a, mut b, mut known, mut warnings) = (Tree::new(), Tree::new(), Vec::new(), vec![]);
     for root in covering(dirty) {
         let (ta, wa) = sides.alpha.under(root).map_err(scan_err)?;
@@ -245,14 +247,7 @@ pub fn sync_paths<A: Endpoint, B: Endpoint>(
         a.extend(ta);
         b.extend(tb);
         warnings.extend(wa.into_iter().chain(wb));
-        let tree = ancestor.tree();
-        known.extend(
-            tree.get_key_value(root)
-                .map(|(k, _)| k)
-                .into_iter()
-                .chain(tree.range(relpath::below(root)).map(|(k, _)| k))
-                .cloned(),
-        );
+        known.extend(ancestor.paths_under(root));
     }
     sides.pass_gate()?;
     settle(sides, ancestor, keeper, a, b, known, warnings)
@@ -277,14 +272,14 @@ fn settle<A: Endpoint, B: Endpoint>(
             continue; // never decide on what one side could not see
         }
         let t = Triple {
-            ancestor: ancestor.tree().get(p).cloned(),
+            ancestor: ancestor.get(p).cloned(),
             alpha: a.get(p).cloned(),
             beta: b.get(p).cloned(),
         };
         decisions.push((p.clone(), reconcile(&t)));
     }
     make_structure_consistent(&mut decisions);
-    check_deletions(sides, ancestor.tree(), &decisions)?;
+    check_deletions(sides, ancestor.len(), &decisions)?;
     carry_out(sides, ancestor, keeper, decisions, warnings)
 }
 
@@ -293,7 +288,7 @@ fn settle<A: Endpoint, B: Endpoint>(
 /// (as an emptied root does) rather than emptying the other side too.
 fn check_deletions<A: Endpoint, B: Endpoint>(
     sides: &mut Sides<A, B>,
-    agreed: &Tree,
+    agreed: usize,
     decisions: &[(RelPath, Decision)],
 ) -> Result<(), ApplyError> {
     for to in [Side::Alpha, Side::Beta] {
@@ -314,7 +309,7 @@ fn check_deletions<A: Endpoint, B: Endpoint>(
                 deletions,
             });
         }
-        if deletions > DELETION_BURST && deletions * 2 > agreed.len() {
+        if deletions > DELETION_BURST && deletions * 2 > agreed {
             return Err(ApplyError::RootEmptied {
                 root: sides.name(from),
             });
@@ -485,11 +480,13 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
         }
     }
     // Whatever the ancestor held before is forgotten (and its rows deleted when saved).
-    let old: Vec<RelPath> = ancestor.tree().keys().cloned().collect();
+    let old: Vec<RelPath> = ancestor.paths().collect();
     for p in old {
         ancestor.set(&p, None);
     }
-    carry_out(sides, ancestor, &mut Unused, decisions, warnings)
+    let stats = carry_out(sides, ancestor, &mut Unused, decisions, warnings);
+    ancestor.pack();
+    stats
 }
 
 /// Whether `ancestor` is a proper prefix directory of `path`.
@@ -653,7 +650,7 @@ mod tests {
             "{err}"
         );
         assert!(!s.beta.join("f").exists());
-        assert!(s.ancestor.tree().is_empty());
+        assert!(s.ancestor.is_empty());
         let dirty = BTreeSet::from([b"f".to_vec()]);
         let err = sync_paths(&mut s.sides, &mut s.ancestor, &mut s.keeper, &dirty).unwrap_err();
         assert_eq!(err.to_string(), "the checkout switched branches");
@@ -687,7 +684,7 @@ mod tests {
         assert_eq!(stats.conflicts, 0);
         let (a, b) = s.trees();
         assert_eq!(a, b);
-        assert_eq!(s.ancestor.tree(), &a);
+        assert_eq!(s.ancestor.tree(), a);
         assert!(!s.alpha.join("old").exists());
         assert_eq!(
             std::fs::read_to_string(s.alpha.join("x/inside.txt")).unwrap(),
@@ -932,6 +929,6 @@ mod tests {
             }
         }
         s.sync();
-        assert!(s.ancestor.tree().is_empty());
+        assert!(s.ancestor.is_empty());
     }
 }

@@ -6,7 +6,6 @@
 //! Matchers are loaded lazily per directory and kept until [`Ignores::forget`]; the engine
 //! forgets them whenever an event touches an ignore file, so the rules are always the live ones.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +13,8 @@ use std::path::{Path, PathBuf};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::relpath::{self, RelPath};
+use crate::pathmap::PathMap;
+use crate::relpath;
 
 /// The name of the per-directory ignore file.
 pub const IGNORE_FILE: &[u8] = b".gitignore";
@@ -36,7 +36,9 @@ pub struct Ignores {
     /// Extra exclusions given by the user: they exclude whatever the tree's rules say.
     extra: Option<Gitignore>,
     /// Each directory's `.gitignore` (`None`: it has none), by relative path (`""`: the root).
-    dirs: HashMap<RelPath, Option<Gitignore>>,
+    /// Packed ([`PathMap`]): after a full scan it holds every directory of the tree for as
+    /// long as a pairing lasts, most of them with no rules, so the rules are boxed.
+    dirs: PathMap<Option<Box<Gitignore>>>,
 }
 
 fn load(root: &Path, file: &Path) -> Option<Gitignore> {
@@ -79,7 +81,7 @@ impl Ignores {
             excludes_file: excludes_file(root),
             base: Vec::new(),
             extra: None,
-            dirs: HashMap::new(),
+            dirs: PathMap::default(),
         };
         ig.forget();
         ig
@@ -88,7 +90,7 @@ impl Ignores {
     /// Drops every loaded rule; the next questions read the files again (where
     /// `core.excludesFile` points is settled once, when the rules are first made).
     pub fn forget(&mut self) {
-        self.dirs.clear();
+        self.dirs = PathMap::default();
         let exclude = load(&self.root, &self.root.join(".git/info/exclude"));
         let global = self
             .excludes_file
@@ -98,15 +100,20 @@ impl Ignores {
     }
 
     fn dir_rules(&mut self, dir: &[u8]) -> Option<&Gitignore> {
-        if !self.dirs.contains_key(dir) {
+        if !self.dirs.contains(dir) {
             let mut file = relpath::absolute(&self.root, dir);
             if dir.is_empty() {
                 file = self.root.clone();
             }
             let rules = load(&file, &file.join(OsStr::from_bytes(IGNORE_FILE)));
-            self.dirs.insert(dir.to_vec(), rules);
+            self.dirs.set(dir, Some(rules.map(Box::new)));
         }
-        self.dirs.get(dir).and_then(Option::as_ref)
+        self.dirs.get(dir).and_then(Option::as_deref)
+    }
+
+    /// Packs what was loaded (after a full scan loaded every directory's rules).
+    pub fn pack(&mut self) {
+        self.dirs.repack();
     }
 
     /// Adds extra exclusions (gitignore syntax, relative to the root); they apply on top of

@@ -26,6 +26,7 @@ pub mod gate;
 pub mod ignores;
 pub mod live;
 mod local;
+pub mod pathmap;
 pub mod reconcile;
 pub mod relpath;
 pub mod remote;

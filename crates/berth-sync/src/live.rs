@@ -2,8 +2,10 @@
 //!
 //! Events from both watches ([`crate::watch`]) collect into one set of dirty paths (berth's own
 //! writes are recognised and dropped: [`crate::scan::Scanner::is_echo`]). A batch is reconciled
-//! when no event came for `debounce`, or at the latest `max_delay` after its first event, so a
-//! steady stream still syncs. Only the dirty paths are scanned and reconciled
+//! at once when every path in it is *settled* (its writer is done with it: closed after
+//! writing, renamed into place, removed — [`Input::Changed`]); otherwise when no event came for
+//! `debounce` (a file being written may be written again), or at the latest `max_delay` after
+//! its first event, so a steady stream still syncs. Only the dirty paths are scanned and reconciled
 //! ([`crate::engine::sync_paths`]): the cost of an edit does not grow with the tree.
 //!
 //! Full rescans ([`crate::engine::sync_once`]) happen at start, when events were lost (queue
@@ -110,8 +112,8 @@ pub enum Report<'a> {
     WatchTrouble { side: Side, error: String },
 }
 
-/// When a batch of events is due: `debounce` after the last event, but no later than
-/// `max_delay` after the first.
+/// When a batch of events is due: at once when all its paths are settled, else `debounce`
+/// after the last event, but no later than `max_delay` after the first.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Debounce {
     first: Option<Instant>,
@@ -124,7 +126,10 @@ impl Debounce {
         self.last = Some(now);
     }
 
-    pub fn due(&self, debounce: Duration, max_delay: Duration) -> Option<Instant> {
+    pub fn due(&self, debounce: Duration, max_delay: Duration, settled: bool) -> Option<Instant> {
+        if settled {
+            return self.last;
+        }
         Some((self.last? + debounce).min(self.first? + max_delay))
     }
 
@@ -239,6 +244,8 @@ fn index(side: Side) -> usize {
 
 struct State {
     dirty: BTreeSet<RelPath>,
+    /// The dirty paths whose last event did not settle them (see [`Input::Changed`]).
+    open: BTreeSet<RelPath>,
     full: Option<&'static str>,
     debounce: Debounce,
     next_rescan: Instant,
@@ -277,6 +284,7 @@ pub fn run<A: Endpoint, B: Endpoint>(
     let now = started;
     let mut st = State {
         dirty: BTreeSet::new(),
+        open: BTreeSet::new(),
         full: Some("start"),
         debounce: Debounce::default(),
         next_rescan: now + opts.rescan_every,
@@ -296,7 +304,8 @@ pub fn run<A: Endpoint, B: Endpoint>(
     loop {
         let deadline = [
             st.settle,
-            st.debounce.due(opts.debounce, opts.max_delay),
+            st.debounce
+                .due(opts.debounce, opts.max_delay, st.open.is_empty()),
             Some(st.next_rescan),
             Some(st.beats[0].due(opts.heartbeat_timeout)),
             Some(st.beats[1].due(opts.heartbeat_timeout)),
@@ -381,7 +390,7 @@ pub fn run<A: Endpoint, B: Endpoint>(
         }
         let batch_due = st
             .debounce
-            .due(opts.debounce, opts.max_delay)
+            .due(opts.debounce, opts.max_delay, st.open.is_empty())
             .is_some_and(|d| now >= d);
         let retry_due = st.retry_at.is_some_and(|r| now >= r);
         // After a busy gate, nothing runs before `again_at`; then the same batch does.
@@ -408,7 +417,11 @@ fn on_input<A: Endpoint, B: Endpoint>(
 ) {
     let now = Instant::now();
     match input {
-        Input::Changed { side, paths } => {
+        Input::Changed {
+            side,
+            paths,
+            settled,
+        } => {
             let mut any = false;
             for p in paths {
                 if link.sides.is_echo(side, &p) {
@@ -416,6 +429,11 @@ fn on_input<A: Endpoint, B: Endpoint>(
                 }
                 if is_rules_file(&p) {
                     st.full = Some("ignore rules changed");
+                }
+                if settled {
+                    st.open.remove(&p);
+                } else {
+                    st.open.insert(p.clone());
                 }
                 st.dirty.insert(p);
                 any = true;
@@ -459,6 +477,7 @@ fn round<A: Endpoint, B: Endpoint>(
     let started = Instant::now();
     let full = st.full.take();
     let dirty = std::mem::take(&mut st.dirty);
+    st.open.clear();
     st.debounce.clear();
     st.again_at = None;
     // A burst that waited for quiet may be carried out now (the engine still halts if a side
@@ -601,19 +620,22 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn a_batch_is_due_after_quiet_or_at_the_latest_after_the_maximum_delay() {
+    fn a_batch_is_due_at_once_when_settled_else_after_quiet_or_the_maximum_delay() {
         let t0 = Instant::now();
         let mut d = Debounce::default();
-        assert_eq!(d.due(2 * MS, 100 * MS), None);
+        assert_eq!(d.due(2 * MS, 100 * MS, false), None);
+        assert_eq!(d.due(2 * MS, 100 * MS, true), None);
         d.event(t0);
-        assert_eq!(d.due(2 * MS, 100 * MS), Some(t0 + 2 * MS));
+        assert_eq!(d.due(2 * MS, 100 * MS, false), Some(t0 + 2 * MS));
+        // Every path settled (written and closed, say): due at once.
+        assert_eq!(d.due(2 * MS, 100 * MS, true), Some(t0));
         // A steady stream: each event pushes the quiet deadline, the maximum holds.
         for i in 1..=99 {
             d.event(t0 + i * MS);
         }
-        assert_eq!(d.due(2 * MS, 100 * MS), Some(t0 + 100 * MS));
+        assert_eq!(d.due(2 * MS, 100 * MS, false), Some(t0 + 100 * MS));
         d.clear();
-        assert_eq!(d.due(2 * MS, 100 * MS), None);
+        assert_eq!(d.due(2 * MS, 100 * MS, false), None);
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! writes ([`Scanner::is_echo`]).
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::ignores::Ignores;
+use crate::pathmap::PathMap;
 use crate::reconcile::Entry;
 use crate::relpath::{self, RelPath};
 
@@ -99,15 +101,20 @@ impl Stamp {
     }
 }
 
-/// A file's digest and the stat data it was computed for. One is kept per file of a tree, so
-/// it is kept small: the time fits in 64 bits (nanoseconds since the epoch, until 2262), which
-/// saves 16 bytes of `i128` alignment per file.
-#[derive(Debug, Clone)]
+/// A file's digest and the stat data it was computed for, kept only when the digest can be
+/// trusted again while those stay the same: the inode had settled clearly before it was hashed
+/// (see [`Stamp::settled_before`]; a racy digest is never used again, so it is not kept). One is
+/// kept per file of a tree for as long as a pairing lasts, so it is 56 bytes: size, inode and
+/// ctime (as nanoseconds since the epoch: a file whose ctime lies outside 1677–2262 is simply
+/// not kept, and is read again at every scan). Neither mtime nor the mode is needed: whatever
+/// changes them (a write, a truncation, `utimes`, `chmod`) sets ctime to the present, which is
+/// after the hash, so the settled ctime no longer matches; and no program can set ctime.
+#[derive(Debug, Clone, Copy)]
 struct Hashed {
-    stamp: Stamp,
+    size: u64,
+    ctime: i64,
+    ino: u64,
     digest: [u8; 32],
-    /// When it was hashed (ns since the epoch).
-    at: i64,
 }
 
 /// How far the file system's clock may lag the real one (it ticks coarsely).
@@ -119,13 +126,33 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
+/// A `(seconds, nanoseconds)` time as nanoseconds since the epoch, if it fits in 64 bits.
+fn time_ns((secs, nanos): (i64, i64)) -> Option<i64> {
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 impl Hashed {
-    /// Whether the digest still holds for a file with stat data `now`. A file whose inode
-    /// changed *while or after* it was hashed (ctime not clearly older than the hash) is
-    /// "racy": a write in the same clock tick would leave its stat data unchanged, so it is
-    /// read again. `ctime` cannot be set by a program, so a later change always moves it.
+    /// What to keep of `digest`, computed from a read that began at `at` (ns since the epoch)
+    /// of a file with stat data `stamp`; `None` when it cannot be trusted again.
+    fn new(stamp: &Stamp, digest: [u8; 32], at: i128) -> Option<Hashed> {
+        if !stamp.settled_before(at) {
+            return None;
+        }
+        Some(Hashed {
+            size: stamp.size,
+            ctime: time_ns(stamp.ctime)?,
+            ino: stamp.ino,
+            digest,
+        })
+    }
+
+    /// Whether the digest still holds for a file with stat data `now`: the same size, inode
+    /// and ctime. (Only digests that had settled are kept: a file whose inode changed *while
+    /// or after* it was hashed is read again, since a write in the same clock tick would leave
+    /// its stat data unchanged; `ctime` cannot be set by a program, so a later change always
+    /// moves it.)
     fn holds_for(&self, now: &Stamp) -> bool {
-        self.stamp == *now && self.stamp.settled_before(i128::from(self.at))
+        self.size == now.size && self.ino == now.ino && time_ns(now.ctime) == Some(self.ctime)
     }
 }
 
@@ -175,7 +202,7 @@ pub struct ScanError {
 pub struct Scanner {
     root: PathBuf,
     max_size: u64,
-    hashed: BTreeMap<RelPath, Hashed>,
+    hashed: PathMap<Hashed>,
     hashes: u64,
     written: HashMap<RelPath, Written>,
     ignores: Ignores,
@@ -187,7 +214,7 @@ impl Scanner {
         Scanner {
             root: root.to_path_buf(),
             max_size,
-            hashed: BTreeMap::new(),
+            hashed: PathMap::default(),
             hashes: 0,
             written: HashMap::new(),
             ignores: Ignores::new(root),
@@ -215,27 +242,18 @@ impl Scanner {
         let mut out = Tree::new();
         let mut warnings = Vec::new();
         let old = std::mem::take(&mut self.hashed);
+        let mut fresh = Vec::new();
         let mut walk = Walk {
             scanner: self,
             old: &old,
+            fresh: &mut fresh,
             out: &mut out,
             warnings: &mut warnings,
         };
         walk.dir(Vec::new());
         drop(old);
-        // Filled in the order directories list their entries, the cache's nodes are left about
-        // half full, and its paths lie between the scan's other allocations (the tree it
-        // returns, soon freed). Built again from its sorted entries, with its paths copied, it is
-        // packed (a third less memory for a large tree, kept as long as the pairing lasts) and
-        // apart from what is freed, so that memory can go back to the system.
-        // (All of the copy is made before the walk's cache is freed, so that it does not
-        // take the freed places again.)
-        let packed = self
-            .hashed
-            .iter()
-            .map(|(p, h)| (p.clone(), h.clone()))
-            .collect();
-        self.hashed = packed;
+        self.hashed = PathMap::from_unsorted(fresh);
+        self.ignores.pack();
         Ok((out, warnings))
     }
 
@@ -244,20 +262,8 @@ impl Scanner {
     pub fn under(&mut self, rel: &[u8]) -> (Tree, Vec<Warning>) {
         let mut out = Tree::new();
         let mut warnings = Vec::new();
-        let stale: Vec<RelPath> = std::iter::once(rel.to_vec())
-            .filter(|r| self.hashed.contains_key(r))
-            .chain(
-                self.hashed
-                    .range(relpath::below(rel))
-                    .map(|(k, _)| k.clone()),
-            )
-            .collect();
-        let mut old = BTreeMap::new();
-        for k in stale {
-            if let Some(h) = self.hashed.remove(&k) {
-                old.insert(k, h);
-            }
-        }
+        let old = std::mem::take(&mut self.hashed);
+        let mut fresh = Vec::new();
         if self.reachable(rel)
             && let Ok(meta) = std::fs::symlink_metadata(relpath::absolute(&self.root, rel))
             && !self.ignores.is_ignored_with_parents(rel, meta.is_dir())
@@ -265,10 +271,20 @@ impl Scanner {
             let mut walk = Walk {
                 scanner: self,
                 old: &old,
+                fresh: &mut fresh,
                 out: &mut out,
                 warnings: &mut warnings,
             };
             walk.entry(rel.to_vec(), &meta);
+        }
+        self.hashed = old;
+        // What the cache knew at and below `rel` is replaced by what the walk found there.
+        let stale: Vec<RelPath> = self.hashed.subtree(rel).map(|(p, _)| p).collect();
+        for p in stale {
+            self.hashed.set(&p, None);
+        }
+        for (p, h) in fresh {
+            self.hashed.set(&p, Some(h));
         }
         (out, warnings)
     }
@@ -337,10 +353,12 @@ impl Scanner {
     }
 }
 
-/// One walk, filling a tree and the scanner's hash cache.
+/// One walk, filling a tree and the digests to keep (from the cache `old` where they still
+/// hold, else read afresh).
 struct Walk<'a> {
     scanner: &'a mut Scanner,
-    old: &'a BTreeMap<RelPath, Hashed>,
+    old: &'a PathMap<Hashed>,
+    fresh: &'a mut Vec<(RelPath, Hashed)>,
     out: &'a mut Tree,
     warnings: &'a mut Vec<Warning>,
 }
@@ -420,26 +438,25 @@ impl Walk<'_> {
             }
             let stamp = Stamp::of(meta);
             let executable = meta.permissions().mode() & 0o111 != 0;
-            let known = self.old.get(&rel).filter(|h| h.holds_for(&stamp));
-            let hashed = match known {
-                Some(h) => Ok(h.clone()),
+            let known = self.old.get(&rel).filter(|h| h.holds_for(&stamp)).copied();
+            let digest = match known {
+                Some(h) => {
+                    self.fresh.push((rel.clone(), h));
+                    Ok(h.digest)
+                }
                 None => {
                     self.scanner.hashes += 1;
-                    // Out of range (never before 2262): 0, which only makes the digest count as racy.
-                    let at = i64::try_from(now_ns()).unwrap_or(0);
-                    hash(&path).map(|digest| Hashed { stamp, digest, at })
+                    let at = now_ns();
+                    hash(&path).inspect(|digest| {
+                        if let Some(h) = Hashed::new(&stamp, *digest, at) {
+                            self.fresh.push((rel.clone(), h));
+                        }
+                    })
                 }
             };
-            match hashed {
-                Ok(h) => {
-                    self.out.insert(
-                        rel.clone(),
-                        Entry::File {
-                            digest: h.digest,
-                            executable,
-                        },
-                    );
-                    self.scanner.hashed.insert(rel, h);
+            match digest {
+                Ok(digest) => {
+                    self.out.insert(rel, Entry::File { digest, executable });
                 }
                 Err(e) => self.warnings.push(Warning::Unreadable {
                     path: rel,

@@ -13,7 +13,7 @@
 //! new name. The kernel's lost-events notice becomes [`Input::Overflow`] (the loop rescans).
 //! An attribute change of the root itself is the heartbeat ([`touch_root`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -33,8 +33,15 @@ use crate::stats::Stats;
 /// What the live loop receives: file events, and requests from whoever runs it.
 #[derive(Debug)]
 pub enum Input {
-    /// These paths changed on `side` (or may have).
-    Changed { side: Side, paths: Vec<RelPath> },
+    /// These paths changed on `side` (or may have). `settled`: whatever changed them is done
+    /// with them — a file written and closed, renamed into place, removed, its attributes
+    /// changed — so they can be synced at once; otherwise (a write to a file still open, a
+    /// creation) more may follow, and the loop waits for a moment of quiet first.
+    Changed {
+        side: Side,
+        paths: Vec<RelPath>,
+        settled: bool,
+    },
     /// Events on `side` were lost: only a full rescan can tell what changed.
     Overflow { side: Side },
     /// Watching `side` ran into a problem (for example the limit of watches was reached).
@@ -197,7 +204,8 @@ fn run(mut w: Watched, side: Side, tx: &Sender<Input>, stop: &OwnedFd) {
         if fds[1].any().unwrap_or(true) {
             return; // stopped
         }
-        let mut paths = BTreeSet::new();
+        // Each path with whether its last event settled it.
+        let mut paths = BTreeMap::new();
         loop {
             let events = match w.inotify.read_events() {
                 Ok(ev) => ev,
@@ -258,20 +266,36 @@ fn run(mut w: Watched, side: Side, tx: &Sender<Input>, stop: &OwnedFd) {
                         });
                     }
                 }
-                paths.insert(rel);
+                paths.insert(rel, settles(ev.mask));
             }
         }
-        if !paths.is_empty()
-            && tx
+        let (settled, open): (Vec<_>, Vec<_>) = paths.into_iter().partition(|(_, s)| *s);
+        for (list, settled) in [(open, false), (settled, true)] {
+            if list.is_empty() {
+                continue;
+            }
+            let paths = list.into_iter().map(|(p, _)| p).collect();
+            if tx
                 .send(Input::Changed {
                     side,
-                    paths: paths.into_iter().collect(),
+                    paths,
+                    settled,
                 })
                 .is_err()
-        {
-            return;
+            {
+                return;
+            }
         }
     }
+}
+
+/// Whether an event leaves its path as it will stay until the next one: written and closed,
+/// renamed in or away, removed, or its attributes changed. A write to a file still open and
+/// the creation of a file (which its writer is about to fill) do not.
+fn settles(mask: F) -> bool {
+    mask.intersects(
+        F::IN_CLOSE_WRITE | F::IN_MOVED_TO | F::IN_MOVED_FROM | F::IN_DELETE | F::IN_ATTRIB,
+    ) || (mask.contains(F::IN_ISDIR) && mask.contains(F::IN_CREATE))
 }
 
 /// Sends a heartbeat through `root`'s watch: sets the root's mode to what it already is, which
@@ -283,6 +307,7 @@ pub fn touch_root(root: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::mpsc::{Receiver, channel};
     use std::time::Duration;
 

@@ -207,7 +207,11 @@ fn pump<R: Read>(
                 if let Some((side, tx)) = &*lock(sink) {
                     let side = *side;
                     let input = match event {
-                        Event::Changed(paths) => Input::Changed { side, paths },
+                        Event::Changed(paths) => Input::Changed {
+                            side,
+                            paths,
+                            settled: false,
+                        },
                         Event::Overflow => Input::Overflow { side },
                         Event::WatchError(error) => Input::WatchError { side, error },
                         Event::Heartbeat => Input::Heartbeat { side },

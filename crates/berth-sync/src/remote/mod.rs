@@ -168,7 +168,7 @@ mod tests {
         std::fs::write(there.path().join("theirs"), "edited there").unwrap();
         let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         match got {
-            Input::Changed { side, paths } => {
+            Input::Changed { side, paths, .. } => {
                 assert_eq!((side, paths), (Side::Beta, vec![b"theirs".to_vec()]));
             }
             other => panic!("{other:?}"),

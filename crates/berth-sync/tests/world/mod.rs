@@ -226,11 +226,7 @@ impl<B: Endpoint> World<B> {
 
     /// One round: everything, or only the paths that changed.
     fn sync(&mut self, only_changed: bool) -> Result<(), TestCaseError> {
-        let (a0, b0, anc0) = (
-            tree(&self.alpha),
-            tree(&self.beta),
-            self.ancestor.tree().clone(),
-        );
+        let (a0, b0, anc0) = (tree(&self.alpha), tree(&self.beta), self.ancestor.tree());
         let touched = std::mem::take(&mut self.touched);
         if only_changed {
             sync_paths(
@@ -250,7 +246,7 @@ impl<B: Endpoint> World<B> {
         let ancestor = self.ancestor.tree();
         let (a1, b1) = (tree(&self.alpha), tree(&self.beta));
         prop_assert_eq!(&a1, &b1, "trees differ after a round");
-        prop_assert_eq!(&a1, ancestor, "the ancestor is not what both hold");
+        prop_assert_eq!(&a1, &ancestor, "the ancestor is not what both hold");
         for (p, e) in &a0 {
             if anc0.get(p) != Some(e) {
                 prop_assert_eq!(
