@@ -245,6 +245,7 @@ fn stop_signals() -> SigSet {
 /// Runs the engine between two directories (the second one possibly remote), its ancestor kept
 /// in `home`'s store, printing one line per round to standard output.
 pub fn run(home: &Home, args: &Options) -> Result<(), DebugSyncError> {
+    crate::memory::limit_arenas();
     if !args.once {
         stop_signals()
             .thread_block()
@@ -377,6 +378,7 @@ fn run_between<B: Endpoint>(
                 &kept_in,
             );
         }
+        crate::memory::after_round(r);
         let v = match r {
             Report::Synced {
                 reason,

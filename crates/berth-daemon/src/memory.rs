@@ -30,3 +30,19 @@ pub fn give_back() {
         libc::malloc_trim(0);
     }
 }
+
+/// After a live round that scanned both trees whole (the first, a rescan, a flush): what it
+/// freed goes back ([`give_back`]). Pairing's sync loop and `berth debug sync` both call it.
+pub fn after_round(report: &berth_sync::live::Report) {
+    use berth_sync::live::{Reason, Report};
+    if matches!(
+        report,
+        Report::Ready { .. }
+            | Report::Synced {
+                reason: Reason::Start | Reason::Rescan(_) | Reason::Flush,
+                ..
+            }
+    ) {
+        give_back();
+    }
+}

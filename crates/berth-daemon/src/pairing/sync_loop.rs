@@ -149,19 +149,7 @@ impl SyncLoop {
                     if let Some(ev) = from_report(&roots.agent, r) {
                         tell(ev);
                     }
-                    // A full round scanned both trees: what it freed goes back.
-                    if matches!(
-                        r,
-                        Report::Ready { .. }
-                            | Report::Synced {
-                                reason: live::Reason::Start
-                                    | live::Reason::Rescan(_)
-                                    | live::Reason::Flush,
-                                ..
-                            }
-                    ) {
-                        crate::memory::give_back();
-                    }
+                    crate::memory::after_round(r);
                 };
                 let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
                     .map_err(PairingError::Watch);
