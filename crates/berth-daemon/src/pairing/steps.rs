@@ -101,7 +101,7 @@ impl Steps<'_> {
         self.store
             .update_pairing(self.rec)
             .map_err(|e| git_failure("recording the snapshot", e))?;
-        let taken = snapshot::capture(
+        let taken = snapshot::capture_seen(
             &self.sides.repos.user,
             CaptureOptions {
                 id: id.clone(),
@@ -110,6 +110,7 @@ impl Steps<'_> {
                 message: None,
                 pairing: Some(self.rec.id.clone()),
             },
+            Some(st),
         )
         .map_err(|e| git_failure("keeping your uncommitted work in a snapshot", e))?;
         let info = taken.info(&self.rec.project_root, true);
