@@ -16,7 +16,7 @@ use super::gitwatch::GitWatch;
 use super::link_event::Tell;
 use super::notices::held_by_git;
 use super::roots::Roots;
-use super::sync_loop::SyncLoop;
+use super::sync_loop::{SyncLoop, Warm};
 
 /// A pairing's link (none running until started).
 #[derive(Default)]
@@ -34,12 +34,14 @@ impl Link {
     }
 
     /// Starts the sync loop between `roots` (and the git watch, unless it runs already); a
-    /// loop that cannot start is logged, and the controller's checks try again later.
+    /// loop that cannot start is logged, and the controller's checks try again later. `warm`:
+    /// what the loop begins with ([`SyncLoop::start`]).
     pub fn start(
         &mut self,
         roots: &Roots,
         store: &Store,
         pairing: &str,
+        warm: Option<Warm>,
         tell: Tell,
         on_git: impl Fn() + Send + 'static,
     ) {
@@ -57,7 +59,13 @@ impl Link {
                 tracing::warn!(pairing, "cannot exclude berth's temporary files: {e}");
             }
         }
-        match SyncLoop::start(store.clone(), pairing.to_string(), roots.clone(), tell) {
+        match SyncLoop::start(
+            store.clone(),
+            pairing.to_string(),
+            roots.clone(),
+            warm,
+            tell,
+        ) {
             Ok(sync) => {
                 self.sync = Some(sync);
                 self.held = false;
@@ -74,18 +82,22 @@ impl Link {
 
     /// Stops the sync loop and the git watch.
     pub fn stop(&mut self) {
-        if let Some(sync) = self.sync.take() {
-            sync.stop();
-            crate::memory::give_back();
-        }
+        drop(self.finish());
+        crate::memory::give_back();
+    }
+
+    /// Stops the sync loop and the git watch; what the loop ended with, if it ended as asked.
+    pub fn finish(&mut self) -> Option<Warm> {
+        let warm = self.sync.take().and_then(SyncLoop::stop);
         self.gitwatch = None;
         self.held = false;
+        warm
     }
 
     /// The sync loop ended by itself: its thread is joined; the git watch goes on.
     pub fn ended(&mut self) {
         if let Some(sync) = self.sync.take() {
-            sync.stop();
+            let _ = sync.stop();
         }
         self.held = false;
     }

@@ -15,6 +15,7 @@ use berth_sync::reconcile::Side as SyncSide;
 
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
+use super::sync_loop::Warm;
 use super::{ancestor, events, observe};
 use crate::clock::now_ms;
 use crate::recorder::Recorder;
@@ -100,7 +101,7 @@ impl Steps<'_> {
         self.store
             .update_pairing(self.rec)
             .map_err(|e| git_failure("recording the snapshot", e))?;
-        let taken = snapshot::capture(
+        let taken = snapshot::capture_seen(
             &self.sides.repos.user,
             CaptureOptions {
                 id: id.clone(),
@@ -109,6 +110,7 @@ impl Steps<'_> {
                 message: None,
                 pairing: Some(self.rec.id.clone()),
             },
+            Some(st),
         )
         .map_err(|e| git_failure("keeping your uncommitted work in a snapshot", e))?;
         let info = taken.info(&self.rec.project_root, true);
@@ -211,8 +213,9 @@ impl Steps<'_> {
     }
 
     /// The agent's working files over the checkout, one way; the ancestor becomes what both
-    /// now hold.
-    pub fn copy_agent_files(&mut self) -> StepResult {
+    /// now hold. Both trees' endpoints (their scans' hashes) and the ancestor are handed on
+    /// to the sync loop, whose first round then reads no file again that did not change.
+    pub fn copy_agent_files(&mut self) -> Result<Warm, Failure> {
         let roots = self.sides.roots().map_err(unexpected)?;
         let mut sides = roots.sides().map_err(unexpected)?;
         let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
@@ -228,20 +231,26 @@ impl Steps<'_> {
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.view.note(Seen::Copied(stats.to_alpha as u64));
-        Ok(())
+        Ok(Warm { sides, ancestor })
     }
 
     /// The checkout back to `berth/<agent>`'s tip. `verify`: only when it holds exactly what
-    /// the agent's workspace holds (everything in it is there too).
-    pub fn clean_checkout(&mut self, verify: bool) -> StepResult {
+    /// the agent's workspace holds (everything in it is there too), compared with `warm`'s
+    /// endpoints if given (what the final sync scanned: only changed files are read again).
+    pub fn clean_checkout(&mut self, verify: bool, warm: Option<Warm>) -> StepResult {
         let user = self.sides.repos.user.clone();
         let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
         if head.branch() != Some(self.sides.repos.branch_ref().as_str()) {
             return Ok(()); // never switched (or already switched back)
         }
         if verify {
-            let roots = self.sides.roots().map_err(unexpected)?;
-            let mut sides = roots.sides().map_err(unexpected)?;
+            let mut sides = match warm {
+                Some(w) => w.sides,
+                None => {
+                    let roots = self.sides.roots().map_err(unexpected)?;
+                    roots.sides().map_err(unexpected)?
+                }
+            };
             let (a, b) = (
                 sides.alpha.full().map(|(t, _)| t),
                 Endpoint::full(&mut sides.beta).map(|(t, _)| t),

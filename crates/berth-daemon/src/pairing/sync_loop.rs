@@ -21,8 +21,10 @@ use berth_git::Git;
 use berth_store::Store;
 use berth_sync::ancestor::Ancestor;
 use berth_sync::endpoint::Endpoint;
+use berth_sync::engine::Sides;
 use berth_sync::live::{self, Report};
 use berth_sync::reconcile::Side;
+use berth_sync::scan::Scanner;
 use berth_sync::stats::Stats;
 use berth_sync::watch::Input;
 
@@ -32,6 +34,15 @@ use super::gate::until_shut;
 use super::keeper::{RefKeeper, kept_count};
 use super::link_event::{LinkEvent, Tell, from_report};
 use super::roots::Roots;
+use super::tree::AgentTree;
+
+/// Both trees' endpoints and the ancestor as a start's copy step left them (scanned, hashed,
+/// saved), so that the loop's first round stats both trees instead of reading every file
+/// again; or as the loop left them when it ended, for a stop's check of both trees.
+pub struct Warm {
+    pub sides: Sides<Scanner, AgentTree>,
+    pub ancestor: Ancestor,
+}
 
 /// Environment variable (milliseconds) shortening the heartbeat period, for tests and
 /// diagnosis; the default is the live loop's.
@@ -63,7 +74,8 @@ const END_WAIT: Duration = Duration::from_secs(5);
 /// A running live loop.
 pub struct SyncLoop {
     input: Sender<Input>,
-    thread: Option<JoinHandle<()>>,
+    /// Ends with the loop's endpoints and ancestor, when it ended as asked.
+    thread: Option<JoinHandle<Option<Warm>>>,
     /// Sent to once the loop watches both trees and its first full round went through (or the
     /// gate held it); dropped if the loop ends first.
     started: Receiver<()>,
@@ -77,11 +89,12 @@ pub struct SyncLoop {
 
 impl SyncLoop {
     /// Starts the loop: its first round is a full one; [`LinkEvent::Ready`] follows once the
-    /// trees agree.
+    /// trees agree. `warm`: the endpoints and ancestor to begin with (else made and loaded).
     pub fn start(
         store: Store,
         pairing: String,
         roots: Roots,
+        warm: Option<Warm>,
         tell: Tell,
     ) -> std::io::Result<SyncLoop> {
         let (tx, rx) = mpsc::channel();
@@ -102,24 +115,27 @@ impl SyncLoop {
                     pairing: pairing.clone(),
                     tell: tell.clone(),
                 };
-                let prepared = roots.sides().and_then(|mut sides| {
-                    let ancestor = ancestor::load_adopting(&store, &pairing, |side, path| {
-                        let (tree, _) = match side {
-                            Side::Alpha => sides.alpha.under(path),
-                            Side::Beta => Endpoint::under(&mut sides.beta, path)?,
-                        };
-                        Ok::<_, berth_sync::scan::ScanError>(tree.get(path).cloned())
-                    })?;
-                    sides.journal = Some(ancestor::journal(store.clone(), &pairing));
-                    Ok((ancestor, sides))
-                });
+                let prepared = match warm {
+                    Some(w) => Ok((w.ancestor, w.sides)),
+                    None => roots.sides().and_then(|mut sides| {
+                        let ancestor = ancestor::load_adopting(&store, &pairing, |side, path| {
+                            let (tree, _) = match side {
+                                Side::Alpha => sides.alpha.under(path),
+                                Side::Beta => Endpoint::under(&mut sides.beta, path)?,
+                            };
+                            Ok::<_, berth_sync::scan::ScanError>(tree.get(path).cloned())
+                        })?;
+                        Ok((ancestor, sides))
+                    }),
+                };
                 let (ancestor, mut sides) = match prepared {
                     Ok(p) => p,
                     Err(e) => {
                         tell(LinkEvent::Ended(Err(e)));
-                        return;
+                        return None;
                     }
                 };
+                sides.journal = Some(ancestor::journal(store.clone(), &pairing));
                 sides.gate = Some(until_shut(sides.gate.take(), shut.clone()));
                 let mut link = live::Link {
                     sides,
@@ -153,9 +169,15 @@ impl SyncLoop {
                 };
                 let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
                     .map_err(PairingError::Watch);
-                if !shut.load(Ordering::SeqCst) {
-                    tell(LinkEvent::Ended(end));
+                if shut.load(Ordering::SeqCst) {
+                    return None;
                 }
+                let stopped = end.is_ok();
+                tell(LinkEvent::Ended(end));
+                stopped.then_some(Warm {
+                    sides: link.sides,
+                    ancestor: link.ancestor,
+                })
             })?;
         Ok(SyncLoop {
             input: tx,
@@ -204,31 +226,29 @@ impl SyncLoop {
     }
 
     /// Stops the loop after the round in progress and waits for it — for [`END_WAIT`] at
-    /// most, and not at all once a flush went unanswered; then it is let go of.
-    pub fn stop(mut self) {
-        self.end();
+    /// most, and not at all once a flush went unanswered; then it is let go of. What it
+    /// ended with, if it ended as asked.
+    pub fn stop(mut self) -> Option<Warm> {
+        self.end()
     }
 
-    fn end(&mut self) {
+    fn end(&mut self) -> Option<Warm> {
         let _ = self.input.send(Input::Stop);
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
+        let thread = self.thread.take()?;
         let wait = if self.unanswered {
             Duration::ZERO
         } else {
             END_WAIT
         };
         match self.ended.recv_timeout(wait) {
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = thread.join();
-            }
+            Err(RecvTimeoutError::Disconnected) => thread.join().ok().flatten(),
             Ok(()) | Err(RecvTimeoutError::Timeout) => {
                 // Dropping the handle detaches the thread; its shut gate keeps it harmless.
                 self.shut.store(true, Ordering::SeqCst);
                 tracing::warn!(
                     "the sync loop did not end in time; let go of it (it applies nothing more)"
                 );
+                None
             }
         }
     }
@@ -236,6 +256,6 @@ impl SyncLoop {
 
 impl Drop for SyncLoop {
     fn drop(&mut self) {
-        self.end();
+        let _ = self.end();
     }
 }

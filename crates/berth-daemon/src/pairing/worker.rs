@@ -22,6 +22,7 @@ use super::roots;
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
 use super::steps::{StepResult, Steps, git_failure, unexpected};
+use super::sync_loop::Warm;
 use crate::git_lock::GitLock;
 use crate::recorder::Recorder;
 
@@ -35,6 +36,10 @@ pub struct Worker {
     pub view: StatusView,
     /// Whether the start in progress was asked for with `--no-stash`.
     pub no_stash: bool,
+    /// What the copy step left (both trees scanned, the ancestor saved) for the step right
+    /// after it, beginning sync; or what the final sync's loop left, for the checkout's
+    /// cleaning. Any other step drops it.
+    warm: Option<Warm>,
     store: Store,
     events: Recorder,
     git: GitLock,
@@ -56,6 +61,7 @@ impl Worker {
             link: Link::default(),
             view,
             no_stash: false,
+            warm: None,
             store,
             events,
             git,
@@ -66,6 +72,11 @@ impl Worker {
     /// Starts the link of the pairing `rec` unless it runs; not yet if a side is not a
     /// repository now.
     pub fn start_link(&mut self, rec: &PairingRecord) {
+        self.start_link_with(rec, None);
+    }
+
+    /// [`Worker::start_link`], the loop beginning with `warm` if given.
+    fn start_link_with(&mut self, rec: &PairingRecord, warm: Option<Warm>) {
         if self.link.is_running() {
             return;
         }
@@ -81,6 +92,7 @@ impl Worker {
             &roots,
             &self.store,
             &rec.id,
+            warm,
             Arc::new(move |ev| {
                 let _ = link_tx.send(Msg::Link(ev));
             }),
@@ -106,23 +118,34 @@ impl Worker {
         }
     }
 
-    fn dispatch(&mut self, step: Step, state: &State, rec: &mut PairingRecord) -> StepResult {
+    fn dispatch(
+        &mut self,
+        step: Step,
+        state: &State,
+        rec: &mut PairingRecord,
+        warm: Option<Warm>,
+    ) -> StepResult {
         match step {
             Step::Start(StartStep::Validate) => self.steps(state, rec).validate(),
             Step::Start(StartStep::Snapshot) => self.steps(state, rec).take_snapshot(),
             Step::Start(StartStep::MirrorBranch) => self.steps(state, rec).mirror(),
             Step::Start(StartStep::SwitchCheckout) => self.steps(state, rec).switch_checkout(),
-            Step::Start(StartStep::CopyAgentFiles) => self.steps(state, rec).copy_agent_files(),
-            Step::Start(StartStep::BeginSync) => self.begin_sync(rec),
+            Step::Start(StartStep::CopyAgentFiles) => {
+                self.warm = Some(self.steps(state, rec).copy_agent_files()?);
+                Ok(())
+            }
+            Step::Start(StartStep::BeginSync) => self.begin_sync(rec, warm),
             Step::Stop(StopStep::FinalSync) => self.final_sync(rec),
-            Step::Stop(StopStep::CleanCheckout) => self.steps(state, rec).clean_checkout(true),
+            Step::Stop(StopStep::CleanCheckout) => {
+                self.steps(state, rec).clean_checkout(true, warm)
+            }
             Step::Stop(StopStep::SwitchBack) => self.steps(state, rec).switch_back(),
             Step::Stop(StopStep::RestoreSnapshot) => self.steps(state, rec).restore_snapshot(),
             Step::Undo(Undo::StopSync) => {
                 self.link.stop();
                 Ok(())
             }
-            Step::Undo(Undo::CleanCheckout) => self.steps(state, rec).clean_checkout(false),
+            Step::Undo(Undo::CleanCheckout) => self.steps(state, rec).clean_checkout(false, None),
             Step::Undo(Undo::SwitchBack) => self.steps(state, rec).switch_back(),
             Step::Undo(Undo::RestoreMirror) => self.steps(state, rec).restore_mirror(),
             Step::Undo(Undo::RestoreSnapshot) => self.steps(state, rec).restore_snapshot(),
@@ -132,8 +155,8 @@ impl Worker {
 
     /// The link started; done once both trees are watched and agree (a first full round on a
     /// very large tree takes a while), or the gate holds the loop (a cause appeared).
-    fn begin_sync(&mut self, rec: &PairingRecord) -> StepResult {
-        self.start_link(rec);
+    fn begin_sync(&mut self, rec: &PairingRecord, warm: Option<Warm>) -> StepResult {
+        self.start_link_with(rec, warm);
         if !self.link.is_running() {
             return Err(unexpected("cannot start syncing (see `berth daemon logs`)"));
         }
@@ -179,7 +202,8 @@ impl Worker {
         }
         observe::carry_commits(&self.sides.repos, None)
             .map_err(|e| git_failure("carrying commits", e))?;
-        self.link.stop();
+        // What the loop scanned is handed on to the next step, which compares both trees.
+        self.warm = self.link.finish();
         Ok(())
     }
 }
@@ -193,7 +217,9 @@ impl Hands for Worker {
         // Beginning sync waits for nothing git-related; everything else is git work.
         let git = self.git.clone();
         let _git = (step != Step::Start(StartStep::BeginSync)).then(|| git.blocking());
-        let result = self.dispatch(step, state, rec);
+        // Only the step right after the copy (or the final sync) gets what that one left.
+        let warm = self.warm.take();
+        let result = self.dispatch(step, state, rec, warm);
         // Steps scan whole trees: what they freed goes back.
         crate::memory::give_back();
         result

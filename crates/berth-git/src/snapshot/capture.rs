@@ -69,12 +69,26 @@ fn warnings(st: &status::Status) -> Vec<String> {
 
 /// Captures the index and the working tree of the repository `git` runs in.
 pub fn capture(git: &Git, opts: CaptureOptions) -> Result<Snapshot, SnapshotError> {
+    capture_seen(git, opts, None)
+}
+
+/// [`capture`], with the repository's status (`status::status(git, false)`) as its caller
+/// read it just before, so that it is not read again (the working tree itself is read by the
+/// capture in any case: the status only names unmerged paths and what the snapshot warns of).
+pub fn capture_seen(
+    git: &Git,
+    opts: CaptureOptions,
+    seen: Option<status::Status>,
+) -> Result<Snapshot, SnapshotError> {
     validate_id(&opts.id)?;
     if opts.message.as_deref().is_some_and(|m| m.contains('\0')) {
         return Err(SnapshotError::NulInMessage);
     }
     let head = head::head(git)?;
-    let st = status::status(git, false)?;
+    let st = match seen {
+        Some(st) => st,
+        None => status::status(git, false)?,
+    };
     let unmerged: Vec<String> = st
         .entries
         .iter()

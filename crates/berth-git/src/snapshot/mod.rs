@@ -32,7 +32,7 @@ use berth_proto::SnapshotInfo;
 use crate::git::{Access, Git, GitError};
 use crate::refs::{self, RefError};
 
-pub use capture::{CaptureOptions, capture};
+pub use capture::{CaptureOptions, capture, capture_seen};
 pub(crate) use capture::{as_berth, commit_tree};
 pub use meta::SnapshotMeta;
 pub use restore::{RestoreReport, restore};
