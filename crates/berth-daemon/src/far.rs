@@ -552,13 +552,9 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn call(root: &Path, c: &Call) -> Result<Answer, String> {
-        let bytes = FarHost.call(root, &serde_json::to_vec(c).unwrap())?;
-        Ok(serde_json::from_slice(&bytes).unwrap())
-    }
-
-    #[test]
-    fn the_far_side_clones_reports_snapshots_bundles_and_removes_a_workspace() {
+    /// A temporary directory holding `project` (a repository with one commit) and `far` (an
+    /// agent's empty directory there).
+    fn project_and_far() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
         std::fs::create_dir_all(&project).unwrap();
@@ -567,6 +563,17 @@ mod tests {
         std::fs::write(project.join("README"), "hi\n").unwrap();
         git(&project, &["add", "README"]);
         git(&project, &["commit", "-qm", "first"]);
+        (tmp, project, root)
+    }
+
+    fn call(root: &Path, c: &Call) -> Result<Answer, String> {
+        let bytes = FarHost.call(root, &serde_json::to_vec(c).unwrap())?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn the_far_side_clones_reports_snapshots_bundles_and_removes_a_workspace() {
+        let (tmp, project, root) = project_and_far();
         let p = Git::new(&project);
         let bundle = tmp.path().join("b.bundle");
         berth_git::workspace::create_elsewhere(&p, "x", "HEAD", &bundle).unwrap();
@@ -724,14 +731,7 @@ mod tests {
 
     #[test]
     fn the_far_side_answers_pairings_look_gate_and_moves_its_branch_to_the_users_commits() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
-        std::fs::create_dir_all(&project).unwrap();
-        std::fs::create_dir_all(&root).unwrap();
-        git(&project, &["init", "-q", "-b", "main"]);
-        std::fs::write(project.join("README"), "hi\n").unwrap();
-        git(&project, &["add", "README"]);
-        git(&project, &["commit", "-qm", "first"]);
+        let (tmp, project, root) = project_and_far();
         let p = Git::new(&project);
         let branch_ref = berth_git::workspace::branch_ref("x");
         let look = |root: &Path| match call(
