@@ -1,11 +1,11 @@
 //! The turns of a turn agent elsewhere (`--turn CMD --on URL`, SPEC §10.2 and §10.4): the
 //! daemon's end. `inbox.rs` records, times and settles a turn as for a local agent; only what
 //! touches the keeper and the workspace goes over the agent's link, as far calls
-//! (`far::Call::{TurnStart, TurnLook, TurnStop, TurnEnd}`): the turn runs there under a keeper
+//! (`far_calls::Call::{TurnStart, TurnLook, TurnStop, TurnEnd}`): the turn runs there under a keeper
 //! of its own (`turns/<turn>/` in the agent's directory there), in the workspace there, with
 //! the message on its standard input, so it lives on whatever happens to the daemon or the
 //! connection. The branch's tip before and after comes from the workspace there
-//! (`far::Call::PairLook`), and the end of the turn's output is brought here into the local
+//! (`far_calls::Call::PairLook`), and the end of the turn's output is brought here into the local
 //! turn directory, where the inbox reads it as a local turn's.
 
 use std::path::Path;
@@ -16,7 +16,7 @@ use berth_store::AgentRecord;
 use berth_supervisor::keeper::spec::KeeperSpec;
 
 use crate::agents::{Link, LinkError, Supervisor};
-use crate::far::{Answer, Call, KeeperLook};
+use crate::far_calls::{Answer, Call, KeeperLook};
 
 /// How long a look that could not get through holds the watch back.
 const RETRY_AFTER: Duration = Duration::from_secs(1);

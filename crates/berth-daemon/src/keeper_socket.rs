@@ -7,7 +7,7 @@
 //! keeper's own protocol unchanged end to end:
 //!
 //! - one request and its answer (a terminal's `screen` and `input`): a far call over the
-//!   agent's [`Link`] (`far::Call::Keeper`), so no new connection is made for it;
+//!   agent's [`Link`] (`far_calls::Call::Keeper`), so no new connection is made for it;
 //! - an attached client's stream: a relay, `berth __relay SOCKET` ([`relay`]), run there over a
 //!   byte stream of the agent's place of its own (`ssh`, `docker exec -i`), with the berth the
 //!   link installed. It connects to the socket, says [`CONNECTED`] on its standard output, then
@@ -29,7 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::agents::{Link, LinkError, Supervisor};
-use crate::far::{Answer, Call};
+use crate::far_calls::{Answer, Call};
 
 /// What a relay says on its standard output once it is connected to the keeper's socket.
 pub const CONNECTED: &str = "berth-relay: connected\n";

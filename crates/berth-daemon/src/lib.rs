@@ -51,6 +51,7 @@ pub mod database;
 pub mod debug_sync;
 pub mod failpoints;
 pub mod far;
+pub mod far_calls;
 pub mod far_turns;
 pub mod git_lock;
 pub mod hooks;

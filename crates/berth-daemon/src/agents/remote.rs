@@ -29,7 +29,7 @@ use berth_sync::remote::target::Target;
 use berth_sync::remote::{HostCallError, RemoteEndpoint, RemoteError};
 
 use super::{AgentError, Key, Supervisor, key, now_ms};
-use crate::far::{Answer, Call, INCOMING, KeeperLook, OUTGOING};
+use crate::far_calls::{Answer, Call, INCOMING, KeeperLook, OUTGOING};
 
 /// How often a reachable agent elsewhere is looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(1);

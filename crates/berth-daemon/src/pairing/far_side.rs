@@ -1,7 +1,7 @@
 //! The agent's side of a pairing when the agent runs elsewhere (`agent new --on URL`, SPEC
 //! §10.4): its workspace is `workspace/` in the agent's directory there. Pairing reaches it over
 //! two connections of its own, both through `berth __endpoint` there (berth installing itself
-//! first if it must): one serving the agent's directory, for the far side's calls (`far::Call`:
+//! first if it must): one serving the agent's directory, for the far side's calls (`far_calls::Call`:
 //! what git shows there, the gate, commits moved there), and one serving the workspace itself,
 //! which the sync loop uses as its agent tree.
 //!
@@ -25,7 +25,7 @@ use berth_sync::remote::traffic::Traffic;
 use berth_sync::remote::{RemoteEndpoint, RemoteError};
 
 use crate::agents::{Link, LinkError, place};
-use crate::far::{Answer, Call, INCOMING, OUTGOING, PairLook};
+use crate::far_calls::{Answer, Call, INCOMING, OUTGOING, PairLook};
 
 /// Where an agent elsewhere is, for pairing.
 #[derive(Clone)]

@@ -46,7 +46,7 @@ fn changed_within(path: &Path, within: Duration) -> bool {
 
 /// Why a side's git state shuts the gate, if it does; `Err` while git is busy with the index
 /// or HEAD (it holds their locks, or has just written the index). The far side of an agent
-/// elsewhere answers its gate with this too (`far::Call::Gate`).
+/// elsewhere answers its gate with this too (`far_calls::Call::Gate`).
 pub fn side_state(dir: &Path, branch_ref: &str, who: &str) -> Result<Option<String>, ()> {
     let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
     if head.trim() != format!("ref: {branch_ref}") {

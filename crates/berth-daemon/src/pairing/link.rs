@@ -48,7 +48,7 @@ impl Link {
         if self.sync.is_some() {
             return;
         }
-        // An agent elsewhere's workspace has berth's line already (`far::Call::Clone`).
+        // An agent elsewhere's workspace has berth's line already (`far_calls::Call::Clone`).
         let here = [
             Some(&roots.user),
             roots.far.is_none().then_some(&roots.agent),

@@ -27,7 +27,7 @@
 //!
 //! Versions: 2 added `Alive`; 3 added `Host`; 4 added the host requests of pairing with an
 //! agent elsewhere (what git shows in its workspace, its gate, the user's commits moved there:
-//! `berth_daemon::far::Call::{Ping, PairLook, Gate, Advance}`); 5 added the keeper's own
+//! `berth_daemon::far_calls::Call::{Ping, PairLook, Gate, Advance}`); 5 added the keeper's own
 //! requests passed to it there (`Call::Keeper`: a terminal agent's screen and input elsewhere)
 //! and readiness probes run there (`Call::Probe`).
 
