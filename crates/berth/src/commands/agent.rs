@@ -10,6 +10,7 @@ use berth_proto::{
 };
 
 use super::logs::Shown;
+use super::long_client;
 use super::stash::here;
 use crate::Ctx;
 use crate::cli::AgentCommand;
@@ -143,7 +144,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
             let a: AgentInfo = progress::steady(
                 ctx.json,
                 format!("creating agent {} (its workspace is checked out)", req.name),
-                client.post_json("/v1/agents/new", &req),
+                long_client(ctx).post_json("/v1/agents/new", &req),
             )
             .await?;
             emit(ctx.json, &a, |a| {
@@ -198,7 +199,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentCommand) -> CliResult<i32> {
                 delete_branch,
                 forget,
             };
-            let r: AgentRemoved = client.post_json("/v1/agents/rm", &req).await?;
+            let r: AgentRemoved = long_client(ctx).post_json("/v1/agents/rm", &req).await?;
             emit(ctx.json, &r, |r| {
                 let mut s = match &r.left_there {
                     Some(left) => format!("forgot agent {}; left where it ran: {left}", r.name),

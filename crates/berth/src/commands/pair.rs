@@ -2,21 +2,18 @@
 //! the checkout berth runs in with an agent, through the daemon (which owns the pairing, its
 //! journal and the sync).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_client::Client;
 use berth_proto::{PairFlushed, PairLink, PairRepo, PairStart, PairStatus, PairStopped};
 
+use super::long_client;
 use super::stash::here;
 use crate::Ctx;
 use crate::cli::{PairArgs, PairCommand};
 use crate::error::{CliError, CliResult, Kind};
 use crate::output::{self, emit};
 use crate::progress;
-
-/// How long a start, flush or stop may take before the CLI stops waiting (the daemon carries on;
-/// `berth pair status` shows where it is). A first copy of a large tree takes a while.
-const LONG_REQUEST: Duration = Duration::from_secs(600);
 
 pub async fn run(ctx: &Ctx, args: PairArgs) -> CliResult<i32> {
     match (args.command, args.name) {
@@ -30,10 +27,6 @@ pub async fn run(ctx: &Ctx, args: PairArgs) -> CliResult<i32> {
             "give an agent to pair with (`berth pair NAME`) or a subcommand (`berth pair status|flush|stop`)",
         )),
     }
-}
-
-fn long_client(ctx: &Ctx) -> Client {
-    Client::unix(ctx.home.socket()).with_timeout(LONG_REQUEST)
 }
 
 /// What the pairing of the checkout at `repo` is doing, for a progress line.
