@@ -6,8 +6,11 @@
 //! top is handed to [`Scrollback`] as plain text and kept there, at most `limit` lines, oldest
 //! dropped first. A cell of the emulator takes 32 bytes, so 10,000 lines of 80 columns as cells
 //! would take some 25 MB; as text they take what they say (SPEC §10.1: a keeper with 10,000
-//! lines of scrollback stays under 8 MiB). Lines that scroll off the alternate screen (a
-//! full-screen program's) are not history and are not kept.
+//! lines of scrollback stays under 8 MiB). The text of the lines is packed one after the other
+//! in one buffer ([`Lines`]), so a line scrolling off costs a copy of its characters, stripped
+//! of their colours as the emulator writes them out ([`Plain`]), and no allocation of its own.
+//! Lines that scroll off the alternate screen (a full-screen program's) are not history and are
+//! not kept.
 //!
 //! An attached client is drawn from the emulator, not sent the program's bytes: a [`Picture`]
 //! of the screen is taken whenever it changed, and the client gets what turns the last picture
@@ -21,18 +24,113 @@ use std::num::NonZeroU16;
 
 use berth_core::terminal::Size;
 use berth_proto::{Cursor, TerminalScreen, TerminalSize};
-use vt100::capture::{BasicFormattedCaptureState, RowContents, basic_formatted_to_plain};
+use vt100::capture::{BasicFormattedCaptureState, RowContents};
+
+/// Lines of text, oldest first, packed one after the other in one buffer.
+#[derive(Debug, Default)]
+struct Lines {
+    text: String,
+    /// Where each line starts in `text`; a line ends where the next one starts.
+    starts: VecDeque<usize>,
+}
+
+impl Lines {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Adds the line that `write` writes at the end, without its trailing whitespace.
+    fn push(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let kept = self.text[start..].trim_end().len();
+        self.text.truncate(start + kept);
+        self.starts.push_back(start);
+    }
+
+    /// Drops the oldest line. The space it took is given back once the dropped lines take a
+    /// quarter of the buffer, so the buffer stays within a third more than what it holds.
+    fn pop(&mut self) {
+        self.starts.pop_front();
+        let dead = self.starts.front().copied().unwrap_or(self.text.len());
+        if dead > self.text.len() / 4 {
+            self.text.drain(..dead);
+            for start in &mut self.starts {
+                *start -= dead;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let ends = self.starts.iter().skip(1).copied();
+        self.starts
+            .iter()
+            .zip(ends.chain(std::iter::once(self.text.len())))
+            .map(|(&start, end)| &self.text[start..end])
+    }
+}
+
+/// Writes what the emulator writes out of a line into a string without its colours: the
+/// emulator's "basic formatted" text is the line's characters with SGR sequences
+/// (`ESC [ … m`) where the colours change, and no other escape.
+struct Plain<'a> {
+    out: &'a mut String,
+    /// Inside an SGR sequence, which ends at the next `m`.
+    in_sgr: bool,
+}
+
+impl std::fmt::Write for Plain<'_> {
+    fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        loop {
+            if self.in_sgr {
+                match s.find('m') {
+                    Some(end) => {
+                        self.in_sgr = false;
+                        s = &s[end + 1..];
+                    }
+                    None => return Ok(()),
+                }
+            }
+            match s.find('\x1b') {
+                Some(esc) => {
+                    self.out.push_str(&s[..esc]);
+                    self.in_sgr = true;
+                    s = &s[esc + 1..];
+                }
+                None => {
+                    self.out.push_str(s);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn write_char(&mut self, c: char) -> std::fmt::Result {
+        match c {
+            'm' if self.in_sgr => self.in_sgr = false,
+            _ if self.in_sgr => {}
+            '\x1b' => self.in_sgr = true,
+            _ => self.out.push(c),
+        }
+        Ok(())
+    }
+}
+
+/// The text of a line that scrolled off, as [`Plain`] writes it into `out`.
+fn write_plain(contents: &RowContents<'_>, out: &mut String) {
+    let mut plain = Plain { out, in_sgr: false };
+    // Writing into a String cannot fail.
+    let _ = contents.write_formatted_basic(&mut plain, &mut BasicFormattedCaptureState::new());
+}
 
 /// The emulator's side effects that the keeper keeps: scrolled-off lines, the title and how
 /// often the program rang the bell.
 #[derive(Debug)]
 struct Scrollback {
-    lines: VecDeque<Box<str>>,
+    lines: Lines,
     limit: usize,
     title: Option<String>,
     bells: u64,
-    /// Reused for each line that scrolls off.
-    formatted: String,
 }
 
 impl vt100::Callbacks for Scrollback {
@@ -40,21 +138,10 @@ impl vt100::Callbacks for Scrollback {
         if alternate_screen || self.limit == 0 {
             return;
         }
-        let formatted = &mut self.formatted;
-        formatted.clear();
-        // Writing into a String cannot fail.
-        let _ = contents.write_formatted_basic(formatted, &mut BasicFormattedCaptureState::new());
-        // Most lines have no colours: their formatted form is their text.
-        let line: Box<str> = if formatted.contains('\x1b') {
-            let plain: String = basic_formatted_to_plain(formatted).collect();
-            plain.trim_end().into()
-        } else {
-            formatted.trim_end().into()
-        };
         if self.lines.len() >= self.limit {
-            self.lines.pop_front();
+            self.lines.pop();
         }
-        self.lines.push_back(line);
+        self.lines.push(|out| write_plain(&contents, out));
     }
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
@@ -131,11 +218,10 @@ impl Screen {
     pub fn new(size: Size, scrollback: usize) -> Screen {
         let (rows, cols) = sides(size);
         let kept = Scrollback {
-            lines: VecDeque::new(),
+            lines: Lines::default(),
             limit: scrollback,
             title: None,
             bells: 0,
-            formatted: String::new(),
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
@@ -243,6 +329,82 @@ mod tests {
         );
         assert_eq!(s.view(2).scrollback, ["line 6", "line 7"]);
         assert!(s.view(0).scrollback.is_empty());
+    }
+
+    /// The text of each line that scrolls off, the way the emulator's own capture gives it:
+    /// formatted, then turned into plain text.
+    #[derive(Default)]
+    struct Reference(Vec<String>);
+
+    impl vt100::Callbacks for Reference {
+        fn on_scroll(&mut self, contents: RowContents<'_>, alternate_screen: bool) {
+            assert!(!alternate_screen);
+            let mut formatted = String::new();
+            contents
+                .write_formatted_basic(&mut formatted, &mut BasicFormattedCaptureState::new())
+                .unwrap();
+            let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
+            self.0.push(plain.trim_end().to_string());
+        }
+    }
+
+    #[test]
+    fn scrollback_text_is_the_emulators_plain_capture_of_the_line() {
+        let output = concat!(
+            "plain line   \r\n",
+            "\x1b[31mred\x1b[0m then \x1b[1;4;7mbold underlined inverse\x1b[0m\r\n",
+            "\x1b[38;5;208m256 colours\x1b[48;2;10;20;30m and rgb on rgb\x1b[0m\r\n",
+            "\x1b[44m   \x1b[0m blue blanks first, then blue blanks last \x1b[42m    \x1b[0m\r\n",
+            "wide 日本語 chars, \x1b[32m綠色\x1b[0m and an emoji 🦀 end\r\n",
+            "a\x1b[10Cgap\x1b[5Cafter a gap\r\n",
+            "\x1b[33mcolour left on at the end of the line\r\n",
+            "still coloured\x1b[0m\r\n",
+            "\u{3000}ideographic space at both ends\u{3000}\r\n",
+            "a line much longer than the screen is wide, so that it wraps onto the next row\r\n",
+            "\x1b[2mdim\x1b[22m \x1b[3mitalic\x1b[23m\r\n",
+            "\r\n",
+            "last\r\n",
+        );
+        let mut reference = vt100::Parser::new_with_callbacks(
+            NonZeroU16::new(3).unwrap(),
+            NonZeroU16::new(40).unwrap(),
+            0,
+            Reference::default(),
+        );
+        reference.process(output.as_bytes());
+        let expected = &reference.callbacks().0;
+        assert!(expected.len() > 10, "{expected:?}");
+        assert!(expected.iter().any(|l| l.contains("日本語")));
+
+        // All at once, and in pieces that cut sequences and characters apart.
+        for piece in [output.len(), 7, 1] {
+            let mut s = Screen::new(size(3, 40), 100);
+            for part in output.as_bytes().chunks(piece) {
+                s.feed(part);
+            }
+            let v = s.view(100);
+            assert_eq!(&v.scrollback, expected, "fed {piece} bytes at a time");
+        }
+    }
+
+    #[test]
+    fn packed_lines_drop_the_oldest_and_keep_the_rest_whole() {
+        let mut lines = Lines::default();
+        let mut all = Vec::new();
+        for i in 0..1000 {
+            let line = format!("line {i}:{}", "x".repeat(i % 37));
+            if lines.len() == 50 {
+                lines.pop();
+            }
+            lines.push(|out| out.push_str(&format!("{line}  ")));
+            all.push(line);
+            let kept: Vec<&str> = lines.iter().collect();
+            assert_eq!(kept, all[all.len() - lines.len()..], "after line {i}");
+            // The dropped lines' space is given back.
+            let held: usize = kept.iter().map(|l| l.len()).sum();
+            assert!(lines.text.len() <= held + held / 3 + 50, "after line {i}");
+        }
+        assert_eq!(lines.len(), 50);
     }
 
     #[test]
