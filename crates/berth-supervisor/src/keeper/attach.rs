@@ -102,8 +102,7 @@ impl Canvas {
         let Some(before) = &state.before else {
             return false;
         };
-        let burst = !quiet && state.at.is_some_and(|at| at.elapsed() < FRAME);
-        if burst || !state.unsent.is_empty() {
+        if !at_once(quiet, state.at.map(|at| at.elapsed())) || !state.unsent.is_empty() {
             return false;
         }
         let now = terminal.moment();
@@ -172,6 +171,13 @@ impl Canvas {
         self.drawn.store(now.generation, Ordering::SeqCst);
         !now.ended
     }
+}
+
+/// Whether the thread that fed the screen a change draws it at once: when it came after a quiet
+/// moment (a key's echo), or at least a frame after the last picture (`since_drawn`) — not in
+/// the middle of a burst, whose pictures the drawing thread spaces a frame apart.
+fn at_once(quiet: bool, since_drawn: Option<Duration>) -> bool {
+    quiet || since_drawn.is_none_or(|since| since >= FRAME)
 }
 
 /// Writes what the connection takes of `bytes` without waiting; how much that was.
@@ -293,5 +299,84 @@ fn take(terminal: &Terminal, frame: Frame, client: Client) -> bool {
             true
         }
         Frame::Output(_) | Frame::Event(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::terminal::Size;
+    use std::fs::File;
+
+    fn terminal() -> Terminal {
+        let nowhere = File::options().write(true).open("/dev/null").unwrap();
+        Terminal::new(nowhere, Size::DEFAULT, 10).unwrap()
+    }
+
+    /// The next frame on `conn`, or `None` if none comes within a second.
+    fn next_frame(conn: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Frame> {
+        conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        loop {
+            if let Some((frame, used)) = Frame::decode(buf).unwrap() {
+                buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_is_drawn_at_once_after_a_quiet_moment_or_a_frame_not_inside_a_burst() {
+        assert!(at_once(true, Some(Duration::ZERO)));
+        assert!(at_once(true, None));
+        assert!(at_once(false, None));
+        assert!(at_once(false, Some(FRAME)));
+        assert!(at_once(false, Some(FRAME * 3)));
+        assert!(!at_once(false, Some(Duration::ZERO)));
+        assert!(!at_once(false, Some(FRAME - Duration::from_micros(1))));
+    }
+
+    #[test]
+    fn the_thread_that_fed_a_quiet_change_draws_it_without_the_drawing_thread() {
+        let terminal = terminal();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let canvas = Arc::new(Canvas::new(ours));
+        terminal.add_client(canvas.clone());
+        let client = Client { read_only: false };
+        let mut buf = Vec::new();
+
+        // Not drawn yet: its drawing thread sends the first picture, not the feeder.
+        terminal.feed(b"a");
+        assert!(canvas.behind(terminal.moment().generation));
+        theirs.set_nonblocking(true).unwrap();
+        assert!(theirs.read(&mut [0u8; 16]).is_err(), "nothing sent yet");
+        theirs.set_nonblocking(false).unwrap();
+        assert!(canvas.draw(&mut canvas.state(), &terminal, client, &|| None));
+        assert!(matches!(
+            next_frame(&mut theirs, &mut buf),
+            Some(Frame::Event(AttachEvent::Attached { .. }))
+        ));
+        assert!(matches!(
+            next_frame(&mut theirs, &mut buf),
+            Some(Frame::Output(_))
+        ));
+
+        // Drawn the whole screen at least a frame ago: the next change is drawn by `feed` itself.
+        std::thread::sleep(FRAME);
+        terminal.feed(b"b");
+        assert!(!canvas.behind(terminal.moment().generation));
+        match next_frame(&mut theirs, &mut buf) {
+            Some(Frame::Output(bytes)) => assert!(bytes.contains(&b'b'), "{bytes:?}"),
+            other => panic!("expected the echo, got {other:?}"),
+        }
+
+        // Gone: no longer drawn.
+        terminal.remove_client(&canvas);
+        terminal.feed(b"c");
+        assert!(canvas.behind(terminal.moment().generation));
     }
 }
