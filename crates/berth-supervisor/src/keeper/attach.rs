@@ -1,16 +1,16 @@
 //! `attach` on the control socket: a client that watches the terminal and, unless it is
 //! read-only, types into it and sizes it. After the JSON answer line the connection carries
 //! [`berth_proto::Frame`]s both ways. Output that follows a quiet moment (a key's echo) is
-//! drawn at once; during a burst of output a client is sent at most 100 pictures a second.
+//! drawn at once; during a burst of output a client is drawn at most 100 times a second.
 //!
-//! What a client was drawn is its [`Canvas`]: it is sent what turns the last picture it got
-//! into the screen as it is now, so a slow client skips pictures instead of falling behind,
+//! What a client was drawn is its [`Canvas`]: it is sent what turns what its terminal shows
+//! into the screen as it is now, so a slow client skips changes instead of falling behind,
 //! and never holds up the program. The thread that reads the program's output draws a client
 //! right after feeding the screen when it can do so without waiting (the change follows a
 //! quiet moment or a frame has passed, and the connection takes the bytes at once); otherwise
-//! the client's own drawing thread does, a frame after the last picture. A second thread per
+//! the client's own drawing thread does, a frame after the last drawing. A second thread per
 //! client types its keys and takes its window sizes. Either ending ends both. When the
-//! program's output ends, the client gets the last picture and the exit status, and the
+//! program's output ends, the client gets the last drawing and the exit status, and the
 //! connection closes.
 
 use std::io::{Read, Write};
@@ -23,16 +23,16 @@ use std::time::{Duration, Instant};
 
 use berth_proto::{AttachControl, AttachEvent, Frame};
 
-use super::screen::Picture;
+use super::screen::Sight;
 use super::spec::ExitInfo;
 use super::terminal::Terminal;
 
 /// A client that takes no output for this long is let go of.
 const WRITE_WAIT: Duration = Duration::from_secs(30);
-/// The shortest time between two pictures sent to one client during a burst.
+/// The shortest time between two drawings of one client during a burst.
 const FRAME: Duration = Duration::from_millis(1000 / FRAMES_PER_SECOND);
 const FRAMES_PER_SECOND: u64 = 100;
-/// `Canvas::drawn` before the first picture.
+/// `Canvas::drawn` before the first drawing.
 const NOTHING: u64 = u64::MAX;
 
 /// What one attached client may do.
@@ -56,8 +56,8 @@ pub struct Canvas {
 
 #[derive(Debug, Default)]
 struct Drawn {
-    /// The last picture it was sent.
-    before: Option<Picture>,
+    /// What its terminal shows (nothing yet: `None`).
+    sight: Option<Sight>,
     /// When.
     at: Option<Instant>,
     /// What the connection did not take at once.
@@ -99,35 +99,32 @@ impl Canvas {
         let Ok(mut state) = self.state.try_lock() else {
             return false;
         };
-        let Some(before) = &state.before else {
+        if state.sight.is_none()
+            || !at_once(quiet, state.at.map(|at| at.elapsed()))
+            || !state.unsent.is_empty()
+        {
+            return false;
+        }
+        // The end is told by the drawing thread, with the exit status.
+        let Some(drawing) = terminal.draw(&mut state.sight, true) else {
             return false;
         };
-        if !at_once(quiet, state.at.map(|at| at.elapsed())) || !state.unsent.is_empty() {
-            return false;
-        }
-        let now = terminal.moment();
-        // The end is told by the drawing thread, with the exit status.
-        if now.ended {
-            return false;
-        }
         let mut wire = Vec::new();
-        let bytes = now.picture.draw(Some(before));
-        if !bytes.is_empty() {
-            Frame::Output(bytes).encode(&mut wire);
+        if !drawing.bytes.is_empty() {
+            Frame::Output(drawing.bytes).encode(&mut wire);
         }
         let sent = send_now(&self.conn, &wire);
         if sent < wire.len() {
             state.unsent.extend_from_slice(&wire[sent..]);
             self.unsent.store(true, Ordering::SeqCst);
         }
-        state.before = Some(now.picture);
         state.at = Some(Instant::now());
-        self.drawn.store(now.generation, Ordering::SeqCst);
+        self.drawn.store(drawing.generation, Ordering::SeqCst);
         state.unsent.is_empty()
     }
 
     /// From the client's drawing thread: sends what is left to send and what turns the last
-    /// picture into the screen as it is now (the first time, the `Attached` event and the
+    /// the client's terminal into the screen as it is now (the first time, the `Attached` event and the
     /// whole screen; at the end, the exit status). Whether to go on drawing.
     fn draw(
         &self,
@@ -144,10 +141,13 @@ impl Canvas {
             state.unsent.clear();
             self.unsent.store(false, Ordering::SeqCst);
         }
-        let now = terminal.moment();
+        let first = state.sight.is_none();
+        let Some(drawing) = terminal.draw(&mut state.sight, false) else {
+            return false;
+        };
         let mut wire = Vec::new();
-        if state.before.is_none() {
-            let (rows, cols) = now.picture.size();
+        if first {
+            let (rows, cols) = drawing.size;
             let attached = AttachEvent::Attached {
                 rows,
                 cols,
@@ -155,27 +155,25 @@ impl Canvas {
             };
             Frame::Event(attached).encode(&mut wire);
         }
-        let bytes = now.picture.draw(state.before.as_ref());
-        if !bytes.is_empty() {
-            Frame::Output(bytes).encode(&mut wire);
+        if !drawing.bytes.is_empty() {
+            Frame::Output(drawing.bytes).encode(&mut wire);
         }
-        if now.ended {
+        if drawing.ended {
             let (code, signal) = exit().map_or((None, None), |e| (e.code, e.signal));
             Frame::Event(AttachEvent::Exit { code, signal }).encode(&mut wire);
         }
         if conn.write_all(&wire).is_err() {
             return false;
         }
-        state.before = Some(now.picture);
         state.at = Some(Instant::now());
-        self.drawn.store(now.generation, Ordering::SeqCst);
-        !now.ended
+        self.drawn.store(drawing.generation, Ordering::SeqCst);
+        !drawing.ended
     }
 }
 
 /// Whether the thread that fed the screen a change draws it at once: when it came after a quiet
-/// moment (a key's echo), or at least a frame after the last picture (`since_drawn`) — not in
-/// the middle of a burst, whose pictures the drawing thread spaces a frame apart.
+/// moment (a key's echo), or at least a frame after the last drawing (`since_drawn`) — not in
+/// the middle of a burst, whose drawings the drawing thread spaces a frame apart.
 fn at_once(quiet: bool, since_drawn: Option<Duration>) -> bool {
     quiet || since_drawn.is_none_or(|since| since >= FRAME)
 }
@@ -313,6 +311,11 @@ mod tests {
         Terminal::new(nowhere, Size::DEFAULT, 10).unwrap()
     }
 
+    /// Which change of the screen it is at.
+    fn generation(terminal: &Terminal) -> u64 {
+        terminal.draw(&mut None, false).unwrap().generation
+    }
+
     /// The next frame on `conn`, or `None` if none comes within a second.
     fn next_frame(conn: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Frame> {
         conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -349,9 +352,9 @@ mod tests {
         let client = Client { read_only: false };
         let mut buf = Vec::new();
 
-        // Not drawn yet: its drawing thread sends the first picture, not the feeder.
+        // Not drawn yet: its drawing thread sends the first drawing, not the feeder.
         terminal.feed(b"a");
-        assert!(canvas.behind(terminal.moment().generation));
+        assert!(canvas.behind(generation(&terminal)));
         theirs.set_nonblocking(true).unwrap();
         assert!(theirs.read(&mut [0u8; 16]).is_err(), "nothing sent yet");
         theirs.set_nonblocking(false).unwrap();
@@ -368,7 +371,7 @@ mod tests {
         // Drawn the whole screen at least a frame ago: the next change is drawn by `feed` itself.
         std::thread::sleep(FRAME);
         terminal.feed(b"b");
-        assert!(!canvas.behind(terminal.moment().generation));
+        assert!(!canvas.behind(generation(&terminal)));
         match next_frame(&mut theirs, &mut buf) {
             Some(Frame::Output(bytes)) => assert!(bytes.contains(&b'b'), "{bytes:?}"),
             other => panic!("expected the echo, got {other:?}"),
@@ -377,6 +380,6 @@ mod tests {
         // Gone: no longer drawn.
         terminal.remove_client(&canvas);
         terminal.feed(b"c");
-        assert!(canvas.behind(terminal.moment().generation));
+        assert!(canvas.behind(generation(&terminal)));
     }
 }

@@ -12,10 +12,11 @@
 //! Lines that scroll off the alternate screen (a full-screen program's) are not history and are
 //! not kept.
 //!
-//! An attached client is drawn from the emulator, not sent the program's bytes: a [`Picture`]
-//! of the screen is taken whenever it changed, and the client gets what turns the last picture
-//! it was sent into this one ([`Picture::draw`]: the whole screen first, then differences). So
-//! a client attaching late sees the screen at once, a slow client skips what it had no time
+//! An attached client is drawn from the emulator, not sent the program's bytes: whenever the
+//! screen changed, the client gets what turns what its terminal shows into the screen
+//! ([`Screen::draw`]: the whole screen first, then differences). What its terminal shows is
+//! its [`Sight`], an emulator of its own fed what it was sent, so drawing a key's echo
+//! compares two screens and copies none. So a client attaching late sees the screen at once, a slow client skips what it had no time
 //! to show instead of falling behind, and the client's own terminal never leaves the screen
 //! berth drew it on (a program's switch to the alternate screen is just another change).
 
@@ -143,40 +144,21 @@ impl vt100::Callbacks for Scrollback {
     }
 }
 
-/// What the screen showed at one moment, to draw an attached client's terminal from.
-#[derive(Clone)]
-pub struct Picture {
-    screen: vt100::Screen,
+/// What an attached client's terminal shows: the screen as it was drawn there, kept by an
+/// emulator of its own that takes every byte the client is sent. The next drawing is the
+/// difference between it and the screen, so drawing a client copies no screen.
+pub struct Sight {
+    parser: vt100::Parser,
+    /// The bells the client was sent.
     bells: u64,
 }
 
-impl std::fmt::Debug for Picture {
+impl std::fmt::Debug for Sight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Picture")
-            .field("size", &self.size())
+        f.debug_struct("Sight")
+            .field("size", &self.parser.screen().size())
             .field("bells", &self.bells)
             .finish()
-    }
-}
-
-impl Picture {
-    /// What turns a terminal that shows `before` (nothing yet: `None`) into one that shows
-    /// this picture: the whole screen the first time and after a resize, the differences
-    /// otherwise; a bell for the bells rung in between.
-    pub fn draw(&self, before: Option<&Picture>) -> Vec<u8> {
-        let mut out = match before {
-            Some(b) if b.screen.size() == self.screen.size() => self.screen.state_diff(&b.screen),
-            _ => self.screen.state_formatted(),
-        };
-        if before.is_some_and(|b| b.bells < self.bells) {
-            out.push('\x07');
-        }
-        out.into_bytes()
-    }
-
-    pub fn size(&self) -> (u16, u16) {
-        let (rows, cols) = self.screen.size();
-        (rows.get(), cols.get())
     }
 }
 
@@ -228,12 +210,38 @@ impl Screen {
         self.parser.set_size(rows, cols);
     }
 
-    /// A copy of what the screen shows now.
-    pub fn picture(&self) -> Picture {
-        Picture {
-            screen: self.parser.screen().clone(),
-            bells: self.parser.callbacks().bells,
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (rows.get(), cols.get())
+    }
+
+    /// What turns a client's terminal that shows `sight` (nothing yet: `None`) into one that
+    /// shows this screen — the whole screen the first time and after a resize, the differences
+    /// otherwise; a bell for the bells rung in between — and `sight` into what it then shows.
+    pub fn draw(&self, sight: &mut Option<Sight>) -> Vec<u8> {
+        let screen = self.parser.screen();
+        let bells = self.parser.callbacks().bells;
+        let mut out = match sight {
+            Some(seen) if seen.parser.screen().size() == screen.size() => {
+                screen.state_diff(seen.parser.screen())
+            }
+            _ => {
+                let (rows, cols) = screen.size();
+                *sight = Some(Sight {
+                    parser: vt100::Parser::new(rows, cols, 0),
+                    bells,
+                });
+                screen.state_formatted()
+            }
+        };
+        if let Some(seen) = sight {
+            seen.parser.process(out.as_bytes());
+            if seen.bells < bells {
+                out.push('\x07');
+            }
+            seen.bells = bells;
         }
+        out.into_bytes()
     }
 
     /// The screen as text, with the newest `scrollback` lines of scrollback.
@@ -419,60 +427,80 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_draws_the_whole_screen_then_only_what_changed() {
+    fn a_client_is_drawn_the_whole_screen_then_only_what_changed() {
         let mut s = Screen::new(size(4, 20), 10);
         s.feed(b"\x1b[1;31mred\x1b[0m\r\nplain\r\n$ ");
-        let first = s.picture();
-        let whole = first.draw(None);
+        let mut sight = None;
+        let whole = s.draw(&mut sight);
         assert_eq!(shown(&whole, size(4, 20)), s.view(0).rows);
 
         s.feed(b"ls\r\nfile\r\n$ ");
-        let second = s.picture();
-        let diff = second.draw(Some(&first));
-        assert!(diff.len() < second.draw(None).len(), "{diff:?}");
+        let diff = s.draw(&mut sight);
+        assert!(diff.len() < s.draw(&mut None).len(), "{diff:?}");
         let mut both = whole.clone();
         both.extend_from_slice(&diff);
         assert_eq!(shown(&both, size(4, 20)), s.view(0).rows);
         // Nothing changed: nothing to draw.
-        assert!(s.picture().draw(Some(&second)).is_empty());
+        assert!(s.draw(&mut sight).is_empty());
+    }
+
+    #[test]
+    fn what_a_client_was_sent_leaves_nothing_to_draw_whatever_the_screen_went_through() {
+        let mut s = Screen::new(size(5, 20), 10);
+        let mut sight = None;
+        let mut sent = s.draw(&mut sight);
+        let steps: [&[u8]; 9] = [
+            b"\x1b[1;31mred\x1b[0m plain \x1b[44mblue\x1b[0m\r\n",
+            "wide 日本語 and 🦀\r\n".as_bytes(),
+            b"a line much longer than twenty columns wraps\r\n",
+            b"\x1b[?25l\x1b[3;5Hhidden cursor, moved",
+            b"\x1b[?1049h\x1b[2J\x1b[Hfull screen\x1b[?1h\x1b[?2004h",
+            b"\x1b[?1049l\x1b[?25h",
+            b"\x1b[2;4r\x1b[4;1H\n\n\nscrolled region\x1b[r",
+            b"\x07\x1b[7minverse\x1b[27m\x1b[K",
+            b"\r\n\r\n\r\n\r\n\r\nscrolled off",
+        ];
+        for step in steps {
+            s.feed(step);
+            sent.extend_from_slice(&s.draw(&mut sight));
+            // The client's terminal shows the screen, and is drawn nothing more until it
+            // changes.
+            assert_eq!(shown(&sent, size(5, 20)), s.view(0).rows, "after {step:?}");
+            assert!(s.draw(&mut sight).is_empty(), "after {step:?}");
+        }
     }
 
     #[test]
     fn a_full_screen_program_leaving_is_drawn_as_a_change() {
         let mut s = Screen::new(size(3, 20), 10);
         s.feed(b"$ vim\r\n");
-        let before = s.picture();
+        let mut sight = None;
+        let mut all = s.draw(&mut sight);
         s.feed(b"\x1b[?1049h\x1b[2J\x1b[Hediting");
-        let editing = s.picture();
-        let drawn = editing.draw(Some(&before));
+        let drawn = s.draw(&mut sight);
         // The client is drawn the new screen; it is never switched to its own alternate one.
         assert!(
             !String::from_utf8_lossy(&drawn).contains("1049"),
             "{drawn:?}"
         );
-        let mut all = before.draw(None);
         all.extend_from_slice(&drawn);
         assert_eq!(shown(&all, size(3, 20))[0], "editing");
         s.feed(b"\x1b[?1049l");
-        all.extend_from_slice(&s.picture().draw(Some(&editing)));
+        all.extend_from_slice(&s.draw(&mut sight));
         assert_eq!(shown(&all, size(3, 20))[0], "$ vim");
     }
 
     #[test]
     fn a_resize_or_a_bell_is_drawn() {
         let mut s = Screen::new(size(3, 20), 10);
-        let before = s.picture();
+        let mut sight = None;
+        let first = s.draw(&mut sight);
         s.feed(b"\x07");
-        assert_eq!(s.picture().draw(Some(&before)), b"\x07");
+        assert_eq!(s.draw(&mut sight), b"\x07");
         s.resize(size(5, 30));
-        let after = s.picture();
-        assert_eq!(after.size(), (5, 30));
+        assert_eq!(s.size(), (5, 30));
         // Another size: the whole screen again (it starts by clearing it).
-        assert!(
-            after
-                .draw(Some(&before))
-                .starts_with(&before.draw(None)[..6])
-        );
+        assert!(s.draw(&mut sight).starts_with(&first[..6]));
     }
 
     #[test]

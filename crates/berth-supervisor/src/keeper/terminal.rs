@@ -18,7 +18,7 @@ use berth_core::terminal::{Size, check_input};
 use super::attach::Canvas;
 use super::control::{Refusal, TerminalAnswer};
 use super::pty;
-use super::screen::{Picture, Screen};
+use super::screen::{Screen, Sight};
 
 /// How long typed input may wait for the program to take it.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
@@ -50,12 +50,15 @@ struct Shown {
     ended: bool,
 }
 
-/// The screen at one moment, for a client to be drawn.
-pub struct Moment {
-    pub picture: Picture,
-    /// Which change of the screen it shows.
+/// What a client was drawn.
+pub struct Drawing {
+    /// What turns what it showed into the screen.
+    pub bytes: Vec<u8>,
+    /// The screen's size.
+    pub size: (u16, u16),
+    /// Which change of the screen it shows now.
     pub generation: u64,
-    /// The output ended: this is the last picture.
+    /// The output ended: this is the last drawing.
     pub ended: bool,
 }
 
@@ -152,14 +155,19 @@ impl Terminal {
         }
     }
 
-    /// The screen as it is now.
-    pub fn moment(&self) -> Moment {
+    /// Draws a client's terminal that shows `sight` (see [`Screen::draw`]) — unless the output
+    /// ended and `not_the_end` is set.
+    pub fn draw(&self, sight: &mut Option<Sight>, not_the_end: bool) -> Option<Drawing> {
         let shown = self.shown();
-        Moment {
-            picture: shown.screen.picture(),
+        if shown.ended && not_the_end {
+            return None;
+        }
+        Some(Drawing {
+            bytes: shown.screen.draw(sight),
+            size: shown.screen.size(),
             generation: shown.generation,
             ended: shown.ended,
-        }
+        })
     }
 
     /// `screen`: the screen with the newest `scrollback` lines of scrollback (readable while
