@@ -86,7 +86,7 @@ impl std::fmt::Write for Plain<'_> {
         // through memcpy for those.
         match s.as_bytes() {
             [b] if *b != 0x1b && !self.in_sgr => self.out.push(char::from(*b)),
-            bytes if !self.in_sgr && !bytes.iter().any(|&b| b == 0x1b) => self.out.push_str(s),
+            bytes if !self.in_sgr && !bytes.contains(&0x1b) => self.out.push_str(s),
             _ => {
                 for c in s.chars() {
                     self.write_char(c)?;

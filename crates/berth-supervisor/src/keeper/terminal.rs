@@ -107,10 +107,13 @@ impl Terminal {
             shown.written = Some(now);
             quiet
         };
-        let waiting = self
-            .clients()
-            .iter()
-            .fold(false, |waiting, c| !c.draw_now(self, quiet) || waiting);
+        // Every client is offered the change, whatever the others did.
+        let mut waiting = false;
+        for canvas in self.clients().iter() {
+            if !canvas.draw_now(self, quiet) {
+                waiting = true;
+            }
+        }
         // Once the lock is free, so a woken client takes it at once. The change was made
         // under the lock, so a drawing thread that had not begun to wait yet sees it.
         if waiting {
