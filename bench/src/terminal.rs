@@ -506,7 +506,7 @@ in a profile of the keeper during the `cat`, its parser takes about half of the 
 per-cell walk over each row that scrolls off (`RowContents::write_formatted_basic`, the only \
 way the crate gives a scrolled-off row) about a third; the rest is reading and logging (berth \
 also writes every line to the agent's log). tmux is still ahead: in this round's full runs by \
-10–40 %, in short runs either one, as the load of the shared machine moves. Going further \
+5–40 %, in short runs either one, as the load of the shared machine moves. Going further \
 needs an emulator that hands over a scrolled-off row's cells, or keeps its own scrollback \
 compactly, so a line that scrolls off costs a copy rather than a walk through `fmt::Write`.
 
@@ -527,9 +527,11 @@ terminal is kept by an emulator of its own fed what it was sent so drawing copie
 (the copy, two grids of 24×80 cells of 32 bytes with their allocations, was a fifth of the \
 keeper's CPU per key), and both ends give `tungstenite` a 4 or 16 KiB read buffer instead \
 of 128 KiB (it zeroes the whole buffer before every read: 8 % of the daemon's CPU per key). \
-What is left: the extra hops (the client and the daemon) are the design's; the daemon's multi-thread \
-runtime switches context ~4 times per key where 2 would do (a second worker woken to look \
-for work), and `vt100`'s difference compares every cell of the screen for a one-cell echo \
+What is left: the extra hops (the client and the daemon) are the design's; the daemon's \
+worker switches context ~4 times per key where 2 would do (`perf` sched events): tokio \
+registers each socket for writing too, and a Unix socket wakes its writer whenever its reader \
+takes data, so every message the daemon relays wakes it once more when the other side reads it \
+(the client has the same extra wake-up); and `vt100`'s difference compares every cell of the screen for a one-cell echo \
 (a third of the keeper's CPU per key, a `memcmp` call per cell); most of the rest of each \
 process's time per key is the kernel's (switches, the terminal's line discipline).
 
