@@ -13,13 +13,18 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::{Client, ClientError};
 
 /// An attached terminal: binary messages are output (to the client) and keys (from it); text
 /// messages are `berth_proto::AttachEvent`s and `berth_proto::AttachControl`s.
 pub type AttachStream = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How much one read of the connection takes at most. `tungstenite` zeroes that much of its
+/// buffer before every read (128 KiB by default, some µs each time, twice a keystroke's echo);
+/// a picture larger than this is read in several.
+const READ_BUFFER: usize = 16 * 1024;
 
 impl Client {
     /// Attaches to a terminal agent. Every refusal (unknown agent, not a terminal, not
@@ -47,6 +52,8 @@ impl Client {
             ));
         }
         let upgraded = hyper::upgrade::on(resp).await.map_err(ClientError::http)?;
-        Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let io = TokioIo::new(upgraded);
+        Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
     }
 }

@@ -27,6 +27,10 @@ use super::{ApiFailure, ApiQuery};
 use crate::state::Shared;
 use crate::terminals::{self, Attached};
 
+/// How much one read of a client's connection takes at most: keys and window sizes are small,
+/// and `tungstenite` zeroes that much of its buffer before every read (128 KiB by default).
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Close codes (RFC 6455 §7.4.1).
 const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
@@ -69,9 +73,11 @@ pub async fn attach(
     } else {
         "the agent's keeper went away"
     };
-    Ok(upgrade.on_upgrade(move |ws| async move {
-        relay(ws, attached, read_only, gone, phase).await;
-    }))
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |ws| async move {
+            relay(ws, attached, read_only, gone, phase).await;
+        }))
 }
 
 fn invalid(message: String) -> ApiFailure {

@@ -425,8 +425,8 @@ impl LineLog {
 
 /// Copies one output stream into the log, a timestamped line at a time — and, for a terminal
 /// agent (whose only stream this is), through its screen first. A terminal's lines are logged
-/// by a thread of their own, so the screen (what an attached client is drawn from) is fed as
-/// soon as the output is read, and parsing it and logging it overlap.
+/// by a thread of their own ([`Logger`]), so the screen (what an attached client is drawn from)
+/// is fed as soon as the output is read, and parsing it and logging it overlap.
 fn pump(
     keeper: Arc<Keeper>,
     stream: &'static str,
@@ -437,7 +437,7 @@ fn pump(
         let log = LineLog::new(keeper, stream);
         let mut sink = match terminal {
             None => Sink::Here(log),
-            Some(_) => Sink::Thread(spawn_logger(log)),
+            Some(_) => Sink::Thread(Logger::spawn(log)),
         };
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -453,18 +453,12 @@ fn pump(
             }
             match &mut sink {
                 Sink::Here(log) => log.take(chunk),
-                Sink::Thread((tx, _)) => {
-                    // The logger ends only when this sender is dropped.
-                    let _ = tx.send(chunk.to_vec());
-                }
+                Sink::Thread(logger) => logger.take(chunk),
             }
         }
         match sink {
             Sink::Here(log) => log.finish(),
-            Sink::Thread((tx, logger)) => {
-                drop(tx);
-                let _ = logger.join();
-            }
+            Sink::Thread(logger) => logger.finish(),
         }
     })
 }
@@ -475,21 +469,65 @@ enum Sink {
     Thread(Logger),
 }
 
-/// A thread logging the reads it is sent.
-type Logger = (
-    std::sync::mpsc::SyncSender<Vec<u8>>,
-    std::thread::JoinHandle<()>,
-);
+/// A read this small is logged by the pump itself when the logger has nothing queued: a key's
+/// echo wakes no other thread to be logged.
+const SMALL_READ: usize = 256;
 
-fn spawn_logger(mut log: LineLog) -> Logger {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LOG_QUEUE);
-    let logger = std::thread::spawn(move || {
-        for chunk in rx {
-            log.take(&chunk);
+/// A thread logging the reads it is sent.
+struct Logger {
+    log: Arc<Mutex<LineLog>>,
+    /// Reads sent and not logged yet.
+    queued: Arc<AtomicUsize>,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Logger {
+    fn spawn(log: LineLog) -> Logger {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LOG_QUEUE);
+        let log = Arc::new(Mutex::new(log));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (log, queued) = (log.clone(), queued.clone());
+            std::thread::spawn(move || {
+                for chunk in rx {
+                    lock(&log).take(&chunk);
+                    queued.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+        };
+        Logger {
+            log,
+            queued,
+            tx,
+            thread,
         }
-        log.finish();
-    });
-    (tx, logger)
+    }
+
+    /// Logs `chunk` after everything taken before.
+    fn take(&mut self, chunk: &[u8]) {
+        // Only this thread adds to the queue: nothing queued means all of it is logged.
+        if chunk.len() <= SMALL_READ && self.queued.load(Ordering::SeqCst) == 0 {
+            lock(&self.log).take(chunk);
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        // The logger ends only when this sender is dropped.
+        let _ = self.tx.send(chunk.to_vec());
+    }
+
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+        // The logger has ended: this is the last hold on the log.
+        if let Ok(log) = Arc::try_unwrap(self.log) {
+            log.into_inner().unwrap_or_else(|p| p.into_inner()).finish();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reaps every child (the agent and adopted orphans) until none is left; records the agent's

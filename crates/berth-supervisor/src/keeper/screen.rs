@@ -6,13 +6,17 @@
 //! top is handed to [`Scrollback`] as plain text and kept there, at most `limit` lines, oldest
 //! dropped first. A cell of the emulator takes 32 bytes, so 10,000 lines of 80 columns as cells
 //! would take some 25 MB; as text they take what they say (SPEC §10.1: a keeper with 10,000
-//! lines of scrollback stays under 8 MiB). Lines that scroll off the alternate screen (a
-//! full-screen program's) are not history and are not kept.
+//! lines of scrollback stays under 8 MiB). The text of the lines is packed one after the other
+//! in one buffer ([`Lines`]), so a line scrolling off costs a copy of its characters, stripped
+//! of their colours as the emulator writes them out ([`Plain`]), and no allocation of its own.
+//! Lines that scroll off the alternate screen (a full-screen program's) are not history and are
+//! not kept.
 //!
-//! An attached client is drawn from the emulator, not sent the program's bytes: a [`Picture`]
-//! of the screen is taken whenever it changed, and the client gets what turns the last picture
-//! it was sent into this one ([`Picture::draw`]: the whole screen first, then differences). So
-//! a client attaching late sees the screen at once, a slow client skips what it had no time
+//! An attached client is drawn from the emulator, not sent the program's bytes: whenever the
+//! screen changed, the client gets what turns what its terminal shows into the screen
+//! ([`Screen::draw`]: the whole screen first, then differences). What its terminal shows is
+//! its [`Sight`], an emulator of its own fed what it was sent, so drawing a key's echo
+//! compares two screens and copies none. So a client attaching late sees the screen at once, a slow client skips what it had no time
 //! to show instead of falling behind, and the client's own terminal never leaves the screen
 //! berth drew it on (a program's switch to the alternate screen is just another change).
 
@@ -21,18 +25,103 @@ use std::num::NonZeroU16;
 
 use berth_core::terminal::Size;
 use berth_proto::{Cursor, TerminalScreen, TerminalSize};
-use vt100::capture::{BasicFormattedCaptureState, RowContents, basic_formatted_to_plain};
+use vt100::capture::{BasicFormattedCaptureState, RowContents};
+
+/// Lines of text, oldest first, packed one after the other in one buffer.
+#[derive(Debug, Default)]
+struct Lines {
+    text: String,
+    /// Where each line starts in `text`; a line ends where the next one starts.
+    starts: VecDeque<usize>,
+}
+
+impl Lines {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Adds the line that `write` writes at the end, without its trailing whitespace.
+    fn push(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let kept = self.text[start..].trim_end().len();
+        self.text.truncate(start + kept);
+        self.starts.push_back(start);
+    }
+
+    /// Drops the oldest line. The space it took is given back once the dropped lines take an
+    /// eighth of the buffer, so the buffer stays within a seventh more than what it holds.
+    fn pop(&mut self) {
+        self.starts.pop_front();
+        let dead = self.starts.front().copied().unwrap_or(self.text.len());
+        if dead > self.text.len() / 8 {
+            self.text.drain(..dead);
+            for start in &mut self.starts {
+                *start -= dead;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let ends = self.starts.iter().skip(1).copied();
+        self.starts
+            .iter()
+            .zip(ends.chain(std::iter::once(self.text.len())))
+            .map(|(&start, end)| &self.text[start..end])
+    }
+}
+
+/// Writes what the emulator writes out of a line into a string without its colours: the
+/// emulator's "basic formatted" text is the line's characters with SGR sequences
+/// (`ESC [ … m`) where the colours change, and no other escape.
+struct Plain<'a> {
+    out: &'a mut String,
+    /// Inside an SGR sequence, which ends at the next `m`.
+    in_sgr: bool,
+}
+
+impl std::fmt::Write for Plain<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // The emulator writes a cell at a time, mostly a single character: no search, no copy
+        // through memcpy for those.
+        match s.as_bytes() {
+            [b] if *b != 0x1b && !self.in_sgr => self.out.push(char::from(*b)),
+            bytes if !self.in_sgr && !bytes.contains(&0x1b) => self.out.push_str(s),
+            _ => {
+                for c in s.chars() {
+                    self.write_char(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_char(&mut self, c: char) -> std::fmt::Result {
+        match c {
+            'm' if self.in_sgr => self.in_sgr = false,
+            _ if self.in_sgr => {}
+            '\x1b' => self.in_sgr = true,
+            _ => self.out.push(c),
+        }
+        Ok(())
+    }
+}
+
+/// The text of a line that scrolled off, as [`Plain`] writes it into `out`.
+fn write_plain(contents: &RowContents<'_>, out: &mut String) {
+    let mut plain = Plain { out, in_sgr: false };
+    // Writing into a String cannot fail.
+    let _ = contents.write_formatted_basic(&mut plain, &mut BasicFormattedCaptureState::new());
+}
 
 /// The emulator's side effects that the keeper keeps: scrolled-off lines, the title and how
 /// often the program rang the bell.
 #[derive(Debug)]
 struct Scrollback {
-    lines: VecDeque<Box<str>>,
+    lines: Lines,
     limit: usize,
     title: Option<String>,
     bells: u64,
-    /// Reused for each line that scrolls off.
-    formatted: String,
 }
 
 impl vt100::Callbacks for Scrollback {
@@ -40,21 +129,10 @@ impl vt100::Callbacks for Scrollback {
         if alternate_screen || self.limit == 0 {
             return;
         }
-        let formatted = &mut self.formatted;
-        formatted.clear();
-        // Writing into a String cannot fail.
-        let _ = contents.write_formatted_basic(formatted, &mut BasicFormattedCaptureState::new());
-        // Most lines have no colours: their formatted form is their text.
-        let line: Box<str> = if formatted.contains('\x1b') {
-            let plain: String = basic_formatted_to_plain(formatted).collect();
-            plain.trim_end().into()
-        } else {
-            formatted.trim_end().into()
-        };
         if self.lines.len() >= self.limit {
-            self.lines.pop_front();
+            self.lines.pop();
         }
-        self.lines.push_back(line);
+        self.lines.push(|out| write_plain(&contents, out));
     }
 
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
@@ -66,40 +144,21 @@ impl vt100::Callbacks for Scrollback {
     }
 }
 
-/// What the screen showed at one moment, to draw an attached client's terminal from.
-#[derive(Clone)]
-pub struct Picture {
-    screen: vt100::Screen,
+/// What an attached client's terminal shows: the screen as it was drawn there, kept by an
+/// emulator of its own that takes every byte the client is sent. The next drawing is the
+/// difference between it and the screen, so drawing a client copies no screen.
+pub struct Sight {
+    parser: vt100::Parser,
+    /// The bells the client was sent.
     bells: u64,
 }
 
-impl std::fmt::Debug for Picture {
+impl std::fmt::Debug for Sight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Picture")
-            .field("size", &self.size())
+        f.debug_struct("Sight")
+            .field("size", &self.parser.screen().size())
             .field("bells", &self.bells)
             .finish()
-    }
-}
-
-impl Picture {
-    /// What turns a terminal that shows `before` (nothing yet: `None`) into one that shows
-    /// this picture: the whole screen the first time and after a resize, the differences
-    /// otherwise; a bell for the bells rung in between.
-    pub fn draw(&self, before: Option<&Picture>) -> Vec<u8> {
-        let mut out = match before {
-            Some(b) if b.screen.size() == self.screen.size() => self.screen.state_diff(&b.screen),
-            _ => self.screen.state_formatted(),
-        };
-        if before.is_some_and(|b| b.bells < self.bells) {
-            out.push('\x07');
-        }
-        out.into_bytes()
-    }
-
-    pub fn size(&self) -> (u16, u16) {
-        let (rows, cols) = self.screen.size();
-        (rows.get(), cols.get())
     }
 }
 
@@ -131,11 +190,10 @@ impl Screen {
     pub fn new(size: Size, scrollback: usize) -> Screen {
         let (rows, cols) = sides(size);
         let kept = Scrollback {
-            lines: VecDeque::new(),
+            lines: Lines::default(),
             limit: scrollback,
             title: None,
             bells: 0,
-            formatted: String::new(),
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
@@ -152,12 +210,38 @@ impl Screen {
         self.parser.set_size(rows, cols);
     }
 
-    /// A copy of what the screen shows now.
-    pub fn picture(&self) -> Picture {
-        Picture {
-            screen: self.parser.screen().clone(),
-            bells: self.parser.callbacks().bells,
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (rows.get(), cols.get())
+    }
+
+    /// What turns a client's terminal that shows `sight` (nothing yet: `None`) into one that
+    /// shows this screen — the whole screen the first time and after a resize, the differences
+    /// otherwise; a bell for the bells rung in between — and `sight` into what it then shows.
+    pub fn draw(&self, sight: &mut Option<Sight>) -> Vec<u8> {
+        let screen = self.parser.screen();
+        let bells = self.parser.callbacks().bells;
+        let mut out = match sight {
+            Some(seen) if seen.parser.screen().size() == screen.size() => {
+                screen.state_diff(seen.parser.screen())
+            }
+            _ => {
+                let (rows, cols) = screen.size();
+                *sight = Some(Sight {
+                    parser: vt100::Parser::new(rows, cols, 0),
+                    bells,
+                });
+                screen.state_formatted()
+            }
+        };
+        if let Some(seen) = sight {
+            seen.parser.process(out.as_bytes());
+            if seen.bells < bells {
+                out.push('\x07');
+            }
+            seen.bells = bells;
         }
+        out.into_bytes()
     }
 
     /// The screen as text, with the newest `scrollback` lines of scrollback.
@@ -245,6 +329,82 @@ mod tests {
         assert!(s.view(0).scrollback.is_empty());
     }
 
+    /// The text of each line that scrolls off, the way the emulator's own capture gives it:
+    /// formatted, then turned into plain text.
+    #[derive(Default)]
+    struct Reference(Vec<String>);
+
+    impl vt100::Callbacks for Reference {
+        fn on_scroll(&mut self, contents: RowContents<'_>, alternate_screen: bool) {
+            assert!(!alternate_screen);
+            let mut formatted = String::new();
+            contents
+                .write_formatted_basic(&mut formatted, &mut BasicFormattedCaptureState::new())
+                .unwrap();
+            let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
+            self.0.push(plain.trim_end().to_string());
+        }
+    }
+
+    #[test]
+    fn scrollback_text_is_the_emulators_plain_capture_of_the_line() {
+        let output = concat!(
+            "plain line   \r\n",
+            "\x1b[31mred\x1b[0m then \x1b[1;4;7mbold underlined inverse\x1b[0m\r\n",
+            "\x1b[38;5;208m256 colours\x1b[48;2;10;20;30m and rgb on rgb\x1b[0m\r\n",
+            "\x1b[44m   \x1b[0m blue blanks first, then blue blanks last \x1b[42m    \x1b[0m\r\n",
+            "wide 日本語 chars, \x1b[32m綠色\x1b[0m and an emoji 🦀 end\r\n",
+            "a\x1b[10Cgap\x1b[5Cafter a gap\r\n",
+            "\x1b[33mcolour left on at the end of the line\r\n",
+            "still coloured\x1b[0m\r\n",
+            "\u{3000}ideographic space at both ends\u{3000}\r\n",
+            "a line much longer than the screen is wide, so that it wraps onto the next row\r\n",
+            "\x1b[2mdim\x1b[22m \x1b[3mitalic\x1b[23m\r\n",
+            "\r\n",
+            "last\r\n",
+        );
+        let mut reference = vt100::Parser::new_with_callbacks(
+            NonZeroU16::new(3).unwrap(),
+            NonZeroU16::new(40).unwrap(),
+            0,
+            Reference::default(),
+        );
+        reference.process(output.as_bytes());
+        let expected = &reference.callbacks().0;
+        assert!(expected.len() > 10, "{expected:?}");
+        assert!(expected.iter().any(|l| l.contains("日本語")));
+
+        // All at once, and in pieces that cut sequences and characters apart.
+        for piece in [output.len(), 7, 1] {
+            let mut s = Screen::new(size(3, 40), 100);
+            for part in output.as_bytes().chunks(piece) {
+                s.feed(part);
+            }
+            let v = s.view(100);
+            assert_eq!(&v.scrollback, expected, "fed {piece} bytes at a time");
+        }
+    }
+
+    #[test]
+    fn packed_lines_drop_the_oldest_and_keep_the_rest_whole() {
+        let mut lines = Lines::default();
+        let mut all = Vec::new();
+        for i in 0..1000 {
+            let line = format!("line {i}:{}", "x".repeat(i % 37));
+            if lines.len() == 50 {
+                lines.pop();
+            }
+            lines.push(|out| out.push_str(&format!("{line}  ")));
+            all.push(line);
+            let kept: Vec<&str> = lines.iter().collect();
+            assert_eq!(kept, all[all.len() - lines.len()..], "after line {i}");
+            // The dropped lines' space is given back.
+            let held: usize = kept.iter().map(|l| l.len()).sum();
+            assert!(lines.text.len() <= held + held / 7 + 50, "after line {i}");
+        }
+        assert_eq!(lines.len(), 50);
+    }
+
     #[test]
     fn the_alternate_screen_leaves_no_history() {
         let mut s = Screen::new(size(3, 20), 100);
@@ -267,60 +427,80 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_draws_the_whole_screen_then_only_what_changed() {
+    fn a_client_is_drawn_the_whole_screen_then_only_what_changed() {
         let mut s = Screen::new(size(4, 20), 10);
         s.feed(b"\x1b[1;31mred\x1b[0m\r\nplain\r\n$ ");
-        let first = s.picture();
-        let whole = first.draw(None);
+        let mut sight = None;
+        let whole = s.draw(&mut sight);
         assert_eq!(shown(&whole, size(4, 20)), s.view(0).rows);
 
         s.feed(b"ls\r\nfile\r\n$ ");
-        let second = s.picture();
-        let diff = second.draw(Some(&first));
-        assert!(diff.len() < second.draw(None).len(), "{diff:?}");
+        let diff = s.draw(&mut sight);
+        assert!(diff.len() < s.draw(&mut None).len(), "{diff:?}");
         let mut both = whole.clone();
         both.extend_from_slice(&diff);
         assert_eq!(shown(&both, size(4, 20)), s.view(0).rows);
         // Nothing changed: nothing to draw.
-        assert!(s.picture().draw(Some(&second)).is_empty());
+        assert!(s.draw(&mut sight).is_empty());
+    }
+
+    #[test]
+    fn what_a_client_was_sent_leaves_nothing_to_draw_whatever_the_screen_went_through() {
+        let mut s = Screen::new(size(5, 20), 10);
+        let mut sight = None;
+        let mut sent = s.draw(&mut sight);
+        let steps: [&[u8]; 9] = [
+            b"\x1b[1;31mred\x1b[0m plain \x1b[44mblue\x1b[0m\r\n",
+            "wide 日本語 and 🦀\r\n".as_bytes(),
+            b"a line much longer than twenty columns wraps\r\n",
+            b"\x1b[?25l\x1b[3;5Hhidden cursor, moved",
+            b"\x1b[?1049h\x1b[2J\x1b[Hfull screen\x1b[?1h\x1b[?2004h",
+            b"\x1b[?1049l\x1b[?25h",
+            b"\x1b[2;4r\x1b[4;1H\n\n\nscrolled region\x1b[r",
+            b"\x07\x1b[7minverse\x1b[27m\x1b[K",
+            b"\r\n\r\n\r\n\r\n\r\nscrolled off",
+        ];
+        for step in steps {
+            s.feed(step);
+            sent.extend_from_slice(&s.draw(&mut sight));
+            // The client's terminal shows the screen, and is drawn nothing more until it
+            // changes.
+            assert_eq!(shown(&sent, size(5, 20)), s.view(0).rows, "after {step:?}");
+            assert!(s.draw(&mut sight).is_empty(), "after {step:?}");
+        }
     }
 
     #[test]
     fn a_full_screen_program_leaving_is_drawn_as_a_change() {
         let mut s = Screen::new(size(3, 20), 10);
         s.feed(b"$ vim\r\n");
-        let before = s.picture();
+        let mut sight = None;
+        let mut all = s.draw(&mut sight);
         s.feed(b"\x1b[?1049h\x1b[2J\x1b[Hediting");
-        let editing = s.picture();
-        let drawn = editing.draw(Some(&before));
+        let drawn = s.draw(&mut sight);
         // The client is drawn the new screen; it is never switched to its own alternate one.
         assert!(
             !String::from_utf8_lossy(&drawn).contains("1049"),
             "{drawn:?}"
         );
-        let mut all = before.draw(None);
         all.extend_from_slice(&drawn);
         assert_eq!(shown(&all, size(3, 20))[0], "editing");
         s.feed(b"\x1b[?1049l");
-        all.extend_from_slice(&s.picture().draw(Some(&editing)));
+        all.extend_from_slice(&s.draw(&mut sight));
         assert_eq!(shown(&all, size(3, 20))[0], "$ vim");
     }
 
     #[test]
     fn a_resize_or_a_bell_is_drawn() {
         let mut s = Screen::new(size(3, 20), 10);
-        let before = s.picture();
+        let mut sight = None;
+        let first = s.draw(&mut sight);
         s.feed(b"\x07");
-        assert_eq!(s.picture().draw(Some(&before)), b"\x07");
+        assert_eq!(s.draw(&mut sight), b"\x07");
         s.resize(size(5, 30));
-        let after = s.picture();
-        assert_eq!(after.size(), (5, 30));
+        assert_eq!(s.size(), (5, 30));
         // Another size: the whole screen again (it starts by clearing it).
-        assert!(
-            after
-                .draw(Some(&before))
-                .starts_with(&before.draw(None)[..6])
-        );
+        assert!(s.draw(&mut sight).starts_with(&first[..6]));
     }
 
     #[test]

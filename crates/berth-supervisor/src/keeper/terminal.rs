@@ -1,25 +1,29 @@
 //! A terminal agent's terminal as its keeper holds it: the master side of the pseudo-terminal
 //! (input, resize) and the screen every byte of output went through. Answers the control
-//! socket's `screen`, `input` and `resize`, and tells attached clients when the screen changed
-//! ([`Terminal::wait_change`]).
+//! socket's `screen`, `input` and `resize`, and keeps attached clients drawn: the thread that
+//! fed the screen a change draws the clients it can at once ([`Canvas::draw_now`]: a key's
+//! echo reaches the client without waking another thread), and wakes the drawing threads of
+//! the others ([`Terminal::wait_change`]).
 //!
-//! Lock order: `screen`, then `master`; a resize needs neither the writer's lock nor a wait
-//! (it goes through its own handle), so a program that stops reading its input never holds up
-//! its output or a resize.
+//! Lock order: `clients`, then a client's [`Canvas`], then `screen`, then `master`; a resize
+//! needs neither the writer's lock nor a wait (it goes through its own handle), so a program
+//! that stops reading its input never holds up its output or a resize.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use berth_core::terminal::{Size, check_input};
 
+use super::attach::Canvas;
 use super::control::{Refusal, TerminalAnswer};
 use super::pty;
-use super::screen::{Picture, Screen};
+use super::screen::{Screen, Sight};
 
 /// How long typed input may wait for the program to take it.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
+/// Output that comes after this long without any is not part of a burst: it is drawn at once.
+const QUIET: Duration = Duration::from_millis(2);
 
 #[derive(Debug)]
 pub struct Terminal {
@@ -28,8 +32,10 @@ pub struct Terminal {
     /// The master side again, for resizing.
     sizer: File,
     screen: Mutex<Shown>,
-    /// Signalled whenever `screen` changed.
+    /// Signalled when a client's drawing thread has something to do.
     changed: Condvar,
+    /// The attached clients.
+    clients: Mutex<Vec<Arc<Canvas>>>,
 }
 
 /// The screen, and how far it has come.
@@ -38,8 +44,22 @@ struct Shown {
     screen: Screen,
     /// Counts changes, so a client can tell whether it has drawn the latest.
     generation: u64,
+    /// When the program last wrote.
+    written: Option<Instant>,
     /// The program's output ended: nothing will change any more.
     ended: bool,
+}
+
+/// What a client was drawn.
+pub struct Drawing {
+    /// What turns what it showed into the screen.
+    pub bytes: Vec<u8>,
+    /// The screen's size.
+    pub size: (u16, u16),
+    /// Which change of the screen it shows now.
+    pub generation: u64,
+    /// The output ended: this is the last drawing.
+    pub ended: bool,
 }
 
 fn refused(reason: Refusal, message: impl Into<String>) -> TerminalAnswer {
@@ -59,9 +79,11 @@ impl Terminal {
             screen: Mutex::new(Shown {
                 screen: Screen::new(size, scrollback),
                 generation: 0,
+                written: None,
                 ended: false,
             }),
             changed: Condvar::new(),
+            clients: Mutex::new(Vec::new()),
         })
     }
 
@@ -69,15 +91,43 @@ impl Terminal {
         self.screen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes what the program wrote.
+    fn clients(&self) -> MutexGuard<'_, Vec<Arc<Canvas>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes what the program wrote, and draws the clients that can be drawn at once; wakes
+    /// the drawing threads of the others.
     pub fn feed(&self, bytes: &[u8]) {
-        {
+        let quiet = {
             let mut shown = self.shown();
             shown.screen.feed(bytes);
             shown.generation += 1;
+            let now = Instant::now();
+            let quiet = shown.written.is_none_or(|w| now.duration_since(w) >= QUIET);
+            shown.written = Some(now);
+            quiet
+        };
+        // Every client is offered the change, whatever the others did.
+        let mut waiting = false;
+        for canvas in self.clients().iter() {
+            if !canvas.draw_now(self, quiet) {
+                waiting = true;
+            }
         }
-        // Once the lock is free, so a woken client takes it at once.
-        self.changed.notify_all();
+        // Once the lock is free, so a woken client takes it at once. The change was made
+        // under the lock, so a drawing thread that had not begun to wait yet sees it.
+        if waiting {
+            self.changed.notify_all();
+        }
+    }
+
+    /// An attached client, to be drawn from now on.
+    pub fn add_client(&self, canvas: Arc<Canvas>) {
+        self.clients().push(canvas);
+    }
+
+    pub fn remove_client(&self, canvas: &Arc<Canvas>) {
+        self.clients().retain(|c| !Arc::ptr_eq(c, canvas));
     }
 
     /// The program's output has ended; attached clients are told once they drew the last.
@@ -86,35 +136,41 @@ impl Terminal {
         self.changed.notify_all();
     }
 
-    /// Wakes every client waiting in [`Terminal::wait_change`], so one whose `gone` was set
-    /// sees it.
+    /// Wakes every client waiting in [`Terminal::wait_change`], so one that left sees it.
     pub fn wake(&self) {
         let _guard = self.shown();
         self.changed.notify_all();
     }
 
-    /// For an attached client that drew generation `drawn` (`None`: nothing yet): waits until
-    /// the screen is newer or the output ended, and says how many changes it is ahead (`None`
-    /// once `gone` is set).
-    pub fn wait_change(&self, drawn: Option<u64>, gone: &AtomicBool) -> Option<u64> {
+    /// For an attached client's drawing thread: waits until the client has something to be
+    /// drawn (a change it was not drawn, output it was not sent in full, the end of the
+    /// output); `false` once the client left.
+    pub fn wait_change(&self, canvas: &Canvas) -> bool {
         let mut shown = self.shown();
         loop {
-            if gone.load(Ordering::SeqCst) {
-                return None;
+            if canvas.left() {
+                return false;
             }
-            if drawn != Some(shown.generation) || shown.ended {
-                return Some(drawn.map_or(u64::MAX, |d| shown.generation.wrapping_sub(d)));
+            if canvas.behind(shown.generation) || shown.ended {
+                return true;
             }
             shown = self.changed.wait(shown).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// The screen as it is now for an attached client, which then has drawn its generation;
-    /// and whether it is final (the output ended).
-    pub fn picture(&self, drawn: &mut Option<u64>) -> (Picture, bool) {
+    /// Draws a client's terminal that shows `sight` (see [`Screen::draw`]) — unless the output
+    /// ended and `not_the_end` is set.
+    pub fn draw(&self, sight: &mut Option<Sight>, not_the_end: bool) -> Option<Drawing> {
         let shown = self.shown();
-        *drawn = Some(shown.generation);
-        (shown.screen.picture(), shown.ended)
+        if shown.ended && not_the_end {
+            return None;
+        }
+        Some(Drawing {
+            bytes: shown.screen.draw(sight),
+            size: shown.screen.size(),
+            generation: shown.generation,
+            ended: shown.ended,
+        })
     }
 
     /// `screen`: the screen with the newest `scrollback` lines of scrollback (readable while
