@@ -75,6 +75,23 @@ impl Ancestor {
         }
     }
 
+    /// Replaces all of it with `entries` (in any order, each path once): the paths whose entry
+    /// differs from before (added, changed or gone) become unsaved.
+    pub fn replace(&mut self, entries: Vec<(RelPath, Entry)>) {
+        let new: PathMap<Entry> = PathMap::from_unsorted(entries);
+        for (p, e) in self.agreed.iter() {
+            if new.get(&p) != Some(e) {
+                self.unsaved.insert(p);
+            }
+        }
+        for (p, e) in new.iter() {
+            if self.agreed.get(&p) != Some(e) {
+                self.unsaved.insert(p);
+            }
+        }
+        self.agreed = new;
+    }
+
     /// Packs the changes made so far (after a round that changed many paths, so that they are
     /// not left behind as a block each; see [`PathMap`]).
     pub fn pack(&mut self) {
