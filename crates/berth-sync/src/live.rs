@@ -273,19 +273,61 @@ pub fn run<A: Endpoint, B: Endpoint>(
     tx: &Sender<Input>,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<(), std::io::Error> {
+    run_from(link, opts, rx, tx, None, report)
+}
+
+/// Both sides' watches, started by the owner before the loop runs (see [`run_watched`]).
+pub struct Watched<A: Endpoint, B: Endpoint> {
+    pub alpha: A::Watching,
+    pub beta: B::Watching,
+}
+
+/// [`run`], for two trees that have been watched (into `tx`) since before they were last
+/// scanned whole and made to agree with the ancestor — as a pairing's start leaves them, its
+/// copy of the agent's files done while both were watched. Whatever changed since is in the
+/// channel, so the first round covers only that instead of both trees again.
+pub fn run_watched<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
+    opts: &Options,
+    rx: &Receiver<Input>,
+    tx: &Sender<Input>,
+    watched: Watched<A, B>,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Result<(), std::io::Error> {
+    run_from(link, opts, rx, tx, Some(watched), report)
+}
+
+fn run_from<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
+    opts: &Options,
+    rx: &Receiver<Input>,
+    tx: &Sender<Input>,
+    watched: Option<Watched<A, B>>,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Result<(), std::io::Error> {
     let mut watches = Watches::<A, B> {
         alpha: None,
         beta: None,
     };
-    for side in [Side::Alpha, Side::Beta] {
-        watches.start(&mut link.sides, side, tx)?;
-    }
+    let first = match watched {
+        Some(w) => {
+            watches.alpha = Some(w.alpha);
+            watches.beta = Some(w.beta);
+            None
+        }
+        None => {
+            for side in [Side::Alpha, Side::Beta] {
+                watches.start(&mut link.sides, side, tx)?;
+            }
+            Some("start")
+        }
+    };
     let started = Instant::now();
     let now = started;
     let mut st = State {
         dirty: BTreeSet::new(),
         open: BTreeSet::new(),
-        full: Some("start"),
+        full: first,
         debounce: Debounce::default(),
         next_rescan: now + opts.rescan_every,
         beats: [Heartbeat::new(now, opts.heartbeat_every); 2],
@@ -297,7 +339,7 @@ pub fn run<A: Endpoint, B: Endpoint>(
         settle: None,
     };
     // A failure is reported by `round` itself and retried by the loop.
-    if round(link, &mut st, opts, None, report).is_ok() {
+    if round(link, &mut st, opts, Some(Reason::Start), report).is_ok() {
         st.settle = Some(Instant::now() + SETTLE);
     }
     let mut ready = false;

@@ -14,7 +14,7 @@ use berth_sync::reconcile::Side as SyncSide;
 
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
-use super::sync_loop::Warm;
+use super::sync_loop::{Warm, Watching};
 use super::{ancestor, events, hashes, observe};
 use crate::clock::now_ms;
 use crate::recorder::Recorder;
@@ -238,6 +238,9 @@ impl Steps<'_> {
         let roots = self.sides.roots().map_err(unexpected)?;
         let mut sides = roots.sides().map_err(unexpected)?;
         hashes::load(self.store, &mut sides);
+        // Watched from before the scan on: nothing that changes after it goes unseen, so the
+        // sync loop needs no full round of its own to begin with.
+        let watched = Watching::start(&mut sides);
         let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
         let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
@@ -251,7 +254,11 @@ impl Steps<'_> {
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.view.note(Seen::Copied(stats.to_alpha as u64));
-        Ok(Warm { sides, ancestor })
+        Ok(Warm {
+            sides,
+            ancestor,
+            watched,
+        })
     }
 
     /// The checkout back to `berth/<agent>`'s tip. `verify`: only when it holds exactly what

@@ -42,6 +42,37 @@ use super::tree::AgentTree;
 pub struct Warm {
     pub sides: Sides<Scanner, AgentTree>,
     pub ancestor: Ancestor,
+    /// Both trees watched since before the copy step scanned them: the loop then begins with
+    /// what changed since instead of a full round.
+    pub watched: Option<Watching>,
+}
+
+/// Both trees watched, and the channel their events wait in until the loop runs.
+pub struct Watching {
+    tx: Sender<Input>,
+    rx: Receiver<Input>,
+    watches: live::Watched<Scanner, AgentTree>,
+}
+
+impl Watching {
+    /// Starts watching both trees of `sides`; `None` if either cannot be watched now (the
+    /// loop then watches them itself, and begins with a full round).
+    pub fn start(sides: &mut Sides<Scanner, AgentTree>) -> Option<Watching> {
+        let (tx, rx) = mpsc::channel();
+        let alpha = sides.alpha.watch(Side::Alpha, tx.clone());
+        let beta = Endpoint::watch(&mut sides.beta, Side::Beta, tx.clone());
+        match (alpha, beta) {
+            (Ok(alpha), Ok(beta)) => Some(Watching {
+                tx,
+                rx,
+                watches: live::Watched { alpha, beta },
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!("cannot watch the trees before copying: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// Environment variable (milliseconds) shortening the heartbeat period, for tests and
@@ -97,7 +128,15 @@ impl SyncLoop {
         warm: Option<Warm>,
         tell: Tell,
     ) -> std::io::Result<SyncLoop> {
-        let (tx, rx) = mpsc::channel();
+        let mut warm = warm;
+        let watched = warm.as_mut().and_then(|w| w.watched.take());
+        let (tx, rx, watches) = match watched {
+            Some(w) => (w.tx, w.rx, Some(w.watches)),
+            None => {
+                let (tx, rx) = mpsc::channel();
+                (tx, rx, None)
+            }
+        };
         let loop_tx = tx.clone();
         let (started_tx, started) = mpsc::channel();
         let (ended_tx, ended) = mpsc::channel::<()>();
@@ -167,8 +206,13 @@ impl SyncLoop {
                     }
                     crate::memory::after_round(r);
                 };
-                let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
-                    .map_err(PairingError::Watch);
+                let end = match watches {
+                    Some(w) => {
+                        live::run_watched(&mut link, &options(), &rx, &loop_tx, w, &mut report)
+                    }
+                    None => live::run(&mut link, &options(), &rx, &loop_tx, &mut report),
+                }
+                .map_err(PairingError::Watch);
                 if shut.load(Ordering::SeqCst) {
                     return None;
                 }
@@ -177,6 +221,7 @@ impl SyncLoop {
                 stopped.then_some(Warm {
                     sides: link.sides,
                     ancestor: link.ancestor,
+                    watched: None,
                 })
             })?;
         Ok(SyncLoop {
