@@ -258,6 +258,7 @@ impl Steps<'_> {
             sides,
             ancestor,
             watched,
+            agreed: false,
         })
     }
 
@@ -271,13 +272,26 @@ impl Steps<'_> {
             return Ok(()); // never switched (or already switched back)
         }
         if verify {
-            let mut sides = match warm {
-                Some(w) => w.sides,
+            let (mut sides, untouched) = match warm {
+                // The final sync's last full round found both trees agreeing, and the checkout
+                // has not changed since (its watch says so, up to now): every entry of it is
+                // what both sides agreed on, so it holds nothing the workspace lacks.
+                Some(mut w) => {
+                    let untouched = w.agreed
+                        && w.watched
+                            .as_ref()
+                            .is_some_and(|watching| watching.checkout_untouched(&mut w.sides));
+                    (w.sides, untouched)
+                }
                 None => {
                     let roots = self.sides.roots().map_err(unexpected)?;
-                    roots.sides().map_err(unexpected)?
+                    (roots.sides().map_err(unexpected)?, false)
                 }
             };
+            if untouched {
+                hashes::save(self.store, &mut sides);
+                return self.reset_checkout(&user);
+            }
             let ((a, _), (b, _)) = sides
                 .scan_both()
                 .map_err(|e| git_failure("comparing the two sides", e.error))?;
@@ -299,7 +313,12 @@ impl Steps<'_> {
                 )));
             }
         }
-        run(&user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
+        self.reset_checkout(&user)
+    }
+
+    /// `git reset --hard` and `git clean` of the checkout, and berth's temporary files gone.
+    fn reset_checkout(&self, user: &berth_git::Git) -> StepResult {
+        run(user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
         run(
             &user,
             "cleaning your checkout",
