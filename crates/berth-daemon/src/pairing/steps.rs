@@ -281,6 +281,11 @@ impl Steps<'_> {
                         && w.watched
                             .as_ref()
                             .is_some_and(|watching| watching.checkout_untouched(&mut w.sides));
+                    tracing::debug!(
+                        agreed = w.agreed,
+                        untouched,
+                        "the stop's check of both trees"
+                    );
                     (w.sides, untouched)
                 }
                 None => {

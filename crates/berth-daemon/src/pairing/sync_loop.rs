@@ -81,10 +81,13 @@ impl Watching {
                         return true;
                     }
                 }
+                // The agent's changes cannot make the checkout hold anything new; the owner's
+                // own requests (a stop sent again as the loop was dropped) change nothing.
                 Ok(Input::Heartbeat { side: Side::Beta })
                 | Ok(Input::Changed {
                     side: Side::Beta, ..
-                }) => {}
+                })
+                | Ok(Input::Stop | Input::Flush(_) | Input::Hold | Input::Release) => {}
                 Ok(_) | Err(_) => return false,
             }
         }
