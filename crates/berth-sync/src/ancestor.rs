@@ -255,6 +255,36 @@ mod tests {
     }
 
     #[test]
+    fn replacing_it_whole_leaves_unsaved_exactly_the_rows_that_differ() {
+        let mut a = Ancestor::new(Tree::from([
+            (b"kept".to_vec(), file(0)),
+            (b"changed".to_vec(), file(0)),
+            (b"gone".to_vec(), file(0)),
+        ]));
+        a.replace(vec![
+            (b"new".to_vec(), Entry::Dir),
+            (b"kept".to_vec(), file(0)),
+            (b"changed".to_vec(), file(1)),
+        ]);
+        let rows: Vec<(String, Option<Vec<u8>>)> = a
+            .unsaved_rows()
+            .into_iter()
+            .map(|(p, e)| (String::from_utf8_lossy(p).into_owned(), e))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("changed".to_string(), Some(encode(&file(1)))),
+                ("gone".to_string(), None),
+                ("new".to_string(), Some(b"d".to_vec())),
+            ]
+        );
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get(b"kept"), Some(&file(0)));
+        assert_eq!(a.get(b"gone"), None);
+    }
+
+    #[test]
     fn a_pending_write_is_adopted_only_where_its_side_holds_it() {
         let mut a = Ancestor::new(Tree::from([
             (b"x".to_vec(), file(0)),
