@@ -324,11 +324,7 @@ impl Steps<'_> {
     /// `git reset --hard` and `git clean` of the checkout, and berth's temporary files gone.
     fn reset_checkout(&self, user: &berth_git::Git) -> StepResult {
         run(user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
-        run(
-            &user,
-            "cleaning your checkout",
-            &["clean", "-q", "-f", "-d"],
-        )?;
+        run(user, "cleaning your checkout", &["clean", "-q", "-f", "-d"])?;
         // `git clean` leaves ignored files, and berth's temporary files are ignored while it
         // syncs: one a killed or let-go write left would outlive the pairing.
         berth_sync::apply::remove_temps(user.dir(), false);
