@@ -75,6 +75,23 @@ impl Ancestor {
         }
     }
 
+    /// Replaces all of it with `entries` (in any order, each path once): the paths whose entry
+    /// differs from before (added, changed or gone) become unsaved.
+    pub fn replace(&mut self, entries: Vec<(RelPath, Entry)>) {
+        let new: PathMap<Entry> = PathMap::from_unsorted(entries);
+        for (p, e) in self.agreed.iter() {
+            if new.get(&p) != Some(e) {
+                self.unsaved.insert(p);
+            }
+        }
+        for (p, e) in new.iter() {
+            if self.agreed.get(&p) != Some(e) {
+                self.unsaved.insert(p);
+            }
+        }
+        self.agreed = new;
+    }
+
     /// Packs the changes made so far (after a round that changed many paths, so that they are
     /// not left behind as a block each; see [`PathMap`]).
     pub fn pack(&mut self) {
@@ -235,6 +252,36 @@ mod tests {
             digest: [n; 32],
             executable: false,
         }
+    }
+
+    #[test]
+    fn replacing_it_whole_leaves_unsaved_exactly_the_rows_that_differ() {
+        let mut a = Ancestor::new(Tree::from([
+            (b"kept".to_vec(), file(0)),
+            (b"changed".to_vec(), file(0)),
+            (b"gone".to_vec(), file(0)),
+        ]));
+        a.replace(vec![
+            (b"new".to_vec(), Entry::Dir),
+            (b"kept".to_vec(), file(0)),
+            (b"changed".to_vec(), file(1)),
+        ]);
+        let rows: Vec<(String, Option<Vec<u8>>)> = a
+            .unsaved_rows()
+            .into_iter()
+            .map(|(p, e)| (String::from_utf8_lossy(p).into_owned(), e))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("changed".to_string(), Some(encode(&file(1)))),
+                ("gone".to_string(), None),
+                ("new".to_string(), Some(b"d".to_vec())),
+            ]
+        );
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get(b"kept"), Some(&file(0)));
+        assert_eq!(a.get(b"gone"), None);
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::reconcile::{Entry, Side};
 use crate::scan::{ScanError, Tree, Warning};
 use crate::watch::Input;
 
-/// One tree, wherever it is.
-pub trait Endpoint {
+/// One tree, wherever it is. `Send`: a full round scans both sides at once, one on a thread of
+/// its own ([`crate::engine::Sides::scan_both`]).
+pub trait Endpoint: Send {
     /// A running watch of the tree; dropping it stops watching.
     type Watching;
     /// A file's content being read ([`Endpoint::read`]).

@@ -169,6 +169,33 @@ impl<A: Endpoint, B: Endpoint> Sides<A, B> {
     }
 }
 
+/// One side's whole tree and what its scan left out.
+pub type Scanned = (Tree, Vec<Warning>);
+
+impl<A: Endpoint, B: Endpoint> Sides<A, B> {
+    /// Both whole trees, scanned at the same time (beta on a thread of its own): a full scan
+    /// of a large tree is mostly system calls and hashing, which two cores share.
+    pub fn scan_both(&mut self) -> Result<(Scanned, Scanned), scan::ScanError> {
+        let (alpha, beta) = (&mut self.alpha, &mut self.beta);
+        std::thread::scope(|s| {
+            let b = std::thread::Builder::new()
+                .name("berth-scan".into())
+                .spawn_scoped(s, move || beta.full());
+            let a = alpha.full();
+            let b = match b {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(e) => Err(scan::ScanError {
+                    root: "both trees".into(),
+                    error: format!("cannot start a thread to scan with: {e}"),
+                }),
+            };
+            Ok((a?, b?))
+        })
+    }
+}
+
 /// A scan error as a round's error.
 fn scan_err(e: scan::ScanError) -> ApplyError {
     ApplyError::Io {
@@ -190,8 +217,7 @@ pub fn sync_once<A: Endpoint, B: Endpoint>(
 ) -> Result<Stats, ApplyError> {
     sides.pass_gate()?;
     guard(sides, ancestor)?;
-    let (a, wa) = sides.alpha.full().map_err(scan_err)?;
-    let (b, wb) = sides.beta.full().map_err(scan_err)?;
+    let ((a, wa), (b, wb)) = sides.scan_both().map_err(scan_err)?;
     sides.pass_gate()?;
     let known: Vec<RelPath> = ancestor.paths().collect();
     let stats = settle(sides, ancestor, keeper, a, b, known, [wa, wb].concat());
@@ -271,10 +297,16 @@ fn settle<A: Endpoint, B: Endpoint>(
         if skipped.contains(p) {
             continue; // never decide on what one side could not see
         }
+        let (alpha, beta, agreed) = (a.get(p), b.get(p), ancestor.get(p));
+        if alpha.is_some() && alpha == beta && beta == agreed {
+            // Unchanged on both sides: nothing to write, nothing to record, and (both sides
+            // holding it) its directories are directories on both sides already.
+            continue;
+        }
         let t = Triple {
-            ancestor: ancestor.get(p).cloned(),
-            alpha: a.get(p).cloned(),
-            beta: b.get(p).cloned(),
+            ancestor: agreed.cloned(),
+            alpha: alpha.cloned(),
+            beta: beta.cloned(),
         };
         decisions.push((p.clone(), reconcile(&t)));
     }
@@ -440,8 +472,7 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
     to: Side,
 ) -> Result<Stats, ApplyError> {
     sides.pass_gate()?;
-    let (a, wa) = sides.alpha.full().map_err(scan_err)?;
-    let (b, wb) = sides.beta.full().map_err(scan_err)?;
+    let ((a, wa), (b, wb)) = sides.scan_both().map_err(scan_err)?;
     sides.pass_gate()?;
     let warnings = [wa, wb].concat();
     let skipped: BTreeSet<&RelPath> = warnings.iter().map(Warning::path).collect();
@@ -449,23 +480,25 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
         Side::Alpha => (&b, &a),
         Side::Beta => (&a, &b),
     };
-    let decisions: Vec<(RelPath, Decision)> = from
-        .keys()
-        .chain(onto.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|p| !skipped.contains(p))
-        .map(|p| {
-            let entry = from.get(p).cloned();
-            let d = if onto.get(p) == entry.as_ref() {
-                Decision::Agree(entry)
-            } else {
-                Decision::Propagate { to, entry }
-            };
-            (p.clone(), d)
-        })
-        .collect();
-    // Only `Propagate` and `Agree` are decided here, and neither hands anything to a keeper.
+    // What both already hold becomes the ancestor at once; only the rest is carried over.
+    let (mut agreed, mut changes) = (Vec::new(), Vec::new());
+    for p in from.keys().chain(onto.keys()).collect::<BTreeSet<_>>() {
+        if skipped.contains(p) {
+            continue;
+        }
+        let entry = from.get(p);
+        match entry {
+            Some(e) if onto.get(p) == Some(e) => agreed.push((p.clone(), e.clone())),
+            _ => changes.push((
+                p.clone(),
+                Decision::Propagate {
+                    to,
+                    entry: entry.cloned(),
+                },
+            )),
+        }
+    }
+    // Only `Propagate` is decided here, which hands nothing to a keeper.
     struct Unused;
     impl Keeper for Unused {
         fn keep(
@@ -480,11 +513,8 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
         }
     }
     // Whatever the ancestor held before is forgotten (and its rows deleted when saved).
-    let old: Vec<RelPath> = ancestor.paths().collect();
-    for p in old {
-        ancestor.set(&p, None);
-    }
-    let stats = carry_out(sides, ancestor, &mut Unused, decisions, warnings);
+    ancestor.replace(agreed);
+    let stats = carry_out(sides, ancestor, &mut Unused, changes, warnings);
     ancestor.pack();
     stats
 }

@@ -9,6 +9,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -37,9 +38,15 @@ pub struct Ignores {
     extra: Option<Gitignore>,
     /// Each directory's `.gitignore` (`None`: it has none), by relative path (`""`: the root).
     /// Packed ([`PathMap`]): after a full scan it holds every directory of the tree for as
-    /// long as a pairing lasts, most of them with no rules, so the rules are boxed.
-    dirs: PathMap<Option<Box<Gitignore>>>,
+    /// long as a pairing lasts, most of them with no rules, so the rules are behind a pointer
+    /// (shared: a walk hands each directory's [`Chain`] down to the one below).
+    dirs: PathMap<Option<Arc<Gitignore>>>,
 }
+
+/// The `.gitignore` rules that decide for the entries of one directory: its own and those of
+/// every directory above it, deepest first. A full walk makes each directory's from its
+/// parent's, instead of looking up every directory above each entry.
+pub type Chain = Vec<Arc<Gitignore>>;
 
 fn load(root: &Path, file: &Path) -> Option<Gitignore> {
     if !file.is_file() {
@@ -99,16 +106,62 @@ impl Ignores {
         self.base = exclude.into_iter().chain(global).collect();
     }
 
-    fn dir_rules(&mut self, dir: &[u8]) -> Option<&Gitignore> {
-        if !self.dirs.contains(dir) {
-            let mut file = relpath::absolute(&self.root, dir);
-            if dir.is_empty() {
-                file = self.root.clone();
-            }
-            let rules = load(&file, &file.join(OsStr::from_bytes(IGNORE_FILE)));
-            self.dirs.set(dir, Some(rules.map(Box::new)));
+    fn dir_rules(&mut self, dir: &[u8]) -> Option<Arc<Gitignore>> {
+        if let Some(known) = self.dirs.get(dir) {
+            return known.clone();
         }
-        self.dirs.get(dir).and_then(Option::as_deref)
+        let mut file = relpath::absolute(&self.root, dir);
+        if dir.is_empty() {
+            file = self.root.clone();
+        }
+        let rules = load(&file, &file.join(OsStr::from_bytes(IGNORE_FILE))).map(Arc::new);
+        self.dirs.set(dir, Some(rules.clone()));
+        rules
+    }
+
+    /// The [`Chain`] of directory `dir`, whose parent's is `parent`.
+    pub fn chain(&mut self, dir: &[u8], parent: &[Arc<Gitignore>]) -> Chain {
+        self.dir_rules(dir)
+            .into_iter()
+            .chain(parent.iter().cloned())
+            .collect()
+    }
+
+    /// The [`Chain`] of the directory holding `rel`.
+    pub fn chain_above(&mut self, rel: &[u8]) -> Chain {
+        let mut chain = Chain::new();
+        let mut cut = rel.len();
+        loop {
+            cut = rel[..cut].iter().rposition(|b| *b == b'/').unwrap_or(0);
+            chain.extend(self.dir_rules(&rel[..cut]));
+            if cut == 0 {
+                return chain;
+            }
+        }
+    }
+
+    /// Whether any rule at all can ignore an entry of the directory whose chain is `chain`
+    /// (if not, there is nothing to ask).
+    pub fn any_rules(&self, chain: &[Arc<Gitignore>]) -> bool {
+        self.extra.is_some() || !chain.is_empty() || !self.base.is_empty()
+    }
+
+    /// Whether `abs` (the absolute path of an entry of the directory whose chain is `chain`)
+    /// is ignored, assuming its directories are not.
+    pub fn is_ignored_by(&self, chain: &[Arc<Gitignore>], abs: &Path, is_dir: bool) -> bool {
+        if let Some(extra) = &self.extra
+            && extra.matched(abs, is_dir).is_ignore()
+        {
+            return true;
+        }
+        for rules in chain.iter().map(|r| &**r).chain(&self.base) {
+            match rules.matched(abs, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => {}
+            }
+        }
+        false
     }
 
     /// Packs what was loaded (after a full scan loaded every directory's rules).
@@ -129,44 +182,8 @@ impl Ignores {
 
     /// Whether `rel` itself is ignored, assuming its parent directories are not.
     pub fn is_ignored(&mut self, rel: &[u8], is_dir: bool) -> bool {
-        let abs = relpath::absolute(&self.root, rel);
-        if let Some(extra) = &self.extra
-            && extra.matched(&abs, is_dir).is_ignore()
-        {
-            return true;
-        }
-        // Directories holding `rel`, deepest first; "" is the root.
-        let mut cut = rel.len();
-        loop {
-            let dir = match rel[..cut].iter().rposition(|b| *b == b'/') {
-                Some(i) => {
-                    cut = i;
-                    &rel[..i]
-                }
-                None => {
-                    cut = 0;
-                    &rel[..0]
-                }
-            };
-            if let Some(rules) = self.dir_rules(dir) {
-                match rules.matched(&abs, is_dir) {
-                    Match::Ignore(_) => return true,
-                    Match::Whitelist(_) => return false,
-                    Match::None => {}
-                }
-            }
-            if cut == 0 {
-                break;
-            }
-        }
-        for rules in &self.base {
-            match rules.matched(&abs, is_dir) {
-                Match::Ignore(_) => return true,
-                Match::Whitelist(_) => return false,
-                Match::None => {}
-            }
-        }
-        false
+        let chain = self.chain_above(rel);
+        self.is_ignored_by(&chain, &relpath::absolute(&self.root, rel), is_dir)
     }
 
     /// Whether `rel` is ignored, itself or through any directory above it.

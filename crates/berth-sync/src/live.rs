@@ -192,6 +192,11 @@ impl Heartbeat {
         }
     }
 
+    /// Whether one was sent and has not come through yet.
+    pub fn awaited(&self) -> bool {
+        self.awaited_since.is_some()
+    }
+
     /// The heartbeat came through.
     pub fn answered(&mut self, now: Instant, every: Duration) {
         if self.awaited_since.is_some() {
@@ -261,6 +266,8 @@ struct State {
     burst: bool,
     /// Until ready: when the trees will have been quiet long enough.
     settle: Option<Instant>,
+    /// See [`Ended::agreed`].
+    agreed: bool,
 }
 
 /// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
@@ -273,19 +280,64 @@ pub fn run<A: Endpoint, B: Endpoint>(
     tx: &Sender<Input>,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Result<(), std::io::Error> {
+    run_watched(link, opts, rx, tx, None, report).map(|_| ())
+}
+
+/// Both sides' watches, started by the owner before the loop runs (see [`run_watched`]).
+pub struct Watched<A: Endpoint, B: Endpoint> {
+    pub alpha: A::Watching,
+    pub beta: B::Watching,
+}
+
+/// How a loop run by [`run_watched`] ended (asked to stop).
+pub struct Ended<A: Endpoint, B: Endpoint> {
+    /// Both sides' watches, still watching: what changes from now on is still sent to the
+    /// loop's channel (none if a side could not be watched again after a stall).
+    pub watched: Option<Watched<A, B>>,
+    /// The last full round found both trees agreeing with the ancestor (it wrote nothing and
+    /// left nothing out), and no change on either side was seen after it began.
+    pub agreed: bool,
+    /// How many heartbeats each side's watch has yet to deliver (alpha, beta): 0 or 1.
+    pub beats_due: [usize; 2],
+}
+
+/// [`run`], handing back the watches when it ends ([`Ended`]). `watched`: two trees that
+/// have been watched (into `tx`) since before they were last scanned whole and made to agree
+/// with the ancestor — as a pairing's start leaves them, its copy of the agent's files done
+/// while both were watched. Whatever changed since is in the channel, so the first round
+/// covers only that instead of both trees again. Without it, the loop watches both trees
+/// itself and begins with a full round.
+pub fn run_watched<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
+    opts: &Options,
+    rx: &Receiver<Input>,
+    tx: &Sender<Input>,
+    watched: Option<Watched<A, B>>,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Result<Ended<A, B>, std::io::Error> {
     let mut watches = Watches::<A, B> {
         alpha: None,
         beta: None,
     };
-    for side in [Side::Alpha, Side::Beta] {
-        watches.start(&mut link.sides, side, tx)?;
-    }
+    let first = match watched {
+        Some(w) => {
+            watches.alpha = Some(w.alpha);
+            watches.beta = Some(w.beta);
+            None
+        }
+        None => {
+            for side in [Side::Alpha, Side::Beta] {
+                watches.start(&mut link.sides, side, tx)?;
+            }
+            Some("start")
+        }
+    };
     let started = Instant::now();
     let now = started;
     let mut st = State {
         dirty: BTreeSet::new(),
         open: BTreeSet::new(),
-        full: Some("start"),
+        full: first,
         debounce: Debounce::default(),
         next_rescan: now + opts.rescan_every,
         beats: [Heartbeat::new(now, opts.heartbeat_every); 2],
@@ -295,9 +347,10 @@ pub fn run<A: Endpoint, B: Endpoint>(
         again_at: None,
         burst: false,
         settle: None,
+        agreed: false,
     };
     // A failure is reported by `round` itself and retried by the loop.
-    if round(link, &mut st, opts, None, report).is_ok() {
+    if round(link, &mut st, opts, Some(Reason::Start), report).is_ok() {
         st.settle = Some(Instant::now() + SETTLE);
     }
     let mut ready = false;
@@ -319,7 +372,17 @@ pub fn run<A: Endpoint, B: Endpoint>(
             d.saturating_duration_since(Instant::now())
         });
         match rx.recv_timeout(timeout) {
-            Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                let watched = match (watches.alpha.take(), watches.beta.take()) {
+                    (Some(alpha), Some(beta)) => Some(Watched { alpha, beta }),
+                    _ => None,
+                };
+                return Ok(Ended {
+                    watched,
+                    agreed: st.agreed,
+                    beats_due: st.beats.map(|b| usize::from(b.awaited())),
+                });
+            }
             Ok(Input::Flush(reply)) => {
                 // `sync.flush=sleep(MS)`: a tree that does not respond, for tests.
                 let answer = match crate::failpoint::hit("sync.flush") {
@@ -369,6 +432,7 @@ pub fn run<A: Endpoint, B: Endpoint>(
                     }
                 }
                 Beat::Missed => {
+                    st.agreed = false;
                     report(&Report::Stalled { side }, &mut link.ancestor);
                     // If the root cannot be watched now (it is gone), the next missed
                     // heartbeat tries again; the rescan meanwhile halts on the missing root.
@@ -439,14 +503,19 @@ fn on_input<A: Endpoint, B: Endpoint>(
                 any = true;
             }
             if any {
+                st.agreed = false;
                 st.debounce.event(now);
                 if st.burst {
                     st.again_at = Some(now + BURST_QUIET);
                 }
             }
         }
-        Input::Overflow { side: _ } => st.full = Some("events were lost"),
+        Input::Overflow { side: _ } => {
+            st.agreed = false;
+            st.full = Some("events were lost");
+        }
         Input::WatchError { side, error } => {
+            st.agreed = false;
             report(&Report::WatchTrouble { side, error }, &mut link.ancestor);
             st.full = Some("watching reported an error");
         }
@@ -477,6 +546,8 @@ fn round<A: Endpoint, B: Endpoint>(
     let started = Instant::now();
     let full = st.full.take();
     let dirty = std::mem::take(&mut st.dirty);
+    // Only a full round that goes through says the trees agree (see `Ended::agreed`).
+    st.agreed = false;
     st.open.clear();
     st.debounce.clear();
     st.again_at = None;
@@ -494,7 +565,12 @@ fn round<A: Endpoint, B: Endpoint>(
         } else {
             Ok(())
         };
-        forgot.and_then(|()| full_until_quiet(link, reason == Reason::Flush))
+        forgot
+            .and_then(|()| full_until_quiet(link, reason == Reason::Flush))
+            .map(|(stats, agreed)| {
+                st.agreed = agreed;
+                stats
+            })
     } else {
         sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty)
     };
@@ -597,20 +673,23 @@ fn hold<A: Endpoint, B: Endpoint>(
 }
 
 /// Full rounds; for a flush, repeated (a few times at most) until one finds nothing to do.
+/// Also whether the last found both trees agreeing (nothing to do, nothing left out).
 fn full_until_quiet<A: Endpoint, B: Endpoint>(
     link: &mut Link<A, B>,
     until_quiet: bool,
-) -> Result<Stats, ApplyError> {
+) -> Result<(Stats, bool), ApplyError> {
     let mut total = Stats::default();
+    let mut agreed = false;
     for _ in 0..5 {
         let stats = sync_once(&mut link.sides, &mut link.ancestor, link.keeper)?;
         let quiet = stats.is_quiet();
+        agreed = quiet && stats.warnings.is_empty();
         total.absorb(stats);
         if quiet || !until_quiet {
             break;
         }
     }
-    Ok(total)
+    Ok((total, agreed))
 }
 
 #[cfg(test)]

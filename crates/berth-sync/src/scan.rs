@@ -12,12 +12,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::ignores::Ignores;
+use ignore::gitignore::Gitignore;
+
+use crate::ignores::{Chain, Ignores};
 use crate::pathmap::PathMap;
 use crate::reconcile::Entry;
 use crate::relpath::{self, RelPath};
@@ -240,6 +244,53 @@ impl Scanner {
         self.hashes
     }
 
+    /// Writes the digests it keeps to `file` (replaced whole, through a temporary file beside
+    /// it), so that a later scanner of the same tree starts with them ([`Scanner::load_hashes`]).
+    pub fn save_hashes(&self, file: &Path) -> std::io::Result<()> {
+        let dev = std::fs::metadata(&self.root)?.dev();
+        let root = self.root.as_os_str().as_bytes();
+        let mut out = Vec::with_capacity(64 + root.len() + self.hashed.len() * 80);
+        out.extend_from_slice(HASHES_MAGIC);
+        out.extend_from_slice(&dev.to_le_bytes());
+        out.extend_from_slice(&(root.len() as u64).to_le_bytes());
+        out.extend_from_slice(root);
+        for (path, h) in self.hashed.iter() {
+            out.extend_from_slice(&(path.len() as u64).to_le_bytes());
+            out.extend_from_slice(&path);
+            out.extend_from_slice(&h.size.to_le_bytes());
+            out.extend_from_slice(&h.ctime.to_le_bytes());
+            out.extend_from_slice(&h.ino.to_le_bytes());
+            out.extend_from_slice(&h.digest);
+        }
+        let mut tmp = file.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &out)?;
+        std::fs::rename(&tmp, file).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Starts with the digests [`Scanner::save_hashes`] wrote to `file` for this very tree
+    /// (same root, same file system), when it has none of its own yet. They are trusted
+    /// exactly as the ones it computes itself: only for a file whose size, inode and ctime are
+    /// still the ones it was hashed with, ctime having settled before the hash; anything else
+    /// is read again. Whether any were taken (a missing, foreign or damaged file: none).
+    pub fn load_hashes(&mut self, file: &Path) -> bool {
+        if !self.hashed.is_empty() {
+            return false;
+        }
+        let (Ok(bytes), Ok(meta)) = (std::fs::read(file), std::fs::metadata(&self.root)) else {
+            return false;
+        };
+        match parse_hashes(&bytes, meta.dev(), self.root.as_os_str().as_bytes()) {
+            Some(items) => {
+                self.hashed = PathMap::from_unsorted(items);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The whole tree, with the ignore rules read afresh.
     pub fn full(&mut self) -> Result<(Tree, Vec<Warning>), ScanError> {
         if !self.root.is_dir() {
@@ -261,7 +312,7 @@ impl Scanner {
             out: &mut out,
             warnings: &mut warnings,
         };
-        walk.dir(Vec::new());
+        walk.dir(Vec::new(), &Chain::new());
         drop(old);
         self.hashed = PathMap::from_unsorted(fresh);
         self.ignores.pack();
@@ -279,6 +330,7 @@ impl Scanner {
             && let Ok(meta) = std::fs::symlink_metadata(relpath::absolute(&self.root, rel))
             && !self.ignores.is_ignored_with_parents(rel, meta.is_dir())
         {
+            let above = self.ignores.chain_above(rel);
             let mut walk = Walk {
                 scanner: self,
                 old: &old,
@@ -286,7 +338,7 @@ impl Scanner {
                 out: &mut out,
                 warnings: &mut warnings,
             };
-            walk.entry(rel.to_vec(), &meta);
+            walk.entry(rel.to_vec(), &meta, &above);
         }
         self.hashed = old;
         // What the cache knew at and below `rel` is replaced by what the walk found there.
@@ -390,7 +442,8 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn dir(&mut self, rel: RelPath) {
+    /// The entries of directory `rel`, whose parent's ignore rules are `above`.
+    fn dir(&mut self, rel: RelPath, above: &[Arc<Gitignore>]) {
         let abs = relpath::absolute(&self.scanner.root, &rel);
         let read = match std::fs::read_dir(&abs) {
             Ok(r) => r,
@@ -402,6 +455,8 @@ impl Walk<'_> {
                 return;
             }
         };
+        let chain = self.scanner.ignores.chain(&rel, above);
+        let ruled = self.scanner.ignores.any_rules(&chain);
         for item in read {
             let Ok(item) = item else { continue };
             let name = item.file_name();
@@ -424,8 +479,14 @@ impl Walk<'_> {
             child.extend_from_slice(name);
             match item.metadata() {
                 Ok(meta) => {
-                    if !self.scanner.ignores.is_ignored(&child, meta.is_dir()) {
-                        self.entry(child, &meta);
+                    if !ruled
+                        || !self.scanner.ignores.is_ignored_by(
+                            &chain,
+                            &abs.join(OsStr::from_bytes(name)),
+                            meta.is_dir(),
+                        )
+                    {
+                        self.entry(child, &meta, &chain);
                     }
                 }
                 Err(e) => self.warnings.push(Warning::Unreadable {
@@ -436,15 +497,15 @@ impl Walk<'_> {
         }
     }
 
-    /// Records `rel` (not ignored; `meta` from lstat) and, for a directory, what is inside.
-    fn entry(&mut self, rel: RelPath, meta: &std::fs::Metadata) {
-        let path = relpath::absolute(&self.scanner.root, &rel);
+    /// Records `rel` (not ignored; `meta` from lstat) and, for a directory, what is inside;
+    /// the ignore rules of the directory holding it are `above`.
+    fn entry(&mut self, rel: RelPath, meta: &std::fs::Metadata, above: &[Arc<Gitignore>]) {
         let ft = meta.file_type();
         if ft.is_dir() {
             self.out.insert(rel.clone(), Entry::Dir);
-            self.dir(rel);
+            self.dir(rel, above);
         } else if ft.is_symlink() {
-            match std::fs::read_link(&path) {
+            match std::fs::read_link(relpath::absolute(&self.scanner.root, &rel)) {
                 Ok(t) => {
                     let target = t.as_os_str().as_bytes().to_vec();
                     self.out.insert(rel, Entry::Symlink { target });
@@ -473,7 +534,7 @@ impl Walk<'_> {
                 None => {
                     self.scanner.hashes += 1;
                     let at = now_ns();
-                    hash(&path).inspect(|digest| {
+                    hash(&relpath::absolute(&self.scanner.root, &rel)).inspect(|digest| {
                         if let Some(h) = Hashed::new(&stamp, *digest, at) {
                             self.fresh.push((rel.clone(), h));
                         }
@@ -493,6 +554,56 @@ impl Walk<'_> {
             self.warnings.push(Warning::OtherType(rel));
         }
     }
+}
+
+/// What a file of kept digests ([`Scanner::save_hashes`]) begins with.
+const HASHES_MAGIC: &[u8] = b"berth hashes 1\n";
+
+/// Reads a file of kept digests from its beginning.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn word(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+}
+
+/// The digests in `bytes`, if it is a whole file of them written for the tree at `root` on
+/// device `dev`.
+fn parse_hashes(bytes: &[u8], dev: u64, root: &[u8]) -> Option<Vec<(RelPath, Hashed)>> {
+    let mut c = Cursor(bytes.strip_prefix(HASHES_MAGIC)?);
+    if c.word()? != dev {
+        return None;
+    }
+    let len = usize::try_from(c.word()?).ok()?;
+    if c.take(len)? != root {
+        return None;
+    }
+    let mut items = Vec::new();
+    while !c.0.is_empty() {
+        let len = usize::try_from(c.word()?).ok()?;
+        let path = c.take(len)?.to_vec();
+        let size = c.word()?;
+        let ctime = i64::from_le_bytes(c.take(8)?.try_into().ok()?);
+        let ino = c.word()?;
+        let digest: [u8; 32] = c.take(32)?.try_into().ok()?;
+        items.push((
+            path,
+            Hashed {
+                size,
+                ctime,
+                ino,
+                digest,
+            },
+        ));
+    }
+    Some(items)
 }
 
 /// blake3 of a file's content, read in bounded chunks.
@@ -656,6 +767,38 @@ mod tests {
         let (t3, _) = sc.full().unwrap();
         assert_eq!(sc.hashes(), 3);
         assert_ne!(t3, t1);
+    }
+
+    #[test]
+    fn kept_digests_spare_reading_unchanged_files_of_the_same_tree_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("tree");
+        write(&r, "a", b"one");
+        write(&r, "d/b", b"two");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut first = Scanner::new(&r, u64::MAX);
+        let (t1, _) = first.full().unwrap();
+        assert_eq!(first.hashes(), 2);
+        let file = dir.path().join("hashes");
+        first.save_hashes(&file).unwrap();
+
+        // A new scanner of the same tree reads only what changed since.
+        write(&r, "d/b", b"TWO");
+        let mut second = Scanner::new(&r, u64::MAX);
+        assert!(second.load_hashes(&file));
+        let (t2, _) = second.full().unwrap();
+        assert_eq!(second.hashes(), 1, "only the changed file is read");
+        assert_eq!(t2[&b"a".to_vec()], t1[&b"a".to_vec()]);
+        assert_ne!(t2[&b"d/b".to_vec()], t1[&b"d/b".to_vec()]);
+
+        // Another tree, or a damaged file, gives nothing.
+        let other = dir.path().join("other");
+        write(&other, "a", b"one");
+        assert!(!Scanner::new(&other, u64::MAX).load_hashes(&file));
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(!Scanner::new(&r, u64::MAX).load_hashes(&file));
+        assert!(!Scanner::new(&r, u64::MAX).load_hashes(&dir.path().join("missing")));
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod far_side;
 mod front;
 mod gate;
 mod gitwatch;
+mod hashes;
 mod journal;
 mod keeper;
 mod link;

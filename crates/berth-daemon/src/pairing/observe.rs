@@ -151,8 +151,21 @@ pub fn facts(
     no_stash: bool,
     busy: Option<String>,
 ) -> Result<Facts, GitError> {
+    facts_and_status(user, agent, r, no_stash, busy).map(|(facts, _)| facts)
+}
+
+/// [`facts`], with the checkout's status they were read from (a start's snapshot, right
+/// after, begins from it rather than reading it again).
+pub fn facts_and_status(
+    user: &Git,
+    agent: &str,
+    r: Option<&Repos>,
+    no_stash: bool,
+    busy: Option<String>,
+) -> Result<(Facts, status::Status), GitError> {
     let operation = operation::in_progress(user)?.map(operation_of);
-    let changes = status::status(user, false)?.entries.len() as u64;
+    let st = status::status(user, false)?;
+    let changes = st.entries.len() as u64;
     let mut facts = Facts {
         agent: agent.to_string(),
         agent_exists: false,
@@ -166,7 +179,7 @@ pub fn facts(
         busy,
     };
     let Some(r) = r else {
-        return Ok(facts);
+        return Ok((facts, st));
     };
     let seen = match agent_seen(r, None) {
         Ok(seen) => seen,
@@ -184,17 +197,17 @@ pub fn facts(
                 ),
             };
             facts.elsewhere = Some((on, detail));
-            return Ok(facts);
+            return Ok((facts, st));
         }
     };
     if !seen.exists {
-        return Ok(facts);
+        return Ok((facts, st));
     }
     facts.agent_exists = true;
     facts.agent_branch_exists = seen.tip.is_some();
     facts.agent_on = seen.on.as_deref().map(short).map(str::to_string);
     facts.commits = commits(r, &seen)?.map(|(_, _, c)| c);
-    Ok(facts)
+    Ok((facts, st))
 }
 
 /// Every pausing cause git shows on either side now (an agent elsewhere's as `ahead` shows it,

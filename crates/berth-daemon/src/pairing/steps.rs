@@ -5,18 +5,17 @@
 //! never had an effect does nothing.
 
 use berth_core::pairing::{Blocker, Failure, Notice, blockers};
-use berth_git::snapshot::{self, CaptureOptions};
+use berth_git::snapshot::{self, CaptureOptions, SnapshotError};
 use berth_git::{Access, Git, refs, status};
 use berth_store::{PairingRecord, SnapshotState, Store};
 use berth_sync::apply::ApplyError;
-use berth_sync::endpoint::Endpoint;
 use berth_sync::engine::copy_over;
 use berth_sync::reconcile::Side as SyncSide;
 
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
-use super::sync_loop::Warm;
-use super::{ancestor, events, observe};
+use super::sync_loop::{Warm, Watching};
+use super::{ancestor, events, hashes, observe};
 use crate::clock::now_ms;
 use crate::recorder::Recorder;
 
@@ -54,6 +53,9 @@ pub struct Steps<'a> {
     /// snapshot (if any) came with the switch.
     pub carried: bool,
     pub no_stash: bool,
+    /// The checkout's status as the start's validation read it, for its snapshot right after
+    /// (taken by the first step that needs it; any other step leaves it).
+    pub seen: &'a mut Option<status::Status>,
 }
 
 impl Steps<'_> {
@@ -61,7 +63,7 @@ impl Steps<'_> {
     pub fn validate(&mut self) -> StepResult {
         let repos = &self.sides.repos;
         let agent = self.sides.agent.is_some().then_some(repos);
-        let facts = observe::facts(
+        let (facts, st) = observe::facts_and_status(
             &repos.user,
             &repos.name,
             agent,
@@ -69,6 +71,7 @@ impl Steps<'_> {
             None,
         )
         .map_err(|e| git_failure("reading git's state", e))?;
+        *self.seen = Some(st);
         let mut found = blockers(&facts);
         if self.carried {
             // The checkout holds berth's own clean copy of the previous agent's branch.
@@ -86,12 +89,20 @@ impl Steps<'_> {
     /// Keeps the checkout's uncommitted state in a snapshot (nothing when it is clean or the
     /// snapshot was carried over). The id is recorded *before* the capture, so an undo after a
     /// crash finds it.
+    ///
+    /// Whether it is clean is what the validation right before saw (read again if this step
+    /// runs on its own, after a restart): the capture reads the working tree itself, so what
+    /// changed since is in the snapshot all the same, and a checkout dirtied since a clean
+    /// look is refused by the switch ([`Steps::switch_checkout`] looks again).
     pub fn take_snapshot(&mut self) -> StepResult {
         if self.carried {
             return Ok(());
         }
-        let st = status::status(&self.sides.repos.user, false)
-            .map_err(|e| git_failure("reading your checkout's status", e))?;
+        let st = match self.seen.take() {
+            Some(st) => st,
+            None => status::status(&self.sides.repos.user, false)
+                .map_err(|e| git_failure("reading your checkout's status", e))?,
+        };
         if st.is_clean() {
             return Ok(());
         }
@@ -174,31 +185,39 @@ impl Steps<'_> {
     }
 
     /// The checkout onto `berth/<agent>`. Its uncommitted state is in the snapshot: the
-    /// working tree must still be exactly what the snapshot holds before it is replaced.
+    /// working tree must still be exactly what the snapshot holds before it is replaced (and
+    /// without a snapshot, it must be clean). With a snapshot, the comparison with it comes
+    /// first: it is what a start with uncommitted work needs, and it reads the tree once.
     pub fn switch_checkout(&mut self) -> StepResult {
         let user = self.sides.repos.user.clone();
         let branch = berth_core::pairing::agent_branch(&self.sides.repos.name);
-        let dirty = !status::status(&user, false)
-            .map_err(|e| git_failure("reading your checkout's status", e))?
-            .is_clean();
-        if !dirty {
-            return run(
-                &user,
-                "switching your checkout",
-                &["checkout", "-q", &branch, "--"],
-            );
-        }
-        let Some(id) = self.rec.snapshot.clone().filter(|_| !self.carried) else {
-            return Err(unexpected(
-                "your checkout has changes that no snapshot holds; nothing was switched",
-            ));
+        let snap = self.rec.snapshot.clone().filter(|_| !self.carried);
+        let holds = match &snap {
+            Some(id) => snapshot::matches_worktree(&user, id)
+                .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?,
+            None => false,
         };
-        if !snapshot::matches_worktree(&user, &id)
-            .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?
-        {
-            return Err(unexpected(format!(
-                "your checkout changed after snapshot {id} was taken; nothing was switched"
-            )));
+        if !holds {
+            let dirty = !status::status(&user, false)
+                .map_err(|e| git_failure("reading your checkout's status", e))?
+                .is_clean();
+            if !dirty {
+                return run(
+                    &user,
+                    "switching your checkout",
+                    &["checkout", "-q", &branch, "--"],
+                );
+            }
+            return Err(unexpected(match snap {
+                Some(id) => {
+                    format!(
+                        "your checkout changed after snapshot {id} was taken; nothing was switched"
+                    )
+                }
+                None => {
+                    "your checkout has changes that no snapshot holds; nothing was switched".into()
+                }
+            }));
         }
         run(
             &user,
@@ -218,6 +237,10 @@ impl Steps<'_> {
     pub fn copy_agent_files(&mut self) -> Result<Warm, Failure> {
         let roots = self.sides.roots().map_err(unexpected)?;
         let mut sides = roots.sides().map_err(unexpected)?;
+        hashes::load(self.store, &mut sides);
+        // Watched from before the scan on: nothing that changes after it goes unseen, so the
+        // sync loop needs no full round of its own to begin with.
+        let watched = Watching::start(&mut sides);
         let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
         let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
@@ -231,7 +254,12 @@ impl Steps<'_> {
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.view.note(Seen::Copied(stats.to_alpha as u64));
-        Ok(Warm { sides, ancestor })
+        Ok(Warm {
+            sides,
+            ancestor,
+            watched,
+            agreed: false,
+        })
     }
 
     /// The checkout back to `berth/<agent>`'s tip. `verify`: only when it holds exactly what
@@ -244,46 +272,59 @@ impl Steps<'_> {
             return Ok(()); // never switched (or already switched back)
         }
         if verify {
-            let mut sides = match warm {
-                Some(w) => w.sides,
+            let (mut sides, untouched) = match warm {
+                // The final sync's last full round found both trees agreeing, and the checkout
+                // has not changed since (its watch says so, up to now): every entry of it is
+                // what both sides agreed on, so it holds nothing the workspace lacks.
+                Some(mut w) => {
+                    let untouched = w.agreed
+                        && w.watched
+                            .as_ref()
+                            .is_some_and(|watching| watching.checkout_untouched(&mut w.sides));
+                    tracing::debug!(
+                        agreed = w.agreed,
+                        untouched,
+                        "the stop's check of both trees"
+                    );
+                    (w.sides, untouched)
+                }
                 None => {
                     let roots = self.sides.roots().map_err(unexpected)?;
-                    roots.sides().map_err(unexpected)?
+                    (roots.sides().map_err(unexpected)?, false)
                 }
             };
-            let (a, b) = (
-                sides.alpha.full().map(|(t, _)| t),
-                Endpoint::full(&mut sides.beta).map(|(t, _)| t),
-            );
-            match (a, b) {
-                (Ok(a), Ok(b)) if a == b => {}
-                // The agent went on working after the final sync (or while the daemon was
-                // down before a recovered stop got here): cleaning is still safe when every
-                // entry of the checkout is either in the agent's workspace as it is, or
-                // exactly what both sides last agreed on (the agent changed or removed it
-                // since — its own edit, which sync would have carried over anyway).
-                (Ok(a), Ok(b)) if held_elsewhere(&a, &b, self.store, &self.rec.id)? => {}
-                (Ok(_), Ok(_)) => {
-                    return Err(unexpected(format!(
-                        "your checkout changed after the final sync, so it still holds work the \
-                         agent's workspace does not; nothing was cleaned and it stays on `{}` — \
-                         commit what you changed there, or pair again (`berth pair {}`) and \
-                         stop once it is synced",
-                        berth_core::pairing::agent_branch(&self.sides.repos.name),
-                        self.sides.repos.name
-                    )));
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    return Err(git_failure("comparing the two sides", e.error));
-                }
+            if untouched {
+                hashes::save(self.store, &mut sides);
+                return self.reset_checkout(&user);
+            }
+            let ((a, _), (b, _)) = sides
+                .scan_both()
+                .map_err(|e| git_failure("comparing the two sides", e.error))?;
+            // What was read is kept for the next start (whatever the comparison finds).
+            hashes::save(self.store, &mut sides);
+            // The agent may have gone on working after the final sync (or while the daemon
+            // was down before a recovered stop got here): cleaning is still safe when every
+            // entry of the checkout is either in the agent's workspace as it is, or exactly
+            // what both sides last agreed on (the agent changed or removed it since — its
+            // own edit, which sync would have carried over anyway).
+            if a != b && !held_elsewhere(&a, &b, self.store, &self.rec.id)? {
+                return Err(unexpected(format!(
+                    "your checkout changed after the final sync, so it still holds work the \
+                     agent's workspace does not; nothing was cleaned and it stays on `{}` — \
+                     commit what you changed there, or pair again (`berth pair {}`) and \
+                     stop once it is synced",
+                    berth_core::pairing::agent_branch(&self.sides.repos.name),
+                    self.sides.repos.name
+                )));
             }
         }
-        run(&user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
-        run(
-            &user,
-            "cleaning your checkout",
-            &["clean", "-q", "-f", "-d"],
-        )?;
+        self.reset_checkout(&user)
+    }
+
+    /// `git reset --hard` and `git clean` of the checkout, and berth's temporary files gone.
+    fn reset_checkout(&self, user: &berth_git::Git) -> StepResult {
+        run(user, "cleaning your checkout", &["reset", "-q", "--hard"])?;
+        run(user, "cleaning your checkout", &["clean", "-q", "-f", "-d"])?;
         // `git clean` leaves ignored files, and berth's temporary files are ignored while it
         // syncs: one a killed or let-go write left would outlive the pairing.
         berth_sync::apply::remove_temps(user.dir(), false);
@@ -312,7 +353,6 @@ impl Steps<'_> {
         }
     }
 
-    /// The snapshot back, byte for byte (nothing if there is none, or it was restored already).
     /// The pairing's snapshot, if it has one and its ref is still there (gone: restored or
     /// dropped already).
     fn kept_snapshot(&self) -> Result<Option<String>, Failure> {
@@ -324,27 +364,34 @@ impl Steps<'_> {
         Ok(found.map(|_| id))
     }
 
+    /// The snapshot back, byte for byte (nothing if there is none, or it was restored already).
     pub fn restore_snapshot(&mut self) -> StepResult {
         let Some(id) = self.kept_snapshot()? else {
             return Ok(());
         };
         let user = self.sides.repos.user.clone();
-        // The checkout may hold it already: on the original branch and commit, with exactly the
-        // snapshot's index and files (a start stopped before it switched anything). Then the
-        // snapshot has nothing left to give back, and restoring onto a "dirty" tree would be
-        // refused: it is dropped instead.
-        let head = berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
-        let at_original = head.branch() == self.rec.original_branch.as_deref()
-            && head.oid() == self.rec.original_head.as_deref();
-        let holds_it = at_original
-            && snapshot::matches_worktree(&user, &id)
-                .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?;
-        if holds_it {
-            snapshot::drop_snapshot(&user, &id)
-                .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
-        } else {
-            snapshot::restore(&user, &id)
-                .map_err(|e| git_failure(&format!("restoring snapshot {id}"), e))?;
+        match snapshot::restore(&user, &id) {
+            Ok(_) => {}
+            // The checkout may hold it already: on the original branch and commit, with exactly
+            // the snapshot's index and files (a start stopped before it switched anything).
+            // Then the snapshot has nothing left to give back, and restoring onto a "dirty"
+            // tree is refused: it is dropped instead. (Asked only after a refusal: a restore
+            // that goes through needs no comparison, and one that is refused changed nothing.)
+            Err(e @ (SnapshotError::Dirty(_) | SnapshotError::OperationInProgress { .. })) => {
+                let head =
+                    berth_git::head::head(&user).map_err(|e| git_failure("reading HEAD", e))?;
+                let at_original = head.branch() == self.rec.original_branch.as_deref()
+                    && head.oid() == self.rec.original_head.as_deref();
+                let holds_it = at_original
+                    && snapshot::matches_worktree(&user, &id)
+                        .map_err(|e| git_failure("comparing your checkout with the snapshot", e))?;
+                if !holds_it {
+                    return Err(git_failure(&format!("restoring snapshot {id}"), e));
+                }
+                snapshot::drop_snapshot(&user, &id)
+                    .map_err(|e| git_failure(&format!("dropping snapshot {id}"), e))?;
+            }
+            Err(e) => return Err(git_failure(&format!("restoring snapshot {id}"), e)),
         }
         if let Err(e) = self.store.end_snapshot(
             &self.rec.project_root,

@@ -42,6 +42,76 @@ use super::tree::AgentTree;
 pub struct Warm {
     pub sides: Sides<Scanner, AgentTree>,
     pub ancestor: Ancestor,
+    /// Both trees watched since before the copy step scanned them: the loop then begins with
+    /// what changed since instead of a full round. From a loop that ended: its watches, still
+    /// watching.
+    pub watched: Option<Watching>,
+    /// From a loop that ended: its last full round found both trees agreeing, and it saw
+    /// nothing change after that round began ([`live::Ended::agreed`]).
+    pub agreed: bool,
+}
+
+/// Both trees watched, and the channel their events wait in until the loop runs.
+pub struct Watching {
+    tx: Sender<Input>,
+    rx: Receiver<Input>,
+    watches: live::Watched<Scanner, AgentTree>,
+    /// Heartbeats the checkout's watch has yet to deliver (sent by a loop that ended).
+    beats_due: usize,
+}
+
+impl Watching {
+    /// Whether the checkout (alpha) is still as it was when the loop's last full round
+    /// scanned it: no event of it is waiting, up to a heartbeat sent through its watch now
+    /// (events come in order, so once the heartbeat is back, every earlier change has been
+    /// seen; one the loop sent before it is told apart by counting). `false` when in doubt
+    /// (an event, lost events, an error, no heartbeat in time).
+    pub fn checkout_untouched(&self, sides: &mut Sides<Scanner, AgentTree>) -> bool {
+        if sides.alpha.heartbeat().is_err() {
+            return false;
+        }
+        let mut due = self.beats_due + 1;
+        let until = std::time::Instant::now() + HEARTBEAT_WAIT;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Input::Heartbeat { side: Side::Alpha }) => {
+                    due -= 1;
+                    if due == 0 {
+                        return true;
+                    }
+                }
+                // The agent's changes cannot make the checkout hold anything new; the owner's
+                // own requests (a stop sent again as the loop was dropped) change nothing.
+                Ok(Input::Heartbeat { side: Side::Beta })
+                | Ok(Input::Changed {
+                    side: Side::Beta, ..
+                })
+                | Ok(Input::Stop | Input::Flush(_) | Input::Hold | Input::Release) => {}
+                Ok(_) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Starts watching both trees of `sides`; `None` if either cannot be watched now (the
+    /// loop then watches them itself, and begins with a full round).
+    pub fn start(sides: &mut Sides<Scanner, AgentTree>) -> Option<Watching> {
+        let (tx, rx) = mpsc::channel();
+        let alpha = sides.alpha.watch(Side::Alpha, tx.clone());
+        let beta = Endpoint::watch(&mut sides.beta, Side::Beta, tx.clone());
+        match (alpha, beta) {
+            (Ok(alpha), Ok(beta)) => Some(Watching {
+                tx,
+                rx,
+                watches: live::Watched { alpha, beta },
+                beats_due: 0,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!("cannot watch the trees before copying: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// Environment variable (milliseconds) shortening the heartbeat period, for tests and
@@ -67,6 +137,9 @@ fn options() -> live::Options {
         None => defaults,
     }
 }
+
+/// How long a stop's check waits for the checkout's heartbeat ([`Watching::checkout_untouched`]).
+const HEARTBEAT_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a stop waits for the round in progress before it lets go of the loop.
 const END_WAIT: Duration = Duration::from_secs(5);
@@ -97,7 +170,16 @@ impl SyncLoop {
         warm: Option<Warm>,
         tell: Tell,
     ) -> std::io::Result<SyncLoop> {
-        let (tx, rx) = mpsc::channel();
+        let mut warm = warm;
+        let watched = warm.as_mut().and_then(|w| w.watched.take());
+        let (tx, rx, watches) = match watched {
+            Some(w) => (w.tx, w.rx, Some(w.watches)),
+            None => {
+                let (tx, rx) = mpsc::channel();
+                (tx, rx, None)
+            }
+        };
+        let hand_back = tx.clone();
         let loop_tx = tx.clone();
         let (started_tx, started) = mpsc::channel();
         let (ended_tx, ended) = mpsc::channel::<()>();
@@ -167,16 +249,28 @@ impl SyncLoop {
                     }
                     crate::memory::after_round(r);
                 };
-                let end = live::run(&mut link, &options(), &rx, &loop_tx, &mut report)
-                    .map_err(PairingError::Watch);
+                let end =
+                    live::run_watched(&mut link, &options(), &rx, &loop_tx, watches, &mut report)
+                        .map_err(PairingError::Watch);
                 if shut.load(Ordering::SeqCst) {
                     return None;
                 }
-                let stopped = end.is_ok();
+                let (end, ended) = match end {
+                    Ok(ended) => (Ok(()), Some(ended)),
+                    Err(e) => (Err(e), None),
+                };
                 tell(LinkEvent::Ended(end));
-                stopped.then_some(Warm {
+                let ended = ended?;
+                Some(Warm {
                     sides: link.sides,
                     ancestor: link.ancestor,
+                    watched: ended.watched.map(|watches| Watching {
+                        tx: hand_back,
+                        rx,
+                        watches,
+                        beats_due: ended.beats_due[0],
+                    }),
+                    agreed: ended.agreed,
                 })
             })?;
         Ok(SyncLoop {

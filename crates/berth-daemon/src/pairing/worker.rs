@@ -40,6 +40,9 @@ pub struct Worker {
     /// after it, beginning sync; or what the final sync's loop left, for the checkout's
     /// cleaning. Any other step drops it.
     warm: Option<Warm>,
+    /// The checkout's status as a start's validation read it, for the snapshot step right
+    /// after it; any other step drops it.
+    seen: Option<berth_git::status::Status>,
     store: Store,
     events: Recorder,
     git: GitLock,
@@ -62,6 +65,7 @@ impl Worker {
             view,
             no_stash: false,
             warm: None,
+            seen: None,
             store,
             events,
             git,
@@ -115,6 +119,7 @@ impl Worker {
             view: &mut self.view,
             carried,
             no_stash: self.no_stash,
+            seen: &mut self.seen,
         }
     }
 
@@ -217,8 +222,12 @@ impl Hands for Worker {
         // Beginning sync waits for nothing git-related; everything else is git work.
         let git = self.git.clone();
         let _git = (step != Step::Start(StartStep::BeginSync)).then(|| git.blocking());
-        // Only the step right after the copy (or the final sync) gets what that one left.
+        // Only the step right after the copy (or the final sync) gets what that one left, and
+        // only the snapshot what the validation read.
         let warm = self.warm.take();
+        if step != Step::Start(StartStep::Snapshot) {
+            self.seen = None;
+        }
         let result = self.dispatch(step, state, rec, warm);
         // Steps scan whole trees: what they freed goes back.
         crate::memory::give_back();
