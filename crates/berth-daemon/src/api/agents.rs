@@ -542,6 +542,9 @@ pub async fn rm(
     }
     store.remove_agent(rec.project_id, &rec.name).map_err(db)?;
     let _ = std::fs::remove_dir_all(svc.agents.keeper_dir(&rec).path());
+    if rec.remote.is_none() {
+        crate::pairing::forget_kept_digests(store, std::path::Path::new(&rec.workspace));
+    }
     svc.events.record_about(
         "agent.removed",
         &rec.name,

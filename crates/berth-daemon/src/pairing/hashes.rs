@@ -47,6 +47,18 @@ pub fn save(store: &Store, sides: &mut Sides<Scanner, AgentTree>) {
     }
 }
 
+/// Forgets the digests kept of the tree at `root` (an agent's workspace, removed).
+pub fn forget(store: &Store, root: &Path) {
+    let Some(file) = file_for(store, root) else {
+        return;
+    };
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {}: {e}", file.display()),
+    }
+}
+
 /// The scanners of the trees on this machine.
 fn local(sides: &mut Sides<Scanner, AgentTree>) -> Vec<&mut Scanner> {
     let mut all = vec![&mut sides.alpha];

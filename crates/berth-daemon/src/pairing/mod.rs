@@ -90,6 +90,7 @@ pub use error::PairingError;
 /// What the far side of an agent elsewhere answers pairing with (`crate::far`).
 pub(crate) use excludes::add_for_good as exclude_temps_for_good;
 pub(crate) use gate::side_state;
+pub(crate) use hashes::forget as forget_kept_digests;
 pub(crate) use observe::operation_of;
 
 use controller::Context;

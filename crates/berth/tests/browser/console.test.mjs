@@ -144,8 +144,13 @@ test("a terminal agent's terminal works in the page", async () => {
   } finally {
     await shot('terminal');
   }
-  const screen = berth('agent', 'screen', 'shell');
-  assert.ok(JSON.stringify(screen).includes('typed in 42 the browser'), 'the keys reached the agent');
+  // Joined without breaks: the keeper's screen keeps a line wrapped at the width it had when
+  // it was written (the page's terminal may have been narrower for a moment before it was
+  // fitted), where the page's rows read as one text.
+  const screen = berth('agent', 'screen', 'shell', '--scrollback', '100');
+  const text = [...screen.scrollback, ...screen.rows].join('');
+  assert.ok(text.includes('typed in 42 the browser'),
+    `the keys reached the agent; its screen: ${JSON.stringify(screen)}`);
   await shot('terminal');
   await page.getByRole('button', { name: 'Close terminal' }).click();
   await page.getByRole('button', { name: 'Open terminal' }).waitFor();

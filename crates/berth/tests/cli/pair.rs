@@ -1614,3 +1614,34 @@ fn a_daemon_restart_resumes_an_active_pairing() {
     f.berth(&["pair", "stop"]).expect_code(0);
     assert_eq!(worktree_state(user), before);
 }
+
+/// The files of digests kept between pairings (`state/hashes/`).
+fn kept_digests(h: &TestHome) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(h.path().join("state").join("hashes")) {
+        Ok(dir) => dir.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    found
+}
+
+#[test]
+fn a_stop_keeps_both_trees_digests_and_removing_the_agent_drops_its_own() {
+    let f = Fixture::new(&["keep"]);
+    f.pair("keep");
+    f.berth(&["--json", "pair", "stop"]).expect_code(0);
+    let kept = kept_digests(&f.h);
+    assert_eq!(
+        kept.len(),
+        2,
+        "the checkout's and the workspace's: {kept:?}"
+    );
+    // A second pairing starts from them and keeps them up to date.
+    f.pair("keep");
+    f.berth(&["--json", "pair", "stop"]).expect_code(0);
+    assert_eq!(kept_digests(&f.h), kept);
+    f.berth(&["--json", "agent", "rm", "keep"]).expect_code(0);
+    let left = kept_digests(&f.h);
+    assert_eq!(left.len(), 1, "only the checkout's: {left:?}");
+    assert!(kept.contains(&left[0]));
+}
