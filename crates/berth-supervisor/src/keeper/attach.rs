@@ -25,7 +25,7 @@ use berth_proto::{AttachControl, AttachEvent, Frame};
 
 use super::screen::Sight;
 use super::spec::ExitInfo;
-use super::terminal::Terminal;
+use super::terminal::{Terminal, Viewer};
 
 /// A client that takes no output for this long is let go of.
 const WRITE_WAIT: Duration = Duration::from_secs(30);
@@ -79,50 +79,6 @@ impl Canvas {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn left(&self) -> bool {
-        self.left.load(Ordering::SeqCst)
-    }
-
-    /// Whether the client has yet to be drawn generation `generation` of the screen, or sent
-    /// the rest of what it was drawn.
-    pub fn behind(&self, generation: u64) -> bool {
-        // `unsent` is set before `drawn` moves on, so one who sees the new `drawn` sees it.
-        self.unsent.load(Ordering::SeqCst) || self.drawn.load(Ordering::SeqCst) != generation
-    }
-
-    /// From the thread that just fed the screen a change (`quiet`: after a quiet moment):
-    /// draws the change now if that needs no wait — the client was drawn before, is not busy
-    /// being drawn, took all it was sent, and the change is not part of a burst that was drawn
-    /// less than a frame ago. Whether the client is drawn; if not, its drawing thread must be
-    /// woken.
-    pub fn draw_now(&self, terminal: &Terminal, quiet: bool) -> bool {
-        let Ok(mut state) = self.state.try_lock() else {
-            return false;
-        };
-        if state.sight.is_none()
-            || !at_once(quiet, state.at.map(|at| at.elapsed()))
-            || !state.unsent.is_empty()
-        {
-            return false;
-        }
-        // The end is told by the drawing thread, with the exit status.
-        let Some(drawing) = terminal.draw(&mut state.sight, true) else {
-            return false;
-        };
-        let mut wire = Vec::new();
-        if !drawing.bytes.is_empty() {
-            Frame::Output(drawing.bytes).encode(&mut wire);
-        }
-        let sent = send_now(&self.conn, &wire);
-        if sent < wire.len() {
-            state.unsent.extend_from_slice(&wire[sent..]);
-            self.unsent.store(true, Ordering::SeqCst);
-        }
-        state.at = Some(Instant::now());
-        self.drawn.store(drawing.generation, Ordering::SeqCst);
-        state.unsent.is_empty()
-    }
-
     /// From the client's drawing thread: sends what is left to send and what turns the last
     /// the client's terminal into the screen as it is now (the first time, the `Attached` event and the
     /// whole screen; at the end, the exit status). Whether to go on drawing.
@@ -168,6 +124,52 @@ impl Canvas {
         state.at = Some(Instant::now());
         self.drawn.store(drawing.generation, Ordering::SeqCst);
         !drawing.ended
+    }
+}
+
+impl Viewer for Canvas {
+    fn left(&self) -> bool {
+        self.left.load(Ordering::SeqCst)
+    }
+
+    /// Whether the client has yet to be drawn generation `generation` of the screen, or sent
+    /// the rest of what it was drawn.
+    fn behind(&self, generation: u64) -> bool {
+        // `unsent` is set before `drawn` moves on, so one who sees the new `drawn` sees it.
+        self.unsent.load(Ordering::SeqCst) || self.drawn.load(Ordering::SeqCst) != generation
+    }
+
+    /// From the thread that just fed the screen a change (`quiet`: after a quiet moment):
+    /// draws the change now if that needs no wait — the client was drawn before, is not busy
+    /// being drawn, took all it was sent, and the change is not part of a burst that was drawn
+    /// less than a frame ago. Whether the client is drawn; if not, its drawing thread must be
+    /// woken.
+    fn draw_now(&self, terminal: &Terminal, quiet: bool) -> bool {
+        let Ok(mut state) = self.state.try_lock() else {
+            return false;
+        };
+        if state.sight.is_none()
+            || !at_once(quiet, state.at.map(|at| at.elapsed()))
+            || !state.unsent.is_empty()
+        {
+            return false;
+        }
+        // The end is told by the drawing thread, with the exit status.
+        let Some(drawing) = terminal.draw(&mut state.sight, true) else {
+            return false;
+        };
+        let mut wire = Vec::new();
+        if !drawing.bytes.is_empty() {
+            Frame::Output(drawing.bytes).encode(&mut wire);
+        }
+        let sent = send_now(&self.conn, &wire);
+        if sent < wire.len() {
+            state.unsent.extend_from_slice(&wire[sent..]);
+            self.unsent.store(true, Ordering::SeqCst);
+        }
+        state.at = Some(Instant::now());
+        self.drawn.store(drawing.generation, Ordering::SeqCst);
+        state.unsent.is_empty()
     }
 }
 
@@ -224,9 +226,10 @@ pub fn serve(
             terminal.wake();
         })
     };
-    terminal.add_client(canvas.clone());
+    let viewer: Arc<dyn Viewer> = canvas.clone();
+    terminal.add_client(viewer.clone());
     draw(terminal, &canvas, client, &exit);
-    terminal.remove_client(&canvas);
+    terminal.remove_client(&viewer);
     // The reader ends with the connection.
     let _ = conn.shutdown(Shutdown::Both);
     let _ = reader.join();
@@ -348,7 +351,8 @@ mod tests {
         let terminal = terminal();
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let canvas = Arc::new(Canvas::new(ours));
-        terminal.add_client(canvas.clone());
+        let viewer: Arc<dyn Viewer> = canvas.clone();
+        terminal.add_client(viewer.clone());
         let client = Client { read_only: false };
         let mut buf = Vec::new();
 
@@ -378,7 +382,7 @@ mod tests {
         }
 
         // Gone: no longer drawn.
-        terminal.remove_client(&canvas);
+        terminal.remove_client(&viewer);
         terminal.feed(b"c");
         assert!(canvas.behind(generation(&terminal)));
     }

@@ -1,11 +1,12 @@
 //! A terminal agent's terminal as its keeper holds it: the master side of the pseudo-terminal
 //! (input, resize) and the screen every byte of output went through. Answers the control
 //! socket's `screen`, `input` and `resize`, and keeps attached clients drawn: the thread that
-//! fed the screen a change draws the clients it can at once ([`Canvas::draw_now`]: a key's
+//! fed the screen a change draws the clients it can at once ([`Viewer::draw_now`]: a key's
 //! echo reaches the client without waking another thread), and wakes the drawing threads of
-//! the others ([`Terminal::wait_change`]).
+//! the others ([`Terminal::wait_change`]). What a client is on the wire is `attach`'s
+//! (`attach::Canvas`); the terminal sees it as a [`Viewer`].
 //!
-//! Lock order: `clients`, then a client's [`Canvas`], then `screen`, then `master`; a resize
+//! Lock order: `clients`, then a client's own state, then `screen`, then `master`; a resize
 //! needs neither the writer's lock nor a wait (it goes through its own handle), so a program
 //! that stops reading its input never holds up its output or a resize.
 
@@ -15,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use berth_core::terminal::{Size, check_input};
 
-use super::attach::Canvas;
 use super::control::{Refusal, TerminalAnswer};
 use super::pty;
 use super::screen::{Screen, Sight};
@@ -24,6 +24,19 @@ use super::screen::{Screen, Sight};
 const INPUT_WAIT: Duration = Duration::from_secs(5);
 /// Output that comes after this long without any is not part of a burst: it is drawn at once.
 const QUIET: Duration = Duration::from_millis(2);
+
+/// An attached client, as the terminal that draws it sees it.
+pub trait Viewer: std::fmt::Debug + Send + Sync {
+    /// From the thread that just fed the screen a change (`quiet`: after a quiet moment):
+    /// draws it now if that needs no wait; whether the client was drawn (if not, its drawing
+    /// thread is woken).
+    fn draw_now(&self, terminal: &Terminal, quiet: bool) -> bool;
+    /// The client left.
+    fn left(&self) -> bool;
+    /// Whether the client has yet to be drawn generation `generation` of the screen, or sent
+    /// the rest of what it was drawn.
+    fn behind(&self, generation: u64) -> bool;
+}
 
 #[derive(Debug)]
 pub struct Terminal {
@@ -35,7 +48,7 @@ pub struct Terminal {
     /// Signalled when a client's drawing thread has something to do.
     changed: Condvar,
     /// The attached clients.
-    clients: Mutex<Vec<Arc<Canvas>>>,
+    clients: Mutex<Vec<Arc<dyn Viewer>>>,
 }
 
 /// The screen, and how far it has come.
@@ -91,7 +104,7 @@ impl Terminal {
         self.screen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn clients(&self) -> MutexGuard<'_, Vec<Arc<Canvas>>> {
+    fn clients(&self) -> MutexGuard<'_, Vec<Arc<dyn Viewer>>> {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -109,8 +122,8 @@ impl Terminal {
         };
         // Every client is offered the change, whatever the others did.
         let mut waiting = false;
-        for canvas in self.clients().iter() {
-            if !canvas.draw_now(self, quiet) {
+        for viewer in self.clients().iter() {
+            if !viewer.draw_now(self, quiet) {
                 waiting = true;
             }
         }
@@ -122,12 +135,12 @@ impl Terminal {
     }
 
     /// An attached client, to be drawn from now on.
-    pub fn add_client(&self, canvas: Arc<Canvas>) {
-        self.clients().push(canvas);
+    pub fn add_client(&self, viewer: Arc<dyn Viewer>) {
+        self.clients().push(viewer);
     }
 
-    pub fn remove_client(&self, canvas: &Arc<Canvas>) {
-        self.clients().retain(|c| !Arc::ptr_eq(c, canvas));
+    pub fn remove_client(&self, viewer: &Arc<dyn Viewer>) {
+        self.clients().retain(|c| !Arc::ptr_eq(c, viewer));
     }
 
     /// The program's output has ended; attached clients are told once they drew the last.
@@ -145,13 +158,13 @@ impl Terminal {
     /// For an attached client's drawing thread: waits until the client has something to be
     /// drawn (a change it was not drawn, output it was not sent in full, the end of the
     /// output); `false` once the client left.
-    pub fn wait_change(&self, canvas: &Canvas) -> bool {
+    pub fn wait_change(&self, viewer: &dyn Viewer) -> bool {
         let mut shown = self.shown();
         loop {
-            if canvas.left() {
+            if viewer.left() {
                 return false;
             }
-            if canvas.behind(shown.generation) || shown.ended {
+            if viewer.behind(shown.generation) || shown.ended {
                 return true;
             }
             shown = self.changed.wait(shown).unwrap_or_else(|p| p.into_inner());
