@@ -394,19 +394,9 @@ fn read_log(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use berth_sync::remote::Host;
+    use berth_testkit::{git, init_repo};
 
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
 
     /// A temporary directory holding `project` (a repository with one commit) and `far` (an
     /// agent's empty directory there).
@@ -415,7 +405,7 @@ mod tests {
         let (project, root) = (tmp.path().join("project"), tmp.path().join("far"));
         std::fs::create_dir_all(&project).unwrap();
         std::fs::create_dir_all(&root).unwrap();
-        git(&project, &["init", "-q", "-b", "main"]);
+        init_repo(&project);
         std::fs::write(project.join("README"), "hi\n").unwrap();
         git(&project, &["add", "README"]);
         git(&project, &["commit", "-qm", "first"]);
@@ -472,7 +462,8 @@ mod tests {
         // back here in a bundle.
         std::fs::write(ws.join("done.txt"), "done\n").unwrap();
         git(&ws, &["add", "done.txt"]);
-        git(&ws, &["commit", "-qm", "made there"]);
+        let who = ["-c", "user.name=t", "-c", "user.email=t@example.com"];
+        git(&ws, &[&who[..], &["commit", "-qm", "made there"]].concat());
         std::fs::write(ws.join("draft.txt"), "draft\n").unwrap();
         let Answer::Dirty(dirty) = call(&root, &Call::Dirty).unwrap() else {
             panic!("dirty paths")

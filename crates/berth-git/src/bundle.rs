@@ -52,24 +52,14 @@ pub fn has_commit(git: &Git, oid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
+    use berth_testkit::{git, init_repo};
 
     #[test]
     fn a_bundle_carries_only_new_commits_and_fetching_it_moves_no_ref() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         std::fs::create_dir_all(&a).unwrap();
-        git(&a, &["init", "-q", "-b", "main"]);
+        init_repo(&a);
         std::fs::write(a.join("f"), "1\n").unwrap();
         git(&a, &["add", "f"]);
         git(&a, &["commit", "-qm", "one"]);
@@ -98,7 +88,7 @@ mod tests {
         // A bundle whose prerequisites the receiver lacks is refused, never half fetched.
         let c = tmp.path().join("c");
         std::fs::create_dir_all(&c).unwrap();
-        git(&c, &["init", "-q"]);
+        init_repo(&c);
         assert!(fetch_objects(&Git::new(&c), &path).is_err());
     }
 }
