@@ -430,15 +430,24 @@ async fn remove_elsewhere(
             }))
         }
         agents::Removal::Done(snapshot) => {
-            let _one_at_a_time = svc.git.lock().await;
-            let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
-            tokio::task::spawn_blocking(move || workspace::forget(&project, &name, delete_branch))
-                .await
-                .map_err(|e| ApiFailure::internal(e.to_string()))?
-                .map_err(|e| ApiFailure::git_failed(e.to_string()))?;
+            forget_refs(svc, rec, delete_branch).await?;
             Ok(Removal::Done(snapshot))
         }
     }
+}
+
+/// The project's side of an agent elsewhere removed ([`workspace::forget`]), under the git lock.
+async fn forget_refs(
+    svc: &crate::services::Services,
+    rec: &AgentRecord,
+    delete_branch: bool,
+) -> Result<(), ApiFailure> {
+    let _one_at_a_time = svc.git.lock().await;
+    let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
+    tokio::task::spawn_blocking(move || workspace::forget(&project, &name, delete_branch))
+        .await
+        .map_err(|e| ApiFailure::internal(e.to_string()))?
+        .map_err(|e| ApiFailure::git_failed(e.to_string()))
 }
 
 /// What `rm` decided, on the blocking thread.
@@ -572,14 +581,7 @@ async fn forget_elsewhere(
         )));
     }
     let left = svc.agents.forget_remote(&rec);
-    {
-        let _one_at_a_time = svc.git.lock().await;
-        let (project, name) = (berth_git::Git::new(&rec.project_root), rec.name.clone());
-        tokio::task::spawn_blocking(move || workspace::forget(&project, &name, false))
-            .await
-            .map_err(|e| ApiFailure::internal(e.to_string()))?
-            .map_err(|e| ApiFailure::git_failed(e.to_string()))?;
-    }
+    forget_refs(svc, &rec, false).await?;
     svc.store
         .remove_agent(rec.project_id, &rec.name)
         .map_err(db)?;
