@@ -215,6 +215,31 @@ fn everything_at_once() {
     r.round_trip();
 }
 
+/// Nothing staged: the index already holds what the snapshot's index held, so the restore
+/// writes only the files that differ (by path, so names that look like patterns must be
+/// taken as they are).
+#[test]
+fn nothing_staged_every_kind_of_change() {
+    let r = Repo::new();
+    r.write("b.txt", b"unstaged\n");
+    r.chmod("run.sh", 0o755);
+    std::fs::remove_file(r.path().join("a.txt")).unwrap();
+    // A link that became a directory.
+    std::fs::remove_file(r.path().join("link")).unwrap();
+    r.write("link/inside.txt", b"was a link\n");
+    std::fs::remove_file(r.path().join("dir/c.txt")).unwrap();
+    // Names a pathspec would read as patterns or magic.
+    r.write("*.txt", b"star\n");
+    r.write(":(top)x", b"magic\n");
+    r.write("-dash", b"dash\n");
+    r.write("new/[ab].txt", b"brackets\n");
+    let before = r.state();
+    r.capture("ns");
+    r.reset_clean();
+    snapshot::restore(&r.api(), "ns").unwrap();
+    assert_eq!(r.state(), before);
+}
+
 #[test]
 fn ignored_files_are_never_captured() {
     let r = Repo::new();

@@ -9,8 +9,13 @@
 //! ([`crate::engine::sync_paths`]): the cost of an edit does not grow with the tree.
 //!
 //! Full rescans ([`crate::engine::sync_once`]) happen at start, when events were lost (queue
-//! overflow, a watch error), when an ignore file changed, periodically as a safety net, and on
-//! [`Input::Flush`]. A heartbeat goes through each root's watch periodically; if it does not
+//! overflow, a watch error), when an ignore file changed, and periodically as a safety net.
+//! [`Input::Flush`] is answered without one while the loop is *in step* — both trees agreed
+//! when last scanned whole, and every change since was seen and carried without a warning: a
+//! heartbeat sent through each watch is a fence (events arrive in order, so once both are back,
+//! every change made before the flush is among the dirty paths), and a round over those paths
+//! is the flush ([`fenced_flush`]). Out of step, or when the fence does not close in time, a
+//! flush is full rounds until both sides agree. A heartbeat goes through each root's watch periodically; if it does not
 //! come back in time, watching has stopped delivering events: that is reported, the watch is
 //! made anew and everything is rescanned.
 //!
@@ -268,6 +273,11 @@ struct State {
     settle: Option<Instant>,
     /// See [`Ended::agreed`].
     agreed: bool,
+    /// Both trees agreed with the ancestor when last scanned whole, and every change since
+    /// was seen (no events lost, no stall) and carried without a failure or a warning.
+    in_step: bool,
+    /// Heartbeats of a fence given up on, still on their way (alpha, beta).
+    stray: [usize; 2],
 }
 
 /// Runs the loop until [`Input::Stop`] (or until every sender is gone). `tx` is a sender of the
@@ -287,6 +297,9 @@ pub fn run<A: Endpoint, B: Endpoint>(
 pub struct Watched<A: Endpoint, B: Endpoint> {
     pub alpha: A::Watching,
     pub beta: B::Watching,
+    /// Both trees agreed with the ancestor when they were last scanned whole under these
+    /// watches, nothing left out: the loop begins in step (see [`fenced_flush`]).
+    pub in_step: bool,
 }
 
 /// How a loop run by [`run_watched`] ended (asked to stop).
@@ -319,10 +332,12 @@ pub fn run_watched<A: Endpoint, B: Endpoint>(
         alpha: None,
         beta: None,
     };
+    let mut in_step = false;
     let first = match watched {
         Some(w) => {
             watches.alpha = Some(w.alpha);
             watches.beta = Some(w.beta);
+            in_step = w.in_step;
             None
         }
         None => {
@@ -348,6 +363,8 @@ pub fn run_watched<A: Endpoint, B: Endpoint>(
         burst: false,
         settle: None,
         agreed: false,
+        in_step,
+        stray: [0; 2],
     };
     // A failure is reported by `round` itself and retried by the loop.
     if round(link, &mut st, opts, Some(Reason::Start), report).is_ok() {
@@ -374,20 +391,27 @@ pub fn run_watched<A: Endpoint, B: Endpoint>(
         match rx.recv_timeout(timeout) {
             Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 let watched = match (watches.alpha.take(), watches.beta.take()) {
-                    (Some(alpha), Some(beta)) => Some(Watched { alpha, beta }),
+                    (Some(alpha), Some(beta)) => Some(Watched {
+                        alpha,
+                        beta,
+                        in_step: st.in_step,
+                    }),
                     _ => None,
                 };
                 return Ok(Ended {
                     watched,
                     agreed: st.agreed,
-                    beats_due: st.beats.map(|b| usize::from(b.awaited())),
+                    beats_due: [0, 1].map(|i| usize::from(st.beats[i].awaited()) + st.stray[i]),
                 });
             }
             Ok(Input::Flush(reply)) => {
                 // `sync.flush=sleep(MS)`: a tree that does not respond, for tests.
                 let answer = match crate::failpoint::hit("sync.flush") {
                     Some(e) => Err(format!("failpoint sync.flush: {e}")),
-                    None => flush(link, &mut st, opts, report),
+                    None => match fenced_flush(link, &mut st, opts, rx, tx, report) {
+                        Some(answer) => answer,
+                        None => flush(link, &mut st, opts, report),
+                    },
                 };
                 let _ = reply.send(answer);
             }
@@ -433,6 +457,7 @@ pub fn run_watched<A: Endpoint, B: Endpoint>(
                 }
                 Beat::Missed => {
                     st.agreed = false;
+                    st.in_step = false;
                     report(&Report::Stalled { side }, &mut link.ancestor);
                     // If the root cannot be watched now (it is gone), the next missed
                     // heartbeat tries again; the rescan meanwhile halts on the missing root.
@@ -512,14 +537,23 @@ fn on_input<A: Endpoint, B: Endpoint>(
         }
         Input::Overflow { side: _ } => {
             st.agreed = false;
+            st.in_step = false;
             st.full = Some("events were lost");
         }
         Input::WatchError { side, error } => {
             st.agreed = false;
+            st.in_step = false;
             report(&Report::WatchTrouble { side, error }, &mut link.ancestor);
             st.full = Some("watching reported an error");
         }
-        Input::Heartbeat { side } => st.beats[index(side)].answered(now, opts.heartbeat_every),
+        Input::Heartbeat { side } => {
+            let i = index(side);
+            if st.stray[i] > 0 {
+                st.stray[i] -= 1;
+            } else {
+                st.beats[i].answered(now, opts.heartbeat_every);
+            }
+        }
         // The owner knows why it holds: nothing to report back.
         Input::Hold => {
             st.held = true;
@@ -569,11 +603,17 @@ fn round<A: Endpoint, B: Endpoint>(
             .and_then(|()| full_until_quiet(link, reason == Reason::Flush))
             .map(|(stats, agreed)| {
                 st.agreed = agreed;
+                st.in_step = agreed;
                 stats
             })
     } else {
-        sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty)
+        sync_paths(&mut link.sides, &mut link.ancestor, link.keeper, &dirty).inspect(|stats| {
+            st.in_step &= stats.warnings.is_empty();
+        })
     };
+    if result.is_err() {
+        st.in_step = false;
+    }
     let outcome = match result {
         Ok(stats) => {
             if full.is_some() {
@@ -634,6 +674,76 @@ fn round<A: Endpoint, B: Endpoint>(
         beat.busy_until(done);
     }
     outcome
+}
+
+/// How long a fenced flush waits for its heartbeats before it flushes with full rounds.
+const FENCE_WAIT: Duration = Duration::from_secs(1);
+
+/// A flush without a full round, while the loop is in step (`None` otherwise, or when the
+/// fence did not close in time: then [`flush`] runs). A heartbeat goes through each watch;
+/// events arrive in order, so once both are back every change made before the flush is among
+/// the dirty paths, and a round over them makes both sides agree. What the owner asks
+/// meanwhile is asked again after it.
+fn fenced_flush<A: Endpoint, B: Endpoint>(
+    link: &mut Link<A, B>,
+    st: &mut State,
+    opts: &Options,
+    rx: &Receiver<Input>,
+    tx: &Sender<Input>,
+    report: &mut dyn FnMut(&Report, &mut Ancestor),
+) -> Option<Result<Stats, String>> {
+    let pending = st.full.is_some() || st.retry_at.is_some() || st.again_at.is_some();
+    if !st.in_step || st.held || pending {
+        return None;
+    }
+    // The heartbeats each side's watch is to deliver before the fence closes: those still
+    // on their way come first, then the fence's own.
+    let mut due = [0, 1].map(|i| st.stray[i] + usize::from(st.beats[i].awaited()));
+    let mut sent = true;
+    for side in [Side::Alpha, Side::Beta] {
+        match link.sides.heartbeat(side) {
+            Ok(()) => due[index(side)] += 1,
+            Err(_) => {
+                sent = false;
+                break;
+            }
+        }
+    }
+    let mut asked = Vec::new();
+    let until = Instant::now() + FENCE_WAIT.min(opts.heartbeat_timeout);
+    while sent && due != [0, 0] && st.in_step {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Input::Heartbeat { side }) => {
+                let i = index(side);
+                due[i] = due[i].saturating_sub(1);
+                on_input(link, st, opts, Input::Heartbeat { side }, report);
+            }
+            Ok(input @ (Input::Stop | Input::Flush(_))) => asked.push(input),
+            Ok(input) => on_input(link, st, opts, input, report),
+            Err(_) => break,
+        }
+    }
+    for input in asked {
+        let _ = tx.send(input);
+    }
+    if !sent || due != [0, 0] || !st.in_step {
+        // Heartbeats not back yet are strays, beyond the one the loop itself awaits:
+        // whoever counts heartbeats later must not take one of them for its own.
+        st.stray = [0, 1].map(|i| due[i].saturating_sub(usize::from(st.beats[i].awaited())));
+        return None;
+    }
+    let answer = if st.dirty.is_empty() {
+        Ok(Stats::default())
+    } else {
+        match round(link, st, opts, Some(Reason::Flush), report) {
+            Ok(stats) => Ok(stats),
+            // Whatever it was (the gate busy, a failure), full rounds deal with it.
+            Err(_) => return None,
+        }
+    };
+    st.agreed = st.in_step;
+    Some(answer)
 }
 
 /// A flush: full rounds until both sides agree, waiting while the gate is busy.

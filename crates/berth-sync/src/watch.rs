@@ -220,7 +220,9 @@ fn run(mut w: Watched, side: Side, tx: &Sender<Input>, stop: &OwnedFd) {
             };
             for ev in events {
                 if ev.mask.contains(F::IN_Q_OVERFLOW) {
-                    if tx.send(Input::Overflow { side }).is_err() {
+                    if !send_paths(tx, side, &mut paths)
+                        || tx.send(Input::Overflow { side }).is_err()
+                    {
                         return;
                     }
                     continue;
@@ -243,7 +245,9 @@ fn run(mut w: Watched, side: Side, tx: &Sender<Input>, stop: &OwnedFd) {
                         } else {
                             Input::Heartbeat { side }
                         };
-                        if tx.send(input).is_err() {
+                        // What changed before it goes first: once a heartbeat is seen, every
+                        // change made before it has been.
+                        if !send_paths(tx, side, &mut paths) || tx.send(input).is_err() {
                             return;
                         }
                     }
@@ -269,24 +273,34 @@ fn run(mut w: Watched, side: Side, tx: &Sender<Input>, stop: &OwnedFd) {
                 paths.insert(rel, settles(ev.mask));
             }
         }
-        let (settled, open): (Vec<_>, Vec<_>) = paths.into_iter().partition(|(_, s)| *s);
-        for (list, settled) in [(open, false), (settled, true)] {
-            if list.is_empty() {
-                continue;
-            }
-            let paths = list.into_iter().map(|(p, _)| p).collect();
-            if tx
-                .send(Input::Changed {
-                    side,
-                    paths,
-                    settled,
-                })
-                .is_err()
-            {
-                return;
-            }
+        if !send_paths(tx, side, &mut paths) {
+            return;
         }
     }
+}
+
+/// Sends the changed paths collected so far (each with whether its last event settled it),
+/// the open ones first; `false` once nobody listens.
+fn send_paths(tx: &Sender<Input>, side: Side, paths: &mut BTreeMap<RelPath, bool>) -> bool {
+    let (settled, open): (Vec<_>, Vec<_>) =
+        std::mem::take(paths).into_iter().partition(|(_, s)| *s);
+    for (list, settled) in [(open, false), (settled, true)] {
+        if list.is_empty() {
+            continue;
+        }
+        let paths = list.into_iter().map(|(p, _)| p).collect();
+        if tx
+            .send(Input::Changed {
+                side,
+                paths,
+                settled,
+            })
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether an event leaves its path as it will stay until the next one: written and closed,

@@ -254,6 +254,12 @@ impl Steps<'_> {
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.view.note(Seen::Copied(stats.to_alpha as u64));
+        let mut watched = watched;
+        if stats.warnings.is_empty()
+            && let Some(w) = watched.as_mut()
+        {
+            w.agreed();
+        }
         Ok(Warm {
             sides,
             ancestor,

@@ -93,8 +93,15 @@ impl Watching {
         }
     }
 
+    /// Both trees were scanned whole since they were watched and made to agree, nothing left
+    /// out: the loop begins in step ([`live::Watched::in_step`]).
+    pub fn agreed(&mut self) {
+        self.watches.in_step = true;
+    }
+
     /// Starts watching both trees of `sides`; `None` if either cannot be watched now (the
-    /// loop then watches them itself, and begins with a full round).
+    /// loop then watches them itself, and begins with a full round). Not in step until
+    /// [`Watching::agreed`] says so.
     pub fn start(sides: &mut Sides<Scanner, AgentTree>) -> Option<Watching> {
         let (tx, rx) = mpsc::channel();
         let alpha = sides.alpha.watch(Side::Alpha, tx.clone());
@@ -103,7 +110,11 @@ impl Watching {
             (Ok(alpha), Ok(beta)) => Some(Watching {
                 tx,
                 rx,
-                watches: live::Watched { alpha, beta },
+                watches: live::Watched {
+                    alpha,
+                    beta,
+                    in_step: false,
+                },
                 beats_due: 0,
             }),
             (Err(e), _) | (_, Err(e)) => {

@@ -216,14 +216,14 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
         let Ok(plan) = plan(&git, &snap) else {
             return Err(dirty());
         };
-        if !interrupted(&git, &snap, &plan)? {
+        let Some(index_done) = interrupted(&git, &snap, &plan)? else {
             return Err(dirty());
-        }
+        };
         tracing::info!(
             snapshot = snap.meta.id,
             "finishing an interrupted restore: the working tree is already the snapshot's"
         );
-        return finish(&git, snap, plan);
+        return finish(&git, snap, plan, index_done);
     }
     let plan = plan(&git, &snap)?;
 
@@ -243,18 +243,65 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
         return Err(SnapshotError::WouldOverwrite(sample(collisions)));
     }
 
-    // 1. The working tree (and, for now, the index) to W in one step; read-tree refuses to
-    //    overwrite anything untracked, so a surprise here still leaves the tree as it was.
-    //    The marker says a restore of this snapshot began, until it has finished.
+    // Whether the index holds I already (nothing was staged, or what is staged now is what
+    // was then): then only the files that differ from it are written.
+    let git_dir = PathBuf::from(git.query(&["rev-parse", "--absolute-git-dir"])?);
+    let index_now = index_tree(&git, &git_dir, &format!("restore-{}-index", snap.meta.id))?;
+    let index_done = index_now == tree_of(&git, &plan.index_tree)?;
+
+    // 1. The working tree to W; the marker says a restore of this snapshot began, until it
+    //    has finished.
     failpoint::check(RESTORE_READ_TREE)?;
     if let Some(m) = marker(&git)? {
         std::fs::write(&m, &snap.commit).map_err(|e| marker_error(&m, e))?;
     }
-    git.run(
+    if index_done {
+        write_differences(&git, &plan.index_tree, &plan.work_tree)?;
+    } else {
+        // The working tree and, for now, the index, in one step; read-tree refuses to
+        // overwrite anything untracked, so a surprise here still leaves the tree as it was.
+        git.run(
+            Access::Write,
+            &["read-tree", "-m", "-u", &current, &plan.work_tree],
+        )?;
+    }
+    finish(&git, snap, plan, index_done)
+}
+
+/// Writes into a clean working tree whose index holds `index` the paths where `work` differs
+/// from it, leaving the index alone: the restore of a snapshot whose index is already there
+/// costs what it changes, not a pass over every entry of a large index and its files. Paths
+/// that `work` does not have are removed; untracked files it adds cannot be in the way (the
+/// caller refused those before). Paths are taken literally, whatever characters they hold.
+fn write_differences(git: &Git, index: &str, work: &str) -> Result<(), GitError> {
+    let args = [
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--name-only",
+        index,
+        work,
+    ];
+    let changed = git.run(Access::Read, &args)?.stdout;
+    if changed.iter().all(|b| *b == 0) {
+        return Ok(());
+    }
+    git.run_with_input(
         Access::Write,
-        &["read-tree", "-m", "-u", &current, &plan.work_tree],
+        &[
+            "--literal-pathspecs",
+            "restore",
+            "--source",
+            work,
+            "--worktree",
+            "--no-overlay",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+        ],
+        &changed,
     )?;
-    finish(&git, snap, plan)
+    Ok(())
 }
 
 /// Where a restore in progress is marked: `BERTH_RESTORING` in the worktree's git dir, holding
@@ -283,12 +330,13 @@ fn tree_of(git: &Git, treeish: &str) -> Result<String, GitError> {
 
 /// Whether the repository is exactly where an interrupted restore of `snap` (planned as `plan`)
 /// left it: the working tree equals `W`'s tree (step 1 done) and the index equals `W`'s tree
-/// (step 1 sets it) or `I`'s (step 3 done). HEAD is not compared: it only decides which branch
+/// (step 1 sets it) or `I`'s (step 3 done, or it held `I` all along): `Some(true)` when the
+/// index is `I`. HEAD is not compared: it only decides which branch
 /// is checked out, and nothing on any branch is changed by moving it.
 ///
 /// Both trees are built through temporary copies of the index file, as capture does, so the
 /// user's index file is never written here.
-fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<bool, SnapshotError> {
+fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<Option<bool>, SnapshotError> {
     let git_dir = PathBuf::from(git.query(&["rev-parse", "--absolute-git-dir"])?);
     let id = &snap.meta.id;
     let want_work = tree_of(git, &plan.work_tree)?;
@@ -296,19 +344,25 @@ fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<bool, Snapshot
     // An index that cannot be written as a tree (unmerged entries) is not ours.
     let index_now = match index_tree(git, &git_dir, &format!("restore-{id}-index")) {
         Ok(t) => t,
-        Err(SnapshotError::Git(GitError::Failed { .. })) => return Ok(false),
+        Err(SnapshotError::Git(GitError::Failed { .. })) => return Ok(None),
         Err(e) => return Err(e),
     };
     if index_now != want_work && index_now != want_index {
-        return Ok(false);
+        return Ok(None);
     }
     let work_now = work_tree(git, &git_dir, &format!("restore-{id}-work"))?;
-    Ok(work_now == want_work)
+    Ok((work_now == want_work).then_some(index_now == want_index))
 }
 
-/// Steps 2–4, once the working tree is `W`: HEAD, the index, the ref. Each is idempotent, so
-/// running them again after an interruption is exact.
-fn finish(git: &Git, snap: Snapshot, plan: Plan) -> Result<RestoreReport, SnapshotError> {
+/// Steps 2–4, once the working tree is `W`: HEAD, the index (unless it holds `I` already:
+/// `index_done`), the ref. Each is idempotent, so running them again after an interruption
+/// is exact.
+fn finish(
+    git: &Git,
+    snap: Snapshot,
+    plan: Plan,
+    index_done: bool,
+) -> Result<RestoreReport, SnapshotError> {
     // 2. HEAD back where the snapshot was taken (unless it is there already).
     failpoint::check(RESTORE_HEAD)?;
     let now = head::head(git)?;
@@ -341,8 +395,10 @@ fn finish(git: &Git, snap: Snapshot, plan: Plan) -> Result<RestoreReport, Snapsh
     //    below rehashes only what differs), then fresh stat data for the rest. Reading I again
     //    when the index is already I changes nothing.
     failpoint::check(RESTORE_INDEX)?;
-    git.run(Access::Write, &["read-tree", "-m", &plan.index_tree])?;
-    git.output(Access::Write, &["update-index", "-q", "--refresh"])?;
+    if !index_done {
+        git.run(Access::Write, &["read-tree", "-m", &plan.index_tree])?;
+        git.output(Access::Write, &["update-index", "-q", "--refresh"])?;
+    }
     // 4. Only now is the snapshot no longer needed.
     failpoint::check(RESTORE_DELETE_REF)?;
     refs::delete(git, &snap.refname(), &snap.commit)?;
