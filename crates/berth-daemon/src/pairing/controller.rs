@@ -419,14 +419,20 @@ impl Controller {
         }
     }
 
-    /// A round went through: watching works, no error is left, and syncing answers again.
+    /// A round went through: watching works, no error is left, and syncing answers again —
+    /// unless the loop still owes the answer to a flush that gave up: then the round was
+    /// reported before that flush was asked (the report waited while the flush did).
     fn clear_link_troubles(&mut self) {
+        let answering = self.work.link.answering();
         for c in [
             Cause::Watch(Side::User),
             Cause::Watch(Side::Agent),
             Cause::Unexpected,
             Cause::SyncUnanswered,
         ] {
+            if c == Cause::SyncUnanswered && !answering {
+                continue;
+            }
             if self.driver.notices().iter().any(|n| n.cause() == c) {
                 self.feed(Input::Clear(c));
             }

@@ -142,6 +142,12 @@ impl Link {
             .flush(limit)
     }
 
+    /// Whether the sync loop (if it runs) has answered every flush it was sent
+    /// ([`SyncLoop::answering`]).
+    pub fn answering(&mut self) -> bool {
+        self.sync.as_mut().is_none_or(SyncLoop::answering)
+    }
+
     /// Waits until the loop watches both trees and its first full round went through (or the
     /// gate holds it); `false` if it is not running, ended first or `timeout` passed.
     pub fn wait_started(&self, timeout: Duration) -> bool {

@@ -72,6 +72,7 @@ mod messages;
 mod notices;
 mod observe;
 mod outcome;
+mod prepare;
 mod registry;
 mod roots;
 mod sides;

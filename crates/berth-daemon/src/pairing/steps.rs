@@ -12,9 +12,10 @@ use berth_sync::apply::ApplyError;
 use berth_sync::engine::copy_over;
 use berth_sync::reconcile::Side as SyncSide;
 
+use super::prepare::{Prepared, Preparing, prepare};
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
-use super::sync_loop::{Warm, Watching};
+use super::sync_loop::Warm;
 use super::{ancestor, events, hashes, observe};
 use crate::clock::now_ms;
 use crate::recorder::Recorder;
@@ -234,13 +235,19 @@ impl Steps<'_> {
     /// The agent's working files over the checkout, one way; the ancestor becomes what both
     /// now hold. Both trees' endpoints (their scans' hashes) and the ancestor are handed on
     /// to the sync loop, whose first round then reads no file again that did not change.
-    pub fn copy_agent_files(&mut self) -> Result<Warm, Failure> {
-        let roots = self.sides.roots().map_err(unexpected)?;
-        let mut sides = roots.sides().map_err(unexpected)?;
-        hashes::load(self.store, &mut sides);
-        // Watched from before the scan on: nothing that changes after it goes unseen, so the
-        // sync loop needs no full round of its own to begin with.
-        let watched = Watching::start(&mut sides);
+    /// What the scan needs is `preparing` if that was started (see [`super::prepare`]).
+    pub fn copy_agent_files(&mut self, preparing: Option<Preparing>) -> Result<Warm, Failure> {
+        let prepared = match preparing {
+            Some(p) => p.finish(),
+            None => self
+                .sides
+                .roots()
+                .and_then(|roots| prepare(&roots, self.store)),
+        };
+        let Prepared {
+            mut sides,
+            mut watched,
+        } = prepared.map_err(unexpected)?;
         let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
         let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha);
@@ -254,7 +261,6 @@ impl Steps<'_> {
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
         self.view.note(Seen::Copied(stats.to_alpha as u64));
-        let mut watched = watched;
         if stats.warnings.is_empty()
             && let Some(w) = watched.as_mut()
         {

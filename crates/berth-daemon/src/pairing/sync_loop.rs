@@ -167,8 +167,10 @@ pub struct SyncLoop {
     ended: Receiver<()>,
     /// Set when the loop is let go of: its gate stays shut and it reports nothing more.
     shut: Arc<AtomicBool>,
-    /// The last flush got no answer in time: a stop does not wait for the loop again.
-    unanswered: bool,
+    /// Where the answer of the last flush comes, while it has not come (the flush gave up):
+    /// a stop does not wait for the loop again, and the loop is not answering
+    /// ([`SyncLoop::answering`]).
+    unanswered: Option<Receiver<Result<Stats, String>>>,
 }
 
 impl SyncLoop {
@@ -290,7 +292,7 @@ impl SyncLoop {
             started,
             ended,
             shut,
-            unanswered: false,
+            unanswered: None,
         })
     }
 
@@ -319,15 +321,28 @@ impl SyncLoop {
             .map_err(|_| PairingError::LoopEnded)?;
         match rx.recv_timeout(limit) {
             Ok(answer) => {
-                self.unanswered = false;
+                self.unanswered = None;
                 answer.map_err(PairingError::Sync)
             }
             Err(RecvTimeoutError::Timeout) => {
-                self.unanswered = true;
+                self.unanswered = Some(rx);
                 Err(PairingError::FlushTimedOut(limit))
             }
             Err(RecvTimeoutError::Disconnected) => Err(PairingError::LoopEnded),
         }
+    }
+
+    /// Whether the loop has answered every flush it was sent: until it answers one that gave
+    /// up, what it reports is from before (it may have sent it as the flush was asked).
+    pub fn answering(&mut self) -> bool {
+        let answered = self
+            .unanswered
+            .as_ref()
+            .is_none_or(|rx| !matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
+        if answered {
+            self.unanswered = None;
+        }
+        answered
     }
 
     /// Stops the loop after the round in progress and waits for it — for [`END_WAIT`] at
@@ -340,10 +355,10 @@ impl SyncLoop {
     fn end(&mut self) -> Option<Warm> {
         let _ = self.input.send(Input::Stop);
         let thread = self.thread.take()?;
-        let wait = if self.unanswered {
-            Duration::ZERO
-        } else {
+        let wait = if self.answering() {
             END_WAIT
+        } else {
+            Duration::ZERO
         };
         match self.ended.recv_timeout(wait) {
             Err(RecvTimeoutError::Disconnected) => thread.join().ok().flatten(),

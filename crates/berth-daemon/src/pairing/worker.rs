@@ -18,6 +18,7 @@ use super::link::Link;
 use super::messages::Msg;
 use super::notices;
 use super::observe;
+use super::prepare::Preparing;
 use super::roots;
 use super::sides::TwoSides;
 use super::status::{Seen, StatusView};
@@ -43,6 +44,9 @@ pub struct Worker {
     /// The checkout's status as a start's validation read it, for the snapshot step right
     /// after it; any other step drops it.
     seen: Option<berth_git::status::Status>,
+    /// The copy step's preparation, started with the snapshot step; dropped by any step but
+    /// those up to the copy.
+    preparing: Option<Preparing>,
     store: Store,
     events: Recorder,
     git: GitLock,
@@ -66,6 +70,7 @@ impl Worker {
             no_stash: false,
             warm: None,
             seen: None,
+            preparing: None,
             store,
             events,
             git,
@@ -136,7 +141,8 @@ impl Worker {
             Step::Start(StartStep::MirrorBranch) => self.steps(state, rec).mirror(),
             Step::Start(StartStep::SwitchCheckout) => self.steps(state, rec).switch_checkout(),
             Step::Start(StartStep::CopyAgentFiles) => {
-                self.warm = Some(self.steps(state, rec).copy_agent_files()?);
+                let preparing = self.preparing.take();
+                self.warm = Some(self.steps(state, rec).copy_agent_files(preparing)?);
                 Ok(())
             }
             Step::Start(StartStep::BeginSync) => self.begin_sync(rec, warm),
@@ -155,6 +161,31 @@ impl Worker {
             Step::Undo(Undo::RestoreMirror) => self.steps(state, rec).restore_mirror(),
             Step::Undo(Undo::RestoreSnapshot) => self.steps(state, rec).restore_snapshot(),
             Step::Undo(Undo::DropSnapshot) => self.steps(state, rec).drop_snapshot(),
+        }
+    }
+
+    /// Starts the copy step's preparation with the snapshot step, so it runs beside the git
+    /// steps before the copy (it needs nothing they do); drops it on any other step but those.
+    fn prepare_copy(&mut self, step: Step) {
+        match step {
+            Step::Start(StartStep::Snapshot) if self.preparing.is_none() => {
+                self.preparing = self
+                    .sides
+                    .roots()
+                    .map_err(|e| e.to_string())
+                    .and_then(|roots| {
+                        Preparing::start(roots, self.store.clone()).map_err(|e| e.to_string())
+                    })
+                    .inspect_err(|e| tracing::debug!("the copy is prepared when it runs: {e}"))
+                    .ok();
+            }
+            Step::Start(
+                StartStep::Snapshot
+                | StartStep::MirrorBranch
+                | StartStep::SwitchCheckout
+                | StartStep::CopyAgentFiles,
+            ) => {}
+            _ => self.preparing = None,
         }
     }
 
@@ -228,6 +259,7 @@ impl Hands for Worker {
         if step != Step::Start(StartStep::Snapshot) {
             self.seen = None;
         }
+        self.prepare_copy(step);
         let result = self.dispatch(step, state, rec, warm);
         // Steps scan whole trees: what they freed goes back.
         crate::memory::give_back();
