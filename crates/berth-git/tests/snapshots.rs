@@ -240,6 +240,50 @@ fn nothing_staged_every_kind_of_change() {
     assert_eq!(r.state(), before);
 }
 
+/// A capture takes in only the paths the status names; what it keeps must be exactly what
+/// adding everything would have kept.
+#[test]
+fn a_capture_keeps_what_adding_everything_would() {
+    let r = Repo::new();
+    r.write("a.txt", b"staged\n");
+    r.git(&["add", "a.txt"]);
+    r.write("a.txt", b"staged then edited\n");
+    r.git(&["mv", "b.txt", "moved.txt"]);
+    r.write("moved.txt", b"moved and edited\n");
+    std::fs::remove_file(r.path().join("dir/c.txt")).unwrap();
+    r.chmod("run.sh", 0o755);
+    std::fs::remove_file(r.path().join("link")).unwrap();
+    r.write("link/inside.txt", b"a directory now\n");
+    r.write("deep/er/new.txt", b"untracked\n");
+    r.write("*.txt", b"a name like a pattern\n");
+    // An embedded repository (not a submodule): taken in as a link to its commit.
+    let nested = r.path().join("nested");
+    std::fs::create_dir(&nested).unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &[
+            "-c",
+            "user.name=n",
+            "-c",
+            "user.email=n@n.invalid",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "n",
+        ],
+    ] {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&nested)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    r.capture("all");
+    assert!(snapshot::matches_worktree(&r.api(), "all").unwrap());
+}
+
 #[test]
 fn ignored_files_are_never_captured() {
     let r = Repo::new();

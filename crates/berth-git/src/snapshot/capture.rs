@@ -106,9 +106,15 @@ pub fn capture_seen(
     // The index, through a copy: `write-tree` may rewrite the cache-tree of the file it uses.
     failpoint::check(SNAPSHOT_INDEX_TREE)?;
     let index_tree = index_tree(&at_top, &git_dir, &format!("snapshot-{}-index", opts.id))?;
-    // The working tree: everything git would consider (tracked, and untracked not ignored).
+    // The working tree: everything git would consider (tracked, and untracked not ignored) —
+    // the index with what the status names as changed or untracked taken in.
     failpoint::check(SNAPSHOT_WORK_TREE)?;
-    let work_tree = work_tree(&at_top, &git_dir, &format!("snapshot-{}-work", opts.id))?;
+    let work_tree = work_tree_with(
+        &at_top,
+        &git_dir,
+        &format!("snapshot-{}-work", opts.id),
+        &changed_paths(&st),
+    )?;
 
     let (branch, head_oid) = match &head {
         Head::Branch { name, oid } => (Some(name.clone()), Some(oid.clone())),
@@ -165,6 +171,44 @@ pub(crate) fn work_tree(top: &Git, git_dir: &Path, name: &str) -> Result<String,
     let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
     let in_copy = top.with_env("GIT_INDEX_FILE", copy.path());
     in_copy.run(Access::Write, &["add", "--all"])?;
+    Ok(in_copy.run(Access::Write, &["write-tree"])?.text())
+}
+
+/// The paths a status names as different from the index in the working tree or untracked
+/// (an embedded repository's without its trailing `/`), NUL-terminated.
+fn changed_paths(st: &status::Status) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in &st.entries {
+        if matches!(e, Entry::Ignored { .. }) {
+            continue;
+        }
+        let path = e.path();
+        out.extend_from_slice(path.strip_suffix(b"/").unwrap_or(path));
+        out.push(0);
+    }
+    out
+}
+
+/// [`work_tree`] from a status's changed paths (`changed`, see [`changed_paths`]): only those
+/// are looked at (`update-index --add --remove`: each one as it is now on disk, gone from the
+/// index if it is gone), so the cost is what changed rather than every file of the tree. What
+/// changes after the status is not in it — the caller compares before it replaces anything
+/// ([`super::matches_worktree`]).
+fn work_tree_with(
+    top: &Git,
+    git_dir: &Path,
+    name: &str,
+    changed: &[u8],
+) -> Result<String, SnapshotError> {
+    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
+    let in_copy = top.with_env("GIT_INDEX_FILE", copy.path());
+    if !changed.is_empty() {
+        in_copy.run_with_input(
+            Access::Write,
+            &["update-index", "--add", "--remove", "-z", "--stdin"],
+            changed,
+        )?;
+    }
     Ok(in_copy.run(Access::Write, &["write-tree"])?.text())
 }
 
