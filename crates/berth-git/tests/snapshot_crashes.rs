@@ -456,7 +456,6 @@ fn leftovers_of_killed_processes_do_not_break_anything() {
     // Same id as the next capture, fresh: replaced.
     leave("berth-snapshot-c-work.index", None);
     leave("berth-snapshot-c-work.index.lock", None);
-    leave("berth-snapshot-c-index.index.lock", None);
     // Other ids, long dead: swept.
     leave("berth-snapshot-gone-index.index", Some(old));
     leave("berth-snapshot-gone-work.index.lock", Some(old));

@@ -105,16 +105,13 @@ pub fn capture_seen(
 
     // The index, through a copy: `write-tree` may rewrite the cache-tree of the file it uses.
     failpoint::check(SNAPSHOT_INDEX_TREE)?;
-    let index_tree = index_tree(&at_top, &git_dir, &format!("snapshot-{}-index", opts.id))?;
+    let trees = Trees::new(&at_top, &git_dir, &format!("snapshot-{}-work", opts.id))?;
+    let index_tree = trees.index()?;
     // The working tree: everything git would consider (tracked, and untracked not ignored) —
     // the index with what the status names as changed or untracked taken in.
     failpoint::check(SNAPSHOT_WORK_TREE)?;
-    let work_tree = work_tree_with(
-        &at_top,
-        &git_dir,
-        &format!("snapshot-{}-work", opts.id),
-        &changed_paths(&st),
-    )?;
+    let work_tree = trees.work(Some(&changed_paths(&st)))?;
+    drop(trees);
 
     let (branch, head_oid) = match &head {
         Head::Branch { name, oid } => (Some(name.clone()), Some(oid.clone())),
@@ -155,23 +152,51 @@ pub fn capture_seen(
     })
 }
 
-/// The tree of the index of the repository at `top`, built from a copy of the index file
-/// (`name`: the temporary file's name), so the user's index file is never rewritten.
-pub(crate) fn index_tree(top: &Git, git_dir: &Path, name: &str) -> Result<String, SnapshotError> {
-    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
-    Ok(top
-        .with_env("GIT_INDEX_FILE", copy.path())
-        .run(Access::Write, &["write-tree"])?
-        .text())
+/// The trees of a repository's index and of its working tree, built through one temporary
+/// copy of the index file, so the user's index file is never rewritten: first the index's
+/// ([`Trees::index`], which leaves the copy knowing every directory's tree), then the working
+/// tree's ([`Trees::work`], which then writes only the trees of directories that differ).
+pub(crate) struct Trees {
+    /// Removed when the trees are built (dropped).
+    _copy: TempIndex,
+    git: Git,
 }
 
-/// The tree of the working tree of the repository at `top`: everything git would consider
-/// (tracked, and untracked that is not ignored), built through a copy of the index file.
-pub(crate) fn work_tree(top: &Git, git_dir: &Path, name: &str) -> Result<String, SnapshotError> {
-    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
-    let in_copy = top.with_env("GIT_INDEX_FILE", copy.path());
-    in_copy.run(Access::Write, &["add", "--all"])?;
-    Ok(in_copy.run(Access::Write, &["write-tree"])?.text())
+impl Trees {
+    /// `name`: the temporary file's name.
+    pub(crate) fn new(top: &Git, git_dir: &Path, name: &str) -> Result<Trees, SnapshotError> {
+        let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
+        let git = top.with_env("GIT_INDEX_FILE", copy.path());
+        Ok(Trees { _copy: copy, git })
+    }
+
+    /// The index's tree.
+    pub(crate) fn index(&self) -> Result<String, SnapshotError> {
+        Ok(self.git.run(Access::Write, &["write-tree"])?.text())
+    }
+
+    /// The working tree's: everything git would consider (tracked, and untracked that is not
+    /// ignored). `changed`: the paths a status named (see [`changed_paths`]) — only those are
+    /// looked at (`update-index --add --remove`: each as it is now on disk, out of the index
+    /// if it is gone), so the cost is what changed rather than every file of the tree; what
+    /// changes after that status is not in it, and whoever replaces the working tree compares
+    /// first ([`super::matches_worktree`]). `None`: every file is looked at (`add --all`).
+    pub(crate) fn work(&self, changed: Option<&[u8]>) -> Result<String, SnapshotError> {
+        match changed {
+            Some([]) => {}
+            Some(paths) => {
+                self.git.run_with_input(
+                    Access::Write,
+                    &["update-index", "--add", "--remove", "-z", "--stdin"],
+                    paths,
+                )?;
+            }
+            None => {
+                self.git.run(Access::Write, &["add", "--all"])?;
+            }
+        }
+        Ok(self.git.run(Access::Write, &["write-tree"])?.text())
+    }
 }
 
 /// The paths a status names as different from the index in the working tree or untracked
@@ -187,29 +212,6 @@ fn changed_paths(st: &status::Status) -> Vec<u8> {
         out.push(0);
     }
     out
-}
-
-/// [`work_tree`] from a status's changed paths (`changed`, see [`changed_paths`]): only those
-/// are looked at (`update-index --add --remove`: each one as it is now on disk, gone from the
-/// index if it is gone), so the cost is what changed rather than every file of the tree. What
-/// changes after the status is not in it — the caller compares before it replaces anything
-/// ([`super::matches_worktree`]).
-fn work_tree_with(
-    top: &Git,
-    git_dir: &Path,
-    name: &str,
-    changed: &[u8],
-) -> Result<String, SnapshotError> {
-    let copy = TempIndex::copy_of(git_dir, name).map_err(|e| io_err("copy index", e))?;
-    let in_copy = top.with_env("GIT_INDEX_FILE", copy.path());
-    if !changed.is_empty() {
-        in_copy.run_with_input(
-            Access::Write,
-            &["update-index", "--add", "--remove", "-z", "--stdin"],
-            changed,
-        )?;
-    }
-    Ok(in_copy.run(Access::Write, &["write-tree"])?.text())
 }
 
 pub(crate) fn commit_tree(

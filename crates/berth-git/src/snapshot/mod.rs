@@ -206,18 +206,17 @@ pub fn list(git: &Git) -> Result<Vec<Snapshot>, SnapshotError> {
 
 /// Whether the repository's index and working tree hold exactly what snapshot `id` captured
 /// (the index `I`'s tree, the working tree `W`'s), so replacing them loses nothing the snapshot
-/// does not keep. Both trees are built through temporary copies of the index file.
+/// does not keep. Both trees are built through a temporary copy of the index file.
 pub fn matches_worktree(git: &Git, id: &str) -> Result<bool, SnapshotError> {
     let snap = read(git, id)?;
     let top = Git::new(git.query(&["rev-parse", "--show-toplevel"])?);
     let git_dir = std::path::PathBuf::from(top.query(&["rev-parse", "--absolute-git-dir"])?);
     let tree = |c: &str| top.query(&["rev-parse", "--verify", &format!("{c}^{{tree}}")]);
-    let index = capture::index_tree(&top, &git_dir, &format!("match-{id}-index"))?;
-    if index != tree(&snap.index_commit)? {
+    let trees = capture::Trees::new(&top, &git_dir, &format!("match-{id}"))?;
+    if trees.index()? != tree(&snap.index_commit)? {
         return Ok(false);
     }
-    let work = capture::work_tree(&top, &git_dir, &format!("match-{id}-work"))?;
-    Ok(work == tree(&snap.commit)?)
+    Ok(trees.work(None)? == tree(&snap.commit)?)
 }
 
 /// Deletes a snapshot (only if its ref still points where it did when read).

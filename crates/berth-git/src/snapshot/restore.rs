@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use super::capture::{as_berth, index_tree, work_tree};
+use super::capture::{Trees, as_berth};
 use super::{Snapshot, SnapshotError, empty_tree, read};
 use crate::failpoint::{
     self, RESTORE_DELETE_REF, RESTORE_HEAD, RESTORE_INDEX, RESTORE_PLAN, RESTORE_READ_TREE,
@@ -246,7 +246,7 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
     // Whether the index holds I already (nothing was staged, or what is staged now is what
     // was then): then only the files that differ from it are written.
     let git_dir = PathBuf::from(git.query(&["rev-parse", "--absolute-git-dir"])?);
-    let index_now = index_tree(&git, &git_dir, &format!("restore-{}-index", snap.meta.id))?;
+    let index_now = Trees::new(&git, &git_dir, &format!("restore-{}", snap.meta.id))?.index()?;
     let index_done = index_now == tree_of(&git, &plan.index_tree)?;
 
     // 1. The working tree to W; the marker says a restore of this snapshot began, until it
@@ -342,7 +342,8 @@ fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<Option<bool>, 
     let want_work = tree_of(git, &plan.work_tree)?;
     let want_index = tree_of(git, &plan.index_tree)?;
     // An index that cannot be written as a tree (unmerged entries) is not ours.
-    let index_now = match index_tree(git, &git_dir, &format!("restore-{id}-index")) {
+    let trees = Trees::new(git, &git_dir, &format!("restore-{id}"))?;
+    let index_now = match trees.index() {
         Ok(t) => t,
         Err(SnapshotError::Git(GitError::Failed { .. })) => return Ok(None),
         Err(e) => return Err(e),
@@ -350,7 +351,7 @@ fn interrupted(git: &Git, snap: &Snapshot, plan: &Plan) -> Result<Option<bool>, 
     if index_now != want_work && index_now != want_index {
         return Ok(None);
     }
-    let work_now = work_tree(git, &git_dir, &format!("restore-{id}-work"))?;
+    let work_now = trees.work(None)?;
     Ok((work_now == want_work).then_some(index_now == want_index))
 }
 
