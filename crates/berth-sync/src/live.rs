@@ -15,9 +15,9 @@
 //! heartbeat sent through each watch is a fence (events arrive in order, so once both are back,
 //! every change made before the flush is among the dirty paths), and a round over those paths
 //! is the flush ([`fenced_flush`]). Out of step, or when the fence does not close in time, a
-//! flush is full rounds until both sides agree. A heartbeat goes through each root's watch periodically; if it does not
-//! come back in time, watching has stopped delivering events: that is reported, the watch is
-//! made anew and everything is rescanned.
+//! flush is full rounds until both sides agree. A heartbeat goes through each root's watch
+//! periodically; if it does not come back in time, watching has stopped delivering events:
+//! that is reported, the watch is made anew and everything is rescanned.
 //!
 //! A round that fails for a condition that pauses (disk full, permission denied) is reported
 //! once as paused and retried until it succeeds; nothing is partially written meanwhile.
@@ -692,8 +692,16 @@ fn fenced_flush<A: Endpoint, B: Endpoint>(
     tx: &Sender<Input>,
     report: &mut dyn FnMut(&Report, &mut Ancestor),
 ) -> Option<Result<Stats, String>> {
-    let pending = st.full.is_some() || st.retry_at.is_some() || st.again_at.is_some();
-    if !st.in_step || st.held || pending {
+    // In step, and nothing asks for more than a round over the dirty paths (a full round
+    // pending — an ignore file changed, say —, a hold, a retry).
+    let fit = |st: &State| {
+        st.in_step
+            && !st.held
+            && st.full.is_none()
+            && st.retry_at.is_none()
+            && st.again_at.is_none()
+    };
+    if !fit(st) {
         return None;
     }
     // The heartbeats each side's watch is to deliver before the fence closes: those still
@@ -711,7 +719,7 @@ fn fenced_flush<A: Endpoint, B: Endpoint>(
     }
     let mut asked = Vec::new();
     let until = Instant::now() + FENCE_WAIT.min(opts.heartbeat_timeout);
-    while sent && due != [0, 0] && st.in_step {
+    while sent && due != [0, 0] && fit(st) {
         let left = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Input::Heartbeat { side }) => {
@@ -727,7 +735,7 @@ fn fenced_flush<A: Endpoint, B: Endpoint>(
     for input in asked {
         let _ = tx.send(input);
     }
-    if !sent || due != [0, 0] || !st.in_step {
+    if !sent || due != [0, 0] || !fit(st) {
         // Heartbeats not back yet are strays, beyond the one the loop itself awaits:
         // whoever counts heartbeats later must not take one of them for its own.
         st.stray = [0, 1].map(|i| due[i].saturating_sub(usize::from(st.beats[i].awaited())));

@@ -139,3 +139,17 @@ fn a_flush_out_of_step_rescans_both_trees() {
     );
     stop(run);
 }
+
+#[test]
+fn a_flush_in_step_rescans_once_an_ignore_file_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start(dir.path(), true);
+    // New rules may bring in files no event named: only a full round finds them.
+    std::fs::write(dir.path().join("a/.gitignore"), "*.tmp\n").unwrap();
+    flush(&run);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a/hidden.txt")).unwrap(),
+        "hidden\n"
+    );
+    stop(run);
+}
