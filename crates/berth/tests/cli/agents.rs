@@ -439,12 +439,25 @@ fn a_daemon_whose_binary_was_replaced_on_disk_still_starts_agents() {
     let bin = bins.path().join("berth");
     std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
     let h = home();
-    // The daemon from the copy; every other command from the binary under test.
-    let started = Command::new(&bin)
-        .env("BERTH_HOME", h.path())
-        .args(["daemon", "start"])
-        .output()
-        .unwrap();
+    // The daemon from the copy; every other command from the binary under test. A test
+    // thread that forks while the copy is still open for writing holds it open a moment
+    // longer in its child: running it then fails with "text file busy" until that child
+    // execs.
+    let started = (0..100)
+        .find_map(|_| {
+            match Command::new(&bin)
+                .env("BERTH_HOME", h.path())
+                .args(["daemon", "start"])
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                }
+                other => Some(other.unwrap()),
+            }
+        })
+        .expect("the copy stayed busy for 2 s");
     assert!(started.status.success(), "{started:?}");
     let p = project();
     std::fs::remove_file(&bin).unwrap();
