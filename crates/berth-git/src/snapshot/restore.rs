@@ -75,22 +75,20 @@ fn merge(
     }
 }
 
-/// Paths that exist in `to` but not in `from` (identical subtrees are skipped by hash, so this
-/// costs what differs, not the size of the tree).
+/// The paths where tree-ish `to` differs from `from` (only the kinds of change `filter` names,
+/// as `--diff-filter` takes them, if given), NUL-terminated. Identical subtrees are skipped by
+/// hash, so this costs what differs, not the size of the tree.
+fn diff_paths(git: &Git, from: &str, to: &str, filter: Option<&str>) -> Result<Vec<u8>, GitError> {
+    let filter = filter.map(|f| format!("--diff-filter={f}"));
+    let mut args = vec!["diff-tree", "-r", "-z", "--no-renames", "--name-only"];
+    args.extend(filter.as_deref());
+    args.extend([from, to]);
+    Ok(git.run(Access::Read, &args)?.stdout)
+}
+
+/// Paths that exist in `to` but not in `from`.
 fn added_paths(git: &Git, from: &str, to: &str) -> Result<Vec<Vec<u8>>, GitError> {
-    let args = [
-        "diff-tree",
-        "-r",
-        "-z",
-        "--no-renames",
-        "--name-only",
-        "--diff-filter=A",
-        from,
-        to,
-    ];
-    let out = git.run(Access::Read, &args)?;
-    Ok(out
-        .stdout
+    Ok(diff_paths(git, from, to, Some("A"))?
         .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
         .map(<[u8]>::to_vec)
@@ -274,16 +272,7 @@ pub fn restore(git: &Git, id: &str) -> Result<RestoreReport, SnapshotError> {
 /// that `work` does not have are removed; untracked files it adds cannot be in the way (the
 /// caller refused those before). Paths are taken literally, whatever characters they hold.
 fn write_differences(git: &Git, index: &str, work: &str) -> Result<(), GitError> {
-    let args = [
-        "diff-tree",
-        "-r",
-        "-z",
-        "--no-renames",
-        "--name-only",
-        index,
-        work,
-    ];
-    let changed = git.run(Access::Read, &args)?.stdout;
+    let changed = diff_paths(git, index, work, None)?;
     if changed.iter().all(|b| *b == 0) {
         return Ok(());
     }
