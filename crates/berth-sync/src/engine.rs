@@ -466,16 +466,17 @@ fn keep<B: Endpoint>(
 /// (a pairing's start copies the agent's working files over the checkout this way). Nothing of
 /// `to` is kept: call it only when everything `to` holds is held elsewhere as well. Paths
 /// either side could not read are left alone. `from`: the other side's scan if it was made
-/// already — then only `to` is scanned; whatever changed on the other side since must be
-/// known to whoever syncs next (its watch began before that scan).
+/// already — then only `to` is scanned (the scan is taken once the gate lets the copy begin);
+/// whatever changed on the other side since must be known to whoever syncs next (its watch
+/// began before that scan).
 pub fn copy_over<A: Endpoint, B: Endpoint>(
     sides: &mut Sides<A, B>,
     ancestor: &mut Ancestor,
     to: Side,
-    from: Option<Scanned>,
+    from: &mut Option<Scanned>,
 ) -> Result<Stats, ApplyError> {
     sides.pass_gate()?;
-    let ((a, wa), (b, wb)) = match (from, to) {
+    let ((a, wa), (b, wb)) = match (from.take(), to) {
         (None, _) => sides.scan_both().map_err(scan_err)?,
         (Some(from), Side::Alpha) => (sides.alpha.full().map_err(scan_err)?, from),
         (Some(from), Side::Beta) => (from, sides.beta.full().map_err(scan_err)?),
@@ -716,7 +717,7 @@ mod tests {
         write(&s.beta, "same.txt", "beta's edit");
         std::fs::remove_dir_all(s.beta.join("old")).unwrap();
         std::os::unix::fs::symlink("same.txt", s.beta.join("link")).unwrap();
-        let stats = copy_over(&mut s.sides, &mut s.ancestor, Side::Alpha, None).unwrap();
+        let stats = copy_over(&mut s.sides, &mut s.ancestor, Side::Alpha, &mut None).unwrap();
         assert_eq!(stats.to_beta, 0);
         assert_eq!(stats.conflicts, 0);
         let (a, b) = s.trees();

@@ -53,7 +53,7 @@ fn start(root: &Path, in_step: bool) -> Run {
     let watched_alpha = sides.alpha.watch(Side::Alpha, tx.clone()).unwrap();
     let watched_beta = Endpoint::watch(&mut sides.beta, Side::Beta, tx.clone()).unwrap();
     let mut ancestor = Ancestor::default();
-    let copied = copy_over(&mut sides, &mut ancestor, Side::Alpha, None).unwrap();
+    let copied = copy_over(&mut sides, &mut ancestor, Side::Alpha, &mut None).unwrap();
     assert!(copied.warnings.is_empty());
     std::fs::write(beta.join("hidden.txt"), "hidden\n").unwrap();
     drain_until_quiet(&rx);

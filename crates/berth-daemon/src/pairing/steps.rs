@@ -247,17 +247,17 @@ impl Steps<'_> {
         let Prepared {
             mut sides,
             mut watched,
-            agent,
+            mut agent,
         } = prepared.map_err(unexpected)?;
         let mut ancestor = ancestor::load(self.store, &self.rec.id).map_err(unexpected)?;
         // The checkout was just switched: git may still be finishing with the index.
-        let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha, agent);
+        let mut copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha, &mut agent);
         for _ in 0..1000 {
             if !matches!(copied, Err(ApplyError::Gated { busy: true, .. })) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-            copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha, None);
+            copied = copy_over(&mut sides, &mut ancestor, SyncSide::Alpha, &mut agent);
         }
         ancestor::save(self.store, &self.rec.id, &mut ancestor).map_err(unexpected)?;
         let stats = copied.map_err(|e| git_failure("copying the agent's files", e))?;
