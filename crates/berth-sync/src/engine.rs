@@ -8,6 +8,7 @@
 //! Both trees are reached through their [`Endpoint`]s ([`Sides`] is generic over them), so a
 //! round decides the same way whether a tree is local or remote.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -485,25 +486,41 @@ pub fn copy_over<A: Endpoint, B: Endpoint>(
     let warnings = [wa, wb].concat();
     let skipped: BTreeSet<&RelPath> = warnings.iter().map(Warning::path).collect();
     let (from, onto) = match to {
-        Side::Alpha => (&b, &a),
-        Side::Beta => (&a, &b),
+        Side::Alpha => (b, a),
+        Side::Beta => (a, b),
     };
     // What both already hold becomes the ancestor at once; only the rest is carried over.
+    // Both trees are walked together in path order, their entries moved, not copied.
     let (mut agreed, mut changes) = (Vec::new(), Vec::new());
-    for p in from.keys().chain(onto.keys()).collect::<BTreeSet<_>>() {
-        if skipped.contains(p) {
+    let (mut from, mut onto) = (from.into_iter().peekable(), onto.into_iter().peekable());
+    loop {
+        let order = match (from.peek(), onto.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((f, _)), Some((o, _))) => f.cmp(o),
+        };
+        // The next path, with what the side copied from and the side copied onto hold there.
+        let (path, there, here) = match order {
+            Ordering::Less => match from.next() {
+                Some((p, e)) => (p, Some(e), None),
+                None => break,
+            },
+            Ordering::Greater => match onto.next() {
+                Some((p, h)) => (p, None, Some(h)),
+                None => break,
+            },
+            Ordering::Equal => match (from.next(), onto.next()) {
+                (Some((p, e)), Some((_, h))) => (p, Some(e), Some(h)),
+                _ => break,
+            },
+        };
+        if skipped.contains(&path) {
             continue;
         }
-        let entry = from.get(p);
-        match entry {
-            Some(e) if onto.get(p) == Some(e) => agreed.push((p.clone(), e.clone())),
-            _ => changes.push((
-                p.clone(),
-                Decision::Propagate {
-                    to,
-                    entry: entry.cloned(),
-                },
-            )),
+        match there {
+            Some(e) if here.as_ref() == Some(&e) => agreed.push((path, e)),
+            entry => changes.push((path, Decision::Propagate { to, entry })),
         }
     }
     // Only `Propagate` is decided here, which hands nothing to a keeper.
