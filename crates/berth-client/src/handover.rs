@@ -134,7 +134,11 @@ fn receive_fd(conn: &UnixStream) -> std::io::Result<(Vec<u8>, Option<OwnedFd>)> 
             if let ControlMessageOwned::ScmRights(received) = cmsg {
                 // SAFETY: each descriptor was just received with SCM_RIGHTS: open, and ours
                 // alone, so owning it is right (extra ones are closed when dropped).
-                fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         if n == 0 {

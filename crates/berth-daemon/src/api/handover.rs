@@ -45,10 +45,10 @@ pub async fn handover(
     ApiQuery(q): ApiQuery<AttachQuery>,
     mut req: Request,
 ) -> Result<Response, ApiFailure> {
-    let asked = req
-        .headers()
-        .get(UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(HANDOVER_PROTOCOL.as_bytes()));
+    let asked = req.headers().get(UPGRADE).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(HANDOVER_PROTOCOL.as_bytes())
+    });
     let on_upgrade = req.extensions_mut().remove::<OnUpgrade>();
     let (true, Some(on_upgrade)) = (asked, on_upgrade) else {
         return Err(ApiFailure::new(

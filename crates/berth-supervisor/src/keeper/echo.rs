@@ -132,7 +132,14 @@ mod tests {
         assert!(!in_place(screen(b"12345678").screen(), b"ab"));
         assert!(!in_place(screen(b"").screen(), b""));
         // Controls, escapes, anything but ASCII.
-        for bytes in [&b"a\r"[..], b"\n", b"\x08", b"\x1b", b"\x07", "é".as_bytes()] {
+        for bytes in [
+            &b"a\r"[..],
+            b"\n",
+            b"\x08",
+            b"\x1b",
+            b"\x07",
+            "é".as_bytes(),
+        ] {
             assert!(!in_place(screen(b"").screen(), bytes), "{bytes:?}");
         }
         // Over a wide character (or its second half).

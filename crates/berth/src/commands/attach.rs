@@ -140,9 +140,11 @@ fn report(name: &str, key: DetachKey, end: End) -> CliResult<i32> {
         .hint(format!(
             "`berth daemon status` tells why; after `berth daemon start`, {again}"
         ))),
-        End::KeeperGone(reason) | End::Closed(reason) => Err(CliError::failed("attach_ended", reason).hint(format!(
-            "`berth agent show {name}` and `berth daemon logs` tell more; {again}"
-        ))),
+        End::KeeperGone(reason) | End::Closed(reason) => {
+            Err(CliError::failed("attach_ended", reason).hint(format!(
+                "`berth agent show {name}` and `berth daemon logs` tell more; {again}"
+            )))
+        }
     }
 }
 
