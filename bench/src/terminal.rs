@@ -562,7 +562,7 @@ fn write_report(
     md += &format!(
         "Produced by `cargo run --release --locked -p berth-bench -- terminal`: the same program \
          under berth (a terminal agent, its keeper holding the terminal; the client is `berth \
-         attach`, through the daemon's WebSocket) and under tmux ({tmux_version}, its own server, \
+         attach`, which the daemon hands the keeper's attached stream) and under tmux ({tmux_version}, its own server, \
          `history-limit` {SCROLLBACK}, no status line; the client is `tmux attach`), each client \
          on a pseudo-terminal of the benchmark's ({COLS}×{ROWS}) that it reads everything from, \
          as a terminal emulator would. {version}. Times in milliseconds.\n\n## Machine\n\n"

@@ -16,7 +16,7 @@
 /// character cut in two): the next output is then drawn as a difference.
 pub fn ends_in_ground(was: bool, bytes: &[u8]) -> bool {
     let tail = match bytes.iter().rposition(|b| *b == ESC) {
-        None => return was && std::str::from_utf8(bytes).is_ok(),
+        None => return was && !ends_mid_char(bytes),
         Some(at) => &bytes[at + 1..],
     };
     let rest = match tail.split_first() {
@@ -45,7 +45,25 @@ pub fn ends_in_ground(was: bool, bytes: &[u8]) -> bool {
         None => return false,
     };
     // What follows the last sequence: text and controls that start none.
-    std::str::from_utf8(rest).is_ok()
+    !ends_mid_char(rest)
+}
+
+/// Whether `bytes` end with the first bytes of a UTF-8 character and not the rest (bytes that
+/// are not UTF-8 elsewhere become a replacement character and leave the parser where it was;
+/// only the end of a read needs a look, not every byte of it).
+fn ends_mid_char(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4)..];
+    for (i, b) in tail.iter().enumerate().rev() {
+        let needs = match b {
+            0x00..=0x7f => return false,
+            0x80..=0xbf => continue,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            _ => 4,
+        };
+        return tail.len() - i < needs;
+    }
+    false
 }
 
 const ESC: u8 = 0x1b;
@@ -75,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_parser_is_between_sequences_after_text_and_complete_sequences() {
-        let ground: [&[u8]; 9] = [
+        let ground: [&[u8]; 11] = [
             b"",
             b"plain text\r\n",
             "wide 日本語\r\n".as_bytes(),
@@ -85,6 +103,8 @@ mod tests {
             b"\x1b7saved\x1b8",
             b"\x1b]0;title\x1b\\after",
             b"\x07\x08\t",
+            "🦀".as_bytes(),
+            b"not \xff utf-8 \x80 inside",
         ];
         for bytes in ground {
             assert!(ends_in_ground(true, bytes), "{bytes:?}");
@@ -93,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_sequence_or_a_character_cut_short_or_a_string_is_not_between_sequences() {
-        let inside: [&[u8]; 9] = [
+        let inside: [&[u8]; 10] = [
             b"\x1b",
             b"text\x1b[",
             b"\x1b[1;3",
@@ -103,6 +123,7 @@ mod tests {
             b"\x1bPq#0\x1b",
             b"\xe6\x97",
             b"\x1b[0m\xe6",
+            b"\xf0\x9f\xa6",
         ];
         for bytes in inside {
             assert!(!ends_in_ground(true, bytes), "{bytes:?}");
