@@ -494,53 +494,52 @@ fn analysis(m: &Measured, keys: &[Summary; 2], attach: &[Summary; 2]) -> String 
 const ANALYSIS: &str = "
 ## Analysis
 
-**Throughput** is how fast the keeper's reader thread takes the program's output in: every byte \
-goes through `vt100`'s parser, and every line that scrolls off becomes text in the scrollback \
-(tmux does the same work in its server). The scrolled-off line used to be written out in \
-`vt100`'s formatted form into a string of its own, searched for escapes, turned into plain text, \
-trimmed and boxed (an allocation per line, a free per line dropped), costing about as much as \
-parsing; it is now written straight into one packed buffer, its colours dropped as `vt100` \
-writes them out (`keeper/screen.rs`: `Lines`, `Plain`). With `perf stat` on the keeper during a \
-25 MiB `cat` this took its CPU time from 800–885 ms to ~727 ms. What is left is `vt100` itself: \
-in a profile of the keeper during the `cat`, its parser takes about half of the time, and its \
-per-cell walk over each row that scrolls off (`RowContents::write_formatted_basic`, the only \
-way the crate gives a scrolled-off row) about a third; the rest is reading and logging (berth \
-also writes every line to the agent's log). tmux is still ahead: in this round's full runs by \
-5–40 %, in short runs either one, as the load of the shared machine moves. Going further \
-needs an emulator that hands over a scrolled-off row's cells, or keeps its own scrollback \
-compactly, so a line that scrolls off costs a copy rather than a walk through `fmt::Write`.
+**Throughput** is how fast the keeper takes the program's output in: every byte goes through \
+`vt100`'s parser, and every line that scrolls off becomes text in the scrollback (tmux does the \
+same work in its server). The scrolled-off line is written straight into one packed buffer, its \
+colours dropped as `vt100` writes them out (`keeper/screen.rs`: `Lines`, `Plain`). What is left \
+is `vt100` itself: with `perf stat` during a `cat` of 35 MB of base64 text (alternating, same \
+machine, same minutes) the keeper takes 1.13–1.19 s of CPU where tmux's server takes 0.64 s, \
+and in a profile of the keeper the per-cell walk over each row that scrolls off \
+(`RowContents::write_formatted_basic`, the only way the crate gives a scrolled-off row, with \
+its cell comparisons) is ~38 % of it and the parser's per-character work (`text`, \
+`append_char`) ~31 %; reading, logging and drawing the client are the rest. A reader thread \
+that goes on reading into a queue while another parses (so the program never waits on a full \
+terminal while the screen takes its output in) was measured and dropped: over five alternating \
+runs it took 1.21 s where the serial reader took 1.14 s and tmux 0.80 s — the parser is the \
+bottleneck, not the reading, and on two shared cores the hand-over (27,000 context switches a \
+run) costs what the overlap gains. Going further needs an emulator that hands over a \
+scrolled-off row's cells, or keeps its own scrollback compactly, so a line that scrolls off \
+costs a copy rather than a walk through `fmt::Write`.
 
-**Keystroke to echo**: the issue has `berth attach` go through the daemon's API, so a key \
-travels bench → terminal → `berth attach` → daemon (WebSocket) → keeper (Unix socket) → \
-terminal → `cat` → terminal → keeper → daemon → `berth attach` → terminal → bench. tmux's \
-client hands its terminal to the server, which reads the keys and writes the screen there \
-itself: bench → terminal → tmux server → terminal → `cat` → terminal → tmux server → terminal \
-→ bench. berth has four process wake-ups more per key (the client and the daemon, each way); \
-on this machine a wake-up through a Unix socket costs ~6 µs unloaded (a C ping-pong), and \
-far more when the other sessions keep both cores busy, which is when the tails come. This \
-round took the CPU each keystroke costs (`perf stat`, 600 keys, same machine, same time) from \
-~54 to ~40–45 µs in the client, ~50 to ~37 µs in the daemon and ~59 to ~40 µs in the keeper \
-(and its context switches from 6 to 3 per key): the reader thread draws an attached client itself right after \
-feeding the screen when the output follows a quiet moment (no drawing thread woken; \
-`keeper/attach.rs`), a small read is logged without waking the logger thread, each client's \
-terminal is kept by an emulator of its own fed what it was sent so drawing copies no screen \
-(the copy, two grids of 24×80 cells of 32 bytes with their allocations, was a fifth of the \
-keeper's CPU per key), and both ends give `tungstenite` a 4 or 16 KiB read buffer instead \
-of 128 KiB (it zeroes the whole buffer before every read: 8 % of the daemon's CPU per key). \
-What is left: the extra hops (the client and the daemon) are the design's; the daemon's \
-worker switches context ~4 times per key where 2 would do (`perf` sched events): tokio \
-registers each socket for writing too, and a Unix socket wakes its writer whenever its reader \
-takes data, so every message the daemon relays wakes it once more when the other side reads it \
-(the client has the same extra wake-up); and `vt100`'s difference compares every cell of the screen for a one-cell echo \
-(a third of the keeper's CPU per key, a `memcmp` call per cell); most of the rest of each \
-process's time per key is the kernel's (switches, the terminal's line discipline).
+**Keystroke to echo**: `berth attach` no longer goes through the daemon for keys and output: \
+the daemon checks the agent, attaches to its keeper, and hands the attached connection's \
+descriptor to the client (`GET /v1/agents/attach/handover`, `SCM_RIGHTS`), which speaks the \
+keeper's frames on two plain threads (keys from the terminal to the keeper, frames from the \
+keeper to the terminal) and keeps the daemon's connection only to tell when the daemon goes. So \
+a key travels bench → terminal → `berth attach` → keeper (Unix socket) → terminal → `cat` → \
+terminal → keeper → `berth attach` → terminal → bench. tmux's client hands its terminal to the \
+server, which reads the keys and writes the screen there itself: bench → terminal → tmux server \
+→ terminal → `cat` → terminal → tmux server → terminal → bench. berth has two process \
+wake-ups more per key (the client, each way), down from four: the daemon's ~37 µs of CPU per \
+key and its wake-ups are gone, and the client's threads cost ~26–32 µs per key (`perf stat`, \
+600 keys: 4 system calls per key, the least a relay can do). The keeper draws a key's echo as \
+the program wrote it when every terminal shows it alike — printable ASCII within the cursor's \
+row, over cells without wide characters, ending before its last column, with the parser \
+between sequences before it (`keeper/echo.rs`) — instead of comparing every cell of two \
+screens (that walk, a `memcmp` per cell, was a third of the keeper's CPU per key): the \
+keeper's CPU for 600 keys went from 29.1 to 23.6 ms in the same conditions, and what is left of \
+it is mostly the kernel's (switches, the terminal's line discipline). On this shared machine \
+the two tools' p50s now come within a few µs of each other and trade places from one run to \
+the next as the other sessions' load moves; the tails come from the same load.
 
 **Memory**: the keeper's resident set is mostly the `berth` binary's pages (~4 MiB with libc) \
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
 dropped lines' space back once they take an eighth of it.
 
-**Attach** is dominated by starting the `berth` process and its connection through the \
-daemon; the keeper draws the whole screen at once.
+**Attach** is dominated by starting the `berth` process (and its guard, `sh` and `stty`, that \
+puts the terminal back should berth be killed) and the daemon's check and handover; the keeper \
+draws the whole screen at once.
 ";
 
 fn write_report(
