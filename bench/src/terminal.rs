@@ -337,20 +337,16 @@ fn throughput(host: &dyn Host, file: &Path) -> Result<Duration, String> {
     Ok(took)
 }
 
-/// From starting the client until it drew a line that was on the screen before.
-fn attach_times(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String> {
-    host.type_in("echo READY-$((6*7))")?;
-    std::thread::sleep(Duration::from_millis(300));
-    for _ in 0..ATTACHES {
-        let began = Instant::now();
-        let mut client = host.attach()?;
-        client.wait_for_text("READY-42", Duration::from_secs(10))?;
-        samples.push(began.elapsed());
-        client.type_keys(host.detach_keys())?;
-        client.settle(Duration::from_millis(150));
-        client.end();
-    }
-    Ok(())
+/// From starting the client until it drew a line that was on the screen before: one attach.
+fn attach_time(host: &dyn Host) -> Result<Duration, String> {
+    let began = Instant::now();
+    let mut client = host.attach()?;
+    client.wait_for_text("READY-42", Duration::from_secs(10))?;
+    let took = began.elapsed();
+    client.type_keys(host.detach_keys())?;
+    client.settle(Duration::from_millis(150));
+    client.end();
+    Ok(took)
 }
 
 fn ensure_tmux() -> Result<String, String> {
@@ -454,7 +450,14 @@ fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
     // The last `cat` left each one holding a full scrollback.
     for (i, host) in hosts.iter().enumerate() {
         rss[i] = rss_kib(host.holder_pid()?).unwrap_or(0);
-        attach_times(*host, &mut attach[i])?;
+        host.type_in("echo READY-$((6*7))")?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // One attach each in turn, so both see the same machine.
+    for _ in 0..ATTACHES {
+        for (i, host) in hosts.iter().enumerate() {
+            attach[i].push(attach_time(*host).map_err(|e| format!("{}: {e}", host.label()))?);
+        }
     }
     Ok(Measured {
         load: load
@@ -529,9 +532,16 @@ row, over cells without wide characters, ending before its last column, with the
 between sequences before it (`keeper/echo.rs`) — instead of comparing every cell of two \
 screens (that walk, a `memcmp` per cell, was a third of the keeper's CPU per key): the \
 keeper's CPU for 600 keys went from 29.1 to 23.6 ms in the same conditions, and what is left of \
-it is mostly the kernel's (switches, the terminal's line discipline). On this shared machine \
-the two tools' p50s now come within a few µs of each other and trade places from one run to \
-the next as the other sessions' load moves; the tails come from the same load.
+it is mostly the kernel's (switches, the terminal's line discipline). In four full runs \
+this afternoon berth's p50 was below tmux's in three (0.110 against 0.123 ms at a load of 5, \
+0.080 against 0.093 at 2) and well above it in one (0.389 against 0.155, at a load of 1, the \
+machine nearly idle — probably where a wake-up that lands on a halted virtual CPU costs most, \
+and berth still has two more of them per key); the p99s trade places with the load of the \
+other sessions. What is left: those two wake-ups are the client relaying between its terminal \
+and the keeper. tmux has none because its client passes the terminal itself to the server; \
+`berth attach` could do the same on top of the handover (its terminal's descriptor sent to the \
+keeper, which would read the keys, check the detach key and write the drawing there, the \
+client keeping raw mode, SIGWINCH and the restore), leaving berth with tmux's path.
 
 **Memory**: the keeper's resident set is mostly the `berth` binary's pages (~4 MiB with libc) \
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
@@ -614,10 +624,11 @@ fn write_report(
         ms(attach[0].max),
         ms(attach[1].max)
     );
-    md += "\nKeystrokes alternate between the two in rounds, and so do the `cat` runs, so both see \
-           the same machine. berth \
-           draws an attached client from its keeper's emulator (the whole screen, then \
-           differences), as tmux draws from its own; both skip what a client had no time to \
+    md += "\nKeystrokes alternate between the two in rounds, and so do the `cat` runs and the \
+           attaches, so both see the same machine (which other sessions share: its load moves \
+           the figures from one run to the next, tails most). berth draws an attached client \
+           from its keeper's emulator (the whole screen, then differences; a key's echo as the \
+           program wrote it when every terminal shows it alike), as tmux draws from its own; both skip what a client had no time to \
            show, so the `cat` figure is how fast each takes in and parses the program's output. \
            berth's keeper also writes every line to the agent's rotating output log.\n";
     md += &analysis(m, &keys, &attach);
