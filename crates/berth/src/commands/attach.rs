@@ -33,7 +33,7 @@ use super::stash::here;
 use crate::Ctx;
 use crate::cli::AttachArgs;
 use crate::error::{CliError, CliResult, Kind};
-use crate::raw_terminal::{self, RawTerminal};
+use crate::raw_terminal::{self, Guard, RawTerminal};
 
 /// How an attach ended.
 #[derive(Debug)]
@@ -84,9 +84,11 @@ pub async fn run(ctx: &Ctx, args: AttachArgs) -> CliResult<i32> {
         cols: size.map(|s| s.1),
     };
     let client = Client::unix(ctx.home.socket());
+    // Its start-up overlaps the round trip through the daemon.
+    let guard = Guard::start();
     let handed = client.handover(&query).await?;
     let end = {
-        let _raw = RawTerminal::enter().map_err(|e| {
+        let _raw = RawTerminal::enter(guard).map_err(|e| {
             CliError::failed(
                 "terminal",
                 format!("cannot put the terminal in raw mode: {e}"),

@@ -96,8 +96,12 @@ fn vim_is_redrawn_on_attach_follows_the_window_and_its_exit_ends_the_attach() {
 
     let t = Tmux::start();
     attach(&t, &h, p.path(), "v", &["vim"]);
+    // (Waited for whole: the screen is drawn as vim redraws it for the window's size, and a
+    // capture may come between two drawings.)
     let shown = t.wait_until("v", "vim drawn at the window's size", |s| {
-        s.contains("alpha\nbeta\ngamma\n~") && s.lines().count() >= 28
+        s.contains("alpha\nbeta\ngamma\n~")
+            && s.lines().count() >= 28
+            && s.lines().filter(|l| *l == "~").count() >= 20
     });
     assert!(shown.lines().filter(|l| *l == "~").count() >= 20, "{shown}");
     // The terminal took the window's size.
