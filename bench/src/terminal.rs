@@ -533,8 +533,9 @@ between sequences before it (`keeper/echo.rs`) — instead of comparing every ce
 screens (that walk, a `memcmp` per cell, was a third of the keeper's CPU per key): the \
 keeper's CPU for 600 keys went from 29.1 to 23.6 ms in the same conditions, and what is left of \
 it is mostly the kernel's (switches, the terminal's line discipline). In four full runs \
-this afternoon berth's p50 was below tmux's in three (0.110 against 0.123 ms at a load of 5, \
-0.080 against 0.093 at 2) and well above it in one (0.389 against 0.155, at a load of 1, the \
+before this one (the same afternoon, the same code but for the guard's earlier start) berth's \
+p50 was below tmux's in three (0.110 against 0.123 ms at a load of 5, 0.080 against 0.093 at \
+2, 0.131 against 0.148 at 3.7) and well above it in one (0.389 against 0.155, at a load of 1, the \
 machine nearly idle — probably where a wake-up that lands on a halted virtual CPU costs most, \
 and berth still has two more of them per key); the p99s trade places with the load of the \
 other sessions. What is left: those two wake-ups are the client relaying between its terminal \
@@ -547,9 +548,12 @@ client keeping raw mode, SIGWINCH and the restore), leaving berth with tmux's pa
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
 dropped lines' space back once they take an eighth of it.
 
-**Attach** is dominated by starting the `berth` process (and its guard, `sh` and `stty`, that \
-puts the terminal back should berth be killed) and the daemon's check and handover; the keeper \
-draws the whole screen at once.
+**Attach** is dominated by starting processes: `berth` itself, and its guard (`sh` and \
+`stty`, which puts the terminal back should berth be killed; it now starts while the daemon \
+checks the agent and hands the stream over, instead of after), where tmux starts one client; \
+the keeper draws the whole screen at once. Starting processes is what a loaded machine slows \
+most: in the runs before this one berth took 3.8 ms where tmux took 3.5 at a load of 1, and \
+23 ms where tmux took 11 at a load of 3.7.
 ";
 
 fn write_report(
