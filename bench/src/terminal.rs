@@ -337,20 +337,16 @@ fn throughput(host: &dyn Host, file: &Path) -> Result<Duration, String> {
     Ok(took)
 }
 
-/// From starting the client until it drew a line that was on the screen before.
-fn attach_times(host: &dyn Host, samples: &mut Vec<Duration>) -> Result<(), String> {
-    host.type_in("echo READY-$((6*7))")?;
-    std::thread::sleep(Duration::from_millis(300));
-    for _ in 0..ATTACHES {
-        let began = Instant::now();
-        let mut client = host.attach()?;
-        client.wait_for_text("READY-42", Duration::from_secs(10))?;
-        samples.push(began.elapsed());
-        client.type_keys(host.detach_keys())?;
-        client.settle(Duration::from_millis(150));
-        client.end();
-    }
-    Ok(())
+/// From starting the client until it drew a line that was on the screen before: one attach.
+fn attach_time(host: &dyn Host) -> Result<Duration, String> {
+    let began = Instant::now();
+    let mut client = host.attach()?;
+    client.wait_for_text("READY-42", Duration::from_secs(10))?;
+    let took = began.elapsed();
+    client.type_keys(host.detach_keys())?;
+    client.settle(Duration::from_millis(150));
+    client.end();
+    Ok(took)
 }
 
 fn ensure_tmux() -> Result<String, String> {
@@ -454,7 +450,14 @@ fn measure(berth: &Berth, tmux: &Tmux, tmp: &Path) -> Result<Measured, String> {
     // The last `cat` left each one holding a full scrollback.
     for (i, host) in hosts.iter().enumerate() {
         rss[i] = rss_kib(host.holder_pid()?).unwrap_or(0);
-        attach_times(*host, &mut attach[i])?;
+        host.type_in("echo READY-$((6*7))")?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // One attach each in turn, so both see the same machine.
+    for _ in 0..ATTACHES {
+        for (i, host) in hosts.iter().enumerate() {
+            attach[i].push(attach_time(*host).map_err(|e| format!("{}: {e}", host.label()))?);
+        }
     }
     Ok(Measured {
         load: load
@@ -494,53 +497,63 @@ fn analysis(m: &Measured, keys: &[Summary; 2], attach: &[Summary; 2]) -> String 
 const ANALYSIS: &str = "
 ## Analysis
 
-**Throughput** is how fast the keeper's reader thread takes the program's output in: every byte \
-goes through `vt100`'s parser, and every line that scrolls off becomes text in the scrollback \
-(tmux does the same work in its server). The scrolled-off line used to be written out in \
-`vt100`'s formatted form into a string of its own, searched for escapes, turned into plain text, \
-trimmed and boxed (an allocation per line, a free per line dropped), costing about as much as \
-parsing; it is now written straight into one packed buffer, its colours dropped as `vt100` \
-writes them out (`keeper/screen.rs`: `Lines`, `Plain`). With `perf stat` on the keeper during a \
-25 MiB `cat` this took its CPU time from 800–885 ms to ~727 ms. What is left is `vt100` itself: \
-in a profile of the keeper during the `cat`, its parser takes about half of the time, and its \
-per-cell walk over each row that scrolls off (`RowContents::write_formatted_basic`, the only \
-way the crate gives a scrolled-off row) about a third; the rest is reading and logging (berth \
-also writes every line to the agent's log). tmux is still ahead: in this round's full runs by \
-5–40 %, in short runs either one, as the load of the shared machine moves. Going further \
-needs an emulator that hands over a scrolled-off row's cells, or keeps its own scrollback \
-compactly, so a line that scrolls off costs a copy rather than a walk through `fmt::Write`.
+**Throughput** is how fast the keeper takes the program's output in: every byte goes through \
+`vt100`'s parser, and every line that scrolls off becomes text in the scrollback (tmux does the \
+same work in its server). The scrolled-off line is written straight into one packed buffer, its \
+colours dropped as `vt100` writes them out (`keeper/screen.rs`: `Lines`, `Plain`). What is left \
+is `vt100` itself: with `perf stat` during a `cat` of 35 MB of base64 text (alternating, same \
+machine, same minutes) the keeper takes 1.13–1.19 s of CPU where tmux's server takes 0.64 s, \
+and in a profile of the keeper the per-cell walk over each row that scrolls off \
+(`RowContents::write_formatted_basic`, the only way the crate gives a scrolled-off row, with \
+its cell comparisons) is ~38 % of it and the parser's per-character work (`text`, \
+`append_char`) ~31 %; reading, logging and drawing the client are the rest. A reader thread \
+that goes on reading into a queue while another parses (so the program never waits on a full \
+terminal while the screen takes its output in) was measured and dropped: over five alternating \
+runs it took 1.21 s where the serial reader took 1.14 s and tmux 0.80 s — the parser is the \
+bottleneck, not the reading, and on two shared cores the hand-over (27,000 context switches a \
+run) costs what the overlap gains. Going further needs an emulator that hands over a \
+scrolled-off row's cells, or keeps its own scrollback compactly, so a line that scrolls off \
+costs a copy rather than a walk through `fmt::Write`.
 
-**Keystroke to echo**: the issue has `berth attach` go through the daemon's API, so a key \
-travels bench → terminal → `berth attach` → daemon (WebSocket) → keeper (Unix socket) → \
-terminal → `cat` → terminal → keeper → daemon → `berth attach` → terminal → bench. tmux's \
-client hands its terminal to the server, which reads the keys and writes the screen there \
-itself: bench → terminal → tmux server → terminal → `cat` → terminal → tmux server → terminal \
-→ bench. berth has four process wake-ups more per key (the client and the daemon, each way); \
-on this machine a wake-up through a Unix socket costs ~6 µs unloaded (a C ping-pong), and \
-far more when the other sessions keep both cores busy, which is when the tails come. This \
-round took the CPU each keystroke costs (`perf stat`, 600 keys, same machine, same time) from \
-~54 to ~40–45 µs in the client, ~50 to ~37 µs in the daemon and ~59 to ~40 µs in the keeper \
-(and its context switches from 6 to 3 per key): the reader thread draws an attached client itself right after \
-feeding the screen when the output follows a quiet moment (no drawing thread woken; \
-`keeper/attach.rs`), a small read is logged without waking the logger thread, each client's \
-terminal is kept by an emulator of its own fed what it was sent so drawing copies no screen \
-(the copy, two grids of 24×80 cells of 32 bytes with their allocations, was a fifth of the \
-keeper's CPU per key), and both ends give `tungstenite` a 4 or 16 KiB read buffer instead \
-of 128 KiB (it zeroes the whole buffer before every read: 8 % of the daemon's CPU per key). \
-What is left: the extra hops (the client and the daemon) are the design's; the daemon's \
-worker switches context ~4 times per key where 2 would do (`perf` sched events): tokio \
-registers each socket for writing too, and a Unix socket wakes its writer whenever its reader \
-takes data, so every message the daemon relays wakes it once more when the other side reads it \
-(the client has the same extra wake-up); and `vt100`'s difference compares every cell of the screen for a one-cell echo \
-(a third of the keeper's CPU per key, a `memcmp` call per cell); most of the rest of each \
-process's time per key is the kernel's (switches, the terminal's line discipline).
+**Keystroke to echo**: `berth attach` no longer goes through the daemon for keys and output: \
+the daemon checks the agent, attaches to its keeper, and hands the attached connection's \
+descriptor to the client (`GET /v1/agents/attach/handover`, `SCM_RIGHTS`), which speaks the \
+keeper's frames on two plain threads (keys from the terminal to the keeper, frames from the \
+keeper to the terminal) and keeps the daemon's connection only to tell when the daemon goes. So \
+a key travels bench → terminal → `berth attach` → keeper (Unix socket) → terminal → `cat` → \
+terminal → keeper → `berth attach` → terminal → bench. tmux's client hands its terminal to the \
+server, which reads the keys and writes the screen there itself: bench → terminal → tmux server \
+→ terminal → `cat` → terminal → tmux server → terminal → bench. berth has two process \
+wake-ups more per key (the client, each way), down from four: the daemon's ~37 µs of CPU per \
+key and its wake-ups are gone, and the client's threads cost ~26–32 µs per key (`perf stat`, \
+600 keys: 4 system calls per key, the least a relay can do). The keeper draws a key's echo as \
+the program wrote it when every terminal shows it alike — printable ASCII within the cursor's \
+row, over cells without wide characters, ending before its last column, with the parser \
+between sequences before it (`keeper/echo.rs`) — instead of comparing every cell of two \
+screens (that walk, a `memcmp` per cell, was a third of the keeper's CPU per key): the \
+keeper's CPU for 600 keys went from 29.1 to 23.6 ms in the same conditions, and what is left of \
+it is mostly the kernel's (switches, the terminal's line discipline). In four full runs \
+before this one (the same afternoon, the same code but for the guard's earlier start) berth's \
+p50 was below tmux's in three (0.110 against 0.123 ms at a load of 5, 0.080 against 0.093 at \
+2, 0.131 against 0.148 at 3.7) and well above it in one (0.389 against 0.155, at a load of 1, the \
+machine nearly idle — probably where a wake-up that lands on a halted virtual CPU costs most, \
+and berth still has two more of them per key); the p99s trade places with the load of the \
+other sessions. What is left: those two wake-ups are the client relaying between its terminal \
+and the keeper. tmux has none because its client passes the terminal itself to the server; \
+`berth attach` could do the same on top of the handover (its terminal's descriptor sent to the \
+keeper, which would read the keys, check the detach key and write the drawing there, the \
+client keeping raw mode, SIGWINCH and the restore), leaving berth with tmux's path.
 
 **Memory**: the keeper's resident set is mostly the `berth` binary's pages (~4 MiB with libc) \
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
 dropped lines' space back once they take an eighth of it.
 
-**Attach** is dominated by starting the `berth` process and its connection through the \
-daemon; the keeper draws the whole screen at once.
+**Attach** is dominated by starting processes: `berth` itself, and its guard (`sh` and \
+`stty`, which puts the terminal back should berth be killed; it now starts while the daemon \
+checks the agent and hands the stream over, instead of after), where tmux starts one client; \
+the keeper draws the whole screen at once. Starting processes is what a loaded machine slows \
+most: in the runs before this one berth took 3.8 ms where tmux took 3.5 at a load of 1, and \
+23 ms where tmux took 11 at a load of 3.7.
 ";
 
 fn write_report(
@@ -562,7 +575,7 @@ fn write_report(
     md += &format!(
         "Produced by `cargo run --release --locked -p berth-bench -- terminal`: the same program \
          under berth (a terminal agent, its keeper holding the terminal; the client is `berth \
-         attach`, through the daemon's WebSocket) and under tmux ({tmux_version}, its own server, \
+         attach`, which the daemon hands the keeper's attached stream) and under tmux ({tmux_version}, its own server, \
          `history-limit` {SCROLLBACK}, no status line; the client is `tmux attach`), each client \
          on a pseudo-terminal of the benchmark's ({COLS}×{ROWS}) that it reads everything from, \
          as a terminal emulator would. {version}. Times in milliseconds.\n\n## Machine\n\n"
@@ -615,10 +628,11 @@ fn write_report(
         ms(attach[0].max),
         ms(attach[1].max)
     );
-    md += "\nKeystrokes alternate between the two in rounds, and so do the `cat` runs, so both see \
-           the same machine. berth \
-           draws an attached client from its keeper's emulator (the whole screen, then \
-           differences), as tmux draws from its own; both skip what a client had no time to \
+    md += "\nKeystrokes alternate between the two in rounds, and so do the `cat` runs and the \
+           attaches, so both see the same machine (which other sessions share: its load moves \
+           the figures from one run to the next, tails most). berth draws an attached client \
+           from its keeper's emulator (the whole screen, then differences; a key's echo as the \
+           program wrote it when every terminal shows it alike), as tmux draws from its own; both skip what a client had no time to \
            show, so the `cat` figure is how fast each takes in and parses the program's output. \
            berth's keeper also writes every line to the agent's rotating output log.\n";
     md += &analysis(m, &keys, &attach);

@@ -5,10 +5,13 @@
 //! keeps one connection open for callers that make many requests (benchmarks, the events
 //! follower). [`EventStream`] reads Server-Sent Events; a follower that loses the connection
 //! resumes with `Last-Event-ID` (see `berth events --follow`). [`Client::attach`] opens a
-//! terminal agent's WebSocket.
+//! terminal agent's WebSocket; [`Client::handover`] takes its keeper stream over instead (the
+//! daemon's Unix socket only), so keys and output pass between the client and the keeper
+//! with no daemon in between.
 
 mod attach;
 mod error;
+mod handover;
 mod sse;
 
 use std::net::SocketAddr;
@@ -28,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use attach::AttachStream;
 pub use error::ClientError;
+pub use handover::HandedOver;
 pub use sse::{EventStream, StreamItem};
 
 /// Where the daemon listens.

@@ -12,11 +12,50 @@
 //!
 //! Between the daemon and the keeper each is a [`Frame`]: one kind byte, the payload's length
 //! as four bytes (big-endian), the payload; at most [`MAX_FRAME_BYTES`] of payload.
+//!
+//! A client on the daemon's Unix socket (`berth attach`) may instead ask for the keeper's
+//! stream itself: [`HANDOVER_PATH`], upgraded to [`HANDOVER_PROTOCOL`]. The daemon checks and
+//! attaches exactly as for the WebSocket, then passes the attached connection's descriptor to
+//! the client (`SCM_RIGHTS`), so keys and output no longer pass through the daemon:
+//!
+//! 1. after the `101` the client sends one byte (any), so nothing the daemon sends next can be
+//!    read as part of the HTTP answer (a descriptor read by a plain `read` would be lost);
+//! 2. the daemon sends a [`Handover`] line with the descriptor attached, then the
+//!    [`Handover::unread`] bytes of the keeper's stream it had already read;
+//! 3. the client speaks [`Frame`]s on the descriptor; the daemon's connection stays open and
+//!    carries nothing but, at most, one [`HandoverNotice`] line before it closes. Its end
+//!    without a notice means the daemon went away.
 
 use serde::{Deserialize, Serialize};
 
 /// The most payload one frame may carry.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where a client on the daemon's Unix socket asks for an attached keeper stream of its own
+/// (same query as `GET /v1/agents/attach`).
+pub const HANDOVER_PATH: &str = "/v1/agents/attach/handover";
+/// The `Upgrade` protocol of a handover.
+pub const HANDOVER_PROTOCOL: &str = "berth-keeper";
+
+/// The line the daemon sends with the attached connection's descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handover {
+    /// What the end of the keeper's stream without an `exit` event means, in words.
+    pub gone: String,
+    /// How many bytes of the keeper's stream follow this line on the daemon's connection
+    /// (what the daemon read of it before handing it over): they come before anything read
+    /// from the descriptor.
+    pub unread: usize,
+}
+
+/// What the daemon may still say on a connection it handed a keeper stream over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum HandoverNotice {
+    /// The daemon is stopping: the attach ends as it would over the WebSocket.
+    Stopping,
+}
 
 /// The query of `GET /v1/agents/attach`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

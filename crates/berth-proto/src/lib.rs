@@ -26,7 +26,10 @@ mod terminal;
 mod timer;
 
 pub use agent::{AgentInfo, AgentList, AgentNew, AgentRemove, AgentRemoved, AgentTarget};
-pub use attach::{AttachControl, AttachEvent, AttachQuery, Frame, FrameError, MAX_FRAME_BYTES};
+pub use attach::{
+    AttachControl, AttachEvent, AttachQuery, Frame, FrameError, HANDOVER_PATH, HANDOVER_PROTOCOL,
+    Handover, HandoverNotice, MAX_FRAME_BYTES,
+};
 pub use compose::{
     ComposeRequest, DownFailure, DownKilled, DownReport, UpFailure, UpReport, UpSkipped,
 };

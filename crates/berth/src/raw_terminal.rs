@@ -4,8 +4,9 @@
 //! [`RawTerminal::enter`] saves the terminal's settings, switches to the alternate screen (so
 //! what was on the screen before comes back afterwards, as with tmux) and to raw mode; dropping
 //! it restores both. A signal berth can catch ends the attach through the same path. For the
-//! one it cannot (SIGKILL), a small guard process started first (`sh`, in a process group of
-//! its own so a job's signals do not reach it) waits on a pipe: berth tells it `done` after
+//! one it cannot (SIGKILL), a small guard process started first ([`Guard`], while the attach is
+//! asked for; `sh`, in a process group of its own so a job's signals do not reach it) waits on
+//! a pipe: berth tells it `done` after
 //! restoring; if the pipe closes without that, berth was killed and the guard restores the
 //! settings with `stty` and leaves the alternate screen.
 
@@ -61,12 +62,46 @@ pub fn is_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
+/// The guard, started and not yet waited for: it starts while berth does something else (the
+/// attach's round trip through the daemon), so its two programs' start-up is not added to the
+/// time until the screen is drawn. Dropped without [`RawTerminal::enter`] (the attach was
+/// refused), it is killed before it restores anything.
+pub struct Guard(Option<Child>);
+
+impl Guard {
+    pub fn start() -> Guard {
+        let leave: String = LEAVE.iter().map(|b| format!("\\0{b:03o}")).collect();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(GUARD)
+            .arg("berth-attach-guard")
+            .arg(leave)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok();
+        Guard(child)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl RawTerminal {
-    /// Starts the guard, then switches the terminal to raw mode and the alternate screen.
-    pub fn enter() -> std::io::Result<RawTerminal> {
+    /// Waits for the guard to have saved the settings, then switches the terminal to raw mode
+    /// and the alternate screen.
+    pub fn enter(guard: Guard) -> std::io::Result<RawTerminal> {
         let stdin = std::io::stdin();
         let saved = termios::tcgetattr(stdin.as_fd())?;
-        let guard = start_guard();
+        let guard = guarding(guard);
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)?;
@@ -80,19 +115,8 @@ impl RawTerminal {
 
 /// The guard, once it has saved the settings; `None` if it could not start (berth then
 /// restores the terminal itself in every way it can).
-fn start_guard() -> Option<(Child, ChildStdin)> {
-    let leave: String = LEAVE.iter().map(|b| format!("\\0{b:03o}")).collect();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(GUARD)
-        .arg("berth-attach-guard")
-        .arg(leave)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .ok()?;
+fn guarding(mut guard: Guard) -> Option<(Child, ChildStdin)> {
+    let mut child = guard.0.take()?;
     let said = child.stdout.take().and_then(|out| {
         let mut line = String::new();
         BufReader::new(out).read_line(&mut line).ok()?;

@@ -51,6 +51,23 @@ pub async fn attach(
             Some("connect with a WebSocket client (`berth attach NAME` is one)"),
         )
     })?;
+    let (attached, gone) = open(&shared, &q).await?;
+    let phase = shared.watch_phase();
+    let read_only = q.read_only;
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |ws| async move {
+            relay(ws, attached, read_only, gone, phase).await;
+        }))
+}
+
+/// Checks the query and the agent, and attaches to its keeper: the attached stream, and what
+/// its end means (for an agent elsewhere, most likely that the connection to its place broke:
+/// the keeper there, and the program, go on). Shared with the handover (`handover.rs`).
+pub(super) async fn open(
+    shared: &Arc<Shared>,
+    q: &AttachQuery,
+) -> Result<(Attached, &'static str), ApiFailure> {
     let size = match (q.rows, q.cols) {
         (Some(rows), Some(cols)) => {
             Size::new(rows, cols).map_err(|e| invalid(e.to_string()))?;
@@ -59,25 +76,17 @@ pub async fn attach(
         (None, None) => None,
         _ => return Err(invalid("give rows and cols together".into())),
     };
-    let svc = services(&shared)?;
+    let svc = services(shared)?;
     let rec = find(&svc.store, &q.repo, &q.name)?;
     let attached = terminals::attach(&svc.agents, &rec, q.read_only, size)
         .await
         .map_err(terminal_failure)?;
-    let phase = shared.watch_phase();
-    let read_only = q.read_only;
-    // What the end of the keeper's stream means: for an agent elsewhere, most likely that the
-    // connection to its place broke (the keeper there, and the program, go on).
     let gone = if rec.remote.is_some() {
         "the connection to where the agent runs broke; the program goes on there: attach again"
     } else {
         "the agent's keeper went away"
     };
-    Ok(upgrade
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |ws| async move {
-            relay(ws, attached, read_only, gone, phase).await;
-        }))
+    Ok((attached, gone))
 }
 
 fn invalid(message: String) -> ApiFailure {

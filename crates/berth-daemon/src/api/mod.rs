@@ -10,6 +10,7 @@
 //! | POST | `/v1/agents/new`, `list`, `show`, `start`, `stop`, `rm` | agents (`berth agent`) |
 //! | POST | `/v1/agents/screen`, `input` | a terminal agent's screen; typing into it |
 //! | GET | `/v1/agents/attach?repo=…&name=…` | a terminal agent's terminal over a WebSocket |
+//! | GET | `/v1/agents/attach/handover?…` | the same, its keeper stream handed to the client (Unix socket) |
 //! | GET | `/v1/agents/logs?repo=…&name=…` | an agent's output log as Server-Sent Events, live |
 //! | GET | `/v1/overview` | the daemon, every project's agents and services, each pairing |
 //! | POST | `/v1/console/open`, `logout-all` | a console login link; revoke sessions (Unix socket) |
@@ -37,6 +38,7 @@ mod compose;
 mod console;
 mod error;
 mod events;
+mod handover;
 mod hooks;
 mod inbox;
 mod logs;
@@ -118,6 +120,7 @@ pub fn router(shared: Arc<Shared>, tcp: Option<SocketAddr>) -> Router {
         .route("/v1/pair/conflict", post(pair::conflict));
     let router = match tcp {
         None => router
+            .route(berth_proto::HANDOVER_PATH, get(handover::handover))
             .route("/v1/console/open", post(console::open))
             .route("/v1/console/logout-all", post(console::logout_all)),
         Some(_) => router

@@ -287,7 +287,8 @@ fn take_input(terminal: &Terminal, mut conn: UnixStream, mut buf: Vec<u8>, clien
 /// Carries out one frame from the client; `false` for one a client may not send.
 fn take(terminal: &Terminal, frame: Frame, client: Client) -> bool {
     match frame {
-        // A read-only client's keys and sizes are not taken (the daemon does not pass them on).
+        // A read-only client's keys and sizes are not taken: the keeper enforces it itself,
+        // as a stream handed over to a client (`berth attach`) is no longer the daemon's.
         Frame::Input(_) | Frame::Control(_) if client.read_only => true,
         Frame::Input(bytes) => {
             // Keys for a program that has ended, or that did not take them in time, are

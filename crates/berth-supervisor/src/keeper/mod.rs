@@ -23,6 +23,7 @@
 
 pub mod attach;
 pub mod control;
+mod echo;
 pub mod pty;
 pub mod screen;
 pub mod spec;

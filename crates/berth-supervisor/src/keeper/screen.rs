@@ -25,6 +25,8 @@ use std::num::NonZeroU16;
 
 use berth_core::terminal::Size;
 use berth_proto::{Cursor, TerminalScreen, TerminalSize};
+
+use super::echo;
 use vt100::capture::{BasicFormattedCaptureState, RowContents};
 
 /// Lines of text, oldest first, packed one after the other in one buffer.
@@ -151,6 +153,8 @@ pub struct Sight {
     parser: vt100::Parser,
     /// The bells the client was sent.
     bells: u64,
+    /// Which change of the screen ([`Screen::changes`]) it shows.
+    at: u64,
 }
 
 impl std::fmt::Debug for Sight {
@@ -165,6 +169,14 @@ impl std::fmt::Debug for Sight {
 /// A terminal's screen and scrollback.
 pub struct Screen {
     parser: vt100::Parser<Scrollback>,
+    /// Counts the changes (what the program wrote, resizes), so a client's [`Sight`] can tell
+    /// whether it shows the screen as it was just before the last.
+    changes: u64,
+    /// The last change was these bytes, which a client that showed the screen just before can
+    /// be sent as they are (`echo::in_place`); otherwise empty.
+    echo: Vec<u8>,
+    /// The emulator's parser is between sequences (`echo::ends_in_ground`).
+    ground: bool,
 }
 
 impl std::fmt::Debug for Screen {
@@ -197,17 +209,28 @@ impl Screen {
         };
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
+            changes: 0,
+            echo: Vec::new(),
+            ground: true,
         }
     }
 
     /// Takes what the program wrote.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.echo.clear();
+        if self.ground && echo::in_place(self.parser.screen(), bytes) {
+            self.echo.extend_from_slice(bytes);
+        }
         self.parser.process(bytes);
+        self.ground = echo::ends_in_ground(self.ground, bytes);
+        self.changes += 1;
     }
 
     pub fn resize(&mut self, size: Size) {
         let (rows, cols) = sides(size);
         self.parser.set_size(rows, cols);
+        self.echo.clear();
+        self.changes += 1;
     }
 
     pub fn size(&self) -> (u16, u16) {
@@ -216,32 +239,42 @@ impl Screen {
     }
 
     /// What turns a client's terminal that shows `sight` (nothing yet: `None`) into one that
-    /// shows this screen — the whole screen the first time and after a resize, the differences
+    /// shows this screen — the whole screen the first time and after a resize; nothing if it
+    /// shows it already; the program's bytes themselves if they are all that changed since and
+    /// every terminal does the same with them (a key's echo, `echo.rs`); the differences
     /// otherwise; a bell for the bells rung in between — and `sight` into what it then shows.
     pub fn draw(&self, sight: &mut Option<Sight>) -> Vec<u8> {
         let screen = self.parser.screen();
         let bells = self.parser.callbacks().bells;
         let mut out = match sight {
             Some(seen) if seen.parser.screen().size() == screen.size() => {
-                screen.state_diff(seen.parser.screen())
+                if seen.at == self.changes {
+                    Vec::new()
+                } else if seen.at + 1 == self.changes && !self.echo.is_empty() {
+                    self.echo.clone()
+                } else {
+                    screen.state_diff(seen.parser.screen()).into_bytes()
+                }
             }
             _ => {
                 let (rows, cols) = screen.size();
                 *sight = Some(Sight {
                     parser: vt100::Parser::new(rows, cols, 0),
                     bells,
+                    at: self.changes,
                 });
-                screen.state_formatted()
+                screen.state_formatted().into_bytes()
             }
         };
         if let Some(seen) = sight {
-            seen.parser.process(out.as_bytes());
+            seen.parser.process(&out);
             if seen.bells < bells {
-                out.push('\x07');
+                out.push(0x07);
             }
             seen.bells = bells;
+            seen.at = self.changes;
         }
-        out.into_bytes()
+        out
     }
 
     /// The screen as text, with the newest `scrollback` lines of scrollback.
@@ -468,6 +501,62 @@ mod tests {
             assert_eq!(shown(&sent, size(5, 20)), s.view(0).rows, "after {step:?}");
             assert!(s.draw(&mut sight).is_empty(), "after {step:?}");
         }
+    }
+
+    #[test]
+    fn an_echo_is_sent_as_typed_when_every_terminal_shows_it_alike_and_drawn_otherwise() {
+        let sz = size(5, 20);
+        let mut s = Screen::new(sz, 10);
+        let mut sight = None;
+        let mut sent = s.draw(&mut sight);
+        // Each step, then a key's echo: whether it goes as typed (if not, it is drawn as a
+        // difference, which may or may not be the same bytes).
+        let steps: [(&[u8], bool); 13] = [
+            (b"$ ", true),
+            (b"\x1b[1;31mred ", true),
+            (b"\x1b[0m\x1b[44mblue", true),
+            ("\r\n日本語\r\x1b[1C".as_bytes(), false),
+            (b"\r\x1b[2C", false),
+            (b"\x1b[1;19H", true),
+            (b"\x1b[1;20H", false),
+            (b"a line much longer than twenty columns wraps", true),
+            (b"\x1b[?25l\x1b[3;5Hhidden cursor", true),
+            (b"\x1b[?1049h\x1b[2J\x1b[Hfull screen", true),
+            (b"\x1b[2;4r\x1b[4;1H\n\n\nscrolled region", true),
+            (b"\x1b]0;a title", false),
+            (b"\x07\r\n\x1b[7minverse", true),
+        ];
+        for (step, as_typed) in steps {
+            s.feed(step);
+            sent.extend_from_slice(&s.draw(&mut sight));
+            s.feed(b"x");
+            assert_eq!(s.echo == b"x", as_typed, "after {step:?}");
+            let drawn = s.draw(&mut sight);
+            if as_typed {
+                assert_eq!(drawn, b"x", "after {step:?}");
+            }
+            sent.extend_from_slice(&drawn);
+            // The client's terminal shows the screen: its text, colours and cursor.
+            let (rows, cols) = sides(sz);
+            let mut client = vt100::Parser::new(rows, cols, 0);
+            client.process(&sent);
+            let screen = s.parser.screen();
+            assert_eq!(
+                client.screen().contents_formatted(),
+                screen.contents_formatted(),
+                "after {step:?}"
+            );
+            assert_eq!(
+                client.screen().cursor_position(),
+                screen.cursor_position(),
+                "after {step:?}"
+            );
+            assert!(s.draw(&mut sight).is_empty(), "after {step:?}");
+        }
+        // Two changes since the last drawing: their difference, even if the last is an echo.
+        s.feed(b"\r");
+        s.feed(b"y");
+        assert_ne!(s.draw(&mut sight), b"y");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_client::Client;
-use berth_proto::{AttachEvent, AttachQuery};
+use berth_proto::{AttachEvent, AttachQuery, Frame};
 use berth_testkit::{TestHome, Tmux, alive};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -96,8 +96,12 @@ fn vim_is_redrawn_on_attach_follows_the_window_and_its_exit_ends_the_attach() {
 
     let t = Tmux::start();
     attach(&t, &h, p.path(), "v", &["vim"]);
+    // (Waited for whole: the screen is drawn as vim redraws it for the window's size, and a
+    // capture may come between two drawings.)
     let shown = t.wait_until("v", "vim drawn at the window's size", |s| {
-        s.contains("alpha\nbeta\ngamma\n~") && s.lines().count() >= 28
+        s.contains("alpha\nbeta\ngamma\n~")
+            && s.lines().count() >= 28
+            && s.lines().filter(|l| *l == "~").count() >= 20
     });
     assert!(shown.lines().filter(|l| *l == "~").count() >= 20, "{shown}");
     // The terminal took the window's size.
@@ -428,5 +432,157 @@ fn what_a_client_may_not_send_closes_its_connection_and_leaves_the_agent_alone()
     assert_eq!(pid_of(&h, p.path(), "sh"), pid);
     typed(&h, p.path(), "sh", "echo unharmed");
     wait_for(&h, p.path(), "sh", "unharmed");
+    h.run(&["daemon", "stop", "--all"]).expect_code(0);
+}
+
+/// Frames from a handed-over keeper stream until it ends (or 10 s pass): the frames, and
+/// whether it ended.
+fn frames_until_end(
+    conn: &mut std::os::unix::net::UnixStream,
+    mut buf: Vec<u8>,
+) -> (Vec<Frame>, bool) {
+    use std::io::Read;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        while let Ok(Some((frame, used))) = Frame::decode(&buf) {
+            buf.drain(..used);
+            frames.push(frame);
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) => return (frames, true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return (frames, false),
+        }
+    }
+}
+
+fn send_frame(conn: &mut std::os::unix::net::UnixStream, frame: &Frame) {
+    use std::io::Write;
+    let mut wire = Vec::new();
+    frame.encode(&mut wire);
+    conn.write_all(&wire).unwrap();
+}
+
+#[test]
+fn a_handed_over_stream_is_checked_by_the_keeper_itself_and_refusals_come_first() {
+    use std::io::Write;
+    let h = home();
+    start(&h);
+    let p = project();
+    shell(&h, p.path(), "sh");
+    let pid = pid_of(&h, p.path(), "sh");
+    let client = Client::unix(h.socket());
+    let query = AttachQuery {
+        repo: p.path().display().to_string(),
+        name: "sh".into(),
+        read_only: true,
+        rows: Some(30),
+        cols: Some(100),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Refused before the upgrade, as JSON errors, like the WebSocket.
+    let nobody = AttachQuery {
+        name: "nobody".into(),
+        ..query.clone()
+    };
+    let e = rt.block_on(client.handover(&nobody)).unwrap_err();
+    assert!(
+        matches!(&e, berth_client::ClientError::Api { error, .. } if error.code == berth_proto::ErrorCode::AgentNotFound),
+        "{e}"
+    );
+    let half = AttachQuery {
+        cols: None,
+        ..query.clone()
+    };
+    let e = rt.block_on(client.handover(&half)).unwrap_err().to_string();
+    assert!(e.contains("rows and cols together"), "{e}");
+    let path = format!(
+        "{}?repo={}&name=sh",
+        berth_proto::HANDOVER_PATH,
+        p.path().display()
+    );
+    let plain = rt
+        .block_on(client.request(hyper::Method::GET, &path, None))
+        .unwrap();
+    assert_eq!(plain.status.as_u16(), 426);
+
+    // A read-only stream: the keeper takes neither its keys nor its size, whoever holds it.
+    let mut watcher = rt.block_on(client.handover(&query)).unwrap();
+    let mut first = watcher.unread.clone();
+    while Frame::decode(&first).unwrap().is_none() {
+        use std::io::Read;
+        let mut chunk = [0u8; 4096];
+        let n = watcher.keeper.read(&mut chunk).unwrap();
+        first.extend_from_slice(&chunk[..n]);
+    }
+    let (frame, _) = Frame::decode(&first).unwrap().unwrap();
+    assert_eq!(
+        frame,
+        Frame::Event(AttachEvent::Attached {
+            rows: 24,
+            cols: 80,
+            read_only: true
+        })
+    );
+    send_frame(
+        &mut watcher.keeper,
+        &Frame::Input(b"echo sneaked-$((6*7))\r".to_vec()),
+    );
+    send_frame(
+        &mut watcher.keeper,
+        &Frame::Control(berth_proto::AttachControl::Resize {
+            rows: 30,
+            cols: 100,
+        }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    typed(&h, p.path(), "sh", "echo after-$((6*7))");
+    let shown = wait_for(&h, p.path(), "sh", "after-42");
+    assert!(!shows(&shown, "sneaked-42"), "{:?}", shown.rows);
+    assert_eq!((shown.size.rows, shown.size.cols), (24, 80));
+
+    // A writable stream sent what a client may not send: the keeper ends that connection.
+    let writable = AttachQuery {
+        read_only: false,
+        rows: None,
+        cols: None,
+        ..query.clone()
+    };
+    let not_frames: [&[u8]; 3] = [
+        b"garbage",
+        // An input frame longer than any may be.
+        &[3, 0xff, 0xff, 0xff, 0xff],
+        // Output, which only the keeper sends.
+        &[1, 0, 0, 0, 1, b'x'],
+    ];
+    for bad in not_frames {
+        let mut handed = rt.block_on(client.handover(&writable)).unwrap();
+        handed.keeper.write_all(bad).unwrap();
+        let unread = std::mem::take(&mut handed.unread);
+        let (_, ended) = frames_until_end(&mut handed.keeper, unread);
+        assert!(ended, "the keeper ended the connection after {bad:?}");
+    }
+    // Keys over the limit are not typed; the connection goes on.
+    let mut handed = rt.block_on(client.handover(&writable)).unwrap();
+    send_frame(&mut handed.keeper, &Frame::Input(vec![b'x'; 70_000]));
+    send_frame(
+        &mut handed.keeper,
+        &Frame::Input(b"echo typed-$((6*7))\r".to_vec()),
+    );
+    wait_for(&h, p.path(), "sh", "typed-42");
+    assert!(!shows(&screen(&h, p.path(), "sh"), "xxxxxxxx"));
+
+    // The program is the same, and still takes input.
+    assert_eq!(pid_of(&h, p.path(), "sh"), pid);
+    typed(&h, p.path(), "sh", "echo unharmed");
+    wait_for(&h, p.path(), "sh", "unharmed");
+    drop((watcher, handed));
     h.run(&["daemon", "stop", "--all"]).expect_code(0);
 }
