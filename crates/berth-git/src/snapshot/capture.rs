@@ -170,9 +170,21 @@ impl Trees {
         Ok(Trees { _copy: copy, git })
     }
 
+    /// Runs git on the copy. The copy is written without the checksum git otherwise computes
+    /// over the whole file (`index.skipHash`): a large index's SHA-1 is most of the cost of
+    /// writing it, and only the git commands here ever read the copy.
+    fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, SnapshotError> {
+        let args = [&["-c", "index.skipHash=true"], args].concat();
+        let out = match input {
+            Some(bytes) => self.git.run_with_input(Access::Write, &args, bytes)?,
+            None => self.git.run(Access::Write, &args)?,
+        };
+        Ok(out.text())
+    }
+
     /// The index's tree.
     pub(crate) fn index(&self) -> Result<String, SnapshotError> {
-        Ok(self.git.run(Access::Write, &["write-tree"])?.text())
+        self.run(&["write-tree"], None)
     }
 
     /// The working tree's: everything git would consider (tracked, and untracked that is not
@@ -185,17 +197,16 @@ impl Trees {
         match changed {
             Some([]) => {}
             Some(paths) => {
-                self.git.run_with_input(
-                    Access::Write,
+                self.run(
                     &["update-index", "--add", "--remove", "-z", "--stdin"],
-                    paths,
+                    Some(paths),
                 )?;
             }
             None => {
-                self.git.run(Access::Write, &["add", "--all"])?;
+                self.run(&["add", "--all"], None)?;
             }
         }
-        Ok(self.git.run(Access::Write, &["write-tree"])?.text())
+        self.run(&["write-tree"], None)
     }
 }
 
