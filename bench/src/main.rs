@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     // `cargo run` puts its build directories on the dynamic loader's path. Nothing measured
     // here needs them, yet every process the benchmark starts — berth, each git berth runs,
     // the peers — would look for each of its libraries there first, as no process started
-    // from a shell does: the git-heavy steps of a pairing's start ran about 1.4 times as long.
+    // from a shell does: a pairing's start, mostly git runs, took 1.35 times as long.
     // SAFETY: the first thing main does, before any other thread exists.
     unsafe { std::env::remove_var("LD_LIBRARY_PATH") };
     let args: Vec<String> = std::env::args().skip(1).collect();
