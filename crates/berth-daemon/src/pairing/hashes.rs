@@ -19,16 +19,14 @@ fn file_for(store: &Store, root: &Path) -> Option<PathBuf> {
     Some(store.path().parent()?.join("hashes").join(&name[..32]))
 }
 
-/// Both local trees' scanners, starting from what was kept of them (both at once: each is a
-/// file read and a table built).
+/// Both local trees' scanners, starting from what was kept of them (read one after the other:
+/// a start reads them on its preparation's thread, beside the git steps).
 pub fn load(store: &Store, sides: &mut Sides<Scanner, AgentTree>) {
-    std::thread::scope(|threads| {
-        for scanner in local(sides) {
-            if let Some(file) = file_for(store, scanner.root()) {
-                threads.spawn(move || scanner.load_hashes(&file));
-            }
+    for scanner in local(sides) {
+        if let Some(file) = file_for(store, scanner.root()) {
+            scanner.load_hashes(&file);
         }
-    });
+    }
 }
 
 /// Keeps both local trees' digests (best effort: without them the next start hashes more).
