@@ -150,6 +150,20 @@ fn report(name: &str, key: DetachKey, end: End) -> CliResult<i32> {
     }
 }
 
+/// Runs `work` on a thread of its own, sending how it ended on `tx`; `false` if no thread
+/// could be started.
+fn on_thread(
+    tx: &tokio::sync::mpsc::UnboundedSender<End>,
+    work: impl FnOnce() -> End + Send + 'static,
+) -> bool {
+    let tx = tx.clone();
+    std::thread::Builder::new()
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .is_ok()
+}
+
 /// Relays between the terminal and the keeper until something ends it.
 async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
     let (Ok(mut winch), Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -173,21 +187,16 @@ async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
     // Set once the attach ended: nothing more is drawn on the terminal being put back.
     let ended = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    {
-        let (tx, ended) = (tx.clone(), ended.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send(draw(from_keeper, unread, gone, &ended));
-        });
+    let started = {
+        let (drawn, typed) = (ended.clone(), to_keeper.clone());
+        on_thread(&tx, move || draw(from_keeper, unread, gone, &drawn))
+            && on_thread(&tx, move || type_keys(&typed, key, read_only))
+            && on_thread(&tx, move || watch_daemon(daemon))
+    };
+    if !started {
+        ended.store(true, Ordering::SeqCst);
+        return End::Closed("cannot start a thread to relay with".into());
     }
-    {
-        let (tx, to_keeper) = (tx.clone(), to_keeper.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send(type_keys(&to_keeper, key, read_only));
-        });
-    }
-    std::thread::spawn(move || {
-        let _ = tx.send(watch_daemon(daemon));
-    });
     let end = loop {
         tokio::select! {
             end = rx.recv() => match end {
