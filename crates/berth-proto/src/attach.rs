@@ -25,6 +25,17 @@
 //! 3. the client speaks [`Frame`]s on the descriptor; the daemon's connection stays open and
 //!    carries nothing but, at most, one [`HandoverNotice`] line before it closes. Its end
 //!    without a notice means the daemon went away.
+//!
+//! A client on the keeper's own stream may then lend the keeper its terminal, as tmux's client
+//! gives its terminal to the server, so a key and its echo pass through no process but the
+//! keeper: when [`AttachEvent::Attached`] says the keeper `takes_terminal`, the client sends
+//! [`AttachControl::Lend`] with a descriptor of its terminal attached (`SCM_RIGHTS`) and draws
+//! nothing more itself. The keeper answers [`AttachEvent::Lent`]: taken, it reads the keys
+//! there (it ends the attach at the detach key with [`AttachEvent::Detached`]) and draws the
+//! screen there; not taken (no descriptor came: the stream is relayed, or it is not a
+//! terminal), it goes on with output frames. Either way the whole screen is drawn anew after
+//! the answer. The keeper lets go of the terminal before it closes the stream, so a client
+//! that shuts down its side and waits for the end may put its terminal back safely.
 
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +90,10 @@ pub struct AttachQuery {
 pub enum AttachControl {
     /// The client's window has this size now; the program gets SIGWINCH.
     Resize { rows: u32, cols: u32 },
+    /// The client's terminal comes with this frame (`SCM_RIGHTS`): the keeper is to read the
+    /// keys and draw the screen there, and end the attach at `detach_key` (a byte; `None`:
+    /// only when the terminal closes).
+    Lend { detach_key: Option<u8> },
 }
 
 /// A message to the client that is not output.
@@ -90,7 +105,16 @@ pub enum AttachEvent {
         rows: u16,
         cols: u16,
         read_only: bool,
+        /// The keeper can take a terminal the client lends it ([`AttachControl::Lend`]);
+        /// keepers from before this say nothing, which is `false`.
+        #[serde(default)]
+        takes_terminal: bool,
     },
+    /// The answer to [`AttachControl::Lend`]: whether the keeper took the terminal.
+    Lent { taken: bool },
+    /// The detach key was typed on the terminal the keeper was lent, or that terminal closed:
+    /// the keeper has let go of it, and nothing more follows.
+    Detached,
     /// The program ended (and everything it started); nothing more follows.
     Exit {
         code: Option<i32>,
@@ -206,6 +230,12 @@ mod tests {
                 rows: 24,
                 cols: 80,
                 read_only: true,
+                takes_terminal: true,
+            }),
+            Frame::Event(AttachEvent::Lent { taken: false }),
+            Frame::Event(AttachEvent::Detached),
+            Frame::Control(AttachControl::Lend {
+                detach_key: Some(0x1c),
             }),
             Frame::Event(AttachEvent::Exit {
                 code: Some(3),
@@ -273,6 +303,23 @@ mod tests {
             })
             .unwrap(),
             r#"{"event":"exit","code":0,"signal":null}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&AttachControl::Lend { detach_key: None }).unwrap(),
+            r#"{"lend":{"detach_key":null}}"#
+        );
+        // A keeper from before lending says nothing of it: it takes no terminal.
+        assert_eq!(
+            serde_json::from_str::<AttachEvent>(
+                r#"{"event":"attached","rows":2,"cols":3,"read_only":false}"#
+            )
+            .unwrap(),
+            AttachEvent::Attached {
+                rows: 2,
+                cols: 3,
+                read_only: false,
+                takes_terminal: false
+            }
         );
         assert!(serde_json::from_str::<AttachControl>(r#"{"resize":{"rows":1}}"#).is_err());
         assert!(serde_json::from_str::<AttachControl>(r#"{"paste":"x"}"#).is_err());

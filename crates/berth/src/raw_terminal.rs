@@ -62,6 +62,16 @@ pub fn is_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
+/// Whether stdin and stdout are the same terminal: the one the keys come from is the one the
+/// screen is drawn on, so it can be lent whole.
+pub fn is_one_terminal() -> bool {
+    use nix::sys::stat::fstat;
+    match (fstat(std::io::stdin()), fstat(std::io::stdout())) {
+        (Ok(input), Ok(output)) => is_terminal() && input.st_rdev == output.st_rdev,
+        _ => false,
+    }
+}
+
 /// The guard, started and not yet waited for: it starts while berth does something else (the
 /// attach's round trip through the daemon), so its two programs' start-up is not added to the
 /// time until the screen is drawn. Dropped without [`RawTerminal::enter`] (the attach was

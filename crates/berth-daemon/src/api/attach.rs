@@ -214,9 +214,17 @@ fn from_client(msg: Message) -> Result<Option<Frame>, Option<CloseFrame>> {
                     ),
                 )
             })?;
-            let AttachControl::Resize { rows, cols } = control;
-            Size::new(rows, cols).map_err(|e| close(POLICY, e.to_string()))?;
-            Ok(Some(Frame::Control(control)))
+            match control {
+                AttachControl::Resize { rows, cols } => {
+                    Size::new(rows, cols).map_err(|e| close(POLICY, e.to_string()))?;
+                    Ok(Some(Frame::Control(control)))
+                }
+                AttachControl::Lend { .. } => Err(close(
+                    POLICY,
+                    "a terminal cannot be lent over a WebSocket; only `berth attach` on the \
+                     daemon's Unix socket lends its own",
+                )),
+            }
         }
         // The WebSocket layer answers pings itself; a close is seen by the caller.
         Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(None),

@@ -24,6 +24,7 @@
 pub mod attach;
 pub mod control;
 mod echo;
+mod lent;
 pub mod pty;
 pub mod screen;
 pub mod spec;

@@ -8,7 +8,15 @@
 //! current screen at once and every change after it, keys go the other way, and the window
 //! size follows yours (SIGWINCH).
 //!
-//! The hot paths are two plain threads, each blocked in one `read`: the keeper's frames to the
+//! The keeper's stream is the client's own, so berth then lends the keeper its terminal
+//! (`AttachControl::Lend`, when the keeper says it takes one): the keeper reads the keys and
+//! draws the screen there itself, so a key and its echo pass through no other process. berth
+//! keeps raw mode, the window size and the restore, and reads only events (the detach key, the
+//! program's exit). Before it puts the terminal back, it shuts its side of the stream and waits
+//! for the keeper to close it: the keeper has then let go of the terminal.
+//!
+//! Otherwise (an older keeper, or a stream relayed from elsewhere) the hot paths are two plain
+//! threads, each blocked in one `read`: the keeper's frames to the
 //! terminal, and the terminal's keys to the keeper. A third watches the daemon's connection,
 //! which carries nothing: its end means the daemon went away (a `stopping` notice first: it
 //! stops), and ends the attach as it would have over the daemon's WebSocket. The runtime's
@@ -18,7 +26,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +35,7 @@ use std::time::Duration;
 use berth_client::{Client, HandedOver};
 use berth_core::terminal::DetachKey;
 use berth_proto::{AttachControl, AttachEvent, AttachQuery, Frame, HandoverNotice};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::stash::here;
@@ -58,6 +67,8 @@ enum End {
 /// How long the end of the keeper's stream waits for the daemon's connection to tell whether
 /// it ended because the daemon went away (for an agent elsewhere, the daemon relays it).
 const DAEMON_SAYS_WITHIN: Duration = Duration::from_millis(250);
+/// How long the keeper may take to answer a lend, and to let go of the terminal at the end.
+const KEEPER_ANSWERS_WITHIN: Duration = Duration::from_secs(2);
 
 pub async fn run(ctx: &Ctx, args: AttachArgs) -> CliResult<i32> {
     let key = DetachKey::parse(&args.detach_key).map_err(|e| {
@@ -176,10 +187,14 @@ async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
     };
     let HandedOver {
         keeper,
-        unread,
+        mut unread,
         gone,
         daemon,
     } = handed;
+    let lent = match lend(&keeper, &mut unread, key) {
+        Ok(lent) => lent,
+        Err(end) => return end,
+    };
     let Ok(from_keeper) = keeper.try_clone() else {
         return End::Closed("cannot read the keeper's stream".into());
     };
@@ -190,7 +205,7 @@ async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
     let started = {
         let (drawn, typed) = (ended.clone(), to_keeper.clone());
         on_thread(&tx, move || draw(from_keeper, unread, gone, &drawn))
-            && on_thread(&tx, move || type_keys(&typed, key, read_only))
+            && (lent || on_thread(&tx, move || type_keys(&typed, key, read_only)))
             && on_thread(&tx, move || watch_daemon(daemon))
     };
     if !started {
@@ -222,9 +237,109 @@ async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
         }
     };
     ended.store(true, Ordering::SeqCst);
+    if lent {
+        // The keeper lets go of the terminal, then closes the stream.
+        let keeper = lock(&to_keeper);
+        let _ = keeper.shutdown(Shutdown::Write);
+        wait_closed(&keeper);
+    }
     // The keeper lets go of this client at once; the drawing thread's read ends.
     let _ = lock(&to_keeper).shutdown(Shutdown::Both);
     end
+}
+
+/// Lends the keeper the terminal if it takes one: sends `Lend` with the terminal's descriptor,
+/// and waits for the answer (output frames until then are not drawn: the whole screen is drawn
+/// anew after it). `buf` holds what was read of the stream and keeps what follows the answer.
+/// Whether the keeper took it; `Err` if the attach ended meanwhile.
+fn lend(keeper: &UnixStream, buf: &mut Vec<u8>, key: DetachKey) -> Result<bool, End> {
+    let broken = |e: String| End::Closed(format!("the keeper's stream broke: {e}"));
+    keeper
+        .set_read_timeout(Some(KEEPER_ANSWERS_WITHIN))
+        .map_err(|e| broken(e.to_string()))?;
+    // What follows is left for the drawing thread, which draws it if nothing is lent.
+    let takes = match next_frame(keeper, buf)? {
+        Frame::Event(AttachEvent::Attached { takes_terminal, .. }) => takes_terminal,
+        Frame::Event(exit @ AttachEvent::Exit { .. }) => return Err(End::Exited(Some(exit))),
+        frame => {
+            return Err(End::Closed(format!(
+                "the keeper began with {frame:?}, not the attached event"
+            )));
+        }
+    };
+    let lent = takes && raw_terminal::is_one_terminal() && {
+        let mut wire = Vec::new();
+        let detach_key = key.0;
+        Frame::Control(AttachControl::Lend { detach_key }).encode(&mut wire);
+        send_with_terminal(keeper, &wire).map_err(|e| broken(e.to_string()))?;
+        loop {
+            match next_frame(keeper, buf)? {
+                Frame::Output(_) => {}
+                Frame::Event(AttachEvent::Lent { taken }) => break taken,
+                Frame::Event(exit @ AttachEvent::Exit { .. }) => {
+                    return Err(End::Exited(Some(exit)));
+                }
+                frame => {
+                    return Err(End::Closed(format!(
+                        "the keeper answered a lend with {frame:?}"
+                    )));
+                }
+            }
+        }
+    };
+    keeper
+        .set_read_timeout(None)
+        .map_err(|e| broken(e.to_string()))?;
+    Ok(lent)
+}
+
+/// The next frame on the stream, taken out of `buf` (what was read and not taken yet).
+fn next_frame(mut keeper: &UnixStream, buf: &mut Vec<u8>) -> Result<Frame, End> {
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match Frame::decode(buf) {
+            Ok(Some((frame, used))) => {
+                buf.drain(..used);
+                return Ok(frame);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(End::Closed(format!("the keeper sent {e}"))),
+        }
+        match keeper.read(&mut chunk) {
+            Ok(0) => return Err(End::KeeperGone("the agent's keeper went away".into())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(End::Closed(format!(
+                    "the keeper did not answer in time: {e}"
+                )));
+            }
+        }
+    }
+}
+
+/// Writes `wire` to the keeper with the terminal's descriptor (stdout's) attached.
+fn send_with_terminal(keeper: &UnixStream, wire: &[u8]) -> std::io::Result<()> {
+    let iov = [std::io::IoSlice::new(wire)];
+    let fds = [std::io::stdout().as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let sent = sendmsg::<()>(
+        keeper.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    // The descriptor went with the first byte; the rest is plain.
+    let mut keeper = keeper;
+    keeper.write_all(&wire[sent..])
+}
+
+/// Waits (a little, at most) until the keeper closes the stream.
+fn wait_closed(mut keeper: &UnixStream) {
+    let _ = keeper.set_read_timeout(Some(KEEPER_ANSWERS_WITHIN));
+    let mut chunk = [0u8; 4096];
+    while let Ok(1..) = keeper.read(&mut chunk) {}
 }
 
 fn lock(m: &Mutex<UnixStream>) -> std::sync::MutexGuard<'_, UnixStream> {
@@ -265,7 +380,8 @@ fn draw(mut from_keeper: UnixStream, mut buf: Vec<u8>, gone: String, ended: &Ato
                     }
                 }
                 Frame::Event(exit @ AttachEvent::Exit { .. }) => return End::Exited(Some(exit)),
-                Frame::Event(AttachEvent::Attached { .. }) => {}
+                Frame::Event(AttachEvent::Detached) => return End::Detached,
+                Frame::Event(AttachEvent::Attached { .. } | AttachEvent::Lent { .. }) => {}
                 Frame::Input(_) | Frame::Control(_) => {
                     return End::Closed("the keeper sent a client's frame".into());
                 }

@@ -387,7 +387,8 @@ fn what_a_client_may_not_send_closes_its_connection_and_leaves_the_agent_alone()
             AttachEvent::Attached {
                 rows: 24,
                 cols: 80,
-                read_only: false
+                read_only: false,
+                takes_terminal: true
             }
         );
         ws.send(Message::Text("garbage".into())).await.unwrap();
@@ -528,7 +529,8 @@ fn a_handed_over_stream_is_checked_by_the_keeper_itself_and_refusals_come_first(
         Frame::Event(AttachEvent::Attached {
             rows: 24,
             cols: 80,
-            read_only: true
+            read_only: true,
+            takes_terminal: true
         })
     );
     send_frame(
