@@ -515,34 +515,22 @@ run) costs what the overlap gains. Going further needs an emulator that hands ov
 scrolled-off row's cells, or keeps its own scrollback compactly, so a line that scrolls off \
 costs a copy rather than a walk through `fmt::Write`.
 
-**Keystroke to echo**: `berth attach` no longer goes through the daemon for keys and output: \
-the daemon checks the agent, attaches to its keeper, and hands the attached connection's \
-descriptor to the client (`GET /v1/agents/attach/handover`, `SCM_RIGHTS`), which speaks the \
-keeper's frames on two plain threads (keys from the terminal to the keeper, frames from the \
-keeper to the terminal) and keeps the daemon's connection only to tell when the daemon goes. So \
-a key travels bench → terminal → `berth attach` → keeper (Unix socket) → terminal → `cat` → \
-terminal → keeper → `berth attach` → terminal → bench. tmux's client hands its terminal to the \
-server, which reads the keys and writes the screen there itself: bench → terminal → tmux server \
-→ terminal → `cat` → terminal → tmux server → terminal → bench. berth has two process \
-wake-ups more per key (the client, each way), down from four: the daemon's ~37 µs of CPU per \
-key and its wake-ups are gone, and the client's threads cost ~26–32 µs per key (`perf stat`, \
-600 keys: 4 system calls per key, the least a relay can do). The keeper draws a key's echo as \
-the program wrote it when every terminal shows it alike — printable ASCII within the cursor's \
-row, over cells without wide characters, ending before its last column, with the parser \
-between sequences before it (`keeper/echo.rs`) — instead of comparing every cell of two \
-screens (that walk, a `memcmp` per cell, was a third of the keeper's CPU per key): the \
-keeper's CPU for 600 keys went from 29.1 to 23.6 ms in the same conditions, and what is left of \
-it is mostly the kernel's (switches, the terminal's line discipline). In four full runs \
-before this one (the same afternoon, the same code but for the guard's earlier start) berth's \
-p50 was below tmux's in three (0.110 against 0.123 ms at a load of 5, 0.080 against 0.093 at \
-2, 0.131 against 0.148 at 3.7) and well above it in one (0.389 against 0.155, at a load of 1, the \
-machine nearly idle — probably where a wake-up that lands on a halted virtual CPU costs most, \
-and berth still has two more of them per key); the p99s trade places with the load of the \
-other sessions. What is left: those two wake-ups are the client relaying between its terminal \
-and the keeper. tmux has none because its client passes the terminal itself to the server; \
-`berth attach` could do the same on top of the handover (its terminal's descriptor sent to the \
-keeper, which would read the keys, check the detach key and write the drawing there, the \
-client keeping raw mode, SIGWINCH and the restore), leaving berth with tmux's path.
+**Keystroke to echo**: `berth attach` lends the keeper its terminal, as tmux's client gives \
+its terminal to the server. The daemon checks the agent, attaches to its keeper and hands the \
+attached connection's descriptor to the client (`GET /v1/agents/attach/handover`, \
+`SCM_RIGHTS`); the client then sends the keeper its terminal's descriptor the same way \
+(`AttachControl::Lend`), and the keeper reads the keys and draws the screen there itself \
+(`keeper/lent.rs`), the client keeping only raw mode, the window size and the restore. So a key \
+travels bench → terminal → keeper → terminal → `cat` → terminal → keeper → terminal → bench, \
+the path it takes through tmux's server: the two wake-ups of the client per key (relaying keys \
+one way and output the other, ~26–32 µs of CPU per key) are gone, as the daemon's were before. \
+The keeper draws a key's echo as the program wrote it when every terminal shows it alike — \
+printable ASCII within the cursor's row, over cells without wide characters, ending before its \
+last column, with the parser between sequences before it (`keeper/echo.rs`) — instead of \
+comparing every cell of two screens. With the path the same, what is left between the two is \
+where each wake-up lands on the machine's two virtual CPUs, which the load of the other \
+sessions moves from one run to the next (a wake-up that lands on a halted virtual CPU costs \
+most): the p50s and p99s of runs minutes apart trade places by tens of microseconds.
 
 **Memory**: the keeper's resident set is mostly the `berth` binary's pages (~4 MiB with libc) \
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
@@ -575,7 +563,7 @@ fn write_report(
     md += &format!(
         "Produced by `cargo run --release --locked -p berth-bench -- terminal`: the same program \
          under berth (a terminal agent, its keeper holding the terminal; the client is `berth \
-         attach`, which the daemon hands the keeper's attached stream) and under tmux ({tmux_version}, its own server, \
+         attach`, which the daemon hands the keeper's attached stream and which lends the keeper its terminal) and under tmux ({tmux_version}, its own server, \
          `history-limit` {SCROLLBACK}, no status line; the client is `tmux attach`), each client \
          on a pseudo-terminal of the benchmark's ({COLS}×{ROWS}) that it reads everything from, \
          as a terminal emulator would. {version}. Times in milliseconds.\n\n## Machine\n\n"

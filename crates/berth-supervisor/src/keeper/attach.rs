@@ -195,7 +195,9 @@ impl Canvas {
             return false;
         }
         state.lent = taken;
+        // Drawn anew at once, not a frame after the first drawing.
         state.sight = None;
+        state.at = None;
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = keys;
         self.drawn.store(NOTHING, Ordering::SeqCst);
         drop(state);
