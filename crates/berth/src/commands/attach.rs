@@ -193,7 +193,12 @@ async fn relay(handed: HandedOver, key: DetachKey, read_only: bool) -> End {
     } = handed;
     let lent = match lend(&keeper, &mut unread, key) {
         Ok(lent) => lent,
-        Err(end) => return end,
+        Err(end) => {
+            // A keeper that took the terminal without saying so in time lets go of it too.
+            let _ = keeper.shutdown(Shutdown::Write);
+            wait_closed(&keeper);
+            return end;
+        }
     };
     let Ok(from_keeper) = keeper.try_clone() else {
         return End::Closed("cannot read the keeper's stream".into());
