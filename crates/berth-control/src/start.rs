@@ -32,6 +32,8 @@ use crate::readiness::{Report, parse_report};
 const FAILURE_TAIL: usize = 20;
 /// How long a daemon that was given up on gets to end after SIGTERM, and after SIGKILL.
 const GIVE_UP_GRACE: Duration = Duration::from_secs(2);
+/// How often a start looks again at a daemon that holds the lock without answering.
+const SETTLE_POLL: Duration = Duration::from_millis(20);
 
 /// What `daemon start` did.
 #[derive(Debug, Serialize)]
@@ -76,7 +78,17 @@ pub async fn start(
     env_token: Option<&str>,
     timeout: Duration,
 ) -> Result<Started, ControlError> {
+    let asked = Instant::now();
     let mut p = probe(home).await;
+    // The lock is held but nothing answers yet: a daemon between its start and its socket, or
+    // one killed a moment ago whose descriptors the kernel is still closing. Either settles.
+    while matches!(p.state, DaemonState::Running | DaemonState::Starting)
+        && p.connection.is_none()
+        && asked.elapsed() < timeout
+    {
+        tokio::time::sleep(SETTLE_POLL).await;
+        p = probe(home).await;
+    }
     let mut cleaned = Vec::new();
     match p.state {
         DaemonState::Running | DaemonState::Starting => {

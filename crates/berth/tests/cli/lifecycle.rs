@@ -240,6 +240,42 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(h.state(), "stopped", "nothing was started");
 }
 
+/// A start that finds the lock held by something that does not answer yet (a daemon between
+/// its lock and its socket, or one killed a moment ago that the kernel is still tearing down)
+/// waits for it to settle instead of failing.
+#[test]
+fn a_start_waits_for_a_lock_holder_that_does_not_answer_yet() {
+    use std::os::fd::AsRawFd;
+    let h = home();
+    let run = h.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(run.join("daemon.lock"))
+        .unwrap();
+    // SAFETY: an all-zero `flock` is valid; F_SETLK with it on an open descriptor.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &fl) },
+        0
+    );
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(lock);
+    });
+    let out = h.run(&["--json", "daemon", "start"]);
+    released.join().unwrap();
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(out.json()["state"], "running", "{out}");
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
 #[test]
 fn a_daemon_killed_a_moment_ago_is_started_again_at_once() {
     // The kernel tears a killed daemon down one descriptor at a time; a start in that moment
