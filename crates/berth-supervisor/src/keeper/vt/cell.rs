@@ -156,11 +156,31 @@ impl Cell {
     }
 }
 
-/// The text of `cells`, as [`Cell::write_text`] writes each.
+/// The text of `cells`, as [`Cell::write_text`] writes each, without the blanks at the end.
 pub fn write_text(cells: &[Cell], out: &mut String) {
-    for cell in cells {
-        cell.write_text(out);
+    let end = cells
+        .iter()
+        .rposition(|c| !c.is_blank())
+        .map_or(0, |at| at + 1);
+    // ASCII (nearly all text) is gathered and added a piece at a time.
+    let mut ascii = [0u8; 64];
+    let mut held = 0;
+    for cell in &cells[..end] {
+        let text = cell.text & !(u32::from(STYLE) << FLAGS_SHIFT);
+        if text < 0x80 && cell.mark == '\0' {
+            ascii[held] = text as u8;
+            held += 1;
+            if held < ascii.len() {
+                continue;
+            }
+        }
+        out.push_str(std::str::from_utf8(&ascii[..held]).unwrap_or_default());
+        if held < ascii.len() {
+            cell.write_text(out);
+        }
+        held = 0;
     }
+    out.push_str(std::str::from_utf8(&ascii[..held]).unwrap_or_default());
 }
 
 #[cfg(test)]

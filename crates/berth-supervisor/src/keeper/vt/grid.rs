@@ -242,6 +242,35 @@ impl Grid {
         }
     }
 
+    /// Writes a run of printable ASCII: as [`Grid::print`] does each, but a row's worth at a
+    /// time where nothing but the cells change.
+    pub fn print_ascii(&mut self, run: &[u8], sink: &mut impl Scrolled) {
+        let mut run = run;
+        while let Some(&first) = run.first() {
+            let Cursor { row, col, pending } = self.cursor;
+            let col = usize::from(col);
+            let n = run.len().min(usize::from(self.cols) - col);
+            let (pen, insert) = (self.pen, self.insert);
+            let cells = &mut self.lines_mut()[usize::from(row)][col..col + n];
+            if pending || insert || cells.iter().any(|c| c.is_wide() || c.is_continuation()) {
+                self.put(char::from(first), 1, sink);
+                run = &run[1..];
+                continue;
+            }
+            for (cell, b) in cells.iter_mut().zip(run) {
+                *cell = Cell::new(char::from(*b), pen);
+            }
+            self.last = Some(char::from(run[n - 1]));
+            if col + n == usize::from(self.cols) {
+                self.cursor.col = self.cols - 1;
+                self.cursor.pending = self.autowrap;
+            } else {
+                self.cursor.col += n as u16;
+            }
+            run = &run[n..];
+        }
+    }
+
     /// REP: the last character printed, `n` more times.
     pub fn repeat(&mut self, n: u16, sink: &mut impl Scrolled) {
         if let Some(c) = self.last {

@@ -8,9 +8,9 @@
 //! `vt100` crate does it, with which it is compared in the tests; where `vt100` is not xterm,
 //! xterm is followed and the code says so.
 //!
-//! It exists for speed and size: text — nearly all of what programs write — goes from the
-//! parser into a row's cells without a detour (`vte` finds the escapes with `memchr` and
-//! checks UTF-8 a run at a time), a cell takes 16 bytes, and a line scrolling off the top of
+//! It exists for speed and size: text — nearly all of what programs write — goes into a row's
+//! cells a run at a time: between sequences, runs of printable ASCII skip the parser, which
+//! only sees the rest (other text, controls, sequences); a cell takes 16 bytes, and a line scrolling off the top of
 //! the primary screen is handed to [`Scrolled`] as cells, whose text the keeper keeps
 //! (`keeper/screen.rs`) — the emulator keeps no history of its own.
 //!
@@ -121,6 +121,8 @@ pub struct Terminal {
     /// is given with the rest of it. (Given them apart, `vte` 0.15 drops what follows the
     /// character in the same few bytes: "日" cut after its first byte, then "x", loses the x.)
     cut: Vec<u8>,
+    /// The parser is between sequences (see `Performer::ground`).
+    ground: bool,
     state: State,
 }
 
@@ -138,6 +140,7 @@ impl Terminal {
         Terminal {
             parser: vte::Parser::new(),
             cut: Vec::new(),
+            ground: true,
             state: State {
                 grid: Grid::new(rows.max(1), cols.max(1)),
                 modes: Modes::default(),
@@ -149,10 +152,6 @@ impl Terminal {
 
     /// Takes what the program wrote; lines scrolling off the primary screen go to `sink`.
     pub fn feed(&mut self, bytes: &[u8], sink: &mut impl Scrolled) {
-        let mut performer = Performer {
-            state: &mut self.state,
-            sink,
-        };
         let mut bytes = bytes;
         if let Some(&lead) = self.cut.first() {
             let needs = match lead {
@@ -166,12 +165,48 @@ impl Terminal {
             if self.cut.len() < needs {
                 return;
             }
-            self.parser.advance(&mut performer, &self.cut);
-            self.cut.clear();
+            let cut = std::mem::take(&mut self.cut);
+            self.parse(&cut, sink);
         }
         let whole = bytes.len() - cut_char(bytes);
-        self.parser.advance(&mut performer, &bytes[..whole]);
+        self.parse(&bytes[..whole], sink);
         self.cut.extend_from_slice(&bytes[whole..]);
+    }
+
+    /// Parses `bytes`, which end with no character cut in two. Between sequences, a run of
+    /// printable ASCII goes into the cells at once; what lies between such runs goes to the
+    /// parser up to the next run or escape, and a sequence a byte at a time, until it ends.
+    fn parse(&mut self, bytes: &[u8], sink: &mut impl Scrolled) {
+        let printable = |b: &u8| (0x20..0x7f).contains(b);
+        let mut rest = bytes;
+        while let Some(&first) = rest.first() {
+            let end = if !self.ground {
+                1
+            } else if printable(&first) {
+                let run = rest
+                    .iter()
+                    .position(|b| !printable(b))
+                    .unwrap_or(rest.len());
+                self.state.grid.print_ascii(&rest[..run], sink);
+                rest = &rest[run..];
+                continue;
+            } else if first == 0x1b {
+                self.ground = false;
+                1
+            } else {
+                1 + rest[1..]
+                    .iter()
+                    .position(|b| *b == 0x1b || printable(b))
+                    .unwrap_or(rest.len() - 1)
+            };
+            let mut performer = Performer {
+                state: &mut self.state,
+                sink,
+                ground: &mut self.ground,
+            };
+            self.parser.advance(&mut performer, &rest[..end]);
+            rest = &rest[end..];
+        }
     }
 
     /// A new size (each at least 1); see `Grid::resize`.

@@ -7,6 +7,9 @@ use super::{Modes, MouseEncoding, MouseMode, Scrolled, State};
 pub struct Performer<'a, S> {
     pub state: &'a mut State,
     pub sink: &'a mut S,
+    /// Set when the parser is certainly back between sequences: a sequence ended (an OSC
+    /// string ended by ESC is not yet: the ESC begins `ESC \\`), or CAN or SUB cut it short.
+    pub ground: &'a mut bool,
 }
 
 /// The `i`th parameter, `default` if absent or 0.
@@ -81,6 +84,7 @@ impl<S: Scrolled> vte::Perform for Performer<'_, S> {
     fn execute(&mut self, byte: u8) {
         let grid = &mut self.state.grid;
         match byte {
+            0x18 | 0x1a => *self.ground = true,
             0x07 => self.state.bells += 1,
             0x08 => grid.back(1),
             0x09 => grid.tab(),
@@ -91,6 +95,7 @@ impl<S: Scrolled> vte::Perform for Performer<'_, S> {
     }
 
     fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, byte: u8) {
+        *self.ground = true;
         if !intermediates.is_empty() {
             return;
         }
@@ -116,6 +121,7 @@ impl<S: Scrolled> vte::Perform for Performer<'_, S> {
     }
 
     fn csi_dispatch(&mut self, params: &vte::Params, intermediates: &[u8], _: bool, c: char) {
+        *self.ground = true;
         let grid = &mut self.state.grid;
         let n = param(params, 0, 1);
         match (intermediates, c) {
@@ -175,7 +181,8 @@ impl<S: Scrolled> vte::Perform for Performer<'_, S> {
         }
     }
 
-    fn osc_dispatch(&mut self, params: &[&[u8]], _bell_terminated: bool) {
+    fn osc_dispatch(&mut self, params: &[&[u8]], bell_terminated: bool) {
+        *self.ground = bell_terminated;
         // A title may hold `;`: what follows the number is all of it (xterm; vt100 drops it).
         if let [b"0" | b"2", title @ ..] = params
             && !title.is_empty()

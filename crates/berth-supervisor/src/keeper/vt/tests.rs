@@ -209,6 +209,7 @@ const CORPUS: &[&str] = &[
     "\x1b[?6h\x1b[2;4r\x1b[2;2Horigin\x1b[?6l\x1b[r",
     "\x1b(0\x1b#8\x1bPq\x1b\\\x1b[>1c\x1b]52;c;?\x07\x0e\x0f\u{7f}\u{90}\u{fffd}nothing",
     "cut 日x and é\u{301}y",
+    "\x1b[1?mignored\x1b[3\x18cancelled\x1b]0;t\x1b\\ended\x1bP1$r\x18x\x1b[31\x1a!",
     "bad \u{80}\u{9f} \x1b[2 qbad utf-8 \u{ff}\u{fe}",
     "\x1b[31;1H\x1b[1;99H\x1b[99;1H",
 ];
@@ -557,4 +558,118 @@ fn a_row_is_drawn_from_its_first_change() {
     term.feed(b"\x1b[1;7Hthere", &mut ());
     let drawn = draw(&term, &mut shown);
     assert_eq!(drawn, b"\x1b[1;7Hthere\x1b[1;12H");
+}
+
+/// The screen's rows as text.
+fn rows(term: &Terminal) -> Vec<String> {
+    term.lines()
+        .iter()
+        .map(|line| {
+            let mut text = String::new();
+            write_text(line, &mut text);
+            text
+        })
+        .collect()
+}
+
+fn fed(rows_: u16, cols: u16, bytes: &[u8]) -> (Terminal, Kept) {
+    let mut term = Terminal::new(rows_, cols);
+    let mut kept = Kept::default();
+    term.feed(bytes, &mut kept);
+    (term, kept)
+}
+
+#[test]
+fn output_fed_a_byte_at_a_time_leaves_what_it_leaves_fed_at_once() {
+    for seed in 0..200 {
+        let mut g = Gen::new(seed);
+        let bytes: Vec<u8> = (0..50).flat_map(|_| g.step(false, true)).collect();
+        let (whole, kept) = fed(5, 11, &bytes);
+        let mut term = Terminal::new(5, 11);
+        let mut bytewise = Kept::default();
+        for b in &bytes {
+            term.feed(std::slice::from_ref(b), &mut bytewise);
+        }
+        let context = format!("seed {seed}: {:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(term.lines(), whole.lines(), "{context}");
+        assert_eq!(term.cursor(), whole.cursor(), "{context}");
+        assert_eq!(term.pen(), whole.pen(), "{context}");
+        assert_eq!(term.modes(), whole.modes(), "{context}");
+        assert_eq!(bytewise.0, kept.0, "{context}");
+    }
+}
+
+#[test]
+fn where_vt100_is_not_xterm_xterm_is_followed() {
+    // After a character in the last column the cursor is in that column: a backspace goes
+    // to the one before it, an erase starts there.
+    let (t, _) = fed(2, 5, b"abcde\x08X");
+    assert_eq!(rows(&t)[0], "abcXe");
+    let (t, _) = fed(2, 5, b"abcde\x1b[K");
+    assert_eq!(rows(&t)[0], "abcd");
+    assert!(!t.cursor().pending);
+    // Insert mode pushes the rest of the row right; without auto-wrap the last column is
+    // written over.
+    let (t, _) = fed(2, 6, b"abcd\r\x1b[4hXY\x1b[4lZ");
+    assert_eq!(rows(&t)[0], "XYZbcd");
+    let (t, _) = fed(2, 4, b"\x1b[?7labcdef");
+    assert_eq!(rows(&t), ["abcf", ""]);
+    // Tab stops set and cleared; IND, NEL; SCOSC/SCORC; LNM.
+    let (t, _) = fed(3, 20, b"\x1b[3g\x1b[5G\x1bH\rx\ty\tz");
+    assert_eq!(rows(&t)[0], "x   y              z");
+    let (t, _) = fed(3, 10, b"ab\x1bDc\x1bEd\x1b[s\x1b[3;5He\x1b[uf\x1b[20h\ng");
+    assert_eq!(rows(&t), ["  c", "df  e", "g"]);
+    assert_eq!(
+        t.cursor(),
+        Cursor {
+            row: 2,
+            col: 1,
+            pending: false
+        }
+    );
+    // The alternate screen keeps the cursor where it was; 1047 clears it on leaving.
+    let (t, _) = fed(
+        3,
+        10,
+        b"ab\x1b[?1049hc\x1b[?1049ld\x1b[?1047hxy\x1b[?1047l\x1b[?47h",
+    );
+    assert_eq!(rows(&t), ["", "", ""]);
+    assert_eq!(t.cursor().col, 5);
+    // A title may hold `;`.
+    let (t, _) = fed(3, 10, b"\x1b]2;a;b\x07");
+    assert_eq!(t.title(), Some("a;b"));
+    // Origin mode counts VPA's rows from the region's top.
+    let (t, _) = fed(5, 10, b"\x1b[2;4r\x1b[?6h\x1b[2dx");
+    assert_eq!(t.cursor().row, 2);
+    // RI on the top row above the region moves nothing.
+    let (t, _) = fed(5, 10, b"top\x1b[3;4r\x1b[1;1H\x1bM");
+    assert_eq!(rows(&t)[0], "top");
+}
+
+#[test]
+fn the_scrollback_is_erased_by_ed_3_and_a_larger_screen_grows_at_the_bottom() {
+    let (mut t, mut kept) = fed(2, 10, b"1\r\n2\r\n3\r\n4");
+    assert_eq!(kept.0, ["1", "2"]);
+    t.feed(b"\x1b[3J", &mut kept);
+    assert!(kept.0.is_empty());
+    t.resize(4, 10, &mut kept);
+    assert_eq!(rows(&t), ["3", "4", "", ""]);
+    assert_eq!(
+        t.cursor(),
+        Cursor {
+            row: 1,
+            col: 1,
+            pending: false
+        }
+    );
+    // Smaller again: the rows above the cursor's go to the scrollback.
+    t.feed(b"\r\n5", &mut kept);
+    t.resize(1, 3, &mut kept);
+    assert_eq!(rows(&t), ["5"]);
+    assert_eq!(kept.0, ["3", "4"]);
+}
+
+#[test]
+fn a_cell_of_the_screen_takes_sixteen_bytes() {
+    assert_eq!(std::mem::size_of::<Cell>(), 16);
 }
