@@ -118,8 +118,10 @@ pub fn cut_char(bytes: &[u8]) -> usize {
 pub struct Terminal {
     parser: vte::Parser,
     /// The first bytes of a character cut in two by the end of what was fed, which the parser
-    /// is given with the rest of it. (Given them apart, `vte` 0.15 drops what follows the
-    /// character in the same few bytes: "日" cut after its first byte, then "x", loses the x.)
+    /// is given with the rest of it: the parser then never holds part of a character while
+    /// text skips it. (`vte` 0.15 itself, given the rest in a call of its own together with
+    /// more text, can lose some: "é" cut after its first byte, then "\u{301}a…", loses the a,
+    /// which `vt100` does.)
     cut: Vec<u8>,
     /// The parser is between sequences (see `Performer::ground`).
     ground: bool,

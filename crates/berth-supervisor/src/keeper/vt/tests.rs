@@ -208,7 +208,7 @@ const CORPUS: &[&str] = &[
     "text\x1bc\x1b[2;2Hafter reset",
     "\x1b[?6h\x1b[2;4r\x1b[2;2Horigin\x1b[?6l\x1b[r",
     "\x1b(0\x1b#8\x1bPq\x1b\\\x1b[>1c\x1b]52;c;?\x07\x0e\x0f\u{7f}\u{90}\u{fffd}nothing",
-    "cut 日x and é\u{301}y",
+    "cut 日x, éß, 日本 and é\u{301}y",
     "\x1b[1?mignored\x1b[3\x18cancelled\x1b]0;t\x1b\\ended\x1bP1$r\x18x\x1b[31\x1a!",
     "bad \u{80}\u{9f} \x1b[2 qbad utf-8 \u{ff}\u{fe}",
     "\x1b[31;1H\x1b[1;99H\x1b[99;1H",
