@@ -119,9 +119,9 @@ pub struct Terminal {
     parser: vte::Parser,
     /// The first bytes of a character cut in two by the end of what was fed, which the parser
     /// is given with the rest of it: the parser then never holds part of a character while
-    /// text skips it. (`vte` 0.15 itself, given the rest in a call of its own together with
-    /// more text, can lose some: "é" cut after its first byte, then "\u{301}a…", loses the a,
-    /// which `vt100` does.)
+    /// text skips it. (`vte` 0.15 itself, given the rest of a character in one call with more
+    /// text, can drop some of that text: `vt100` fed "\u{301}a\u{308}" cut after the first
+    /// byte loses the "a".)
     cut: Vec<u8>,
     /// The parser is between sequences (see `Performer::ground`).
     ground: bool,
