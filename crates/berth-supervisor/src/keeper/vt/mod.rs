@@ -41,6 +41,7 @@ pub trait Scrolled {
 }
 
 /// Lines scrolled off, dropped.
+#[cfg(test)]
 impl Scrolled for () {
     fn scrolled(&mut self, _: &[Cell]) {}
     fn clear(&mut self) {}
