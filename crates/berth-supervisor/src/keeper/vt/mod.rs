@@ -8,11 +8,14 @@
 //! `vt100` crate does it, with which it is compared in the tests; where `vt100` is not xterm,
 //! xterm is followed and the code says so.
 //!
-//! It exists for speed and size: text — nearly all of what programs write — goes into a row's
-//! cells a run at a time: between sequences, runs of printable ASCII skip the parser, which
-//! only sees the rest (other text, controls, sequences); a cell takes 16 bytes, and a line scrolling off the top of
-//! the primary screen is handed to [`Scrolled`] as cells, whose text the keeper keeps
-//! (`keeper/screen.rs`) — the emulator keeps no history of its own.
+//! It exists for speed and size (ARCHITECTURE.md has the figures): text — nearly all of what
+//! programs write — goes into a row's cells a run at a time: between sequences, runs of
+//! printable ASCII skip the parser, which only sees the rest (other text, controls,
+//! sequences); whether it is between sequences is known from its actions (`Terminal::parse`).
+//! A cell takes 16 bytes, and a line scrolling off the top of the primary screen (with the
+//! scroll region at the top) is handed to [`Scrolled`] as cells, whose text the keeper keeps
+//! (`keeper/screen.rs`): the emulator keeps no history of its own, and lines scrolling off the
+//! alternate screen are not history. A resize does not reflow.
 //!
 //! [`draw`] sends a client's terminal what turns what it shows ([`Shown`], a copy of the
 //! screen as it was last drawn there) into the screen: rows that differ, the cursor, the pen
