@@ -181,7 +181,10 @@ impl Terminal {
 
     /// Parses `bytes`, which end with no character cut in two. Between sequences, a run of
     /// printable ASCII goes into the cells at once; what lies between such runs goes to the
-    /// parser up to the next run or escape, and a sequence a byte at a time, until it ends.
+    /// parser up to the next run or escape; a control sequence up to its final byte, and
+    /// then, or any other sequence from its start, a byte at a time until it has ended. The
+    /// parser is given one escape at a time, at the start of what it is given, so the actions
+    /// that end a sequence tell whether it is between sequences after it.
     fn parse(&mut self, bytes: &[u8], sink: &mut impl Scrolled) {
         let printable = |b: &u8| (0x20..0x7f).contains(b);
         let mut rest = bytes;
@@ -198,7 +201,14 @@ impl Terminal {
                 continue;
             } else if first == 0x1b {
                 self.ground = false;
-                1
+                // A control sequence at once: up to its final byte (or the next escape).
+                match rest.get(1) {
+                    Some(b'[') => rest[2..]
+                        .iter()
+                        .position(|b| (0x40..=0x7e).contains(b) || *b == 0x1b)
+                        .map_or(rest.len(), |at| 2 + at + usize::from(rest[2 + at] != 0x1b)),
+                    _ => 1,
+                }
             } else {
                 1 + rest[1..]
                     .iter()
