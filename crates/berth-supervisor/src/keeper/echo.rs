@@ -7,7 +7,7 @@
 //! cells without wide characters, ending before the row's last column: each byte then becomes
 //! the cell under the cursor, in the current colours, and the cursor moves one to the right —
 //! nothing wraps, scrolls or depends on a mode a difference does not carry (a scroll region,
-//! auto-wrap). And only when the emulator's parser was between sequences before the bytes
+//! auto-wrap, insert mode). And only when the emulator's parser was between sequences before the bytes
 //! (printable bytes inside an escape sequence are its parameters): [`ends_in_ground`] follows
 //! that from one read to the next, erring towards "no".
 
@@ -52,39 +52,21 @@ pub fn ends_in_ground(was: bool, bytes: &[u8]) -> bool {
 /// are not UTF-8 elsewhere become a replacement character and leave the parser where it was;
 /// only the end of a read needs a look, not every byte of it).
 fn ends_mid_char(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(4)..];
-    for (i, b) in tail.iter().enumerate().rev() {
-        let needs = match b {
-            0x00..=0x7f => return false,
-            0x80..=0xbf => continue,
-            0xc0..=0xdf => 2,
-            0xe0..=0xef => 3,
-            _ => 4,
-        };
-        return tail.len() - i < needs;
-    }
-    false
+    super::vt::cut_char(bytes) > 0
 }
 
 const ESC: u8 = 0x1b;
 
+use super::vt::Terminal;
+
 /// Whether `bytes`, written when the parser is between sequences, only put printable ASCII in
-/// the cursor's row of `screen`, over cells without wide characters, ending before its last
-/// column.
-pub fn in_place(screen: &vt100::Screen, bytes: &[u8]) -> bool {
-    let (_, cols) = screen.size();
-    let (row, col) = screen.cursor_position();
+/// the cursor's row of `term`, over cells without wide characters, ending before its last
+/// column, and not in insert mode.
+pub fn in_place(term: &Terminal, bytes: &[u8]) -> bool {
     let Ok(n) = u16::try_from(bytes.len()) else {
         return false;
     };
-    n > 0
-        && col.checked_add(n).is_some_and(|end| end < cols.get())
-        && bytes.iter().all(|b| (0x20..0x7f).contains(b))
-        && (col..col + n).all(|c| {
-            screen
-                .cell(row, c)
-                .is_some_and(|cell| !cell.is_wide() && !cell.is_wide_continuation())
-        })
+    n > 0 && bytes.iter().all(|b| (0x20..0x7f).contains(b)) && term.prints_in_place(n)
 }
 
 #[cfg(test)]
@@ -134,24 +116,20 @@ mod tests {
         assert!(ends_in_ground(false, b"\x1b[0mx"));
     }
 
-    fn screen(feed: &[u8]) -> vt100::Parser {
-        let mut p = vt100::Parser::new(
-            std::num::NonZeroU16::new(3).unwrap(),
-            std::num::NonZeroU16::new(10).unwrap(),
-            0,
-        );
-        p.process(feed);
-        p
+    fn screen(feed: &[u8]) -> Terminal {
+        let mut t = Terminal::new(3, 10);
+        t.feed(feed, &mut ());
+        t
     }
 
     #[test]
     fn only_printable_ascii_within_the_row_over_narrow_cells_is_in_place() {
-        assert!(in_place(screen(b"$ ").screen(), b"x"));
-        assert!(in_place(screen(b"").screen(), b"123456789"));
+        assert!(in_place(&screen(b"$ "), b"x"));
+        assert!(in_place(&screen(b""), b"123456789"));
         // Reaching the last column, wrapping, or nothing at all.
-        assert!(!in_place(screen(b"").screen(), b"1234567890"));
-        assert!(!in_place(screen(b"12345678").screen(), b"ab"));
-        assert!(!in_place(screen(b"").screen(), b""));
+        assert!(!in_place(&screen(b""), b"1234567890"));
+        assert!(!in_place(&screen(b"12345678"), b"ab"));
+        assert!(!in_place(&screen(b""), b""));
         // Controls, escapes, anything but ASCII.
         for bytes in [
             &b"a\r"[..],
@@ -161,11 +139,13 @@ mod tests {
             b"\x07",
             "é".as_bytes(),
         ] {
-            assert!(!in_place(screen(b"").screen(), bytes), "{bytes:?}");
+            assert!(!in_place(&screen(b""), bytes), "{bytes:?}");
         }
         // Over a wide character (or its second half).
-        assert!(!in_place(screen("日\r".as_bytes()).screen(), b"x"));
-        assert!(!in_place(screen("日\r\x1b[C".as_bytes()).screen(), b"x"));
-        assert!(in_place(screen("日\r\x1b[2C".as_bytes()).screen(), b"x"));
+        assert!(!in_place(&screen("日\r".as_bytes()), b"x"));
+        assert!(!in_place(&screen("日\r\x1b[C".as_bytes()), b"x"));
+        assert!(in_place(&screen("日\r\x1b[2C".as_bytes()), b"x"));
+        // In insert mode, which a client is never drawn.
+        assert!(!in_place(&screen(b"\x1b[4h"), b"x"));
     }
 }

@@ -29,6 +29,7 @@ pub mod pty;
 pub mod screen;
 pub mod spec;
 pub mod terminal;
+mod vt;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixListener;

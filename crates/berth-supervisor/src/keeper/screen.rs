@@ -1,33 +1,31 @@
-//! What a terminal agent's terminal shows: every byte the program writes goes through a
-//! terminal emulator (`vt100`), so the keeper always knows the screen, the cursor, the title and
-//! the scrollback.
+//! What a terminal agent's terminal shows: every byte the program writes goes through berth's
+//! terminal emulator (`keeper/vt`), so the keeper always knows the screen, the cursor, the title
+//! and the scrollback.
 //!
-//! The emulator keeps the screen only (its own scrollback is off): a line that scrolls off the
-//! top is handed to [`Scrollback`] as plain text and kept there, at most `limit` lines, oldest
-//! dropped first. A cell of the emulator takes 32 bytes, so 10,000 lines of 80 columns as cells
-//! would take some 25 MB; as text they take what they say (SPEC §10.1: a keeper with 10,000
-//! lines of scrollback stays under 8 MiB). The text of the lines is packed one after the other
-//! in one buffer ([`Lines`]), so a line scrolling off costs a copy of its characters, stripped
-//! of their colours as the emulator writes them out ([`Plain`]), and no allocation of its own.
-//! Lines that scroll off the alternate screen (a full-screen program's) are not history and are
-//! not kept.
+//! The emulator keeps the screen only: a line that scrolls off the top is handed to
+//! [`Scrollback`] as cells and kept there as plain text, at most `limit` lines, oldest dropped
+//! first. A cell takes 16 bytes, so 10,000 lines of 80 columns as cells would take some 13 MB;
+//! as text they take what they say (SPEC §10.1: a keeper with 10,000 lines of scrollback stays
+//! under 8 MiB). The text of the lines is packed one after the other in one buffer ([`Lines`]),
+//! so a line scrolling off costs a copy of its characters and no allocation of its own. Lines
+//! that scroll off the alternate screen (a full-screen program's) are not history and are not
+//! kept.
 //!
 //! An attached client is drawn from the emulator, not sent the program's bytes: whenever the
 //! screen changed, the client gets what turns what its terminal shows into the screen
 //! ([`Screen::draw`]: the whole screen first, then differences). What its terminal shows is
-//! its [`Sight`], an emulator of its own fed what it was sent, so drawing a key's echo
-//! compares two screens and copies none. So a client attaching late sees the screen at once, a slow client skips what it had no time
-//! to show instead of falling behind, and the client's own terminal never leaves the screen
-//! berth drew it on (a program's switch to the alternate screen is just another change).
+//! its [`Sight`], a copy of the screen as it was drawn there. So a client attaching late sees
+//! the screen at once, a slow client skips what it had no time to show instead of falling
+//! behind, and the client's own terminal never leaves the screen berth drew it on (a program's
+//! switch to the alternate screen is just another change).
 
 use std::collections::VecDeque;
-use std::num::NonZeroU16;
 
 use berth_core::terminal::Size;
 use berth_proto::{Cursor, TerminalScreen, TerminalSize};
 
 use super::echo;
-use vt100::capture::{BasicFormattedCaptureState, RowContents};
+use super::vt::{self, Cell, Shown, Terminal};
 
 /// Lines of text, oldest first, packed one after the other in one buffer.
 #[derive(Debug, Default)]
@@ -73,84 +71,33 @@ impl Lines {
     }
 }
 
-/// Writes what the emulator writes out of a line into a string without its colours: the
-/// emulator's "basic formatted" text is the line's characters with SGR sequences
-/// (`ESC [ … m`) where the colours change, and no other escape.
-struct Plain<'a> {
-    out: &'a mut String,
-    /// Inside an SGR sequence, which ends at the next `m`.
-    in_sgr: bool,
-}
-
-impl std::fmt::Write for Plain<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        // The emulator writes a cell at a time, mostly a single character: no search, no copy
-        // through memcpy for those.
-        match s.as_bytes() {
-            [b] if *b != 0x1b && !self.in_sgr => self.out.push(char::from(*b)),
-            bytes if !self.in_sgr && !bytes.contains(&0x1b) => self.out.push_str(s),
-            _ => {
-                for c in s.chars() {
-                    self.write_char(c)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write_char(&mut self, c: char) -> std::fmt::Result {
-        match c {
-            'm' if self.in_sgr => self.in_sgr = false,
-            _ if self.in_sgr => {}
-            '\x1b' => self.in_sgr = true,
-            _ => self.out.push(c),
-        }
-        Ok(())
-    }
-}
-
-/// The text of a line that scrolled off, as [`Plain`] writes it into `out`.
-fn write_plain(contents: &RowContents<'_>, out: &mut String) {
-    let mut plain = Plain { out, in_sgr: false };
-    // Writing into a String cannot fail.
-    let _ = contents.write_formatted_basic(&mut plain, &mut BasicFormattedCaptureState::new());
-}
-
-/// The emulator's side effects that the keeper keeps: scrolled-off lines, the title and how
-/// often the program rang the bell.
+/// The lines that scrolled off the primary screen.
 #[derive(Debug)]
 struct Scrollback {
     lines: Lines,
     limit: usize,
-    title: Option<String>,
-    bells: u64,
 }
 
-impl vt100::Callbacks for Scrollback {
-    fn on_scroll(&mut self, contents: RowContents<'_>, alternate_screen: bool) {
-        if alternate_screen || self.limit == 0 {
+impl vt::Scrolled for Scrollback {
+    fn scrolled(&mut self, line: &[Cell]) {
+        if self.limit == 0 {
             return;
         }
         if self.lines.len() >= self.limit {
             self.lines.pop();
         }
-        self.lines.push(|out| write_plain(&contents, out));
+        self.lines.push(|out| vt::write_text(line, out));
     }
 
-    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        self.title = Some(String::from_utf8_lossy(title).into_owned());
-    }
-
-    fn audible_bell(&mut self, _: &mut vt100::Screen) {
-        self.bells += 1;
+    fn clear(&mut self) {
+        self.lines = Lines::default();
     }
 }
 
-/// What an attached client's terminal shows: the screen as it was drawn there, kept by an
-/// emulator of its own that takes every byte the client is sent. The next drawing is the
-/// difference between it and the screen, so drawing a client copies no screen.
+/// What an attached client's terminal shows: the screen as it was drawn there. The next
+/// drawing is the difference between it and the screen.
 pub struct Sight {
-    parser: vt100::Parser,
+    shown: Shown,
     /// The bells the client was sent.
     bells: u64,
     /// Which change of the screen ([`Screen::changes`]) it shows.
@@ -160,7 +107,7 @@ pub struct Sight {
 impl std::fmt::Debug for Sight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sight")
-            .field("size", &self.parser.screen().size())
+            .field("size", &self.shown.size())
             .field("bells", &self.bells)
             .finish()
     }
@@ -168,7 +115,8 @@ impl std::fmt::Debug for Sight {
 
 /// A terminal's screen and scrollback.
 pub struct Screen {
-    parser: vt100::Parser<Scrollback>,
+    term: Terminal,
+    kept: Scrollback,
     /// Counts the changes (what the program wrote, resizes), so a client's [`Sight`] can tell
     /// whether it shows the screen as it was just before the last.
     changes: u64,
@@ -181,34 +129,24 @@ pub struct Screen {
 
 impl std::fmt::Debug for Screen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (rows, cols) = self.parser.screen().size();
+        let (rows, cols) = self.term.size();
         f.debug_struct("Screen")
             .field("rows", &rows)
             .field("cols", &cols)
-            .field("scrollback", &self.parser.callbacks().lines.len())
+            .field("scrollback", &self.kept.lines.len())
             .finish()
     }
-}
-
-fn sides(size: Size) -> (NonZeroU16, NonZeroU16) {
-    (
-        NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
-        NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN),
-    )
 }
 
 impl Screen {
     /// An empty screen of `size` that keeps at most `scrollback` lines above it.
     pub fn new(size: Size, scrollback: usize) -> Screen {
-        let (rows, cols) = sides(size);
-        let kept = Scrollback {
-            lines: Lines::default(),
-            limit: scrollback,
-            title: None,
-            bells: 0,
-        };
         Screen {
-            parser: vt100::Parser::new_with_callbacks(rows, cols, 0, kept),
+            term: Terminal::new(size.rows, size.cols),
+            kept: Scrollback {
+                lines: Lines::default(),
+                limit: scrollback,
+            },
             changes: 0,
             echo: Vec::new(),
             ground: true,
@@ -218,24 +156,22 @@ impl Screen {
     /// Takes what the program wrote.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.echo.clear();
-        if self.ground && echo::in_place(self.parser.screen(), bytes) {
+        if self.ground && echo::in_place(&self.term, bytes) {
             self.echo.extend_from_slice(bytes);
         }
-        self.parser.process(bytes);
+        self.term.feed(bytes, &mut self.kept);
         self.ground = echo::ends_in_ground(self.ground, bytes);
         self.changes += 1;
     }
 
     pub fn resize(&mut self, size: Size) {
-        let (rows, cols) = sides(size);
-        self.parser.set_size(rows, cols);
+        self.term.resize(size.rows, size.cols, &mut self.kept);
         self.echo.clear();
         self.changes += 1;
     }
 
     pub fn size(&self) -> (u16, u16) {
-        let (rows, cols) = self.parser.screen().size();
-        (rows.get(), cols.get())
+        self.term.size()
     }
 
     /// What turns a client's terminal that shows `sight` (nothing yet: `None`) into one that
@@ -244,30 +180,27 @@ impl Screen {
     /// every terminal does the same with them (a key's echo, `echo.rs`); the differences
     /// otherwise; a bell for the bells rung in between — and `sight` into what it then shows.
     pub fn draw(&self, sight: &mut Option<Sight>) -> Vec<u8> {
-        let screen = self.parser.screen();
-        let bells = self.parser.callbacks().bells;
-        let mut out = match sight {
-            Some(seen) if seen.parser.screen().size() == screen.size() => {
+        let bells = self.term.bells();
+        let mut out = Vec::new();
+        match sight {
+            Some(seen) if seen.shown.size() == self.term.size() => {
                 if seen.at == self.changes {
-                    Vec::new()
                 } else if seen.at + 1 == self.changes && !self.echo.is_empty() {
-                    self.echo.clone()
+                    out.extend_from_slice(&self.echo);
+                    seen.shown.update(&self.term);
                 } else {
-                    screen.state_diff(seen.parser.screen()).into_bytes()
+                    seen.shown.draw_changes(&self.term, &mut out);
                 }
             }
             _ => {
-                let (rows, cols) = screen.size();
                 *sight = Some(Sight {
-                    parser: vt100::Parser::new(rows, cols, 0),
+                    shown: Shown::draw_all(&self.term, &mut out),
                     bells,
                     at: self.changes,
                 });
-                screen.state_formatted().into_bytes()
             }
-        };
+        }
         if let Some(seen) = sight {
-            seen.parser.process(&out);
             if seen.bells < bells {
                 out.push(0x07);
             }
@@ -279,35 +212,40 @@ impl Screen {
 
     /// The screen as text, with the newest `scrollback` lines of scrollback.
     pub fn view(&self, scrollback: usize) -> TerminalScreen {
-        let screen = self.parser.screen();
-        let kept = self.parser.callbacks();
-        let (rows, cols) = screen.size();
-        let (row, col) = screen.cursor_position();
-        let skip = kept.lines.len().saturating_sub(scrollback);
+        let (rows, cols) = self.term.size();
+        let cursor = self.term.cursor();
+        let lines = &self.kept.lines;
+        let skip = lines.len().saturating_sub(scrollback);
         TerminalScreen {
-            size: TerminalSize {
-                rows: rows.get(),
-                cols: cols.get(),
-            },
-            rows: screen
-                .rows(0, cols.get())
-                .map(|r| r.trim_end().to_string())
-                .collect(),
-            cursor: Cursor { row, col },
-            title: kept.title.clone(),
-            scrollback: kept
-                .lines
+            size: TerminalSize { rows, cols },
+            rows: self
+                .term
+                .lines()
                 .iter()
-                .skip(skip)
-                .map(|l| l.to_string())
+                .map(|line| {
+                    let mut text = String::new();
+                    vt::write_text(line, &mut text);
+                    text.truncate(text.trim_end().len());
+                    text
+                })
                 .collect(),
-            scrollback_lines: kept.lines.len(),
+            cursor: Cursor {
+                row: cursor.row,
+                col: cursor.col,
+            },
+            title: self.term.title().map(str::to_string),
+            scrollback: lines.iter().skip(skip).map(|l| l.to_string()).collect(),
+            scrollback_lines: lines.len(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU16;
+
+    use vt100::capture::{BasicFormattedCaptureState, RowContents};
+
     use super::*;
 
     fn size(rows: u16, cols: u16) -> Size {
@@ -537,20 +475,14 @@ mod tests {
             }
             sent.extend_from_slice(&drawn);
             // The client's terminal shows the screen: its text, colours and cursor.
-            let (rows, cols) = sides(sz);
-            let mut client = vt100::Parser::new(rows, cols, 0);
+            let mut client = vt100::Parser::new(
+                NonZeroU16::new(sz.rows).unwrap(),
+                NonZeroU16::new(sz.cols).unwrap(),
+                0,
+            );
             client.process(&sent);
-            let screen = s.parser.screen();
-            assert_eq!(
-                client.screen().contents_formatted(),
-                screen.contents_formatted(),
-                "after {step:?}"
-            );
-            assert_eq!(
-                client.screen().cursor_position(),
-                screen.cursor_position(),
-                "after {step:?}"
-            );
+            let diff = vt::tests::differences(client.screen(), &s.term);
+            assert!(diff.is_empty(), "after {step:?}: {diff:#?}");
             assert!(s.draw(&mut sight).is_empty(), "after {step:?}");
         }
         // Two changes since the last drawing: their difference, even if the last is an echo.
