@@ -673,3 +673,65 @@ fn the_scrollback_is_erased_by_ed_3_and_a_larger_screen_grows_at_the_bottom() {
 fn a_cell_of_the_screen_takes_sixteen_bytes() {
     assert_eq!(std::mem::size_of::<Cell>(), 16);
 }
+
+/// Bytes a program may write that no generator above would: any byte at all, sequences with
+/// parameters far out of range, strings cut off, sizes from one cell up.
+fn garbage(g: &mut Gen) -> Vec<u8> {
+    const PIECES: [&[u8]; 14] = [
+        b"\x1b[65535;65535H",
+        b"\x1b[99999@",
+        b"\x1b[99999P",
+        b"\x1b[99999L",
+        b"\x1b[99999M",
+        b"\x1b[65535X",
+        b"\x1b[65535b",
+        b"\x1b[0;65535r",
+        b"\x1b[65535;1r",
+        b"\x1b[?1049h\x1b[?6h\x1b[65535d",
+        b"\x1b[38;2;999;999;999;48;5;999m",
+        b"\x1b]2;\xff\xfe",
+        b"\x1bP\x1b[",
+        b"\xf0\x9f",
+    ];
+    let mut out = Vec::new();
+    for _ in 0..=g.below(6) {
+        if g.below(2) == 0 {
+            out.extend_from_slice(PIECES[g.below(PIECES.len() as u64) as usize]);
+        } else {
+            for _ in 0..=g.below(24) {
+                out.push(g.below(256) as u8);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn any_bytes_and_any_size_leave_a_screen_that_can_be_drawn_and_read() {
+    for seed in 0..400 {
+        let mut g = Gen::new(seed);
+        let mut term = Terminal::new(1 + g.below(30) as u16, 1 + g.below(100) as u16);
+        let mut kept = Kept::default();
+        let mut shown = None;
+        for _ in 0..30 {
+            term.feed(&garbage(&mut g), &mut kept);
+            if g.below(6) == 0 {
+                let (rows, cols) = (1 + g.below(30) as u16, 1 + g.below(100) as u16);
+                term.resize(rows, cols, &mut kept);
+            }
+            let _ = draw(&term, &mut shown);
+            let (rows, cols) = term.size();
+            let cursor = term.cursor();
+            assert!(
+                cursor.row < rows && cursor.col < cols,
+                "seed {seed}: {cursor:?}"
+            );
+            assert_eq!(term.lines().len(), usize::from(rows), "seed {seed}");
+            assert!(
+                term.lines().iter().all(|l| l.len() == usize::from(cols)),
+                "seed {seed}"
+            );
+            let _ = term.prints_in_place(1 + g.below(4) as u16);
+        }
+    }
+}
