@@ -498,22 +498,19 @@ const ANALYSIS: &str = "
 ## Analysis
 
 **Throughput** is how fast the keeper takes the program's output in: every byte goes through \
-`vt100`'s parser, and every line that scrolls off becomes text in the scrollback (tmux does the \
-same work in its server). The scrolled-off line is written straight into one packed buffer, its \
-colours dropped as `vt100` writes them out (`keeper/screen.rs`: `Lines`, `Plain`). What is left \
-is `vt100` itself: with `perf stat` during a `cat` of 35 MB of base64 text (alternating, same \
-machine, same minutes) the keeper takes 1.13–1.19 s of CPU where tmux's server takes 0.64 s, \
-and in a profile of the keeper the per-cell walk over each row that scrolls off \
-(`RowContents::write_formatted_basic`, the only way the crate gives a scrolled-off row, with \
-its cell comparisons) is ~38 % of it and the parser's per-character work (`text`, \
-`append_char`) ~31 %; reading, logging and drawing the client are the rest. A reader thread \
-that goes on reading into a queue while another parses (so the program never waits on a full \
-terminal while the screen takes its output in) was measured and dropped: over five alternating \
-runs it took 1.21 s where the serial reader took 1.14 s and tmux 0.80 s — the parser is the \
-bottleneck, not the reading, and on two shared cores the hand-over (27,000 context switches a \
-run) costs what the overlap gains. Going further needs an emulator that hands over a \
-scrolled-off row's cells, or keeps its own scrollback compactly, so a line that scrolls off \
-costs a copy rather than a walk through `fmt::Write`.
+its terminal emulator and every line that scrolls off becomes text in the scrollback (tmux \
+does the same work in its server). The keeper's emulator is berth's own (`keeper/vt/`, on \
+`vte`'s parser): between sequences a run of printable ASCII — nearly all of a `cat` — goes \
+into a row's cells at once without the parser, a cell takes 16 bytes, and a row that scrolls \
+off is handed over as cells whose text is copied into the packed scrollback. With `vt100` \
+before it, the keeper took 1.13–1.19 s of CPU for a `cat` of 35 MB where tmux's server took \
+0.64 s, ~38 % of it turning each scrolled-off row into text through `fmt::Write` (the only way \
+that crate gives a row) and ~31 % its per-character parsing, and berth's `cat` of 100 MiB ran \
+at 31 MiB/s against tmux's 38. On the 35 MB of lines alone (24×80, 4 KB reads, 10,000 lines \
+kept) the emulator takes 0.15–0.17 s where `vt100` took 1.26–1.33 s; 0.30–0.45 s against \
+1.06 s with a colour change every word, 0.39 s against 1.09 s for UTF-8-heavy text. Measured \
+from the process's CPU time around a `cat` of 35 MB while attached, in alternation on the \
+same machine, the keeper now takes 0.45–0.64 s where tmux's server took 0.84–1.07 s.
 
 **Keystroke to echo**: `berth attach` lends the keeper its terminal, as tmux's client gives \
 its terminal to the server. The daemon checks the agent, attaches to its keeper and hands the \
@@ -534,7 +531,9 @@ most): the p50s and p99s of runs minutes apart trade places by tens of microseco
 
 **Memory**: the keeper's resident set is mostly the `berth` binary's pages (~4 MiB with libc) \
 and, at 10,000 lines, ~0.85 MiB of scrollback text plus line offsets; the packed buffer gives \
-dropped lines' space back once they take an eighth of it.
+dropped lines' space back once they take an eighth of it. The screens themselves are small: \
+16-byte cells, ~61 KB for the primary and alternate screens of 80×24, and a copy of the \
+screen as drawn (~30 KB) per attached client.
 
 **Attach** is dominated by starting processes: `berth` itself, and its guard (`sh` and \
 `stty`, which puts the terminal back should berth be killed; it now starts while the daemon \
