@@ -547,8 +547,27 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
-        drop(listener);
-        assert!(!passed(&probe(&format!("tcp:127.0.0.1:{port}"))));
+        // Bound and not listening: refused, and no other test can take the port meanwhile.
+        let closed = {
+            use nix::sys::socket::{
+                AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+            };
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &SockaddrIn::new(127, 0, 0, 1, 0),
+            )
+            .unwrap();
+            let at: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+            (fd, at.port())
+        };
+        assert!(!passed(&probe(&format!("tcp:127.0.0.1:{}", closed.1))));
         // `notify` and `log` are never run there.
         assert!(call(root, &probe("notify")).is_err());
         assert!(call(root, &probe("log:x")).is_err());
