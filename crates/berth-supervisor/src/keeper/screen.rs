@@ -164,6 +164,12 @@ impl Screen {
         self.changes += 1;
     }
 
+    /// What the terminal answered the program's queries since the last call (the keeper types
+    /// it back: no client's terminal ever sees the queries).
+    pub fn take_replies(&mut self) -> Vec<u8> {
+        self.term.take_replies()
+    }
+
     pub fn resize(&mut self, size: Size) {
         self.term.resize(size.rows, size.cols, &mut self.kept);
         self.echo.clear();

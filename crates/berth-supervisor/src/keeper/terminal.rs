@@ -42,7 +42,7 @@ pub trait Viewer: std::fmt::Debug + Send + Sync {
 pub struct Terminal {
     /// One writer at a time, so inputs never interleave.
     master: Mutex<File>,
-    /// The master side again, for resizing.
+    /// The master side again, for resizing and for the terminal's answers to the program.
     sizer: File,
     screen: Mutex<Shown>,
     /// Signalled when a client's drawing thread has something to do.
@@ -111,15 +111,22 @@ impl Terminal {
     /// Takes what the program wrote, and draws the clients that can be drawn at once; wakes
     /// the drawing threads of the others.
     pub fn feed(&self, bytes: &[u8]) {
-        let quiet = {
+        let (quiet, replies) = {
             let mut shown = self.shown();
             shown.screen.feed(bytes);
             shown.generation += 1;
             let now = Instant::now();
             let quiet = shown.written.is_none_or(|w| now.duration_since(w) >= QUIET);
             shown.written = Some(now);
-            quiet
+            (quiet, shown.screen.take_replies())
         };
+        if !replies.is_empty() {
+            // Without waiting: a program that does not read its input is not waited for (what
+            // does not fit is dropped, as its queries are). Not under the writer's lock either,
+            // which typed input may hold for a while: an answer goes between two of its writes,
+            // as a terminal's answers go between keys.
+            let _ = pty::write(&self.sizer, &replies, Duration::ZERO);
+        }
         // Every client is offered the change, whatever the others did.
         let mut waiting = false;
         for viewer in self.clients().iter() {

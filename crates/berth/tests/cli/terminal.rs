@@ -160,6 +160,26 @@ fn a_full_screen_redraw_is_on_the_screen_at_its_row_and_column() {
     h.run(&["daemon", "stop"]).expect_code(0);
 }
 
+/// A program that asks the terminal where its cursor is (as crossterm-based agents do at
+/// start) gets the answer from the keeper, attached or not.
+#[test]
+fn a_program_asking_where_its_cursor_is_gets_an_answer() {
+    let h = home();
+    start(&h);
+    let p = project();
+    let cmd = r#"stty raw -echo; printf '\033[5;9H\033[6n'; r=$(dd bs=1 count=6 2>/dev/null | od -An -c | tr -d ' \\'); printf '\033[1;1Hanswer:%s.' "$r"; exec sleep 300"#;
+    agent(
+        &h,
+        p.path(),
+        &["new", "asks", "--tty", "--start", "--cmd", cmd],
+    )
+    .expect_code(0);
+    let s = wait_for(&h, p.path(), "asks", "answer:");
+    assert_eq!(s.rows[0], "answer:033[5;9R.", "{s:?}");
+    agent(&h, p.path(), &["stop", "asks"]).expect_code(0);
+    h.run(&["daemon", "stop"]).expect_code(0);
+}
+
 #[test]
 fn a_resize_through_the_keeper_reaches_the_program() {
     let h = home();

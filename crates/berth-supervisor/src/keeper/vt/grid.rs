@@ -409,6 +409,13 @@ impl Grid {
         self.goto(0, 0);
     }
 
+    /// Where the cursor is as CPR reports it: 1-based, its row counted from the region's top
+    /// in origin mode.
+    pub fn reported_position(&self) -> (u16, u16) {
+        let top = if self.origin { self.top } else { 0 };
+        (self.cursor.row - top + 1, self.cursor.col + 1)
+    }
+
     /// DECOM.
     pub fn set_origin(&mut self, on: bool) {
         self.origin = on;

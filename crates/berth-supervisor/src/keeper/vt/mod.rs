@@ -4,7 +4,8 @@
 //! The bytes go through `vte`'s parser (the VT500 state machine: text, controls, escape and
 //! control sequences, strings), whose actions ([`perform`]) change the state: the screens'
 //! cells, the cursor, the scroll region and tab stops ([`grid`]), the input modes a client's
-//! terminal must share ([`Modes`]), the title and the bells. What it does is xterm's, as the
+//! terminal must share ([`Modes`]), the title, the bells and the answers to the program's
+//! queries (status, cursor position, device attributes). What it does is xterm's, as the
 //! `vt100` crate does it, with which it is compared in the tests; where `vt100` is not xterm,
 //! xterm is followed and the code says so.
 //!
@@ -98,6 +99,9 @@ pub struct State {
     modes: Modes,
     title: Option<String>,
     bells: u64,
+    /// What the terminal answers the program's queries (status, cursor position, device
+    /// attributes), to be typed back to it.
+    replies: Vec<u8>,
 }
 
 /// How many bytes at the end of `bytes` are the first of a UTF-8 character whose others are
@@ -152,6 +156,7 @@ impl Terminal {
                 modes: Modes::default(),
                 title: None,
                 bells: 0,
+                replies: Vec::new(),
             },
         }
     }
@@ -265,6 +270,11 @@ impl Terminal {
     /// How often the bell rang.
     pub fn bells(&self) -> u64 {
         self.state.bells
+    }
+
+    /// The answers to the program's queries since the last call, for the program's input.
+    pub fn take_replies(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.state.replies)
     }
 
     /// Whether `n` printable ASCII characters written now land on narrow cells of the cursor's

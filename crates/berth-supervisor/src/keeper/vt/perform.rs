@@ -172,6 +172,24 @@ impl<S: Scrolled> vte::Perform for Performer<'_, S> {
                     );
                 }
             }
+            // The queries a program waits for an answer to, answered as a terminal would:
+            // status (DSR 5), cursor position (CPR), and what terminal this is (DA1: a VT100
+            // with advanced video, as tmux says; DA2: of no particular version).
+            ([], 'n') => match param(params, 0, 0) {
+                5 => self.state.replies.extend_from_slice(b"\x1b[0n"),
+                6 => {
+                    let (row, col) = grid.reported_position();
+                    let answer = format!("\x1b[{row};{col}R");
+                    self.state.replies.extend_from_slice(answer.as_bytes());
+                }
+                _ => {}
+            },
+            ([], 'c') if param(params, 0, 0) == 0 => {
+                self.state.replies.extend_from_slice(b"\x1b[?1;2c");
+            }
+            ([b'>'], 'c') if param(params, 0, 0) == 0 => {
+                self.state.replies.extend_from_slice(b"\x1b[>0;0;0c");
+            }
             ([b' '], 'q') => {
                 if let Ok(style @ 0..=6) = u8::try_from(param(params, 0, 0)) {
                     self.state.modes.cursor_style = style;

@@ -735,3 +735,28 @@ fn any_bytes_and_any_size_leave_a_screen_that_can_be_drawn_and_read() {
         }
     }
 }
+
+#[test]
+fn the_queries_a_program_waits_on_are_answered_as_a_terminal_would() {
+    let answers = |bytes: &[u8]| {
+        let mut term = Terminal::new(10, 20);
+        term.feed(bytes, &mut ());
+        String::from_utf8(term.take_replies()).unwrap()
+    };
+    assert_eq!(answers(b"\x1b[5n"), "\x1b[0n");
+    assert_eq!(answers(b"\x1b[6n"), "\x1b[1;1R");
+    assert_eq!(answers(b"\x1b[3;5Hab\x1b[6n"), "\x1b[3;7R");
+    // In origin mode the row counts from the region's top.
+    assert_eq!(answers(b"\x1b[4;8r\x1b[?6h\x1b[2;3H\x1b[6n"), "\x1b[2;3R");
+    assert_eq!(answers(b"\x1b[c"), "\x1b[?1;2c");
+    assert_eq!(answers(b"\x1b[0c"), "\x1b[?1;2c");
+    assert_eq!(answers(b"\x1b[>c"), "\x1b[>0;0;0c");
+    // Several, in order; and what is not a query is not answered.
+    assert_eq!(answers(b"\x1b[6n\x1b[5n"), "\x1b[1;1R\x1b[0n");
+    assert_eq!(answers(b"\x1b[1c\x1b[7n\x1b[?6n text"), "");
+    // Taken once.
+    let mut term = Terminal::new(10, 20);
+    term.feed(b"\x1b[5n", &mut ());
+    assert!(!term.take_replies().is_empty());
+    assert!(term.take_replies().is_empty());
+}
