@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_client::{Client, HandedOver};
+use berth_client::{Client, ClientError, HandedOver};
 use berth_core::terminal::DetachKey;
-use berth_proto::{AttachControl, AttachEvent, AttachQuery, Frame, HandoverNotice};
+use berth_proto::{AttachControl, AttachEvent, AttachQuery, ErrorCode, Frame, HandoverNotice};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -97,7 +97,17 @@ pub async fn run(ctx: &Ctx, args: AttachArgs) -> CliResult<i32> {
     let client = Client::unix(ctx.home.socket());
     // Its start-up overlaps the round trip through the daemon.
     let guard = Guard::start();
-    let handed = client.handover(&query).await?;
+    let handed = client.handover(&query).await.map_err(|e| match e {
+        // The route itself is unknown: a daemon started by an older berth.
+        ClientError::Api { error, .. } if error.code == ErrorCode::NotFound => CliError::new(
+            Kind::Failed,
+            "daemon_outdated",
+            "the running daemon was started by an older berth, which cannot hand over a \
+             terminal agent's stream",
+        )
+        .hint("`berth daemon restart` starts it again from this berth; agents keep running"),
+        e => e.into(),
+    })?;
     let end = {
         let _raw = RawTerminal::enter(guard).map_err(|e| {
             CliError::failed(

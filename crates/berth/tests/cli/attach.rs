@@ -346,6 +346,48 @@ fn attaching_to_what_cannot_be_attached_to_says_why_and_what_to_do() {
     h.run(&["daemon", "stop", "--all"]).expect_code(0);
 }
 
+/// A daemon started by an older berth, without the handover route: every request is answered
+/// as an unknown endpoint.
+fn outdated_daemon(socket: &Path) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = r#"{"error":{"code":"not_found","message":"no such endpoint"}}"#;
+        let answer = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(answer.as_bytes());
+    })
+}
+
+#[test]
+fn a_daemon_from_an_older_berth_is_named_as_such_with_what_to_do() {
+    let h = home();
+    let p = project();
+    let server = outdated_daemon(&h.path().join("run/berth.sock"));
+    let t = Tmux::start();
+    attach(&t, &h, p.path(), "old", &["shell"]);
+    let shown = t.wait_for("old", "EXIT=");
+    assert!(shown.contains("older berth"), "{shown}");
+    assert!(shown.contains("berth daemon restart"), "{shown}");
+    assert!(shown.contains("EXIT=1"), "{shown}");
+    terminal_put_back(&t, "old");
+    server.join().unwrap();
+}
+
 /// Reads messages until the daemon closes the connection; its close code and reason.
 async fn closed_with(ws: &mut berth_client::AttachStream) -> (u16, String) {
     while let Some(msg) = ws.next().await {
