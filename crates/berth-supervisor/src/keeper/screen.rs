@@ -123,8 +123,6 @@ pub struct Screen {
     /// The last change was these bytes, which a client that showed the screen just before can
     /// be sent as they are (`echo::in_place`); otherwise empty.
     echo: Vec<u8>,
-    /// The emulator's parser is between sequences (`echo::ends_in_ground`).
-    ground: bool,
 }
 
 impl std::fmt::Debug for Screen {
@@ -149,18 +147,16 @@ impl Screen {
             },
             changes: 0,
             echo: Vec::new(),
-            ground: true,
         }
     }
 
     /// Takes what the program wrote.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.echo.clear();
-        if self.ground && echo::in_place(&self.term, bytes) {
+        if echo::in_place(&self.term, bytes) {
             self.echo.extend_from_slice(bytes);
         }
         self.term.feed(bytes, &mut self.kept);
-        self.ground = echo::ends_in_ground(self.ground, bytes);
         self.changes += 1;
     }
 

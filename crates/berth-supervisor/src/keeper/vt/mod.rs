@@ -106,7 +106,7 @@ pub struct State {
 
 /// How many bytes at the end of `bytes` are the first of a UTF-8 character whose others are
 /// not there.
-pub fn cut_char(bytes: &[u8]) -> usize {
+fn cut_char(bytes: &[u8]) -> usize {
     let tail = &bytes[bytes.len().saturating_sub(4)..];
     for (i, b) in tail.iter().enumerate().rev() {
         let needs = match b {
@@ -275,6 +275,13 @@ impl Terminal {
     /// The answers to the program's queries since the last call, for the program's input.
     pub fn take_replies(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.state.replies)
+    }
+
+    /// Whether the parser is between sequences, with no character cut in two: printable ASCII
+    /// written now is text, not a sequence's parameters. Errs towards `false` (a sequence
+    /// `vte` drops without dispatching leaves it so until the next one ends).
+    pub fn between_sequences(&self) -> bool {
+        self.ground && self.cut.is_empty()
     }
 
     /// Whether `n` printable ASCII characters written now land on narrow cells of the cursor's

@@ -760,3 +760,59 @@ fn the_queries_a_program_waits_on_are_answered_as_a_terminal_would() {
     assert!(!term.take_replies().is_empty());
     assert!(term.take_replies().is_empty());
 }
+
+/// Whether the parser is between sequences after `parts`, fed one after the other.
+fn between_after(parts: &[&[u8]]) -> bool {
+    let mut term = Terminal::new(3, 20);
+    for part in parts {
+        term.feed(part, &mut ());
+    }
+    term.between_sequences()
+}
+
+#[test]
+fn the_parser_is_between_sequences_after_text_and_complete_sequences() {
+    let ground: [&[u8]; 12] = [
+        b"",
+        b"plain text\r\n",
+        "wide 日本語\r\n".as_bytes(),
+        b"\x1b[1;31mred\x1b[0m",
+        b"\x1b[?2004h$ ",
+        b"\x1b(B",
+        b"\x1b7saved\x1b8",
+        b"\x1b]0;title\x1b\\after",
+        b"\x07\x08\t",
+        "🦀".as_bytes(),
+        b"not \xff utf-8 \x80 inside",
+        // A string ended by BEL (the old guess from the bytes alone could not tell).
+        b"\x1b]0;title\x07",
+    ];
+    for bytes in ground {
+        assert!(between_after(&[bytes]), "{bytes:?}");
+    }
+}
+
+#[test]
+fn a_sequence_or_a_character_cut_short_or_a_string_is_not_between_sequences() {
+    let inside: [&[u8]; 9] = [
+        b"\x1b",
+        b"text\x1b[",
+        b"\x1b[1;3",
+        b"\x1b[?",
+        b"\x1b(",
+        b"\x1bPq#0\x1b",
+        b"\xe6\x97",
+        b"\x1b[0m\xe6",
+        b"\xf0\x9f\xa6",
+    ];
+    for bytes in inside {
+        assert!(!between_after(&[bytes]), "{bytes:?}");
+    }
+    // Plain bytes after a sequence cut short are its parameters.
+    assert!(!between_after(&[b"\x1b[", b"31"]));
+    // A sequence that completes in the next bytes leaves it between sequences again.
+    assert!(between_after(&[b"\x1b[", b"31m"]));
+    assert!(between_after(&[b"\x1b[1;3", b"1mx"]));
+    // The rest of a character cut in two.
+    assert!(between_after(&[b"\xe6\x97", b"\xa5"]));
+}
