@@ -151,6 +151,18 @@ mod tests {
         (File::from(pty.master), pty.slave)
     }
 
+    /// Reads `lent`'s keys; every read (and `None` for the end) comes on the receiver.
+    fn reading(lent: &LentTerminal) -> (Keys, mpsc::Receiver<Option<Vec<u8>>>) {
+        let (tx, rx) = mpsc::channel();
+        let keys = lent
+            .keys(move |read| {
+                let _ = tx.send(read.map(<[u8]>::to_vec));
+                true
+            })
+            .unwrap();
+        (keys, rx)
+    }
+
     #[test]
     fn only_a_terminal_is_taken() {
         let (r, _w) = nix::unistd::pipe().unwrap();
@@ -173,13 +185,7 @@ mod tests {
         let n = master.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"drawn");
 
-        let (tx, rx) = mpsc::channel();
-        let keys = lent
-            .keys(move |read| {
-                let _ = tx.send(read.map(<[u8]>::to_vec));
-                true
-            })
-            .unwrap();
+        let (keys, rx) = reading(&lent);
         master.write_all(b"k").unwrap();
         let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(got.as_deref(), Some(&b"k"[..]));
@@ -197,13 +203,7 @@ mod tests {
     fn a_terminal_that_closes_is_told() {
         let (master, slave) = terminal();
         let lent = LentTerminal::take(slave).unwrap();
-        let (tx, rx) = mpsc::channel();
-        let keys = lent
-            .keys(move |read| {
-                let _ = tx.send(read.map(<[u8]>::to_vec));
-                true
-            })
-            .unwrap();
+        let (keys, rx) = reading(&lent);
         drop(master);
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
         keys.stop();
