@@ -55,6 +55,14 @@ pub fn require_root(to: &str) {
     );
 }
 
+/// A runtime for a test that talks to the daemon through `berth_client`.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Starts the daemon and checks it reports itself running.
 pub fn start(h: &TestHome) -> serde_json::Value {
     let out = h.run(&["--json", "daemon", "start"]);

@@ -6,14 +6,7 @@ use berth_client::{Client, ClientError, Endpoint, StreamItem};
 use berth_proto::ErrorCode;
 use hyper::{Method, StatusCode};
 
-use crate::{home, start};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::{home, rt, start};
 
 #[test]
 fn malformed_json_is_400_and_an_oversized_body_413_each_with_a_code() {

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::terminal::{agent, pid_of, project, screen, shell, shows, typed, wait_for};
-use crate::{home, start};
+use crate::{home, rt, start};
 
 /// `berth attach ARGS` in window `win`; afterwards the window waits for Return, then prints
 /// the terminal's modes that raw mode changes, so a test can see they were put back.
@@ -413,10 +413,7 @@ fn what_a_client_may_not_send_closes_its_connection_and_leaves_the_agent_alone()
         rows: None,
         cols: None,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rt();
     rt.block_on(async {
         // The first message says what the client attached to.
         let mut ws = client.attach(&query).await.unwrap();
@@ -525,10 +522,7 @@ fn a_handed_over_stream_is_checked_by_the_keeper_itself_and_refusals_come_first(
         rows: Some(30),
         cols: Some(100),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rt();
 
     // Refused before the upgrade, as JSON errors, like the WebSocket.
     let nobody = AttachQuery {

@@ -1204,11 +1204,7 @@ fn a_conflict_while_paused_keeps_the_agents_version() {
     let client = berth_client::Client::unix(f.h.socket());
     let ask = |refname: &str| {
         let body = serde_json::json!({ "repo": user, "refname": refname });
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(client.post_json::<_, Value>("/v1/pair/conflict", &body))
+        crate::rt().block_on(client.post_json::<_, Value>("/v1/pair/conflict", &body))
     };
     let d = ask(&refname).unwrap();
     assert_eq!(d["path"], "a.txt");

@@ -10,7 +10,7 @@ use berth_proto::TerminalScreen;
 use berth_supervisor::keeper::control::{self, Refusal, Request, TerminalAnswer};
 use berth_testkit::{Outcome, TestHome, alive, repo, wait_until};
 
-use crate::{home, start};
+use crate::{home, rt, start};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -358,10 +358,7 @@ fn terminal_requests_that_cannot_be_carried_out_say_why_and_what_to_do() {
         text: big,
         enter: false,
     };
-    let e = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    let e = rt()
         .block_on(client.post_json::<_, berth_proto::AgentTyped>("/v1/agents/input", &req))
         .unwrap_err();
     match e {
