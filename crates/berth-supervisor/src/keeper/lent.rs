@@ -87,13 +87,11 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Stops reading; returns once the thread reads no more.
+    /// Stops reading; returns once the thread reads no more. Not from the thread itself (it
+    /// stops by returning `false` from its `take`).
     pub fn stop(self) {
         drop(self.stop);
-        // From the thread itself (it ended the attach) there is nothing to wait for.
-        if self.thread.thread().id() != std::thread::current().id() {
-            let _ = self.thread.join();
-        }
+        let _ = self.thread.join();
     }
 }
 
