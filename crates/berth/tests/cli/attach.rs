@@ -11,7 +11,7 @@ use berth_testkit::{TestHome, Tmux, alive};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::terminal::{agent, pid_of, project, screen, shell, shows, typed, wait_for};
+use super::terminal::{agent, keeper_pid, pid_of, project, screen, shell, shows, typed, wait_for};
 use crate::{home, rt, start};
 
 /// `berth attach ARGS` in window `win`; afterwards the window waits for Return, then prints
@@ -64,9 +64,21 @@ fn attach_types_into_a_shell_draws_what_it_prints_and_detaches_leaving_it_runnin
     // Typed from elsewhere: drawn live.
     typed(&h, p.path(), "sh", "echo from-outside");
     t.wait_for("a", "\nfrom-outside\n");
+    // berth lent the keeper its terminal: the keeper has the window's terminal open.
+    let pane = t.run(&["display-message", "-p", "-t", "a", "#{pane_tty}"]);
+    let keeper = keeper_pid(&h, "sh");
+    let holds = || {
+        std::fs::read_dir(format!("/proc/{keeper}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .any(|target| target == Path::new(pane.trim()))
+    };
+    assert!(holds(), "the keeper does not hold {pane}");
 
     t.keys("a", &["C-\\"]);
     let shown = t.wait_for("a", "EXIT=0");
+    // Let go of at the detach key.
+    assert!(!holds(), "the keeper still holds {pane}");
     assert!(
         shown.contains("detached from sh (ctrl-\\); it keeps running"),
         "{shown}"

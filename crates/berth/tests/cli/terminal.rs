@@ -82,6 +82,14 @@ fn keeper_dir(h: &TestHome, name: &str) -> PathBuf {
     project.join(name)
 }
 
+/// The pid of agent `name`'s keeper.
+pub fn keeper_pid(h: &TestHome, name: &str) -> i32 {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keeper_dir(h, name).join("state.json")).unwrap())
+            .unwrap();
+    state["keeper"]["pid"].as_i64().unwrap() as i32
+}
+
 fn ask_keeper(h: &TestHome, name: &str, req: &Request) -> TerminalAnswer {
     let socket = keeper_dir(h, name).join("keeper.sock");
     control::ask(&socket, req, Duration::from_secs(10)).unwrap()
