@@ -303,9 +303,11 @@ fn events_command_lists_and_follows_across_a_restart() {
     start(&h);
     // Events now: 1 ready, 2 stopping, 3 ready, 4 stopping, 5 ready. The follower asked for
     // everything after 1 and must see 2..=5 once each, across two daemon restarts.
+    // Only whole lines count: the follower may be halfway through writing one.
     let seqs = || -> Vec<u64> {
-        std::fs::read_to_string(&out_path)
-            .unwrap()
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        whole
             .lines()
             .map(|l| {
                 serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
