@@ -35,10 +35,10 @@ impl Store {
         let conn = self.conn();
         // A single INSERT in autocommit mode is its own transaction: when `execute` returns, the
         // row is committed (and durable per `synchronous=NORMAL`).
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO events (time_ms, kind, subject, data) VALUES (?1, ?2, ?3, ?4)",
-            params![time_ms, kind, subject, text],
         )
+        .and_then(|mut insert| insert.execute(params![time_ms, kind, subject, text]))
         .map_err(|e| self.sql(e))?;
         let seq = u64::try_from(conn.last_insert_rowid()).unwrap_or(0);
         let event = Event {

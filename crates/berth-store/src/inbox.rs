@@ -66,31 +66,42 @@ pub(crate) fn send_in(
 ) -> rusqlite::Result<(ItemRecord, bool)> {
     if let Some(key) = new.key {
         let existing = tx
-            .query_row(
-                &format!("{SELECT} WHERE project_id = ?1 AND agent = ?2 AND key = ?3"),
-                params![new.project_id, new.agent, key],
-                item,
-            )
+            .prepare_cached(&format!(
+                "{SELECT} WHERE project_id = ?1 AND agent = ?2 AND key = ?3"
+            ))?
+            .query_row(params![new.project_id, new.agent, key], item)
             .optional()?;
         if let Some(existing) = existing {
             return Ok((existing, false));
         }
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO inbox (project_id, agent, text, source, priority, key, state, created_ms, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-        params![
-            new.project_id,
-            new.agent,
-            new.text,
-            new.source,
-            new.priority,
-            new.key,
-            new.now_ms
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    let rec = tx.query_row(&format!("{SELECT} WHERE id = ?1"), params![id], item)?;
+    )?
+    .execute(params![
+        new.project_id,
+        new.agent,
+        new.text,
+        new.source,
+        new.priority,
+        new.key,
+        new.now_ms
+    ])?;
+    // The row is what was just inserted: no need to read it back.
+    let rec = ItemRecord {
+        id: tx.last_insert_rowid(),
+        project_id: new.project_id,
+        agent: new.agent.to_string(),
+        text: new.text.to_string(),
+        source: new.source.to_string(),
+        priority: new.priority,
+        key: new.key.map(str::to_string),
+        state: "queued".to_string(),
+        attempts: 0,
+        created_ms: new.now_ms,
+        updated_ms: new.now_ms,
+    };
     Ok((rec, true))
 }
 

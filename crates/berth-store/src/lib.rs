@@ -121,6 +121,8 @@ pub struct Store {
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept for reuse by the one connection.
+const STATEMENTS_KEPT: usize = 128;
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -138,6 +140,8 @@ impl Store {
         let sql = |source| StoreError::sqlite(path, source);
         let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // Every statement the daemon runs often stays prepared (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
         let version = migrations::version(&conn).map_err(sql)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {

@@ -189,3 +189,26 @@ fn the_next_item_is_the_one_the_core_order_puts_first() {
         }
     }
 }
+
+#[test]
+fn a_send_returns_the_item_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let p = store.project_id("/r", 0).unwrap();
+    for key in [None, Some("k")] {
+        let (sent, new) = store
+            .inbox_send(&NewItem {
+                project_id: p,
+                agent: "a",
+                text: "hello",
+                source: "timer",
+                priority: 1,
+                key,
+                now_ms: 42,
+            })
+            .unwrap();
+        assert!(new);
+        let stored = store.inbox_item(sent.id).unwrap();
+        assert_eq!(Some(sent), stored);
+    }
+}
