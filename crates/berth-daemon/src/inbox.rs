@@ -30,7 +30,7 @@ use berth_core::inbox::{
     Seen, TurnStatus, Undeliverable,
 };
 use berth_store::{
-    AgentRecord, ItemRecord, NewItem, NewTurn, Store, StoreError, TurnEnd, TurnRecord,
+    AgentRecord, ItemRecord, NewItem, NewTurn, Store, StoreError, Tell, TurnEnd, TurnRecord,
 };
 use berth_supervisor::keeper::control::{self, Request};
 use berth_supervisor::keeper::read_state;
@@ -134,30 +134,27 @@ impl Inbox {
     ) -> Result<(ItemRecord, bool), SendError> {
         let mode = inbox::mode(&rec.name, rec.turn.is_some(), rec.tty)?;
         inbox::check_message(text, key, mode)?;
-        let (item, new) = self.inner.store.inbox_send(&NewItem {
-            project_id: rec.project_id,
-            agent: &rec.name,
-            text,
-            source,
-            priority: priority.rank(),
-            key,
-            now_ms: now_ms(),
-        })?;
+        let (item, new) = self.inner.store.inbox_send(
+            &NewItem {
+                project_id: rec.project_id,
+                agent: &rec.name,
+                text,
+                source,
+                priority: priority.rank(),
+                key,
+                now_ms: now_ms(),
+            },
+            queued_event,
+        )?;
         if new {
             self.queued(&item);
         }
         Ok((item, new))
     }
 
-    /// A new item was stored (by a send, a timer or a webhook): says so, and wakes its agent's
-    /// worker.
+    /// A new item was stored (by a send, a timer or a webhook), with the event [`queued_event`] made
+    /// of it: wakes its agent's worker.
     pub(crate) fn queued(&self, item: &ItemRecord) {
-        let priority = Priority::from_rank(item.priority);
-        self.inner.events.record_about(
-            "inbox.queued",
-            &item.agent,
-            serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
-        );
         self.wake(item.project_id, &item.agent);
     }
 
@@ -844,4 +841,14 @@ fn output_slice(log: &Path) -> String {
         total -= shown.remove(0).len() + 1;
     }
     shown.join("\n")
+}
+
+/// The event that tells of a new item, stored with it.
+pub(crate) fn queued_event(item: &ItemRecord) -> Tell {
+    let priority = Priority::from_rank(item.priority);
+    Tell {
+        kind: "inbox.queued",
+        subject: item.agent.clone(),
+        data: serde_json::json!({ "item": item.id, "priority": priority.as_str(), "source": item.source }),
+    }
 }

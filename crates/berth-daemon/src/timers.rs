@@ -19,7 +19,7 @@ use berth_store::{AgentRecord, NewItem, Store, StoreError, TimerRecord};
 use tokio::sync::Notify;
 
 use crate::clock::now_ms;
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, queued_event};
 use crate::recorder::Recorder;
 
 /// The longest the task sleeps before it looks at the clock again.
@@ -217,6 +217,7 @@ impl Timers {
                     key: Some(&key),
                     now_ms: now,
                 },
+                queued_event,
             )?;
             if let Some((item, new)) = fired {
                 self.inner.events.record_about(

@@ -1,5 +1,6 @@
 //! The durable event log.
 
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,37 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// An event to append in the same transaction as the change it tells of, so the two are
+/// committed together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tell {
+    pub kind: &'static str,
+    pub subject: String,
+    pub data: serde_json::Value,
+}
+
+/// Inserts an event in `conn`'s transaction (or as its own, in autocommit mode): the event with
+/// its sequence number, to be published once committed ([`Store::publish`]).
+pub(crate) fn insert(
+    conn: &rusqlite::Connection,
+    kind: &str,
+    subject: Option<&str>,
+    data: serde_json::Value,
+) -> rusqlite::Result<Event> {
+    let time_ms = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO events (time_ms, kind, subject, data) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![time_ms, kind, subject, data.to_string()])?;
+    Ok(Event {
+        seq: u64::try_from(conn.last_insert_rowid()).unwrap_or(0),
+        time_ms,
+        kind: kind.to_string(),
+        subject: subject.map(str::to_string),
+        data,
+    })
+}
+
 impl Store {
     /// Appends an event; returns it with its sequence number. Broadcast after commit.
     pub fn append(
@@ -30,26 +62,21 @@ impl Store {
         subject: Option<&str>,
         data: serde_json::Value,
     ) -> Result<Event, StoreError> {
-        let time_ms = now_ms();
-        let text = data.to_string();
         let conn = self.conn();
-        // A single INSERT in autocommit mode is its own transaction: when `execute` returns, the
-        // row is committed (and durable per `synchronous=NORMAL`).
-        conn.prepare_cached(
-            "INSERT INTO events (time_ms, kind, subject, data) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut insert| insert.execute(params![time_ms, kind, subject, text]))
-        .map_err(|e| self.sql(e))?;
-        let seq = u64::try_from(conn.last_insert_rowid()).unwrap_or(0);
-        let event = Event {
-            seq,
-            time_ms,
-            kind: kind.to_string(),
-            subject: subject.map(str::to_string),
-            data,
-        };
-        // Broadcast after the commit but before releasing the writer, so receivers see events in
-        // sequence order even when several threads append at once. No receivers is fine.
+        // A single INSERT in autocommit mode is its own transaction: when it returns, the row is
+        // committed (and durable per `synchronous=NORMAL`).
+        let event = insert(&conn, kind, subject, data).map_err(|e| self.sql(e))?;
+        Ok(self.publish(conn, event))
+    }
+
+    /// Sends a committed event live and counts it for retention. The writer is still held, so
+    /// receivers see events in sequence order even when several threads append at once.
+    pub(crate) fn publish(
+        &self,
+        conn: MutexGuard<'_, rusqlite::Connection>,
+        event: Event,
+    ) -> Event {
+        // No receivers is fine.
         let _ = self.inner.live.send(event.clone());
         drop(conn);
         if self.inner.appends.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
@@ -59,7 +86,7 @@ impl Store {
                 tracing::warn!(error = %e, "event retention failed; will retry");
             }
         }
-        Ok(event)
+        event
     }
 
     /// Events with `seq > since`, oldest first, at most `limit`.

@@ -4,6 +4,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use berth_proto::Event;
+
+use crate::events::{self, Tell};
 use crate::{Store, StoreError};
 
 /// One message in an agent's inbox.
@@ -58,12 +61,13 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     })
 }
 
-/// [`Store::inbox_send`] within a transaction of the caller's (a timer's fire, a webhook's
-/// delivery), so the item and what made it are committed together.
+/// [`Store::inbox_send`] within a transaction of the caller's (a timer's fire), so the item,
+/// the event that tells of it and what made it are committed together.
 pub(crate) fn send_in(
     tx: &rusqlite::Transaction<'_>,
     new: &NewItem<'_>,
-) -> rusqlite::Result<(ItemRecord, bool)> {
+    tell: impl FnOnce(&ItemRecord) -> Tell,
+) -> rusqlite::Result<Sent> {
     if let Some(key) = new.key {
         let existing = tx
             .prepare_cached(&format!(
@@ -72,7 +76,11 @@ pub(crate) fn send_in(
             .query_row(params![new.project_id, new.agent, key], item)
             .optional()?;
         if let Some(existing) = existing {
-            return Ok((existing, false));
+            return Ok(Sent {
+                item: existing,
+                fresh: false,
+                told: None,
+            });
         }
     }
     tx.prepare_cached(
@@ -102,18 +110,41 @@ pub(crate) fn send_in(
         created_ms: new.now_ms,
         updated_ms: new.now_ms,
     };
-    Ok((rec, true))
+    let tell = tell(&rec);
+    let told = events::insert(tx, tell.kind, Some(&tell.subject), tell.data)?;
+    Ok(Sent {
+        item: rec,
+        fresh: true,
+        told: Some(told),
+    })
+}
+
+/// What [`send_in`] did.
+pub(crate) struct Sent {
+    pub item: ItemRecord,
+    /// Whether the item is new (else its key's item was there already).
+    pub fresh: bool,
+    /// The event told of a new item, to be published once committed.
+    pub told: Option<Event>,
 }
 
 impl Store {
-    /// Queues a message; with a key already used for this agent, queues nothing and returns the
+    /// Queues a message, and the event `tell` makes of a new item in the same transaction; with
+    /// a key already used for this agent, queues nothing (and tells nothing) and returns the
     /// item that key made. The flag says whether the item is new.
-    pub fn inbox_send(&self, new: &NewItem<'_>) -> Result<(ItemRecord, bool), StoreError> {
+    pub fn inbox_send(
+        &self,
+        new: &NewItem<'_>,
+        tell: impl FnOnce(&ItemRecord) -> Tell,
+    ) -> Result<(ItemRecord, bool), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
-        let sent = send_in(&tx, new).map_err(|e| self.sql(e))?;
+        let sent = send_in(&tx, new, tell).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        Ok(sent)
+        if let Some(event) = sent.told {
+            self.publish(conn, event);
+        }
+        Ok((sent.item, sent.fresh))
     }
 
     pub fn inbox_item(&self, id: i64) -> Result<Option<ItemRecord>, StoreError> {

@@ -27,9 +27,10 @@
 //!   before they are written, so a stop (or `berth doctor --fix`) takes out berth's own and
 //!   never an identical one of the user's.
 //! - **Inboxes and turns.** Each agent's queue of messages, and every attempt to deliver one
-//!   (a turn). A turn's start moves its item to `delivering` in the same transaction, and its end
-//!   settles the item's state in the same transaction too; moves are compare-and-swaps on the
-//!   state expected, and an idempotency key is unique per agent.
+//!   (a turn). A new item is stored with the event that tells of it ([`Tell`]) in one
+//!   transaction. A turn's start moves its item to `delivering` in the same transaction, and its
+//!   end settles the item's state in the same transaction too; moves are compare-and-swaps on
+//!   the state expected, and an idempotency key is unique per agent.
 //! - **Timers and webhooks.** What feeds an inbox besides `berth send`. A timer's fire moves
 //!   the timer on and queues its item (keyed by the fire) in one transaction; a webhook holds
 //!   the secret its bodies are signed with.
@@ -68,6 +69,7 @@ pub use agents::AgentRecord;
 pub use ancestors::AncestorRow;
 pub use console::ConsoleSession;
 pub use error::StoreError;
+pub use events::Tell;
 pub use excludes::ExcludeLine;
 pub use hooks::HookRecord;
 pub use inbox::{ItemRecord, NewItem};

@@ -4,6 +4,7 @@
 
 use rusqlite::params;
 
+use crate::events::Tell;
 use crate::inbox::send_in;
 use crate::{ItemRecord, NewItem, Store, StoreError};
 
@@ -131,14 +132,16 @@ impl Store {
     }
 
     /// Fires a timer whose next fire is `scheduled_ms`: in one transaction, moves it on to
-    /// `next_ms` and queues `item` (whose key names this fire). `None` if the timer is gone or
-    /// already moved on (nothing queued); else the item and whether it is new.
+    /// `next_ms` and queues `item` (whose key names this fire) with the event `tell` makes of
+    /// it. `None` if the timer is gone or already moved on (nothing queued); else the item and
+    /// whether it is new.
     pub fn timer_fire(
         &self,
         id: i64,
         scheduled_ms: i64,
         next_ms: Option<i64>,
         item: &NewItem<'_>,
+        tell: impl FnOnce(&ItemRecord) -> Tell,
     ) -> Result<Option<(ItemRecord, bool)>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
@@ -152,8 +155,11 @@ impl Store {
         if moved == 0 {
             return Ok(None);
         }
-        let sent = send_in(&tx, item).map_err(|e| self.sql(e))?;
+        let sent = send_in(&tx, item, tell).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        Ok(Some(sent))
+        if let Some(event) = sent.told {
+            self.publish(conn, event);
+        }
+        Ok(Some((sent.item, sent.fresh)))
     }
 }

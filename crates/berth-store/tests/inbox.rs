@@ -2,23 +2,35 @@
 //! turn's start and end settling its item in the same transaction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_store::{NewItem, NewTurn, Store, StoreOptions, TurnEnd};
+use berth_store::{ItemRecord, NewItem, NewTurn, Store, StoreOptions, Tell, TurnEnd};
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("berth.db"), StoreOptions::default()).unwrap()
 }
 
+/// The event a new item is told with.
+fn told(item: &ItemRecord) -> Tell {
+    Tell {
+        kind: "inbox.queued",
+        subject: item.agent.clone(),
+        data: serde_json::json!({ "item": item.id }),
+    }
+}
+
 fn send(store: &Store, p: i64, text: &str, priority: i64, key: Option<&str>) -> (i64, bool) {
     let (rec, new) = store
-        .inbox_send(&NewItem {
-            project_id: p,
-            agent: "a",
-            text,
-            source: "message",
-            priority,
-            key,
-            now_ms: 1,
-        })
+        .inbox_send(
+            &NewItem {
+                project_id: p,
+                agent: "a",
+                text,
+                source: "message",
+                priority,
+                key,
+                now_ms: 1,
+            },
+            told,
+        )
         .unwrap();
     (rec.id, new)
 }
@@ -191,24 +203,41 @@ fn the_next_item_is_the_one_the_core_order_puts_first() {
 }
 
 #[test]
-fn a_send_returns_the_item_as_stored() {
+fn a_send_returns_the_item_as_stored_and_tells_of_it_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
+    let mut live = store.subscribe();
     let p = store.project_id("/r", 0).unwrap();
     for key in [None, Some("k")] {
         let (sent, new) = store
-            .inbox_send(&NewItem {
-                project_id: p,
-                agent: "a",
-                text: "hello",
-                source: "timer",
-                priority: 1,
-                key,
-                now_ms: 42,
-            })
+            .inbox_send(
+                &NewItem {
+                    project_id: p,
+                    agent: "a",
+                    text: "hello",
+                    source: "timer",
+                    priority: 1,
+                    key,
+                    now_ms: 42,
+                },
+                told,
+            )
             .unwrap();
         assert!(new);
         let stored = store.inbox_item(sent.id).unwrap();
-        assert_eq!(Some(sent), stored);
+        assert_eq!(Some(sent.clone()), stored);
+        // Its event is in the log and was sent live.
+        let event = live.try_recv().unwrap();
+        assert_eq!(
+            (event.kind.as_str(), event.subject.as_deref()),
+            ("inbox.queued", Some("a"))
+        );
+        assert_eq!(event.data["item"], sent.id);
+        assert_eq!(store.events_since(event.seq - 1, 10).unwrap(), [event]);
     }
+    // A repeated key queues nothing and tells nothing.
+    let last = store.last_seq().unwrap();
+    assert!(!send(&store, p, "again", 0, Some("k")).1);
+    assert_eq!(store.last_seq().unwrap(), last);
+    assert!(live.try_recv().is_err());
 }

@@ -2,7 +2,7 @@
 //! transaction, once; hooks are unique per agent and name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_store::{HookRecord, NewItem, Store, StoreOptions, TimerRecord};
+use berth_store::{HookRecord, ItemRecord, NewItem, Store, StoreOptions, Tell, TimerRecord};
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("berth.db"), StoreOptions::default()).unwrap()
@@ -24,6 +24,26 @@ fn new_timer(p: i64, next_ms: Option<i64>) -> TimerRecord {
         last_fired_ms: None,
         created_ms: 0,
     }
+}
+
+/// The event a new item is told with.
+fn told(item: &ItemRecord) -> Tell {
+    Tell {
+        kind: "inbox.queued",
+        subject: item.agent.clone(),
+        data: serde_json::json!({ "item": item.id }),
+    }
+}
+
+/// The items the event log told of, oldest first.
+fn told_items(store: &Store) -> Vec<i64> {
+    store
+        .events_since(0, 100)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "inbox.queued")
+        .map(|e| e.data["item"].as_i64().unwrap())
+        .collect()
 }
 
 fn item<'a>(p: i64, key: &'a str, now_ms: i64) -> NewItem<'a> {
@@ -54,11 +74,17 @@ fn a_fire_queues_once_and_moves_the_timer_on() {
             10_000,
             Some(20_000),
             &item(p, "timer:1:10000", 10_005),
+            told,
         )
         .unwrap()
         .unwrap();
     assert!(new);
     assert_eq!(rec.source, "timer");
+    assert_eq!(
+        told_items(&store),
+        [rec.id],
+        "the item is told of with its fire"
+    );
     let after = store.timer(t.id).unwrap().unwrap();
     assert_eq!(
         (after.next_ms, after.fired, after.last_fired_ms),
@@ -71,20 +97,28 @@ fn a_fire_queues_once_and_moves_the_timer_on() {
                 t.id,
                 10_000,
                 Some(20_000),
-                &item(p, "timer:1:10000", 10_006)
+                &item(p, "timer:1:10000", 10_006),
+                told,
             )
             .unwrap()
             .is_none()
     );
     assert_eq!(store.inbox_items(p, "a", 10).unwrap().len(), 1);
     // A fire whose item was queued already (its key seen) still moves the timer on.
-    store.inbox_send(&item(p, "timer:1:20000", 20_001)).unwrap();
+    let (seen, _) = store
+        .inbox_send(&item(p, "timer:1:20000", 20_001), told)
+        .unwrap();
     let (_, new) = store
-        .timer_fire(t.id, 20_000, None, &item(p, "timer:1:20000", 20_002))
+        .timer_fire(t.id, 20_000, None, &item(p, "timer:1:20000", 20_002), told)
         .unwrap()
         .unwrap();
     assert!(!new);
     assert_eq!(store.inbox_items(p, "a", 10).unwrap().len(), 2);
+    assert_eq!(
+        told_items(&store),
+        [rec.id, seen.id],
+        "an item already there is not told of again"
+    );
     assert_eq!(
         store.timers_earliest().unwrap(),
         None,

@@ -222,6 +222,21 @@ fn now_goes_before_normal_and_a_key_makes_a_repeat_a_no_op() {
         listed.iter().find(|i| i.id == urgent).unwrap().priority,
         "now"
     );
+    // Each item was told of once, with its priority; the repeat told nothing.
+    let events = h.run(&["--json", "events"]);
+    events.expect_code(0);
+    let told: Vec<(i64, String)> = events
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "inbox.queued")
+        .map(|e| {
+            let item = e["data"]["item"].as_i64().unwrap();
+            (item, e["data"]["priority"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expected: Vec<(i64, String)> = listed.iter().map(|i| (i.id, i.priority.clone())).collect();
+    assert_eq!(told, expected);
     gate.open();
     settled(&h, p.path(), "bot", 4);
     assert_eq!(received(&h, p.path(), "bot"), "a\nd\nb\nc\n");
