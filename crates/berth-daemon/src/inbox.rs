@@ -152,8 +152,8 @@ impl Inbox {
         Ok((item, new))
     }
 
-    /// A new item was stored (by a send, a timer or a webhook), with the event [`queued_event`] made
-    /// of it: wakes its agent's worker.
+    /// A new item was stored (by a send, a timer or a webhook) with the event
+    /// [`queued_event`] made of it: wakes its agent's worker.
     pub(crate) fn queued(&self, item: &ItemRecord) {
         self.wake(item.project_id, &item.agent);
     }

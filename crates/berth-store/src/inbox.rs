@@ -2,7 +2,9 @@
 //! what may follow what are `berth_core::inbox`'s; every change here is a compare-and-swap on
 //! the state it expects, so a cancel and the start of a delivery never both win.
 
-use rusqlite::{OptionalExtension, params};
+use std::sync::MutexGuard;
+
+use rusqlite::{Connection, OptionalExtension, params};
 
 use berth_proto::Event;
 
@@ -78,7 +80,6 @@ pub(crate) fn send_in(
         if let Some(existing) = existing {
             return Ok(Sent {
                 item: existing,
-                fresh: false,
                 told: None,
             });
         }
@@ -114,7 +115,6 @@ pub(crate) fn send_in(
     let told = events::insert(tx, tell.kind, Some(&tell.subject), tell.data)?;
     Ok(Sent {
         item: rec,
-        fresh: true,
         told: Some(told),
     })
 }
@@ -122,10 +122,24 @@ pub(crate) fn send_in(
 /// What [`send_in`] did.
 pub(crate) struct Sent {
     pub item: ItemRecord,
-    /// Whether the item is new (else its key's item was there already).
-    pub fresh: bool,
-    /// The event told of a new item, to be published once committed.
+    /// The event that tells of a new item, to be published once committed; `None` when the
+    /// key's item was there already.
     pub told: Option<Event>,
+}
+
+impl Sent {
+    /// The item and whether it is new; publishes the event that tells of a new one.
+    pub(crate) fn publish(
+        self,
+        store: &Store,
+        conn: MutexGuard<'_, Connection>,
+    ) -> (ItemRecord, bool) {
+        let fresh = self.told.is_some();
+        if let Some(event) = self.told {
+            store.publish(conn, event);
+        }
+        (self.item, fresh)
+    }
 }
 
 impl Store {
@@ -141,10 +155,7 @@ impl Store {
         let tx = conn.transaction().map_err(|e| self.sql(e))?;
         let sent = send_in(&tx, new, tell).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        if let Some(event) = sent.told {
-            self.publish(conn, event);
-        }
-        Ok((sent.item, sent.fresh))
+        Ok(sent.publish(self, conn))
     }
 
     pub fn inbox_item(&self, id: i64) -> Result<Option<ItemRecord>, StoreError> {

@@ -157,9 +157,6 @@ impl Store {
         }
         let sent = send_in(&tx, item, tell).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        if let Some(event) = sent.told {
-            self.publish(conn, event);
-        }
-        Ok(Some((sent.item, sent.fresh)))
+        Ok(Some(sent.publish(self, conn)))
     }
 }
