@@ -11,7 +11,9 @@ use berth_testkit::{TestHome, Tmux, alive};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::terminal::{agent, keeper_pid, pid_of, project, screen, shell, shows, typed, wait_for};
+use super::terminal::{
+    agent, keeper_pid, pid_of, project, screen, shell, shows, terminal_agent, typed, wait_for,
+};
 use crate::{home, rt, start};
 
 /// `berth attach ARGS` in window `win`; afterwards the window waits for Return, then prints
@@ -98,12 +100,7 @@ fn vim_is_redrawn_on_attach_follows_the_window_and_its_exit_ends_the_attach() {
     let file = p.path().join("notes.txt");
     std::fs::write(&file, "alpha\nbeta\ngamma\n").unwrap();
     let cmd = format!("exec vim -u NONE -N -n {}", file.display());
-    agent(
-        &h,
-        p.path(),
-        &["new", "vim", "--tty", "--start", "--cmd", &cmd],
-    )
-    .expect_code(0);
+    terminal_agent(&h, p.path(), "vim", &cmd);
     wait_for(&h, p.path(), "vim", "gamma");
 
     let t = Tmux::start();

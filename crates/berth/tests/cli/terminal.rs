@@ -24,6 +24,11 @@ pub fn agent(h: &TestHome, repo: &Path, args: &[&str]) -> Outcome {
     h.run_in(repo, &all)
 }
 
+/// Starts a terminal agent `name` running `cmd`.
+pub fn terminal_agent(h: &TestHome, repo: &Path, name: &str, cmd: &str) {
+    agent(h, repo, &["new", name, "--tty", "--start", "--cmd", cmd]).expect_code(0);
+}
+
 pub fn screen(h: &TestHome, repo: &Path, name: &str) -> TerminalScreen {
     let out = agent(h, repo, &["screen", name]);
     out.expect_code(0);
@@ -152,12 +157,7 @@ fn a_full_screen_redraw_is_on_the_screen_at_its_row_and_column() {
     start(&h);
     let p = project();
     let cmd = r#"printf '\033[2J\033[5;10Hhello\033[7;1H%s %s\033[3;4H' "$TERM" "$(stty size)"; exec sleep 300"#;
-    agent(
-        &h,
-        p.path(),
-        &["new", "tui", "--tty", "--start", "--cmd", cmd],
-    )
-    .expect_code(0);
+    terminal_agent(&h, p.path(), "tui", cmd);
     let s = wait_for(&h, p.path(), "tui", "hello");
     assert_eq!(s.rows[4], format!("{}hello", " ".repeat(9)), "{s:?}");
     assert_eq!(s.rows[6], "xterm-256color 24 80", "{s:?}");
@@ -176,12 +176,7 @@ fn a_program_asking_where_its_cursor_is_gets_an_answer() {
     start(&h);
     let p = project();
     let cmd = r#"stty raw -echo; printf '\033[5;9H\033[6n'; r=$(dd bs=1 count=6 2>/dev/null | od -An -c | tr -d ' \\'); printf '\033[1;1Hanswer:%s.' "$r"; exec sleep 300"#;
-    agent(
-        &h,
-        p.path(),
-        &["new", "asks", "--tty", "--start", "--cmd", cmd],
-    )
-    .expect_code(0);
+    terminal_agent(&h, p.path(), "asks", cmd);
     let s = wait_for(&h, p.path(), "asks", "answer:");
     assert_eq!(s.rows[0], "answer:033[5;9R.", "{s:?}");
     agent(&h, p.path(), &["stop", "asks"]).expect_code(0);
@@ -448,12 +443,7 @@ fn agent_logs_show_a_terminal_agents_lines_as_seen_and_raw_as_written() {
     start(&h);
     let p = project();
     let cmd = r#"printf '\033[31mred\033[0m and \033[1mbold\033[m\n50%%\r100%%\n'; exec sleep 300"#;
-    agent(
-        &h,
-        p.path(),
-        &["new", "colours", "--tty", "--start", "--cmd", cmd],
-    )
-    .expect_code(0);
+    terminal_agent(&h, p.path(), "colours", cmd);
     wait_for(&h, p.path(), "colours", "100%");
     let lines = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["logs", "colours"];
