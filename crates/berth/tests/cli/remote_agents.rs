@@ -967,9 +967,12 @@ fn a_turn_agent_over_ssh_runs_each_message_as_a_turn_in_its_workspace_there() {
         h.state() != "running"
     });
     run_with(&h, p.path(), &env, &["daemon", "start"]).expect_code(0);
+    // The daemon must first reach the agent again (ssh, the directory there, berth's copy
+    // checked, an endpoint started) to ask about the turn. Run alone, this whole test takes
+    // about 9 s; in one full run on two cores this wait alone took longer than 20 s.
     wait_until(
         "the turn there was adopted",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || kinds(&events_about(&h, "bot")).contains(&"turn.adopted".to_string()),
     );
     std::fs::write(dir.join("go"), "").unwrap();
